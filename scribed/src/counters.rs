@@ -1,0 +1,95 @@
+//! fb303 counters with Scribe's names: `<category>:<name>` mirrored as `scribe_overall:<name>`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const RECEIVED_GOOD: &str = "received good";
+pub const RECEIVED_BAD: &str = "received bad";
+pub const RECEIVED_BLANK: &str = "received blank category";
+pub const DENIED_QUEUE: &str = "denied for queue size";
+pub const WRITE_ERRORS: &str = "write errors";
+
+const OVERALL: &str = "scribe_overall";
+
+/// Counter values; cheap enough to update once per batch under a mutex.
+#[derive(Default)]
+pub struct Counters {
+    values: Mutex<BTreeMap<String, i64>>,
+}
+
+impl Counters {
+    /// Adds `n` to `<category>:<name>` and `scribe_overall:<name>`. With no category (names
+    /// that failed validation), only the overall counter moves: a hostile client must not be
+    /// able to grow the counter map with arbitrary names.
+    pub fn add(&self, category: Option<&str>, name: &str, n: i64) {
+        if n == 0 {
+            return;
+        }
+        let mut v = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = category {
+            *v.entry(format!("{c}:{name}")).or_default() += n;
+        }
+        *v.entry(format!("{OVERALL}:{name}")).or_default() += n;
+    }
+
+    pub fn get(&self, key: &str) -> i64 {
+        let v = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        v.get(key).copied().unwrap_or(0)
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, i64> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Logs a warning at most once per interval, saying how many were suppressed in between.
+/// Bad input from a client must not be able to flood the log.
+pub struct RateLimitedWarn {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimitedWarn {
+    pub fn new(interval: Duration) -> Self {
+        RateLimitedWarn {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match s.0 {
+            Some(last) if now.duration_since(last) < self.interval => s.1 += 1,
+            _ => {
+                let suppressed = std::mem::take(&mut s.1);
+                s.0 = Some(now);
+                drop(s);
+                if suppressed > 0 {
+                    tracing::warn!(suppressed, "{}", message());
+                } else {
+                    tracing::warn!("{}", message());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_counters_mirror_overall() {
+        let c = Counters::default();
+        c.add(Some("a"), RECEIVED_GOOD, 2);
+        c.add(Some("b"), RECEIVED_GOOD, 3);
+        c.add(None, RECEIVED_BAD, 1);
+        assert_eq!(c.get("a:received good"), 2);
+        assert_eq!(c.get("scribe_overall:received good"), 5);
+        assert_eq!(c.get("scribe_overall:received bad"), 1);
+        assert_eq!(c.snapshot().len(), 4);
+    }
+}

@@ -1,0 +1,161 @@
+//! Answers one decoded call: routes `Log` batches to the file store and serves fb303.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use scribe_archive::{Category, CategoryError};
+use scribe_protocol::message::{encode_exception, exception_kind};
+use scribe_protocol::scribe::{
+    encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply, encode_string_reply,
+    encode_void_reply, FbStatus,
+};
+use scribe_protocol::thrift::ttype;
+use scribe_protocol::{Call, LogEntry, Request, ResultCode};
+
+use crate::counters::{DENIED_QUEUE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, WRITE_ERRORS};
+use crate::store::{CategoryBatch, StoreError};
+use crate::Server;
+
+/// The reply to send, if any (oneway calls get none).
+pub async fn handle(server: &Server, call: Call) -> Option<Bytes> {
+    let h = &call.header;
+    let reply = match call.request {
+        Request::Log(entries) => encode_log_reply(h, log(server, entries).await),
+        Request::GetName => encode_string_reply(h, b"scribed"),
+        Request::GetVersion => encode_string_reply(h, env!("CARGO_PKG_VERSION").as_bytes()),
+        Request::GetStatus => encode_i32_reply(h, server.status() as i32),
+        Request::GetStatusDetails => encode_string_reply(h, b""),
+        Request::AliveSince => encode_i64_reply(h, server.alive_since),
+        Request::GetCounters => {
+            let snapshot = server.counters.snapshot();
+            encode_map_reply(
+                h,
+                ttype::I64,
+                snapshot.iter().map(|(k, v)| (k.as_bytes(), *v)),
+                |w, v| w.i64(v),
+            )
+        }
+        Request::GetCounter(key) => {
+            let value = std::str::from_utf8(&key).map_or(0, |k| server.counters.get(k));
+            encode_i64_reply(h, value)
+        }
+        // No runtime options yet: accepted and ignored, as fb303's base implementation does
+        // for unknown keys.
+        Request::SetOption(..) => encode_void_reply(h),
+        Request::GetOption(_) | Request::GetCpuProfile => encode_string_reply(h, b""),
+        Request::GetOptions => encode_map_reply(
+            h,
+            ttype::STRING,
+            std::iter::empty::<(&[u8], &[u8])>(),
+            |w, v| w.binary(v),
+        ),
+        Request::Shutdown => {
+            tracing::info!("fb303 shutdown requested");
+            server.shutdown.cancel();
+            return None;
+        }
+        Request::Reinitialize => {
+            tracing::info!("fb303 reinitialize requested: no configuration file to reload");
+            return None;
+        }
+        Request::Unknown => encode_exception(
+            h,
+            exception_kind::UNKNOWN_METHOD,
+            &format!("Invalid method name: '{}'", h.name),
+        ),
+    };
+    Some(reply)
+}
+
+async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
+    if server.shutdown.is_cancelled() {
+        return ResultCode::TryLater;
+    }
+    let groups = group_by_category(server, entries);
+    if groups.is_empty() {
+        return ResultCode::Ok;
+    }
+    let counts: Vec<(String, i64)> = groups
+        .iter()
+        .map(|g| (g.category.to_string(), g.messages.len() as i64))
+        .collect();
+    match server.store.write(groups).await {
+        Ok(_) => {
+            for (c, n) in &counts {
+                server.counters.add(Some(c), RECEIVED_GOOD, *n);
+            }
+            ResultCode::Ok
+        }
+        Err(e @ (StoreError::QueueFull { .. } | StoreError::GlobalQueueFull { .. })) => {
+            tracing::debug!("TRY_LATER: {e}");
+            for (c, n) in &counts {
+                server.counters.add(Some(c), DENIED_QUEUE, *n);
+            }
+            ResultCode::TryLater
+        }
+        Err(e) => {
+            tracing::warn!("TRY_LATER: {e}");
+            server.counters.add(None, WRITE_ERRORS, 1);
+            ResultCode::TryLater
+        }
+    }
+}
+
+/// Splits a batch by category, keeping each category's messages in arrival order. Entries with
+/// invalid category names are dropped, counted and logged (rate-limited); the rest are kept.
+fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBatch> {
+    let mut groups: Vec<CategoryBatch> = Vec::new();
+    // Raw name -> index into `groups`, or None when the name was invalid.
+    let mut index: HashMap<Bytes, Option<usize>> = HashMap::new();
+    let (mut bad, mut blank) = (0i64, 0i64);
+    for e in entries {
+        let slot = match index.get(&e.category) {
+            Some(slot) => *slot,
+            None => {
+                let slot = match Category::new(&e.category) {
+                    Ok(category) => {
+                        groups.push(CategoryBatch {
+                            category,
+                            messages: Vec::new(),
+                            bytes: 0,
+                        });
+                        Some(groups.len() - 1)
+                    }
+                    Err(err) => {
+                        if err != CategoryError::Empty {
+                            let shown = String::from_utf8_lossy(&e.category[..e.category.len().min(64)]).into_owned();
+                            server
+                                .bad_category_warn
+                                .warn(|| format!("dropping messages for invalid category {shown:?}: {err}"));
+                        }
+                        None
+                    }
+                };
+                index.insert(e.category.clone(), slot);
+                slot
+            }
+        };
+        match slot {
+            Some(i) => {
+                groups[i].bytes += e.message.len() as u64;
+                groups[i].messages.push(e.message);
+            }
+            None if e.category.is_empty() => blank += 1,
+            None => bad += 1,
+        }
+    }
+    server.counters.add(None, RECEIVED_BAD, bad);
+    server.counters.add(None, RECEIVED_BLANK, blank);
+    groups
+}
+
+impl Server {
+    pub fn status(&self) -> FbStatus {
+        if self.shutdown.is_cancelled() || self.stopping.load(Ordering::Acquire) {
+            FbStatus::Stopping
+        } else {
+            FbStatus::Alive
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Binds the listen addresses, accepts connections, and runs the graceful shutdown:
+//! stop accepting, let every connection finish the call it is handling, then close the
+//! writers (which write what is queued and fsync).
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::{connection, Config, Server};
+
+/// How long shutdown waits for connections to finish their current call.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the server until `shutdown` is cancelled, then drains and returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        listeners.push(l);
+    }
+    let bound: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<Result<_, _>>()?;
+    tracing::info!(
+        addrs = ?bound,
+        data_dir = %config.data_dir.display(),
+        max_size = config.max_size,
+        "scribed listening"
+    );
+    if let Some(path) = &config.ready_file {
+        write_atomically(path, format!("{}\n", bound.join("\n")).as_bytes())
+            .with_context(|| format!("writing ready file {}", path.display()))?;
+    }
+
+    let server = Arc::new(Server::new(&config, shutdown.clone()));
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let tracker = TaskTracker::new();
+    for listener in listeners {
+        tracker.spawn(accept_loop(
+            listener,
+            server.clone(),
+            slots.clone(),
+            tracker.clone(),
+        ));
+    }
+
+    shutdown.cancelled().await;
+    server.stopping.store(true, Ordering::Release);
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still busy after {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+    server.store.close().await;
+    tracing::info!("scribed stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    server: Arc<Server>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = server.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let server = server.clone();
+                    tracker.spawn(async move {
+                        connection::serve(server, stream, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    server
+                        .bad_frame_warn
+                        .warn(|| format!("refusing connection from {peer}: at max-connections"));
+                }
+            },
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning, and keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Writes `data` to `path` via a temporary file, fsync and rename, so readers see either no
+/// file or the whole of it.
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
