@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use scribe_archive::size::parse_size;
+use scribe_cli::parse_size;
 
 /// scribed: a Scribe-compatible log aggregator that writes size-rotated category files.
 #[derive(Debug, Clone, Parser)]

@@ -29,9 +29,9 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
             None => break,
             Some(Ok(payload)) => payload.freeze(),
             Some(Err(e)) => {
-                server.bad_frame_warn.warn(|| {
-                    format!("closing connection from {peer}: unreadable frame: {e}")
-                });
+                server
+                    .bad_frame_warn
+                    .warn(|| format!("closing connection from {peer}: unreadable frame: {e}"));
                 break;
             }
         };

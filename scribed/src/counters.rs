@@ -39,7 +39,10 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, i64> {
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -124,10 +124,12 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBat
                     }
                     Err(err) => {
                         if err != CategoryError::Empty {
-                            let shown = String::from_utf8_lossy(&e.category[..e.category.len().min(64)]).into_owned();
-                            server
-                                .bad_category_warn
-                                .warn(|| format!("dropping messages for invalid category {shown:?}: {err}"));
+                            let shown =
+                                String::from_utf8_lossy(&e.category[..e.category.len().min(64)])
+                                    .into_owned();
+                            server.bad_category_warn.warn(|| {
+                                format!("dropping messages for invalid category {shown:?}: {err}")
+                            });
                         }
                         None
                     }

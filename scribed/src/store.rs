@@ -329,7 +329,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.messages, 3);
-        assert_eq!(std::fs::read(d.path().join("a/a_00000")).unwrap(), b"1\n2\n");
+        assert_eq!(
+            std::fs::read(d.path().join("a/a_00000")).unwrap(),
+            b"1\n2\n"
+        );
         assert_eq!(std::fs::read(d.path().join("b/b_00000")).unwrap(), b"3\n");
         assert_eq!(store.queued_bytes(), 0);
         store.close().await;

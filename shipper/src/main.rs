@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use scribe_archive::size::parse_size;
 use scribe_archive::Category;
+use scribe_cli::parse_size;
 use scribe_protocol::client::ClientOptions;
 use scribe_protocol::frame::DEFAULT_MAX_FRAME;
 use shipper::stream::max_line_for_frame;
@@ -55,13 +55,7 @@ fn parse_category(s: &str) -> Result<Category, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    scribe_cli::init_logging("warn");
     let args = Args::parse();
     let max_frame = usize::try_from(args.max_frame).unwrap_or(DEFAULT_MAX_FRAME);
     let frame_line = max_line_for_frame(max_frame);

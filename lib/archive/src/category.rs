@@ -72,7 +72,14 @@ mod tests {
 
     #[test]
     fn accepts_scribe_style_names() {
-        for ok in ["apache.access", "a", "web-01_errors", "...", "a..b", &"x".repeat(200)] {
+        for ok in [
+            "apache.access",
+            "a",
+            "web-01_errors",
+            "...",
+            "a..b",
+            &"x".repeat(200),
+        ] {
             assert!(Category::new(ok.as_bytes()).is_ok(), "{ok}");
         }
     }
@@ -86,7 +93,15 @@ mod tests {
             Category::new("x".repeat(201).as_bytes()),
             Err(CategoryError::TooLong(201))
         );
-        for bad in [&b"../etc"[..], b"a/b", b"/abs", b"a\0b", b"a b", b"\xff", b"a\\b"] {
+        for bad in [
+            &b"../etc"[..],
+            b"a/b",
+            b"/abs",
+            b"a\0b",
+            b"a b",
+            b"\xff",
+            b"a\\b",
+        ] {
             assert!(
                 matches!(Category::new(bad), Err(CategoryError::InvalidByte { .. })),
                 "{bad:?}"

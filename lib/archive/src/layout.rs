@@ -31,9 +31,7 @@ pub fn current_link_name(category: &Category) -> String {
 
 /// The suffix of `name` if it is one of `category`'s numbered files.
 pub fn parse_suffix(category: &Category, name: &str) -> Option<u64> {
-    let digits = name
-        .strip_prefix(category.as_str())?
-        .strip_prefix('_')?;
+    let digits = name.strip_prefix(category.as_str())?.strip_prefix('_')?;
     if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -92,10 +90,20 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = cat("web");
         std::fs::create_dir(d.path().join("web")).unwrap();
-        for n in ["web_99999", "web_100000", "web_00002", "web_current", "other"] {
+        for n in [
+            "web_99999",
+            "web_100000",
+            "web_00002",
+            "web_current",
+            "other",
+        ] {
             std::fs::write(d.path().join("web").join(n), b"").unwrap();
         }
-        let got: Vec<u64> = list_files(d.path(), &c).unwrap().into_iter().map(|x| x.0).collect();
+        let got: Vec<u64> = list_files(d.path(), &c)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(got, vec![2, 99999, 100000]);
         assert!(list_files(d.path(), &cat("none")).unwrap().is_empty());
     }

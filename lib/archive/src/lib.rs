@@ -6,7 +6,6 @@
 
 pub mod category;
 pub mod layout;
-pub mod size;
 pub mod writer;
 
 pub use category::{Category, CategoryError};

@@ -150,8 +150,7 @@ impl RotatingWriter {
         self.batch_start = self.size;
         for msg in messages {
             let framed = msg.len() as u64 + u64::from(!msg.ends_with(b"\n"));
-            if self.opts.max_size > 0 && self.size > 0 && self.size + framed > self.opts.max_size
-            {
+            if self.opts.max_size > 0 && self.size > 0 && self.size + framed > self.opts.max_size {
                 self.rotate()?;
                 self.batch_start = 0;
                 stats.rotations += 1;

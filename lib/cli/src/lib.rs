@@ -1,0 +1,20 @@
+//! Plumbing shared by the pipeline's binaries (`scribed`, `ship`): logging setup and the size
+//! syntax (`64K`, `1G`) their flags and config files accept.
+
+pub mod size;
+
+pub use size::parse_size;
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: `default_filter`), with
+/// colours only when stderr is a terminal.
+pub fn init_logging(default_filter: &str) {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .init();
+}
