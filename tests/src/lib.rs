@@ -212,3 +212,114 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 }
+
+/// A blocking framed-Thrift connection for protocol-level tests: sends raw payloads and reads
+/// raw replies, with a read timeout so a missing reply fails the test instead of hanging it.
+pub struct RawConn {
+    stream: std::net::TcpStream,
+}
+
+impl RawConn {
+    pub fn connect(addr: &str) -> RawConn {
+        let stream = std::net::TcpStream::connect(addr).expect("connecting to scribed");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set_read_timeout");
+        RawConn { stream }
+    }
+
+    /// Writes bytes exactly as given (for hostile frames).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends one frame: 4-byte big-endian length, then the payload.
+    pub fn send(&mut self, payload: &[u8]) {
+        let mut framed = (payload.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(payload);
+        self.stream.write_all(&framed).expect("sending frame");
+    }
+
+    /// Reads one reply frame's payload; `None` when the server closed the connection.
+    pub fn recv(&mut self) -> Option<bytes::Bytes> {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        match self.stream.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return None
+            }
+            Err(e) => panic!("reading reply: {e}"),
+        }
+        let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream
+            .read_exact(&mut payload)
+            .expect("reading reply payload");
+        Some(payload.into())
+    }
+
+    /// Sends a call and returns its reply.
+    pub fn call(&mut self, payload: &[u8]) -> bytes::Bytes {
+        self.send(payload);
+        self.recv().expect("a reply")
+    }
+}
+
+/// Encodes a no-argument fb303 call, or `getCounter(key)`.
+pub fn fb303_call(name: &str, style: scribe_protocol::HeaderStyle, key: Option<&[u8]>) -> Vec<u8> {
+    use scribe_protocol::message::{message_type, MessageHeader};
+    use scribe_protocol::thrift::{ttype, Writer};
+    let mut b = bytes::BytesMut::new();
+    MessageHeader {
+        name: name.into(),
+        message_type: message_type::CALL,
+        seqid: 9,
+        style,
+    }
+    .write(&mut b);
+    let mut w = Writer { buf: &mut b };
+    if let Some(k) = key {
+        w.field_begin(ttype::STRING, 1);
+        w.binary(k);
+    }
+    w.field_stop();
+    b.to_vec()
+}
+
+/// Reads a reply whose result is field 0 of a scalar or string type; returns the header and a
+/// reader positioned at that value.
+pub fn reply_value(
+    reply: bytes::Bytes,
+) -> (
+    scribe_protocol::message::MessageHeader,
+    u8,
+    scribe_protocol::thrift::Reader,
+) {
+    use scribe_protocol::message::MessageHeader;
+    use scribe_protocol::thrift::Reader;
+    let mut r = Reader::new(reply);
+    let h = MessageHeader::read(&mut r).expect("reply header");
+    let (ty, id) = r
+        .read_field_begin()
+        .expect("result field")
+        .expect("a result value");
+    assert_eq!(id, 0, "result is field 0");
+    (h, ty, r)
+}
+
+/// fb303 `getCounter(key)` over a fresh connection.
+pub fn get_counter(addr: &str, key: &str) -> i64 {
+    let mut c = RawConn::connect(addr);
+    let reply = c.call(&fb303_call(
+        "getCounter",
+        scribe_protocol::HeaderStyle::Unversioned,
+        Some(key.as_bytes()),
+    ));
+    let (_, _, mut r) = reply_value(reply);
+    r.read_i64().expect("i64 counter")
+}
