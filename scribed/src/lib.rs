@@ -1,13 +1,13 @@
 //! `scribed`, the aggregator: a Scribe-compatible Thrift server that writes size-rotated
 //! category files.
 //!
-//! - [`config`]: settings and their flags.
-//! - [`listener`]: binds, accepts, and runs the graceful shutdown.
-//! - [`connection`]: one client connection, frames in, replies out.
-//! - [`handler`]: what each call does (`Log` and fb303).
-//! - [`store`]: per-category writer tasks behind byte-bounded queues.
-//! - [`counters`]: fb303 counters with Scribe's names; rate-limited warnings.
-//! - [`shutdown`]: SIGINT/SIGTERM.
+//! - [`config`] — settings and their flags.
+//! - [`listener`] — binds, accepts, and runs the graceful shutdown.
+//! - [`connection`] — one client connection, frames in, replies out.
+//! - [`handler`] — what each call does (`Log` and fb303).
+//! - [`store`] — per-category writer tasks behind byte-bounded queues.
+//! - [`counters`] — fb303 counters with Scribe's names; rate-limited warnings.
+//! - [`shutdown`] — SIGINT/SIGTERM.
 //!
 //! Acknowledgement: `Log` answers `OK` only after every message of the batch was handed to
 //! `write(2)` on its category file (in the page cache, not yet fsynced); otherwise `TRY_LATER`.

@@ -9,7 +9,8 @@
 //! Each writer task owns its [`RotatingWriter`]; the file I/O runs on tokio's blocking pool.
 //! Jobs that queued up while a write was running are written together by the next blocking
 //! call, so a busy category pays one thread hop per group of batches, not per batch. The lock on
-//! the category map is held only to look a writer up, never across I/O.
+//! the category map is held only to look a writer up, never across I/O. A category idle for a
+//! minute has its file closed, so quiet categories do not hold descriptors.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -224,6 +225,9 @@ impl FileStore {
 /// category's queue is deep.
 const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 
+/// A category with no writes for this long has its file closed until the next write.
+const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn run_writer(
     data_dir: PathBuf,
     category: Category,
@@ -231,7 +235,19 @@ async fn run_writer(
     mut rx: mpsc::UnboundedReceiver<WriteJob>,
 ) {
     let mut writer: Option<RotatingWriter> = None;
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => break,
+            Err(_) => {
+                // Idle: give the descriptor back (thousands of quiet categories must not
+                // exhaust them); the next job reopens the newest file.
+                if let Some(w) = writer.take() {
+                    close_writer(w).await;
+                }
+                continue;
+            }
+        };
         let mut jobs = vec![first];
         let mut bytes = jobs[0].bytes;
         while bytes < MAX_GROUP_BYTES {
@@ -245,12 +261,12 @@ async fn run_writer(
         }
         let (dir, cat, o) = (data_dir.clone(), category.clone(), opts.clone());
         let joined = tokio::task::spawn_blocking(move || {
-            let result = write_jobs(&mut writer, &dir, &cat, o, jobs);
-            (writer, result)
+            write_jobs(&mut writer, &dir, &cat, o, jobs);
+            writer
         })
         .await;
         match joined {
-            Ok((w, ())) => writer = w,
+            Ok(w) => writer = w,
             Err(e) => {
                 // A panic inside the writer: its jobs' senders were dropped, so their callers
                 // see the store as closed and answer TRY_LATER. Reopen on the next job.
@@ -259,14 +275,19 @@ async fn run_writer(
             }
         }
     }
-    if let Some(mut w) = writer {
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = w.sync() {
-                tracing::warn!("at shutdown: {e}");
-            }
-        })
-        .await;
+    if let Some(w) = writer {
+        close_writer(w).await;
     }
+}
+
+/// fsyncs and closes a writer's file on the blocking pool.
+async fn close_writer(mut w: RotatingWriter) {
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = w.sync() {
+            tracing::warn!("closing: {e}");
+        }
+    })
+    .await;
 }
 
 fn write_jobs(

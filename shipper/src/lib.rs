@@ -1,7 +1,7 @@
 //! `ship`, the shipper: sends log lines to a Scribe aggregator.
 //!
-//! - [`lines`]: reads a byte stream on its own thread, in chunks that end on line boundaries.
-//! - [`stream`]: batches those lines into Thrift `Log` calls and delivers them with retries;
+//! - [`lines`] — reads a byte stream on its own thread, in chunks that end on line boundaries.
+//! - [`stream`] — batches those lines into Thrift `Log` calls and delivers them with retries;
 //!   `cat access.log | ship apache.access`.
 
 pub mod lines;

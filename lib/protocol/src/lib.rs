@@ -1,12 +1,12 @@
 //! Scribe's wire protocol, shared by `scribed` (server and, later, its relay store) and `ship`.
 //!
-//! - [`thrift`]: bounds-checked Thrift binary protocol primitives (strings are bytes).
-//! - [`message`]: message headers in both the strict and the old unversioned style, replies
+//! - [`thrift`] — bounds-checked Thrift binary protocol primitives (strings are bytes).
+//! - [`message`] — message headers in both the strict and the old unversioned style, replies
 //!   and `TApplicationException`.
-//! - [`scribe`]: the `scribe` service and fb303 calls: decoding calls, encoding replies,
+//! - [`scribe`] — the `scribe` service and fb303 calls: decoding calls, encoding replies,
 //!   building `Log` batches.
-//! - [`frame`]: the 4-byte length-prefixed framed transport with a size cap.
-//! - [`client`]: an async client that delivers batches, retrying `TRY_LATER` and connection
+//! - [`frame`] — the 4-byte length-prefixed framed transport with a size cap.
+//! - [`client`] — an async client that delivers batches, retrying `TRY_LATER` and connection
 //!   failures with jittered exponential backoff.
 //!
 //! Nothing read off a socket can make this crate panic or allocate more than the frame limit:
