@@ -8,9 +8,19 @@ pub const RECEIVED_GOOD: &str = "received good";
 pub const RECEIVED_BAD: &str = "received bad";
 pub const RECEIVED_BLANK: &str = "received blank category";
 pub const DENIED_QUEUE: &str = "denied for queue size";
+pub const DENIED_RATE: &str = "denied for rate";
 pub const WRITE_ERRORS: &str = "write errors";
+pub const STORE_ERRORS: &str = "denied for store error";
+pub const WRITTEN_MESSAGES: &str = "written messages";
+pub const WRITTEN_BYTES: &str = "written bytes";
+pub const IGNORED: &str = "ignored";
+pub const SPOOLED: &str = "spooled";
+pub const REPLAYED: &str = "replayed";
+pub const DROPPED_CORRUPT: &str = "dropped corrupt";
+pub const RELOADS: &str = "reloads";
+pub const RELOAD_FAILURES: &str = "reload failures";
 
-const OVERALL: &str = "scribe_overall";
+pub const OVERALL: &str = "scribe_overall";
 
 /// Counter values; cheap enough to update once per batch under a mutex.
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! Answers one decoded call: routes `Log` batches to the file store and serves fb303.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -13,8 +14,11 @@ use scribe_protocol::scribe::{
 use scribe_protocol::thrift::ttype;
 use scribe_protocol::{Call, LogEntry, Request, ResultCode};
 
-use crate::counters::{DENIED_QUEUE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, WRITE_ERRORS};
-use crate::store::{CategoryBatch, StoreError};
+use crate::counters::{
+    DENIED_QUEUE, DENIED_RATE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, STORE_ERRORS,
+};
+use crate::router::RouteError;
+use crate::stores::{Batch, CategoryBatch};
 use crate::Server;
 
 /// The reply to send, if any (oneway calls get none).
@@ -24,8 +28,10 @@ pub async fn handle(server: &Server, call: Call) -> Option<Bytes> {
         Request::Log(entries) => encode_log_reply(h, log(server, entries).await),
         Request::GetName => encode_string_reply(h, b"scribed"),
         Request::GetVersion => encode_string_reply(h, env!("CARGO_PKG_VERSION").as_bytes()),
-        Request::GetStatus => encode_i32_reply(h, server.status() as i32),
-        Request::GetStatusDetails => encode_string_reply(h, b""),
+        Request::GetStatus => encode_i32_reply(h, server.status().await as i32),
+        Request::GetStatusDetails => {
+            encode_string_reply(h, server.status_details().await.as_bytes())
+        }
         Request::AliveSince => encode_i64_reply(h, server.alive_since),
         Request::GetCounters => {
             let snapshot = server.counters.snapshot();
@@ -56,7 +62,8 @@ pub async fn handle(server: &Server, call: Call) -> Option<Bytes> {
             return None;
         }
         Request::Reinitialize => {
-            tracing::info!("fb303 reinitialize requested: no configuration file to reload");
+            tracing::info!("fb303 reinitialize: reloading configuration");
+            let _ = crate::reload::reload(server).await;
             return None;
         }
         Request::Unknown => encode_exception(
@@ -76,27 +83,42 @@ async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
     if groups.is_empty() {
         return ResultCode::Ok;
     }
-    let counts: Vec<(String, i64)> = groups
-        .iter()
-        .map(|g| (g.category.to_string(), g.messages.len() as i64))
-        .collect();
-    match server.store.write(groups).await {
-        Ok(_) => {
-            for (c, n) in &counts {
-                server.counters.add(Some(c), RECEIVED_GOOD, *n);
+    let routing = server.routing.read().await;
+    match routing.write(groups.clone()).await {
+        Ok(routed) => {
+            for (c, n) in &routed.unrouted {
+                server.bad_category_warn.warn(|| {
+                    format!("dropping messages for category {c}: no store matches it")
+                });
+                server.counters.add(None, RECEIVED_BAD, *n as i64);
+            }
+            for g in &groups {
+                if !routed.unrouted.iter().any(|(c, _)| *c == g.category) {
+                    server.counters.add(
+                        Some(g.category.as_str()),
+                        RECEIVED_GOOD,
+                        g.messages.len() as i64,
+                    );
+                }
             }
             ResultCode::Ok
         }
-        Err(e @ (StoreError::QueueFull { .. } | StoreError::GlobalQueueFull { .. })) => {
-            tracing::debug!("TRY_LATER: {e}");
-            for (c, n) in &counts {
-                server.counters.add(Some(c), DENIED_QUEUE, *n);
-            }
-            ResultCode::TryLater
-        }
         Err(e) => {
-            tracing::warn!("TRY_LATER: {e}");
-            server.counters.add(None, WRITE_ERRORS, 1);
+            let counter = match &e {
+                RouteError::Rate(_) => DENIED_RATE,
+                RouteError::Denied(_) => DENIED_QUEUE,
+                RouteError::Store(_) => STORE_ERRORS,
+            };
+            if matches!(e, RouteError::Store(_)) {
+                server.store_error_warn.warn(|| format!("TRY_LATER: {e}"));
+            } else {
+                tracing::debug!("TRY_LATER: {e}");
+            }
+            for g in &groups {
+                server
+                    .counters
+                    .add(Some(g.category.as_str()), counter, g.messages.len() as i64);
+            }
             ResultCode::TryLater
         }
     }
@@ -104,8 +126,8 @@ async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
 
 /// Splits a batch by category, keeping each category's messages in arrival order. Entries with
 /// invalid category names are dropped, counted and logged (rate-limited); the rest are kept.
-fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBatch> {
-    let mut groups: Vec<CategoryBatch> = Vec::new();
+fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
+    let mut groups: Vec<(Category, Vec<Bytes>)> = Vec::new();
     // Raw name -> index into `groups`, or None when the name was invalid.
     let mut index: HashMap<Bytes, Option<usize>> = HashMap::new();
     let (mut bad, mut blank) = (0i64, 0i64);
@@ -115,18 +137,15 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBat
             None => {
                 let slot = match Category::new(&e.category) {
                     Ok(category) => {
-                        groups.push(CategoryBatch {
-                            category,
-                            messages: Vec::new(),
-                            bytes: 0,
-                        });
+                        groups.push((category, Vec::new()));
                         Some(groups.len() - 1)
                     }
                     Err(err) => {
                         if err != CategoryError::Empty {
-                            let shown =
-                                String::from_utf8_lossy(&e.category[..e.category.len().min(64)])
-                                    .into_owned();
+                            let shown = String::from_utf8_lossy(
+                                &e.category[..e.category.len().min(64)],
+                            )
+                            .into_owned();
                             server.bad_category_warn.warn(|| {
                                 format!("dropping messages for invalid category {shown:?}: {err}")
                             });
@@ -139,10 +158,7 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBat
             }
         };
         match slot {
-            Some(i) => {
-                groups[i].bytes += e.message.len() as u64;
-                groups[i].messages.push(e.message);
-            }
+            Some(i) => groups[i].1.push(e.message),
             None if e.category.is_empty() => blank += 1,
             None => bad += 1,
         }
@@ -150,14 +166,32 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<CategoryBat
     server.counters.add(None, RECEIVED_BAD, bad);
     server.counters.add(None, RECEIVED_BLANK, blank);
     groups
+        .into_iter()
+        .map(|(c, m)| Arc::new(CategoryBatch::new(c, m)))
+        .collect()
 }
 
 impl Server {
-    pub fn status(&self) -> FbStatus {
+    /// fb303 status: STOPPING while shutting down, WARNING while a store reports a problem
+    /// (as Scribe did), ALIVE otherwise.
+    pub async fn status(&self) -> FbStatus {
         if self.shutdown.is_cancelled() || self.stopping.load(Ordering::Acquire) {
             FbStatus::Stopping
-        } else {
+        } else if self.status_details().await.is_empty() {
             FbStatus::Alive
+        } else {
+            FbStatus::Warning
         }
+    }
+
+    /// The problems stores report, one per line; empty when all is well.
+    pub async fn status_details(&self) -> String {
+        let routing = self.routing.read().await.clone();
+        routing
+            .status()
+            .into_iter()
+            .filter_map(|s| s.problem.map(|p| format!("{}: {p}", s.name)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

@@ -1,39 +1,52 @@
-//! `scribed`, the aggregator: a Scribe-compatible Thrift server that writes size-rotated
-//! category files.
+//! `scribed`, the aggregator: a Scribe-compatible Thrift server that routes categories to
+//! stores (files, upstream aggregators, disk-buffered relays, fan-out, shards).
 //!
-//! - [`config`] — settings and their flags.
-//! - [`listener`] — binds, accepts, and runs the graceful shutdown.
-//! - [`connection`] — one client connection, frames in, replies out.
+//! - [`config`] — settings: TOML file, flags, validation.
+//! - [`listener`] — binds, accepts, runs the graceful shutdown.
+//! - [`connection`] — one client connection: frames in, replies out, in order.
 //! - [`handler`] — what each call does (`Log` and fb303).
-//! - [`store`] — per-category writer tasks behind byte-bounded queues.
+//! - [`router`] — which stores a category goes to; one batch's write through them.
+//! - [`admission`] — queue caps and the rate limit, decided per batch.
+//! - [`stores`] — file, network, buffer, multi, bucket, null.
+//! - [`http`] — `/metrics`, `/health`, `/status`.
+//! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
 //! - [`counters`] — fb303 counters with Scribe's names; rate-limited warnings.
 //! - [`shutdown`] — SIGINT/SIGTERM.
 //!
-//! Acknowledgement: `Log` answers `OK` only after every message of the batch was handed to
-//! `write(2)` on its category file (in the page cache, not yet fsynced); otherwise `TRY_LATER`.
+//! Acknowledgement: `Log` answers `OK` only when every store the batch's categories route to
+//! accepted it by that store's durability policy (docs/durability.md); otherwise `TRY_LATER`.
 
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod counters;
 pub mod handler;
+pub mod http;
 pub mod listener;
+pub mod reload;
+pub mod router;
 pub mod shutdown;
-pub mod store;
+pub mod stores;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use scribe_archive::WriterOptions;
+use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Args, Settings};
 use counters::{Counters, RateLimitedWarn};
-use store::{FileStore, StoreLimits};
+use router::Routing;
 
 /// State shared by every connection.
 pub struct Server {
-    pub store: FileStore,
-    pub counters: Counters,
+    /// The configuration in force. A `Log` call holds the read lock while its batch is
+    /// written, so a reload (write lock) waits for in-flight batches and none is half-routed.
+    pub routing: RwLock<Arc<Routing>>,
+    pub counters: Arc<Counters>,
+    /// The flags scribed started with; a reload re-reads the config file under them.
+    pub args: Args,
     /// Unix time the server started (fb303 `aliveSince`).
     pub alive_since: i64,
     pub max_frame: usize,
@@ -42,31 +55,32 @@ pub struct Server {
     pub(crate) stopping: AtomicBool,
     pub(crate) bad_category_warn: RateLimitedWarn,
     pub(crate) bad_frame_warn: RateLimitedWarn,
+    pub(crate) store_error_warn: RateLimitedWarn,
 }
 
 impl Server {
-    pub fn new(config: &Config, shutdown: CancellationToken) -> Server {
-        Server {
-            store: FileStore::new(
-                config.data_dir.clone(),
-                WriterOptions {
-                    max_size: config.max_size,
-                },
-                StoreLimits {
-                    max_category_queue: config.max_category_queue,
-                    max_queue: config.max_queue,
-                },
-            ),
-            counters: Counters::default(),
+    pub async fn new(
+        args: Args,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Server> {
+        let counters = Arc::new(Counters::default());
+        let max_frame = usize::try_from(settings.max_frame).unwrap_or(usize::MAX);
+        let routing = Routing::build(settings, counters.clone()).await?;
+        Ok(Server {
+            routing: RwLock::new(Arc::new(routing)),
+            counters,
+            args,
             alive_since: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
-            max_frame: usize::try_from(config.max_frame).unwrap_or(usize::MAX),
+            max_frame,
             shutdown,
             stopping: AtomicBool::new(false),
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_frame_warn: RateLimitedWarn::new(Duration::from_secs(1)),
-        }
+            store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),
+        })
     }
 }
 

@@ -13,40 +13,59 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{connection, Config, Server};
+use crate::{connection, http, reload, Args, Server, Settings};
 
 /// How long shutdown waits for connections to finish their current call.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the server until `shutdown` is cancelled, then drains and returns.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+pub async fn run(args: Args, settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     let mut listeners = Vec::new();
-    for addr in &config.listen {
+    for addr in &settings.listen {
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         listeners.push(l);
     }
+    let status_listener = TcpListener::bind(settings.status_listen)
+        .await
+        .with_context(|| format!("binding status address {}", settings.status_listen))?;
     let bound: Vec<String> = listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.to_string()))
         .collect::<Result<_, _>>()?;
-    tracing::info!(
-        addrs = ?bound,
-        data_dir = %config.data_dir.display(),
-        max_size = config.max_size,
-        "scribed listening"
+    let status_addr = status_listener.local_addr()?;
+    let max_connections = settings.max_connections;
+    let ready_file = settings.ready_file.clone();
+    let server = Arc::new(
+        Server::new(args, settings, shutdown.clone())
+            .await
+            .context("building stores")?,
     );
-    if let Some(path) = &config.ready_file {
-        write_atomically(path, format!("{}\n", bound.join("\n")).as_bytes())
+    {
+        let routing = server.routing.read().await;
+        let s = &routing.settings;
+        tracing::info!(
+            addrs = ?bound,
+            status = %status_addr,
+            data_dir = %s.data_dir.display(),
+            config = ?s.config_path,
+            stores = s.stores.len(),
+            "scribed listening"
+        );
+    }
+    if let Some(path) = &ready_file {
+        let text = format!("{}\nstatus {status_addr}\n", bound.join("\n"));
+        write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing ready file {}", path.display()))?;
     }
+    reload::on_sighup(server.clone())?;
 
-    let server = Arc::new(Server::new(&config, shutdown.clone()));
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Arc::new(Semaphore::new(max_connections));
     let tracker = TaskTracker::new();
+    tracker.spawn(http::serve(status_listener, server.clone()));
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,
@@ -65,7 +84,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         tracing::warn!("connections still busy after {DRAIN_TIMEOUT:?}; closing anyway");
     }
-    server.store.close().await;
+    let routing = server.routing.read().await.clone();
+    routing.close().await;
     tracing::info!("scribed stopped");
     Ok(())
 }

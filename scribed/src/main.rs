@@ -1,15 +1,44 @@
-//! `scribed` binary: parses flags, sets up logging and signals, and runs the server.
+//! `scribed` binary: parses flags, loads the config, sets up logging and signals, runs.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use scribed::{Args, Settings};
 use tokio_util::sync::CancellationToken;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     scribe_cli::init_logging("info");
-    let config = scribed::Config::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        scribed::shutdown::on_signals(shutdown.clone())?;
-        scribed::run(config, shutdown).await
-    })
+    let args = Args::parse();
+    let settings = match Settings::load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("scribed: invalid configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.check_config {
+        println!(
+            "{}: OK ({} store block{})",
+            path.display(),
+            settings.stores.len(),
+            if settings.stores.len() == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                scribed::shutdown::on_signals(shutdown.clone())?;
+                scribed::run(args, settings, shutdown).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scribed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

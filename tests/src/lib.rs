@@ -53,10 +53,23 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// How to start a `scribed`.
+#[derive(Default, Clone)]
+pub struct Launch<'a> {
+    /// Listen address; default `127.0.0.1:0` (fixed ports let a restarted server keep its
+    /// address).
+    pub listen: Option<String>,
+    /// Config file contents (TOML), written next to the data dir and passed with `--config`.
+    pub config: Option<String>,
+    pub extra: &'a [&'a str],
+}
+
 /// A running `scribed`.
 pub struct Scribed {
     child: Option<Child>,
     pub addr: String,
+    /// The HTTP status address (`/metrics`, `/health`, `/status`).
+    pub status_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -64,24 +77,49 @@ pub struct Scribed {
 impl Scribed {
     /// Starts scribed on `127.0.0.1:0` writing to `data_dir`, and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Scribed {
+        Scribed::launch(
+            data_dir,
+            Launch {
+                extra,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Starts scribed as `how` says and waits (at most 20 s) until it listens.
+    pub fn launch(data_dir: &Path, how: Launch<'_>) -> Scribed {
         let ready = data_dir.with_extension("ready");
         let log = data_dir.with_extension("log");
         let _ = std::fs::remove_file(&ready);
-        let child = Command::new(bin("scribed"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(bin("scribed"));
+        cmd.args(["--listen", how.listen.as_deref().unwrap_or("127.0.0.1:0")])
+            .args(["--status-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--ready-file")
-            .arg(&ready)
-            .args(extra)
+            .arg(&ready);
+        if let Some(text) = &how.config {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, text).expect("writing config");
+            cmd.arg("--config").arg(path);
+        }
+        // Append to the log, so a restarted server's log follows the previous one's.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("opening scribed log");
+        let child = cmd
+            .args(how.extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("creating scribed log"))
+            .stderr(log_file)
             .spawn()
             .expect("starting scribed");
         let mut s = Scribed {
             child: Some(child),
             addr: String::new(),
+            status_addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
         };
@@ -91,12 +129,15 @@ impl Scribed {
             }
             ready.exists()
         });
-        s.addr = std::fs::read_to_string(&ready)
-            .expect("reading ready file")
-            .lines()
-            .next()
-            .expect("ready file names an address")
-            .to_string();
+        let text = std::fs::read_to_string(&ready).expect("reading ready file");
+        for line in text.lines() {
+            match line.strip_prefix("status ") {
+                Some(a) => s.status_addr = a.to_string(),
+                None if s.addr.is_empty() => s.addr = line.to_string(),
+                None => {}
+            }
+        }
+        assert!(!s.addr.is_empty(), "ready file names an address: {text:?}");
         s
     }
 
@@ -107,6 +148,24 @@ impl Scribed {
     /// What scribed logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signalling scribed");
+    }
+
+    /// Kills scribed with SIGKILL (no shutdown work at all) and reaps it.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `GET path` on the status address: (status code, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(&self.status_addr, path)
     }
 
     /// Sends SIGTERM and waits (at most 30 s) for a clean exit.
@@ -138,6 +197,69 @@ impl Drop for Scribed {
             let _ = c.wait();
         }
     }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binding an ephemeral port")
+        .local_addr()
+        .expect("local_addr")
+        .port()
+}
+
+/// A minimal HTTP/1.1 GET (the tests' only HTTP client need): (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connecting to the status address");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (code, body)
+}
+
+/// The value of a Prometheus sample line `name{labels} value` (exact match on the part before
+/// the value).
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Checks `stored` holds every line of `expected` with first occurrences in order; lines seen
+/// again (replayed duplicates) are allowed and counted. Returns the number of duplicates.
+pub fn check_order_no_loss(stored: &[u8], expected: &[Vec<u8>]) -> Result<usize, String> {
+    let mut next = 0;
+    let mut seen = std::collections::HashSet::new();
+    let mut dups = 0;
+    for line in stored.split_inclusive(|&b| b == b'\n') {
+        if next < expected.len() && line == &expected[next][..] {
+            seen.insert(line.to_vec());
+            next += 1;
+        } else if seen.contains(line) {
+            dups += 1;
+        } else {
+            return Err(format!(
+                "unexpected line {:?} where line {next} ({:?}) was due",
+                String::from_utf8_lossy(line),
+                expected.get(next).map(|l| String::from_utf8_lossy(l).into_owned())
+            ));
+        }
+    }
+    if next != expected.len() {
+        return Err(format!(
+            "only {next} of {} lines arrived; first missing: {:?}",
+            expected.len(),
+            String::from_utf8_lossy(&expected[next])
+        ));
+    }
+    Ok(dups)
 }
 
 /// Runs `ship --to addr category` with `input` on stdin; bounded by a 120 s timeout.

@@ -1,0 +1,180 @@
+use super::*;
+
+fn load_str(toml_text: &str, extra_flags: &[&str]) -> Result<Settings, ConfigError> {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scribed.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let mut argv = vec!["scribed", "--config", path.to_str().unwrap()];
+    argv.extend_from_slice(extra_flags);
+    Settings::load(&Args::parse_from(argv))
+}
+
+fn err(toml_text: &str) -> String {
+    load_str(toml_text, &[]).unwrap_err().to_string()
+}
+
+#[test]
+fn no_file_means_one_default_file_store() {
+    use clap::Parser;
+    let s = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+    assert_eq!(s.listen, vec![DEFAULT_LISTEN.parse().unwrap()]);
+    assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    assert_eq!(s.max_size, 1 << 30);
+    assert_eq!(s.stores.len(), 1);
+    assert_eq!(s.stores[0].patterns, vec![CategoryPattern::Default]);
+    assert!(matches!(s.stores[0].spec, StoreSpec::File(_)));
+}
+
+#[test]
+fn a_full_config_parses() {
+    let s = load_str(
+        r#"
+        listen = ["127.0.0.1:1999"]
+        data_dir = "/var/lib/scribed"
+        max_size = "512M"
+        max_queue_bytes = 1048576
+        max_msg_per_second = 100000
+        status_listen = "127.0.0.1:2000"
+
+        [[store]]
+        category = "web"
+        type = "file"
+        rotate_period = "hourly"
+        compress = true
+        keep_days = 7
+        fsync = "1s"
+
+        [[store]]
+        categories = ["app*", "db*"]
+        type = "buffer"
+        max_spool_bytes = "10G"
+        retry_interval = "2s"
+        [store.primary]
+        type = "network"
+        remote = ["central-a:1463", "central-b:1463"]
+        timeout = "10s"
+
+        [[store]]
+        categories = "default"
+        type = "multi"
+        report_success = "any"
+        [[store.stores]]
+        type = "file"
+        path = "/archive"
+        [[store.stores]]
+        type = "null"
+
+        [[store]]
+        category = "sharded"
+        type = "bucket"
+        num_buckets = 4
+        delimiter = "58"
+        [store.bucket]
+        type = "file"
+        "#,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.max_size, 512 << 20);
+    assert_eq!(s.max_queue_bytes, 1 << 20);
+    assert_eq!(s.stores.len(), 4);
+    assert_eq!(
+        s.stores[1].patterns,
+        vec![
+            CategoryPattern::Prefix("app".into()),
+            CategoryPattern::Prefix("db".into())
+        ]
+    );
+    match &s.stores[1].spec {
+        StoreSpec::Buffer(b) => {
+            assert!(matches!(*b.primary, StoreSpec::Network(_)));
+            assert_eq!(b.max_spool_bytes.unwrap().0, 10 << 30);
+            assert_eq!(
+                spool_dir(b, &s.stores[1].key, &s),
+                PathBuf::from("/var/lib/scribed/.spool/app_prefix+db_prefix")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn flags_override_the_file() {
+    let s = load_str(
+        "data_dir = \"/from/file\"\nmax_size = \"1M\"\n",
+        &["--data-dir", "/from/flag", "--listen", "127.0.0.1:7"],
+    )
+    .unwrap();
+    assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
+    assert_eq!(s.listen, vec!["127.0.0.1:7".parse().unwrap()]);
+    assert_eq!(s.max_size, 1 << 20, "keys without a flag keep the file's value");
+}
+
+#[test]
+fn errors_name_the_file_the_key_and_the_problem() {
+    let e = err("max_sise = 3\n");
+    assert!(e.contains("scribed.toml") && e.contains("max_sise"), "{e}");
+
+    let e = err("max_size = \"12Q\"\n");
+    assert!(e.contains("max_size") && e.contains("unknown unit"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"file\"\nmax_sizee = 1\n");
+    assert!(e.contains("store[0]") && e.contains("max_sizee"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"tape\"\n");
+    assert!(e.contains("store[0]") && e.contains("tape"), "{e}");
+
+    let e = err("[[store]]\ntype = \"null\"\n");
+    assert!(e.contains("store[0]") && e.contains("categories"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"../etc\"\ntype = \"null\"\n");
+    assert!(e.contains("store[0].categories") && e.contains("not a valid category"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"file\"\nrotate_period = \"fortnightly\"\n");
+    assert!(e.contains("store[0].rotate_period"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"file\"\nfsync = \"sometimes\"\n");
+    assert!(e.contains("store[0].fsync"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"network\"\nremote = [\"nohost\"]\n");
+    assert!(e.contains("store[0].remote") && e.contains("host:port"), "{e}");
+
+    let e = err(
+        "[[store]]\ncategory = \"a\"\ntype = \"buffer\"\n[store.primary]\ntype = \"multi\"\nstores = []\n",
+    );
+    assert!(e.contains("store[0].primary"), "{e}");
+
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"bucket\"\nnum_buckets = 0\n[store.bucket]\ntype = \"null\"\n");
+    assert!(e.contains("store[0].num_buckets"), "{e}");
+}
+
+#[test]
+fn two_buffers_may_not_share_a_spool() {
+    let e = err(
+        r#"
+        [[store]]
+        category = "a"
+        type = "buffer"
+        spool_dir = "/tmp/same"
+        [store.primary]
+        type = "null"
+        [[store]]
+        category = "b"
+        type = "buffer"
+        spool_dir = "/tmp/same"
+        [store.primary]
+        type = "null"
+        "#,
+    );
+    assert!(e.contains("store[1]") && e.contains("spool directory"), "{e}");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    use clap::Parser;
+    let e = Settings::load(&Args::parse_from(["scribed", "--config", "/nonexistent/x.toml"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/x.toml") && e.contains("cannot read"), "{e}");
+}

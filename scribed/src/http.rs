@@ -1,0 +1,149 @@
+//! The status endpoint (default `127.0.0.1:1464`):
+//!
+//! - `GET /metrics` — Prometheus text format: per-category counters and per-store gauges.
+//! - `GET /health` — `200 ok` while serving, `503 stopping` during shutdown.
+//! - `GET /status` — JSON: version, uptime, fb303 status, stores, counters.
+//!
+//! The exposition format is written by hand: the counters already live in one map with
+//! Scribe's names, and turning them into `name{label="v"} value` lines is a few lines; a
+//! metrics registry crate would duplicate every counter for no gain.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::counters::OVERALL;
+use crate::Server;
+
+/// Serves the status endpoint on `listener` until shutdown.
+pub async fn serve(listener: TcpListener, server: Arc<Server>) {
+    let shutdown = server.shutdown.clone();
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .with_state(server);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!("status endpoint failed: {e}");
+    }
+}
+
+async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    if server.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+async fn status(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    let routing = server.routing.read().await.clone();
+    let body = serde_json::json!({
+        "name": "scribed",
+        "version": env!("CARGO_PKG_VERSION"),
+        "alive_since": server.alive_since,
+        "status": format!("{:?}", server.status().await).to_uppercase(),
+        "config": routing.settings.config_path,
+        "queued_bytes": routing.caps.total_queued(),
+        "stores": routing.status(),
+        "counters": server.counters.snapshot(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    let routing = server.routing.read().await.clone();
+    let mut out = String::with_capacity(4096);
+    // Per-category counters: `<category>:<name>` becomes
+    // `scribed_<name>_total{category="<category>"}`; overall-only ones have no label.
+    let mut families: std::collections::BTreeMap<String, Vec<(Option<String>, i64)>> =
+        Default::default();
+    for (key, value) in server.counters.snapshot() {
+        let Some((cat, name)) = key.rsplit_once(':') else {
+            continue;
+        };
+        let metric = format!("scribed_{}_total", name.replace(' ', "_"));
+        let label = (cat != OVERALL).then(|| cat.to_string());
+        families.entry(metric).or_default().push((label, value));
+    }
+    for (metric, samples) in &families {
+        let has_categories = samples.iter().any(|(l, _)| l.is_some());
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (label, value) in samples {
+            match label {
+                Some(c) => {
+                    let _ = writeln!(out, "{metric}{{category=\"{}\"}} {value}", escape(c));
+                }
+                // With per-category samples the overall one is their sum: leave it out.
+                None if !has_categories => {
+                    let _ = writeln!(out, "{metric} {value}");
+                }
+                None => {}
+            }
+        }
+    }
+    let stores = routing.status();
+    let gauge = |out: &mut String, name: &str, help: &str, f: &dyn Fn(&crate::stores::StoreStatus) -> Option<u64>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in &stores {
+            if let Some(v) = f(s) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{store=\"{}\",type=\"{}\"}} {v}",
+                    escape(&s.name),
+                    s.kind
+                );
+            }
+        }
+    };
+    gauge(&mut out, "scribed_store_queue_bytes", "Bytes waiting to be written.", &|s| Some(s.queue_bytes));
+    gauge(&mut out, "scribed_store_spool_bytes", "Bytes in the disk spool.", &|s| {
+        (s.kind == "buffer").then_some(s.spool_bytes)
+    });
+    gauge(&mut out, "scribed_store_upstream_connected", "1 when the upstream connection is up.", &|s| {
+        s.upstream_connected.map(u64::from)
+    });
+    gauge(&mut out, "scribed_store_ok", "1 when the store reports no problem.", &|s| {
+        Some(u64::from(s.problem.is_none()))
+    });
+    let _ = writeln!(out, "# HELP scribed_store_state Current state (label) of each store.\n# TYPE scribed_store_state gauge");
+    for s in &stores {
+        let _ = writeln!(
+            out,
+            "scribed_store_state{{store=\"{}\",type=\"{}\",state=\"{}\"}} 1",
+            escape(&s.name),
+            s.kind,
+            escape(&s.state)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE scribed_queued_bytes gauge\nscribed_queued_bytes {}",
+        routing.caps.total_queued()
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE scribed_alive_since_seconds gauge\nscribed_alive_since_seconds {}",
+        server.alive_since
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+}
+
+/// Escapes a Prometheus label value.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,163 @@
+//! Routing: which stores a category goes to, and the write of one batch through them.
+//!
+//! Matching, per category:
+//! 1. every store block naming the category exactly;
+//! 2. if none, the blocks whose prefix pattern (`foo*`) is the **longest** one that matches
+//!    (several blocks with that same pattern all receive it);
+//! 3. if none, the `default` blocks.
+//!
+//! A category matched by several blocks goes to each of them, and the batch is `OK` only when
+//! every one of them accepted it. A category no block matches is dropped and counted
+//! (`received bad`), as Scribe does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use scribe_archive::Category;
+
+use crate::admission::{Denied, QueueCaps, RateLimit};
+use crate::config::{CategoryPattern, Settings};
+use crate::counters::Counters;
+use crate::stores::{self, Batch, BuildContext, Store, StoreError, StoreStatus};
+
+/// A configuration in force: its stores and how categories reach them. Replaced whole on
+/// reload.
+pub struct Routing {
+    pub settings: Settings,
+    stores: Vec<(String, Arc<dyn Store>)>,
+    exact: HashMap<Category, Vec<usize>>,
+    /// Longest prefix first.
+    prefixes: Vec<(String, Vec<usize>)>,
+    default: Vec<usize>,
+    pub caps: QueueCaps,
+    pub rate: RateLimit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("rate limit: over {0} messages per second")]
+    Rate(u64),
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What happened to a batch's categories.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Messages whose category no store matched.
+    pub unrouted: Vec<(Category, usize)>,
+}
+
+impl Routing {
+    pub async fn build(settings: Settings, counters: Arc<Counters>) -> anyhow::Result<Routing> {
+        let mut stores = Vec::new();
+        let mut exact: HashMap<Category, Vec<usize>> = HashMap::new();
+        let mut prefixes: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut default = Vec::new();
+        for (i, block) in settings.stores.iter().enumerate() {
+            let ctx = BuildContext {
+                settings: &settings,
+                counters: counters.clone(),
+                name: block.name.clone(),
+                key: block.key.clone(),
+            };
+            let store = match stores::build(&block.spec, &ctx) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Stores built so far may hold directories or spools: release them.
+                    for (_, s) in &stores {
+                        let s: &Arc<dyn Store> = s;
+                        s.close().await;
+                    }
+                    return Err(e);
+                }
+            };
+            stores.push((block.name.clone(), store));
+            for p in &block.patterns {
+                match p {
+                    CategoryPattern::Exact(c) => exact.entry(c.clone()).or_default().push(i),
+                    CategoryPattern::Prefix(p) => prefixes.entry(p.clone()).or_default().push(i),
+                    CategoryPattern::Default => default.push(i),
+                }
+            }
+        }
+        let mut prefixes: Vec<(String, Vec<usize>)> = prefixes.into_iter().collect();
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        Ok(Routing {
+            caps: QueueCaps::new(settings.max_queue_bytes, settings.max_total_queue_bytes),
+            rate: RateLimit::new(settings.max_msg_per_second),
+            settings,
+            stores,
+            exact,
+            prefixes,
+            default,
+        })
+    }
+
+    /// Indexes of the store blocks a category goes to (empty: nowhere).
+    pub fn route(&self, category: &Category) -> &[usize] {
+        if let Some(s) = self.exact.get(category) {
+            return s;
+        }
+        let name = category.as_str();
+        if let Some((_, s)) = self.prefixes.iter().find(|(p, _)| name.starts_with(p.as_str())) {
+            return s;
+        }
+        &self.default
+    }
+
+    /// Admits the batch as a whole, hands each store its part, and returns when every store
+    /// accepted its part (or one failed).
+    pub async fn write(&self, batches: Vec<Batch>) -> Result<Routed, RouteError> {
+        let messages: usize = batches.iter().map(|b| b.messages.len()).sum();
+        if !self.rate.admit(messages as u64) {
+            return Err(RouteError::Rate(self.settings.max_msg_per_second));
+        }
+        let mut routed = Routed::default();
+        let mut per_store: Vec<Vec<Batch>> = vec![Vec::new(); self.stores.len()];
+        for b in batches {
+            let targets = self.route(&b.category);
+            if targets.is_empty() {
+                routed.unrouted.push((b.category.clone(), b.messages.len()));
+            }
+            for &i in targets {
+                per_store[i].push(b.clone());
+            }
+        }
+        let parts: Vec<(usize, &str, &Category, u64)> = per_store
+            .iter()
+            .enumerate()
+            .flat_map(|(i, bs)| {
+                let name = self.stores[i].0.as_str();
+                bs.iter().map(move |b| (i, name, &b.category, b.bytes))
+            })
+            .collect();
+        let _reservation = self.caps.reserve(&parts)?;
+        let writes = per_store
+            .iter()
+            .enumerate()
+            .filter(|(_, bs)| !bs.is_empty())
+            .map(|(i, bs)| self.stores[i].1.write(bs));
+        for r in futures::future::join_all(writes).await {
+            r?;
+        }
+        Ok(routed)
+    }
+
+    pub fn status(&self) -> Vec<StoreStatus> {
+        let mut out = Vec::new();
+        for (_, s) in &self.stores {
+            s.status(&mut out);
+        }
+        out
+    }
+
+    /// Lets every store finish what it accepted, then stops them.
+    pub async fn close(&self) {
+        for (_, s) in &self.stores {
+            s.close().await;
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The buffer store: a primary store (usually network) plus a disk spool for while the primary
+//! is down — Scribe's store-and-forward, with its gaps closed.
+//!
+//! States:
+//! - **streaming**: batches go to the primary. If it fails (or answers `TRY_LATER`), the batches
+//!   are spooled instead and the store turns to *spooling*.
+//! - **spooling**: batches are appended to the spool. After `retry_interval` (with jitter) the
+//!   store turns to *draining*.
+//! - **draining**: the spool is replayed oldest first, streamed in batches of at most
+//!   `replay_batch_bytes`; each replayed batch's position is committed only after the primary
+//!   answered `OK`. New batches keep going to the spool *behind* the backlog, so per-category
+//!   order holds. When the spool is empty the store is streaming again; if the primary fails,
+//!   spooling again.
+//!
+//! Acknowledgement: `OK` once the primary acknowledged the batch, or once it was appended to the
+//! spool **and fsynced**. A full spool (`max_spool_bytes`) answers `TRY_LATER` rather than drop.
+//! A crash between a replayed batch's `OK` and its commit replays that batch again (counted as
+//! `replayed`); nothing acknowledged is lost. All batches are handled by one task, in order, so
+//! group commit (one fsync for every batch queued meanwhile) comes for free.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use scribe_archive::Category;
+use scribe_spool::{Entry, Spool, SpoolError, SpoolOptions};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{build, Batch, BuildContext, CategoryBatch, Store, StoreError, StoreStatus};
+use crate::config::{defaults, spool_dir, BufferSpec};
+use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
+
+const STREAMING: u8 = 0;
+const SPOOLING: u8 = 1;
+const DRAINING: u8 = 2;
+
+/// Most bytes of queued batches handled (sent or spooled) together.
+const MAX_GROUP_BYTES: u64 = 4 * 1024 * 1024;
+
+struct Job {
+    batches: Vec<Batch>,
+    bytes: u64,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// State shared between the store handle and its task.
+struct Shared {
+    name: String,
+    state: AtomicU8,
+    queued: AtomicU64,
+    spool_bytes: AtomicU64,
+    problem: Mutex<Option<String>>,
+}
+
+pub struct BufferStore {
+    shared: Arc<Shared>,
+    primary: Arc<dyn Store>,
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Actor {
+    shared: Arc<Shared>,
+    primary: Arc<dyn Store>,
+    spool: Spool,
+    counters: Arc<Counters>,
+    retry_interval: Duration,
+    replay_batch_bytes: u64,
+    max_spool_bytes: u64,
+    retry_at: Instant,
+    corrupt_seen: u64,
+}
+
+impl BufferStore {
+    pub fn from_spec(spec: &BufferSpec, ctx: &BuildContext<'_>) -> anyhow::Result<BufferStore> {
+        let primary = build(&spec.primary, &ctx.child(".primary", None))?;
+        let dir: PathBuf = spool_dir(spec, &ctx.key, ctx.settings);
+        let max_spool_bytes = spec.max_spool_bytes.map_or(defaults::MAX_SPOOL_BYTES, |s| s.0);
+        let spool = Spool::open(
+            &dir,
+            SpoolOptions {
+                max_bytes: max_spool_bytes,
+                ..SpoolOptions::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{}: opening spool {}: {e}", ctx.name, dir.display()))?;
+        let backlog = !spool.is_empty();
+        let shared = Arc::new(Shared {
+            name: ctx.name.clone(),
+            state: AtomicU8::new(if backlog { DRAINING } else { STREAMING }),
+            queued: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(spool.bytes()),
+            problem: Mutex::new(None),
+        });
+        if backlog {
+            tracing::info!(store = %ctx.name, bytes = spool.bytes(), "spool has a backlog: replaying it first");
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let actor = Actor {
+            shared: shared.clone(),
+            primary: primary.clone(),
+            spool,
+            counters: ctx.counters.clone(),
+            retry_interval: spec.retry_interval.map_or(defaults::RETRY_INTERVAL, |d| d.0),
+            replay_batch_bytes: spec
+                .replay_batch_bytes
+                .map_or(defaults::REPLAY_BATCH_BYTES, |s| s.0),
+            max_spool_bytes,
+            retry_at: Instant::now(),
+            corrupt_seen: 0,
+        };
+        let task = tokio::spawn(actor.run(rx));
+        Ok(BufferStore {
+            shared,
+            primary,
+            tx: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for BufferStore {
+    async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
+        let closed = || StoreError::Closed {
+            store: self.shared.name.clone(),
+        };
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(closed)?;
+        let bytes = batches.iter().map(|b| b.bytes).sum();
+        let (done, rx) = oneshot::channel();
+        self.shared.queued.fetch_add(bytes, Ordering::AcqRel);
+        let job = Job {
+            batches: batches.to_vec(),
+            bytes,
+            done,
+        };
+        if tx.send(job).await.is_err() {
+            self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(closed());
+        }
+        rx.await.map_err(|_| closed())?
+    }
+
+    fn status(&self, out: &mut Vec<StoreStatus>) {
+        let state = match self.shared.state.load(Ordering::Acquire) {
+            STREAMING => "streaming",
+            SPOOLING => "spooling",
+            _ => "draining",
+        };
+        out.push(StoreStatus {
+            name: self.shared.name.clone(),
+            kind: "buffer",
+            state: state.into(),
+            queue_bytes: self.shared.queued.load(Ordering::Acquire),
+            spool_bytes: self.shared.spool_bytes.load(Ordering::Acquire),
+            upstream_connected: None,
+            problem: self
+                .shared
+                .problem
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        });
+        self.primary.status(out);
+    }
+
+    async fn close(&self) {
+        // Dropping the sender lets the task finish the queued jobs, then stop.
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.primary.close().await;
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let state = self.shared.state.load(Ordering::Acquire);
+            let first = match state {
+                STREAMING => rx.recv().await,
+                SPOOLING => tokio::select! {
+                    job = rx.recv() => job,
+                    _ = tokio::time::sleep_until(self.retry_at) => {
+                        self.set_state(DRAINING);
+                        continue;
+                    }
+                },
+                _ => match rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.replay_step().await;
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                },
+            };
+            let Some(first) = first else { break };
+            let mut jobs = vec![first];
+            let mut bytes = jobs[0].bytes;
+            while bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        bytes += j.bytes;
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.handle(jobs).await;
+            if self.shared.state.load(Ordering::Acquire) == DRAINING {
+                // Replay makes progress even while new batches keep arriving.
+                self.replay_step().await;
+            }
+        }
+        if let Err(e) = tokio::task::block_in_place(|| self.spool.sync()) {
+            tracing::warn!(store = %self.shared.name, "syncing spool at close: {e}");
+        }
+    }
+
+    async fn handle(&mut self, jobs: Vec<Job>) {
+        let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
+        let batches: Vec<Batch> = jobs.iter().flat_map(|j| j.batches.iter().cloned()).collect();
+        let result = if self.shared.state.load(Ordering::Acquire) == STREAMING {
+            match self.primary.write(&batches).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    tracing::warn!(store = %self.shared.name, "primary failed, spooling: {e}");
+                    self.fail(e.to_string());
+                    self.spool_batches(&batches)
+                }
+            }
+        } else {
+            self.spool_batches(&batches)
+        };
+        self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        for j in jobs {
+            let _ = j.done.send(result.clone());
+        }
+    }
+
+    /// Appends and fsyncs; the caller acknowledges only after this returns `Ok`.
+    fn spool_batches(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
+        let entries: Vec<Entry> = batches
+            .iter()
+            .flat_map(|b| {
+                let cat = Bytes::copy_from_slice(b.category.as_str().as_bytes());
+                b.messages.iter().map(move |m| Entry::new(cat.clone(), m.clone()))
+            })
+            .collect();
+        let result = tokio::task::block_in_place(|| {
+            self.spool.append(&entries)?;
+            self.spool.sync()
+        });
+        self.shared
+            .spool_bytes
+            .store(self.spool.bytes(), Ordering::Release);
+        match result {
+            Ok(()) => {
+                for b in batches {
+                    self.counters
+                        .add(Some(b.category.as_str()), SPOOLED, b.messages.len() as i64);
+                }
+                Ok(())
+            }
+            Err(SpoolError::Full { .. }) => Err(StoreError::SpoolFull {
+                store: self.shared.name.clone(),
+                spooled: self.spool.bytes(),
+                limit: self.max_spool_bytes,
+            }),
+            Err(e) => {
+                tracing::error!(store = %self.shared.name, "spool write failed: {e}");
+                Err(StoreError::Failed {
+                    store: self.shared.name.clone(),
+                    reason: format!("spool: {e}"),
+                })
+            }
+        }
+    }
+
+    /// Sends the oldest spooled batch to the primary; commits it on `OK`.
+    async fn replay_step(&mut self) {
+        let max = self.replay_batch_bytes;
+        let next = tokio::task::block_in_place(|| self.spool.next_batch(max));
+        self.note_corruption();
+        let batch = match next {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                tracing::info!(store = %self.shared.name, "spool drained: streaming again");
+                self.set_state(STREAMING);
+                self.shared.problem.lock().unwrap_or_else(|e| e.into_inner()).take();
+                return;
+            }
+            Err(e) => {
+                tracing::error!(store = %self.shared.name, "reading spool: {e}");
+                self.fail(format!("reading spool: {e}"));
+                return;
+            }
+        };
+        let batches = group_entries(&batch.entries, &self.counters);
+        match self.primary.write(&batches).await {
+            Ok(()) => {
+                let committed = tokio::task::block_in_place(|| self.spool.commit(batch.token));
+                if let Err(e) = committed {
+                    // The batch was delivered; at worst it is replayed again after a restart.
+                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                }
+                for b in &batches {
+                    self.counters
+                        .add(Some(b.category.as_str()), REPLAYED, b.messages.len() as i64);
+                }
+                self.shared
+                    .spool_bytes
+                    .store(self.spool.bytes(), Ordering::Release);
+            }
+            Err(e) => {
+                tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
+                self.fail(e.to_string());
+            }
+        }
+    }
+
+    fn fail(&mut self, problem: String) {
+        *self.shared.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(problem);
+        // Jitter spreads the retries of many leaves after a central restart.
+        let jitter = self.retry_interval.mul_f64(fastrand::f64() * 0.5);
+        self.retry_at = Instant::now() + self.retry_interval + jitter;
+        self.set_state(SPOOLING);
+    }
+
+    fn set_state(&self, s: u8) {
+        self.shared.state.store(s, Ordering::Release);
+    }
+
+    fn note_corruption(&mut self) {
+        let corrupt = self.spool.stats().corrupt_records;
+        if corrupt > self.corrupt_seen {
+            self.counters
+                .add(None, DROPPED_CORRUPT, (corrupt - self.corrupt_seen) as i64);
+            self.corrupt_seen = corrupt;
+        }
+    }
+}
+
+/// Rebuilds per-category batches from spooled entries, keeping their order (consecutive
+/// entries of one category form one batch). An entry whose category is not valid can only
+/// come from corruption that passed the CRC; it is counted and skipped.
+fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
+    let mut out: Vec<CategoryBatch> = Vec::new();
+    for e in entries {
+        match out.last_mut() {
+            Some(last) if last.category.as_str().as_bytes() == &e.category[..] => {
+                last.bytes += e.message.len() as u64;
+                last.messages.push(e.message.clone());
+            }
+            _ => match Category::new(&e.category) {
+                Ok(c) => out.push(CategoryBatch::new(c, vec![e.message.clone()])),
+                Err(_) => counters.add(None, DROPPED_CORRUPT, 1),
+            },
+        }
+    }
+    out.into_iter().map(Arc::new).collect()
+}

@@ -1,0 +1,135 @@
+//! Stores: where routed messages go. Every kind implements [`Store`], so they compose — a
+//! buffer's primary is a store, a multi holds stores, a bucket holds copies of one.
+//!
+//! - [`file`]: category files (rotation by size and time, compression, retention, fsync).
+//! - [`network`]: forwards to upstream Scribe servers, with failover.
+//! - [`buffer`]: a primary plus a disk spool for while the primary is down.
+//! - [`multi`]: fan-out to several stores; [`bucket`]: shard by key; [`null`]: discard.
+//!
+//! Contract: `write` returns `Ok` only when the store has accepted the batches durably by its
+//! own policy (see docs/durability.md); on `Err` the caller answers `TRY_LATER`, and the
+//! client sends the batch again.
+
+pub mod bucket;
+pub mod buffer;
+pub mod file;
+pub mod multi;
+pub mod network;
+pub mod null;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use scribe_archive::Category;
+
+use crate::config::{Settings, StoreSpec};
+use crate::counters::Counters;
+
+/// Messages of one category from one client batch, in arrival order.
+#[derive(Debug)]
+pub struct CategoryBatch {
+    pub category: Category,
+    pub messages: Vec<Bytes>,
+    /// Sum of message lengths: what queue caps count.
+    pub bytes: u64,
+}
+
+impl CategoryBatch {
+    pub fn new(category: Category, messages: Vec<Bytes>) -> CategoryBatch {
+        let bytes = messages.iter().map(|m| m.len() as u64).sum();
+        CategoryBatch {
+            category,
+            messages,
+            bytes,
+        }
+    }
+}
+
+/// Shared, so one batch can go to several stores without copying.
+pub type Batch = Arc<CategoryBatch>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("{store}: upstream {upstream} answered TRY_LATER")]
+    TryLater { store: String, upstream: String },
+    #[error("{store}: no upstream reachable; last error: {reason}")]
+    Unavailable { store: String, reason: String },
+    #[error("{store}: spool full ({spooled} bytes spooled, limit {limit})")]
+    SpoolFull {
+        store: String,
+        spooled: u64,
+        limit: u64,
+    },
+    #[error("{store}: {reason}")]
+    Failed { store: String, reason: String },
+    #[error("{store}: closed")]
+    Closed { store: String },
+}
+
+/// A store's state, for `/status`, `/metrics` and fb303 `getStatus`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStatus {
+    pub name: String,
+    pub kind: &'static str,
+    /// `ok`, or a kind-specific state such as `streaming`, `spooling`, `draining`.
+    pub state: String,
+    /// Bytes waiting to be written.
+    pub queue_bytes: u64,
+    /// Bytes in the disk spool (buffer stores).
+    pub spool_bytes: u64,
+    /// Whether an upstream connection is up (network stores).
+    pub upstream_connected: Option<bool>,
+    /// Set when the store is degraded (fb303 `getStatus` then says WARNING).
+    pub problem: Option<String>,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Accepts the batches (possibly of several categories, in order); `Ok` once durable by
+    /// this store's policy.
+    async fn write(&self, batches: &[Batch]) -> Result<(), StoreError>;
+
+    /// Appends this store's status, then its children's.
+    fn status(&self, out: &mut Vec<StoreStatus>);
+
+    /// Finishes what was accepted (writes, fsyncs, persists spool positions) and stops.
+    async fn close(&self);
+}
+
+/// What building a store needs besides its spec.
+#[derive(Clone)]
+pub struct BuildContext<'a> {
+    pub settings: &'a Settings,
+    pub counters: Arc<Counters>,
+    /// Name used in messages and metrics, e.g. `store[1] (web*).primary`.
+    pub name: String,
+    /// Stable key of the top-level block (spool directories).
+    pub key: String,
+}
+
+impl BuildContext<'_> {
+    fn child(&self, suffix: &str, key_suffix: Option<&str>) -> BuildContext<'_> {
+        BuildContext {
+            settings: self.settings,
+            counters: self.counters.clone(),
+            name: format!("{}{suffix}", self.name),
+            key: match key_suffix {
+                Some(k) => format!("{}.{k}", self.key),
+                None => self.key.clone(),
+            },
+        }
+    }
+}
+
+/// Builds the store a spec describes. Fails on what validation cannot see, such as an
+/// unusable spool directory.
+pub fn build(spec: &StoreSpec, ctx: &BuildContext<'_>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match spec {
+        StoreSpec::File(f) => Arc::new(file::FileStore::from_spec(f, ctx, None)?),
+        StoreSpec::Network(n) => Arc::new(network::NetworkStore::from_spec(n, ctx)),
+        StoreSpec::Buffer(b) => Arc::new(buffer::BufferStore::from_spec(b, ctx)?),
+        StoreSpec::Multi(m) => Arc::new(multi::MultiStore::from_spec(m, ctx)?),
+        StoreSpec::Bucket(b) => Arc::new(bucket::BucketStore::from_spec(b, ctx)?),
+        StoreSpec::Null(_) => Arc::new(null::NullStore::new(ctx)),
+    })
+}

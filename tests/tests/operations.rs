@@ -1,0 +1,147 @@
+//! Operating scribed: the status endpoint, reload on SIGHUP while traffic flows, rate limits,
+//! `--check-config`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use pipeline_tests::{bin, metric, read_category, wait_for, Launch, Scribed};
+
+fn file_store(path: &std::path::Path) -> String {
+    format!(
+        "[[store]]\ncategory = \"default\"\ntype = \"file\"\npath = \"{}\"\n",
+        path.display()
+    )
+}
+
+#[test]
+fn status_endpoint_reports_health_metrics_and_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Scribed::start(&tmp.path().join("data"), &[]);
+    let (code, body) = server.http_get("/health");
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    let out = pipeline_tests::ship(&server.addr, "metered", b"a\nb\nc\n", &[]);
+    assert!(out.status.success());
+    let (code, body) = server.http_get("/metrics");
+    assert_eq!(code, 200);
+    let m = |s: &str| metric(&body, s);
+    assert_eq!(m("scribed_received_good_total{category=\"metered\"}"), Some(3.0));
+    assert_eq!(m("scribed_written_messages_total{category=\"metered\"}"), Some(3.0));
+    assert_eq!(m("scribed_written_bytes_total{category=\"metered\"}"), Some(6.0));
+    assert!(body.contains("scribed_store_queue_bytes{store=\"store[default]\",type=\"file\"} 0"), "{body}");
+
+    let (code, body) = server.http_get("/status");
+    assert_eq!(code, 200);
+    assert!(body.contains("\"status\":\"ALIVE\""), "{body}");
+    assert!(body.contains("\"kind\":\"file\""), "{body}");
+    assert_eq!(server.http_get("/nope").0, 404);
+}
+
+#[test]
+fn reload_switches_routing_without_losing_lines_and_rejects_bad_configs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let data = tmp.path().join("data");
+    let server = Scribed::launch(
+        &data,
+        Launch {
+            config: Some(file_store(&a)),
+            ..Launch::default()
+        },
+    );
+    let config_path = data.with_extension("toml");
+
+    // A shipper that trickles lines the whole time.
+    let mut shipper = Command::new(bin("ship"))
+        .args(["--to", &server.addr, "--linger", "5ms", "--batch-lines", "20", "flow"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = shipper.stdin.take().unwrap();
+    let mut sent = Vec::new();
+    let mut feed = |from: usize, to: usize, sent: &mut Vec<u8>| {
+        for i in from..to {
+            let line = format!("line {i:05}\n");
+            stdin.write_all(line.as_bytes()).unwrap();
+            sent.extend_from_slice(line.as_bytes());
+            if i % 50 == 0 {
+                stdin.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        stdin.flush().unwrap();
+    };
+    feed(0, 2000, &mut sent);
+    wait_for(Duration::from_secs(20), "lines in store a", || {
+        !read_category(&a, "flow").is_empty()
+    });
+
+    // A bad config is rejected; the old one stays in force.
+    std::fs::write(&config_path, "[[store]]\ncategory = \"default\"\ntype = \"tape\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(10), "the rejection", || {
+        server.log_text().contains("reload rejected")
+    });
+    feed(2000, 3000, &mut sent);
+
+    // A good one switches the route while lines keep flowing.
+    std::fs::write(&config_path, file_store(&b)).unwrap();
+    server.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(10), "the reload", || {
+        server.log_text().contains("configuration reloaded")
+    });
+    feed(3000, 5000, &mut sent);
+    drop(stdin);
+    assert!(shipper.wait().unwrap().success());
+
+    let mut stored = read_category(&a, "flow");
+    let in_b = read_category(&b, "flow");
+    assert!(!in_b.is_empty(), "lines after the reload go to b");
+    stored.extend_from_slice(&in_b);
+    assert!(stored == sent, "a then b holds every line once, in order");
+
+    let (_, body) = server.http_get("/metrics");
+    assert_eq!(metric(&body, "scribed_reloads_total"), Some(1.0));
+    assert_eq!(metric(&body, "scribed_reload_failures_total"), Some(1.0));
+    assert_eq!(
+        metric(&body, "scribed_received_good_total{category=\"flow\"}"),
+        Some(5000.0)
+    );
+}
+
+#[test]
+fn rate_limit_answers_try_later_and_ship_gets_through_anyway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Scribed::start(&tmp.path().join("data"), &["--max-msg-per-second", "2000"]);
+    let input: Vec<u8> = (0..6000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    let out = pipeline_tests::ship(&server.addr, "limited", &input, &["--batch-lines", "500"]);
+    assert!(out.status.success());
+    assert!(read_category(&tmp.path().join("data"), "limited") == input);
+    let (_, body) = server.http_get("/metrics");
+    assert!(
+        metric(&body, "scribed_denied_for_rate_total{category=\"limited\"}").unwrap_or(0.0) > 0.0,
+        "{body}"
+    );
+}
+
+#[test]
+fn check_config_accepts_good_files_and_names_the_problem_in_bad_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, file_store(tmp.path())).unwrap();
+    let out = Command::new(bin("scribed")).arg("--check-config").arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "max_queue_bytes = \"lots\"\n").unwrap();
+    let out = Command::new(bin("scribed")).arg("--check-config").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("max_queue_bytes"), "{err}");
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scribed.toml");
+    let out = Command::new(bin("scribed")).arg("--check-config").arg(example).output().unwrap();
+    assert!(out.status.success(), "the shipped example is valid: {}", String::from_utf8_lossy(&out.stderr));
+}
