@@ -72,6 +72,8 @@
 //! skipped region in [`SpoolStats::corrupt_records`] / [`SpoolStats::corrupt_bytes`], with one
 //! warning per segment. A torn tail left by a crash mid-append is such a region. No length read
 //! from disk is used to allocate before it has passed the header CRC and the bounds check.
+//! One limit of any resync: if a *damaged* record's message bytes themselves contain a whole
+//! valid spool record, the scan delivers that inner record (its CRCs are genuinely valid).
 
 mod cursor;
 mod error;
