@@ -1,0 +1,160 @@
+//! Read positions and the cursor file that makes the committed one durable.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::error::{io_err, SpoolError};
+
+const CURSOR: &str = "cursor";
+const CURSOR_TMP: &str = "cursor.tmp";
+const MAGIC: [u8; 8] = *b"SPLCUR\0\x01";
+const LEN: usize = 28;
+
+/// A place in the spool: a segment id and a byte offset in it, always at a record boundary (or
+/// at the start of a segment that may not exist yet). Ordered like the records are.
+///
+/// Returned by [`Spool::next_batch`](crate::Spool::next_batch) as the token to pass to
+/// [`Spool::commit`](crate::Spool::commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position {
+    // Field order matters: the derived `Ord` compares the segment first.
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+}
+
+impl Position {
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.segment, self.offset)
+    }
+}
+
+fn encode(pos: Position) -> [u8; LEN] {
+    let mut b = [0u8; LEN];
+    b[0..8].copy_from_slice(&MAGIC);
+    b[8..16].copy_from_slice(&pos.segment.to_le_bytes());
+    b[16..24].copy_from_slice(&pos.offset.to_le_bytes());
+    let crc = crc32fast::hash(&b[0..24]);
+    b[24..28].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode(b: &[u8]) -> Option<Position> {
+    if b.len() != LEN || b[0..8] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(b[24..28].try_into().ok()?);
+    if crc32fast::hash(&b[0..24]) != crc {
+        return None;
+    }
+    Some(Position {
+        segment: u64::from_le_bytes(b[8..16].try_into().ok()?),
+        offset: u64::from_le_bytes(b[16..24].try_into().ok()?),
+    })
+}
+
+/// The committed position, or `None` when there is no cursor yet. A damaged cursor is also
+/// `None` (with a warning): replaying everything again duplicates records, guessing a position
+/// could lose them.
+pub(crate) fn load(dir: &Path) -> Result<Option<Position>, SpoolError> {
+    let path = dir.join(CURSOR);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SpoolError::io("read cursor", &path, e)),
+    };
+    let pos = decode(&bytes);
+    if pos.is_none() {
+        tracing::warn!(
+            path = %path.display(),
+            len = bytes.len(),
+            "spool cursor is damaged; replaying the spool from its oldest record"
+        );
+    }
+    Ok(pos)
+}
+
+/// Replaces the cursor atomically and durably: write `cursor.tmp`, fsync it, rename it over
+/// `cursor`, fsync the directory. A crash at any step leaves either the old or the new cursor.
+pub(crate) fn store(dir: &Path, pos: Position) -> Result<(), SpoolError> {
+    let tmp = dir.join(CURSOR_TMP);
+    let path = dir.join(CURSOR);
+    let mut f = File::create(&tmp).map_err(io_err("create cursor", &tmp))?;
+    f.write_all(&encode(pos))
+        .map_err(io_err("write cursor", &tmp))?;
+    f.sync_all().map_err(io_err("fsync cursor", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err("rename cursor", &path))?;
+    sync_dir(dir)
+}
+
+/// Removes a `cursor.tmp` left by a crash mid-`store` (the real cursor is intact).
+pub(crate) fn remove_temp(dir: &Path) -> Result<(), SpoolError> {
+    let tmp = dir.join(CURSOR_TMP);
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(SpoolError::io("remove stale cursor", &tmp, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// fsyncs a directory so that files created, renamed or removed in it survive a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_then_load_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(load(d.path()).unwrap(), None);
+        let pos = Position {
+            segment: 7,
+            offset: 1 << 40,
+        };
+        store(d.path(), pos).unwrap();
+        assert_eq!(load(d.path()).unwrap(), Some(pos));
+        assert!(!d.path().join(CURSOR_TMP).exists());
+    }
+
+    #[test]
+    fn damaged_cursor_loads_as_none() {
+        let d = tempfile::tempdir().unwrap();
+        store(d.path(), Position::default()).unwrap();
+        let good = fs::read(d.path().join(CURSOR)).unwrap();
+        for i in 0..LEN {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            fs::write(d.path().join(CURSOR), &bad).unwrap();
+            assert_eq!(load(d.path()).unwrap(), None, "flip at {i}");
+        }
+        for n in 0..LEN {
+            fs::write(d.path().join(CURSOR), &good[..n]).unwrap();
+            assert_eq!(load(d.path()).unwrap(), None, "truncated to {n}");
+        }
+    }
+
+    #[test]
+    fn positions_order_by_segment_then_offset() {
+        let p = |segment, offset| Position { segment, offset };
+        assert!(p(1, 500) < p(2, 0));
+        assert!(p(2, 0) < p(2, 1));
+        assert_eq!(p(3, 4).to_string(), "3:4");
+    }
+}
