@@ -141,9 +141,10 @@ fn read_log_args(r: &mut Reader) -> Result<Vec<LogEntry>, DecodeError> {
                     expected: ttype::STRUCT,
                 });
             }
+            // A repeated field replaces the earlier one, as in Thrift-generated code.
             // `count` was checked against the bytes left in the frame, so this is bounded by
             // the frame size, which the transport caps.
-            entries.reserve(count);
+            entries = Vec::with_capacity(count);
             for _ in 0..count {
                 entries.push(read_log_entry(r)?);
             }

@@ -291,7 +291,7 @@ impl Actor {
 
     /// Sends the oldest spooled batch to the primary; commits it on `OK`.
     async fn replay_step(&mut self) {
-        let max = self.replay_batch_bytes;
+        let max = usize::try_from(self.replay_batch_bytes).unwrap_or(usize::MAX);
         let next = tokio::task::block_in_place(|| self.spool.next_batch(max));
         self.note_corruption();
         let batch = match next {
@@ -311,7 +311,7 @@ impl Actor {
         let batches = group_entries(&batch.entries, &self.counters);
         match self.primary.write(&batches).await {
             Ok(()) => {
-                let committed = tokio::task::block_in_place(|| self.spool.commit(batch.token));
+                let committed = tokio::task::block_in_place(|| self.spool.commit(batch.position));
                 if let Err(e) = committed {
                     // The batch was delivered; at worst it is replayed again after a restart.
                     tracing::error!(store = %self.shared.name, "committing spool position: {e}");
@@ -325,6 +325,8 @@ impl Actor {
                     .store(self.spool.bytes(), Ordering::Release);
             }
             Err(e) => {
+                // Read the same records again on the next attempt.
+                self.spool.rewind();
                 tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
                 self.fail(e.to_string());
             }
