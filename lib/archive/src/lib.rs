@@ -1,12 +1,25 @@
 //! The category archive: what a category name may be, how a category's files are laid out on
-//! disk, and the rotating writer that appends to them.
+//! disk, the rotating writer that appends to them, and what happens to closed files
+//! (compression, retention).
 //!
 //! `scribed`'s file store writes through [`writer::RotatingWriter`]; readers (tailgate, logq)
-//! find files through [`layout`]. One implementation of the layout keeps them in agreement.
+//! find files through [`layout::list_archive`]. One implementation of the layout keeps them in
+//! agreement.
 
 pub mod category;
+pub mod clock;
+pub mod compress;
+mod error;
 pub mod layout;
+pub mod retention;
+pub mod rotation;
 pub mod writer;
 
 pub use category::{Category, CategoryError};
-pub use writer::{RotatingWriter, WriteError, WriteStats, WriterOptions};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use compress::{Compressor, CompressorStats, Submit};
+pub use error::WriteError;
+pub use layout::{ArchiveFile, FileKey};
+pub use retention::Retention;
+pub use rotation::{RotatePeriod, RotatePeriodError};
+pub use writer::{Fsync, RotatingWriter, WriteStats, WriterOptions};

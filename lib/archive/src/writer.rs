@@ -4,44 +4,162 @@
 //! message already ends in `\n`. So `cat f | ship c` (which sends each line with its newline)
 //! reproduces `f`, and Scribe clients that send their own newlines are not doubled.
 //!
-//! Rotation: before writing a message, if the current file is not empty and the message would
-//! push it past `max_size`, the writer moves to the next suffix. A message never straddles two
-//! files; a single message larger than `max_size` gets a file of its own.
+//! Rotation, by size: before writing a message, if the current file is not empty and the
+//! message would push it past `max_size`, the writer moves to the next file. A message never
+//! straddles two files; a single message larger than `max_size` gets a file of its own.
+//! By time: see [`crate::rotation`]; checked before every batch and by [`RotatingWriter::check_time`].
+//!
+//! At a rotation the old file gets the `write_meta` record (if enabled), is fsynced, and only
+//! then is the new file created (and the directory fsynced), so every closed file is complete
+//! on disk. The closed file is then queued for compression (if enabled) and retention runs.
+//!
+//! # Durability by [`Fsync`] policy
+//!
+//! "Acknowledged" = `write_batch` returned `Ok`. In every policy a **process crash or kill
+//! loses nothing acknowledged** (the bytes were accepted by `write(2)` into the page cache) and
+//! every closed file and directory entry is on disk. What a **power loss or kernel crash** can
+//! lose differs, and only ever concerns the current file:
+//!
+//! | policy | power loss / kernel crash can lose |
+//! |---|---|
+//! | `Never` | acknowledged data in the current file the kernel had not written back yet (Linux: typically up to ~30 s, `vm.dirty_expire_centisecs`), back to the file's last rotation or `sync()` |
+//! | `Interval(d)` | acknowledged data in the current file written since the last sync: at most `d` plus the owner's `maybe_sync` period (a batch also syncs at its end once `d` has passed) |
+//! | `Batch` | nothing acknowledged: `write_batch` fsyncs (`fdatasync`) before returning |
+//!
+//! Not covered by any policy: retention's deletions are not fsynced (a deleted file may
+//! reappear after a power loss and is deleted again later).
 //!
 //! Blocking I/O by design: callers run it on a blocking thread (scribed does, one writer per
 //! category), which keeps the hot loop free of per-write async overhead.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
 
 use crate::category::Category;
-use crate::layout;
+use crate::clock::{Clock, SystemClock};
+use crate::compress::{self, Compressor, Submit};
+pub use crate::error::WriteError;
+use crate::error::{io_err, sync_dir};
+use crate::layout::{self, FileKey};
+use crate::retention::{self, Retention};
+use crate::rotation::{self, RotateAt, RotatePeriod};
 
 /// Bytes gathered before a `write(2)`; bigger messages bypass the buffer.
-const WRITE_BUFFER: usize = 256 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
+
+/// `max_size` of [`WriterOptions::default`]: scribed's `--max-size` default, 1 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+
+/// The record `write_meta` appends to a file when it is rotated, before the new file's path.
+pub const META_PREFIX: &[u8] = b"scribe_meta<new_logfile>: ";
+
+/// When the current file's data is fsynced. See the module docs for what each guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Only at rotation (the closed file) and on explicit [`RotatingWriter::sync`].
+    #[default]
+    Never,
+    /// Every `write_batch` fsyncs before returning.
+    Batch,
+    /// At most this long after data was written, when `maybe_sync` or a batch finds it due.
+    Interval(Duration),
+}
 
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Rotate when the next message would take the file past this many bytes; 0 = never.
     pub max_size: u64,
+    /// Time rotation; anything but `Never` also gives files dated names.
+    pub rotate_period: RotatePeriod,
+    /// Daily rotation's hour (0–23, local time). Scribe's default: 1.
+    pub rotate_hour: u32,
+    /// Daily rotation's minute, and the minute of the hour hourly rotation happens at (0–59).
+    /// Scribe's default: 15.
+    pub rotate_minute: u32,
+    /// Append `scribe_meta<new_logfile>: <absolute path of the new file>\n` to a file when it
+    /// is rotated (it counts toward the file's size but may take it past `max_size`).
+    pub write_meta: bool,
+    pub fsync: Fsync,
+    /// gzip each rotated file in the background on `compressor`'s thread.
+    pub compress: bool,
+    /// The worker for `compress`; the default is the process-wide [`Compressor::global`].
+    /// Also guards retention and recovery against a compression of the same file, so writers
+    /// of one category should share it.
+    pub compressor: Compressor,
+    /// Retention (see [`Retention`]): at most this many files, the current one included.
+    pub keep_files: Option<usize>,
+    /// Retention: at most this many bytes on disk, the current file included.
+    pub keep_bytes: Option<u64>,
+    /// Retention: delete closed files not modified for this many days.
+    pub keep_days: Option<u32>,
+    /// Source of the time for rotation, dates, fsync intervals and `keep_days`.
+    pub clock: Arc<dyn Clock>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            max_size: DEFAULT_MAX_SIZE,
+            rotate_period: RotatePeriod::Never,
+            rotate_hour: 1,
+            rotate_minute: 15,
+            write_meta: false,
+            fsync: Fsync::Never,
+            compress: false,
+            compressor: Compressor::global(),
+            keep_files: None,
+            keep_bytes: None,
+            keep_days: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |source| WriteError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+impl WriterOptions {
+    /// The defaults with `max_size` (0 = no size rotation).
+    pub fn new(max_size: u64) -> WriterOptions {
+        WriterOptions {
+            max_size,
+            ..WriterOptions::default()
+        }
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention {
+            keep_files: self.keep_files,
+            keep_bytes: self.keep_bytes,
+            keep_days: self.keep_days,
+        }
+    }
+
+    /// Checks ranges (done by `open`).
+    pub fn validate(&self) -> Result<(), WriteError> {
+        if self.rotate_hour > 23 {
+            return Err(WriteError::InvalidOptions(format!(
+                "rotate_hour {} is not in 0..=23",
+                self.rotate_hour
+            )));
+        }
+        if self.rotate_minute > 59 {
+            return Err(WriteError::InvalidOptions(format!(
+                "rotate_minute {} is not in 0..=59",
+                self.rotate_minute
+            )));
+        }
+        Ok(())
+    }
+
+    fn rotate_at(&self) -> RotateAt {
+        RotateAt {
+            hour: self.rotate_hour,
+            minute: self.rotate_minute,
+        }
     }
 }
 
@@ -54,62 +172,105 @@ pub struct WriteStats {
     pub rotations: u64,
 }
 
-/// Appends messages to `<data-dir>/<category>/<category>_NNNNN`, rotating by size and keeping
-/// `<category>_current` pointing at the newest file.
+/// Appends messages to a category's newest file (`<cat>_NNNNN` or `<cat>-YYYY-MM-DD_NNNNN`),
+/// rotating by size and time and keeping `<category>_current` pointing at the newest file.
 pub struct RotatingWriter {
+    /// Absolute, so `write_meta` records and compression requests name files unambiguously.
     dir: PathBuf,
     category: Category,
     opts: WriterOptions,
     file: File,
     path: PathBuf,
-    suffix: u64,
+    key: FileKey,
     /// Bytes in the current file, including what sits in `buf`.
     size: u64,
     /// Where the batch being written began in the current file (for cutting back on error).
     batch_start: u64,
     buf: Vec<u8>,
+    /// When the current file was started: time rotation counts from here.
+    started: DateTime<Local>,
+    last_sync: DateTime<Local>,
+    /// Bytes were written to the current file since its last fsync.
+    unsynced: bool,
+    fsyncs: u64,
+    /// Test hook: bytes `write(2)` may still accept before failing (a full disk).
+    #[cfg(test)]
+    pub(crate) fail_after: Option<u64>,
 }
 
 impl RotatingWriter {
-    /// Opens the category's newest file for appending (creating the directory and
-    /// `<category>_00000` if there are none) and points `<category>_current` at it.
+    /// Opens the category's newest file for appending (creating the directory and a first file
+    /// if there are none, or a next one if the newest is compressed) and points
+    /// `<category>_current` at it.
+    ///
+    /// Also recovers from a crash during compression (see [`crate::compress`]), queues closed
+    /// uncompressed files for compression when `compress` is on, and applies retention.
+    /// Failures of these housekeeping steps are logged, not returned: they must not stop
+    /// writes.
     pub fn open(
         data_dir: &Path,
         category: &Category,
         opts: WriterOptions,
     ) -> Result<Self, WriteError> {
-        let dir = layout::category_dir(data_dir, category);
+        opts.validate()?;
+        let rel = layout::category_dir(data_dir, category);
+        let dir = std::path::absolute(&rel).map_err(io_err("resolve", &rel))?;
         std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        let files = layout::list_files(data_dir, category).map_err(io_err("list", &dir))?;
-        let suffix = files.last().map_or(0, |(s, _)| *s);
-        let path = dir.join(layout::file_name(category, suffix));
+        let now = opts.clock.now();
+        let mut slots = layout::scan_dir(&dir, category).map_err(io_err("list", &dir))?;
+        if let Err(e) = compress::recover(&opts.compressor, &mut slots) {
+            tracing::warn!(%category, "recovering compressed files: {e}");
+        }
+        let newest = slots.iter().rev().find(|(_, s)| s.is_file());
+        let (key, path, created) = match newest {
+            Some((k, slot)) if slot.plain.is_some() => (*k, dir.join(k.file_name(category)), false),
+            // Nothing yet, or the newest file is compressed and so closed: start the next one.
+            other => {
+                let k = rotation::next_key(other.map(|(k, _)| *k), opts.rotate_period, now);
+                (k, dir.join(k.file_name(category)), true)
+            }
+        };
         let file = open_append(&path)?;
-        let size = file.metadata().map_err(io_err("stat", &path))?.len();
-        let w = RotatingWriter {
+        let meta = file.metadata().map_err(io_err("stat", &path))?;
+        let started = if created { now } else { file_birth(&meta, now) };
+        let size = meta.len();
+        let mut w = RotatingWriter {
             dir,
             category: category.clone(),
             opts,
             file,
             path,
-            suffix,
+            key,
             size,
             batch_start: size,
             buf: Vec::with_capacity(WRITE_BUFFER),
+            started,
+            last_sync: now,
+            unsynced: false,
+            fsyncs: 0,
+            #[cfg(test)]
+            fail_after: None,
         };
         w.point_current_link()?;
-        if files.is_empty() {
+        if created {
             sync_dir(&w.dir)?;
         }
+        w.housekeeping();
         Ok(w)
     }
 
-    /// Path of the file being written.
+    /// Path of the file being written (absolute).
     pub fn current_path(&self) -> &Path {
         &self.path
     }
 
     pub fn current_suffix(&self) -> u64 {
-        self.suffix
+        self.key.suffix
+    }
+
+    /// Date and suffix of the file being written.
+    pub fn current_key(&self) -> FileKey {
+        self.key
     }
 
     /// Bytes in the current file.
@@ -117,7 +278,27 @@ impl RotatingWriter {
         self.size
     }
 
-    /// Writes every message, framed, and returns only after `write(2)` accepted all of them.
+    pub fn category(&self) -> &Category {
+        &self.category
+    }
+
+    pub fn options(&self) -> &WriterOptions {
+        &self.opts
+    }
+
+    /// Whether bytes were written to the current file since it was last fsynced.
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// fsyncs of data files this writer made (rotations, policy, `sync`).
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs
+    }
+
+    /// Writes every message, framed, and returns only after `write(2)` accepted all of them
+    /// (and, with [`Fsync::Batch`], after they were fsynced). Rotates first if the current
+    /// file is due by time.
     ///
     /// On error, the current file is cut back to where this batch began in it, so a failed
     /// batch leaves no partial message behind. Messages that went to files closed by a
@@ -127,7 +308,9 @@ impl RotatingWriter {
         I: IntoIterator<Item = &'a [u8]>,
     {
         let mut stats = WriteStats::default();
-        let result = self.write_all_messages(messages, &mut stats);
+        // Set before anything can fail, so a cut-back never reaches into an earlier batch.
+        self.batch_start = self.size;
+        let result = self.write_batch_inner(messages, &mut stats);
         if result.is_err() {
             self.buf.clear();
             if self.file.set_len(self.batch_start).is_ok() {
@@ -139,7 +322,7 @@ impl RotatingWriter {
         result.map(|()| stats)
     }
 
-    fn write_all_messages<'a, I>(
+    fn write_batch_inner<'a, I>(
         &mut self,
         messages: I,
         stats: &mut WriteStats,
@@ -147,19 +330,18 @@ impl RotatingWriter {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        self.batch_start = self.size;
+        if self.check_time()? {
+            stats.rotations += 1;
+        }
         for msg in messages {
             let framed = msg.len() as u64 + u64::from(!msg.ends_with(b"\n"));
             if self.opts.max_size > 0 && self.size > 0 && self.size + framed > self.opts.max_size {
                 self.rotate()?;
-                self.batch_start = 0;
                 stats.rotations += 1;
             }
             if msg.len() >= WRITE_BUFFER {
                 self.flush_buf()?;
-                self.file
-                    .write_all(msg)
-                    .map_err(io_err("write", &self.path))?;
+                self.write_raw(msg)?;
             } else {
                 if self.buf.len() + msg.len() + 1 > WRITE_BUFFER {
                     self.flush_buf()?;
@@ -173,39 +355,225 @@ impl RotatingWriter {
             stats.messages += 1;
             stats.bytes += framed;
         }
-        self.flush_buf()
+        self.flush_buf()?;
+        match self.opts.fsync {
+            Fsync::Never => {}
+            Fsync::Batch => {
+                if self.unsynced {
+                    self.sync()?;
+                }
+            }
+            Fsync::Interval(_) => {
+                self.maybe_sync()?;
+            }
+        }
+        Ok(())
     }
 
     fn flush_buf(&mut self) -> Result<(), WriteError> {
         if !self.buf.is_empty() {
-            self.file
-                .write_all(&self.buf)
-                .map_err(io_err("write", &self.path))?;
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.write_raw(&buf);
+            self.buf = buf;
             self.buf.clear();
+            r?;
         }
         Ok(())
+    }
+
+    /// The one place bytes reach the file.
+    fn write_raw(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        #[cfg(test)]
+        if let Some(budget) = self.fail_after.as_mut() {
+            if data.len() as u64 > *budget {
+                // Like a full disk: a short write, then an error.
+                let n = usize::try_from(*budget).unwrap_or(usize::MAX);
+                let _ = self.file.write_all(&data[..n]);
+                *budget = 0;
+                self.unsynced = true;
+                return Err(io_err("write", &self.path)(io::Error::other(
+                    "injected failure",
+                )));
+            }
+            *budget -= data.len() as u64;
+        }
+        self.unsynced = true;
+        self.file
+            .write_all(data)
+            .map_err(io_err("write", &self.path))
     }
 
     /// fsyncs the current file's data.
     pub fn sync(&mut self) -> Result<(), WriteError> {
         self.flush_buf()?;
-        self.file.sync_data().map_err(io_err("fsync", &self.path))
+        self.file.sync_data().map_err(io_err("fsync", &self.path))?;
+        self.fsyncs += 1;
+        self.unsynced = false;
+        self.last_sync = self.opts.clock.now();
+        Ok(())
     }
 
-    /// Closes the current file and starts the next suffix.
+    /// With [`Fsync::Interval`]: fsyncs if there are unsynced bytes and the interval has passed
+    /// since the last sync (or the clock went backwards). Returns whether it synced. The owner
+    /// calls this periodically (e.g. every second) so that an idle writer's last batches reach
+    /// the disk too. Other policies: does nothing.
+    pub fn maybe_sync(&mut self) -> Result<bool, WriteError> {
+        let Fsync::Interval(every) = self.opts.fsync else {
+            return Ok(false);
+        };
+        if !self.unsynced && self.buf.is_empty() {
+            return Ok(false);
+        }
+        let elapsed = self.opts.clock.now() - self.last_sync;
+        let due = match elapsed.to_std() {
+            Ok(e) => e >= every,
+            Err(_) => true, // negative: the clock was stepped back
+        };
+        if due {
+            self.sync()?;
+        }
+        Ok(due)
+    }
+
+    /// Rotates if the current file is due by time (see [`crate::rotation`]). Returns whether it
+    /// rotated. The owner calls this periodically (e.g. every second); `write_batch` also calls
+    /// it before writing.
+    pub fn check_time(&mut self) -> Result<bool, WriteError> {
+        if self.opts.rotate_period == RotatePeriod::Never {
+            // Every batch asks; skip reading the clock (and the local time zone).
+            return Ok(false);
+        }
+        let now = self.opts.clock.now();
+        let due = rotation::is_due(
+            self.opts.rotate_period,
+            self.opts.rotate_at(),
+            self.started,
+            self.key.date,
+            now,
+        );
+        if due {
+            self.rotate()?;
+        }
+        Ok(due)
+    }
+
+    /// Closes the current file and starts the next one: the `write_meta` record, fsync of the
+    /// old file, then the new file, `<cat>_current`, a directory fsync; then compression of the
+    /// old file and retention. If the new file cannot be created, the old one stays current
+    /// and its meta record is cut off again.
     pub fn rotate(&mut self) -> Result<(), WriteError> {
         self.flush_buf()?;
-        let next = self.suffix + 1;
-        let path = self.dir.join(layout::file_name(&self.category, next));
-        let file = open_append(&path)?;
-        let size = file.metadata().map_err(io_err("stat", &path))?.len();
-        tracing::debug!(category = %self.category, from = %self.path.display(), to = %path.display(), "rotating");
+        let now = self.opts.clock.now();
+        let next = rotation::next_key(Some(self.key), self.opts.rotate_period, now);
+        let next_path = self.dir.join(next.file_name(&self.category));
+        let before = self.size;
+        let opened = self
+            .finish_current(&next_path)
+            .and_then(|()| open_append(&next_path));
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                // Also cuts off a partly written meta record (its bytes were never counted).
+                if self.file.set_len(before).is_ok() {
+                    self.size = before;
+                }
+                return Err(e);
+            }
+        };
+        let size = file.metadata().map_err(io_err("stat", &next_path))?.len();
+        tracing::debug!(category = %self.category, from = %self.path.display(), to = %next_path.display(), "rotating");
+        let old_path = std::mem::replace(&mut self.path, next_path);
         self.file = file;
-        self.path = path;
-        self.suffix = next;
+        self.key = next;
         self.size = size;
+        self.batch_start = size;
+        self.started = now;
+        self.last_sync = now;
+        self.unsynced = false;
         self.point_current_link()?;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        if self.opts.compress {
+            self.submit_compression(old_path);
+        }
+        self.housekeeping();
+        Ok(())
+    }
+
+    /// The old file's last steps: the meta record, then fsync (always, whatever the policy:
+    /// a closed file must be complete on disk before its successor exists).
+    fn finish_current(&mut self, next_path: &Path) -> Result<(), WriteError> {
+        if self.opts.write_meta {
+            let mut rec = META_PREFIX.to_vec();
+            rec.extend_from_slice(next_path.as_os_str().as_bytes());
+            rec.push(b'\n');
+            self.write_raw(&rec)?;
+            self.size += rec.len() as u64;
+        }
+        self.file.sync_data().map_err(io_err("fsync", &self.path))?;
+        self.fsyncs += 1;
+        Ok(())
+    }
+
+    /// Applies retention now (it also runs after every rotation and at open). Returns how many
+    /// files (keys) were deleted.
+    pub fn apply_retention(&mut self) -> Result<usize, WriteError> {
+        let retention = self.opts.retention();
+        if retention.is_unlimited() {
+            return Ok(0);
+        }
+        let mut slots =
+            layout::scan_dir(&self.dir, &self.category).map_err(io_err("list", &self.dir))?;
+        let deleted = retention::apply(
+            &retention,
+            &self.dir,
+            &self.category,
+            &mut slots,
+            self.key,
+            self.opts.clock.now(),
+            &self.opts.compressor,
+        )?;
+        Ok(deleted.len())
+    }
+
+    /// Retention, then (re)queues closed plain files for compression, which picks up files a
+    /// full queue or a failed compression left behind. Logged, never fatal.
+    fn housekeeping(&mut self) {
+        let retention = self.opts.retention();
+        if retention.is_unlimited() && !self.opts.compress {
+            return;
+        }
+        let mut slots = match layout::scan_dir(&self.dir, &self.category) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(category = %self.category, "listing {}: {e}", self.dir.display());
+                return;
+            }
+        };
+        if let Err(e) = retention::apply(
+            &retention,
+            &self.dir,
+            &self.category,
+            &mut slots,
+            self.key,
+            self.opts.clock.now(),
+            &self.opts.compressor,
+        ) {
+            tracing::warn!(category = %self.category, "retention: {e}");
+        }
+        if self.opts.compress {
+            for (k, slot) in slots.range(..self.key) {
+                if let (Some(plain), None) = (&slot.plain, &slot.gz) {
+                    tracing::debug!(category = %self.category, file = %k.file_name(&self.category), "queueing for compression");
+                    self.submit_compression(plain.clone());
+                }
+            }
+        }
+    }
+
+    fn submit_compression(&self, path: PathBuf) {
+        if self.opts.compressor.submit(path) == Submit::QueueFull {
+            tracing::debug!(category = %self.category, "compression queue full; retrying at the next rotation");
+        }
     }
 
     /// Replaces `<category>_current` atomically: a new symlink under a temporary name, then
@@ -216,7 +584,7 @@ impl RotatingWriter {
             ".{}.tmp",
             layout::current_link_name(&self.category)
         ));
-        let target = layout::file_name(&self.category, self.suffix);
+        let target = self.key.file_name(&self.category);
         if let Ok(existing) = std::fs::read_link(&link) {
             if existing == Path::new(&target) {
                 return Ok(());
@@ -232,6 +600,17 @@ impl RotatingWriter {
     }
 }
 
+/// When an existing file was started, for time rotation after a reopen: its birth time where
+/// the filesystem records one (so a writer closed while idle and reopened does not restart the
+/// period), else now (Scribe's behaviour: the period restarts at open). Never in the future.
+fn file_birth(meta: &std::fs::Metadata, now: DateTime<Local>) -> DateTime<Local> {
+    meta.created()
+        .ok()
+        .map(DateTime::<Local>::from)
+        .filter(|t| *t <= now)
+        .unwrap_or(now)
+}
+
 fn open_append(path: &Path) -> Result<File, WriteError> {
     OpenOptions::new()
         .create(true)
@@ -240,100 +619,6 @@ fn open_append(path: &Path) -> Result<File, WriteError> {
         .map_err(io_err("open", path))
 }
 
-/// fsyncs a directory so that a file created or renamed in it survives a power loss.
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cat(s: &str) -> Category {
-        s.parse().unwrap()
-    }
-
-    fn read_all(dir: &Path, c: &Category) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (_, p) in layout::list_files(dir, c).unwrap() {
-            out.extend(std::fs::read(p).unwrap());
-        }
-        out
-    }
-
-    #[test]
-    fn frames_messages_with_one_newline() {
-        let d = tempfile::tempdir().unwrap();
-        let c = cat("t");
-        let mut w = RotatingWriter::open(d.path(), &c, WriterOptions { max_size: 0 }).unwrap();
-        let msgs: [&[u8]; 4] = [b"a", b"b\n", b"", b"\xff\x00c"];
-        let s = w.write_batch(msgs).unwrap();
-        assert_eq!(read_all(d.path(), &c), b"a\nb\n\n\xff\x00c\n");
-        assert_eq!(s.messages, 4);
-        assert_eq!(s.bytes, 9);
-        assert_eq!(
-            std::fs::read_link(d.path().join("t/t_current")).unwrap(),
-            Path::new("t_00000")
-        );
-    }
-
-    #[test]
-    fn rotates_before_a_message_would_exceed_max_size() {
-        let d = tempfile::tempdir().unwrap();
-        let c = cat("t");
-        let mut w = RotatingWriter::open(d.path(), &c, WriterOptions { max_size: 10 }).unwrap();
-        let big = vec![b'x'; 25];
-        let msgs: Vec<&[u8]> = vec![b"1234", b"5678", b"90", &big, b"a"];
-        let s = w.write_batch(msgs).unwrap();
-        let files = layout::list_files(d.path(), &c).unwrap();
-        let sizes: Vec<u64> = files
-            .iter()
-            .map(|(_, p)| std::fs::metadata(p).unwrap().len())
-            .collect();
-        // "1234\n5678\n" = 10 fills file 0; "90\n" starts file 1; the 26-byte message gets file 2
-        // alone; "a\n" goes to file 3.
-        assert_eq!(sizes, vec![10, 3, 26, 2]);
-        assert_eq!(s.rotations, 3);
-        assert_eq!(
-            std::fs::read_link(d.path().join("t/t_current")).unwrap(),
-            Path::new("t_00003")
-        );
-    }
-
-    #[test]
-    fn reopen_appends_to_newest_file() {
-        let d = tempfile::tempdir().unwrap();
-        let c = cat("t");
-        let opts = WriterOptions { max_size: 100 };
-        {
-            let mut w = RotatingWriter::open(d.path(), &c, opts.clone()).unwrap();
-            w.write_batch([&b"one"[..]]).unwrap();
-            w.rotate().unwrap();
-            w.write_batch([&b"two"[..]]).unwrap();
-        }
-        let mut w = RotatingWriter::open(d.path(), &c, opts).unwrap();
-        assert_eq!(w.current_suffix(), 1);
-        assert_eq!(w.current_size(), 4);
-        w.write_batch([&b"three"[..]]).unwrap();
-        assert_eq!(
-            std::fs::read(d.path().join("t/t_00001")).unwrap(),
-            b"two\nthree\n"
-        );
-    }
-
-    #[test]
-    fn large_messages_bypass_the_buffer_in_order() {
-        let d = tempfile::tempdir().unwrap();
-        let c = cat("t");
-        let mut w = RotatingWriter::open(d.path(), &c, WriterOptions { max_size: 0 }).unwrap();
-        let big = vec![b'B'; WRITE_BUFFER * 2];
-        let msgs: Vec<&[u8]> = vec![b"small", &big, b"tail"];
-        w.write_batch(msgs).unwrap();
-        let mut want = b"small\n".to_vec();
-        want.extend_from_slice(&big);
-        want.extend_from_slice(b"\ntail\n");
-        assert_eq!(read_all(d.path(), &c), want);
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;

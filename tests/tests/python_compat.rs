@@ -1,0 +1,393 @@
+//! Compatibility with the real Scribe client from PyPI: `facebook-scribe` 2.0.post1 (the
+//! Thrift-0.9.0-generated `scribe` and `fb303` packages) on `thrift` 0.25, used exactly as
+//! `scribe_cat` uses it. `scripts/compat-venv.sh` installs them (pinned) into
+//! `target/compat-venv`; the client script is `tests/compat/scribe_client.py`.
+//!
+//! These tests need `python3` with `venv` and access to PyPI the first time; when either is
+//! missing they fail with the script's error, they are never skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pipeline_tests::{read_category, Scribed};
+use scribe_archive::Category;
+
+/// How long creating the virtualenv (a `pip install` from PyPI) may take.
+const VENV_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long one run of the Python client may take (it normally needs well under a second).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long scribed may take to exit after fb303 `shutdown`.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf()
+}
+
+/// Runs `cmd` to completion with piped output, killing it after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("waiting for child") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = err.join().unwrap_or_default();
+            panic!(
+                "{what} did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// The virtualenv's python, after `scripts/compat-venv.sh` made sure the pinned packages are
+/// installed (once per test process; the script itself is idempotent and locked).
+fn venv_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let root = repo_root();
+        let mut cmd = Command::new("bash");
+        cmd.arg(root.join("scripts/compat-venv.sh"))
+            .current_dir(&root);
+        let out = run_bounded(cmd, VENV_TIMEOUT, "scripts/compat-venv.sh");
+        assert!(
+            out.status.success(),
+            "scripts/compat-venv.sh failed ({}): the Python compatibility tests need python3 \
+             with venv and PyPI access to install facebook-scribe and thrift.\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python = PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .expect("compat-venv.sh prints the venv's python")
+                .trim(),
+        );
+        assert!(python.exists(), "{} does not exist", python.display());
+        python
+    })
+}
+
+/// Runs `tests/compat/scribe_client.py MODE ADDR OUTDIR` and asserts it succeeded.
+fn run_client(mode: &str, addr: &str, outdir: &Path) -> Output {
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_root().join("tests/compat/scribe_client.py"))
+        .args([mode, addr])
+        .arg(outdir)
+        // Keep __pycache__ out of the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = run_bounded(cmd, CLIENT_TIMEOUT, "scribe_client.py");
+    assert!(
+        out.status.success(),
+        "scribe_client.py {mode} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd-length hex {s:?}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// What the client sent, from its `sent.tsv`.
+struct Sent {
+    /// Category name -> the bytes scribed must have written for it, in order.
+    expected: BTreeMap<String, Vec<u8>>,
+    /// Messages sent to categories scribed must refuse.
+    dropped: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn read_sent(outdir: &Path) -> Sent {
+    let text = std::fs::read_to_string(outdir.join("sent.tsv")).expect("reading sent.tsv");
+    let mut sent = Sent {
+        expected: BTreeMap::new(),
+        dropped: Vec::new(),
+    };
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [cat, msg, verdict] = fields[..] else {
+            panic!("malformed sent.tsv line {line:?}");
+        };
+        let (cat, msg) = (unhex(cat), unhex(msg));
+        // The client's idea of a valid category must be scribed's.
+        let valid = Category::new(&cat).is_ok();
+        match verdict {
+            "keep" => {
+                assert!(valid, "client expects {cat:?} to be kept but it is invalid");
+                let out = sent
+                    .expected
+                    .entry(String::from_utf8(cat).expect("valid categories are ASCII"))
+                    .or_default();
+                // scribed's framing: the message, then `\n` unless it already ends in one.
+                out.extend_from_slice(&msg);
+                if !msg.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            "drop" => {
+                assert!(
+                    !valid,
+                    "client expects {cat:?} to be dropped but it is valid"
+                );
+                sent.dropped.push((cat, msg));
+            }
+            _ => panic!("bad verdict in {line:?}"),
+        }
+    }
+    sent
+}
+
+/// Compares bytes without dumping megabytes on failure.
+fn assert_same_bytes(category: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let window = |b: &[u8]| {
+        let end = (at + 40).min(b.len());
+        format!(
+            "{:?}",
+            String::from_utf8_lossy(&b[at.saturating_sub(20).min(end)..end])
+        )
+    };
+    panic!(
+        "category {category}: wrote {} bytes, expected {}; first difference at byte {at}: \
+         got {} want {}",
+        got.len(),
+        want.len(),
+        window(got),
+        window(want)
+    );
+}
+
+/// Every path under `dir`, recursively (symlinks are listed, not followed).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("dir entry");
+            let p = e.path();
+            if e.file_type().expect("file type").is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Places a `../escape` category could reach if a path were built from it unchecked: next to
+/// the data directory or any of its ancestors, and relative to scribed's working directory
+/// (this test's) or its ancestors.
+fn escape_targets(data: &Path) -> Vec<PathBuf> {
+    let cwd = std::env::current_dir().expect("cwd");
+    data.ancestors()
+        .chain(cwd.ancestors())
+        .map(|d| d.join("escape"))
+        .collect()
+}
+
+#[test]
+fn python_scribe_client_bytes_land_exactly() {
+    let python = venv_python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let outdir = tmp.path().join("out");
+    std::fs::create_dir(&outdir).expect("creating out dir");
+    let preexisting: Vec<PathBuf> = escape_targets(&data)
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
+
+    let s = Scribed::start(&data, &[]);
+    let out = run_client("compat", &s.addr, &outdir);
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sent = read_sent(&outdir);
+    assert!(
+        sent.expected.len() >= 10 && !sent.dropped.is_empty(),
+        "client sent less than expected ({python:?}):\n{summary}"
+    );
+
+    // Exact bytes per category.
+    for (category, want) in &sent.expected {
+        let got = read_category(&data, category);
+        assert_same_bytes(category, &got, want);
+    }
+
+    // The data dir holds exactly the valid categories, each only its own files.
+    let want_dirs: BTreeSet<String> = sent.expected.keys().cloned().collect();
+    assert_eq!(names(&data), want_dirs, "directories in the data dir");
+    for category in &want_dirs {
+        for name in names(&data.join(category)) {
+            let rest = name
+                .strip_prefix(category.as_str())
+                .and_then(|r| r.strip_prefix('_'));
+            assert!(
+                rest.is_some_and(
+                    |r| r == "current" || (r.len() >= 5 && r.bytes().all(|b| b.is_ascii_digit()))
+                ),
+                "unexpected file {name:?} in category {category}"
+            );
+        }
+    }
+
+    // Nothing was written outside the data dir: the temp dir holds only what the harness and
+    // this test put there, nothing is named "escape" anywhere under it, and no file holds a
+    // dropped message.
+    assert_eq!(
+        names(tmp.path()),
+        ["data", "data.log", "data.ready", "out"]
+            .map(String::from)
+            .into(),
+        "entries of the test's temp dir"
+    );
+    for p in walk(tmp.path()) {
+        assert!(
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("escape")),
+            "found {}",
+            p.display()
+        );
+        if p.is_file() && p.starts_with(&data) {
+            let bytes = std::fs::read(&p).expect("reading a data file");
+            for (cat, msg) in &sent.dropped {
+                assert!(
+                    !bytes.windows(msg.len()).any(|w| w == &msg[..]),
+                    "message for invalid category {:?} found in {}",
+                    String::from_utf8_lossy(cat),
+                    p.display()
+                );
+            }
+        }
+    }
+    for p in escape_targets(&data) {
+        if !preexisting.contains(&p) {
+            assert!(!p.exists(), "{} was created", p.display());
+        }
+    }
+
+    // Still healthy (the client's last call was getStatus == ALIVE): a second run of the
+    // whole client against the same server works and appends the same bytes again.
+    run_client("compat", &s.addr, &outdir);
+    for (category, want) in &sent.expected {
+        let got = read_category(&data, category);
+        assert_same_bytes(category, &got, &[&want[..], &want[..]].concat());
+    }
+
+    let log = s.log_text();
+    assert!(!log.contains("panicked"), "scribed log:\n{log}");
+    let status = s.stop();
+    assert!(
+        status.success(),
+        "scribed exited with {status} after SIGTERM:\n{log}"
+    );
+}
+
+/// Whether process `pid` has exited (it is a zombie awaiting our wait, or gone).
+fn has_exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn python_fb303_oneway_shutdown_stops_scribed() {
+    venv_python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let outdir = tmp.path().join("out");
+    std::fs::create_dir(&outdir).expect("creating out dir");
+
+    let s = Scribed::start(&data, &[]);
+    // The client logs a message, sends the oneway shutdown, and checks that no reply comes and
+    // the server closes the connection.
+    let out = run_client("shutdown", &s.addr, &outdir);
+
+    let pid = s.pid();
+    let start = Instant::now();
+    while !has_exited(pid) {
+        if start.elapsed() > SHUTDOWN_TIMEOUT {
+            // Dropping `s` kills it.
+            panic!(
+                "scribed still running {SHUTDOWN_TIMEOUT:?} after fb303 shutdown; client said:\n\
+                 {}\nscribed log:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                s.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = s.log_text();
+    // The process has already exited: stop() only collects its status (the signal it sends
+    // to the zombie has no effect).
+    let status = s.stop();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "scribed's exit after fb303 shutdown: {status}\n{log}"
+    );
+
+    let sent = read_sent(&outdir);
+    for (category, want) in &sent.expected {
+        assert_same_bytes(category, &read_category(&data, category), want);
+    }
+}
