@@ -59,10 +59,7 @@ impl QueueCaps {
 
     /// Reserves room for every `(store, category, bytes)` of a batch, or none of it. An empty
     /// queue always admits one batch, however large, so an oversized batch is slow, not stuck.
-    pub fn reserve(
-        &self,
-        parts: &[(usize, &str, &Category, u64)],
-    ) -> Result<Reservation, Denied> {
+    pub fn reserve(&self, parts: &[(usize, &str, &Category, u64)]) -> Result<Reservation, Denied> {
         let mut r = Reservation {
             counters: Vec::with_capacity(parts.len() + 1),
         };

@@ -1,8 +1,8 @@
 //! Answers one decoded call: routes `Log` batches to the file store and serves fb303.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use scribe_archive::{Category, CategoryError};
@@ -87,9 +87,9 @@ async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
     match routing.write(groups.clone()).await {
         Ok(routed) => {
             for (c, n) in &routed.unrouted {
-                server.bad_category_warn.warn(|| {
-                    format!("dropping messages for category {c}: no store matches it")
-                });
+                server
+                    .bad_category_warn
+                    .warn(|| format!("dropping messages for category {c}: no store matches it"));
                 server.counters.add(None, RECEIVED_BAD, *n as i64);
             }
             for g in &groups {
@@ -142,10 +142,9 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
                     }
                     Err(err) => {
                         if err != CategoryError::Empty {
-                            let shown = String::from_utf8_lossy(
-                                &e.category[..e.category.len().min(64)],
-                            )
-                            .into_owned();
+                            let shown =
+                                String::from_utf8_lossy(&e.category[..e.category.len().min(64)])
+                                    .into_owned();
                             server.bad_category_warn.warn(|| {
                                 format!("dropping messages for invalid category {shown:?}: {err}")
                             });

@@ -94,7 +94,10 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
         }
     }
     let stores = routing.status();
-    let gauge = |out: &mut String, name: &str, help: &str, f: &dyn Fn(&crate::stores::StoreStatus) -> Option<u64>| {
+    let gauge = |out: &mut String,
+                 name: &str,
+                 help: &str,
+                 f: &dyn Fn(&crate::stores::StoreStatus) -> Option<u64>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for s in &stores {
             if let Some(v) = f(s) {
@@ -107,16 +110,30 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
             }
         }
     };
-    gauge(&mut out, "scribed_store_queue_bytes", "Bytes waiting to be written.", &|s| Some(s.queue_bytes));
-    gauge(&mut out, "scribed_store_spool_bytes", "Bytes in the disk spool.", &|s| {
-        (s.kind == "buffer").then_some(s.spool_bytes)
-    });
-    gauge(&mut out, "scribed_store_upstream_connected", "1 when the upstream connection is up.", &|s| {
-        s.upstream_connected.map(u64::from)
-    });
-    gauge(&mut out, "scribed_store_ok", "1 when the store reports no problem.", &|s| {
-        Some(u64::from(s.problem.is_none()))
-    });
+    gauge(
+        &mut out,
+        "scribed_store_queue_bytes",
+        "Bytes waiting to be written.",
+        &|s| Some(s.queue_bytes),
+    );
+    gauge(
+        &mut out,
+        "scribed_store_spool_bytes",
+        "Bytes in the disk spool.",
+        &|s| (s.kind == "buffer").then_some(s.spool_bytes),
+    );
+    gauge(
+        &mut out,
+        "scribed_store_upstream_connected",
+        "1 when the upstream connection is up.",
+        &|s| s.upstream_connected.map(u64::from),
+    );
+    gauge(
+        &mut out,
+        "scribed_store_ok",
+        "1 when the store reports no problem.",
+        &|s| Some(u64::from(s.problem.is_none())),
+    );
     let _ = writeln!(out, "# HELP scribed_store_state Current state (label) of each store.\n# TYPE scribed_store_state gauge");
     for s in &stores {
         let _ = writeln!(
@@ -137,13 +154,12 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
         "# TYPE scribed_alive_since_seconds gauge\nscribed_alive_since_seconds {}",
         server.alive_since
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 /// Escapes a Prometheus label value.
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -19,7 +19,11 @@ use crate::{connection, http, reload, Args, Server, Settings};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the server until `shutdown` is cancelled, then drains and returns.
-pub async fn run(args: Args, settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    args: Args,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     let mut listeners = Vec::new();

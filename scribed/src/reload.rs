@@ -36,7 +36,10 @@ pub async fn reload(server: &Server) -> Result<(), String> {
         ("listen", new.listen != old.listen),
         ("status_listen", new.status_listen != old.status_listen),
         ("max_frame", new.max_frame != old.max_frame),
-        ("max_connections", new.max_connections != old.max_connections),
+        (
+            "max_connections",
+            new.max_connections != old.max_connections,
+        ),
     ] {
         if changed {
             tracing::warn!("reload: a change to `{what}` takes effect only after a restart");
@@ -54,7 +57,9 @@ pub async fn reload(server: &Server) -> Result<(), String> {
             let reason = format!("building the new stores: {e:#}");
             match Routing::build(old, server.counters.clone()).await {
                 Ok(r) => *routing = Arc::new(r),
-                Err(e2) => tracing::error!("rebuilding the previous configuration failed too: {e2:#}"),
+                Err(e2) => {
+                    tracing::error!("rebuilding the previous configuration failed too: {e2:#}")
+                }
             }
             drop(routing);
             fail(reason)

@@ -102,7 +102,11 @@ impl Routing {
             return s;
         }
         let name = category.as_str();
-        if let Some((_, s)) = self.prefixes.iter().find(|(p, _)| name.starts_with(p.as_str())) {
+        if let Some((_, s)) = self
+            .prefixes
+            .iter()
+            .find(|(p, _)| name.starts_with(p.as_str()))
+        {
             return s;
         }
         &self.default

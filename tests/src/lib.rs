@@ -212,8 +212,13 @@ pub fn free_port() -> u16 {
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).expect("connecting to the status address");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("response");
     let code = text
@@ -221,15 +226,23 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status line");
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (code, body)
 }
 
 /// The value of a Prometheus sample line `name{labels} value` (exact match on the part before
 /// the value).
 pub fn metric(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Checks `stored` holds every line of `expected` with first occurrences in order; lines seen
@@ -248,7 +261,9 @@ pub fn check_order_no_loss(stored: &[u8], expected: &[Vec<u8>]) -> Result<usize,
             return Err(format!(
                 "unexpected line {:?} where line {next} ({:?}) was due",
                 String::from_utf8_lossy(line),
-                expected.get(next).map(|l| String::from_utf8_lossy(l).into_owned())
+                expected
+                    .get(next)
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
             ));
         }
     }

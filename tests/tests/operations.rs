@@ -27,10 +27,22 @@ fn status_endpoint_reports_health_metrics_and_stores() {
     let (code, body) = server.http_get("/metrics");
     assert_eq!(code, 200);
     let m = |s: &str| metric(&body, s);
-    assert_eq!(m("scribed_received_good_total{category=\"metered\"}"), Some(3.0));
-    assert_eq!(m("scribed_written_messages_total{category=\"metered\"}"), Some(3.0));
-    assert_eq!(m("scribed_written_bytes_total{category=\"metered\"}"), Some(6.0));
-    assert!(body.contains("scribed_store_queue_bytes{store=\"store[default]\",type=\"file\"} 0"), "{body}");
+    assert_eq!(
+        m("scribed_received_good_total{category=\"metered\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        m("scribed_written_messages_total{category=\"metered\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        m("scribed_written_bytes_total{category=\"metered\"}"),
+        Some(6.0)
+    );
+    assert!(
+        body.contains("scribed_store_queue_bytes{store=\"store[default]\",type=\"file\"} 0"),
+        "{body}"
+    );
 
     let (code, body) = server.http_get("/status");
     assert_eq!(code, 200);
@@ -55,7 +67,15 @@ fn reload_switches_routing_without_losing_lines_and_rejects_bad_configs() {
 
     // A shipper that trickles lines the whole time.
     let mut shipper = Command::new(bin("ship"))
-        .args(["--to", &server.addr, "--linger", "5ms", "--batch-lines", "20", "flow"])
+        .args([
+            "--to",
+            &server.addr,
+            "--linger",
+            "5ms",
+            "--batch-lines",
+            "20",
+            "flow",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -79,7 +99,11 @@ fn reload_switches_routing_without_losing_lines_and_rejects_bad_configs() {
     });
 
     // A bad config is rejected; the old one stays in force.
-    std::fs::write(&config_path, "[[store]]\ncategory = \"default\"\ntype = \"tape\"\n").unwrap();
+    std::fs::write(
+        &config_path,
+        "[[store]]\ncategory = \"default\"\ntype = \"tape\"\n",
+    )
+    .unwrap();
     server.signal(Signal::SIGHUP);
     wait_for(Duration::from_secs(10), "the rejection", || {
         server.log_text().contains("reload rejected")
@@ -115,7 +139,9 @@ fn reload_switches_routing_without_losing_lines_and_rejects_bad_configs() {
 fn rate_limit_answers_try_later_and_ship_gets_through_anyway() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Scribed::start(&tmp.path().join("data"), &["--max-msg-per-second", "2000"]);
-    let input: Vec<u8> = (0..6000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    let input: Vec<u8> = (0..6000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
     let out = pipeline_tests::ship(&server.addr, "limited", &input, &["--batch-lines", "500"]);
     assert!(out.status.success());
     assert!(read_category(&tmp.path().join("data"), "limited") == input);
@@ -131,17 +157,40 @@ fn check_config_accepts_good_files_and_names_the_problem_in_bad_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good.toml");
     std::fs::write(&good, file_store(tmp.path())).unwrap();
-    let out = Command::new(bin("scribed")).arg("--check-config").arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("scribed"))
+        .arg("--check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "max_queue_bytes = \"lots\"\n").unwrap();
-    let out = Command::new(bin("scribed")).arg("--check-config").arg(&bad).output().unwrap();
+    let out = Command::new(bin("scribed"))
+        .arg("--check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("max_queue_bytes"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("max_queue_bytes"),
+        "{err}"
+    );
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scribed.toml");
-    let out = Command::new(bin("scribed")).arg("--check-config").arg(example).output().unwrap();
-    assert!(out.status.success(), "the shipped example is valid: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("scribed"))
+        .arg("--check-config")
+        .arg(example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the shipped example is valid: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

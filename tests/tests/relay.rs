@@ -94,9 +94,11 @@ fn central_outage_while_lines_flow_loses_nothing_and_keeps_order() {
         .collect();
 
     // Take the central away while lines flow, for a few seconds.
-    wait_for(Duration::from_secs(30), "lines to reach the central", || {
-        read_category(&central_data, cats[0]).len() > 100_000
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "lines to reach the central",
+        || read_category(&central_data, cats[0]).len() > 100_000,
+    );
     assert!(central.stop().success());
     std::thread::sleep(Duration::from_secs(3));
     let central = Scribed::launch(
@@ -109,19 +111,30 @@ fn central_outage_while_lines_flow_loses_nothing_and_keeps_order() {
 
     for s in shippers {
         let out = s.join().unwrap();
-        assert!(out.status.success(), "ship: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ship: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    wait_for(Duration::from_secs(60), "the leaf to drain its spool", || {
-        let st = leaf_status(&leaf);
-        st.spool_bytes_zero && st.streaming
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the leaf to drain its spool",
+        || {
+            let st = leaf_status(&leaf);
+            st.spool_bytes_zero && st.streaming
+        },
+    );
     for (c, lines) in cats.iter().zip(&inputs) {
         let stored = read_category(&central_data, c);
         // The central was stopped gracefully: every batch it wrote was acknowledged, so
         // nothing is duplicated and the archive equals the input exactly.
         assert_eq!(check_order_no_loss(&stored, lines), Ok(0), "{c}");
     }
-    assert!(get_counter(&leaf.addr, "scribe_overall:spooled") > 0, "the outage was spooled through");
+    assert!(
+        get_counter(&leaf.addr, "scribe_overall:spooled") > 0,
+        "the outage was spooled through"
+    );
     assert!(get_counter(&leaf.addr, "scribe_overall:replayed") > 0);
     drop(central);
 }
@@ -145,18 +158,29 @@ fn leaf_killed_while_spooling_replays_everything_after_restart() {
     let shipper = {
         let addr = leaf_addr.clone();
         std::thread::spawn(move || {
-            ship(&addr, "spooled", &body, &["--batch-lines", "500", "--timeout", "60s"])
+            ship(
+                &addr,
+                "spooled",
+                &body,
+                &["--batch-lines", "500", "--timeout", "60s"],
+            )
         })
     };
-    wait_for(Duration::from_secs(30), "the leaf to spool part of the input", || {
-        get_counter(&leaf_addr, "scribe_overall:spooled") > 10_000
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the leaf to spool part of the input",
+        || get_counter(&leaf_addr, "scribe_overall:spooled") > 10_000,
+    );
     leaf.kill9();
     std::thread::sleep(Duration::from_millis(500));
     // ship keeps retrying the unacknowledged batch until the leaf is back.
     let leaf = Scribed::launch(&tmp.path().join("leaf"), leaf_launch());
     let out = shipper.join().unwrap();
-    assert!(out.status.success(), "ship: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ship: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let central_data = tmp.path().join("central");
     let _central = Scribed::launch(
@@ -189,7 +213,12 @@ fn damaged_spool_records_are_skipped_and_counted_and_the_rest_delivered() {
     };
     let leaf = Scribed::launch(&leaf_dir, launch());
     let lines = numbered("damaged", 20_000);
-    let out = ship(&leaf.addr, "damaged", &lines.concat(), &["--batch-lines", "100"]);
+    let out = ship(
+        &leaf.addr,
+        "damaged",
+        &lines.concat(),
+        &["--batch-lines", "100"],
+    );
     assert!(out.status.success());
     assert!(leaf.stop().success());
 

@@ -135,12 +135,20 @@ type = "null"
     assert_eq!(cat(&p("exact"), "exact"), "e1\n");
     assert_eq!(cat(&p("web"), "web.access"), "w1\n");
     assert_eq!(cat(&p("web"), "webby"), "w2\n");
-    assert_eq!(cat(&p("webapi"), "web.api.v2"), "a1\n", "longest prefix wins");
+    assert_eq!(
+        cat(&p("webapi"), "web.api.v2"),
+        "a1\n",
+        "longest prefix wins"
+    );
     assert_eq!(cat(&p("web"), "web.api.v2"), "", "only the longest prefix");
     assert_eq!(cat(&p("default"), "other"), "o1\n");
     assert_eq!(cat(&p("default"), "dup"), "d1\n", "both blocks naming dup");
     assert_eq!(cat(&p("dup2"), "dup"), "d1\n");
-    assert_eq!(cat(&p("default"), "exact"), "", "exact matches skip default");
+    assert_eq!(
+        cat(&p("default"), "exact"),
+        "",
+        "exact matches skip default"
+    );
     assert_eq!(cat(&p("fan1"), "fan"), "f1\n");
     assert_eq!(cat(&p("fan2"), "fan"), "f1\n");
     assert!(!p("default").join("void").exists());
@@ -228,7 +236,10 @@ fn rotated_files_are_gzipped_and_old_ones_expire() {
         }
     }
     let all = sent.concat();
-    assert!(all.ends_with(&text), "kept files are the newest lines, intact");
+    assert!(
+        all.ends_with(&text),
+        "kept files are the newest lines, intact"
+    );
     assert!(text.len() < all.len(), "older files were removed");
     assert!(text.starts_with(&sent[sent.len() - text.lines().count()]));
 }

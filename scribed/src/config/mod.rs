@@ -3,7 +3,7 @@
 
 mod cli;
 mod schema;
-mod values;
+pub mod values;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -68,6 +68,8 @@ impl CategoryPattern {
 pub struct StoreBlock {
     /// For messages and metrics: `store[2]` plus its categories.
     pub name: String,
+    /// Its place in the file, `store[2]`, for error messages that name keys.
+    pub at: String,
     pub patterns: Vec<CategoryPattern>,
     pub spec: StoreSpec,
     /// Stable identifier derived from the categories (not the block's position), used to name
@@ -144,9 +146,15 @@ fn resolve(
     let size = |flag: Option<u64>, key: Option<values::Size>, default: u64| {
         flag.or(key.map(|s| s.0)).unwrap_or(default)
     };
-    let max_frame = size(args.max_frame, file.max_frame, scribe_protocol::frame::DEFAULT_MAX_FRAME as u64);
+    let max_frame = size(
+        args.max_frame,
+        file.max_frame,
+        scribe_protocol::frame::DEFAULT_MAX_FRAME as u64,
+    );
     if max_frame < 1024 {
-        return Err(err(format!("max_frame: {max_frame} bytes is too small (at least 1K)")));
+        return Err(err(format!(
+            "max_frame: {max_frame} bytes is too small (at least 1K)"
+        )));
     }
     let mut settings = Settings {
         config_path: path.clone(),
@@ -154,13 +162,20 @@ fn resolve(
         data_dir,
         max_size: size(args.max_size, file.max_size, DEFAULT_MAX_SIZE),
         max_frame,
-        max_queue_bytes: size(args.max_queue_bytes, file.max_queue_bytes, DEFAULT_MAX_QUEUE_BYTES),
+        max_queue_bytes: size(
+            args.max_queue_bytes,
+            file.max_queue_bytes,
+            DEFAULT_MAX_QUEUE_BYTES,
+        ),
         max_total_queue_bytes: size(
             args.max_total_queue_bytes,
             file.max_total_queue_bytes,
             DEFAULT_MAX_TOTAL_QUEUE_BYTES,
         ),
-        max_msg_per_second: args.max_msg_per_second.or(file.max_msg_per_second).unwrap_or(0),
+        max_msg_per_second: args
+            .max_msg_per_second
+            .or(file.max_msg_per_second)
+            .unwrap_or(0),
         max_connections: args
             .max_connections
             .or(file.max_connections)
@@ -183,6 +198,7 @@ fn resolve(
         // walking skeleton did.
         settings.stores.push(StoreBlock {
             name: "store[default]".into(),
+            at: "store[default]".into(),
             patterns: vec![CategoryPattern::Default],
             spec: StoreSpec::File(FileSpec::default()),
             key: "default".into(),
@@ -190,7 +206,7 @@ fn resolve(
     }
     let mut spools = HashSet::new();
     for b in &settings.stores {
-        validate_spec(&b.spec, &b.name, &b.key, &settings, &mut spools).map_err(err)?;
+        validate_spec(&b.spec, &b.at, &b.key, &settings, &mut spools).map_err(err)?;
     }
     Ok(settings)
 }
@@ -246,6 +262,7 @@ fn store_block(i: usize, mut table: toml::Table) -> Result<StoreBlock, String> {
         .join("+");
     Ok(StoreBlock {
         name: format!("{at} ({})", names.join(" ")),
+        at: at.clone(),
         patterns,
         spec,
         key,
@@ -278,10 +295,15 @@ fn validate_spec(
         }
         StoreSpec::Network(n) => {
             if n.remote.is_empty() {
-                return Err(format!("{at}.remote: at least one upstream host:port is needed"));
+                return Err(format!(
+                    "{at}.remote: at least one upstream host:port is needed"
+                ));
             }
             for r in &n.remote {
-                if r.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                if r.rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+                {
                     return Err(format!("{at}.remote: {r:?} is not host:port"));
                 }
             }
@@ -312,12 +334,21 @@ fn validate_spec(
             parse_report_success(m.report_success.as_deref())
                 .map_err(|e| format!("{at}.report_success: {e}"))?;
             for (i, s) in m.stores.iter().enumerate() {
-                validate_spec(s, &format!("{at}.stores[{i}]"), &format!("{key}.{i}"), settings, spools)?;
+                validate_spec(
+                    s,
+                    &format!("{at}.stores[{i}]"),
+                    &format!("{key}.{i}"),
+                    settings,
+                    spools,
+                )?;
             }
         }
         StoreSpec::Bucket(b) => {
             if b.num_buckets == 0 || b.num_buckets > 999 {
-                return Err(format!("{at}.num_buckets: must be 1 to 999, not {}", b.num_buckets));
+                return Err(format!(
+                    "{at}.num_buckets: must be 1 to 999, not {}",
+                    b.num_buckets
+                ));
             }
             parse_bucket_type(b.bucket_type.as_deref())
                 .map_err(|e| format!("{at}.bucket_type: {e}"))?;

@@ -108,7 +108,11 @@ fn flags_override_the_file() {
     .unwrap();
     assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
     assert_eq!(s.listen, vec!["127.0.0.1:7".parse().unwrap()]);
-    assert_eq!(s.max_size, 1 << 20, "keys without a flag keep the file's value");
+    assert_eq!(
+        s.max_size,
+        1 << 20,
+        "keys without a flag keep the file's value"
+    );
 }
 
 #[test]
@@ -129,7 +133,10 @@ fn errors_name_the_file_the_key_and_the_problem() {
     assert!(e.contains("store[0]") && e.contains("categories"), "{e}");
 
     let e = err("[[store]]\ncategory = \"../etc\"\ntype = \"null\"\n");
-    assert!(e.contains("store[0].categories") && e.contains("not a valid category"), "{e}");
+    assert!(
+        e.contains("store[0].categories") && e.contains("not a valid category"),
+        "{e}"
+    );
 
     let e = err("[[store]]\ncategory = \"a\"\ntype = \"file\"\nrotate_period = \"fortnightly\"\n");
     assert!(e.contains("store[0].rotate_period"), "{e}");
@@ -138,7 +145,10 @@ fn errors_name_the_file_the_key_and_the_problem() {
     assert!(e.contains("store[0].fsync"), "{e}");
 
     let e = err("[[store]]\ncategory = \"a\"\ntype = \"network\"\nremote = [\"nohost\"]\n");
-    assert!(e.contains("store[0].remote") && e.contains("host:port"), "{e}");
+    assert!(
+        e.contains("store[0].remote") && e.contains("host:port"),
+        "{e}"
+    );
 
     let e = err(
         "[[store]]\ncategory = \"a\"\ntype = \"buffer\"\n[store.primary]\ntype = \"multi\"\nstores = []\n",
@@ -151,8 +161,7 @@ fn errors_name_the_file_the_key_and_the_problem() {
 
 #[test]
 fn two_buffers_may_not_share_a_spool() {
-    let e = err(
-        r#"
+    let e = err(r#"
         [[store]]
         category = "a"
         type = "buffer"
@@ -165,16 +174,25 @@ fn two_buffers_may_not_share_a_spool() {
         spool_dir = "/tmp/same"
         [store.primary]
         type = "null"
-        "#,
+        "#);
+    assert!(
+        e.contains("store[1]") && e.contains("spool directory"),
+        "{e}"
     );
-    assert!(e.contains("store[1]") && e.contains("spool directory"), "{e}");
 }
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
     use clap::Parser;
-    let e = Settings::load(&Args::parse_from(["scribed", "--config", "/nonexistent/x.toml"]))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("/nonexistent/x.toml") && e.contains("cannot read"), "{e}");
+    let e = Settings::load(&Args::parse_from([
+        "scribed",
+        "--config",
+        "/nonexistent/x.toml",
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("/nonexistent/x.toml") && e.contains("cannot read"),
+        "{e}"
+    );
 }

@@ -26,7 +26,10 @@ impl BucketStore {
             let child = ctx.child(&format!(".bucket{i:03}"), None);
             buckets.push(match &*spec.bucket {
                 StoreSpec::File(f) => {
-                    let base = f.path.clone().unwrap_or_else(|| ctx.settings.data_dir.clone());
+                    let base = f
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| ctx.settings.data_dir.clone());
                     let dir = base.join(format!("{subdir}{i:03}"));
                     Arc::new(FileStore::from_spec(f, &child, Some(dir))?)
                 }
@@ -66,8 +69,9 @@ impl BucketStore {
 
 /// Scribe's key hash (djb2), kept so keys land in the same bucket numbers as with Scribe.
 fn djb2(key: &[u8]) -> u64 {
-    key.iter()
-        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(u32::from(c))) as u64
+    key.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    }) as u64
 }
 
 #[async_trait::async_trait]

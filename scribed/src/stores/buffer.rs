@@ -78,8 +78,19 @@ struct Actor {
 impl BufferStore {
     pub fn from_spec(spec: &BufferSpec, ctx: &BuildContext<'_>) -> anyhow::Result<BufferStore> {
         let primary = build(&spec.primary, &ctx.child(".primary", None))?;
+        BufferStore::with_primary(spec, ctx, primary)
+    }
+
+    /// A buffer store in front of an already-built primary.
+    pub fn with_primary(
+        spec: &BufferSpec,
+        ctx: &BuildContext<'_>,
+        primary: Arc<dyn Store>,
+    ) -> anyhow::Result<BufferStore> {
         let dir: PathBuf = spool_dir(spec, &ctx.key, ctx.settings);
-        let max_spool_bytes = spec.max_spool_bytes.map_or(defaults::MAX_SPOOL_BYTES, |s| s.0);
+        let max_spool_bytes = spec
+            .max_spool_bytes
+            .map_or(defaults::MAX_SPOOL_BYTES, |s| s.0);
         let spool = Spool::open(
             &dir,
             SpoolOptions {
@@ -105,7 +116,9 @@ impl BufferStore {
             primary: primary.clone(),
             spool,
             counters: ctx.counters.clone(),
-            retry_interval: spec.retry_interval.map_or(defaults::RETRY_INTERVAL, |d| d.0),
+            retry_interval: spec
+                .retry_interval
+                .map_or(defaults::RETRY_INTERVAL, |d| d.0),
             replay_batch_bytes: spec
                 .replay_batch_bytes
                 .map_or(defaults::REPLAY_BATCH_BYTES, |s| s.0),
@@ -231,7 +244,10 @@ impl Actor {
 
     async fn handle(&mut self, jobs: Vec<Job>) {
         let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
-        let batches: Vec<Batch> = jobs.iter().flat_map(|j| j.batches.iter().cloned()).collect();
+        let batches: Vec<Batch> = jobs
+            .iter()
+            .flat_map(|j| j.batches.iter().cloned())
+            .collect();
         let result = if self.shared.state.load(Ordering::Acquire) == STREAMING {
             match self.primary.write(&batches).await {
                 Ok(()) => Ok(()),
@@ -256,7 +272,9 @@ impl Actor {
             .iter()
             .flat_map(|b| {
                 let cat = Bytes::copy_from_slice(b.category.as_str().as_bytes());
-                b.messages.iter().map(move |m| Entry::new(cat.clone(), m.clone()))
+                b.messages
+                    .iter()
+                    .map(move |m| Entry::new(cat.clone(), m.clone()))
             })
             .collect();
         let result = tokio::task::block_in_place(|| {
@@ -299,7 +317,11 @@ impl Actor {
             Ok(None) => {
                 tracing::info!(store = %self.shared.name, "spool drained: streaming again");
                 self.set_state(STREAMING);
-                self.shared.problem.lock().unwrap_or_else(|e| e.into_inner()).take();
+                self.shared
+                    .problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
                 return;
             }
             Err(e) => {
@@ -334,7 +356,11 @@ impl Actor {
     }
 
     fn fail(&mut self, problem: String) {
-        *self.shared.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(problem);
+        *self
+            .shared
+            .problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(problem);
         // Jitter spreads the retries of many leaves after a central restart.
         let jitter = self.retry_interval.mul_f64(fastrand::f64() * 0.5);
         self.retry_at = Instant::now() + self.retry_interval + jitter;
@@ -373,4 +399,99 @@ fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
         }
     }
     out.into_iter().map(Arc::new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, Settings, StoreSpec};
+    use crate::stores::testing::MockStore;
+    use clap::Parser;
+
+    fn spec(dir: &std::path::Path) -> BufferSpec {
+        BufferSpec {
+            primary: Box::new(StoreSpec::Null(Default::default())),
+            spool_dir: Some(dir.to_path_buf()),
+            max_spool_bytes: None,
+            retry_interval: Some(crate::config::values::Dur(Duration::from_millis(5))),
+            replay_batch_bytes: Some(crate::config::values::Size(300)),
+        }
+    }
+
+    fn batch(cat: &str, msgs: &[String]) -> Batch {
+        Arc::new(CategoryBatch::new(
+            cat.parse().unwrap(),
+            msgs.iter().map(|m| Bytes::from(m.clone())).collect(),
+        ))
+    }
+
+    /// A primary that refuses about a third of all sends, during streaming and during replay
+    /// alike: every message must still arrive exactly once, in order per category.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flaky_primary_loses_nothing_and_keeps_order() {
+        fastrand::seed(7);
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+        let ctx = BuildContext {
+            settings: &settings,
+            counters: Arc::new(Counters::default()),
+            name: "buffer".into(),
+            key: "k".into(),
+        };
+        let mock = Arc::new(MockStore::default());
+        mock.fail_permille.store(330, Ordering::Relaxed);
+        let store = BufferStore::with_primary(&spec(tmp.path()), &ctx, mock.clone()).unwrap();
+        let mut want: Vec<(String, Bytes)> = Vec::new();
+        for i in 0..300 {
+            let cat = if i % 3 == 0 { "a" } else { "b" };
+            let msgs: Vec<String> = (0..5).map(|j| format!("{cat}-{i}-{j}")).collect();
+            want.extend(
+                msgs.iter()
+                    .map(|m| (cat.to_string(), Bytes::from(m.clone()))),
+            );
+            store.write(&[batch(cat, &msgs)]).await.unwrap();
+        }
+        // Let the backlog drain with the primary healthy.
+        mock.fail_permille.store(0, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut st = Vec::new();
+            store.status(&mut st);
+            if st[0].state == "streaming" && st[0].spool_bytes == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not drain: {:?}", st[0]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(mock.messages(), want);
+        assert!(ctx.counters.get("scribe_overall:spooled") > 0);
+        assert!(ctx.counters.get("scribe_overall:replayed") > 0);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_spool_refuses_instead_of_dropping() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+        let ctx = BuildContext {
+            settings: &settings,
+            counters: Arc::new(Counters::default()),
+            name: "buffer".into(),
+            key: "k".into(),
+        };
+        let mock = Arc::new(MockStore::default());
+        mock.down.store(true, Ordering::Relaxed);
+        let mut s = spec(tmp.path());
+        s.max_spool_bytes = Some(crate::config::values::Size(2000));
+        s.retry_interval = Some(crate::config::values::Dur(Duration::from_secs(3600)));
+        let store = BufferStore::with_primary(&s, &ctx, mock.clone()).unwrap();
+        let msgs: Vec<String> = (0..10).map(|i| format!("{i:0100}")).collect();
+        store.write(&[batch("a", &msgs)]).await.unwrap();
+        let refused = store.write(&[batch("a", &msgs)]).await;
+        assert!(
+            matches!(refused, Err(StoreError::SpoolFull { .. })),
+            "{refused:?}"
+        );
+        store.close().await;
+    }
 }

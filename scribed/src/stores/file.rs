@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scribe_archive::{Category, RotatingWriter, WriteError, WriteStats, WriterOptions};
+use scribe_archive::{
+    Category, Fsync, RotatePeriod, RotatingWriter, WriteError, WriteStats, WriterOptions,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -136,7 +138,11 @@ impl Store for FileStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        let problem = self.failing.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let problem = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         out.push(StoreStatus {
             name: self.name.clone(),
             kind: "file",
@@ -255,9 +261,13 @@ fn write_jobs(task: &WriterTask, writer: &mut Option<RotatingWriter>, jobs: Vec<
         });
         match &result {
             Ok(s) => {
-                task.counters.add(Some(cat), WRITTEN_MESSAGES, s.messages as i64);
+                task.counters
+                    .add(Some(cat), WRITTEN_MESSAGES, s.messages as i64);
                 task.counters.add(Some(cat), WRITTEN_BYTES, s.bytes as i64);
-                task.failing.lock().unwrap_or_else(|e| e.into_inner()).take();
+                task.failing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
             }
             Err(e) => {
                 tracing::error!(category = cat, "{e}");
@@ -284,15 +294,41 @@ fn open_writer<'a>(
 
 /// The writer options a file spec asks for.
 pub fn writer_options(spec: &FileSpec, default_max_size: u64) -> anyhow::Result<WriterOptions> {
-    Ok(WriterOptions {
-        max_size: spec.max_size.map_or(default_max_size, |s| s.0),
-    })
+    let mut o = WriterOptions::new(spec.max_size.map_or(default_max_size, |s| s.0));
+    if let Some(p) = &spec.rotate_period {
+        o.rotate_period = parse_rotate_period(p).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(h) = spec.rotate_hour {
+        o.rotate_hour = h;
+    }
+    if let Some(m) = spec.rotate_minute {
+        o.rotate_minute = m;
+    }
+    o.write_meta = spec.write_meta;
+    o.compress = spec.compress;
+    o.keep_files = spec.keep_files;
+    o.keep_bytes = spec.keep_bytes.map(|s| s.0);
+    o.keep_days = spec.keep_days;
+    if let Some(f) = &spec.fsync {
+        o.fsync = parse_fsync(f).map_err(anyhow::Error::msg)?;
+    }
+    o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(o)
 }
 
-pub fn parse_rotate_period(s: &str) -> Result<(), String> {
-    Err(format!("{s}: time rotation is not wired yet"))
+pub fn parse_rotate_period(s: &str) -> Result<RotatePeriod, String> {
+    RotatePeriod::parse(s).map_err(|e| e.to_string())
 }
 
-pub fn parse_fsync(s: &str) -> Result<(), String> {
-    Err(format!("{s}: fsync policies are not wired yet"))
+/// `never`, `batch`, or an interval such as `1s`.
+pub fn parse_fsync(s: &str) -> Result<Fsync, String> {
+    match s {
+        "never" => Ok(Fsync::Never),
+        "batch" => Ok(Fsync::Batch),
+        other => humantime::parse_duration(other)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .map(Fsync::Interval)
+            .ok_or_else(|| format!("{other:?} is not `never`, `batch` or an interval like \"1s\"")),
+    }
 }

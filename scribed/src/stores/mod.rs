@@ -16,6 +16,8 @@ pub mod file;
 pub mod multi;
 pub mod network;
 pub mod null;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 

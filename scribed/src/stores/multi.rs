@@ -18,7 +18,12 @@ impl MultiStore {
             .stores
             .iter()
             .enumerate()
-            .map(|(i, s)| build(s, &ctx.child(&format!(".stores[{i}]"), Some(&i.to_string()))))
+            .map(|(i, s)| {
+                build(
+                    s,
+                    &ctx.child(&format!(".stores[{i}]"), Some(&i.to_string())),
+                )
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(MultiStore {
             name: ctx.name.clone(),
@@ -32,7 +37,8 @@ impl MultiStore {
 #[async_trait::async_trait]
 impl Store for MultiStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
-        let results = futures::future::join_all(self.children.iter().map(|c| c.write(batches))).await;
+        let results =
+            futures::future::join_all(self.children.iter().map(|c| c.write(batches))).await;
         let failures: Vec<&StoreError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         let ok = match self.report {
             ReportSuccess::All => failures.is_empty(),

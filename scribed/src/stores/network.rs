@@ -34,7 +34,9 @@ impl NetworkStore {
             name: ctx.name.clone(),
             upstreams: spec.remote.clone(),
             opts: ClientOptions {
-                connect_timeout: spec.connect_timeout.map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
+                connect_timeout: spec
+                    .connect_timeout
+                    .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
                 request_timeout: spec.timeout.map_or(defaults::REQUEST_TIMEOUT, |d| d.0),
                 max_frame: usize::try_from(ctx.settings.max_frame).unwrap_or(usize::MAX),
             },
@@ -81,11 +83,17 @@ impl NetworkStore {
                 Ok(ResultCode::Ok) => {
                     self.preferred.store(i, Ordering::Relaxed);
                     self.connected.store(true, Ordering::Relaxed);
-                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((i, client));
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, client));
                     return Ok(());
                 }
                 Ok(ResultCode::TryLater) => {
-                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((i, client));
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, client));
                     return Err(StoreError::TryLater {
                         store: self.name.clone(),
                         upstream: self.upstreams[i].clone(),
@@ -137,14 +145,22 @@ impl Store for NetworkStore {
         out.push(StoreStatus {
             name: self.name.clone(),
             kind: "network",
-            state: if connected { "connected" } else { "disconnected" }.into(),
+            state: if connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
+            .into(),
             queue_bytes: 0,
             spool_bytes: 0,
             upstream_connected: Some(connected),
             problem: if connected {
                 None
             } else {
-                self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+                self.last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
             },
         });
     }
