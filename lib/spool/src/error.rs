@@ -34,6 +34,9 @@ pub enum SpoolError {
     InvalidPosition { requested: Position, read: Position },
     #[error("invalid spool options: {0}")]
     InvalidOptions(&'static str),
+    /// Another process (or another `Spool` in this one) has the directory open.
+    #[error("spool {dir} is in use by another process (lock file {dir}/lock is held)")]
+    Locked { dir: PathBuf },
 }
 
 impl SpoolError {

@@ -91,6 +91,9 @@ struct Head {
 /// A durable, bounded, append-only disk queue of entry batches. See the crate docs.
 pub struct Spool {
     dir: PathBuf,
+    /// Holds an exclusive lock on `<dir>/lock` for as long as the spool is open: two writers
+    /// appending to and committing one spool would corrupt each other's segments and cursor.
+    _lock: File,
     opts: SpoolOptions,
     /// Every segment file, oldest first. Ids below `committed.segment` are consumed and only
     /// wait for their file to be removed.
@@ -131,6 +134,7 @@ impl Spool {
         }
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let lock = lock_dir(&dir)?;
         cursor::remove_temp(&dir)?;
         let listed = segment::list(&dir).map_err(io_err("list segments", &dir))?;
         let saved = cursor::load(&dir)?;
@@ -161,6 +165,7 @@ impl Spool {
             }
         }
         let mut spool = Spool {
+            _lock: lock,
             dir,
             opts,
             segments,
@@ -555,5 +560,24 @@ impl Spool {
                 self.reader = None;
             }
         }
+    }
+}
+
+/// Takes the directory's exclusive lock (an advisory `flock`, released when the file closes,
+/// including when the process dies).
+fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SpoolError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(SpoolError::io("lock", &path, e)),
     }
 }

@@ -209,8 +209,16 @@ fn damage_in_the_live_head_does_not_stall_the_reader() {
         s.append(&batch(i)).unwrap();
     }
     s.sync().unwrap();
-    // Damage the head under the running spool (a disk error, a stray writer).
-    let (path, off, _) = record_layout(d.path(), s.options().clone())[1].clone();
+    // Damage the head under the running spool (a disk error, a stray writer). The spool holds
+    // its directory lock, so find record 1 from the bytes: each record is a 16-byte header
+    // (magic, payload length LE, payload CRC, header CRC) followed by its payload.
+    let path = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let data = std::fs::read(&path).unwrap();
+    let off = 16 + u64::from(u32::from_le_bytes(data[4..8].try_into().unwrap()));
     flip(&path, off + 20, 0xFF);
     let got = read_records(&mut s);
     assert_eq!(got, want([0, 2, 3, 4].into_iter()));

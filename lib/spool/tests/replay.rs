@@ -376,3 +376,18 @@ fn invalid_options_are_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_spool_directory_can_be_open_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first =
+        scribe_spool::Spool::open(dir.path(), scribe_spool::SpoolOptions::default()).unwrap();
+    let second = scribe_spool::Spool::open(dir.path(), scribe_spool::SpoolOptions::default());
+    assert!(
+        matches!(second, Err(scribe_spool::SpoolError::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
+    drop(first);
+    scribe_spool::Spool::open(dir.path(), scribe_spool::SpoolOptions::default()).unwrap();
+}
