@@ -30,6 +30,17 @@ timeout = "5s"
     )
 }
 
+/// A central scribed (default file store) on a fixed address, so it can be restarted there.
+fn central_at(data: &Path, addr: &str) -> Scribed {
+    Scribed::launch(
+        data,
+        Launch {
+            listen: Some(addr.to_string()),
+            ..Launch::default()
+        },
+    )
+}
+
 /// Numbered lines, so order and completeness can be checked line by line.
 fn numbered(category: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
@@ -64,13 +75,7 @@ fn central_outage_while_lines_flow_loses_nothing_and_keeps_order() {
     let central_port = free_port();
     let central_addr = format!("127.0.0.1:{central_port}");
     let central_data = tmp.path().join("central");
-    let central = Scribed::launch(
-        &central_data,
-        Launch {
-            listen: Some(central_addr.clone()),
-            ..Launch::default()
-        },
-    );
+    let central = central_at(&central_data, &central_addr);
     let leaf = Scribed::launch(
         &tmp.path().join("leaf"),
         Launch {
@@ -101,13 +106,7 @@ fn central_outage_while_lines_flow_loses_nothing_and_keeps_order() {
     );
     assert!(central.stop().success());
     std::thread::sleep(Duration::from_secs(3));
-    let central = Scribed::launch(
-        &central_data,
-        Launch {
-            listen: Some(central_addr.clone()),
-            ..Launch::default()
-        },
-    );
+    let central = central_at(&central_data, &central_addr);
 
     for s in shippers {
         let out = s.join().unwrap();
@@ -183,13 +182,7 @@ fn leaf_killed_while_spooling_replays_everything_after_restart() {
     );
 
     let central_data = tmp.path().join("central");
-    let _central = Scribed::launch(
-        &central_data,
-        Launch {
-            listen: Some(central_addr.clone()),
-            ..Launch::default()
-        },
-    );
+    let _central = central_at(&central_data, &central_addr);
     wait_for(Duration::from_secs(60), "the replay to complete", || {
         let st = leaf_status(&leaf);
         st.spool_bytes_zero && st.streaming
@@ -240,13 +233,7 @@ fn damaged_spool_records_are_skipped_and_counted_and_the_rest_delivered() {
     std::fs::write(seg, &data).unwrap();
 
     let central_data = tmp.path().join("central");
-    let _central = Scribed::launch(
-        &central_data,
-        Launch {
-            listen: Some(central_addr.clone()),
-            ..Launch::default()
-        },
-    );
+    let _central = central_at(&central_data, &central_addr);
     let leaf = Scribed::launch(&leaf_dir, launch());
     wait_for(Duration::from_secs(60), "the replay to complete", || {
         let st = leaf_status(&leaf);

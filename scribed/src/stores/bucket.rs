@@ -102,15 +102,7 @@ impl Store for BucketStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        out.push(StoreStatus {
-            name: self.name.clone(),
-            kind: "bucket",
-            state: "ok".into(),
-            queue_bytes: 0,
-            spool_bytes: 0,
-            upstream_connected: None,
-            problem: None,
-        });
+        out.push(StoreStatus::new(&self.name, "bucket"));
         for b in &self.buckets {
             b.status(out);
         }

@@ -170,18 +170,16 @@ impl Store for BufferStore {
             _ => "draining",
         };
         out.push(StoreStatus {
-            name: self.shared.name.clone(),
-            kind: "buffer",
             state: state.into(),
             queue_bytes: self.shared.queued.load(Ordering::Acquire),
             spool_bytes: self.shared.spool_bytes.load(Ordering::Acquire),
-            upstream_connected: None,
             problem: self
                 .shared
                 .problem
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            ..StoreStatus::new(&self.shared.name, "buffer")
         });
         self.primary.status(out);
     }
@@ -418,6 +416,15 @@ mod tests {
         }
     }
 
+    fn context(settings: &Settings) -> BuildContext<'_> {
+        BuildContext {
+            settings,
+            counters: Arc::new(Counters::default()),
+            name: "buffer".into(),
+            key: "k".into(),
+        }
+    }
+
     fn batch(cat: &str, msgs: &[String]) -> Batch {
         Arc::new(CategoryBatch::new(
             cat.parse().unwrap(),
@@ -432,12 +439,7 @@ mod tests {
         fastrand::seed(7);
         let tmp = tempfile::tempdir().unwrap();
         let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
-        let ctx = BuildContext {
-            settings: &settings,
-            counters: Arc::new(Counters::default()),
-            name: "buffer".into(),
-            key: "k".into(),
-        };
+        let ctx = context(&settings);
         let mock = Arc::new(MockStore::default());
         mock.fail_permille.store(330, Ordering::Relaxed);
         let store = BufferStore::with_primary(&spec(tmp.path()), &ctx, mock.clone()).unwrap();
@@ -473,12 +475,7 @@ mod tests {
     async fn full_spool_refuses_instead_of_dropping() {
         let tmp = tempfile::tempdir().unwrap();
         let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
-        let ctx = BuildContext {
-            settings: &settings,
-            counters: Arc::new(Counters::default()),
-            name: "buffer".into(),
-            key: "k".into(),
-        };
+        let ctx = context(&settings);
         let mock = Arc::new(MockStore::default());
         mock.down.store(true, Ordering::Relaxed);
         let mut s = spec(tmp.path());

@@ -144,13 +144,10 @@ impl Store for FileStore {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         out.push(StoreStatus {
-            name: self.name.clone(),
-            kind: "file",
             state: if problem.is_some() { "failing" } else { "ok" }.into(),
             queue_bytes: self.queued.load(Ordering::Acquire),
-            spool_bytes: 0,
-            upstream_connected: None,
             problem,
+            ..StoreStatus::new(&self.name, "file")
         });
     }
 

@@ -85,6 +85,21 @@ pub struct StoreStatus {
     pub problem: Option<String>,
 }
 
+impl StoreStatus {
+    /// A healthy store with nothing queued; callers fill in what they track.
+    pub fn new(name: &str, kind: &'static str) -> StoreStatus {
+        StoreStatus {
+            name: name.to_string(),
+            kind,
+            state: "ok".into(),
+            queue_bytes: 0,
+            spool_bytes: 0,
+            upstream_connected: None,
+            problem: None,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Accepts the batches (possibly of several categories, in order); `Ok` once durable by

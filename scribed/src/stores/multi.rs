@@ -57,15 +57,7 @@ impl Store for MultiStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        out.push(StoreStatus {
-            name: self.name.clone(),
-            kind: "multi",
-            state: "ok".into(),
-            queue_bytes: 0,
-            spool_bytes: 0,
-            upstream_connected: None,
-            problem: None,
-        });
+        out.push(StoreStatus::new(&self.name, "multi"));
         for c in &self.children {
             c.status(out);
         }

@@ -143,16 +143,12 @@ impl Store for NetworkStore {
     fn status(&self, out: &mut Vec<StoreStatus>) {
         let connected = self.connected.load(Ordering::Relaxed);
         out.push(StoreStatus {
-            name: self.name.clone(),
-            kind: "network",
             state: if connected {
                 "connected"
             } else {
                 "disconnected"
             }
             .into(),
-            queue_bytes: 0,
-            spool_bytes: 0,
             upstream_connected: Some(connected),
             problem: if connected {
                 None
@@ -162,6 +158,7 @@ impl Store for NetworkStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone()
             },
+            ..StoreStatus::new(&self.name, "network")
         });
     }
 

@@ -30,15 +30,7 @@ impl Store for NullStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        out.push(StoreStatus {
-            name: self.name.clone(),
-            kind: "null",
-            state: "ok".into(),
-            queue_bytes: 0,
-            spool_bytes: 0,
-            upstream_connected: None,
-            problem: None,
-        });
+        out.push(StoreStatus::new(&self.name, "null"));
     }
 
     async fn close(&self) {}

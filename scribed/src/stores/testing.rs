@@ -44,15 +44,7 @@ impl Store for MockStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        out.push(StoreStatus {
-            name: "mock".into(),
-            kind: "mock",
-            state: "ok".into(),
-            queue_bytes: 0,
-            spool_bytes: 0,
-            upstream_connected: None,
-            problem: None,
-        });
+        out.push(StoreStatus::new("mock", "mock"));
     }
 
     async fn close(&self) {}
