@@ -6,26 +6,30 @@
 //!   are spooled instead and the store turns to *spooling*.
 //! - **spooling**: batches are appended to the spool. After `retry_interval` (with jitter) the
 //!   store turns to *draining*.
-//! - **draining**: the spool is replayed oldest first, streamed in batches of at most
-//!   `replay_batch_bytes`; each replayed batch's position is committed only after the primary
-//!   answered `OK`. New batches keep going to the spool *behind* the backlog, so per-category
-//!   order holds. When the spool is empty the store is streaming again; if the primary fails,
-//!   spooling again.
+//! - **draining**: the spool is replayed oldest first, streamed in batches of about
+//!   `replay_batch_bytes` (at least one record: one client batch); each replayed batch's
+//!   position is committed only after the primary answered `OK`. New batches keep going to the
+//!   spool *behind* the backlog while a replayed batch is in flight, so per-category order holds
+//!   and a slow upstream does not stall clients. When the spool is empty the store is streaming
+//!   again; if the primary fails, spooling again.
 //!
 //! Acknowledgement: `OK` once the primary acknowledged the batch, or once it was appended to the
 //! spool **and fsynced**. A full spool (`max_spool_bytes`) answers `TRY_LATER` rather than drop.
 //! A crash between a replayed batch's `OK` and its commit replays that batch again (counted as
 //! `replayed`); nothing acknowledged is lost. All batches are handled by one task, in order, so
-//! group commit (one fsync for every batch queued meanwhile) comes for free.
+//! group commit (one fsync for every batch queued meanwhile) comes for free. Each client batch
+//! is its own spool record, so a replayed record always fits a frame.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_archive::Category;
-use scribe_spool::{Entry, Spool, SpoolError, SpoolOptions};
+use scribe_spool::{Entry, Position, Spool, SpoolError, SpoolOptions};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -164,7 +168,14 @@ impl Store for BufferStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
+        let stopped = self
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| t.is_finished());
         let state = match self.shared.state.load(Ordering::Acquire) {
+            _ if stopped => "stopped",
             STREAMING => "streaming",
             SPOOLING => "spooling",
             _ => "draining",
@@ -173,12 +184,15 @@ impl Store for BufferStore {
             state: state.into(),
             queue_bytes: self.shared.queued.load(Ordering::Acquire),
             spool_bytes: self.shared.spool_bytes.load(Ordering::Acquire),
-            problem: self
-                .shared
-                .problem
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            problem: if stopped {
+                Some("buffer task stopped unexpectedly; restart scribed".into())
+            } else {
+                self.shared
+                    .problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            },
             ..StoreStatus::new(&self.shared.name, "buffer")
         });
         self.primary.status(out);
@@ -195,11 +209,19 @@ impl Store for BufferStore {
     }
 }
 
+/// A replayed batch on its way to the primary.
+struct Replay {
+    send: Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>,
+    position: Position,
+    /// Messages per category, counted as `replayed` once the primary took them.
+    counts: Vec<(String, usize)>,
+}
+
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut replay: Option<Replay> = None;
         loop {
-            let state = self.shared.state.load(Ordering::Acquire);
-            let first = match state {
+            let first = match self.state() {
                 STREAMING => rx.recv().await,
                 SPOOLING => tokio::select! {
                     job = rx.recv() => job,
@@ -208,14 +230,25 @@ impl Actor {
                         continue;
                     }
                 },
-                _ => match rx.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        self.replay_step().await;
-                        continue;
+                _ => {
+                    if replay.is_none() {
+                        replay = self.next_replay();
+                        if replay.is_none() {
+                            continue;
+                        }
                     }
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                },
+                    let r = replay.as_mut().expect("set above");
+                    // New batches are spooled behind the backlog while the replayed one is
+                    // in flight: a slow upstream does not stall clients.
+                    tokio::select! {
+                        job = rx.recv() => job,
+                        result = &mut r.send => {
+                            let done = replay.take().expect("in flight");
+                            self.finish_replay(done, result);
+                            continue;
+                        }
+                    }
+                }
             };
             let Some(first) = first else { break };
             let mut jobs = vec![first];
@@ -230,88 +263,127 @@ impl Actor {
                 }
             }
             self.handle(jobs).await;
-            if self.shared.state.load(Ordering::Acquire) == DRAINING {
-                // Replay makes progress even while new batches keep arriving.
-                self.replay_step().await;
-            }
+        }
+        // Closing: let a replay in flight finish, so its position is committed rather than
+        // sent again after the restart.
+        if let Some(mut r) = replay.take() {
+            let result = (&mut r.send).await;
+            self.finish_replay(r, result);
         }
         if let Err(e) = tokio::task::block_in_place(|| self.spool.sync()) {
             tracing::warn!(store = %self.shared.name, "syncing spool at close: {e}");
         }
     }
 
+    fn state(&self) -> u8 {
+        self.shared.state.load(Ordering::Acquire)
+    }
+
     async fn handle(&mut self, jobs: Vec<Job>) {
         let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
-        let batches: Vec<Batch> = jobs
-            .iter()
-            .flat_map(|j| j.batches.iter().cloned())
-            .collect();
-        let result = if self.shared.state.load(Ordering::Acquire) == STREAMING {
+        let results: Vec<Result<(), StoreError>> = if self.state() == STREAMING {
+            let batches: Vec<Batch> = jobs
+                .iter()
+                .flat_map(|j| j.batches.iter().cloned())
+                .collect();
             match self.primary.write(&batches).await {
-                Ok(()) => Ok(()),
+                Ok(()) => vec![Ok(()); jobs.len()],
                 Err(e) => {
+                    // The primary may have taken part of the batches before failing (a split
+                    // call): those parts reach it again on replay (at-least-once).
                     tracing::warn!(store = %self.shared.name, "primary failed, spooling: {e}");
                     self.fail(e.to_string());
-                    self.spool_batches(&batches)
+                    self.spool_jobs(&jobs)
                 }
             }
         } else {
-            self.spool_batches(&batches)
+            self.spool_jobs(&jobs)
         };
         self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
-        for j in jobs {
-            let _ = j.done.send(result.clone());
+        for (j, r) in jobs.into_iter().zip(results) {
+            let _ = j.done.send(r);
         }
     }
 
-    /// Appends and fsyncs; the caller acknowledges only after this returns `Ok`.
-    fn spool_batches(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
-        let entries: Vec<Entry> = batches
-            .iter()
-            .flat_map(|b| {
-                let cat = Bytes::copy_from_slice(b.category.as_str().as_bytes());
-                b.messages
+    /// Appends each job as its own record (so a replayed record is never bigger than the
+    /// client batch it came from, which fitted a frame), then fsyncs once for all of them. A
+    /// job is acknowledged only if its append and the fsync succeeded.
+    fn spool_jobs(&mut self, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
+        let name = &self.shared.name;
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
+        tokio::task::block_in_place(|| {
+            for job in jobs {
+                let entries: Vec<Entry> = job
+                    .batches
                     .iter()
-                    .map(move |m| Entry::new(cat.clone(), m.clone()))
-            })
-            .collect();
-        let result = tokio::task::block_in_place(|| {
-            self.spool.append(&entries)?;
-            self.spool.sync()
+                    .flat_map(|b| {
+                        let cat = Bytes::copy_from_slice(b.category.as_str().as_bytes());
+                        b.messages
+                            .iter()
+                            .map(move |m| Entry::new(cat.clone(), m.clone()))
+                    })
+                    .collect();
+                results.push(self.spool.append(&entries).map_err(|e| match e {
+                    SpoolError::Full { queued, .. } => StoreError::SpoolFull {
+                        store: name.clone(),
+                        spooled: queued,
+                        limit: self.max_spool_bytes,
+                    },
+                    e => {
+                        tracing::error!(store = %name, "spool append failed: {e}");
+                        StoreError::Failed {
+                            store: name.clone(),
+                            reason: format!("spool: {e}"),
+                        }
+                    }
+                }));
+            }
+            if let Err(e) = self.spool.sync() {
+                // Appended but not durable: refuse. The records may still be replayed later,
+                // so a client retry can produce a duplicate (at-least-once).
+                tracing::error!(store = %name, "spool fsync failed: {e}");
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(StoreError::Failed {
+                        store: name.clone(),
+                        reason: format!("spool fsync: {e}"),
+                    });
+                }
+            }
         });
         self.shared
             .spool_bytes
             .store(self.spool.bytes(), Ordering::Release);
-        match result {
-            Ok(()) => {
-                for b in batches {
+        for (job, r) in jobs.iter().zip(&results) {
+            if r.is_ok() {
+                for b in &job.batches {
                     self.counters
                         .add(Some(b.category.as_str()), SPOOLED, b.messages.len() as i64);
                 }
-                Ok(())
-            }
-            Err(SpoolError::Full { .. }) => Err(StoreError::SpoolFull {
-                store: self.shared.name.clone(),
-                spooled: self.spool.bytes(),
-                limit: self.max_spool_bytes,
-            }),
-            Err(e) => {
-                tracing::error!(store = %self.shared.name, "spool write failed: {e}");
-                Err(StoreError::Failed {
-                    store: self.shared.name.clone(),
-                    reason: format!("spool: {e}"),
-                })
             }
         }
+        results
     }
 
-    /// Sends the oldest spooled batch to the primary; commits it on `OK`.
-    async fn replay_step(&mut self) {
+    /// Reads the next spooled batch and starts sending it; `None` when there is none (the
+    /// spool is drained: streaming again) or reading failed (spooling, retry later).
+    fn next_replay(&mut self) -> Option<Replay> {
         let max = usize::try_from(self.replay_batch_bytes).unwrap_or(usize::MAX);
         let next = tokio::task::block_in_place(|| self.spool.next_batch(max));
         self.note_corruption();
-        let batch = match next {
-            Ok(Some(b)) => b,
+        match next {
+            Ok(Some(batch)) => {
+                let batches = group_entries(&batch.entries, &self.counters);
+                let counts = batches
+                    .iter()
+                    .map(|b| (b.category.to_string(), b.messages.len()))
+                    .collect();
+                let primary = self.primary.clone();
+                Some(Replay {
+                    send: Box::pin(async move { primary.write(&batches).await }),
+                    position: batch.position,
+                    counts,
+                })
+            }
             Ok(None) => {
                 tracing::info!(store = %self.shared.name, "spool drained: streaming again");
                 self.set_state(STREAMING);
@@ -320,25 +392,26 @@ impl Actor {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
-                return;
+                None
             }
             Err(e) => {
                 tracing::error!(store = %self.shared.name, "reading spool: {e}");
                 self.fail(format!("reading spool: {e}"));
-                return;
+                None
             }
-        };
-        let batches = group_entries(&batch.entries, &self.counters);
-        match self.primary.write(&batches).await {
+        }
+    }
+
+    fn finish_replay(&mut self, replay: Replay, result: Result<(), StoreError>) {
+        match result {
             Ok(()) => {
-                let committed = tokio::task::block_in_place(|| self.spool.commit(batch.position));
+                let committed = tokio::task::block_in_place(|| self.spool.commit(replay.position));
                 if let Err(e) = committed {
                     // The batch was delivered; at worst it is replayed again after a restart.
                     tracing::error!(store = %self.shared.name, "committing spool position: {e}");
                 }
-                for b in &batches {
-                    self.counters
-                        .add(Some(b.category.as_str()), REPLAYED, b.messages.len() as i64);
+                for (c, n) in &replay.counts {
+                    self.counters.add(Some(c), REPLAYED, *n as i64);
                 }
                 self.shared
                     .spool_bytes
@@ -361,7 +434,10 @@ impl Actor {
             .unwrap_or_else(|e| e.into_inner()) = Some(problem);
         // Jitter spreads the retries of many leaves after a central restart.
         let jitter = self.retry_interval.mul_f64(fastrand::f64() * 0.5);
-        self.retry_at = Instant::now() + self.retry_interval + jitter;
+        let wait = self.retry_interval.saturating_add(jitter);
+        self.retry_at = Instant::now()
+            .checked_add(wait)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         self.set_state(SPOOLING);
     }
 

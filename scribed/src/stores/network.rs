@@ -2,14 +2,17 @@
 //!
 //! Upstreams are tried in order; the one that last worked is tried first, so a failover sticks
 //! until that upstream fails too. A small pool of connections lets batches from different
-//! clients travel in parallel; each batch is one `Log` call and is acknowledged only when the
-//! upstream answers `OK`. `TRY_LATER` is reported back (the caller's client retries, or a
+//! clients travel in parallel; batches are sent as `Log` calls split at message boundaries to
+//! stay within the frame limit, and acknowledged only when the upstream answered `OK` to every
+//! call. `TRY_LATER` is reported back (the caller's client retries, or a
 //! buffer store spools).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use scribe_protocol::client::{Client, ClientOptions};
+use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
+use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::{HeaderStyle, LogBatchBuilder, ResultCode};
 use tokio::sync::Semaphore;
 
@@ -48,19 +51,6 @@ impl NetworkStore {
         }
     }
 
-    /// Encodes batches as one `Log` call; `None` when they exceed a frame (the caller splits).
-    fn encode(batches: &[Batch]) -> bytes::Bytes {
-        let size: usize = batches.iter().map(|b| b.bytes as usize).sum();
-        let mut builder = LogBatchBuilder::new(HeaderStyle::Unversioned, size + 64);
-        for b in batches {
-            let cat = b.category.as_str().as_bytes();
-            for m in &b.messages {
-                builder.push(cat, m);
-            }
-        }
-        builder.finish()
-    }
-
     async fn send(&self, call: bytes::Bytes) -> Result<(), StoreError> {
         let _slot = self.slots.acquire().await.map_err(|_| StoreError::Closed {
             store: self.name.clone(),
@@ -69,39 +59,56 @@ impl NetworkStore {
         let mut last = String::new();
         for attempt in 0..self.upstreams.len() {
             let i = (start + attempt) % self.upstreams.len();
-            let mut client = match self.take_idle(i) {
-                Some(c) => c,
+            let (mut client, mut reused) = match self.take_idle(i) {
+                Some(c) => (c, true),
                 None => match Client::connect(&self.upstreams[i], self.opts.clone()).await {
-                    Ok(c) => c,
+                    Ok(c) => (c, false),
                     Err(e) => {
                         last = e.to_string();
                         continue;
                     }
                 },
             };
-            match client.log(call.clone()).await {
-                Ok(ResultCode::Ok) => {
-                    self.preferred.store(i, Ordering::Relaxed);
-                    self.connected.store(true, Ordering::Relaxed);
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((i, client));
-                    return Ok(());
+            loop {
+                match client.log(call.clone()).await {
+                    Ok(ResultCode::Ok) => {
+                        self.preferred.store(i, Ordering::Relaxed);
+                        self.connected.store(true, Ordering::Relaxed);
+                        self.idle
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, client));
+                        return Ok(());
+                    }
+                    Ok(ResultCode::TryLater) => {
+                        self.idle
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, client));
+                        return Err(StoreError::TryLater {
+                            store: self.name.clone(),
+                            upstream: self.upstreams[i].clone(),
+                        });
+                    }
+                    // A pooled connection may have died while idle (the upstream restarted):
+                    // that says nothing about the upstream now, so try once more on a fresh one.
+                    Err(_) if reused => {
+                        reused = false;
+                        match Client::connect(&self.upstreams[i], self.opts.clone()).await {
+                            Ok(c) => client = c,
+                            Err(e) => {
+                                last = e.to_string();
+                                break;
+                            }
+                        }
+                    }
+                    // The connection is dropped; the next upstream is tried. The batch may have
+                    // been written before the connection broke: at-least-once.
+                    Err(e) => {
+                        last = e.to_string();
+                        break;
+                    }
                 }
-                Ok(ResultCode::TryLater) => {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((i, client));
-                    return Err(StoreError::TryLater {
-                        store: self.name.clone(),
-                        upstream: self.upstreams[i].clone(),
-                    });
-                }
-                // The connection is dropped; the next upstream is tried. The batch may have
-                // been written before the connection broke: at-least-once.
-                Err(e) => last = e.to_string(),
             }
         }
         self.connected.store(false, Ordering::Relaxed);
@@ -122,20 +129,32 @@ impl NetworkStore {
 #[async_trait::async_trait]
 impl Store for NetworkStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
-        // Keep each call within the frame limit the upstream (by default) accepts.
-        let limit = (self.opts.max_frame / 2).max(1);
-        let mut start = 0;
-        let mut size = 0usize;
-        for (i, b) in batches.iter().enumerate() {
-            if i > start && size + b.bytes as usize > limit {
-                self.send(Self::encode(&batches[start..i])).await?;
-                start = i;
-                size = 0;
+        // Split at message boundaries by encoded size, so no call exceeds the frame limit
+        // whatever the batches look like. The limit leaves room for the envelope; the
+        // upstream's own `max_frame` must be at least this relay's.
+        let limit = self
+            .opts
+            .max_frame
+            .saturating_sub(LOG_ENVELOPE_OVERHEAD)
+            .max(1024);
+        let total: usize = batches.iter().map(|b| b.bytes as usize).sum();
+        let new_builder = || LogBatchBuilder::new(HeaderStyle::Unversioned, total.min(limit));
+        let mut builder = new_builder();
+        for b in batches {
+            let cat = b.category.as_str().as_bytes();
+            for m in &b.messages {
+                let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
+                if !builder.is_empty() && builder.encoded_len() + entry > limit {
+                    let full = std::mem::replace(&mut builder, new_builder());
+                    // A failure after an earlier call succeeded leaves that part upstream; the
+                    // caller's retry sends it again (at-least-once).
+                    self.send(full.finish()).await?;
+                }
+                builder.push(cat, m);
             }
-            size += b.bytes as usize + b.messages.len() * 32;
         }
-        if start < batches.len() {
-            self.send(Self::encode(&batches[start..])).await?;
+        if !builder.is_empty() {
+            self.send(builder.finish()).await?;
         }
         Ok(())
     }
@@ -165,5 +184,105 @@ impl Store for NetworkStore {
     async fn close(&self) {
         self.slots.close();
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, Settings};
+    use crate::stores::CategoryBatch;
+    use clap::Parser;
+    use futures::{SinkExt, StreamExt};
+    use scribe_protocol::scribe::encode_log_reply;
+    use scribe_protocol::{decode_call, frame, Request};
+    use std::sync::Arc;
+
+    /// A Scribe server accepting frames up to `max_frame`, answering OK and recording entries.
+    /// With `one_call_per_connection`, it closes each connection after one call (as an upstream
+    /// restart does to pooled connections).
+    async fn upstream(
+        max_frame: usize,
+        one_call_per_connection: bool,
+    ) -> (String, Arc<Mutex<Vec<bytes::Bytes>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let got = got.clone();
+                tokio::spawn(async move {
+                    let mut framed =
+                        tokio_util::codec::Framed::new(stream, frame::codec(max_frame));
+                    while let Some(Ok(f)) = framed.next().await {
+                        let call = decode_call(f.freeze()).unwrap();
+                        if let Request::Log(entries) = call.request {
+                            got.lock()
+                                .unwrap()
+                                .extend(entries.into_iter().map(|e| e.message));
+                        }
+                        let reply = encode_log_reply(&call.header, ResultCode::Ok);
+                        framed.send(reply).await.unwrap();
+                        if one_call_per_connection {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, out)
+    }
+
+    fn store(settings: &Settings, remote: &str) -> NetworkStore {
+        let spec = NetworkSpec {
+            remote: vec![remote.to_string()],
+            connect_timeout: None,
+            timeout: None,
+            connections: Some(1),
+        };
+        let ctx = BuildContext {
+            settings,
+            counters: Arc::new(crate::counters::Counters::default()),
+            name: "net".into(),
+            key: "k".into(),
+        };
+        NetworkStore::from_spec(&spec, &ctx)
+    }
+
+    fn batch(n: usize, size: usize) -> Batch {
+        Arc::new(CategoryBatch::new(
+            "c".parse().unwrap(),
+            (0..n)
+                .map(|i| bytes::Bytes::from(format!("{i:0size$}")))
+                .collect(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn batches_bigger_than_a_frame_are_split_at_message_boundaries() {
+        let (addr, got) = upstream(2048, false).await;
+        let settings = Settings::load(&Args::parse_from(["scribed", "--max-frame", "2K"])).unwrap();
+        let net = store(&settings, &addr);
+        let b = batch(40, 300);
+        net.write(&[b.clone(), b.clone()]).await.unwrap();
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 80);
+        assert_eq!(got[..40], b.messages[..]);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_by_the_upstream_is_not_a_failure() {
+        let (addr, got) = upstream(1 << 20, true).await;
+        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+        let net = store(&settings, &addr);
+        for _ in 0..3 {
+            net.write(&[batch(2, 10)]).await.unwrap();
+        }
+        assert_eq!(got.lock().unwrap().len(), 6);
+        let mut st = Vec::new();
+        net.status(&mut st);
+        assert_eq!(st[0].upstream_connected, Some(true));
     }
 }
