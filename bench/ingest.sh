@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# Ingest benchmark: `ship < file` into scribed, vs rsyslog (imtcp -> omfile), vs `cp file`.
+#
+#   bench/ingest.sh
+#
+# Environment:
+#   BENCH_BYTES        input size in bytes (default 1000000000 = 1 GB); the input is generated
+#                      once per size and cached under bench/work/ (git-ignored)
+#   BENCH_RUNS         rounds; each round measures cp, scribed and rsyslog once (default 3);
+#                      the summary uses the median wall time of each
+#   BENCH_ONLY         space-separated subset of "cp scribed rsyslog" (default: all three)
+#   SHIP_ARGS          extra flags for ship, e.g. "--batch-bytes 4M"
+#   SCRIBED_ARGS       extra flags for scribed
+#   BENCH_QUIET_WAIT   seconds to wait, before each measurement, for the machine to be idle
+#                      (other CPU load < 15%); 0 disables the wait (default 120)
+#   BENCH_TIMEOUT      seconds any single measurement may take (default 600)
+#   BENCH_REV          build and measure this git revision (e.g. HEAD) from a clean export under
+#                      bench/work/ instead of the working tree
+#   RSYSLOG_QUEUE_ARGS, RSYSLOG_OMFILE_ARGS
+#                      replace the main_queue() and omfile tuning parameters (see
+#                      write_rsyslog_conf below for the defaults)
+#   BENCH_NO_BUILD=1   skip `cargo build` (use the binaries already built)
+#
+# Times are wall-clock, from the start of the sender to the last byte being in the output
+# file (page cache; no fsync in the timed part). The time a `sync` takes right afterwards is
+# reported separately ("sync" column). CPU and peak RSS of the servers come from
+# /proc/PID/stat (utime+stime, counted from just before the transfer) and /proc/PID/status
+# (VmHWM); of the senders and cp from /usr/bin/time.
+#
+# Exits non-zero when a correctness check fails: scribed's files must be byte-identical to
+# the input, rsyslog's output must have the input's line count, cp's copy must be identical.
+# Not part of the test suite. Results and method: docs/benchmarks.md.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+WORK=$BENCH/work
+mkdir -p "$WORK"
+BYTES=${BENCH_BYTES:-1000000000}
+RUNS=${BENCH_RUNS:-3}
+ONLY=${BENCH_ONLY:-"cp scribed rsyslog"}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
+TIMEOUT=${BENCH_TIMEOUT:-600}
+CATEGORY=bench
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf '%s [ingest] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: everything started in the background is recorded and stopped on exit.
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# forget PID: drop a process that has been reaped from the cleanup list.
+forget() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL. Returns the exit status.
+stop_pid() {
+    local pid=$1 name=$2 rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name (pid $pid) did not stop within 30 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    forget "$pid"
+    return $rc
+}
+
+now_ns() { date +%s%N; }
+
+# proc_cpu_ticks PID: utime+stime of the whole process, in clock ticks.
+proc_cpu_ticks() {
+    local line rest
+    read -r line <"/proc/$1/stat"
+    rest=${line##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo $(( ${12} + ${13} ))
+}
+
+# proc_hwm_kb PID: peak resident set size (VmHWM) in KiB.
+proc_hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# cpu_busy_pct: share of all CPUs busy during one second, as an integer percentage.
+cpu_busy_pct() {
+    local a b
+    read -r -a a < <(head -1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -1 /proc/stat)
+    local i tot=0 idle
+    for i in 1 2 3 4 5 6 7 8; do tot=$(( tot + b[i] - a[i] )); done
+    idle=$(( b[4] - a[4] + b[5] - a[5] ))
+    (( tot > 0 )) || { echo 0; return; }
+    echo $(( 100 * (tot - idle) / tot ))
+}
+
+# wait_quiet: wait (bounded) until other load is low, so it does not distort a measurement.
+# Echoes the last busy percentage seen.
+wait_quiet() {
+    local busy deadline=$(( $(date +%s) + QUIET_WAIT ))
+    busy=$(cpu_busy_pct)
+    while (( busy >= 15 && QUIET_WAIT > 0 && $(date +%s) < deadline )); do
+        busy=$(cpu_busy_pct)
+    done
+    (( busy < 15 )) || log "warning: machine is ${busy}% busy with other work; figures will be noisy"
+    echo "$busy"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. Build. With BENCH_REV, a clean export of that commit is built under bench/work/, so the
+# figures are for a known revision and unaffected by uncommitted edits in the working tree.
+if [[ -n ${BENCH_REV:-} ]]; then
+    REV=$(git -C "$ROOT" rev-parse --verify "${BENCH_REV}^{commit}")
+    SRC=$WORK/src-${REV:0:12}
+    if [[ ! -f $SRC/Cargo.toml && "${BENCH_NO_BUILD:-}" != 1 ]]; then
+        log "exporting $REV to $SRC"
+        rm -rf "$WORK"/src-*    # earlier exports; the shared target dir stays for incremental builds
+        mkdir -p "$SRC.tmp"
+        git -C "$ROOT" archive "$REV" | tar -x -C "$SRC.tmp"
+        mv "$SRC.tmp" "$SRC"
+    fi
+    export CARGO_TARGET_DIR=$WORK/target
+    BIN=$WORK/target/release
+    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s' "$REV") (clean export)"
+else
+    SRC=$ROOT
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s') + working tree$(git -C "$ROOT" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (uncommitted changes)')"
+fi
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+    log "building release binaries in $SRC"
+    (cd "$SRC" && cargo build --release -p scribed -p shipper)
+fi
+SCRIBED=$BIN/scribed
+SHIP=$BIN/ship
+[[ -x $SCRIBED && -x $SHIP ]] || die "release binaries missing in $BIN"
+
+# 2. Peer and tools.
+need_pkgs=()
+command -v rsyslogd >/dev/null || need_pkgs+=(rsyslog)
+[[ -x /usr/bin/time ]] || need_pkgs+=(time)
+if (( ${#need_pkgs[@]} )); then
+    SUDO=
+    (( EUID == 0 )) || SUDO=sudo
+    log "installing ${need_pkgs[*]}"
+    if ! $SUDO apt-get install -y "${need_pkgs[@]}" >&2; then
+        $SUDO apt-get update >&2
+        $SUDO apt-get install -y "${need_pkgs[@]}" >&2
+    fi
+fi
+command -v python3 >/dev/null || die "python3 is needed"
+RSYSLOGD=$(command -v rsyslogd)
+
+# 3. Input, generated once per size.
+mkdir -p "$WORK"
+INPUT=$WORK/access-$BYTES.log
+if [[ ! -s $INPUT ]]; then
+    log "generating $BYTES bytes of Apache combined log into $INPUT"
+    t0=$(now_ns)
+    python3 "$BENCH/gen_apache_log.py" "$INPUT.tmp" "$BYTES"
+    mv "$INPUT.tmp" "$INPUT"
+    log "generated in $(( ($(now_ns) - t0) / 1000000 )) ms"
+fi
+if [[ ! -s $INPUT.lines || $INPUT.lines -ot $INPUT ]]; then
+    wc -l <"$INPUT" | tr -d ' ' >"$INPUT.lines"
+fi
+IN_BYTES=$(stat -c %s "$INPUT")
+IN_LINES=$(cat "$INPUT.lines")
+# Warm the page cache so every contender reads the input from memory.
+cat "$INPUT" >/dev/null
+
+RUN=$WORK/run
+rm -rf "$RUN"
+mkdir -p "$RUN"
+RESULTS=$RUN/results.tsv
+printf 'tool\tround\twall_ns\tsync_ns\tserver_cpu_ticks\tserver_hwm_kb\tclient_user_s\tclient_sys_s\tclient_maxrss_kb\tbusy_pct\tok\tnote\n' >"$RESULTS"
+FAILED=0
+
+record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
+
+time_sync() { local t0; t0=$(now_ns); sync; echo $(( $(now_ns) - t0 )); }
+
+# read_time FILE: "user sys maxrss_kb" from a /usr/bin/time -f '%U %S %M' output file (its
+# last line; earlier lines may be "Command exited with non-zero status").
+read_time() { tail -1 "$1" 2>/dev/null | awk 'NF == 3 {print; ok = 1} END {if (!ok) print "0 0 0"}'; }
+
+# ---------------------------------------------------------------------------------------------
+bench_cp() {
+    local round=$1 dest=$RUN/cp.out t0 t1 busy ok=1 note=""
+    rm -f "$dest"; sync
+    busy=$(wait_quiet)
+    t0=$(now_ns)
+    /usr/bin/time -f '%U %S %M' -o "$RUN/cp.time" cp "$INPUT" "$dest"
+    t1=$(now_ns)
+    local sync_ns; sync_ns=$(time_sync)
+    if ! cmp -s "$dest" "$INPUT"; then ok=0; note="copy differs"; FAILED=1; fi
+    # shellcheck disable=SC2046
+    record cp "$round" $(( t1 - t0 )) "$sync_ns" - - $(read_time "$RUN/cp.time") "$busy" "$ok" "$note"
+    rm -f "$dest"
+}
+
+bench_scribed() {
+    local round=$1 data=$RUN/scribed-data ready=$RUN/scribed.ready t0 t1 busy ok=1 note=""
+    rm -rf "$data" "$ready"; sync
+    # shellcheck disable=SC2086
+    "$SCRIBED" --listen 127.0.0.1:0 --data-dir "$data" --ready-file "$ready" ${SCRIBED_ARGS:-} \
+        2>"$RUN/scribed.log" &
+    local spid=$!
+    PIDS+=("$spid")
+    for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
+    [[ -s $ready ]] || die "scribed did not become ready within 10 s (see $RUN/scribed.log)"
+    local addr; addr=$(head -1 "$ready")
+    busy=$(wait_quiet)
+    local cpu0; cpu0=$(proc_cpu_ticks "$spid")
+    local ship_rc=0
+    t0=$(now_ns)
+    # shellcheck disable=SC2086
+    timeout "$TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$RUN/ship.time" \
+        "$SHIP" --to "$addr" ${SHIP_ARGS:-} "$CATEGORY" <"$INPUT" 2>"$RUN/ship.log" || ship_rc=$?
+    t1=$(now_ns)
+    local cpu1 hwm sync_ns
+    cpu1=$(proc_cpu_ticks "$spid")
+    hwm=$(proc_hwm_kb "$spid")
+    sync_ns=$(time_sync)
+    local stop_rc=0
+    stop_pid "$spid" scribed || stop_rc=$?
+    if (( ship_rc != 0 )); then
+        ok=0; note="ship exited $ship_rc: $(tail -1 "$RUN/ship.log")"
+    elif (( stop_rc != 0 )); then
+        ok=0; note="scribed exited $stop_rc on SIGTERM"
+    fi
+    # Concatenate the category files in suffix order (numeric: suffixes may exceed 5 digits).
+    local files
+    mapfile -t files < <(find "$data/$CATEGORY" -maxdepth 1 -type f -regex ".*/${CATEGORY}_[0-9]+" \
+        -printf '%f\n' 2>/dev/null | sort -t_ -k2,2n)
+    if (( ${#files[@]} == 0 )); then
+        ok=0; note="${note:+$note; }no output files"
+    else
+        local cmp_out
+        if ! cmp_out=$(cd "$data/$CATEGORY" && cat "${files[@]}" | cmp - "$INPUT" 2>&1); then
+            ok=0
+            note="${note:+$note; }output (${#files[@]} files, $(cd "$data/$CATEGORY" && cat "${files[@]}" | wc -c) bytes) differs from input: $cmp_out"
+        fi
+    fi
+    (( ok )) || FAILED=1
+    # shellcheck disable=SC2046
+    record scribed "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
+        $(read_time "$RUN/ship.time") "$busy" "$ok" "${note:-${#files[@]} file(s)}"
+    if (( ok )); then rm -rf "$data"; else log "keeping $data for inspection"; fi
+}
+
+# The rsyslog configuration. The defaults that matter here are already right: imtcp has no
+# rate limiting unless RateLimit.Interval is set, and a full main queue makes imtcp stop reading
+# (flow control: the sender is slowed, nothing is dropped). What is changed:
+#  - maxMessageSize 64k (default 8k) so no line could be truncated;
+#  - supportOctetCountedFraming off: otherwise imtcp takes a line starting with a digit (every
+#    IPv4 client address) for an RFC 6587 octet count and mangles the stream;
+#  - a ruleset bound to the input, so rsyslogd's own messages do not reach the output file;
+#  - main queue: FixedArray of 100k messages, dequeue batches of 256 (default 32);
+#  - omfile: template "%rawmsg%\n" (the line as received), a 1 MiB I/O buffer, flushed at the
+#    end of each dequeued batch.
+# Trials at 200 MB (3 rounds each, MB/s): batch 256: 168-174, 1024: 154, 4096: 160, 128: 146;
+# rsyslog's queue defaults: 133; LinkedList: 154; Direct (no queue, one thread): 87;
+# asyncWriting="on" (flushInterval 1 s): 87; ioBufferSize 4m: 147, 256k: 135.
+write_rsyslog_conf() {
+    local conf=$1 port=$2 out=$3 workdir=$4
+    local queue_args='queue.type="FixedArray" queue.size="100000" queue.dequeueBatchSize="256"'
+    local omfile_args='ioBufferSize="1m" flushOnTXEnd="on"'
+    queue_args=${RSYSLOG_QUEUE_ARGS:-$queue_args}
+    omfile_args=${RSYSLOG_OMFILE_ARGS:-$omfile_args}
+    cat >"$conf" <<EOF
+global(workDirectory="$workdir" maxMessageSize="64k")
+module(load="imtcp")
+main_queue($queue_args)
+template(name="rawline" type="string" string="%rawmsg%\n")
+ruleset(name="bench") {
+  action(type="omfile" file="$out" template="rawline" $omfile_args)
+}
+input(type="imtcp" address="127.0.0.1" port="$port" ruleset="bench" supportOctetCountedFraming="off")
+EOF
+}
+
+# port_listening PORT: true once something listens on 127.0.0.1:PORT (from /proc/net/tcp).
+port_listening() {
+    local hex; hex=$(printf '%04X' "$1")
+    awk -v p=":$hex" 'NR > 1 && $2 ~ p"$" && $4 == "0A" {found=1} END {exit !found}' /proc/net/tcp
+}
+
+bench_rsyslog() {
+    local round=$1 out=$RUN/rsyslog.out conf=$RUN/rsyslog.conf t0 t1 busy ok=1 note=""
+    local workdir=$RUN/rsyslog-work
+    rm -rf "$out" "$workdir"; mkdir -p "$workdir"; sync
+    local port; port=$(python3 "$BENCH/free_port.py")
+    write_rsyslog_conf "$conf" "$port" "$out" "$workdir"
+    "$RSYSLOGD" -n -f "$conf" -i "$RUN/rsyslogd.pid" >"$RUN/rsyslogd.log" 2>&1 &
+    local rpid=$!
+    PIDS+=("$rpid")
+    for _ in $(seq 100); do port_listening "$port" && break; sleep 0.1; done
+    port_listening "$port" || die "rsyslogd did not listen on $port within 10 s (see $RUN/rsyslogd.log)"
+    busy=$(wait_quiet)
+    local cpu0; cpu0=$(proc_cpu_ticks "$rpid")
+    t0=$(now_ns)
+    timeout "$TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$RUN/sender.time" \
+        python3 "$BENCH/send_tcp.py" 127.0.0.1 "$port" "$INPUT" >/dev/null 2>"$RUN/sender.log" &
+    local sender=$!
+    PIDS+=("$sender")
+    # Done when the output holds as many bytes as the input. Give up when it stops growing for
+    # 10 s after the sender finished, or after the overall timeout.
+    local size=0 last=-1 stalled_since=0 deadline=$(( $(date +%s) + TIMEOUT ))
+    while :; do
+        size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+        (( size >= IN_BYTES )) && break
+        if (( $(date +%s) >= deadline )); then note="timed out"; break; fi
+        if ! kill -0 "$sender" 2>/dev/null; then
+            if (( size != last )); then last=$size; stalled_since=$(date +%s)
+            elif (( $(date +%s) - stalled_since >= 10 )); then note="output stopped growing"; break; fi
+        fi
+        sleep 0.01
+    done
+    t1=$(now_ns)
+    local sender_rc=0
+    wait "$sender" || sender_rc=$?
+    forget "$sender"
+    local cpu1 hwm sync_ns
+    cpu1=$(proc_cpu_ticks "$rpid")
+    hwm=$(proc_hwm_kb "$rpid")
+    sync_ns=$(time_sync)
+    stop_pid "$rpid" rsyslogd || true
+    local out_lines; out_lines=$(wc -l <"$out" 2>/dev/null || echo 0)
+    if (( sender_rc != 0 )); then ok=0; note="${note:+$note; }sender exited $sender_rc"; fi
+    if (( out_lines != IN_LINES )); then
+        ok=0; note="${note:+$note; }$out_lines lines out of $IN_LINES"
+    elif cmp -s "$out" "$INPUT"; then
+        note="${note:+$note; }byte-identical"
+    else
+        note="${note:+$note; }same line count, bytes differ: $(cmp "$out" "$INPUT" 2>&1 | head -1)"
+    fi
+    (( ok )) || FAILED=1
+    if grep -q . "$RUN/rsyslogd.log"; then
+        log "rsyslogd said: $(head -3 "$RUN/rsyslogd.log" | tr '\n' ' ')"
+    fi
+    # shellcheck disable=SC2046
+    record rsyslog "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
+        $(read_time "$RUN/sender.time") "$busy" "$ok" "$note"
+    if (( ok )); then rm -f "$out"; else log "keeping $out for inspection"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines); $RUNS round(s) of: $ONLY"
+for round in $(seq "$RUNS"); do
+    for tool in $ONLY; do
+        log "round $round: $tool"
+        "bench_$tool" "$round"
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# Summary.
+{
+    echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+    echo "filesystem: $(df -PT "$WORK" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}')"
+    echo "rsyslog: $("$RSYSLOGD" -v | head -1 | sed 's/ *compiled with://; s/  */ /g')"
+    echo "revision: $REV_DESC"
+    echo "ship args: ${SHIP_ARGS:-(defaults)}; scribed args: ${SCRIBED_ARGS:-(defaults)}"
+} >"$RUN/machine.txt"
+cat "$RUN/machine.txt"
+python3 - "$RESULTS" "$IN_BYTES" "$IN_LINES" "$CLK_TCK" <<'PY' | tee "$RUN/summary.txt"
+import csv, statistics, sys
+
+path, in_bytes, in_lines, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = list(csv.DictReader(open(path), delimiter="\t"))
+print(f"input: {in_bytes} bytes ({in_bytes / 1e6:.0f} MB), {in_lines} lines\n")
+
+def f(x, fmt):
+    return "-" if x is None else format(x, fmt)
+
+print("per round:")
+print(f"{'tool':8} {'round':>5} {'wall s':>8} {'MB/s':>8} {'sync s':>7} {'busy%':>5} ok  note")
+for r in rows:
+    w = int(r["wall_ns"]) / 1e9
+    print(f"{r['tool']:8} {r['round']:>5} {w:8.3f} {in_bytes / w / 1e6:8.1f} "
+          f"{int(r['sync_ns']) / 1e9:7.2f} {r['busy_pct']:>5} {'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
+
+summary = {}
+for tool in ("scribed", "rsyslog", "cp"):
+    rs = [r for r in rows if r["tool"] == tool]
+    if not rs:
+        continue
+    walls = sorted(int(r["wall_ns"]) / 1e9 for r in rs)
+    med = statistics.median(walls)
+    # CPU/RSS figures of the median round (the round whose wall time is closest to the median).
+    mr = min(rs, key=lambda r: abs(int(r["wall_ns"]) / 1e9 - med))
+    srv_cpu = None if mr["server_cpu_ticks"] == "-" else int(mr["server_cpu_ticks"]) / tck
+    srv_rss = None if mr["server_hwm_kb"] == "-" else int(mr["server_hwm_kb"]) / 1024
+    cl_cpu = float(mr["client_user_s"]) + float(mr["client_sys_s"])
+    cl_rss = int(mr["client_maxrss_kb"]) / 1024
+    summary[tool] = dict(med=med, best=walls[0], worst=walls[-1], srv_cpu=srv_cpu, srv_rss=srv_rss,
+                         cl_cpu=cl_cpu, cl_rss=cl_rss,
+                         sync=statistics.median(int(r["sync_ns"]) / 1e9 for r in rs),
+                         ok=all(r["ok"] == "1" for r in rs), n=len(rs))
+
+names = {"scribed": "ship -> scribed", "rsyslog": "sender -> rsyslogd", "cp": "cp"}
+clients = {"scribed": "ship", "rsyslog": "send_tcp.py", "cp": "cp"}
+print("\nsummary (median wall time over rounds; CPU/RSS from the median round):")
+hdr = (f"| {'pipeline':20} | {'wall s (min-max)':22} | {'MB/s':>7} | {'lines/s':>10} | "
+       f"{'server CPU s':>12} | {'server peak RSS MiB':>19} | {'client CPU s':>12} | "
+       f"{'client peak RSS MiB':>19} | {'+ sync s':>8} | correct |")
+print(hdr)
+print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+for tool, s in summary.items():
+    wall = f"{s['med']:.3f} ({s['best']:.3f}-{s['worst']:.3f})"
+    print(f"| {names[tool]:20} | {wall:22} | "
+          f"{in_bytes / s['med'] / 1e6:7.1f} | {in_lines / s['med']:10.0f} | "
+          f"{f(s['srv_cpu'], '12.2f'):>12} | {f(s['srv_rss'], '19.1f'):>19} | "
+          f"{s['cl_cpu']:12.2f} | {s['cl_rss']:19.1f} | {s['sync']:8.2f} | "
+          f"{'yes' if s['ok'] else 'NO':7} |")
+print("(client = " + ", ".join(f"{clients[t]} for {t}" for t in summary) + ")")
+
+def ratio(a, b, target):
+    if a in summary and b in summary:
+        r = summary[b]["med"] / summary[a]["med"]
+        print(f"{a}/{b} throughput: {r:.2f}x  ({r * 100:.0f}%; target {target})")
+
+print()
+ratio("scribed", "rsyslog", "> 1.00x")
+ratio("scribed", "cp", ">= 0.30x")
+if summary:
+    print("\ncounting the sync that follows as well (time until the data is on the device):")
+    for tool, s in summary.items():
+        print(f"  {names[tool]:20} {s['med'] + s['sync']:6.3f} s  {in_bytes / (s['med'] + s['sync']) / 1e6:7.1f} MB/s")
+    if "scribed" in summary and "cp" in summary:
+        a, b = summary["scribed"], summary["cp"]
+        print(f"  scribed/cp throughput: {(b['med'] + b['sync']) / (a['med'] + a['sync']):.2f}x")
+PY
+
+if (( FAILED )); then
+    log "CORRECTNESS CHECK FAILED (see 'ok' column above; outputs kept under $RUN)"
+    exit 1
+fi
+log "all correctness checks passed"
