@@ -22,12 +22,24 @@ pub enum Denied {
     TotalQueue { queued: u64, batch: u64 },
 }
 
+/// Size of the per-queue map at which pruning is first considered.
+const MIN_PRUNE: usize = 4096;
+
 /// Bytes queued per (store, category) and overall.
 pub struct QueueCaps {
     per_queue: u64,
     total: u64,
     queued: Arc<AtomicU64>,
-    queues: Mutex<HashMap<(usize, Category), Arc<AtomicU64>>>,
+    queues: Mutex<Queues>,
+}
+
+/// Per-(store, category) counters. Entries of empty, unreferenced queues are pruned whenever
+/// the map has doubled since the last pruning, so invented category names cannot grow it
+/// without bound.
+#[derive(Default)]
+struct Queues {
+    map: HashMap<(usize, Category), Arc<AtomicU64>>,
+    prune_at: usize,
 }
 
 /// Releases its bytes when dropped, on every path (success, error, cancellation).
@@ -49,7 +61,10 @@ impl QueueCaps {
             per_queue,
             total,
             queued: Arc::new(AtomicU64::new(0)),
-            queues: Mutex::new(HashMap::new()),
+            queues: Mutex::new(Queues {
+                map: HashMap::new(),
+                prune_at: MIN_PRUNE,
+            }),
         }
     }
 
@@ -73,8 +88,15 @@ impl QueueCaps {
             });
         }
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if queues.map.len() >= queues.prune_at {
+            queues
+                .map
+                .retain(|_, q| Arc::strong_count(q) > 1 || q.load(Ordering::Acquire) > 0);
+            queues.prune_at = (queues.map.len() * 2).max(MIN_PRUNE);
+        }
         for &(store, store_name, category, bytes) in parts {
             let q = queues
+                .map
                 .entry((store, category.clone()))
                 .or_insert_with(|| Arc::new(AtomicU64::new(0)))
                 .clone();
@@ -149,6 +171,21 @@ mod tests {
         drop(first);
         drop(other);
         assert_eq!(caps.total_queued(), 0);
+    }
+
+    #[test]
+    fn idle_queues_are_pruned() {
+        let caps = QueueCaps::new(10, 1 << 40);
+        let held: Category = "held".parse().unwrap();
+        let keep = caps.reserve(&[(0, "s", &held, 1)]).unwrap();
+        for i in 0..3 * MIN_PRUNE {
+            let c: Category = format!("c{i}").parse().unwrap();
+            drop(caps.reserve(&[(0, "s", &c, 1)]).unwrap());
+        }
+        let len = caps.queues.lock().unwrap().map.len();
+        assert!(len < 2 * MIN_PRUNE, "map kept {len} entries");
+        assert!(caps.queues.lock().unwrap().map.contains_key(&(0, held)));
+        drop(keep);
     }
 
     #[test]

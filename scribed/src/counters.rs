@@ -22,10 +22,21 @@ pub const RELOAD_FAILURES: &str = "reload failures";
 
 pub const OVERALL: &str = "scribe_overall";
 
+/// Most categories that get counters of their own; past it only `scribe_overall` moves, so a
+/// client inventing names cannot grow the map (and `/metrics`) without bound.
+pub const MAX_COUNTED_CATEGORIES: usize = 50_000;
+
 /// Counter values; cheap enough to update once per batch under a mutex.
 #[derive(Default)]
 pub struct Counters {
-    values: Mutex<BTreeMap<String, i64>>,
+    values: Mutex<Values>,
+}
+
+#[derive(Default)]
+struct Values {
+    map: BTreeMap<String, i64>,
+    categories: std::collections::HashSet<String>,
+    warned: bool,
 }
 
 impl Counters {
@@ -38,20 +49,31 @@ impl Counters {
         }
         let mut v = self.values.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = category {
-            *v.entry(format!("{c}:{name}")).or_default() += n;
+            let counted = v.categories.contains(c)
+                || (v.categories.len() < MAX_COUNTED_CATEGORIES
+                    && v.categories.insert(c.to_string()));
+            if counted {
+                *v.map.entry(format!("{c}:{name}")).or_default() += n;
+            } else if !v.warned {
+                v.warned = true;
+                tracing::warn!(
+                    "over {MAX_COUNTED_CATEGORIES} categories: new ones are counted only in {OVERALL}"
+                );
+            }
         }
-        *v.entry(format!("{OVERALL}:{name}")).or_default() += n;
+        *v.map.entry(format!("{OVERALL}:{name}")).or_default() += n;
     }
 
     pub fn get(&self, key: &str) -> i64 {
         let v = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        v.get(key).copied().unwrap_or(0)
+        v.map.get(key).copied().unwrap_or(0)
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, i64> {
         self.values
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .map
             .clone()
     }
 }

@@ -84,22 +84,33 @@ async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
         return ResultCode::Ok;
     }
     let routing = server.routing.read().await;
-    match routing.write(groups.clone()).await {
-        Ok(routed) => {
-            for (c, n) in &routed.unrouted {
-                server
-                    .bad_category_warn
-                    .warn(|| format!("dropping messages for category {c}: no store matches it"));
-                server.counters.add(None, RECEIVED_BAD, *n as i64);
-            }
+    // Categories no store matches are dropped and counted (as Scribe), without a per-category
+    // counter: arbitrary names must not grow the counter map.
+    let (groups, unrouted): (Vec<Batch>, Vec<Batch>) = groups
+        .into_iter()
+        .partition(|g| !routing.route(&g.category).is_empty());
+    for g in &unrouted {
+        server.bad_category_warn.warn(|| {
+            format!(
+                "dropping messages for category {}: no store matches it",
+                g.category
+            )
+        });
+        server
+            .counters
+            .add(None, RECEIVED_BAD, g.messages.len() as i64);
+    }
+    if groups.is_empty() {
+        return ResultCode::Ok;
+    }
+    match routing.write(&groups).await {
+        Ok(()) => {
             for g in &groups {
-                if !routed.unrouted.iter().any(|(c, _)| *c == g.category) {
-                    server.counters.add(
-                        Some(g.category.as_str()),
-                        RECEIVED_GOOD,
-                        g.messages.len() as i64,
-                    );
-                }
+                server.counters.add(
+                    Some(g.category.as_str()),
+                    RECEIVED_GOOD,
+                    g.messages.len() as i64,
+                );
             }
             ResultCode::Ok
         }

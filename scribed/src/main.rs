@@ -25,6 +25,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // Like Scribe, raise the descriptor limit to what the system allows: every connection and
+    // every open category file needs one. The file store keeps half as its budget.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => scribed::stores::file::set_open_file_budget(limit),
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {

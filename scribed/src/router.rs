@@ -43,13 +43,6 @@ pub enum RouteError {
     Store(#[from] StoreError),
 }
 
-/// What happened to a batch's categories.
-#[derive(Debug, Default)]
-pub struct Routed {
-    /// Messages whose category no store matched.
-    pub unrouted: Vec<(Category, usize)>,
-}
-
 impl Routing {
     pub async fn build(settings: Settings, counters: Arc<Counters>) -> anyhow::Result<Routing> {
         let mut stores = Vec::new();
@@ -113,20 +106,16 @@ impl Routing {
     }
 
     /// Admits the batch as a whole, hands each store its part, and returns when every store
-    /// accepted its part (or one failed).
-    pub async fn write(&self, batches: Vec<Batch>) -> Result<Routed, RouteError> {
+    /// accepted its part (or one failed). Categories that route nowhere are skipped (the
+    /// caller drops and counts them beforehand).
+    pub async fn write(&self, batches: &[Batch]) -> Result<(), RouteError> {
         let messages: usize = batches.iter().map(|b| b.messages.len()).sum();
         if !self.rate.admit(messages as u64) {
             return Err(RouteError::Rate(self.settings.max_msg_per_second));
         }
-        let mut routed = Routed::default();
         let mut per_store: Vec<Vec<Batch>> = vec![Vec::new(); self.stores.len()];
         for b in batches {
-            let targets = self.route(&b.category);
-            if targets.is_empty() {
-                routed.unrouted.push((b.category.clone(), b.messages.len()));
-            }
-            for &i in targets {
+            for &i in self.route(&b.category) {
                 per_store[i].push(b.clone());
             }
         }
@@ -147,7 +136,7 @@ impl Routing {
         for r in futures::future::join_all(writes).await {
             r?;
         }
-        Ok(routed)
+        Ok(())
     }
 
     pub fn status(&self) -> Vec<StoreStatus> {

@@ -10,6 +10,8 @@
 //! acknowledgement, the reader and batcher prepare the next batches.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,7 +69,13 @@ pub async fn ship_stream<R: Read + Send + 'static>(
 ) -> Result<ShipReport, ShipError> {
     let (chunks, reader) = lines::spawn_reader(input, opts.max_line, 8);
     let (batches_tx, mut batches_rx) = mpsc::channel::<Batch>(4);
-    let batcher = tokio::spawn(batch_lines(chunks, batches_tx, opts.clone()));
+    let lines_batched = Arc::new(AtomicU64::new(0));
+    let batcher = tokio::spawn(batch_lines(
+        chunks,
+        batches_tx,
+        opts.clone(),
+        lines_batched.clone(),
+    ));
 
     let mut sender = RetryingSender::new(opts.to.clone(), opts.client.clone(), opts.timeout);
     let mut report = ShipReport::default();
@@ -82,17 +90,30 @@ pub async fn ship_stream<R: Read + Send + 'static>(
         report.batches += 1;
     }
     report.retries = sender.retries;
-    // Dropping the receiver stops the batcher, which stops the reader.
+    if let Some(cause) = send_error {
+        // Give up now: the batcher may be waiting for input that never comes (`tail -F`), and
+        // the reader thread may be blocked in read(2). Neither is waited for; the process exit
+        // ends the thread.
+        batcher.abort();
+        return Err(ShipError {
+            cause,
+            delivered: report.lines_delivered,
+            undelivered: lines_batched
+                .load(Ordering::Acquire)
+                .saturating_sub(report.lines_delivered),
+        });
+    }
     drop(batches_rx);
     let batched = batcher.await;
+    // The batcher ended because the input ended (or on a too-long line): the reader is done.
     let read = tokio::task::spawn_blocking(move || reader.join())
         .await
         .ok()
         .and_then(|r| r.ok());
 
-    let lines_read = match (&batched, &read) {
-        (Ok(Ok(n)), _) => *n,
-        (Ok(Err(BatchError::LineTooLong { line, .. })), _) => line - 1,
+    let lines_read = match &batched {
+        Ok(Ok(n)) => *n,
+        Ok(Err(BatchError::LineTooLong { line, .. })) => line - 1,
         _ => report.lines_delivered,
     };
     let fail = |cause: String| ShipError {
@@ -100,9 +121,6 @@ pub async fn ship_stream<R: Read + Send + 'static>(
         delivered: report.lines_delivered,
         undelivered: lines_read.saturating_sub(report.lines_delivered),
     };
-    if let Some(cause) = send_error {
-        return Err(fail(cause));
-    }
     match read {
         Some(Ok(_)) | None => {}
         Some(Err(ReadError::LineTooLong { line, max })) => {
@@ -132,6 +150,7 @@ async fn batch_lines(
     mut chunks: mpsc::Receiver<lines::Chunk>,
     out: mpsc::Sender<Batch>,
     opts: StreamOptions,
+    lines_batched: Arc<AtomicU64>,
 ) -> Result<u64, BatchError> {
     let cat = opts.category.as_str().as_bytes();
     let mut builder = new_builder(&opts);
@@ -177,6 +196,7 @@ async fn batch_lines(
             }
             builder.push(cat, &line);
             batch_bytes += line.len() as u64;
+            lines_batched.store(line_no, Ordering::Release);
         }
     }
     send(&out, builder, batch_bytes).await;

@@ -62,6 +62,8 @@ pub struct Launch<'a> {
     /// Config file contents (TOML), written next to the data dir and passed with `--config`.
     pub config: Option<String>,
     pub extra: &'a [&'a str],
+    /// Run under this descriptor limit (soft and hard), as `ulimit -n` would set it.
+    pub nofile: Option<u64>,
 }
 
 /// A running `scribed`.
@@ -91,7 +93,15 @@ impl Scribed {
         let ready = data_dir.with_extension("ready");
         let log = data_dir.with_extension("log");
         let _ = std::fs::remove_file(&ready);
-        let mut cmd = Command::new(bin("scribed"));
+        let mut cmd = match how.nofile {
+            None => Command::new(bin("scribed")),
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(bin("scribed"));
+                c
+            }
+        };
         cmd.args(["--listen", how.listen.as_deref().unwrap_or("127.0.0.1:0")])
             .args(["--status-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)

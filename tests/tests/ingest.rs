@@ -307,3 +307,75 @@ fn unwritable_store_answers_try_later_and_ship_retries_until_it_can() {
     assert!(read_category(&data, "blocked") == input);
     assert!(get_counter(&server.addr, "scribe_overall:write errors") > 0);
 }
+
+#[test]
+fn ship_gives_up_on_time_even_while_its_input_stays_open() {
+    use std::io::Write;
+    let port = pipeline_tests::free_port();
+    let mut child = std::process::Command::new(pipeline_tests::bin("ship"))
+        .args(["--to", &format!("127.0.0.1:{port}"), "--timeout", "1s", "c"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `tail -F | ship`: a line, then an input that never ends.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").unwrap();
+    stdin.flush().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("ship did not give up while its input stayed open");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    drop(stdin);
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("0 lines delivered, 1 lines read but not delivered"),
+        "{err}"
+    );
+}
+
+#[test]
+fn thousands_of_categories_in_one_batch_do_not_exhaust_descriptors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Scribed::launch(
+        &data,
+        pipeline_tests::Launch {
+            nofile: Some(512),
+            ..pipeline_tests::Launch::default()
+        },
+    );
+    let batch: Vec<LogEntry> = (0..3000)
+        .map(|i| LogEntry {
+            category: bytes::Bytes::from(format!("cat{i:04}")),
+            message: bytes::Bytes::from(format!("m{i}")),
+        })
+        .collect();
+    let mut conn = RawConn::connect(&server.addr);
+    for round in 0..2 {
+        let reply = conn.call(&encode_log_call(HeaderStyle::Unversioned, &batch));
+        assert_eq!(decode_log_reply(reply), Ok(ResultCode::Ok), "round {round}");
+    }
+    for i in [0, 1234, 2999] {
+        assert_eq!(
+            read_category(&data, &format!("cat{i:04}")),
+            format!("m{i}\nm{i}\n").into_bytes()
+        );
+    }
+    assert_eq!(get_counter(&server.addr, "scribe_overall:write errors"), 0);
+}

@@ -1,24 +1,27 @@
-//! The file store: one writer task per category, each owning a [`RotatingWriter`] for
+//! The file store: one writer task per active category, each owning a [`RotatingWriter`] for
 //! `<path>/<category>/`.
 //!
 //! The file I/O runs on tokio's blocking pool. Jobs that queued up while a write was running are
 //! written together by the next blocking call (group commit: with `fsync = "batch"` one fsync
 //! covers them all), so a busy category pays one thread hop per group, not per batch. The lock
-//! on the category map is held only to look a writer up, never across I/O.
+//! on the category map is held to look a writer up and queue a job (never across I/O).
 //!
-//! Every second each writer checks time rotation and interval fsync; a category idle for a
-//! minute has its file closed, so quiet categories do not hold descriptors.
+//! Bounded by design, however many categories clients invent: every second each writer checks
+//! time rotation and interval fsync; a category idle for a minute has its file closed and its
+//! task retired (under the map lock, and only with an empty queue, so no job can be lost to a
+//! retiring task); and a writer opens its file only with one of a process-wide number of slots
+//! (half the descriptor limit), giving it back after each write while others wait for one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use scribe_archive::{
     Category, Fsync, RotatePeriod, RotatingWriter, WriteError, WriteStats, WriterOptions,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
@@ -32,13 +35,55 @@ const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 /// How often a writer checks time rotation and interval fsync.
 const TICK: Duration = Duration::from_secs(1);
 
-/// A category with no writes for this long has its file closed until the next write.
+/// A category with no writes for this long has its file closed and its task retired.
 const IDLE_CLOSE: Duration = Duration::from_secs(60);
+
+/// Permits to keep a category file open, process-wide. A writer takes one before opening its
+/// file and gives it back when it closes; when none are free, writers close their files after
+/// each write so that waiting ones get a turn. This bounds open descriptors however many
+/// categories clients invent.
+static OPEN_SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+/// Sizes the open-file budget from the descriptor limit: half of it, leaving the rest for
+/// connections, spools and the directory operations of opening files. Call once at start;
+/// without it the budget is 512.
+pub fn set_open_file_budget(nofile_limit: u64) {
+    let budget = usize::try_from(nofile_limit / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(16, Semaphore::MAX_PERMITS);
+    let _ = OPEN_SLOTS.set(Arc::new(Semaphore::new(budget)));
+}
+
+fn open_slots() -> &'static Arc<Semaphore> {
+    OPEN_SLOTS.get_or_init(|| Arc::new(Semaphore::new(512)))
+}
+
+/// A writer and the permit its open file holds.
+struct OpenWriter {
+    w: RotatingWriter,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl OpenWriter {
+    fn open(task: &WriterTask, slot: OwnedSemaphorePermit) -> Result<OpenWriter, WriteError> {
+        let w = RotatingWriter::open(&task.base, &task.category, task.opts.clone())?;
+        Ok(OpenWriter { w, _slot: slot })
+    }
+
+    /// fsyncs and closes, returning the permit.
+    fn close(mut self) {
+        if let Err(e) = self.w.sync() {
+            tracing::warn!("closing: {e}");
+        }
+    }
+}
 
 struct WriteJob {
     batch: Batch,
     done: oneshot::Sender<Result<WriteStats, Arc<WriteError>>>,
 }
+
+type Writers = Arc<Mutex<HashMap<Category, mpsc::UnboundedSender<WriteJob>>>>;
 
 pub struct FileStore {
     name: String,
@@ -46,7 +91,7 @@ pub struct FileStore {
     opts: WriterOptions,
     counters: Arc<Counters>,
     queued: Arc<AtomicU64>,
-    writers: Mutex<HashMap<Category, mpsc::UnboundedSender<WriteJob>>>,
+    writers: Writers,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     failing: Arc<Mutex<Option<String>>>,
 }
@@ -69,35 +114,49 @@ impl FileStore {
             opts: writer_options(spec, ctx.settings.max_size)?,
             counters: ctx.counters.clone(),
             queued: Arc::new(AtomicU64::new(0)),
-            writers: Mutex::new(HashMap::new()),
+            writers: Arc::new(Mutex::new(HashMap::new())),
             tasks: Mutex::new(Vec::new()),
             failing: Arc::new(Mutex::new(None)),
         })
     }
 
-    fn sender_for(&self, category: &Category) -> mpsc::UnboundedSender<WriteJob> {
-        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = writers.get(category) {
-            return tx.clone();
+    /// Queues a job to the category's writer, starting one if there is none. Runs under the
+    /// map lock, which a retiring writer also takes: a job is never sent to a writer that is
+    /// going away.
+    fn queue(
+        &self,
+        writers: &mut HashMap<Category, mpsc::UnboundedSender<WriteJob>>,
+        job: WriteJob,
+    ) -> Result<(), StoreError> {
+        let category = job.batch.category.clone();
+        if !writers.contains_key(&category) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(run_writer(
+                WriterTask {
+                    base: self.base.clone(),
+                    category: category.clone(),
+                    opts: self.opts.clone(),
+                    counters: self.counters.clone(),
+                    queued: self.queued.clone(),
+                    failing: self.failing.clone(),
+                    writers: self.writers.clone(),
+                },
+                rx,
+            ));
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+            writers.insert(category.clone(), tx);
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_writer(
-            WriterTask {
-                base: self.base.clone(),
-                category: category.clone(),
-                opts: self.opts.clone(),
-                counters: self.counters.clone(),
-                queued: self.queued.clone(),
-                failing: self.failing.clone(),
-            },
-            rx,
-        ));
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(task);
-        writers.insert(category.clone(), tx.clone());
-        tx
+        writers
+            .get(&category)
+            .ok_or_else(|| StoreError::Closed {
+                store: self.name.clone(),
+            })?
+            .send(job)
+            .map_err(|_| StoreError::Closed {
+                store: self.name.clone(),
+            })
     }
 }
 
@@ -105,20 +164,21 @@ impl FileStore {
 impl Store for FileStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
         let mut pending = Vec::with_capacity(batches.len());
-        for b in batches {
-            let (done, rx) = oneshot::channel();
-            self.queued.fetch_add(b.bytes, Ordering::AcqRel);
-            let job = WriteJob {
-                batch: b.clone(),
-                done,
-            };
-            if self.sender_for(&b.category).send(job).is_err() {
-                self.queued.fetch_sub(b.bytes, Ordering::AcqRel);
-                return Err(StoreError::Closed {
-                    store: self.name.clone(),
-                });
+        {
+            let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+            for b in batches {
+                let (done, rx) = oneshot::channel();
+                self.queued.fetch_add(b.bytes, Ordering::AcqRel);
+                let job = WriteJob {
+                    batch: b.clone(),
+                    done,
+                };
+                if let Err(e) = self.queue(&mut writers, job) {
+                    self.queued.fetch_sub(b.bytes, Ordering::AcqRel);
+                    return Err(e);
+                }
+                pending.push(rx);
             }
-            pending.push(rx);
         }
         let mut first_error = None;
         for rx in pending {
@@ -171,18 +231,22 @@ struct WriterTask {
     counters: Arc<Counters>,
     queued: Arc<AtomicU64>,
     failing: Arc<Mutex<Option<String>>>,
+    writers: Writers,
 }
 
 async fn run_writer(task: WriterTask, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
     let task = Arc::new(task);
-    let mut writer: Option<RotatingWriter> = None;
+    let mut writer: Option<OpenWriter> = None;
     let mut last_write = Instant::now();
     loop {
         let first = match tokio::time::timeout(TICK, rx.recv()).await {
             Ok(Some(job)) => job,
             Ok(None) => break,
             Err(_) => {
-                writer = tick(&task, writer, last_write.elapsed() >= IDLE_CLOSE).await;
+                if last_write.elapsed() >= IDLE_CLOSE && retire(&task, &rx) {
+                    break;
+                }
+                writer = tick(&task, writer).await;
                 continue;
             }
         };
@@ -198,9 +262,21 @@ async fn run_writer(task: WriterTask, mut rx: mpsc::UnboundedReceiver<WriteJob>)
                 Err(_) => break,
             }
         }
+        // Wait for a slot before opening (not while holding one), so writers queue rather than
+        // run the process out of descriptors.
+        let slot = match writer {
+            Some(_) => None,
+            None => open_slots().clone().acquire_owned().await.ok(),
+        };
         let t = task.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            write_jobs(&t, &mut writer, jobs);
+            write_jobs(&t, &mut writer, slot, jobs);
+            // Others are waiting for a slot: give ours back; the next write reopens.
+            if open_slots().available_permits() == 0 {
+                if let Some(w) = writer.take() {
+                    w.close();
+                }
+            }
             writer
         })
         .await;
@@ -216,24 +292,27 @@ async fn run_writer(task: WriterTask, mut rx: mpsc::UnboundedReceiver<WriteJob>)
         }
     }
     if let Some(w) = writer {
-        let _ = tokio::task::spawn_blocking(move || close_writer(w)).await;
+        let _ = tokio::task::spawn_blocking(move || w.close()).await;
     }
 }
 
-/// Periodic work: time rotation, interval fsync, closing idle files.
-async fn tick(
-    task: &Arc<WriterTask>,
-    writer: Option<RotatingWriter>,
-    idle: bool,
-) -> Option<RotatingWriter> {
+/// Removes this writer from the map if nothing is queued for it; true when it did (the task
+/// then ends). Holding the map lock, no job can be queued in between.
+fn retire(task: &WriterTask, rx: &mpsc::UnboundedReceiver<WriteJob>) -> bool {
+    let mut writers = task.writers.lock().unwrap_or_else(|e| e.into_inner());
+    if !rx.is_empty() {
+        return false;
+    }
+    writers.remove(&task.category);
+    true
+}
+
+/// Periodic work: time rotation and interval fsync.
+async fn tick(task: &Arc<WriterTask>, writer: Option<OpenWriter>) -> Option<OpenWriter> {
     let mut w = writer?;
     let t = task.clone();
     tokio::task::spawn_blocking(move || {
-        if idle {
-            close_writer(w);
-            return None;
-        }
-        if let Err(e) = w.check_time().and_then(|_| w.maybe_sync()) {
+        if let Err(e) = w.w.check_time().and_then(|_| w.w.maybe_sync()) {
             tracing::warn!(category = %t.category, "{e}");
         }
         Some(w)
@@ -243,17 +322,16 @@ async fn tick(
     .flatten()
 }
 
-fn close_writer(mut w: RotatingWriter) {
-    if let Err(e) = w.sync() {
-        tracing::warn!("closing: {e}");
-    }
-}
-
-fn write_jobs(task: &WriterTask, writer: &mut Option<RotatingWriter>, jobs: Vec<WriteJob>) {
+fn write_jobs(
+    task: &WriterTask,
+    writer: &mut Option<OpenWriter>,
+    mut slot: Option<OwnedSemaphorePermit>,
+    jobs: Vec<WriteJob>,
+) {
     let cat = task.category.as_str();
     for job in jobs {
-        let result = open_writer(writer, task).and_then(|w| {
-            w.write_batch(job.batch.messages.iter().map(|m| &m[..]))
+        let result = open_writer(writer, &mut slot, task).and_then(|w| {
+            w.w.write_batch(job.batch.messages.iter().map(|m| &m[..]))
                 .map_err(Arc::new)
         });
         match &result {
@@ -277,14 +355,24 @@ fn write_jobs(task: &WriterTask, writer: &mut Option<RotatingWriter>, jobs: Vec<
 }
 
 fn open_writer<'a>(
-    writer: &'a mut Option<RotatingWriter>,
+    writer: &'a mut Option<OpenWriter>,
+    slot: &mut Option<OwnedSemaphorePermit>,
     task: &WriterTask,
-) -> Result<&'a mut RotatingWriter, Arc<WriteError>> {
+) -> Result<&'a mut OpenWriter, Arc<WriteError>> {
     if writer.is_none() {
-        *writer = Some(
-            RotatingWriter::open(&task.base, &task.category, task.opts.clone())
-                .map_err(Arc::new)?,
-        );
+        // Normally the slot taken before this group; after a failed open earlier in the group
+        // it was spent, so try for another without waiting.
+        let permit = match slot.take() {
+            Some(p) => p,
+            None => open_slots().clone().try_acquire_owned().map_err(|_| {
+                Arc::new(WriteError::Io {
+                    op: "open (no free descriptor slot)",
+                    path: task.base.join(task.category.as_str()),
+                    source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
+                })
+            })?,
+        };
+        *writer = Some(OpenWriter::open(task, permit).map_err(Arc::new)?);
     }
     Ok(writer.as_mut().expect("opened above"))
 }
