@@ -50,6 +50,9 @@ pub struct Server {
     /// Unix time the server started (fb303 `aliveSince`).
     pub alive_since: i64,
     pub max_frame: usize,
+    /// Bytes of frames being read or handled, across all connections: each connection holds
+    /// permits for its frame until the call is answered.
+    pub frame_memory: Arc<tokio::sync::Semaphore>,
     /// Cancelled to begin a graceful shutdown (signal or fb303 `shutdown`).
     pub shutdown: CancellationToken,
     pub(crate) stopping: AtomicBool,
@@ -75,6 +78,7 @@ impl Server {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
             max_frame,
+            frame_memory: Arc::new(tokio::sync::Semaphore::new(frame_memory_budget(max_frame))),
             shutdown,
             stopping: AtomicBool::new(false),
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
@@ -82,6 +86,14 @@ impl Server {
             store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),
         })
     }
+}
+
+/// Bytes of frames all connections together may hold: 256 MiB, or four frames if that is more.
+pub fn frame_memory_budget(max_frame: usize) -> usize {
+    (256usize << 20)
+        .max(max_frame.saturating_mul(4))
+        .min(tokio::sync::Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize)
 }
 
 pub use listener::run;

@@ -42,6 +42,7 @@ pub async fn run(
         .collect::<Result<_, _>>()?;
     let status_addr = status_listener.local_addr()?;
     let max_connections = settings.max_connections;
+    crate::config::warn_unclaimed_spools(&settings);
     let ready_file = settings.ready_file.clone();
     let server = Arc::new(
         Server::new(args, settings, shutdown.clone())

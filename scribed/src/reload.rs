@@ -46,6 +46,7 @@ pub async fn reload(server: &Server) -> Result<(), String> {
         }
     }
     routing.close().await;
+    crate::config::warn_unclaimed_spools(&new);
     match Routing::build(new, server.counters.clone()).await {
         Ok(r) => {
             *routing = Arc::new(r);

@@ -255,11 +255,7 @@ fn store_block(i: usize, mut table: toml::Table) -> Result<StoreBlock, String> {
     }
     let spec = StoreSpec::deserialize(toml::Value::Table(table))
         .map_err(|e| format!("{at}: {}", e.to_string().trim_end()))?;
-    let key = names
-        .iter()
-        .map(|n| n.replace('*', "_prefix"))
-        .collect::<Vec<_>>()
-        .join("+");
+    let key = spool_key(&names);
     Ok(StoreBlock {
         name: format!("{at} ({})", names.join(" ")),
         at: at.clone(),
@@ -267,6 +263,38 @@ fn store_block(i: usize, mut table: toml::Table) -> Result<StoreBlock, String> {
         spec,
         key,
     })
+}
+
+/// A directory name for a block's categories that does not depend on their order in the file:
+/// the sorted names, or a hash of them when that would be too long for a file name.
+fn spool_key(names: &[String]) -> String {
+    let mut sorted: Vec<String> = names.iter().map(|n| n.replace('*', "_prefix")).collect();
+    sorted.sort();
+    sorted.dedup();
+    let joined = sorted.join("+");
+    if joined.len() <= 100 {
+        return joined;
+    }
+    // FNV-1a: stable across builds and versions, unlike std's hasher.
+    let hash = joined.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", &joined[..40])
+}
+
+/// Longest accepted duration for timeouts and retry intervals: longer ones are typos, and
+/// they would overflow deadline arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+fn check_duration(at: &str, key: &str, d: Option<values::Dur>) -> Result<(), String> {
+    match d {
+        Some(values::Dur(d)) if d.is_zero() => Err(format!("{at}.{key}: must be more than 0")),
+        Some(values::Dur(d)) if d > MAX_DURATION => Err(format!(
+            "{at}.{key}: {} is longer than the limit of 7 days",
+            humantime::format_duration(d)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks what serde cannot: enumerated strings, ranges, combinations.
@@ -310,6 +338,8 @@ fn validate_spec(
             if n.connections == Some(0) {
                 return Err(format!("{at}.connections: must be at least 1"));
             }
+            check_duration(at, "connect_timeout", n.connect_timeout)?;
+            check_duration(at, "timeout", n.timeout)?;
         }
         StoreSpec::Buffer(b) => {
             if matches!(*b.primary, StoreSpec::Multi(_) | StoreSpec::Buffer(_)) {
@@ -317,6 +347,10 @@ fn validate_spec(
                     "{at}.primary: a buffer's primary may not be a {} store",
                     b.primary.type_name()
                 ));
+            }
+            check_duration(at, "retry_interval", b.retry_interval)?;
+            if b.max_spool_bytes.is_some_and(|s| s.0 == 0) {
+                return Err(format!("{at}.max_spool_bytes: must be more than 0"));
             }
             let dir = spool_dir(b, key, settings);
             if !spools.insert(dir.clone()) {
@@ -364,6 +398,55 @@ fn validate_spec(
         StoreSpec::Null(_) => {}
     }
     Ok(())
+}
+
+/// Spool directories under `<data_dir>/.spool` that no buffer store of `settings` uses but that
+/// still hold data: a backlog stranded by a config change. scribed warns about them at start
+/// and on reload (it never deletes them).
+pub fn unclaimed_spools(settings: &Settings) -> Vec<PathBuf> {
+    fn claimed(spec: &StoreSpec, key: &str, settings: &Settings, out: &mut HashSet<PathBuf>) {
+        match spec {
+            StoreSpec::Buffer(b) => {
+                out.insert(spool_dir(b, key, settings));
+            }
+            StoreSpec::Multi(m) => {
+                for (i, s) in m.stores.iter().enumerate() {
+                    claimed(s, &format!("{key}.{i}"), settings, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut used = HashSet::new();
+    for b in &settings.stores {
+        claimed(&b.spec, &b.key, settings, &mut used);
+    }
+    let Ok(entries) = std::fs::read_dir(settings.data_dir.join(".spool")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|dir| !used.contains(dir))
+        .filter(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|files| {
+                files.filter_map(|f| f.ok()).any(|f| {
+                    f.path().extension().is_some_and(|x| x == "seg")
+                        && f.metadata().is_ok_and(|m| m.len() > 0)
+                })
+            })
+        })
+        .collect()
+}
+
+/// Logs a warning for every spool holding a backlog that no buffer store will replay.
+pub fn warn_unclaimed_spools(settings: &Settings) {
+    for dir in unclaimed_spools(settings) {
+        tracing::warn!(
+            spool = %dir.display(),
+            "a spool with a backlog belongs to no buffer store in this configuration; \
+             point a buffer store's spool_dir at it to replay it"
+        );
+    }
 }
 
 /// Where a buffer store spools.

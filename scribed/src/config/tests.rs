@@ -196,3 +196,32 @@ fn a_missing_file_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn spool_keys_ignore_category_order_and_stay_short() {
+    let a = spool_key(&["web*".into(), "api".into()]);
+    assert_eq!(a, spool_key(&["api".into(), "web*".into()]));
+    assert_eq!(a, "api+web_prefix");
+    let many: Vec<String> = (0..100).map(|i| format!("category{i}")).collect();
+    let k = spool_key(&many);
+    assert!(k.len() < 64, "{k}");
+    let mut reversed = many.clone();
+    reversed.reverse();
+    assert_eq!(k, spool_key(&reversed));
+}
+
+#[test]
+fn durations_must_be_positive_and_sane() {
+    let e = err("[[store]]\ncategory = \"a\"\ntype = \"buffer\"\nretry_interval = 9223372036854775807\n[store.primary]\ntype = \"null\"\n");
+    assert!(
+        e.contains("store[0].retry_interval") && e.contains("7 days"),
+        "{e}"
+    );
+    let e = err(
+        "[[store]]\ncategory = \"a\"\ntype = \"network\"\nremote = [\"h:1\"]\ntimeout = \"0s\"\n",
+    );
+    assert!(
+        e.contains("store[0].timeout") && e.contains("more than 0"),
+        "{e}"
+    );
+}
