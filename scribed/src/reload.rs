@@ -26,7 +26,7 @@ pub async fn reload(server: &Server) -> Result<(), String> {
         server.counters.add(None, RELOAD_FAILURES, 1);
         Err(reason)
     };
-    let new = match Settings::load(&server.args) {
+    let mut new = match Settings::load(&server.args) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
@@ -45,6 +45,9 @@ pub async fn reload(server: &Server) -> Result<(), String> {
             tracing::warn!("reload: a change to `{what}` takes effect only after a restart");
         }
     }
+    // Connections keep reading frames with the limit they started with; stores must not send
+    // bigger ones than that either.
+    new.max_frame = old.max_frame;
     routing.close().await;
     crate::config::warn_unclaimed_spools(&new);
     match Routing::build(new, server.counters.clone()).await {
