@@ -37,6 +37,7 @@ enum FrameError {
 
 pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let mut state = handler::ConnectionState::default();
     loop {
         let next = tokio::select! {
             biased;
@@ -64,7 +65,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
                 break;
             }
         };
-        if let Some(reply) = handler::handle(&server, call).await {
+        if let Some(reply) = handler::handle(&server, call, &mut state).await {
             let mut out = Vec::with_capacity(4 + reply.len());
             out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
             out.extend_from_slice(&reply);
@@ -78,6 +79,10 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
                     tracing::debug!(%peer, "client did not read its reply for {REPLY_TIMEOUT:?}");
                     break;
                 }
+            }
+            if state.refused && state.close_on_try_later {
+                // Calls the client pipelined behind the refused one are never read.
+                break;
             }
         }
     }

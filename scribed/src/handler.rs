@@ -21,11 +21,29 @@ use crate::router::RouteError;
 use crate::stores::{Batch, CategoryBatch};
 use crate::Server;
 
+/// Per-connection state that calls can change.
+#[derive(Debug, Default)]
+pub struct ConnectionState {
+    /// Set by `setOption("scribed.close_on_try_later", "1")`: after answering `TRY_LATER`, the
+    /// connection is closed without reading further calls. A client that pipelines batches
+    /// needs this so that nothing sent behind a refused batch is written ahead of it.
+    pub close_on_try_later: bool,
+    /// The last `Log` call was answered `TRY_LATER`.
+    pub refused: bool,
+}
+
+/// The option that turns on [`ConnectionState::close_on_try_later`].
+pub const CLOSE_ON_TRY_LATER: &[u8] = b"scribed.close_on_try_later";
+
 /// The reply to send, if any (oneway calls get none).
-pub async fn handle(server: &Server, call: Call) -> Option<Bytes> {
+pub async fn handle(server: &Server, call: Call, conn: &mut ConnectionState) -> Option<Bytes> {
     let h = &call.header;
     let reply = match call.request {
-        Request::Log(entries) => encode_log_reply(h, log(server, entries).await),
+        Request::Log(entries) => {
+            let code = log(server, entries).await;
+            conn.refused = code == ResultCode::TryLater;
+            encode_log_reply(h, code)
+        }
         Request::GetName => encode_string_reply(h, b"scribed"),
         Request::GetVersion => encode_string_reply(h, env!("CARGO_PKG_VERSION").as_bytes()),
         Request::GetStatus => encode_i32_reply(h, server.status().await as i32),
@@ -48,7 +66,15 @@ pub async fn handle(server: &Server, call: Call) -> Option<Bytes> {
         }
         // No runtime options yet: accepted and ignored, as fb303's base implementation does
         // for unknown keys.
-        Request::SetOption(..) => encode_void_reply(h),
+        Request::SetOption(key, value) => {
+            if &key[..] == CLOSE_ON_TRY_LATER {
+                conn.close_on_try_later = &value[..] == b"1";
+            }
+            encode_void_reply(h)
+        }
+        Request::GetOption(key) if &key[..] == CLOSE_ON_TRY_LATER => {
+            encode_string_reply(h, if conn.close_on_try_later { b"1" } else { b"0" })
+        }
         Request::GetOption(_) | Request::GetCpuProfile => encode_string_reply(h, b""),
         Request::GetOptions => encode_map_reply(
             h,

@@ -45,6 +45,12 @@ struct Args {
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     batch_bytes: u64,
 
+    /// Most batches in flight at once. Used only with scribed, which closes the connection
+    /// after refusing a batch so none behind it is written out of order; other Scribe servers
+    /// get one batch at a time.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    window: usize,
+
     /// Send a partial batch when no input arrived for this long.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
     linger: Duration,
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
             .min(max_frame),
         linger: args.linger,
         timeout: args.timeout,
+        window: args.window.max(1),
         client: ClientOptions {
             max_frame,
             ..ClientOptions::default()

@@ -6,8 +6,9 @@
 //!
 //! The batcher encodes lines straight into the Thrift `Log` call that will be sent. A batch is
 //! closed when it reaches `batch_lines` lines or `batch_bytes` bytes, or when no input arrived
-//! for `linger` (so a slow trickle is still shipped promptly). While the sender waits for one
-//! acknowledgement, the reader and batcher prepare the next batches.
+//! for `linger` (so a slow trickle is still shipped promptly). While the sender waits for
+//! acknowledgements, the reader and batcher prepare the next batches; to scribed, up to
+//! `window` batches are in flight (see [`PipelinedSender`] for why that is safe only there).
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_archive::Category;
-use scribe_protocol::client::{ClientOptions, RetryingSender};
+use scribe_protocol::client::{ClientOptions, PipelinedSender};
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::{HeaderStyle, LogBatchBuilder};
@@ -36,6 +37,9 @@ pub struct StreamOptions {
     pub linger: Duration,
     /// Give up when no batch was acknowledged for this long.
     pub timeout: Duration,
+    /// Most batches in flight (used only with a scribed that agreed to close the connection
+    /// after `TRY_LATER`; otherwise 1).
+    pub window: usize,
     pub client: ClientOptions,
 }
 
@@ -77,17 +81,49 @@ pub async fn ship_stream<R: Read + Send + 'static>(
         lines_batched.clone(),
     ));
 
-    let mut sender = RetryingSender::new(opts.to.clone(), opts.client.clone(), opts.timeout);
+    let mut sender = PipelinedSender::new(
+        opts.to.clone(),
+        opts.client.clone(),
+        opts.window,
+        opts.timeout,
+    );
     let mut report = ShipReport::default();
     let mut send_error = None;
-    while let Some(batch) = batches_rx.recv().await {
-        if let Err(e) = sender.deliver(batch.call).await {
-            send_error = Some(e.to_string());
-            break;
+    let mut input_done = false;
+    loop {
+        // Fill the window: wait for a batch only when nothing is in flight.
+        while sender.has_room() && !input_done {
+            let next = if sender.in_flight() == 0 {
+                batches_rx.recv().await
+            } else {
+                match batches_rx.try_recv() {
+                    Ok(b) => Some(b),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match next {
+                Some(b) => sender.send(b.call, (b.lines, b.bytes)).await,
+                None => input_done = true,
+            }
         }
-        report.lines_delivered += batch.lines;
-        report.bytes_delivered += batch.bytes;
-        report.batches += 1;
+        if sender.in_flight() == 0 {
+            if input_done {
+                break;
+            }
+            continue;
+        }
+        match sender.next_ack().await {
+            Ok((lines, bytes)) => {
+                report.lines_delivered += lines;
+                report.bytes_delivered += bytes;
+                report.batches += 1;
+            }
+            Err(e) => {
+                send_error = Some(e.to_string());
+                break;
+            }
+        }
     }
     report.retries = sender.retries;
     if let Some(cause) = send_error {

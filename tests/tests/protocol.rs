@@ -182,3 +182,59 @@ fn malformed_calls_close_the_connection_and_lose_nothing_else() {
     assert!(stored.ends_with(b"kept\n"));
     assert!(server.stop().success(), "still exits cleanly");
 }
+
+/// Pipelines four batches against a rate limit of 10 messages/s: 4 + 4 fit, the third (4 more)
+/// is refused, the fourth (1 message) would fit.
+fn pipeline_against_rate_limit(close_on_try_later: bool) -> (Vec<Option<ResultCode>>, Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Scribed::start(&tmp.path().join("data"), &["--max-msg-per-second", "10"]);
+    let mut conn = RawConn::connect(&server.addr);
+    if close_on_try_later {
+        use scribe_protocol::scribe::{decode_string_reply, encode_string_call};
+        let set = encode_string_call(
+            HeaderStyle::Unversioned,
+            "setOption",
+            &[b"scribed.close_on_try_later", b"1"],
+        );
+        assert_eq!(decode_string_reply(conn.call(&set), "setOption"), Ok(None));
+    }
+    let batch = |tag: &str, n: usize| {
+        let entries: Vec<LogEntry> = (0..n)
+            .map(|i| entry("p", format!("{tag}{i}").as_bytes()))
+            .collect();
+        encode_log_call(HeaderStyle::Unversioned, &entries)
+    };
+    for (tag, n) in [("a", 4), ("b", 4), ("c", 4), ("d", 1)] {
+        conn.send(&batch(tag, n)); // all written before any reply is read
+    }
+    let replies = (0..4)
+        .map(|_| conn.recv().map(|r| decode_log_reply(r).unwrap()))
+        .collect();
+    (replies, read_category(&tmp.path().join("data"), "p"))
+}
+
+#[test]
+fn close_on_try_later_keeps_pipelined_batches_in_order() {
+    let (replies, stored) = pipeline_against_rate_limit(true);
+    assert_eq!(
+        replies,
+        vec![
+            Some(ResultCode::Ok),
+            Some(ResultCode::Ok),
+            Some(ResultCode::TryLater),
+            None
+        ],
+        "closed right after TRY_LATER"
+    );
+    assert_eq!(
+        stored, b"a0\na1\na2\na3\nb0\nb1\nb2\nb3\n",
+        "nothing behind c was written"
+    );
+
+    // Without the option (plain Scribe behaviour) d is written although c before it was
+    // refused: the reordering that makes pipelining unsafe with other servers.
+    let (replies, stored) = pipeline_against_rate_limit(false);
+    assert_eq!(replies[2], Some(ResultCode::TryLater));
+    assert_eq!(replies[3], Some(ResultCode::Ok));
+    assert!(stored.ends_with(b"b3\nd0\n"));
+}

@@ -1,9 +1,10 @@
 //! An async Scribe client: one connection ([`Client`]) and a delivering wrapper
-//! ([`RetryingSender`]) that reconnects and retries until a batch is acknowledged `OK`.
+//! ([`PipelinedSender`]) that reconnects and retries until each batch is acknowledged `OK`.
 //!
-//! One batch is in flight per connection. Scribe's protocol has no way to tell which of several
-//! pipelined batches a `TRY_LATER` refers to once a later one was accepted, so pipelining would
-//! reorder lines on retry; order matters more than the round trip saved on loopback-class links.
+//! Scribe's protocol has no way to tell which of several pipelined batches a `TRY_LATER` refers
+//! to once a later one was accepted, so pipelining to a plain Scribe server would reorder lines
+//! on retry. scribed offers a way out (it closes the connection right after a `TRY_LATER` when
+//! asked), and only then are several batches put in flight.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -14,7 +15,13 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::frame;
-use crate::scribe::{decode_log_reply, ReplyError, ResultCode};
+use crate::scribe::{
+    decode_log_reply, decode_string_reply, encode_string_call, ReplyError, ResultCode,
+};
+use crate::HeaderStyle;
+
+/// The fb303 option scribed honours to close a connection after `TRY_LATER`.
+pub const CLOSE_ON_TRY_LATER_OPTION: &[u8] = b"scribed.close_on_try_later";
 
 /// Timeouts and limits of one connection.
 #[derive(Debug, Clone)]
@@ -81,6 +88,86 @@ impl Client {
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Writes one call without waiting for its reply (for pipelining).
+    pub async fn send(&mut self, call: Bytes) -> Result<(), ClientError> {
+        let timeout = self.opts.request_timeout;
+        match tokio::time::timeout(timeout, self.framed.send(call)).await {
+            Ok(r) => r.map_err(|source| ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Err(_) => Err(ClientError::RequestTimeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Waits for the next reply frame.
+    pub async fn recv(&mut self) -> Result<Bytes, ClientError> {
+        let timeout = self.opts.request_timeout;
+        match tokio::time::timeout(timeout, self.framed.next()).await {
+            Err(_) => Err(ClientError::RequestTimeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+            Ok(None) => Err(ClientError::Closed {
+                addr: self.addr.clone(),
+            }),
+            Ok(Some(Err(source))) => Err(ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Ok(Some(Ok(reply))) => Ok(reply.freeze()),
+        }
+    }
+
+    /// Waits for the next reply and decodes it as `Log`'s.
+    pub async fn recv_log_reply(&mut self) -> Result<ResultCode, ClientError> {
+        let reply = self.recv().await?;
+        decode_log_reply(reply).map_err(|source| ClientError::Reply {
+            addr: self.addr.clone(),
+            source,
+        })
+    }
+
+    /// Asks the server to close this connection after any `TRY_LATER`, which makes pipelining
+    /// safe (see [`PipelinedSender`]). Only scribed does this: the answer is `true` when the
+    /// server calls itself `scribed` and confirms the option. Other Scribe servers answer
+    /// `false` (or fail the call; the connection should then be dropped).
+    pub async fn negotiate_close_on_try_later(&mut self) -> Result<bool, ClientError> {
+        let style = HeaderStyle::Unversioned;
+        let name = self
+            .string_call(encode_string_call(style, "getName", &[]), "getName")
+            .await?;
+        if name.as_deref() != Some(&b"scribed"[..]) {
+            return Ok(false);
+        }
+        let key = CLOSE_ON_TRY_LATER_OPTION;
+        self.string_call(
+            encode_string_call(style, "setOption", &[key, b"1"]),
+            "setOption",
+        )
+        .await?;
+        let value = self
+            .string_call(encode_string_call(style, "getOption", &[key]), "getOption")
+            .await?;
+        Ok(value.as_deref() == Some(&b"1"[..]))
+    }
+
+    async fn string_call(
+        &mut self,
+        call: Bytes,
+        method: &str,
+    ) -> Result<Option<Bytes>, ClientError> {
+        self.send(call).await?;
+        let reply = self.recv().await?;
+        decode_string_reply(reply, method).map_err(|source| ClientError::Reply {
+            addr: self.addr.clone(),
+            source,
+        })
     }
 
     /// Sends one encoded `Log` call (see [`crate::LogBatchBuilder`]) and waits for its result.
@@ -156,55 +243,103 @@ pub struct DeliveryError {
     pub last: String,
 }
 
-/// Delivers batches to one server: connects lazily, reconnects after failures, and retries
-/// `TRY_LATER` and errors with backoff until `OK` or until `progress_timeout` passes without
-/// an acknowledgement.
+/// Delivers a stream of batches with up to `window` of them in flight on one connection,
+/// acknowledged in order, each carrying a caller's tag (say, its line count).
 ///
-/// A batch whose reply was lost (connection dropped after the server wrote it) is sent again,
-/// so delivery is at-least-once.
-pub struct RetryingSender {
+/// Pipelining is used only with a server that agreed to close the connection after any
+/// `TRY_LATER` ([`Client::negotiate_close_on_try_later`]): then nothing sent behind a refused
+/// batch is ever written, and resending every unacknowledged batch, in order, on a new
+/// connection keeps the stream's order. With any other server the window is 1. After a
+/// connection error the fate of in-flight batches is unknown and they are all sent again
+/// (at-least-once, as with one batch in flight).
+pub struct PipelinedSender<T> {
     addr: String,
     opts: ClientOptions,
+    max_window: usize,
+    window: usize,
     progress_timeout: Duration,
     backoff: Backoff,
     conn: Option<Client>,
-    /// How many times a batch was re-sent (for reporting).
+    in_flight: std::collections::VecDeque<(Bytes, T)>,
+    /// How many of `in_flight` (the newest ones) are not yet written to the current connection.
+    unsent: usize,
+    last_error: Option<String>,
+    last_progress: Instant,
+    /// Batches sent again after a failure.
     pub retries: u64,
 }
 
-impl RetryingSender {
-    pub fn new(addr: impl Into<String>, opts: ClientOptions, progress_timeout: Duration) -> Self {
-        RetryingSender {
+impl<T> PipelinedSender<T> {
+    pub fn new(
+        addr: impl Into<String>,
+        opts: ClientOptions,
+        window: usize,
+        progress_timeout: Duration,
+    ) -> Self {
+        PipelinedSender {
             addr: addr.into(),
             opts,
+            max_window: window.max(1),
+            window: 1,
             progress_timeout,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
             conn: None,
+            in_flight: Default::default(),
+            unsent: 0,
+            last_error: None,
+            last_progress: Instant::now(),
             retries: 0,
         }
     }
 
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
+    /// Batches sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
-    /// Sends `call` until the server answers `OK`.
-    pub async fn deliver(&mut self, call: Bytes) -> Result<(), DeliveryError> {
-        let started = Instant::now();
+    /// Whether another batch may be sent before an acknowledgement.
+    pub fn has_room(&self) -> bool {
+        self.in_flight.len() < self.window
+    }
+
+    /// Sends a batch, or queues it while the connection is down or the window is full;
+    /// [`Self::next_ack`] sends what is queued.
+    pub async fn send(&mut self, call: Bytes, tag: T) {
+        self.in_flight.push_back((call, tag));
+        self.unsent += 1;
+        self.flush_unsent().await;
+    }
+
+    /// Waits for the oldest batch's `OK`, retrying through failures, and returns its tag.
+    /// Fails when nothing was acknowledged for the progress timeout.
+    pub async fn next_ack(&mut self) -> Result<T, DeliveryError> {
         loop {
-            let problem = match self.attempt(call.clone()).await {
-                Ok(ResultCode::Ok) => {
-                    self.backoff.reset();
-                    return Ok(());
-                }
-                Ok(ResultCode::TryLater) => format!("{} answered TRY_LATER", self.addr),
-                Err(e) => {
-                    self.conn = None;
-                    e.to_string()
-                }
+            if self.written() == 0 {
+                self.flush_unsent().await;
+            }
+            let written = self.written();
+            let problem = match self.conn.as_mut() {
+                Some(conn) if written > 0 => match conn.recv_log_reply().await {
+                    Ok(ResultCode::Ok) => {
+                        let (_, tag) = self.in_flight.pop_front().expect("a batch is in flight");
+                        self.last_progress = Instant::now();
+                        self.backoff.reset();
+                        // Top the window up (only matters when batches wait for room).
+                        self.flush_unsent().await;
+                        return Ok(tag);
+                    }
+                    Ok(ResultCode::TryLater) => format!("{} answered TRY_LATER", self.addr),
+                    Err(e) => e.to_string(),
+                },
+                _ => self
+                    .last_error
+                    .take()
+                    .unwrap_or_else(|| format!("cannot reach {}", self.addr)),
             };
-            let waited = started.elapsed();
+            // Start over on a new connection with everything unacknowledged.
+            self.conn = None;
+            self.unsent = self.in_flight.len();
+            let waited = self.last_progress.elapsed();
             if waited >= self.progress_timeout {
                 return Err(DeliveryError {
                     addr: self.addr.clone(),
@@ -216,24 +351,174 @@ impl RetryingSender {
                 .backoff
                 .next_delay()
                 .min(self.progress_timeout - waited);
-            tracing::warn!(retry_in = ?delay, "{problem}");
-            self.retries += 1;
+            tracing::warn!(retry_in = ?delay, in_flight = self.in_flight.len(), "{problem}");
+            self.retries += self.in_flight.len() as u64;
             tokio::time::sleep(delay).await;
         }
     }
 
-    async fn attempt(&mut self, call: Bytes) -> Result<ResultCode, ClientError> {
-        if self.conn.is_none() {
-            self.conn = Some(Client::connect(&self.addr, self.opts.clone()).await?);
+    /// Batches written to the current connection and not yet acknowledged.
+    fn written(&self) -> usize {
+        self.in_flight.len() - self.unsent
+    }
+
+    /// Connects if needed and writes queued batches while the window has room. Errors leave
+    /// the connection dropped (and are reported by the next `next_ack`).
+    async fn flush_unsent(&mut self) {
+        if self.unsent == 0 {
+            return;
         }
-        let conn = self.conn.as_mut().expect("connected above");
-        conn.log(call).await
+        if self.conn.is_none() {
+            match self.connect().await {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.last_error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        while self.unsent > 0 && self.written() < self.window {
+            let i = self.in_flight.len() - self.unsent;
+            let call = self.in_flight[i].0.clone();
+            let conn = self.conn.as_mut().expect("connected above");
+            if let Err(e) = conn.send(call).await {
+                self.last_error = Some(e.to_string());
+                self.conn = None;
+                self.unsent = self.in_flight.len();
+                return;
+            }
+            self.unsent -= 1;
+        }
+    }
+
+    async fn connect(&mut self) -> Result<Client, ClientError> {
+        let mut conn = Client::connect(&self.addr, self.opts.clone()).await?;
+        if self.max_window == 1 {
+            self.window = 1;
+            return Ok(conn);
+        }
+        match conn.negotiate_close_on_try_later().await {
+            Ok(true) => self.window = self.max_window,
+            Ok(false) => self.window = 1,
+            // A server that does not speak fb303: one batch at a time, on a clean connection.
+            Err(_) => {
+                self.window = 1;
+                conn = Client::connect(&self.addr, self.opts.clone()).await?;
+            }
+        }
+        Ok(conn)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{encode_exception, exception_kind};
+    use crate::scribe::{
+        encode_log_call, encode_log_reply, encode_string_reply, encode_void_reply,
+    };
+    use crate::{decode_call, LogEntry, Request};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    /// A mock server: `scribed_like` answers the fb303 handshake as scribed does, otherwise it
+    /// is a plain Scribe server without fb303. It records Log calls and whether a second call
+    /// was already waiting while it answered one (pipelining).
+    async fn mock(scribed_like: bool) -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let logs = Arc::new(AtomicUsize::new(0));
+        let pipelined = Arc::new(AtomicBool::new(false));
+        let (l, p) = (logs.clone(), pipelined.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (l, p) = (l.clone(), p.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 4];
+                        if stream.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+                        stream.read_exact(&mut frame).await.unwrap();
+                        let call = decode_call(frame.into()).unwrap();
+                        let h = &call.header;
+                        let reply = match (&call.request, scribed_like) {
+                            (Request::Log(_), _) => {
+                                l.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                let mut peek = [0u8; 1];
+                                if stream.try_read(&mut peek).is_ok_and(|n| n > 0) {
+                                    p.store(true, Ordering::SeqCst);
+                                    // Put nothing back: this mock only needs the observation.
+                                    return;
+                                }
+                                encode_log_reply(h, ResultCode::Ok)
+                            }
+                            (Request::GetName, true) => encode_string_reply(h, b"scribed"),
+                            (Request::SetOption(..), true) => encode_void_reply(h),
+                            (Request::GetOption(_), true) => encode_string_reply(h, b"1"),
+                            _ => encode_exception(h, exception_kind::UNKNOWN_METHOD, "no"),
+                        };
+                        let mut out = (reply.len() as u32).to_be_bytes().to_vec();
+                        out.extend_from_slice(&reply);
+                        use tokio::io::AsyncWriteExt;
+                        stream.write_all(&out).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, logs, pipelined)
+    }
+
+    fn call(i: usize) -> Bytes {
+        let e = LogEntry {
+            category: Bytes::from_static(b"c"),
+            message: Bytes::from(format!("{i}")),
+        };
+        encode_log_call(HeaderStyle::Unversioned, &[e])
+    }
+
+    #[tokio::test]
+    async fn never_pipelines_to_a_server_that_is_not_scribed() {
+        let (addr, logs, pipelined) = mock(false).await;
+        let mut s =
+            PipelinedSender::new(addr, ClientOptions::default(), 8, Duration::from_secs(10));
+        let mut acked = Vec::new();
+        for i in 0..5 {
+            while !s.has_room() {
+                acked.push(s.next_ack().await.unwrap());
+            }
+            s.send(call(i), i).await;
+        }
+        while s.in_flight() > 0 {
+            acked.push(s.next_ack().await.unwrap());
+        }
+        assert_eq!(logs.load(Ordering::SeqCst), 5);
+        assert!(
+            !pipelined.load(Ordering::SeqCst),
+            "a second call was sent before a reply"
+        );
+        assert_eq!(
+            acked,
+            vec![0, 1, 2, 3, 4],
+            "acknowledged once each, in order"
+        );
+    }
+
+    #[tokio::test]
+    async fn pipelines_to_scribed() {
+        let (addr, _, pipelined) = mock(true).await;
+        let mut s =
+            PipelinedSender::new(addr, ClientOptions::default(), 4, Duration::from_secs(10));
+        s.send(call(0), 0).await;
+        assert!(s.has_room());
+        s.send(call(1), 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(pipelined.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn backoff_grows_to_its_cap_and_resets() {

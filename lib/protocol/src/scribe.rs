@@ -299,6 +299,50 @@ pub fn encode_log_call(style: HeaderStyle, entries: &[LogEntry]) -> Bytes {
     b.finish()
 }
 
+/// Encodes a call whose arguments are strings, fields 1..=N (fb303 `getName`, `getOption`,
+/// `setOption`, ...).
+pub fn encode_string_call(style: HeaderStyle, name: &str, args: &[&[u8]]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    MessageHeader {
+        name: name.into(),
+        message_type: message_type::CALL,
+        seqid: 0,
+        style,
+    }
+    .write(&mut buf);
+    let mut w = Writer { buf: &mut buf };
+    for (i, a) in args.iter().enumerate() {
+        w.field_begin(ttype::STRING, i as i16 + 1);
+        w.binary(a);
+    }
+    w.field_stop();
+    buf.freeze()
+}
+
+/// Decodes the reply to a call returning `string` (or `void`: `None`).
+pub fn decode_string_reply(frame: Bytes, method: &str) -> Result<Option<Bytes>, ReplyError> {
+    let mut r = Reader::new(frame);
+    let header = MessageHeader::read(&mut r)?;
+    if header.message_type == message_type::EXCEPTION {
+        return Err(ApplicationException::read(&mut r)?.into());
+    }
+    if header.message_type != message_type::REPLY {
+        return Err(DecodeError::BadMessage("expected a REPLY message").into());
+    }
+    if header.name != method {
+        return Err(ReplyError::WrongMethod(header.name));
+    }
+    let mut value = None;
+    while let Some((ty, id)) = r.read_field_begin()? {
+        if id == 0 && ty == ttype::STRING {
+            value = Some(r.read_binary()?);
+        } else {
+            r.skip(ty)?;
+        }
+    }
+    Ok(value)
+}
+
 /// Why a reply to `Log` was not a result code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
@@ -306,7 +350,7 @@ pub enum ReplyError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Exception(#[from] ApplicationException),
-    #[error("reply is for method {0:?}, expected Log")]
+    #[error("reply is for method {0:?}, not the one called")]
     WrongMethod(String),
     #[error("unknown ResultCode {0}")]
     UnknownResultCode(i32),
