@@ -119,10 +119,13 @@ async fn read_frame(
         .acquire_many_owned(permits)
         .await
         .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
-    let mut buf = BytesMut::zeroed(len);
-    match stream.read_exact(&mut buf).await {
-        Ok(_) => Ok(Some((buf.freeze(), memory))),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(e) => Err(e.into()),
+    // `read_buf` fills the spare capacity directly: no zero-filling of a buffer about to be
+    // overwritten (it showed up as a memset of every byte received).
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(FrameError::Truncated);
+        }
     }
+    Ok(Some((buf.freeze(), memory)))
 }

@@ -168,9 +168,16 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
     // Raw name -> index into `groups`, or None when the name was invalid.
     let mut index: HashMap<Bytes, Option<usize>> = HashMap::new();
     let (mut bad, mut blank) = (0i64, 0i64);
+    // Consecutive messages nearly always share a category: compare with the previous one
+    // before hashing.
+    let mut last: Option<(Bytes, Option<usize>)> = None;
     for e in entries {
-        let slot = match index.get(&e.category) {
-            Some(slot) => *slot,
+        let cached = last
+            .as_ref()
+            .filter(|(name, _)| *name == e.category)
+            .map(|(_, slot)| *slot);
+        let slot = match cached.or_else(|| index.get(&e.category).copied()) {
+            Some(slot) => slot,
             None => {
                 let slot = match Category::new(&e.category) {
                     Ok(category) => {
@@ -193,6 +200,9 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
                 slot
             }
         };
+        if cached.is_none() {
+            last = Some((e.category.clone(), slot));
+        }
         match slot {
             Some(i) => groups[i].1.push(e.message),
             None if e.category.is_empty() => blank += 1,
