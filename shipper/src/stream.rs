@@ -230,7 +230,7 @@ async fn batch_lines(
                     return Ok(line_no);
                 }
             }
-            builder.push(cat, &line);
+            builder.push(cat, line);
             batch_bytes += line.len() as u64;
             lines_batched.store(line_no, Ordering::Release);
         }
