@@ -233,11 +233,24 @@ impl Server {
     /// The problems stores report, one per line; empty when all is well.
     pub async fn status_details(&self) -> String {
         let routing = self.routing.read().await.clone();
-        routing
-            .status()
+        let broken = self.unserviceable();
+        broken
             .into_iter()
-            .filter_map(|s| s.problem.map(|p| format!("{}: {p}", s.name)))
+            .chain(
+                routing
+                    .status()
+                    .into_iter()
+                    .filter_map(|s| s.problem.map(|p| format!("{}: {p}", s.name))),
+            )
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Why scribed cannot accept batches at all, if it cannot.
+    pub fn unserviceable(&self) -> Option<String> {
+        self.broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -1,7 +1,8 @@
 //! The status endpoint (default `127.0.0.1:1464`):
 //!
 //! - `GET /metrics` — Prometheus text format: per-category counters and per-store gauges.
-//! - `GET /health` — `200 ok` while serving, `503 stopping` during shutdown.
+//! - `GET /health` — `200 ok` while serving; `503` during shutdown, or when a failed reload
+//!   left no stores in service.
 //! - `GET /status` — JSON: version, uptime, fb303 status, stores, counters.
 //!
 //! The exposition format is written by hand: the counters already live in one map with
@@ -38,9 +39,11 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) {
 
 async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
     if server.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".to_string())
+    } else if let Some(why) = server.unserviceable() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"))
     } else {
-        (StatusCode::OK, "ok\n")
+        (StatusCode::OK, "ok\n".to_string())
     }
 }
 

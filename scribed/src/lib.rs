@@ -56,6 +56,8 @@ pub struct Server {
     /// Cancelled to begin a graceful shutdown (signal or fb303 `shutdown`).
     pub shutdown: CancellationToken,
     pub(crate) stopping: AtomicBool,
+    /// Set when a reload left no working stores (see [`reload`]).
+    pub(crate) broken: std::sync::Mutex<Option<String>>,
     pub(crate) bad_category_warn: RateLimitedWarn,
     pub(crate) bad_frame_warn: RateLimitedWarn,
     pub(crate) store_error_warn: RateLimitedWarn,
@@ -81,6 +83,7 @@ impl Server {
             frame_memory: Arc::new(tokio::sync::Semaphore::new(frame_memory_budget(max_frame))),
             shutdown,
             stopping: AtomicBool::new(false),
+            broken: std::sync::Mutex::new(None),
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_frame_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),

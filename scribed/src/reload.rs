@@ -53,6 +53,11 @@ pub async fn reload(server: &Server) -> Result<(), String> {
     match Routing::build(new, server.counters.clone()).await {
         Ok(r) => {
             *routing = Arc::new(r);
+            server
+                .broken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             server.counters.add(None, RELOADS, 1);
             tracing::info!("configuration reloaded");
             Ok(())
@@ -62,7 +67,12 @@ pub async fn reload(server: &Server) -> Result<(), String> {
             match Routing::build(old, server.counters.clone()).await {
                 Ok(r) => *routing = Arc::new(r),
                 Err(e2) => {
-                    tracing::error!("rebuilding the previous configuration failed too: {e2:#}")
+                    // The closed stores stay installed and refuse every batch (TRY_LATER):
+                    // say so on /health and in fb303 status until a reload succeeds.
+                    tracing::error!("rebuilding the previous configuration failed too: {e2:#}");
+                    *server.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                        "no stores in service after a failed reload: {e2:#}"
+                    ));
                 }
             }
             drop(routing);
