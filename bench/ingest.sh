@@ -33,128 +33,19 @@
 
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-WORK=$BENCH/work
-mkdir -p "$WORK"
+BENCH_TAG=ingest
+QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BYTES=${BENCH_BYTES:-1000000000}
 RUNS=${BENCH_RUNS:-3}
 ONLY=${BENCH_ONLY:-"cp scribed rsyslog"}
-QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 CATEGORY=bench
-CLK_TCK=$(getconf CLK_TCK)
-
-log() { printf '%s [ingest] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 2; }
 
 # ---------------------------------------------------------------------------------------------
-# Process bookkeeping: everything started in the background is recorded and stopped on exit.
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# forget PID: drop a process that has been reaped from the cleanup list.
-forget() {
-    local p keep=()
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
-# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL. Returns the exit status.
-stop_pid() {
-    local pid=$1 name=$2 rc=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name (pid $pid) did not stop within 30 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || rc=$?
-    forget "$pid"
-    return $rc
-}
-
-now_ns() { date +%s%N; }
-
-# proc_cpu_ticks PID: utime+stime of the whole process, in clock ticks.
-proc_cpu_ticks() {
-    local line rest
-    read -r line <"/proc/$1/stat"
-    rest=${line##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo $(( ${12} + ${13} ))
-}
-
-# proc_hwm_kb PID: peak resident set size (VmHWM) in KiB.
-proc_hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-
-# cpu_busy_pct: share of all CPUs busy during one second, as an integer percentage.
-cpu_busy_pct() {
-    local a b
-    read -r -a a < <(head -1 /proc/stat)
-    sleep 1
-    read -r -a b < <(head -1 /proc/stat)
-    local i tot=0 idle
-    for i in 1 2 3 4 5 6 7 8; do tot=$(( tot + b[i] - a[i] )); done
-    idle=$(( b[4] - a[4] + b[5] - a[5] ))
-    (( tot > 0 )) || { echo 0; return; }
-    echo $(( 100 * (tot - idle) / tot ))
-}
-
-# wait_quiet: wait (bounded) until other load is low, so it does not distort a measurement.
-# Echoes the last busy percentage seen.
-wait_quiet() {
-    local busy deadline=$(( $(date +%s) + QUIET_WAIT ))
-    busy=$(cpu_busy_pct)
-    while (( busy >= 15 && QUIET_WAIT > 0 && $(date +%s) < deadline )); do
-        busy=$(cpu_busy_pct)
-    done
-    (( busy < 15 )) || log "warning: machine is ${busy}% busy with other work; figures will be noisy"
-    echo "$busy"
-}
-
-# ---------------------------------------------------------------------------------------------
-# 1. Build. With BENCH_REV, a clean export of that commit is built under bench/work/, so the
-# figures are for a known revision and unaffected by uncommitted edits in the working tree.
-if [[ -n ${BENCH_REV:-} ]]; then
-    REV=$(git -C "$ROOT" rev-parse --verify "${BENCH_REV}^{commit}")
-    SRC=$WORK/src-${REV:0:12}
-    if [[ ! -f $SRC/Cargo.toml && "${BENCH_NO_BUILD:-}" != 1 ]]; then
-        log "exporting $REV to $SRC"
-        rm -rf "$WORK"/src-*    # earlier exports; the shared target dir stays for incremental builds
-        mkdir -p "$SRC.tmp"
-        git -C "$ROOT" archive "$REV" | tar -x -C "$SRC.tmp"
-        mv "$SRC.tmp" "$SRC"
-    fi
-    export CARGO_TARGET_DIR=$WORK/target
-    BIN=$WORK/target/release
-    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s' "$REV") (clean export)"
-else
-    SRC=$ROOT
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s') + working tree$(git -C "$ROOT" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (uncommitted changes)')"
-fi
-if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
-    log "building release binaries in $SRC"
-    (cd "$SRC" && cargo build --release -p scribed -p shipper)
-fi
-SCRIBED=$BIN/scribed
-SHIP=$BIN/ship
-[[ -x $SCRIBED && -x $SHIP ]] || die "release binaries missing in $BIN"
+# 1. Build (see bench_build in lib.sh).
+bench_build
 
 # 2. Peer and tools.
 need_pkgs=()
@@ -173,22 +64,7 @@ command -v python3 >/dev/null || die "python3 is needed"
 RSYSLOGD=$(command -v rsyslogd)
 
 # 3. Input, generated once per size.
-mkdir -p "$WORK"
-INPUT=$WORK/access-$BYTES.log
-if [[ ! -s $INPUT ]]; then
-    log "generating $BYTES bytes of Apache combined log into $INPUT"
-    t0=$(now_ns)
-    python3 "$BENCH/gen_apache_log.py" "$INPUT.tmp" "$BYTES"
-    mv "$INPUT.tmp" "$INPUT"
-    log "generated in $(( ($(now_ns) - t0) / 1000000 )) ms"
-fi
-if [[ ! -s $INPUT.lines || $INPUT.lines -ot $INPUT ]]; then
-    wc -l <"$INPUT" | tr -d ' ' >"$INPUT.lines"
-fi
-IN_BYTES=$(stat -c %s "$INPUT")
-IN_LINES=$(cat "$INPUT.lines")
-# Warm the page cache so every contender reads the input from memory.
-cat "$INPUT" >/dev/null
+bench_input "$BYTES"
 
 RUN=$WORK/run
 rm -rf "$RUN"
@@ -198,12 +74,6 @@ printf 'tool\tround\twall_ns\tsync_ns\tserver_cpu_ticks\tserver_hwm_kb\tclient_u
 FAILED=0
 
 record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
-
-time_sync() { local t0; t0=$(now_ns); sync; echo $(( $(now_ns) - t0 )); }
-
-# read_time FILE: "user sys maxrss_kb" from a /usr/bin/time -f '%U %S %M' output file (its
-# last line; earlier lines may be "Command exited with non-zero status").
-read_time() { tail -1 "$1" 2>/dev/null | awk 'NF == 3 {print; ok = 1} END {if (!ok) print "0 0 0"}'; }
 
 # ---------------------------------------------------------------------------------------------
 bench_cp() {
@@ -301,12 +171,6 @@ input(type="imtcp" address="127.0.0.1" port="$port" ruleset="bench" supportOctet
 EOF
 }
 
-# port_listening PORT: true once something listens on 127.0.0.1:PORT (from /proc/net/tcp).
-port_listening() {
-    local hex; hex=$(printf '%04X' "$1")
-    awk -v p=":$hex" 'NR > 1 && $2 ~ p"$" && $4 == "0A" {found=1} END {exit !found}' /proc/net/tcp
-}
-
 bench_rsyslog() {
     local round=$1 out=$RUN/rsyslog.out conf=$RUN/rsyslog.conf t0 t1 busy ok=1 note=""
     local workdir=$RUN/rsyslog-work
@@ -378,8 +242,7 @@ done
 # ---------------------------------------------------------------------------------------------
 # Summary.
 {
-    echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
-    echo "filesystem: $(df -PT "$WORK" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}')"
+    machine_lines
     echo "rsyslog: $("$RSYSLOGD" -v | head -1 | sed 's/ *compiled with://; s/  */ /g')"
     echo "revision: $REV_DESC"
     echo "ship args: ${SHIP_ARGS:-(defaults)}; scribed args: ${SCRIBED_ARGS:-(defaults)}"
