@@ -523,16 +523,24 @@ impl RotatingWriter {
         }
         let mut slots =
             layout::scan_dir(&self.dir, &self.category).map_err(io_err("list", &self.dir))?;
-        let deleted = retention::apply(
-            &retention,
+        Ok(self.retain(&retention, &mut slots)?.len())
+    }
+
+    /// Deletes the files `retention` no longer keeps from `slots` (and from disk).
+    fn retain(
+        &self,
+        retention: &Retention,
+        slots: &mut std::collections::BTreeMap<FileKey, layout::Slot>,
+    ) -> Result<Vec<FileKey>, WriteError> {
+        retention::apply(
+            retention,
             &self.dir,
             &self.category,
-            &mut slots,
+            slots,
             self.key,
             self.opts.clock.now(),
             &self.opts.compressor,
-        )?;
-        Ok(deleted.len())
+        )
     }
 
     /// Retention, then (re)queues closed plain files for compression, which picks up files a
@@ -549,15 +557,7 @@ impl RotatingWriter {
                 return;
             }
         };
-        if let Err(e) = retention::apply(
-            &retention,
-            &self.dir,
-            &self.category,
-            &mut slots,
-            self.key,
-            self.opts.clock.now(),
-            &self.opts.compressor,
-        ) {
+        if let Err(e) = self.retain(&retention, &mut slots) {
             tracing::warn!(category = %self.category, "retention: {e}");
         }
         if self.opts.compress {

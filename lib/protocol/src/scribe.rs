@@ -321,17 +321,7 @@ pub fn encode_string_call(style: HeaderStyle, name: &str, args: &[&[u8]]) -> Byt
 
 /// Decodes the reply to a call returning `string` (or `void`: `None`).
 pub fn decode_string_reply(frame: Bytes, method: &str) -> Result<Option<Bytes>, ReplyError> {
-    let mut r = Reader::new(frame);
-    let header = MessageHeader::read(&mut r)?;
-    if header.message_type == message_type::EXCEPTION {
-        return Err(ApplicationException::read(&mut r)?.into());
-    }
-    if header.message_type != message_type::REPLY {
-        return Err(DecodeError::BadMessage("expected a REPLY message").into());
-    }
-    if header.name != method {
-        return Err(ReplyError::WrongMethod(header.name));
-    }
+    let mut r = reply_reader(frame, method)?;
     let mut value = None;
     while let Some((ty, id)) = r.read_field_begin()? {
         if id == 0 && ty == ttype::STRING {
@@ -358,8 +348,9 @@ pub enum ReplyError {
     MissingResult,
 }
 
-/// Decodes the reply to a `Log` call.
-pub fn decode_log_reply(frame: Bytes) -> Result<ResultCode, ReplyError> {
+/// Reads a reply's header: an exception becomes the error, anything but a REPLY to `method` is
+/// refused; the reader is left at the result struct.
+fn reply_reader(frame: Bytes, method: &str) -> Result<Reader, ReplyError> {
     let mut r = Reader::new(frame);
     let header = MessageHeader::read(&mut r)?;
     if header.message_type == message_type::EXCEPTION {
@@ -368,9 +359,15 @@ pub fn decode_log_reply(frame: Bytes) -> Result<ResultCode, ReplyError> {
     if header.message_type != message_type::REPLY {
         return Err(DecodeError::BadMessage("expected a REPLY message").into());
     }
-    if header.name != "Log" {
+    if header.name != method {
         return Err(ReplyError::WrongMethod(header.name));
     }
+    Ok(r)
+}
+
+/// Decodes the reply to a `Log` call.
+pub fn decode_log_reply(frame: Bytes) -> Result<ResultCode, ReplyError> {
+    let mut r = reply_reader(frame, "Log")?;
     let mut code = None;
     while let Some((ty, id)) = r.read_field_begin()? {
         if id == 0 && ty == ttype::I32 {
