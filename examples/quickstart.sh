@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p scribed -p shipper
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 
 "$bin/scribed" &
 scribed_pid=$!
