@@ -15,8 +15,9 @@
 //!
 //! Acknowledgement: `OK` once the primary acknowledged the batch, or once it was appended to the
 //! spool **and fsynced**. A full spool (`max_spool_bytes`) answers `TRY_LATER` rather than drop.
-//! A crash between a replayed batch's `OK` and its commit replays that batch again (counted as
-//! `replayed`); nothing acknowledged is lost. All batches are handled by one task, in order, so
+//! The replay position is committed every 16 MiB delivered (and before any rewind, when drained,
+//! at close); a crash replays at most that much again (counted as `replayed`); nothing
+//! acknowledged is lost. All batches are handled by one task, in order, so
 //! group commit (one fsync for every batch queued meanwhile) comes for free. Each client batch
 //! is its own spool record, so a replayed record always fits a frame.
 
@@ -41,6 +42,9 @@ use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
 const STREAMING: u8 = 0;
 const SPOOLING: u8 = 1;
 const DRAINING: u8 = 2;
+
+/// Replayed bytes acknowledged by the primary between two commits of the spool position.
+const COMMIT_EVERY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Most bytes of queued batches handled (sent or spooled) together.
 const MAX_GROUP_BYTES: u64 = 4 * 1024 * 1024;
@@ -77,6 +81,9 @@ struct Actor {
     max_spool_bytes: u64,
     retry_at: Instant,
     corrupt_seen: u64,
+    /// Position after the last replayed batch the primary acknowledged, not yet committed.
+    delivered: Option<Position>,
+    delivered_bytes: u64,
 }
 
 impl BufferStore {
@@ -129,6 +136,8 @@ impl BufferStore {
             max_spool_bytes,
             retry_at: Instant::now(),
             corrupt_seen: 0,
+            delivered: None,
+            delivered_bytes: 0,
         };
         let task = tokio::spawn(actor.run(rx));
         Ok(BufferStore {
@@ -213,6 +222,8 @@ impl Store for BufferStore {
 struct Replay {
     send: Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>,
     position: Position,
+    /// On-disk bytes of the records replayed.
+    bytes: u64,
     /// Messages per category, counted as `replayed` once the primary took them.
     counts: Vec<(String, usize)>,
 }
@@ -270,6 +281,7 @@ impl Actor {
             let result = (&mut r.send).await;
             self.finish_replay(r, result);
         }
+        self.commit_delivered();
         if let Err(e) = tokio::task::block_in_place(|| self.spool.sync()) {
             tracing::warn!(store = %self.shared.name, "syncing spool at close: {e}");
         }
@@ -381,10 +393,12 @@ impl Actor {
                 Some(Replay {
                     send: Box::pin(async move { primary.write(&batches).await }),
                     position: batch.position,
+                    bytes: batch.bytes,
                     counts,
                 })
             }
             Ok(None) => {
+                self.commit_delivered();
                 tracing::info!(store = %self.shared.name, "spool drained: streaming again");
                 self.set_state(STREAMING);
                 self.shared
@@ -405,25 +419,43 @@ impl Actor {
     fn finish_replay(&mut self, replay: Replay, result: Result<(), StoreError>) {
         match result {
             Ok(()) => {
-                let committed = tokio::task::block_in_place(|| self.spool.commit(replay.position));
-                if let Err(e) = committed {
-                    // The batch was delivered; at worst it is replayed again after a restart.
-                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
-                }
                 for (c, n) in &replay.counts {
                     self.counters.add(Some(c), REPLAYED, *n as i64);
                 }
-                self.shared
-                    .spool_bytes
-                    .store(self.spool.bytes(), Ordering::Release);
+                self.delivered = Some(replay.position);
+                self.delivered_bytes += replay.bytes;
+                if self.delivered_bytes >= COMMIT_EVERY_BYTES {
+                    self.commit_delivered();
+                }
             }
             Err(e) => {
+                // Make what was delivered durable first: the rewind goes back to the last
+                // commit, and must not go back past batches the primary already has.
+                self.commit_delivered();
                 // Read the same records again on the next attempt.
                 self.spool.rewind();
                 tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
                 self.fail(e.to_string());
             }
         }
+    }
+
+    /// Commits the spool position up to the last batch the primary acknowledged. Done every
+    /// [`COMMIT_EVERY_BYTES`], before a rewind, when the spool is drained and at close, rather
+    /// than per batch: each commit costs two fsyncs. A crash replays at most that much again.
+    fn commit_delivered(&mut self) {
+        let Some(position) = self.delivered.take() else {
+            return;
+        };
+        self.delivered_bytes = 0;
+        let committed = tokio::task::block_in_place(|| self.spool.commit(position));
+        if let Err(e) = committed {
+            // The batches were delivered; at worst they are replayed again after a restart.
+            tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+        }
+        self.shared
+            .spool_bytes
+            .store(self.spool.bytes(), Ordering::Release);
     }
 
     fn fail(&mut self, problem: String) {
