@@ -1,0 +1,98 @@
+//! A rotation-aware file follower: `tail -F` that does not lose lines at rotation.
+//!
+//! `ship --follow` reads log files with it, and tailgate follows scribed's `<cat>_current`
+//! with it. A [`Follower`] watches exact paths and, on every [`Follower::poll`], delivers the
+//! new complete lines of each file as [`Event::Line`]s, with the offset to
+//! [`commit`](Follower::commit) once the caller's aggregator has acknowledged them.
+//!
+//! ```no_run
+//! use scribe_follow::{Checkpoints, Event, FollowOptions, Follower};
+//! use std::path::Path;
+//!
+//! let positions = Path::new("/var/lib/ship/positions");
+//! let mut follower =
+//!     Follower::with_checkpoints(FollowOptions::default(), &Checkpoints::load(positions)?);
+//! follower.watch("/var/log/apache2/access.log");
+//! loop {
+//!     let mut sent = Vec::new();
+//!     let outcome = follower.poll(&mut |event| {
+//!         if let Event::Line { file_id, offset_after, bytes, .. } = event {
+//!             // ... hand `bytes` to the sender ...
+//!             sent.push((file_id, offset_after));
+//!         }
+//!     });
+//!     // ... once the aggregator answered OK:
+//!     for (file_id, offset) in sent {
+//!         follower.commit(file_id, offset)?;
+//!     }
+//!     follower.checkpoints().save(positions)?;
+//!     if !outcome.pending {
+//!         std::thread::sleep(std::time::Duration::from_millis(250));
+//!     }
+//! }
+//! # Ok::<(), scribe_follow::FollowError>(())
+//! ```
+//!
+//! # What a poll handles
+//!
+//! Each poll `stat`s and opens every watched path, compares what is there with the file it
+//! was reading — identity is (device, inode) plus a CRC of the first
+//! [`fingerprint_bytes`](FollowOptions::fingerprint_bytes) (1024) bytes — and reads:
+//!
+//! - **rename + create** (logrotate's default): the old file is found again by its inode in
+//!   the path's directory (or its symlink target's directory), kept open and read to its end
+//!   — including lines the writer added after the rename — before the new file at the path
+//!   is read from its beginning. It stays open until it has been idle at its end for
+//!   [`rotate_wait`](FollowOptions::rotate_wait), for writers that reopen their log late.
+//! - **copytruncate**: a size below the read offset, or first bytes that no longer match the
+//!   fingerprint, restart reading at 0 ([`Event::Truncated`]). Lines written after the last
+//!   read and before the truncation are **lost**, as with every follower: they are in the
+//!   copy, not in the file. [`FollowStats::truncated_unread`] counts the part that was seen
+//!   (a lower bound). A rewrite to exactly the read offset's size between two polls is
+//!   caught only if its modification time or first bytes differ.
+//! - **delete + recreate**, a file that appears later, a directory that appears later: the
+//!   new file is read from its beginning. If the old file was deleted before it was read to
+//!   its end, the rest is lost ([`Event::Vanished`]); so is a file moved to another directory.
+//! - **symlinks** are followed; a retargeted link is handled like rename + create.
+//!
+//! # Where reading starts
+//!
+//! A file at a path watched before the first poll starts at its end (unless
+//! [`from_beginning`](FollowOptions::from_beginning)); every file that appears later starts
+//! at 0. A path with a checkpoint resumes at the committed offset when the file is still
+//! the same (also when it was rotated to another name in its directory meanwhile); any other
+//! file there starts at 0. After a clean shutdown (everything read was committed and saved)
+//! a restart neither loses nor repeats a line; after a crash, lines read but not committed
+//! are read again (at-least-once).
+//!
+//! # Lines
+//!
+//! A line is the bytes up to and including `\n`, never UTF-8-checked. A partial last line is
+//! held until its `\n` arrives, or delivered as it is (without `\n`) when its file is closed
+//! after rotation, truncated or vanishes. A line longer than
+//! [`max_line_bytes`](FollowOptions::max_line_bytes) is not delivered or held: it is reported
+//! as [`Event::LineTooLong`] and skipped.
+//!
+//! # Resources
+//!
+//! No thread, and no descriptor per file: each poll opens, reads (`pread`) and closes every
+//! file, so thousands of files cost thousands of `open`/`fstat` calls per poll but no
+//! descriptors. Only rotated files being drained stay open, until `rotate_wait` after their
+//! last growth. Memory per file is its identity plus at most one partial line.
+//!
+//! # Wake-ups
+//!
+//! The follower polls; it does not use inotify. Change notifications (the `notify` crate)
+//! may be layered on by the caller as a hint to poll sooner ([`Follower::paths`] lists what
+//! to watch), but the periodic poll stays the source of truth: inotify coalesces and drops
+//! events and sees nothing on NFS. Plain polling works everywhere.
+
+mod checkpoint;
+mod error;
+mod follower;
+mod identity;
+
+pub use checkpoint::{Checkpoint, Checkpoints};
+pub use error::FollowError;
+pub use follower::{Event, FileId, FollowOptions, FollowStats, Follower, PollOutcome};
+pub use identity::Fingerprint;
