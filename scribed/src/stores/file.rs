@@ -10,11 +10,12 @@
 //! time rotation and interval fsync; a category idle for a minute has its file closed and its
 //! task retired (under the map lock, and only with an empty queue, so no job can be lost to a
 //! retiring task); and a writer opens its file only with one of a process-wide number of slots
-//! (half the descriptor limit), giving it back after each write while others wait for one.
+//! (half the descriptor limit), giving it back after each write while the slots are all taken,
+//! and within a tick when idle while others wait for one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,26 @@ const IDLE_CLOSE: Duration = Duration::from_secs(60);
 /// each write so that waiting ones get a turn. This bounds open descriptors however many
 /// categories clients invent.
 static OPEN_SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+/// Writers waiting for a slot. While any are, writers idle for a tick give theirs back, so a
+/// new category is never held up behind files that merely sit open.
+static WAITING_FOR_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits for a slot, counted in [`WAITING_FOR_SLOT`] meanwhile.
+async fn acquire_slot() -> Option<OwnedSemaphorePermit> {
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING_FOR_SLOT.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    if let Ok(p) = open_slots().clone().try_acquire_owned() {
+        return Some(p);
+    }
+    WAITING_FOR_SLOT.fetch_add(1, Ordering::AcqRel);
+    let _waiting = Waiting;
+    open_slots().clone().acquire_owned().await.ok()
+}
 
 /// Sizes the open-file budget from the descriptor limit: half of it, leaving the rest for
 /// connections, spools and the directory operations of opening files. Call once at start;
@@ -266,7 +287,7 @@ async fn run_writer(task: WriterTask, mut rx: mpsc::UnboundedReceiver<WriteJob>)
         // run the process out of descriptors.
         let slot = match writer {
             Some(_) => None,
-            None => open_slots().clone().acquire_owned().await.ok(),
+            None => acquire_slot().await,
         };
         let t = task.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -307,11 +328,16 @@ fn retire(task: &WriterTask, rx: &mpsc::UnboundedReceiver<WriteJob>) -> bool {
     true
 }
 
-/// Periodic work: time rotation and interval fsync.
+/// Periodic work: time rotation and interval fsync; and, when other writers wait for a slot,
+/// closing this idle file to give its slot back.
 async fn tick(task: &Arc<WriterTask>, writer: Option<OpenWriter>) -> Option<OpenWriter> {
     let mut w = writer?;
     let t = task.clone();
     tokio::task::spawn_blocking(move || {
+        if WAITING_FOR_SLOT.load(Ordering::Acquire) > 0 {
+            w.close();
+            return None;
+        }
         if let Err(e) = w.w.check_time().and_then(|_| w.w.maybe_sync()) {
             tracing::warn!(category = %t.category, "{e}");
         }
