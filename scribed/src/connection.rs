@@ -25,12 +25,22 @@ use crate::Server;
 /// A client that does not read its replies for this long is disconnected.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A frame's body must arrive within this long of its length: its memory is held meanwhile.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// On a pipelining connection, a call that took this long is followed by closing the
+/// connection: the client may have given up waiting and sent the batches behind it again on
+/// another connection, so the copies still queued here must not be written after those.
+const SLOW_CALL: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 enum FrameError {
     #[error("frame of {len} bytes is over the {max}-byte limit")]
     TooLarge { len: usize, max: usize },
     #[error("connection closed inside a frame")]
     Truncated,
+    #[error("frame body not received within {0:?}")]
+    Stalled(Duration),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,6 +75,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
                 break;
             }
         };
+        let started = std::time::Instant::now();
         if let Some(reply) = handler::handle(&server, call, &mut state).await {
             let mut out = Vec::with_capacity(4 + reply.len());
             out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
@@ -80,8 +91,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
                     break;
                 }
             }
-            if state.refused && state.close_on_try_later {
-                // Calls the client pipelined behind the refused one are never read.
+            if state.close_on_try_later && (state.refused || started.elapsed() >= SLOW_CALL) {
+                // Calls the client pipelined behind a refused (or very slow) one are never
+                // read: it sends them again, in order.
                 break;
             }
         }
@@ -121,11 +133,63 @@ async fn read_frame(
         .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
     // `read_buf` fills the spare capacity directly: no zero-filling of a buffer about to be
     // overwritten (it showed up as a memset of every byte received).
+    // The frame's memory is reserved now, so a client that stops sending mid-frame must not
+    // keep it: the body has to arrive within BODY_TIMEOUT.
     let mut buf = BytesMut::with_capacity(len);
-    while buf.len() < len {
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(FrameError::Truncated);
+    let body = async {
+        while buf.len() < len {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(FrameError::Truncated);
+            }
         }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(r) => r?,
+        Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
     }
     Ok(Some((buf.freeze(), memory)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Args, Settings};
+    use clap::Parser;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client that sends a frame's length and then nothing must not keep that frame's
+    /// memory: the read gives up after BODY_TIMEOUT and the budget is whole again.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_frame_body_releases_its_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().to_str().unwrap().to_string();
+        let args = Args::parse_from(["scribed", "--data-dir", &data]);
+        let settings = Settings::load(&args).unwrap();
+        let server = Server::new(args, settings, Default::default())
+            .await
+            .unwrap();
+        let budget = server.frame_memory.available_permits();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        client
+            .write_all(&(16u32 << 20).to_be_bytes())
+            .await
+            .unwrap();
+        client.write_all(b"abc").await.unwrap();
+
+        let started = tokio::time::Instant::now();
+        let r = read_frame(&mut conn, &server).await;
+        assert!(
+            matches!(r, Err(FrameError::Stalled(_))),
+            "{:?}",
+            r.map(|_| ())
+        );
+        assert!(started.elapsed() >= BODY_TIMEOUT);
+        assert_eq!(server.frame_memory.available_permits(), budget);
+    }
 }

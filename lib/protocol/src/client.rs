@@ -20,6 +20,9 @@ use crate::scribe::{
 };
 use crate::HeaderStyle;
 
+/// How long the pipelining handshake may take before the server is taken for a plain one.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The fb303 option scribed honours to close a connection after `TRY_LATER`.
 pub const CLOSE_ON_TRY_LATER_OPTION: &[u8] = b"scribed.close_on_try_later";
 
@@ -265,6 +268,8 @@ pub struct PipelinedSender<T> {
     unsent: usize,
     last_error: Option<String>,
     last_progress: Instant,
+    /// The server turned out not to be scribed: do not ask again on reconnects.
+    plain_server: bool,
     /// Batches sent again after a failure.
     pub retries: u64,
 }
@@ -276,9 +281,14 @@ impl<T> PipelinedSender<T> {
         window: usize,
         progress_timeout: Duration,
     ) -> Self {
+        let mut opts = opts;
+        // No single wait may outlast the progress timeout the caller promised.
+        opts.request_timeout = opts.request_timeout.min(progress_timeout);
+        opts.connect_timeout = opts.connect_timeout.min(progress_timeout);
         PipelinedSender {
             addr: addr.into(),
             opts,
+            plain_server: false,
             max_window: window.max(1),
             window: 1,
             progress_timeout,
@@ -305,6 +315,10 @@ impl<T> PipelinedSender<T> {
     /// Sends a batch, or queues it while the connection is down or the window is full;
     /// [`Self::next_ack`] sends what is queued.
     pub async fn send(&mut self, call: Bytes, tag: T) {
+        if self.in_flight.is_empty() {
+            // Waiting for input is not a lack of progress: the clock starts with the batch.
+            self.last_progress = Instant::now();
+        }
         self.in_flight.push_back((call, tag));
         self.unsent += 1;
         self.flush_unsent().await;
@@ -337,6 +351,7 @@ impl<T> PipelinedSender<T> {
                     .unwrap_or_else(|| format!("cannot reach {}", self.addr)),
             };
             // Start over on a new connection with everything unacknowledged.
+            self.retries += self.written() as u64;
             self.conn = None;
             self.unsent = self.in_flight.len();
             let waited = self.last_progress.elapsed();
@@ -352,7 +367,6 @@ impl<T> PipelinedSender<T> {
                 .next_delay()
                 .min(self.progress_timeout - waited);
             tracing::warn!(retry_in = ?delay, in_flight = self.in_flight.len(), "{problem}");
-            self.retries += self.in_flight.len() as u64;
             tokio::time::sleep(delay).await;
         }
     }
@@ -393,16 +407,27 @@ impl<T> PipelinedSender<T> {
 
     async fn connect(&mut self) -> Result<Client, ClientError> {
         let mut conn = Client::connect(&self.addr, self.opts.clone()).await?;
-        if self.max_window == 1 {
+        if self.max_window == 1 || self.plain_server {
             self.window = 1;
             return Ok(conn);
         }
-        match conn.negotiate_close_on_try_later().await {
-            Ok(true) => self.window = self.max_window,
-            Ok(false) => self.window = 1,
-            // A server that does not speak fb303: one batch at a time, on a clean connection.
-            Err(_) => {
+        // The handshake is three tiny calls: a server that does not answer them promptly is
+        // not scribed, and must not cost a full request timeout.
+        let handshake = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT.min(self.opts.request_timeout),
+            conn.negotiate_close_on_try_later(),
+        )
+        .await;
+        match handshake {
+            Ok(Ok(true)) => self.window = self.max_window,
+            Ok(Ok(false)) => {
                 self.window = 1;
+                self.plain_server = true;
+            }
+            // A server that does not speak fb303: one batch at a time, on a clean connection.
+            Ok(Err(_)) | Err(_) => {
+                self.window = 1;
+                self.plain_server = true;
                 conn = Client::connect(&self.addr, self.opts.clone()).await?;
             }
         }
@@ -506,6 +531,47 @@ mod tests {
             vec![0, 1, 2, 3, 4],
             "acknowledged once each, in order"
         );
+    }
+
+    /// A server answering TRY_LATER to the first Log call and OK to the rest.
+    async fn try_later_once() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut framed = Framed::new(stream, frame::codec(1 << 20));
+                while let Some(Ok(f)) = framed.next().await {
+                    let call = decode_call(f.freeze()).unwrap();
+                    let reply = match call.request {
+                        Request::Log(_) if first => {
+                            first = false;
+                            encode_log_reply(&call.header, ResultCode::TryLater)
+                        }
+                        Request::Log(_) => encode_log_reply(&call.header, ResultCode::Ok),
+                        _ => encode_exception(&call.header, exception_kind::UNKNOWN_METHOD, "no"),
+                    };
+                    if framed.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    /// Quiet input longer than the progress timeout is not a lack of progress: the first
+    /// failure after it is retried, not fatal.
+    #[tokio::test]
+    async fn a_quiet_input_does_not_use_up_the_progress_timeout() {
+        let addr = try_later_once().await;
+        let timeout = Duration::from_millis(500);
+        let mut s = PipelinedSender::new(addr, ClientOptions::default(), 1, timeout);
+        tokio::time::sleep(timeout + Duration::from_millis(200)).await;
+        s.send(call(0), 0).await;
+        assert_eq!(s.next_ack().await.unwrap(), 0);
+        assert_eq!(s.retries, 1);
     }
 
     #[tokio::test]

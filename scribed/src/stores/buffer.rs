@@ -424,7 +424,9 @@ impl Actor {
                 }
                 self.delivered = Some(replay.position);
                 self.delivered_bytes += replay.bytes;
-                if self.delivered_bytes >= COMMIT_EVERY_BYTES {
+                // Delivered bytes still count against the spool's size until committed: with
+                // a small spool, commit often enough not to refuse writes for lack of room.
+                if self.delivered_bytes >= COMMIT_EVERY_BYTES.min(self.max_spool_bytes / 4) {
                     self.commit_delivered();
                 }
             }
