@@ -175,34 +175,19 @@ impl Client {
 
     /// Sends one encoded `Log` call (see [`crate::LogBatchBuilder`]) and waits for its result.
     pub async fn log(&mut self, call: Bytes) -> Result<ResultCode, ClientError> {
+        // One deadline for the whole exchange, as for a single call.
         let timeout = self.opts.request_timeout;
-        let addr = &self.addr;
-        let framed = &mut self.framed;
-        let exchange = async move {
-            framed.send(call).await.map_err(|source| ClientError::Io {
-                addr: addr.clone(),
-                source,
-            })?;
-            match framed.next().await {
-                None => Err(ClientError::Closed { addr: addr.clone() }),
-                Some(Err(source)) => Err(ClientError::Io {
-                    addr: addr.clone(),
-                    source,
-                }),
-                Some(Ok(reply)) => {
-                    decode_log_reply(reply.freeze()).map_err(|source| ClientError::Reply {
-                        addr: addr.clone(),
-                        source,
-                    })
-                }
-            }
+        let exchange = async {
+            self.send(call).await?;
+            self.recv_log_reply().await
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ClientError::RequestTimeout {
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::RequestTimeout {
                 addr: self.addr.clone(),
                 timeout,
-            })?
+            }),
+        }
     }
 }
 

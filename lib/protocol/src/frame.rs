@@ -1,8 +1,10 @@
 //! The framed transport: every Thrift message is preceded by its length as a 4-byte big-endian
 //! integer (Scribe's `TNonblockingServer` accepts nothing else).
 //!
-//! `tokio_util`'s length-delimited codec does the framing: it rejects a frame whose declared
-//! length exceeds the maximum *before* reserving memory for it, and handles partial frames.
+//! Clients use `tokio_util`'s length-delimited codec: it rejects a frame whose declared length
+//! exceeds the maximum *before* reserving memory for it, and handles partial frames. scribed's
+//! server reads frames itself (`scribed/src/connection.rs`) because it must also account each
+//! frame against a server-wide memory budget before buffering it; it applies the same limit.
 
 use tokio_util::codec::LengthDelimitedCodec;
 

@@ -371,7 +371,7 @@ fn validate_spec(
                 validate_spec(
                     s,
                     &format!("{at}.stores[{i}]"),
-                    &format!("{key}.{i}"),
+                    &child_key(key, i),
                     settings,
                     spools,
                 )?;
@@ -411,7 +411,7 @@ pub fn unclaimed_spools(settings: &Settings) -> Vec<PathBuf> {
             }
             StoreSpec::Multi(m) => {
                 for (i, s) in m.stores.iter().enumerate() {
-                    claimed(s, &format!("{key}.{i}"), settings, out);
+                    claimed(s, &child_key(key, i), settings, out);
                 }
             }
             _ => {}
@@ -447,6 +447,12 @@ pub fn warn_unclaimed_spools(settings: &Settings) {
              point a buffer store's spool_dir at it to replay it"
         );
     }
+}
+
+/// The key of a multi store's `i`-th child, from which a nested buffer store's default spool
+/// directory is named. Validation, building and the unclaimed-spool check must agree on it.
+pub fn child_key(key: &str, i: usize) -> String {
+    format!("{key}.{i}")
 }
 
 /// Where a buffer store spools.

@@ -35,7 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{build, Batch, BuildContext, CategoryBatch, Store, StoreError, StoreStatus};
+use super::{
+    build, take_queued, Batch, BuildContext, CategoryBatch, Store, StoreError, StoreStatus,
+};
 use crate::config::{defaults, spool_dir, BufferSpec};
 use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
 
@@ -262,17 +264,7 @@ impl Actor {
                 }
             };
             let Some(first) = first else { break };
-            let mut jobs = vec![first];
-            let mut bytes = jobs[0].bytes;
-            while bytes < MAX_GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        bytes += j.bytes;
-                        jobs.push(j);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let (jobs, _) = take_queued(first, MAX_GROUP_BYTES, |j| j.bytes, || rx.try_recv().ok());
             self.handle(jobs).await;
         }
         // Closing: let a replay in flight finish, so its position is committed rather than

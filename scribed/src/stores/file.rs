@@ -25,7 +25,7 @@ use scribe_archive::{
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
+use super::{take_queued, Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::FileSpec;
 use crate::counters::{Counters, WRITE_ERRORS, WRITTEN_BYTES, WRITTEN_MESSAGES};
 
@@ -272,17 +272,12 @@ async fn run_writer(task: WriterTask, mut rx: mpsc::UnboundedReceiver<WriteJob>)
             }
         };
         last_write = Instant::now();
-        let mut jobs = vec![first];
-        let mut bytes = jobs[0].batch.bytes;
-        while bytes < MAX_GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(j) => {
-                    bytes += j.batch.bytes;
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
+        let (jobs, bytes) = take_queued(
+            first,
+            MAX_GROUP_BYTES,
+            |j| j.batch.bytes,
+            || rx.try_recv().ok(),
+        );
         // Wait for a slot before opening (not while holding one), so writers queue rather than
         // run the process out of descriptors.
         let slot = match writer {

@@ -113,6 +113,29 @@ pub trait Store: Send + Sync {
     async fn close(&self);
 }
 
+/// Takes `first` and whatever `next` has already queued behind it, up to about `max_bytes`
+/// (as `size` counts them), so that one write, fsync or upstream call covers them all.
+/// Returns the jobs and their total size.
+pub(crate) fn take_queued<J>(
+    first: J,
+    max_bytes: u64,
+    size: impl Fn(&J) -> u64,
+    mut next: impl FnMut() -> Option<J>,
+) -> (Vec<J>, u64) {
+    let mut bytes = size(&first);
+    let mut jobs = vec![first];
+    while bytes < max_bytes {
+        match next() {
+            Some(j) => {
+                bytes += size(&j);
+                jobs.push(j);
+            }
+            None => break,
+        }
+    }
+    (jobs, bytes)
+}
+
 /// What building a store needs besides its spec.
 #[derive(Clone)]
 pub struct BuildContext<'a> {
@@ -125,13 +148,15 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    fn child(&self, suffix: &str, key_suffix: Option<&str>) -> BuildContext<'_> {
+    /// The context of a nested store; `child_index` is set for a multi store's children, whose
+    /// spools need keys of their own.
+    fn child(&self, suffix: &str, child_index: Option<usize>) -> BuildContext<'_> {
         BuildContext {
             settings: self.settings,
             counters: self.counters.clone(),
             name: format!("{}{suffix}", self.name),
-            key: match key_suffix {
-                Some(k) => format!("{}.{k}", self.key),
+            key: match child_index {
+                Some(i) => crate::config::child_key(&self.key, i),
                 None => self.key.clone(),
             },
         }

@@ -18,12 +18,7 @@ impl MultiStore {
             .stores
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                build(
-                    s,
-                    &ctx.child(&format!(".stores[{i}]"), Some(&i.to_string())),
-                )
-            })
+            .map(|(i, s)| build(s, &ctx.child(&format!(".stores[{i}]"), Some(i))))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(MultiStore {
             name: ctx.name.clone(),
