@@ -25,6 +25,12 @@ pub enum FollowError {
         line: usize,
         reason: &'static str,
     },
+    /// An include or exclude glob does not parse.
+    #[error("bad pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: String },
+    /// Change notifications could not be set up (the caller falls back to polling).
+    #[error("change notifications: {0}")]
+    Notify(String),
     /// `commit` was given an offset past what was read from that file: a caller bug.
     #[error("cannot commit offset {offset} of file {file_id}: only {read} bytes were read")]
     InvalidCommit {

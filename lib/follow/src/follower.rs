@@ -259,6 +259,38 @@ impl Follower {
         });
     }
 
+    /// Stops following `path` if nothing there needs it any more: no file at the path, none
+    /// being drained, and every line read committed. Returns whether it was removed. Glob
+    /// discovery calls it for paths whose files are gone, so the watch list does not grow
+    /// forever with dated file names; the path's checkpoint entries go with it.
+    pub fn unwatch_if_idle(&mut self, path: &Path) -> bool {
+        let Some(i) = self.watches.iter().position(|w| w.path == path) else {
+            return false;
+        };
+        let w = &self.watches[i];
+        let idle = w.current.is_none()
+            && w.draining.is_empty()
+            && w.retired.is_empty()
+            && w.restored.is_empty();
+        if idle {
+            self.watches.remove(i);
+        }
+        idle
+    }
+
+    /// Whether the file with this (device, inode) is being followed under some watched path
+    /// (at the path, or drained under its rotated name). Glob discovery skips such a file
+    /// when a pattern also matches its rotated name, so it is not read twice.
+    pub fn is_following(&self, device: u64, inode: u64) -> bool {
+        let key = FileKey {
+            dev: device,
+            ino: inode,
+        };
+        self.watches
+            .iter()
+            .any(|w| w.current.iter().chain(&w.draining).any(|t| t.key == key))
+    }
+
     /// The watched paths (for setting up change notifications, which are only a hint to
     /// poll sooner).
     pub fn paths(&self) -> impl Iterator<Item = &Path> {

@@ -82,17 +82,27 @@
 //!
 //! # Wake-ups
 //!
-//! The follower polls; it does not use inotify. Change notifications (the `notify` crate)
-//! may be layered on by the caller as a hint to poll sooner ([`Follower::paths`] lists what
-//! to watch), but the periodic poll stays the source of truth: inotify coalesces and drops
-//! events and sees nothing on NFS. Plain polling works everywhere.
+//! The follower polls; it does not use inotify itself. [`Waker`] layers change notifications
+//! (the `notify` crate: inotify on Linux) on top as a hint to poll sooner, but the periodic
+//! poll stays the source of truth: inotify coalesces and drops events and sees nothing on
+//! NFS. Plain polling ([`Waker::polling`]) works everywhere.
+//!
+//! # Discovery
+//!
+//! [`Globs`] expands include/exclude patterns into paths to [`Follower::watch`]; re-run it
+//! periodically to find files and directories that appear later, and use
+//! [`Follower::unwatch_if_idle`] for paths whose files are gone.
 
 mod checkpoint;
+mod discover;
 mod error;
 mod follower;
 mod identity;
+mod wake;
 
 pub use checkpoint::{Checkpoint, Checkpoints};
+pub use discover::{is_glob, Globs};
 pub use error::FollowError;
 pub use follower::{Event, FileId, FollowOptions, FollowStats, Follower, PollOutcome};
 pub use identity::Fingerprint;
+pub use wake::Waker;
