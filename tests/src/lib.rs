@@ -470,3 +470,385 @@ pub fn get_counter(addr: &str, key: &str) -> i64 {
     let (_, _, mut r) = reply_value(reply);
     r.read_i64().expect("i64 counter")
 }
+
+// ---------------------------------------------------------------------------------------------
+// `ship` in follow and run mode: long-running processes, their final stats, sequenced lines.
+
+/// A long-running `ship` (follow or run mode), killed when dropped.
+pub struct ShipProc {
+    child: Option<Child>,
+    /// Where its stderr goes (appended, so a restarted ship's output follows the previous).
+    pub stderr_path: PathBuf,
+}
+
+impl ShipProc {
+    /// Starts `ship ARGS...` with stdin closed and stderr appended to `stderr_path`; with
+    /// `nofile`, under that descriptor limit (soft and hard), as `ulimit -n` would set it.
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
+        args: &[S],
+        stderr_path: &Path,
+        nofile: Option<u64>,
+    ) -> ShipProc {
+        let mut cmd = match nofile {
+            None => Command::new(bin("ship")),
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(bin("ship"));
+                c
+            }
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(stderr_path)
+            .expect("opening ship's stderr file");
+        let child = cmd
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting ship");
+        ShipProc {
+            child: Some(child),
+            stderr_path: stderr_path.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Everything ship wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stderr_path).unwrap_or_default()).into_owned()
+    }
+
+    /// Panics (with ship's stderr) if ship has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!("ship exited early ({st}): {}", self.stderr_text());
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signalling ship");
+    }
+
+    /// Kills ship with SIGKILL (no shutdown work at all) and reaps it.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits (at most `limit`) for ship to exit by itself: its status and stderr.
+    pub fn wait_exit(mut self, limit: Duration) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for ship") {
+                return (status, self.stderr_text());
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ship did not exit within {limit:?}: {}", self.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 60 s) for ship to exit: its status and stderr.
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(60))
+    }
+}
+
+impl Drop for ShipProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The counters of ship's final `ship: stats key=N ...` line.
+#[derive(Debug, Clone)]
+pub struct ShipStats(pub std::collections::BTreeMap<String, u64>);
+
+impl ShipStats {
+    /// Parses the last stats line in `stderr`; `None` when there is none.
+    pub fn parse(stderr: &str) -> Option<ShipStats> {
+        let line = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("ship: stats ").map(|(_, rest)| rest))?;
+        let map = line
+            .split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        Some(ShipStats(map))
+    }
+
+    /// Parses the last stats line in `stderr`, panicking (with the stderr) when there is none.
+    pub fn from_stderr(stderr: &str) -> ShipStats {
+        ShipStats::parse(stderr)
+            .unwrap_or_else(|| panic!("no `ship: stats` line in ship's stderr:\n{stderr}"))
+    }
+
+    /// A counter; panics when the stats line lacks it.
+    pub fn get(&self, key: &str) -> u64 {
+        *self
+            .0
+            .get(key)
+            .unwrap_or_else(|| panic!("ship's stats line has no {key}=: {:?}", self.0))
+    }
+}
+
+/// Descriptors a process has open (entries of `/proc/PID/fd`).
+pub fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Length of every [`seq_line`]: fixed, so a byte count converts to a line count.
+pub const SEQ_LINE_LEN: usize = 100;
+
+/// A line `SRC SEQ xxx...x end\n` of exactly [`SEQ_LINE_LEN`] bytes. Sources are tokens
+/// without spaces, at most 40 bytes. A fragment of such a line, or two run together, does not
+/// parse, so cut or glued lines are detected.
+pub fn seq_line(src: &str, seq: u64) -> Vec<u8> {
+    let head = format!("{src} {seq:010} ");
+    let filler = SEQ_LINE_LEN - head.len() - " end\n".len();
+    let mut line = head.into_bytes();
+    line.resize(line.len() + filler, b'x');
+    line.extend_from_slice(b" end\n");
+    line
+}
+
+/// Parses a [`seq_line`] (with or without its `\n`): (source, sequence number).
+pub fn parse_seq_line(line: &[u8]) -> Option<(&str, u64)> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = std::str::from_utf8(line).ok()?;
+    let mut it = text.split(' ');
+    let (src, seq, filler, end) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    if it.next().is_some()
+        || end != "end"
+        || seq.len() != 10
+        || filler.is_empty()
+        || !filler.bytes().all(|b| b == b'x')
+        || line.len() + 1 != SEQ_LINE_LEN
+    {
+        return None;
+    }
+    Some((src, seq.parse().ok()?))
+}
+
+/// What arrived of sequenced lines, per source, in arrival order.
+#[derive(Debug, Default)]
+pub struct SeqReport {
+    pub per_src: std::collections::BTreeMap<String, Vec<u64>>,
+    /// Lines that are not a whole [`seq_line`] (fragments, foreign lines). A fragment glued to
+    /// a whole line is listed here, and the whole line counted as arrived.
+    pub malformed: Vec<Vec<u8>>,
+}
+
+impl SeqReport {
+    /// Splits `stored` (archive bytes) into lines and parses each.
+    pub fn of(stored: &[u8]) -> SeqReport {
+        let mut r = SeqReport::default();
+        for line in stored.split_inclusive(|&b| b == b'\n') {
+            if let Some((src, seq)) = parse_seq_line(line) {
+                r.per_src.entry(src.to_string()).or_default().push(seq);
+                continue;
+            }
+            // A fragment delivered without its `\n` (a follower gives up a partial line when
+            // its file is truncated) is glued to the next line: keep that line.
+            let glued = line
+                .len()
+                .checked_sub(SEQ_LINE_LEN)
+                .filter(|&at| line.ends_with(b"\n") && at > 0)
+                .and_then(|at| Some((at, parse_seq_line(&line[at..])?)));
+            match glued {
+                Some((at, (src, seq))) => {
+                    r.per_src.entry(src.to_string()).or_default().push(seq);
+                    r.malformed.push(line[..at].to_vec());
+                }
+                None => r.malformed.push(line.to_vec()),
+            }
+        }
+        r
+    }
+
+    /// Number of lines that arrived again after their first arrival.
+    pub fn duplicates(&self) -> usize {
+        self.per_src
+            .values()
+            .map(|seqs| {
+                let unique: std::collections::HashSet<_> = seqs.iter().collect();
+                seqs.len() - unique.len()
+            })
+            .sum()
+    }
+
+    /// The distinct sequence numbers of `src` that arrived.
+    pub fn distinct(&self, src: &str) -> std::collections::BTreeSet<u64> {
+        self.per_src
+            .get(src)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Checks that each source's first arrivals are in increasing order (duplicates, replayed
+    /// later, are allowed); returns the first violation.
+    pub fn check_first_arrivals_in_order(&self) -> Result<(), String> {
+        for (src, seqs) in &self.per_src {
+            let mut seen = std::collections::HashSet::new();
+            let mut last: Option<u64> = None;
+            for &s in seqs {
+                if !seen.insert(s) {
+                    continue;
+                }
+                if last.is_some_and(|l| s < l) {
+                    return Err(format!("{src}: line {s} arrived first after line {last:?}"));
+                }
+                last = Some(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sequence numbers of `src` in `0..n` that never arrived.
+    pub fn missing(&self, src: &str, n: u64) -> Vec<u64> {
+        let got = self.distinct(src);
+        (0..n).filter(|s| !got.contains(s)).collect()
+    }
+}
+
+/// Total size of a category's files (cheap progress check while waiting).
+pub fn category_bytes(data_dir: &Path, category: &str) -> u64 {
+    category_files(data_dir, category)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A minimal Scribe server that records every `Log` entry and answers OK, for tests that must
+/// see message boundaries (which scribed's archive files do not keep). It answers the fb303
+/// handshake as a plain (non-scribed) server, so clients send one batch at a time.
+pub struct Recorder {
+    pub addr: String,
+    entries: std::sync::Arc<std::sync::Mutex<Vec<scribe_protocol::LogEntry>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding recorder");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        let entries = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::<std::net::TcpStream>::new()));
+        let (e, s, c) = (entries.clone(), stop.clone(), conns.clone());
+        let accept = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).expect("blocking");
+                        if let Ok(clone) = stream.try_clone() {
+                            c.lock().unwrap().push(clone);
+                        }
+                        let e = e.clone();
+                        std::thread::spawn(move || Recorder::serve(stream, &e));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Recorder {
+            addr,
+            entries,
+            stop,
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    /// Serves one connection until it closes or sends something undecodable.
+    fn serve(
+        mut stream: std::net::TcpStream,
+        entries: &std::sync::Mutex<Vec<scribe_protocol::LogEntry>>,
+    ) {
+        use scribe_protocol::scribe::{encode_log_reply, encode_string_reply, encode_void_reply};
+        use scribe_protocol::Request;
+        use std::io::Read;
+        loop {
+            let mut len = [0u8; 4];
+            if stream.read_exact(&mut len).is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            if len > 64 << 20 {
+                return;
+            }
+            let mut payload = vec![0u8; len];
+            if stream.read_exact(&mut payload).is_err() {
+                return;
+            }
+            let Ok(call) = scribe_protocol::decode_call(payload.into()) else {
+                return;
+            };
+            let reply = match call.request {
+                Request::Log(batch) => {
+                    entries.lock().unwrap().extend(batch);
+                    encode_log_reply(&call.header, scribe_protocol::ResultCode::Ok)
+                }
+                Request::GetName => encode_string_reply(&call.header, b"recorder"),
+                Request::GetOption(_) => encode_string_reply(&call.header, b""),
+                Request::SetOption(..) => encode_void_reply(&call.header),
+                _ => return,
+            };
+            let mut framed = (reply.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(&reply);
+            if stream.write_all(&framed).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Every entry received so far, in arrival order.
+    pub fn entries(&self) -> Vec<scribe_protocol::LogEntry> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
