@@ -1,10 +1,21 @@
 //! `ship`, the shipper: sends log lines to a Scribe aggregator.
 //!
 //! - [`lines`] — reads a byte stream on its own thread, in chunks that end on line boundaries.
-//! - [`stream`] — batches those lines into Thrift `Log` calls and delivers them with retries;
-//!   `cat access.log | ship apache.access`.
+//! - [`stream`] — batches those lines into Thrift `Log` calls; `cat access.log | ship cat`.
+//! - [`outbox`] — delivers batches (pipelined, with failover) and spools them to disk while
+//!   the aggregator is down; every mode goes through it.
+//! - [`follow`] — `ship --follow`: follows files across rotation (with `scribe-follow`),
+//!   commits their offsets only once batches are safe; [`template`] names categories after
+//!   files, [`multiline`] joins continuation lines, [`config`] reads the TOML file.
+//! - [`run`] — `ship run -- COMMAND`: ships a daemon's stdout and stderr.
 
+pub mod config;
+pub mod follow;
 pub mod lines;
+pub mod multiline;
+pub mod outbox;
+pub mod run;
 pub mod stream;
+pub mod template;
 
 pub use stream::{ship_stream, ShipError, ShipReport, StreamOptions};

@@ -15,42 +15,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use scribe_archive::Category;
-use scribe_protocol::client::{ClientOptions, PipelinedSender};
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::{HeaderStyle, LogBatchBuilder};
 use tokio::sync::mpsc;
 
 use crate::lines::{self, ReadError};
+use crate::outbox::{self, Batch, OutboxOptions, OutboxReport};
 
+/// How lines are grouped into `Log` calls.
 #[derive(Debug, Clone)]
-pub struct StreamOptions {
-    /// Aggregator address, `host:port`.
-    pub to: String,
-    pub category: Category,
+pub struct BatchLimits {
     /// Longest line accepted, in bytes, not counting its newline.
     pub max_line: usize,
     pub batch_lines: usize,
     pub batch_bytes: usize,
+    /// Send a partial batch when no input arrived for this long.
     pub linger: Duration,
-    /// Give up when no batch was acknowledged for this long.
-    pub timeout: Duration,
-    /// Most batches in flight (used only with a scribed that agreed to close the connection
-    /// after `TRY_LATER`; otherwise 1).
-    pub window: usize,
-    pub client: ClientOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub category: Category,
+    pub limits: BatchLimits,
+    pub outbox: OutboxOptions,
 }
 
 /// What was shipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShipReport {
-    pub lines_delivered: u64,
-    pub bytes_delivered: u64,
-    pub batches: u64,
-    pub retries: u64,
-}
+pub type ShipReport = OutboxReport;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{cause}; {delivered} lines delivered, {undelivered} lines read but not delivered")]
@@ -60,86 +53,40 @@ pub struct ShipError {
     pub undelivered: u64,
 }
 
-struct Batch {
-    call: Bytes,
-    lines: u64,
-    bytes: u64,
-}
-
-/// Ships every line of `input`; returns once all were acknowledged `OK`.
+/// Ships every line of `input`; returns once all were acknowledged `OK` (or, with a spool,
+/// are safely in it and could not be delivered within the outbox's `give_up`).
 pub async fn ship_stream<R: Read + Send + 'static>(
     input: R,
     opts: StreamOptions,
 ) -> Result<ShipReport, ShipError> {
-    let (chunks, reader) = lines::spawn_reader(input, opts.max_line, 8);
-    let (batches_tx, mut batches_rx) = mpsc::channel::<Batch>(4);
+    let (chunks, reader) = lines::spawn_reader(input, opts.limits.max_line, 8);
+    let (batches_tx, batches_rx) = mpsc::channel::<Batch<()>>(4);
     let lines_batched = Arc::new(AtomicU64::new(0));
     let batcher = tokio::spawn(batch_lines(
         chunks,
         batches_tx,
-        opts.clone(),
+        opts.category.clone(),
+        opts.limits.clone(),
         lines_batched.clone(),
     ));
 
-    let mut sender = PipelinedSender::new(
-        opts.to.clone(),
-        opts.client.clone(),
-        opts.window,
-        opts.timeout,
-    );
     let mut report = ShipReport::default();
-    let mut send_error = None;
-    let mut input_done = false;
-    loop {
-        // Fill the window: wait for a batch only when nothing is in flight.
-        while sender.has_room() && !input_done {
-            let next = if sender.in_flight() == 0 {
-                batches_rx.recv().await
-            } else {
-                match batches_rx.try_recv() {
-                    Ok(b) => Some(b),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                }
-            };
-            match next {
-                Some(b) => sender.send(b.call, (b.lines, b.bytes)).await,
-                None => input_done = true,
-            }
-        }
-        if sender.in_flight() == 0 {
-            if input_done {
-                break;
-            }
-            continue;
-        }
-        match sender.next_ack().await {
-            Ok((lines, bytes)) => {
-                report.lines_delivered += lines;
-                report.bytes_delivered += bytes;
-                report.batches += 1;
-            }
-            Err(e) => {
-                send_error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    report.retries = sender.retries;
-    if let Some(cause) = send_error {
+    let sent = outbox::run(batches_rx, |()| {}, opts.outbox.clone(), &mut report).await;
+    // Lines in the spool are safe: they count as delivered for what the caller may forget.
+    let safe = |r: &ShipReport| r.lines_delivered.max(r.lines_spooled);
+    if let Err(e) = sent {
         // Give up now: the batcher may be waiting for input that never comes (`tail -F`), and
         // the reader thread may be blocked in read(2). Neither is waited for; the process exit
         // ends the thread.
         batcher.abort();
         return Err(ShipError {
-            cause,
+            cause: e.to_string(),
             delivered: report.lines_delivered,
             undelivered: lines_batched
                 .load(Ordering::Acquire)
-                .saturating_sub(report.lines_delivered),
+                .saturating_sub(safe(&report)),
         });
     }
-    drop(batches_rx);
     let batched = batcher.await;
     // The batcher ended because the input ended (or on a too-long line): the reader is done.
     let read = tokio::task::spawn_blocking(move || reader.join())
@@ -150,12 +97,12 @@ pub async fn ship_stream<R: Read + Send + 'static>(
     let lines_read = match &batched {
         Ok(Ok(n)) => *n,
         Ok(Err(BatchError::LineTooLong { line, .. })) => line - 1,
-        _ => report.lines_delivered,
+        _ => safe(&report),
     };
     let fail = |cause: String| ShipError {
         cause,
         delivered: report.lines_delivered,
-        undelivered: lines_read.saturating_sub(report.lines_delivered),
+        undelivered: lines_read.saturating_sub(safe(&report)),
     };
     match read {
         Some(Ok(_)) | None => {}
@@ -170,25 +117,27 @@ pub async fn ship_stream<R: Read + Send + 'static>(
         Ok(Ok(_)) => Ok(report),
         Ok(Err(BatchError::LineTooLong { line, len })) => Err(fail(format!(
             "line {line} is {len} bytes, longer than --max-line ({} bytes); nothing from it on was sent",
-            opts.max_line
+            opts.limits.max_line
         ))),
         Err(e) => Err(fail(format!("batcher failed: {e}"))),
     }
 }
 
 #[derive(Debug)]
-enum BatchError {
+pub enum BatchError {
     LineTooLong { line: u64, len: usize },
 }
 
-/// Turns chunks of lines into encoded `Log` calls. Returns the number of lines batched.
-async fn batch_lines(
+/// Turns chunks of lines into encoded `Log` calls of `category`. Returns the number of lines
+/// batched.
+pub async fn batch_lines(
     mut chunks: mpsc::Receiver<lines::Chunk>,
-    out: mpsc::Sender<Batch>,
-    opts: StreamOptions,
+    out: mpsc::Sender<Batch<()>>,
+    category: Category,
+    opts: BatchLimits,
     lines_batched: Arc<AtomicU64>,
 ) -> Result<u64, BatchError> {
-    let cat = opts.category.as_str().as_bytes();
+    let cat = category.as_str().as_bytes();
     let mut builder = new_builder(&opts);
     let mut batch_bytes = 0u64;
     let mut line_no = 0u64;
@@ -239,19 +188,25 @@ async fn batch_lines(
     Ok(line_no)
 }
 
-fn new_builder(opts: &StreamOptions) -> LogBatchBuilder {
+fn new_builder(opts: &BatchLimits) -> LogBatchBuilder {
     // Unversioned headers, as Scribe's own network store sends: every Scribe server accepts them.
     LogBatchBuilder::new(HeaderStyle::Unversioned, opts.batch_bytes.min(1 << 20))
 }
 
 /// Sends a non-empty batch; false when the sender has stopped.
-async fn send(out: &mpsc::Sender<Batch>, builder: LogBatchBuilder, bytes: u64) -> bool {
+async fn send(out: &mpsc::Sender<Batch<()>>, builder: LogBatchBuilder, bytes: u64) -> bool {
     if builder.is_empty() {
         return true;
     }
     let lines = builder.len() as u64;
     let call = builder.finish();
-    out.send(Batch { call, lines, bytes }).await.is_ok()
+    let batch = Batch {
+        call,
+        lines,
+        bytes,
+        tag: (),
+    };
+    out.send(batch).await.is_ok()
 }
 
 /// Largest line that fits one frame of `max_frame` bytes with a category of any valid length.

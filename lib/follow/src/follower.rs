@@ -16,7 +16,7 @@ use crate::identity::{find_by_key, FileKey, Fingerprint};
 /// Names one generation of one followed file in [`Event`]s and in [`Follower::commit`]. A new
 /// file at a watched path, and a file that was truncated, get a new id, so a late commit for
 /// the old contents can never move the new contents' offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(u64);
 
 impl fmt::Display for FileId {
@@ -222,12 +222,19 @@ impl Follower {
     /// Starts following `path` (an exact path; it need not exist yet). Watching a path twice
     /// is a no-op. A path watched after the first poll counts as new: read from its beginning.
     pub fn watch(&mut self, path: impl Into<PathBuf>) {
+        let from_beginning = self.opts.from_beginning;
+        self.watch_with(path, from_beginning);
+    }
+
+    /// [`watch`](Follower::watch) with this path's own
+    /// [`from_beginning`](FollowOptions::from_beginning).
+    pub fn watch_with(&mut self, path: impl Into<PathBuf>, from_beginning: bool) {
         let path = path.into();
         if self.watches.iter().any(|w| w.path == path) {
             return;
         }
         let restored = self.checkpoints.remove(&path);
-        let from_end = !self.started && !self.opts.from_beginning && restored.is_none();
+        let from_end = !self.started && !from_beginning && restored.is_none();
         let now = Instant::now();
         let restored = restored
             .unwrap_or_default()

@@ -241,6 +241,10 @@ pub struct DeliveryError {
 /// connection error the fate of in-flight batches is unknown and they are all sent again
 /// (at-least-once, as with one batch in flight).
 pub struct PipelinedSender<T> {
+    /// Where to deliver, in order of preference: each (re)connect tries them in turn from
+    /// the first, so traffic returns to the primary once it is reachable again.
+    addrs: Vec<String>,
+    /// The address of the current (or last) connection.
     addr: String,
     opts: ClientOptions,
     max_window: usize,
@@ -270,8 +274,10 @@ impl<T> PipelinedSender<T> {
         // No single wait may outlast the progress timeout the caller promised.
         opts.request_timeout = opts.request_timeout.min(progress_timeout);
         opts.connect_timeout = opts.connect_timeout.min(progress_timeout);
+        let addr = addr.into();
         PipelinedSender {
-            addr: addr.into(),
+            addrs: vec![addr.clone()],
+            addr,
             opts,
             plain_server: false,
             max_window: window.max(1),
@@ -285,6 +291,35 @@ impl<T> PipelinedSender<T> {
             last_progress: Instant::now(),
             retries: 0,
         }
+    }
+
+    /// Like [`Self::new`], failing over between several aggregators: every connect tries
+    /// `addrs` in order (refused connections fail fast; a silent host costs the connect
+    /// timeout). `addrs` must not be empty.
+    pub fn with_failover(
+        addrs: Vec<String>,
+        opts: ClientOptions,
+        window: usize,
+        progress_timeout: Duration,
+    ) -> Self {
+        assert!(!addrs.is_empty(), "at least one aggregator address");
+        let mut s = Self::new(addrs[0].clone(), opts, window, progress_timeout);
+        s.addrs = addrs;
+        s
+    }
+
+    /// Takes every unacknowledged batch back, oldest first, and drops the connection. Their
+    /// fate is unknown (some may have been written by the server): a caller that keeps them
+    /// elsewhere (a disk spool) delivers them at least once.
+    pub fn take_unacked(&mut self) -> Vec<(Bytes, T)> {
+        self.conn = None;
+        self.unsent = 0;
+        self.in_flight.drain(..).collect()
+    }
+
+    /// The aggregator of the current or last connection.
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// Batches sent and not yet acknowledged.
@@ -391,7 +426,25 @@ impl<T> PipelinedSender<T> {
     }
 
     async fn connect(&mut self) -> Result<Client, ClientError> {
-        let mut conn = Client::connect(&self.addr, self.opts.clone()).await?;
+        let mut last = None;
+        for i in 0..self.addrs.len() {
+            match Client::connect(&self.addrs[i], self.opts.clone()).await {
+                Ok(conn) => {
+                    if self.addr != self.addrs[i] {
+                        tracing::info!(to = %self.addrs[i], "switched aggregator");
+                        // A different server: learn again whether it pipelines.
+                        self.plain_server = false;
+                        self.addr = self.addrs[i].clone();
+                    }
+                    return self.handshake(conn).await;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    async fn handshake(&mut self, mut conn: Client) -> Result<Client, ClientError> {
         if self.max_window == 1 || self.plain_server {
             self.window = 1;
             return Ok(conn);

@@ -1,0 +1,425 @@
+//! `ship --follow`: the thread that follows files and turns their lines into batches.
+//!
+//! One OS thread owns the [`Follower`] (from `scribe-follow`), the glob discovery, the
+//! multiline joiners and the batch being built. It loops: apply the commits the outbox handed
+//! back (saving checkpoints), re-scan globs when due, poll every followed file, send full
+//! batches, then sleep until a change notification or the poll interval. Sending blocks when
+//! the outbox is full — that is the backpressure that stops reading while the aggregator is
+//! down and the spool is full: unread lines wait in the files.
+//!
+//! Each batch carries the file offsets its lines end at; they are committed only when the
+//! outbox says the batch is safe (acknowledged, or fsynced into the spool). Checkpoints are
+//! saved without fsync after every round of commits (so `kill -9` repeats at most the batches
+//! in flight) and with fsync every second and at exit.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use scribe_archive::Category;
+use scribe_follow::{
+    Checkpoints, Event, FileId, FollowOptions, FollowStats, Follower, Globs, Waker,
+};
+use scribe_protocol::scribe::ENTRY_OVERHEAD;
+use scribe_protocol::{HeaderStyle, LogBatchBuilder};
+use tokio::sync::mpsc;
+
+use crate::multiline::{Joiner, MultilineRule, Record};
+use crate::outbox::Batch;
+use crate::stream::BatchLimits;
+use crate::template::CategoryTemplate;
+
+/// Offsets to commit once a batch is safe: for each file, the end of its last line in it.
+pub type Commits = Vec<(FileId, u64)>;
+
+/// One `[[follow]]` entry: which files, under which category.
+#[derive(Debug, Clone)]
+pub struct FollowEntry {
+    pub globs: Globs,
+    pub category: CategoryTemplate,
+    pub from_beginning: bool,
+    pub multiline: Option<MultilineRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    pub entries: Vec<FollowEntry>,
+    /// The positions file.
+    pub positions: PathBuf,
+    pub poll_interval: Duration,
+    /// Use change notifications (inotify) to poll sooner.
+    pub notify: bool,
+    /// How often globs are expanded again to find new files.
+    pub rescan_interval: Duration,
+    pub limits: BatchLimits,
+}
+
+/// What a followed path maps to.
+struct Target {
+    category: Category,
+    entry: usize,
+}
+
+struct Tail {
+    settings: FollowSettings,
+    follower: Follower,
+    targets: HashMap<PathBuf, Target>,
+    joiners: HashMap<PathBuf, Joiner>,
+    /// Glob matches skipped because they are a followed file under its rotated name, with
+    /// the (device, inode) they had: skipped for as long as that file stays there.
+    skipped: HashMap<PathBuf, (u64, u64)>,
+    waker: Waker,
+    batcher: Batcher,
+}
+
+/// The batch being built, and where it goes.
+struct Batcher {
+    limits: BatchLimits,
+    out: mpsc::Sender<Batch<Commits>>,
+    builder: LogBatchBuilder,
+    bytes: u64,
+    commits: HashMap<FileId, u64>,
+    /// The outbox has gone: stop.
+    closed: bool,
+}
+
+/// Starts following; returns the thread, which ends after `stop` is set and the commit
+/// channel closed (the outbox finished), having saved the final checkpoints.
+pub fn spawn(
+    settings: FollowSettings,
+    out: mpsc::Sender<Batch<Commits>>,
+    commits: std_mpsc::Receiver<Commits>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<FollowStats>>> {
+    let checkpoints = Checkpoints::load(&settings.positions).with_context(|| {
+        format!(
+            "loading positions (move {} away to start over)",
+            settings.positions.display()
+        )
+    })?;
+    let opts = FollowOptions {
+        max_line_bytes: settings.limits.max_line + 1,
+        ..FollowOptions::default()
+    };
+    let waker = if settings.notify {
+        Waker::notifying(settings.poll_interval).unwrap_or_else(|e| {
+            tracing::warn!("{e}; polling only");
+            Waker::polling(settings.poll_interval)
+        })
+    } else {
+        Waker::polling(settings.poll_interval)
+    };
+    let batcher = Batcher {
+        builder: new_builder(&settings.limits),
+        limits: settings.limits.clone(),
+        out,
+        bytes: 0,
+        commits: HashMap::new(),
+        closed: false,
+    };
+    let mut tail = Tail {
+        follower: Follower::with_checkpoints(opts, &checkpoints),
+        settings,
+        targets: HashMap::new(),
+        joiners: HashMap::new(),
+        skipped: HashMap::new(),
+        waker,
+        batcher,
+    };
+    // Files found now, before the first poll, existed before this run: they start at their
+    // end unless asked otherwise (or a checkpoint says where).
+    tail.discover();
+    let handle = std::thread::Builder::new()
+        .name("ship-follow".into())
+        .spawn(move || tail.run(commits, stop))
+        .context("starting the follow thread")?;
+    Ok(handle)
+}
+
+fn new_builder(limits: &BatchLimits) -> LogBatchBuilder {
+    LogBatchBuilder::new(HeaderStyle::Unversioned, limits.batch_bytes.min(1 << 20))
+}
+
+impl Tail {
+    fn run(
+        mut self,
+        commits: std_mpsc::Receiver<Commits>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<FollowStats> {
+        let positions = self.settings.positions.clone();
+        let mut last_durable = Instant::now();
+        let mut last_scan = Instant::now();
+        while !stop.load(Ordering::Acquire) && !self.batcher.closed {
+            if self.apply_commits(&commits) {
+                self.save(&positions, &mut last_durable);
+            }
+            if last_scan.elapsed() >= self.settings.rescan_interval {
+                self.discover();
+                last_scan = Instant::now();
+            }
+            let outcome = self.poll();
+            self.expire_joiners(Instant::now());
+            self.batcher.flush();
+            if !outcome.pending {
+                self.waker.wait();
+            }
+        }
+        // Stop reading; hand over what was read, and keep applying commits until the outbox
+        // is done with it (or gave up), then save for good.
+        let pending: Vec<(PathBuf, Record)> = self
+            .joiners
+            .iter_mut()
+            .filter_map(|(p, j)| Some((p.clone(), j.take()?)))
+            .collect();
+        for (path, r) in pending {
+            self.add_record(&path, r);
+        }
+        self.batcher.flush();
+        let Tail {
+            mut follower,
+            batcher,
+            ..
+        } = self;
+        drop(batcher);
+        for c in commits.iter() {
+            commit(&mut follower, c);
+        }
+        follower
+            .checkpoints()
+            .save(&positions)
+            .context("saving positions")?;
+        Ok(follower.stats().clone())
+    }
+
+    /// Expands every entry's globs and starts following new paths.
+    fn discover(&mut self) {
+        let mut seen: HashSet<PathBuf> = HashSet::new();
+        for (i, entry) in self.settings.entries.iter().enumerate() {
+            for root in entry.globs.roots() {
+                self.waker.watch_dir(&root);
+            }
+            for path in entry.globs.scan() {
+                seen.insert(path.clone());
+                if self.targets.contains_key(&path) {
+                    continue;
+                }
+                if let Some(key) = file_key(&path) {
+                    if self.skipped.get(&path) == Some(&key) {
+                        continue;
+                    }
+                    if self.follower.is_following(key.0, key.1) {
+                        // A followed file under its rotated name (a pattern matches both).
+                        tracing::debug!(path = %path.display(), "skipping a rotated name");
+                        self.skipped.insert(path, key);
+                        continue;
+                    }
+                }
+                let category = match entry.category.render(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "not followed: {e}");
+                        self.skipped
+                            .insert(path.clone(), file_key(&path).unwrap_or((0, 0)));
+                        continue;
+                    }
+                };
+                tracing::info!(path = %path.display(), %category, "following");
+                if let Some(dir) = path.parent() {
+                    self.waker.watch_dir(dir);
+                }
+                self.follower.watch_with(&path, entry.from_beginning);
+                self.targets.insert(path, Target { category, entry: i });
+            }
+        }
+        // Paths no pattern names any more, whose files are gone and fully committed.
+        let gone: Vec<PathBuf> = self
+            .targets
+            .iter()
+            .filter(|(p, _)| !seen.contains(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in gone {
+            if self.follower.unwatch_if_idle(&p) {
+                self.targets.remove(&p);
+                self.joiners.remove(&p);
+            }
+        }
+        self.skipped.retain(|p, key| file_key(p) == Some(*key));
+    }
+
+    fn poll(&mut self) -> scribe_follow::PollOutcome {
+        let now = Instant::now();
+        let Tail {
+            follower,
+            targets,
+            joiners,
+            batcher,
+            settings,
+            ..
+        } = self;
+        let max_line = settings.limits.max_line;
+        let mut finished: Vec<PathBuf> = Vec::new();
+        let outcome = follower.poll(&mut |event| match event {
+            Event::Line {
+                path,
+                file_id,
+                offset_after,
+                bytes,
+            } => {
+                let Some(target) = targets.get(path) else {
+                    return;
+                };
+                match settings.entries[target.entry].multiline.as_ref() {
+                    Some(rule) => {
+                        let j = joiners.entry(path.to_path_buf()).or_default();
+                        if let Some(r) = j.push(rule, max_line, bytes, file_id, offset_after, now)
+                        {
+                            batcher.add(&target.category, &r.bytes, r.file_id, r.offset_after);
+                        }
+                    }
+                    None => batcher.add(&target.category, bytes, file_id, offset_after),
+                }
+            }
+            Event::Truncated {
+                path, offset, size, ..
+            } => {
+                finished.push(path.to_path_buf());
+                tracing::warn!(
+                    path = %path.display(),
+                    read = offset,
+                    size,
+                    "file truncated in place (copytruncate?): reading it again from the start; \
+                     lines written after the last read and before the truncation are lost"
+                );
+            }
+            Event::Vanished { path, offset, .. } => {
+                finished.push(path.to_path_buf());
+                tracing::warn!(
+                    path = %path.display(),
+                    read = offset,
+                    "file vanished before it was read to its end"
+                );
+            }
+            Event::Rotated { path, to, .. } => {
+                tracing::info!(path = %path.display(), to = %to.display(), "rotated; draining the old file");
+            }
+            Event::Closed { path, .. } => finished.push(path.to_path_buf()),
+            Event::LineTooLong {
+                path, offset, max, ..
+            } => {
+                tracing::warn!(path = %path.display(), offset, max, "line too long: skipped");
+            }
+            Event::Error { path, error } => tracing::warn!(path = %path.display(), "{error}"),
+            Event::Opened { .. } => {}
+        });
+        // A record never spans two files: send what a finished file left pending.
+        for path in finished {
+            if let Some(r) = self.joiners.get_mut(&path).and_then(Joiner::take) {
+                self.add_record(&path, r);
+            }
+        }
+        outcome
+    }
+
+    fn expire_joiners(&mut self, now: Instant) {
+        let mut done = Vec::new();
+        for (path, j) in &mut self.joiners {
+            let Some(rule) = self
+                .targets
+                .get(path)
+                .and_then(|t| self.settings.entries[t.entry].multiline.as_ref())
+            else {
+                continue;
+            };
+            if let Some(r) = j.expire(rule, now) {
+                done.push((path.clone(), r));
+            }
+        }
+        for (path, r) in done {
+            self.add_record(&path, r);
+        }
+    }
+
+    fn add_record(&mut self, path: &Path, r: Record) {
+        if let Some(target) = self.targets.get(path) {
+            self.batcher
+                .add(&target.category, &r.bytes, r.file_id, r.offset_after);
+        }
+    }
+
+    /// Applies every commit handed back so far; true if there were any.
+    fn apply_commits(&mut self, commits: &std_mpsc::Receiver<Commits>) -> bool {
+        let mut any = false;
+        while let Ok(c) = commits.try_recv() {
+            commit(&mut self.follower, c);
+            any = true;
+        }
+        any
+    }
+
+    fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
+        let cps = self.follower.checkpoints();
+        let durable = last_durable.elapsed() >= Duration::from_secs(1);
+        let saved = if durable {
+            *last_durable = Instant::now();
+            cps.save(positions)
+        } else {
+            cps.save_unsynced(positions)
+        };
+        if let Err(e) = saved {
+            tracing::warn!("saving positions: {e}");
+        }
+    }
+}
+
+impl Batcher {
+    /// Adds one message to the batch being built, sending the batch first if it is full.
+    fn add(&mut self, category: &Category, bytes: &[u8], file_id: FileId, offset_after: u64) {
+        let cat = category.as_str().as_bytes();
+        let entry = bytes.len() + cat.len() + ENTRY_OVERHEAD;
+        if !self.builder.is_empty()
+            && (self.builder.len() >= self.limits.batch_lines
+                || self.builder.encoded_len() + entry > self.limits.batch_bytes)
+        {
+            self.flush();
+        }
+        self.builder.push(cat, bytes);
+        self.bytes += bytes.len() as u64;
+        let end = self.commits.entry(file_id).or_insert(0);
+        *end = (*end).max(offset_after);
+    }
+
+    /// Sends the batch being built (blocking while the outbox is full).
+    fn flush(&mut self) {
+        if self.builder.is_empty() || self.closed {
+            return;
+        }
+        let builder = std::mem::replace(&mut self.builder, new_builder(&self.limits));
+        let batch = Batch {
+            lines: builder.len() as u64,
+            call: builder.finish(),
+            bytes: std::mem::take(&mut self.bytes),
+            tag: self.commits.drain().collect(),
+        };
+        if self.out.blocking_send(batch).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+fn commit(follower: &mut Follower, commits: Commits) {
+    for (id, offset) in commits {
+        if let Err(e) = follower.commit(id, offset) {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+fn file_key(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    path.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
