@@ -140,6 +140,22 @@ struct Delivery {
     spool_after: Duration,
 }
 
+/// Holds an exclusive lock on `<dir>/lock` for as long as the returned file lives.
+fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "state dir {} is in use by another ship (give each its own --state-dir)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 fn parse_category(s: &str) -> Result<Category, String> {
     s.parse().map_err(|e| format!("{e}"))
 }
@@ -320,6 +336,9 @@ async fn follow_mode(cli: &Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&common.state_dir)
         .with_context(|| format!("creating state dir {}", common.state_dir.display()))?;
+    // Two ships following with one positions file would each resend what the other
+    // committed: one state directory, one ship.
+    let _lock = lock_state_dir(&common.state_dir)?;
     let poll_interval = match (cli.poll_interval, &file.poll_interval) {
         (Some(d), _) => d,
         (None, Some(s)) => parse_duration(s)?,
