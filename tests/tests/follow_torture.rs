@@ -272,9 +272,10 @@ fn rename_and_recreate_every_100ms_delivers_every_line_once_in_order() {
     );
     assert!(
         missing.is_empty(),
-        "{} of {written} lines lost (ranges {:?})",
+        "{} of {written} lines lost (ranges {:?}); {}",
         missing.len(),
-        &ranges(&missing)[..ranges(&missing).len().min(10)]
+        &ranges(&missing)[..ranges(&missing).len().min(10)],
+        where_lost(&dir, "rot", &ranges(&missing), &tmp.path().join("ship.err"))
     );
     assert!(done, "the last line was not the last to arrive");
     assert_eq!(r.duplicates(), 0, "lines delivered twice");
@@ -619,6 +620,44 @@ fn aggregator_down_for_a_while_spools_and_replays_in_order() {
         spool_peak > 0,
         "nothing was written to --spool-dir during the outage"
     );
+}
+
+/// For a failure message: which files of `dir` hold the first line of each lost range, and
+/// what ship logged about those files.
+fn where_lost(dir: &Path, src: &str, lost: &[(u64, u64)], ship_err: &Path) -> String {
+    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read(e.path()).unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let log = std::fs::read_to_string(ship_err).unwrap_or_default();
+    let mut out = String::new();
+    for &(first, last) in lost.iter().take(3) {
+        let line = seq_line(src, first);
+        let holder = files
+            .iter()
+            .find(|(_, body)| body.windows(line.len()).any(|w| w == &line[..]))
+            .map(|(name, body)| (name.clone(), body.len() / SEQ_LINE_LEN));
+        out += &format!("lines {first}..={last} are in {holder:?} (file, lines);");
+        if let Some((name, _)) = holder {
+            let said: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    l.contains(&format!("/{name} "))
+                        || l.contains(&format!("/{name}\""))
+                        || l.ends_with(&format!("/{name}"))
+                })
+                .take(5)
+                .collect();
+            out += &format!(" ship logged about it: {said:?}; ");
+        }
+    }
+    out
 }
 
 /// Total size of the regular files under `dir` (0 when it does not exist).
