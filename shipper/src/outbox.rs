@@ -263,9 +263,13 @@ pub async fn run<T: Send + 'static>(
                     acked_bytes += batch.bytes;
                 }
                 if sender.in_flight() == 0 {
-                    // Nothing left to replay.
-                    if let Some(p) = acked.take() {
-                        blocking(|| spool.commit(p))?;
+                    // Nothing left to replay, and everything read was acknowledged: commit
+                    // the read position (past any damaged bytes the reader skipped, which
+                    // would otherwise keep the spool from ever counting as empty).
+                    acked = None;
+                    let end = spool.read_position();
+                    if end != spool.committed_position() {
+                        blocking(|| spool.commit(end))?;
                     }
                     if held.is_none() && spool.is_empty() {
                         if input_done {

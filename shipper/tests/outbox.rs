@@ -1,0 +1,220 @@
+//! The outbox against a mock Scribe server: spooling while it is down, replay in order, a
+//! damaged spool tail, failover.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use scribe_protocol::client::ClientOptions;
+use scribe_protocol::frame::codec;
+use scribe_protocol::scribe::{encode_log_reply, ResultCode};
+use scribe_protocol::{decode_call, HeaderStyle, LogBatchBuilder, Request};
+use scribe_spool::{Spool, SpoolOptions};
+use shipper::outbox::{self, Batch, OutboxOptions, OutboxReport};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+type Received = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A plain Scribe server (no fb303: the handshake call closes the connection) that answers
+/// `OK` to every `Log` and records the messages.
+async fn serve(listener: TcpListener, got: Received) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let got = got.clone();
+        tokio::spawn(async move {
+            let mut framed = Framed::new(stream, codec(16 << 20));
+            while let Some(Ok(frame)) = framed.next().await {
+                let Ok(call) = decode_call(frame.freeze()) else {
+                    return;
+                };
+                let Request::Log(entries) = call.request else {
+                    return;
+                };
+                got.lock()
+                    .unwrap()
+                    .extend(entries.iter().map(|e| e.message.to_vec()));
+                let reply = encode_log_reply(&call.header, ResultCode::Ok);
+                if framed.send(reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn batch(from: u32, to: u32) -> Batch<u32> {
+    let mut b = LogBatchBuilder::new(HeaderStyle::Unversioned, 4096);
+    for i in from..to {
+        b.push(b"c", format!("line {i}\n").as_bytes());
+    }
+    Batch {
+        lines: u64::from(to - from),
+        bytes: 0,
+        call: b.finish(),
+        tag: to,
+    }
+}
+
+fn options(to: Vec<String>, spool: Option<&std::path::Path>) -> OutboxOptions {
+    OutboxOptions {
+        to,
+        client: ClientOptions {
+            connect_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        },
+        window: 1,
+        spool_after: Duration::from_millis(300),
+        give_up: None,
+        spool: spool.map(|d| (d.to_path_buf(), SpoolOptions::default())),
+        drain_after_input: Duration::from_secs(20),
+        max_frame: 16 << 20,
+    }
+}
+
+fn expected(n: u32) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("line {i}\n").into_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spools_while_down_then_replays_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reserve a port, then leave it closed: the aggregator is down.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+
+    let (tx, rx) = mpsc::channel(2);
+    let safe = Arc::new(Mutex::new(Vec::new()));
+    let s = safe.clone();
+    let opts = options(vec![addr.clone()], Some(dir.path()));
+    let task = tokio::spawn(async move {
+        let mut report = OutboxReport::default();
+        let r = outbox::run(rx, move |t| s.lock().unwrap().push(t), opts, &mut report).await;
+        (r, report)
+    });
+    for i in 0..10 {
+        tx.send(batch(i * 10, i * 10 + 10)).await.unwrap();
+    }
+    // Every batch becomes safe (spooled and fsynced) although nothing is listening.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while safe.lock().unwrap().len() < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "batches never became safe"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *safe.lock().unwrap(),
+        (1..=10).map(|i| i * 10).collect::<Vec<_>>()
+    );
+
+    // The aggregator comes back; more input arrives meanwhile.
+    let got = Received::default();
+    let listener = TcpListener::bind(&addr).await.unwrap();
+    tokio::spawn(serve(listener, got.clone()));
+    tx.send(batch(100, 150)).await.unwrap();
+    drop(tx);
+    let (r, report) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("outbox finished")
+        .unwrap();
+    r.unwrap();
+    assert_eq!(
+        *got.lock().unwrap(),
+        expected(150),
+        "all lines, in order, once"
+    );
+    assert!(report.lines_spooled >= 100, "{report:?}");
+    assert_eq!(report.left_in_spool, 0);
+    let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    assert!(spool.is_empty(), "replayed spool is committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_left_over_spool_with_a_torn_tail_is_replayed_and_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+        for i in 0..3u32 {
+            let msg = format!("line {i}\n");
+            spool.append(&[(&b"c"[..], msg.as_bytes())]).unwrap();
+        }
+        spool.sync().unwrap();
+    }
+    // A crash mid-append leaves garbage after the last record.
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0xF7, 0x53, 0x50, 0x4C, 9, 9]);
+    std::fs::write(&seg, bytes).unwrap();
+
+    let got = Received::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(listener, got.clone()));
+    let (tx, rx) = mpsc::channel::<Batch<u32>>(1);
+    drop(tx);
+    let mut report = OutboxReport::default();
+    let opts = options(vec![addr], Some(dir.path()));
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        outbox::run(rx, |_| {}, opts, &mut report),
+    )
+    .await
+    .expect("does not spin on the damaged tail")
+    .unwrap();
+    assert_eq!(*got.lock().unwrap(), expected(3));
+    assert_eq!(report.left_in_spool, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_aggregator() {
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let got = Received::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(listener, got.clone()));
+
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(batch(0, 20)).await.unwrap();
+    drop(tx);
+    let mut report = OutboxReport::default();
+    let mut opts = options(vec![dead_addr, addr], None);
+    opts.give_up = Some(Duration::from_secs(10));
+    let mut tags = Vec::new();
+    outbox::run(rx, |t| tags.push(t), opts, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(*got.lock().unwrap(), expected(20));
+    assert_eq!(tags, [20]);
+    assert_eq!(report.lines_delivered, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_spool_it_gives_up_when_asked() {
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(batch(0, 5)).await.unwrap();
+    let mut opts = options(vec![dead_addr], None);
+    opts.give_up = Some(Duration::from_millis(300));
+    let mut report = OutboxReport::default();
+    let mut tags: Vec<u32> = Vec::new();
+    let err = outbox::run(rx, |t| tags.push(t), opts, &mut report)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no progress"), "{err}");
+    assert!(tags.is_empty(), "nothing was safe");
+    drop(tx);
+}
