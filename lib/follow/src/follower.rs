@@ -1,23 +1,22 @@
 //! The [`Follower`]: one reconcile pass per [`Follower::poll`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
-use std::mem;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::error::FollowError;
-use crate::identity::{find_by_key, FileKey, Fingerprint};
+use crate::identity::{FileKey, Fingerprint};
+use crate::pass::Pass;
 
 /// Names one generation of one followed file in [`Event`]s and in [`Follower::commit`]. A new
 /// file at a watched path, and a file that was truncated, get a new id, so a late commit for
 /// the old contents can never move the new contents' offset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(u64);
+pub struct FileId(pub(crate) u64);
 
 impl fmt::Display for FileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -141,50 +140,57 @@ pub struct FollowStats {
 }
 
 /// One generation of one file.
-struct Tracked {
-    id: FileId,
-    key: FileKey,
-    fp: Fingerprint,
+pub(crate) struct Tracked {
+    pub(crate) id: FileId,
+    pub(crate) key: FileKey,
+    pub(crate) fp: Fingerprint,
     /// Read position: every byte before it was delivered or is in `partial`.
-    offset: u64,
-    committed: u64,
+    pub(crate) offset: u64,
+    pub(crate) committed: u64,
     /// Size at the last `fstat`, for [`FollowStats::truncated_unread`].
-    size_seen: u64,
+    pub(crate) size_seen: u64,
     /// Modification time at the last `fstat`: a change without growth means a rewrite in
     /// place (or a reused inode) that only the fingerprint can tell apart.
-    mtime_seen: (i64, i64),
-    partial: Vec<u8>,
-    partial_start: u64,
+    pub(crate) mtime_seen: (i64, i64),
+    pub(crate) partial: Vec<u8>,
+    pub(crate) partial_start: u64,
     /// Inside a too-long line: discard bytes up to the next `\n`.
-    skipping: bool,
+    pub(crate) skipping: bool,
     /// False for a checkpoint entry whose fingerprint was not checked yet.
-    verified: bool,
+    pub(crate) verified: bool,
     /// Where to look for the file if it leaves the path: the path's directory and the
     /// directory of its symlink target.
-    dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
     /// Open only while being drained after a rotation.
-    file: Option<File>,
-    last_growth: Instant,
+    pub(crate) file: Option<File>,
+    pub(crate) last_growth: Instant,
 }
 
-struct Watch {
-    path: PathBuf,
+pub(crate) struct Watch {
+    pub(crate) path: PathBuf,
     /// Start a file found at the first reconcile at its end.
-    from_end: bool,
-    current: Option<Tracked>,
+    pub(crate) from_end: bool,
+    pub(crate) current: Option<Tracked>,
     /// Rotated-away files, oldest first; each is drained before anything newer is read.
-    draining: Vec<Tracked>,
+    pub(crate) draining: Vec<Tracked>,
     /// Checkpoint entries not yet matched to a file.
-    restored: Vec<Tracked>,
+    pub(crate) restored: Vec<Tracked>,
     /// Closed files whose lines are not all committed yet (kept for checkpoints).
-    retired: Vec<Tracked>,
-    error_reported: bool,
+    pub(crate) retired: Vec<Tracked>,
+    /// Identities of the last files closed here: a sweep for skipped generations never
+    /// takes them for new ones.
+    pub(crate) closed_keys: VecDeque<FileKey>,
+    /// Wall-clock time of the previous reconcile (file times are wall-clock times).
+    pub(crate) last_poll: Option<SystemTime>,
+    pub(crate) error_reported: bool,
 }
 
 /// Follows a set of paths. See the crate documentation.
 pub struct Follower {
     opts: FollowOptions,
     watches: Vec<Watch>,
+    /// The paths of `watches`, for lookups.
+    watched: HashSet<PathBuf>,
     checkpoints: HashMap<PathBuf, Vec<Checkpoint>>,
     started: bool,
     next_id: u64,
@@ -192,7 +198,7 @@ pub struct Follower {
     buf: Vec<u8>,
 }
 
-const CHUNK: usize = 64 << 10;
+pub(crate) const CHUNK: usize = 64 << 10;
 
 impl Follower {
     pub fn new(opts: FollowOptions) -> Follower {
@@ -211,6 +217,7 @@ impl Follower {
         Follower {
             opts,
             watches: Vec::new(),
+            watched: HashSet::new(),
             checkpoints: by_path,
             started: false,
             next_id: 0,
@@ -230,7 +237,7 @@ impl Follower {
     /// [`from_beginning`](FollowOptions::from_beginning).
     pub fn watch_with(&mut self, path: impl Into<PathBuf>, from_beginning: bool) {
         let path = path.into();
-        if self.watches.iter().any(|w| w.path == path) {
+        if !self.watched.insert(path.clone()) {
             return;
         }
         let restored = self.checkpoints.remove(&path);
@@ -262,6 +269,8 @@ impl Follower {
             draining: Vec::new(),
             restored,
             retired: Vec::new(),
+            closed_keys: VecDeque::new(),
+            last_poll: None,
             error_reported: false,
         });
     }
@@ -280,7 +289,8 @@ impl Follower {
             && w.retired.is_empty()
             && w.restored.is_empty();
         if idle {
-            self.watches.remove(i);
+            let w = self.watches.remove(i);
+            self.watched.remove(&w.path);
         }
         idle
     }
@@ -314,6 +324,7 @@ impl Follower {
     pub fn poll(&mut self, out: &mut dyn FnMut(Event<'_>)) -> PollOutcome {
         let mut pass = Pass {
             opts: &self.opts,
+            watched: &self.watched,
             stats: &mut self.stats,
             buf: &mut self.buf,
             next_id: &mut self.next_id,
@@ -372,12 +383,12 @@ impl Follower {
     }
 }
 
-fn alloc_id(next: &mut u64) -> FileId {
+pub(crate) fn alloc_id(next: &mut u64) -> FileId {
     *next += 1;
     FileId(*next)
 }
 
-fn dirs_for(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn dirs_for(path: &Path) -> Vec<PathBuf> {
     let parent = |p: &Path| match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -394,7 +405,7 @@ fn dirs_for(path: &Path) -> Vec<PathBuf> {
 
 /// Opens what is at `path` now. A FIFO or device would block or never end, so the path is
 /// `stat`ed before it is opened; the `fstat` after opening is the identity that counts.
-fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, FollowError> {
+pub(crate) fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, FollowError> {
     let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     match fs::metadata(path) {
         Err(e) if not_found(&e) => return Ok(None),
@@ -418,7 +429,7 @@ fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, FollowError> {
 }
 
 impl Tracked {
-    fn new(
+    pub(crate) fn new(
         id: FileId,
         key: FileKey,
         fp: Fingerprint,
@@ -442,355 +453,5 @@ impl Tracked {
             file: None,
             last_growth: now,
         }
-    }
-}
-
-/// The state one poll works with, split from the watches so both can be borrowed.
-struct Pass<'a> {
-    opts: &'a FollowOptions,
-    stats: &'a mut FollowStats,
-    buf: &'a mut Vec<u8>,
-    next_id: &'a mut u64,
-    now: Instant,
-}
-
-/// How a read ended.
-enum Read {
-    Eof { grew: bool },
-    Budget,
-}
-
-impl Pass<'_> {
-    /// Returns whether some file of `w` has more to read right away.
-    fn reconcile(&mut self, w: &mut Watch, out: &mut dyn FnMut(Event<'_>)) -> bool {
-        let at_path = match open_path(&w.path) {
-            Ok(x) => {
-                w.error_reported = false;
-                x
-            }
-            Err(error) => {
-                // Unknown state (e.g. permissions): keep the current file's record as it is.
-                if !w.error_reported {
-                    w.error_reported = true;
-                    self.stats.errors += 1;
-                    out(Event::Error {
-                        path: &w.path,
-                        error,
-                    });
-                }
-                return self.drain(w, out);
-            }
-        };
-        let key_now = at_path.as_ref().map(|(_, m)| FileKey::of(m));
-
-        // Checkpointed files: the one still at the path carries on there, the others are
-        // looked for under their rotated names.
-        for t in mem::take(&mut w.restored) {
-            if w.current.is_none() && Some(t.key) == key_now {
-                w.current = Some(t);
-            } else {
-                self.relocate(w, t, out);
-            }
-        }
-        // The file at the path is not the one we were reading: rotation, delete, retarget.
-        if w.current.as_ref().is_some_and(|t| Some(t.key) != key_now) {
-            if let Some(t) = w.current.take() {
-                self.relocate(w, t, out);
-            }
-        }
-        if let (None, Some((file, meta))) = (&w.current, &at_path) {
-            // A symlink pointed back at a file still being drained: carry on with it.
-            if let Some(i) = w.draining.iter().position(|d| Some(d.key) == key_now) {
-                let mut t = w.draining.remove(i);
-                t.file = None;
-                w.current = Some(t);
-            } else {
-                let size = meta.len();
-                let start = if w.from_end { size } else { 0 };
-                let fp = Fingerprint::compute(file, size, self.opts.fingerprint_bytes);
-                match fp {
-                    Ok(fp) => {
-                        let id = alloc_id(self.next_id);
-                        let key = FileKey::of(meta);
-                        let t = Tracked::new(id, key, fp, start, dirs_for(&w.path), self.now);
-                        out(Event::Opened {
-                            path: &w.path,
-                            file_id: id,
-                            offset: start,
-                        });
-                        w.current = Some(t);
-                    }
-                    Err(e) => self.error(&w.path, FollowError::io("read", &w.path, e), out),
-                }
-            }
-        }
-        w.from_end = false;
-
-        if self.drain(w, out) {
-            return true; // an older file still has bytes: the current one waits
-        }
-        let (Some(t), Some((file, meta))) = (w.current.as_mut(), at_path) else {
-            return false;
-        };
-        let size = meta.len();
-        let mtime = (meta.mtime(), meta.mtime_nsec());
-        if size < t.offset {
-            self.truncated(&w.path, t, &file, size, out);
-        } else if size > t.offset || !t.verified || mtime != t.mtime_seen {
-            let checked =
-                t.fp.verify_and_extend(&file, size, self.opts.fingerprint_bytes);
-            match checked {
-                Ok(Some(fp)) => {
-                    t.fp = fp;
-                    t.verified = true;
-                }
-                Ok(None) => self.truncated(&w.path, t, &file, size, out),
-                Err(e) => {
-                    self.error(&w.path, FollowError::io("read", &w.path, e), out);
-                    return false;
-                }
-            }
-        }
-        t.size_seen = size;
-        t.mtime_seen = mtime;
-        if size <= t.offset {
-            return false;
-        }
-        match self.read(&w.path, t, &file, out) {
-            Ok(Read::Budget) => true,
-            Ok(Read::Eof { .. }) => false,
-            Err(e) => {
-                self.error(&w.path, e, out);
-                false
-            }
-        }
-    }
-
-    /// Reads the rotated files of `w`, oldest first, and closes those that have been idle at
-    /// their end for `rotate_wait`. Returns whether one of them has more to read.
-    fn drain(&mut self, w: &mut Watch, out: &mut dyn FnMut(Event<'_>)) -> bool {
-        let mut i = 0;
-        while i < w.draining.len() {
-            let t = &mut w.draining[i];
-            let Some(file) = t.file.take() else {
-                i += 1;
-                continue;
-            };
-            let read = self.read(&w.path, t, &file, out);
-            t.file = Some(file);
-            match read {
-                Ok(Read::Budget) => return true,
-                Ok(Read::Eof { grew }) => {
-                    if grew {
-                        t.last_growth = self.now;
-                    }
-                    if self.now.duration_since(t.last_growth) < self.opts.rotate_wait {
-                        i += 1;
-                        continue;
-                    }
-                }
-                Err(e) => self.error(&w.path, e, out),
-            }
-            let mut t = w.draining.remove(i);
-            t.file = None;
-            self.flush_partial(&w.path, &mut t, out);
-            out(Event::Closed {
-                path: &w.path,
-                file_id: t.id,
-                offset: t.offset,
-            });
-            if t.committed < t.offset {
-                w.retired.push(t);
-            }
-        }
-        false
-    }
-
-    /// `t` left the watched path: find it by identity and drain it, or report it gone.
-    fn relocate(&mut self, w: &mut Watch, mut t: Tracked, out: &mut dyn FnMut(Event<'_>)) {
-        let dirs: Vec<&Path> = t.dirs.iter().map(PathBuf::as_path).collect();
-        let found = find_by_key(&dirs, t.key).filter(|(_, file, meta)| {
-            meta.len() >= t.offset && t.fp.matches(file, meta.len()).unwrap_or(false)
-        });
-        match found {
-            Some((to, file, _)) => {
-                self.stats.rotations += 1;
-                out(Event::Rotated {
-                    path: &w.path,
-                    file_id: t.id,
-                    to: &to,
-                });
-                t.file = Some(file);
-                t.verified = true;
-                t.last_growth = self.now;
-                w.draining.push(t);
-            }
-            None => {
-                self.flush_partial(&w.path, &mut t, out);
-                self.stats.vanished += 1;
-                out(Event::Vanished {
-                    path: &w.path,
-                    file_id: t.id,
-                    offset: t.offset,
-                });
-            }
-        }
-    }
-
-    fn truncated(
-        &mut self,
-        path: &Path,
-        t: &mut Tracked,
-        file: &File,
-        size: u64,
-        out: &mut dyn FnMut(Event<'_>),
-    ) {
-        self.flush_partial(path, t, out);
-        self.stats.truncations += 1;
-        self.stats.truncated_unread += t.size_seen.saturating_sub(t.offset);
-        let old = (t.id, t.offset);
-        t.id = alloc_id(self.next_id);
-        t.offset = 0;
-        t.committed = 0;
-        t.partial_start = 0;
-        t.skipping = false;
-        t.verified = true;
-        t.fp = Fingerprint::compute(file, size, self.opts.fingerprint_bytes).unwrap_or_default();
-        out(Event::Truncated {
-            path,
-            file_id: old.0,
-            new_file_id: t.id,
-            offset: old.1,
-            size,
-        });
-    }
-
-    /// Reads from `t.offset` to the end of `file` (or the per-poll budget), delivering
-    /// complete lines and holding a partial last line.
-    fn read(
-        &mut self,
-        path: &Path,
-        t: &mut Tracked,
-        file: &File,
-        out: &mut dyn FnMut(Event<'_>),
-    ) -> Result<Read, FollowError> {
-        let mut total = 0u64;
-        loop {
-            let room = self.opts.max_read_bytes.saturating_sub(total);
-            if room == 0 {
-                return Ok(Read::Budget);
-            }
-            let want = CHUNK.min(usize::try_from(room).unwrap_or(CHUNK));
-            let n = match file.read_at(&mut self.buf[..want], t.offset) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(FollowError::io("read", path, e)),
-            };
-            if n == 0 {
-                return Ok(Read::Eof { grew: total > 0 });
-            }
-            let buf = mem::take(self.buf);
-            self.split(path, t, &buf[..n], out);
-            *self.buf = buf;
-            t.offset += n as u64;
-            total += n as u64;
-        }
-    }
-
-    /// Splits `chunk` (the bytes at `t.offset`) into lines.
-    fn split(
-        &mut self,
-        path: &Path,
-        t: &mut Tracked,
-        chunk: &[u8],
-        out: &mut dyn FnMut(Event<'_>),
-    ) {
-        let max = self.opts.max_line_bytes;
-        let base = t.offset;
-        let mut start = 0;
-        while let Some(i) = memchr::memchr(b'\n', &chunk[start..]) {
-            let end = start + i + 1;
-            let offset_after = base + end as u64;
-            if t.skipping {
-                t.skipping = false;
-            } else if t.partial.is_empty() {
-                if end - start > max {
-                    self.too_long(path, t.id, base + start as u64, out);
-                } else {
-                    self.line(path, t.id, offset_after, &chunk[start..end], out);
-                }
-            } else if t.partial.len() + (end - start) > max {
-                self.too_long(path, t.id, t.partial_start, out);
-            } else {
-                t.partial.extend_from_slice(&chunk[start..end]);
-                self.line(path, t.id, offset_after, &t.partial, out);
-            }
-            t.partial.clear();
-            start = end;
-        }
-        let rest = &chunk[start..];
-        if rest.is_empty() || t.skipping {
-            return;
-        }
-        if t.partial.is_empty() {
-            t.partial_start = base + start as u64;
-        }
-        if t.partial.len() + rest.len() > max {
-            self.too_long(path, t.id, t.partial_start, out);
-            t.partial = Vec::new(); // give the memory back, not just the length
-            t.skipping = true;
-        } else {
-            t.partial.extend_from_slice(rest);
-        }
-    }
-
-    /// Delivers a held partial line as is: its file will not grow any more for us.
-    fn flush_partial(&mut self, path: &Path, t: &mut Tracked, out: &mut dyn FnMut(Event<'_>)) {
-        if !t.partial.is_empty() && !t.skipping {
-            let after = t.partial_start + t.partial.len() as u64;
-            self.line(path, t.id, after, &t.partial, out);
-        }
-        t.partial = Vec::new();
-        t.skipping = false;
-    }
-
-    fn line(
-        &mut self,
-        path: &Path,
-        file_id: FileId,
-        offset_after: u64,
-        bytes: &[u8],
-        out: &mut dyn FnMut(Event<'_>),
-    ) {
-        self.stats.lines += 1;
-        self.stats.bytes += bytes.len() as u64;
-        out(Event::Line {
-            path,
-            file_id,
-            offset_after,
-            bytes,
-        });
-    }
-
-    fn too_long(
-        &mut self,
-        path: &Path,
-        file_id: FileId,
-        offset: u64,
-        out: &mut dyn FnMut(Event<'_>),
-    ) {
-        self.stats.long_lines += 1;
-        let max = self.opts.max_line_bytes;
-        out(Event::LineTooLong {
-            path,
-            file_id,
-            offset,
-            max,
-        });
-    }
-
-    fn error(&mut self, path: &Path, error: FollowError, out: &mut dyn FnMut(Event<'_>)) {
-        self.stats.errors += 1;
-        out(Event::Error { path, error });
     }
 }

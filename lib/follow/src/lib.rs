@@ -44,6 +44,11 @@
 //!   — including lines the writer added after the rename — before the new file at the path
 //!   is read from its beginning. It stays open until it has been idle at its end for
 //!   [`rotate_wait`](FollowOptions::rotate_wait), for writers that reopen their log late.
+//! - **several rotations between two polls** (a stalled poller, a burst of rotations): the
+//!   files that came and went at the path meanwhile are found in its directory — a name
+//!   starting with the path's file name (`app.log.2`, `app.log-20261123`), modified since
+//!   the previous poll, not a compressed copy, not a file already known — and drained oldest
+//!   first, between the file that left and the file now at the path.
 //! - **copytruncate**: a size below the read offset, or first bytes that no longer match the
 //!   fingerprint, restart reading at 0 ([`Event::Truncated`]). Lines written after the last
 //!   read and before the truncation are **lost**, as with every follower: they are in the
@@ -98,6 +103,7 @@ mod discover;
 mod error;
 mod follower;
 mod identity;
+mod pass;
 mod wake;
 
 pub use checkpoint::{Checkpoint, Checkpoints};

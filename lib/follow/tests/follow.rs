@@ -434,3 +434,43 @@ fn a_directory_at_the_path_is_an_error_once() {
     assert_eq!(poll_all(&mut f).0, [Ev::Error]);
     assert!(poll_all(&mut f).0.is_empty());
 }
+
+#[test]
+fn generations_that_came_and_went_between_two_polls_are_read_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("app.log");
+    let old = d.path().join("app.log.0");
+    append(&old, b"rotated long ago\n");
+    // An old rotated file must not count as a skipped generation.
+    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+    File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    append(&p, b"a1\n");
+    let mut f = follow(
+        &p,
+        FollowOptions {
+            from_beginning: true,
+            ..opts()
+        },
+    );
+    assert_eq!(lines(&mut f), ["a1\n"]);
+    // Three rotations before the next poll: a -> .1, b -> .2, c -> .3, then d at the path.
+    append(&p, b"a2\n");
+    fs::rename(&p, d.path().join("app.log.1")).unwrap();
+    append(&p, b"b1\nb2\n");
+    fs::rename(&p, d.path().join("app.log.2")).unwrap();
+    append(&p, b"c1\n");
+    fs::write(d.path().join("app.log.2.gz"), b"\x1f\x8bcompressed copy").unwrap();
+    fs::rename(&p, d.path().join("app.log.3")).unwrap();
+    append(&p, b"d1\n");
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.extend(lines(&mut f));
+    }
+    assert_eq!(got, ["a2\n", "b1\n", "b2\n", "c1\n", "d1\n"]);
+    assert_eq!(f.stats().rotations, 3);
+}

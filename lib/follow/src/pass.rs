@@ -1,0 +1,470 @@
+//! One poll's work on one watched path: reconcile what is at the path with what was being
+//! read (rotation, truncation, skipped generations), then read new lines.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::mem;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::FollowError;
+use crate::follower::{
+    alloc_id, dirs_for, open_path, Event, FileId, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
+};
+use crate::identity::{find_by_key, FileKey, Fingerprint};
+
+/// How many closed files each watch remembers (see `Watch::closed_keys`).
+pub(crate) const CLOSED_KEYS: usize = 64;
+
+/// Slack for comparing file modification times with our own clock readings: the kernel
+/// stamps files with a coarse clock.
+const MTIME_SLACK: Duration = Duration::from_secs(1);
+
+/// Rotated names with these extensions are compressed copies, never generations to read.
+const COMPRESSED: [&str; 7] = ["gz", "bz2", "xz", "zst", "lz4", "Z", "zip"];
+
+/// The state one poll works with, split from the watches so both can be borrowed.
+pub(crate) struct Pass<'a> {
+    pub(crate) opts: &'a FollowOptions,
+    pub(crate) watched: &'a HashSet<PathBuf>,
+    pub(crate) stats: &'a mut FollowStats,
+    pub(crate) buf: &'a mut Vec<u8>,
+    pub(crate) next_id: &'a mut u64,
+    pub(crate) now: Instant,
+}
+
+/// How a read ended.
+enum Read {
+    Eof { grew: bool },
+    Budget,
+}
+
+impl Pass<'_> {
+    /// Returns whether some file of `w` has more to read right away.
+    pub(crate) fn reconcile(&mut self, w: &mut Watch, out: &mut dyn FnMut(Event<'_>)) -> bool {
+        let previous_poll = w.last_poll.replace(SystemTime::now());
+        let at_path = match open_path(&w.path) {
+            Ok(x) => {
+                w.error_reported = false;
+                x
+            }
+            Err(error) => {
+                // Unknown state (e.g. permissions): keep the current file's record as it is.
+                if !w.error_reported {
+                    w.error_reported = true;
+                    self.stats.errors += 1;
+                    out(Event::Error {
+                        path: &w.path,
+                        error,
+                    });
+                }
+                return self.drain(w, out);
+            }
+        };
+        let key_now = at_path.as_ref().map(|(_, m)| FileKey::of(m));
+
+        // Checkpointed files: the one still at the path carries on there, the others are
+        // looked for under their rotated names.
+        for t in mem::take(&mut w.restored) {
+            if w.current.is_none() && Some(t.key) == key_now {
+                w.current = Some(t);
+            } else {
+                self.relocate(w, t, out);
+            }
+        }
+        // The file at the path is not the one we were reading: rotation, delete, retarget.
+        if w.current.as_ref().is_some_and(|t| Some(t.key) != key_now) {
+            if let Some(t) = w.current.take() {
+                self.relocate(w, t, out);
+                if let Some(since) = previous_poll {
+                    self.sweep_generations(w, key_now, since, out);
+                }
+            }
+        }
+        if let (None, Some((file, meta))) = (&w.current, &at_path) {
+            // A symlink pointed back at a file still being drained: carry on with it.
+            if let Some(i) = w.draining.iter().position(|d| Some(d.key) == key_now) {
+                let mut t = w.draining.remove(i);
+                t.file = None;
+                w.current = Some(t);
+            } else {
+                let size = meta.len();
+                let start = if w.from_end { size } else { 0 };
+                let fp = Fingerprint::compute(file, size, self.opts.fingerprint_bytes);
+                match fp {
+                    Ok(fp) => {
+                        let id = alloc_id(self.next_id);
+                        let key = FileKey::of(meta);
+                        let t = Tracked::new(id, key, fp, start, dirs_for(&w.path), self.now);
+                        out(Event::Opened {
+                            path: &w.path,
+                            file_id: id,
+                            offset: start,
+                        });
+                        w.current = Some(t);
+                    }
+                    Err(e) => self.error(&w.path, FollowError::io("read", &w.path, e), out),
+                }
+            }
+        }
+        w.from_end = false;
+
+        if self.drain(w, out) {
+            return true; // an older file still has bytes: the current one waits
+        }
+        let (Some(t), Some((file, meta))) = (w.current.as_mut(), at_path) else {
+            return false;
+        };
+        let size = meta.len();
+        let mtime = (meta.mtime(), meta.mtime_nsec());
+        if size < t.offset {
+            self.truncated(&w.path, t, &file, size, out);
+        } else if size > t.offset || !t.verified || mtime != t.mtime_seen {
+            let checked =
+                t.fp.verify_and_extend(&file, size, self.opts.fingerprint_bytes);
+            match checked {
+                Ok(Some(fp)) => {
+                    t.fp = fp;
+                    t.verified = true;
+                }
+                Ok(None) => self.truncated(&w.path, t, &file, size, out),
+                Err(e) => {
+                    self.error(&w.path, FollowError::io("read", &w.path, e), out);
+                    return false;
+                }
+            }
+        }
+        t.size_seen = size;
+        t.mtime_seen = mtime;
+        if size <= t.offset {
+            return false;
+        }
+        match self.read(&w.path, t, &file, out) {
+            Ok(Read::Budget) => true,
+            Ok(Read::Eof { .. }) => false,
+            Err(e) => {
+                self.error(&w.path, e, out);
+                false
+            }
+        }
+    }
+
+    /// Reads the rotated files of `w`, oldest first, and closes those that have been idle at
+    /// their end for `rotate_wait`. Returns whether one of them has more to read.
+    fn drain(&mut self, w: &mut Watch, out: &mut dyn FnMut(Event<'_>)) -> bool {
+        let mut i = 0;
+        while i < w.draining.len() {
+            let t = &mut w.draining[i];
+            let Some(file) = t.file.take() else {
+                i += 1;
+                continue;
+            };
+            let read = self.read(&w.path, t, &file, out);
+            t.file = Some(file);
+            match read {
+                Ok(Read::Budget) => return true,
+                Ok(Read::Eof { grew }) => {
+                    if grew {
+                        t.last_growth = self.now;
+                    }
+                    if self.now.duration_since(t.last_growth) < self.opts.rotate_wait {
+                        i += 1;
+                        continue;
+                    }
+                }
+                Err(e) => self.error(&w.path, e, out),
+            }
+            let mut t = w.draining.remove(i);
+            t.file = None;
+            if w.closed_keys.len() == CLOSED_KEYS {
+                w.closed_keys.pop_front();
+            }
+            w.closed_keys.push_back(t.key);
+            self.flush_partial(&w.path, &mut t, out);
+            out(Event::Closed {
+                path: &w.path,
+                file_id: t.id,
+                offset: t.offset,
+            });
+            if t.committed < t.offset {
+                w.retired.push(t);
+            }
+        }
+        false
+    }
+
+    /// `t` left the watched path: find it by identity and drain it, or report it gone.
+    fn relocate(&mut self, w: &mut Watch, mut t: Tracked, out: &mut dyn FnMut(Event<'_>)) {
+        let dirs: Vec<&Path> = t.dirs.iter().map(PathBuf::as_path).collect();
+        let found = find_by_key(&dirs, t.key).filter(|(_, file, meta)| {
+            meta.len() >= t.offset && t.fp.matches(file, meta.len()).unwrap_or(false)
+        });
+        match found {
+            Some((to, file, _)) => {
+                self.stats.rotations += 1;
+                out(Event::Rotated {
+                    path: &w.path,
+                    file_id: t.id,
+                    to: &to,
+                });
+                t.file = Some(file);
+                t.verified = true;
+                t.last_growth = self.now;
+                w.draining.push(t);
+            }
+            None => {
+                self.flush_partial(&w.path, &mut t, out);
+                self.stats.vanished += 1;
+                out(Event::Vanished {
+                    path: &w.path,
+                    file_id: t.id,
+                    offset: t.offset,
+                });
+            }
+        }
+    }
+
+    /// After a rotation: files that came *and went* at the path since the previous poll
+    /// (two or more rotations between polls — a stalled poller, a burst of rotations). Such a
+    /// generation is in the path's directory under a rotated name that starts with the
+    /// path's file name (`app.log.1`, `app.log-20261123`), was modified since that poll, and
+    /// is none of the files known here. They are drained oldest first, after the file that
+    /// left the path and before the file now there, so no line is lost and order holds.
+    /// Compressed copies and paths watched on their own (a glob matching rotated names) are
+    /// left alone.
+    fn sweep_generations(
+        &mut self,
+        w: &mut Watch,
+        key_now: Option<FileKey>,
+        since: SystemTime,
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        let (Some(dir), Some(name)) = (w.path.parent(), w.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let cutoff = since.checked_sub(MTIME_SLACK).unwrap_or(since);
+        let name = name.as_encoded_bytes();
+        let known = |k: FileKey| {
+            Some(k) == key_now
+                || w.draining.iter().chain(&w.retired).any(|t| t.key == k)
+                || w.closed_keys.contains(&k)
+        };
+        let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let bytes = file_name.as_encoded_bytes();
+            if bytes.len() <= name.len() || !bytes.starts_with(name) {
+                continue;
+            }
+            let path = entry.path();
+            let compressed = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| COMPRESSED.contains(&e));
+            if compressed || self.watched.contains(&path) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let Ok(mtime) = meta.modified() else {
+                continue;
+            };
+            if meta.is_file() && mtime >= cutoff && !known(FileKey::of(&meta)) {
+                found.push((mtime, path));
+            }
+        }
+        found.sort();
+        for (_, to) in found {
+            let Ok(Some((file, meta))) = open_path(&to) else {
+                continue;
+            };
+            let Ok(fp) = Fingerprint::compute(&file, meta.len(), self.opts.fingerprint_bytes)
+            else {
+                continue;
+            };
+            let id = alloc_id(self.next_id);
+            let mut t = Tracked::new(id, FileKey::of(&meta), fp, 0, dirs_for(&w.path), self.now);
+            t.file = Some(file);
+            self.stats.rotations += 1;
+            out(Event::Opened {
+                path: &w.path,
+                file_id: id,
+                offset: 0,
+            });
+            out(Event::Rotated {
+                path: &w.path,
+                file_id: id,
+                to: &to,
+            });
+            w.draining.push(t);
+        }
+    }
+
+    fn truncated(
+        &mut self,
+        path: &Path,
+        t: &mut Tracked,
+        file: &File,
+        size: u64,
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        self.flush_partial(path, t, out);
+        self.stats.truncations += 1;
+        self.stats.truncated_unread += t.size_seen.saturating_sub(t.offset);
+        let old = (t.id, t.offset);
+        t.id = alloc_id(self.next_id);
+        t.offset = 0;
+        t.committed = 0;
+        t.partial_start = 0;
+        t.skipping = false;
+        t.verified = true;
+        t.fp = Fingerprint::compute(file, size, self.opts.fingerprint_bytes).unwrap_or_default();
+        out(Event::Truncated {
+            path,
+            file_id: old.0,
+            new_file_id: t.id,
+            offset: old.1,
+            size,
+        });
+    }
+
+    /// Reads from `t.offset` to the end of `file` (or the per-poll budget), delivering
+    /// complete lines and holding a partial last line.
+    fn read(
+        &mut self,
+        path: &Path,
+        t: &mut Tracked,
+        file: &File,
+        out: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Read, FollowError> {
+        let mut total = 0u64;
+        loop {
+            let room = self.opts.max_read_bytes.saturating_sub(total);
+            if room == 0 {
+                return Ok(Read::Budget);
+            }
+            let want = CHUNK.min(usize::try_from(room).unwrap_or(CHUNK));
+            let n = match file.read_at(&mut self.buf[..want], t.offset) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FollowError::io("read", path, e)),
+            };
+            if n == 0 {
+                return Ok(Read::Eof { grew: total > 0 });
+            }
+            let buf = mem::take(self.buf);
+            self.split(path, t, &buf[..n], out);
+            *self.buf = buf;
+            t.offset += n as u64;
+            total += n as u64;
+        }
+    }
+
+    /// Splits `chunk` (the bytes at `t.offset`) into lines.
+    fn split(
+        &mut self,
+        path: &Path,
+        t: &mut Tracked,
+        chunk: &[u8],
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        let max = self.opts.max_line_bytes;
+        let base = t.offset;
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &chunk[start..]) {
+            let end = start + i + 1;
+            let offset_after = base + end as u64;
+            if t.skipping {
+                t.skipping = false;
+            } else if t.partial.is_empty() {
+                if end - start > max {
+                    self.too_long(path, t.id, base + start as u64, out);
+                } else {
+                    self.line(path, t.id, offset_after, &chunk[start..end], out);
+                }
+            } else if t.partial.len() + (end - start) > max {
+                self.too_long(path, t.id, t.partial_start, out);
+            } else {
+                t.partial.extend_from_slice(&chunk[start..end]);
+                self.line(path, t.id, offset_after, &t.partial, out);
+            }
+            t.partial.clear();
+            start = end;
+        }
+        let rest = &chunk[start..];
+        if rest.is_empty() || t.skipping {
+            return;
+        }
+        if t.partial.is_empty() {
+            t.partial_start = base + start as u64;
+        }
+        if t.partial.len() + rest.len() > max {
+            self.too_long(path, t.id, t.partial_start, out);
+            t.partial = Vec::new(); // give the memory back, not just the length
+            t.skipping = true;
+        } else {
+            t.partial.extend_from_slice(rest);
+        }
+    }
+
+    /// Delivers a held partial line as is: its file will not grow any more for us.
+    fn flush_partial(&mut self, path: &Path, t: &mut Tracked, out: &mut dyn FnMut(Event<'_>)) {
+        if !t.partial.is_empty() && !t.skipping {
+            let after = t.partial_start + t.partial.len() as u64;
+            self.line(path, t.id, after, &t.partial, out);
+        }
+        t.partial = Vec::new();
+        t.skipping = false;
+    }
+
+    fn line(
+        &mut self,
+        path: &Path,
+        file_id: FileId,
+        offset_after: u64,
+        bytes: &[u8],
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        self.stats.lines += 1;
+        self.stats.bytes += bytes.len() as u64;
+        out(Event::Line {
+            path,
+            file_id,
+            offset_after,
+            bytes,
+        });
+    }
+
+    fn too_long(
+        &mut self,
+        path: &Path,
+        file_id: FileId,
+        offset: u64,
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        self.stats.long_lines += 1;
+        let max = self.opts.max_line_bytes;
+        out(Event::LineTooLong {
+            path,
+            file_id,
+            offset,
+            max,
+        });
+    }
+
+    fn error(&mut self, path: &Path, error: FollowError, out: &mut dyn FnMut(Event<'_>)) {
+        self.stats.errors += 1;
+        out(Event::Error { path, error });
+    }
+}
