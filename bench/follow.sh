@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Follow benchmark: a log file growing as fast as a writer can append to it, followed and
-# shipped to an aggregator. `ship --follow` -> scribed, vs rsyslog imfile -> omfwd (TCP) ->
-# a second rsyslogd (imtcp -> omfile), on the same input in the same run.
+# Follow benchmark: a followed log file shipped to an aggregator. `ship --follow` -> scribed,
+# vs rsyslog imfile -> omfwd (TCP) -> a second rsyslogd (imtcp -> omfile), on the same input in
+# the same run, in two modes:
+#   grow    the followers start on an empty file, which then grows as fast as a writer (dd)
+#           can append the input to it;
+#   static  the whole input is in the file before the followers start (--from-beginning):
+#           how fast a backlog is caught up, unbounded by the writer.
 #
 #   bench/follow.sh
 #
@@ -11,6 +15,7 @@
 #   BENCH_RUNS         rounds; each round measures every pipeline once (default 3); the summary
 #                      uses the median wall time of each
 #   BENCH_ONLY         space-separated subset of "ship rsyslog" (default: both)
+#   BENCH_MODES        space-separated subset of "grow static" (default: both)
 #   BENCH_CHUNK        size of each append to the followed file, as dd's bs (default 1M)
 #   SHIP_ARGS          extra flags for ship, e.g. "--poll"
 #   SCRIBED_ARGS       extra flags for scribed
@@ -20,12 +25,14 @@
 #   BENCH_REV          build and measure this git revision from a clean export (see lib.sh)
 #   BENCH_NO_BUILD=1   skip `cargo build` (use the binaries already built)
 #
-# Each round starts the receiver and the follower on an empty file, then appends the input to
-# that file with `dd` (BENCH_CHUNK per write) as fast as the page cache takes it. The wall time
-# runs from the first append to the last byte being in the receiver's output (page cache; no
-# fsync). The followers read the file from its beginning whenever they first look at it, so
-# when they start does not matter. CPU (utime+stime) and peak RSS (VmHWM) of the follower and
-# of the receiver come from /proc, counted from just before the first append.
+# grow: each round starts the receiver and the follower on an empty file, then appends the
+# input to that file with `dd` (BENCH_CHUNK per write) as fast as the page cache takes it. The
+# wall time runs from the first append to the last byte being in the receiver's output (page
+# cache; no fsync); "append s" is how long the writer took. The followers read the file from
+# its beginning whenever they first look at it, so when they start does not matter.
+# static: the wall time runs from starting the follower to the last byte in the output.
+# CPU (utime+stime) and peak RSS (VmHWM) of the follower and of the receiver come from /proc,
+# counted from the start of the wall time.
 #
 # Exits non-zero when a correctness check fails: scribed's files must be byte-identical to the
 # input; rsyslog's output must have the input's line count. Not part of the test suite.
@@ -40,6 +47,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BYTES=${BENCH_BYTES:-1000000000}
 RUNS=${BENCH_RUNS:-3}
 ONLY=${BENCH_ONLY:-"ship rsyslog"}
+MODES=${BENCH_MODES:-"grow static"}
 CHUNK=${BENCH_CHUNK:-1M}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 CATEGORY=bench
@@ -66,7 +74,7 @@ RUN=$WORK/follow-run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RESULTS=$RUN/results.tsv
-printf 'tool\tround\twall_ns\tappend_ns\tfollower_cpu_ticks\tfollower_hwm_kb\treceiver_cpu_ticks\treceiver_hwm_kb\tbusy_pct\tok\tnote\n' >"$RESULTS"
+printf 'mode\ttool\tround\twall_ns\tappend_ns\tfollower_cpu_ticks\tfollower_hwm_kb\treceiver_cpu_ticks\treceiver_hwm_kb\tbusy_pct\tok\tnote\n' >"$RESULTS"
 FAILED=0
 
 record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
@@ -80,69 +88,85 @@ scribed_bytes() {
 
 file_bytes() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
-# measure TOOL ROUND FOLLOWER_PID RECEIVER_PID SIZE_FN SIZE_ARG: appends the input to
-# $RUN/in.log and waits until SIZE_FN SIZE_ARG reports the whole input. Sets WALL_NS,
-# APPEND_NS, F_CPU, F_HWM, R_CPU, R_HWM, BUSY, and NOTE (empty when complete).
+# measure MODE RECEIVER_PID SIZE_FN SIZE_ARG START_FN: prepares $RUN/in.log for MODE, runs
+# START_FN (which starts the follower and sets FPID) and waits until SIZE_FN SIZE_ARG reports
+# the whole input. Sets WALL_NS, APPEND_NS, F_CPU, F_HWM, R_CPU, R_HWM, BUSY, and NOTE (empty
+# when complete).
 measure() {
-    local fpid=$3 rpid=$4 size_fn=$5 size_arg=$6
-    BUSY=$(wait_quiet)
-    local f0 r0 t0 size last=-1 stalled_since deadline
-    f0=$(proc_cpu_ticks "$fpid")
+    local mode=$1 rpid=$2 size_fn=$3 size_arg=$4 start_fn=$5
+    local f0=0 r0 t0 size last=-1 stalled_since deadline writer=""
+    rm -f "$RUN/in.log"
+    if [[ $mode == static ]]; then
+        cp "$INPUT" "$RUN/in.log"
+        BUSY=$(wait_quiet)
+    else
+        : >"$RUN/in.log"
+        $start_fn
+        BUSY=$(wait_quiet)
+        f0=$(proc_cpu_ticks "$FPID")
+    fi
     r0=$(proc_cpu_ticks "$rpid")
     t0=$(now_ns)
-    dd if="$INPUT" of="$RUN/in.log" bs="$CHUNK" oflag=append conv=notrunc status=none &
-    local writer=$!
-    PIDS+=("$writer")
+    if [[ $mode == static ]]; then
+        $start_fn
+    else
+        dd if="$INPUT" of="$RUN/in.log" bs="$CHUNK" oflag=append conv=notrunc status=none &
+        writer=$!
+        PIDS+=("$writer")
+    fi
     NOTE=""
     APPEND_NS=0
     stalled_since=$(date +%s)
     deadline=$(( $(date +%s) + TIMEOUT ))
     while :; do
-        if (( APPEND_NS == 0 )) && ! kill -0 "$writer" 2>/dev/null; then
+        if (( APPEND_NS == 0 )) && [[ -n $writer ]] && ! kill -0 "$writer" 2>/dev/null; then
             APPEND_NS=$(( $(now_ns) - t0 ))
         fi
         size=$($size_fn "$size_arg")
         (( size >= IN_BYTES )) && break
-        if ! kill -0 "$fpid" 2>/dev/null; then NOTE="follower exited"; break; fi
+        if ! kill -0 "$FPID" 2>/dev/null; then NOTE="follower exited"; break; fi
         if (( $(date +%s) >= deadline )); then NOTE="timed out"; break; fi
         if (( size != last )); then
             last=$size; stalled_since=$(date +%s)
-        elif (( APPEND_NS > 0 && $(date +%s) - stalled_since >= 10 )); then
+        elif [[ -z $writer || $APPEND_NS != 0 ]] && (( $(date +%s) - stalled_since >= 10 )); then
             NOTE="output stopped growing at $size bytes"; break
         fi
         sleep 0.01
     done
     WALL_NS=$(( $(now_ns) - t0 ))
-    wait "$writer" || true
-    forget "$writer"
-    (( APPEND_NS > 0 )) || APPEND_NS=$WALL_NS
-    F_CPU=$(( $(proc_cpu_ticks "$fpid") - f0 ))
+    if [[ -n $writer ]]; then
+        wait "$writer" || true
+        forget "$writer"
+    fi
+    F_CPU=$(( $(proc_cpu_ticks "$FPID") - f0 ))
     R_CPU=$(( $(proc_cpu_ticks "$rpid") - r0 ))
-    F_HWM=$(proc_hwm_kb "$fpid")
+    F_HWM=$(proc_hwm_kb "$FPID")
     R_HWM=$(proc_hwm_kb "$rpid")
 }
 
 # ---------------------------------------------------------------------------------------------
+start_ship() {
+    # shellcheck disable=SC2086
+    "$SHIP" --to "$SHIP_TO" --state-dir "$RUN/ship-state" --from-beginning \
+        --follow "$RUN/in.log=$CATEGORY" ${SHIP_ARGS:-} 2>"$RUN/ship.log" &
+    FPID=$!
+    PIDS+=("$FPID")
+}
+
 bench_ship() {
-    local round=$1 data=$RUN/scribed-data ready=$RUN/scribed.ready ok=1
+    local mode=$1 round=$2 data=$RUN/scribed-data ready=$RUN/scribed.ready ok=1
     rm -rf "$data" "$ready" "$RUN/ship-state" "$RUN/in.log"
-    : >"$RUN/in.log"
     sync
     # shellcheck disable=SC2086
-    "$SCRIBED" --listen 127.0.0.1:0 --data-dir "$data" --ready-file "$ready" ${SCRIBED_ARGS:-} \
+    "$SCRIBED" --listen 127.0.0.1:0 --status-listen 127.0.0.1:0 --data-dir "$data" --ready-file "$ready" ${SCRIBED_ARGS:-} \
         2>"$RUN/scribed.log" &
     local spid=$!
     PIDS+=("$spid")
     for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
     [[ -s $ready ]] || die "scribed did not become ready within 10 s (see $RUN/scribed.log)"
-    local addr; addr=$(head -1 "$ready")
-    # shellcheck disable=SC2086
-    "$SHIP" --to "$addr" --state-dir "$RUN/ship-state" --from-beginning \
-        --follow "$RUN/in.log=$CATEGORY" ${SHIP_ARGS:-} 2>"$RUN/ship.log" &
-    local fpid=$!
-    PIDS+=("$fpid")
-    measure ship "$round" "$fpid" "$spid" scribed_bytes "$data"
-    local stats=""
+    SHIP_TO=$(head -1 "$ready")
+    measure "$mode" "$spid" scribed_bytes "$data" start_ship
+    local fpid=$FPID stats=""
     if kill -0 "$fpid" 2>/dev/null; then
         stop_pid "$fpid" ship || { ok=0; NOTE="${NOTE:+$NOTE; }ship exited $? on SIGTERM"; }
         stats=$(grep -o 'ship: stats .*' "$RUN/ship.log" | tail -1 || true)
@@ -161,7 +185,7 @@ bench_ship() {
         fi
     fi
     (( ok )) || { FAILED=1; log "ship round $round failed: $NOTE (see $RUN/ship.log)"; }
-    record ship "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
+    record "$mode" ship "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
     if (( ok )); then rm -rf "$data"; fi
 }
 
@@ -195,11 +219,16 @@ input(type="imfile" file="$RUN/in.log" tag="bench" ruleset="fwd")
 EOF
 }
 
+start_imfile() {
+    "$RSYSLOGD" -n -f "$RUN/follower.conf" -i "$RUN/follower.pid" >"$RUN/follower.log" 2>&1 &
+    FPID=$!
+    PIDS+=("$FPID")
+}
+
 bench_rsyslog() {
-    local round=$1 ok=1
+    local mode=$1 round=$2 ok=1
     rm -rf "$RUN/rsyslog.out" "$RUN/rsyslog-recv" "$RUN/rsyslog-follow" "$RUN/in.log"
     mkdir -p "$RUN/rsyslog-recv" "$RUN/rsyslog-follow"
-    : >"$RUN/in.log"
     sync
     local port; port=$(python3 "$BENCH/free_port.py")
     write_rsyslog_confs "$port"
@@ -208,10 +237,8 @@ bench_rsyslog() {
     PIDS+=("$rpid")
     for _ in $(seq 100); do port_listening "$port" && break; sleep 0.1; done
     port_listening "$port" || die "rsyslogd did not listen on $port within 10 s (see $RUN/receiver.log)"
-    "$RSYSLOGD" -n -f "$RUN/follower.conf" -i "$RUN/follower.pid" >"$RUN/follower.log" 2>&1 &
-    local fpid=$!
-    PIDS+=("$fpid")
-    measure rsyslog "$round" "$fpid" "$rpid" file_bytes "$RUN/rsyslog.out"
+    measure "$mode" "$rpid" file_bytes "$RUN/rsyslog.out" start_imfile
+    local fpid=$FPID
     stop_pid "$fpid" "rsyslogd (imfile)" || true
     stop_pid "$rpid" "rsyslogd (imtcp)" || true
     local out_lines; out_lines=$(wc -l <"$RUN/rsyslog.out" 2>/dev/null || echo 0)
@@ -228,16 +255,18 @@ bench_rsyslog() {
     for f in follower receiver; do
         if grep -q . "$RUN/$f.log"; then log "rsyslogd ($f) said: $(head -3 "$RUN/$f.log" | tr '\n' ' ')"; fi
     done
-    record rsyslog "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
+    record "$mode" rsyslog "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
     if (( ok )); then rm -f "$RUN/rsyslog.out"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
-log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines), appended in $CHUNK writes; $RUNS round(s) of: $ONLY"
+log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines); modes: $MODES (grow appends $CHUNK writes); $RUNS round(s) of: $ONLY"
 for round in $(seq "$RUNS"); do
-    for tool in $ONLY; do
-        log "round $round: $tool"
-        "bench_$tool" "$round"
+    for mode in $MODES; do
+        for tool in $ONLY; do
+            log "round $round: $mode: $tool"
+            "bench_$tool" "$mode" "$round"
+        done
     done
 done
 rm -f "$RUN/in.log"
