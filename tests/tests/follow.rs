@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline_tests::{
-    category_bytes, open_fds, read_category, seq_line, wait_for, Recorder, Scribed, SeqReport,
-    ShipProc, ShipStats, SEQ_LINE_LEN,
+    category_bytes, cpu_time, open_fds, read_category, seq_line, wait_for, Recorder, Scribed,
+    SeqReport, ShipProc, ShipStats, SEQ_LINE_LEN,
 };
 
 /// Appends `bytes` to `path` (creating it) in one write, as a logging daemon does.
@@ -648,4 +648,48 @@ fn bytes_that_are_not_utf8_pass_through_unchanged() {
     let stats = stop_clean(ship);
     assert_eq!(read_category(&data, "bin"), body);
     assert_eq!(stats.get("lines"), 7);
+}
+
+#[test]
+fn an_idle_follower_uses_almost_no_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let scribed = Scribed::start(&data, &[]);
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["a.log", "b.log", "c.log"] {
+        append(&dir.join(name), &seq_lines(name, 0..100));
+    }
+    let mut ship = ShipProc::spawn(
+        &ship_args(
+            &scribed.addr,
+            &tmp.path().join("state"),
+            &[
+                "--from-beginning".into(),
+                "--follow".into(),
+                format!("{}/*.log=idle", s(&dir)),
+            ],
+        ),
+        &tmp.path().join("ship.err"),
+        None,
+    );
+    wait_bytes(
+        &mut ship,
+        &data,
+        "idle",
+        300 * SEQ_LINE_LEN as u64,
+        Duration::from_secs(30),
+    );
+    // Nothing changes from here on: ship should sleep between its polls. (Its own reads must
+    // not wake it up again: inotify reports opens and reads of watched files too.)
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_time(ship.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_time(ship.pid()) - before;
+    ship.assert_running();
+    stop_clean(ship);
+    assert!(
+        used < Duration::from_millis(300),
+        "ship used {used:?} of CPU in 3 s with nothing to read"
+    );
 }
