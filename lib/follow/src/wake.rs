@@ -27,7 +27,15 @@ impl Waker {
     /// Notifications plus a poll every `interval`.
     pub fn notifying(interval: Duration) -> Result<Waker, FollowError> {
         let (tx, events) = mpsc::sync_channel(1);
-        let watcher = notify::recommended_watcher(move |_event| {
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Opening and reading a file are events too (IN_OPEN, IN_ACCESS, IN_CLOSE_NOWRITE),
+            // and the poll itself opens and reads every file: waking on them would poll
+            // forever. Only changes count; errors (say, a queue overflow) wake to be safe.
+            if let Ok(e) = &event {
+                if matches!(e.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+            }
             // One pending wake-up is enough: the poll looks at everything anyway.
             let _ = tx.try_send(());
         })
@@ -113,5 +121,23 @@ mod tests {
         let t = Instant::now();
         p.wait();
         assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn reading_files_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "x\n").unwrap();
+        let mut w = Waker::notifying(Duration::from_millis(400)).unwrap();
+        w.watch_dir(dir.path());
+        // What every poll does: open, read, close.
+        std::fs::read(&path).unwrap();
+        let t = Instant::now();
+        w.wait();
+        assert!(
+            t.elapsed() >= Duration::from_millis(350),
+            "woken by our own read after {:?}",
+            t.elapsed()
+        );
     }
 }
