@@ -77,7 +77,8 @@ pub enum Naming {
 
 impl Naming {
     pub fn new(pattern: &OsStr, truncate: bool, num_files: Option<u32>) -> Naming {
-        let p = pattern.to_owned();
+        let p = normalize(pattern);
+        let pattern = p.as_os_str();
         if pattern.as_bytes().contains(&b'%') {
             Naming::Strftime(p)
         } else if truncate {
@@ -132,6 +133,42 @@ impl Naming {
             }
         })
     }
+}
+
+/// Cleans a path lexically as rotatelogs does (through `apr_filepath_merge`): `.` segments
+/// and repeated slashes go, `..` removes the segment before it (a leading `..` of a relative
+/// path stays). So `./access` opens `access.NNNNNNNNNN`, and `-p` programs get that name.
+pub fn normalize(path: &OsStr) -> OsString {
+    let bytes = path.as_bytes();
+    let absolute = bytes.first() == Some(&b'/');
+    let mut segs: Vec<&[u8]> = Vec::new();
+    let mut dir_at_end = bytes.ends_with(b"/");
+    for seg in bytes.split(|&b| b == b'/') {
+        dir_at_end |= seg == b"." || seg == b"..";
+        match seg {
+            b"" | b"." => {}
+            b".." => match segs.last() {
+                Some(&last) if last != b".." => {
+                    segs.pop();
+                }
+                _ if absolute => {}
+                _ => segs.push(seg),
+            },
+            _ => {
+                dir_at_end = false;
+                segs.push(seg);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    if absolute {
+        out.push(b'/');
+    }
+    out.extend_from_slice(&segs.join(&b'/'));
+    if dir_at_end && !segs.is_empty() {
+        out.push(b'/');
+    }
+    OsString::from_vec(out)
 }
 
 fn utc_tm(t: i64) -> Option<libc::tm> {
@@ -226,6 +263,22 @@ mod tests {
             Naming::new(bare, false, None),
             Naming::EpochSuffix(_)
         ));
+    }
+
+    #[test]
+    fn paths_are_cleaned_like_apr() {
+        let n = |p: &str| normalize(OsStr::new(p)).to_string_lossy().into_owned();
+        assert_eq!(n("./p"), "p");
+        assert_eq!(n("sub/./p"), "sub/p");
+        assert_eq!(n("/tmp/d/sub/../q"), "/tmp/d/q");
+        assert_eq!(n(".//r"), "r");
+        assert_eq!(n("../d/s"), "../d/s");
+        assert_eq!(n("./%Y"), "%Y");
+        assert_eq!(n("./a/../b"), "b");
+        assert_eq!(n("a/../../x"), "../x");
+        assert_eq!(n("/../tmp/y"), "/tmp/y");
+        assert_eq!(n("sub//z"), "sub/z");
+        assert_eq!(n("./sub/./w/.."), "sub/");
     }
 
     #[test]

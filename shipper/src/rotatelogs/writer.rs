@@ -118,14 +118,14 @@ pub enum RotateError {
 /// An open log file, as the writer needs it.
 pub trait LogFile: Write + Send {
     fn sync_all(&self) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 impl LogFile for File {
     fn sync_all(&self) -> io::Result<()> {
         File::sync_all(self)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }
@@ -350,8 +350,12 @@ impl RotatelogsWriter {
         if self.log_end == 0 {
             return Some(Duration::from_secs(period.into()));
         }
-        let left = self.log_end - self.now().0;
-        Some(Duration::from_secs(left.max(0) as u64))
+        // In milliseconds: waking a little early would see the old interval and sleep again.
+        let now = self.clock.now();
+        let (adj, _) = self.opts.zone.adjust(now.timestamp());
+        let now_ms = adj * 1000 + i64::from(now.timestamp_subsec_millis());
+        let left = self.log_end * 1000 - now_ms;
+        Some(Duration::from_millis(left.max(0) as u64))
     }
 
     fn rotate(&mut self, reason: &str) -> Result<(), RotateError> {
@@ -436,7 +440,7 @@ impl RotatelogsWriter {
             tracing::warn!("opened {}; rotation resumed", path.display());
         }
         self.stats.opens += 1;
-        let size = file.len().unwrap_or(0);
+        let size = file.size().unwrap_or(0);
         let old = self.current.take();
         let old_path = old.as_ref().map(|c| c.path.clone());
         self.current = Some(Current {
