@@ -76,6 +76,13 @@ fn assert_whole_lines(files: &BTreeMap<String, Vec<u8>>) {
     }
 }
 
+/// `ship run --local` moves a writer into its capture thread.
+#[test]
+fn writer_is_send() {
+    fn send<T: Send>() {}
+    send::<RotatelogsWriter>();
+}
+
 #[test]
 fn binary_writes_exactly_its_input_and_echoes_it() {
     let dir = tempfile::tempdir().unwrap();

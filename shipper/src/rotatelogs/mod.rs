@@ -21,6 +21,8 @@ pub mod hooks;
 pub mod naming;
 pub mod retention;
 pub mod writer;
+#[cfg(test)]
+mod writer_tests;
 
 use std::ffi::OsString;
 use std::fs::File;

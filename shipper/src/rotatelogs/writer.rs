@@ -109,8 +109,6 @@ pub enum RotateError {
     NoRotation,
     #[error(transparent)]
     Name(#[from] NameError),
-    #[error("could not create directory {path:?}: {source}")]
-    CreateDir { path: PathBuf, source: io::Error },
     #[error("could not open log file {path:?}: {source}")]
     Open { path: PathBuf, source: io::Error },
 }
@@ -378,19 +376,11 @@ impl RotatelogsWriter {
         let truncate = self.opts.truncate
             || ((self.opts.num_files.is_some() || self.opts.truncate_rotated)
                 && self.current.is_some());
-        if self.opts.create_dirs {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    if self.opts.verbose {
-                        eprintln!("Creating directory tree {}", dir.display());
-                    }
-                    std::fs::create_dir_all(dir).map_err(|source| RotateError::CreateDir {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
-            }
-        }
+        let made_dirs = if self.opts.create_dirs {
+            self.create_parent(&path)
+        } else {
+            Ok(())
+        };
         if self.compressing.remove(&path) {
             // Reusing a name (-n, or a coarse pattern) the compressor may still be reading:
             // it must finish (and remove the plain file) before we write a new one.
@@ -401,7 +391,7 @@ impl RotatelogsWriter {
         if self.opts.verbose {
             eprintln!("Opening file {}", path.display());
         }
-        let file = match self.open_retrying(&path, truncate) {
+        let file = match made_dirs.and_then(|()| self.open_retrying(&path, truncate)) {
             Ok(f) => f,
             Err(source) => {
                 // Keep writing to the old file rather than lose anything; rotatelogs would
@@ -460,6 +450,25 @@ impl RotatelogsWriter {
         Ok(())
     }
 
+    /// `-D`: creates the directories `path` needs.
+    fn create_parent(&self, path: &Path) -> io::Result<()> {
+        let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if self.opts.verbose {
+            eprintln!("Creating directory tree {}", dir.display());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("creating directory {}: {e}", dir.display()),
+            )
+        })
+    }
+
     /// Opens `path`; waits out transient errors (no space, quota, descriptor limits) when a
     /// file is needed to write at all, and fails at once on others.
     fn open_retrying(&mut self, path: &Path, truncate: bool) -> io::Result<Box<dyn LogFile>> {
@@ -515,14 +524,29 @@ impl RotatelogsWriter {
             eprintln!("Closing file {}", old.path.display());
         }
         drop(old.file);
-        if let Some(c) = &self.compressor {
-            // A file reopened under the same name (size rotation within a second, -t, -n 1)
-            // is still in use.
-            if old.path != new_path {
-                c.submit(old.path.clone());
-                self.compressing.insert(old.path);
-            }
+        let Some(c) = &self.compressor else { return };
+        // A file reopened under the same name (size rotation within a second, -t, -n 1) is
+        // still in use.
+        if old.path == new_path {
+            return;
         }
+        let mut gz = old.path.clone().into_os_string();
+        gz.push(".gz");
+        // With -n, -t or -T a reused name starts empty by design, and so may its .gz.
+        let reuse_discards =
+            self.opts.num_files.is_some() || self.opts.truncate || self.opts.truncate_rotated;
+        if !reuse_discards && Path::new(&gz).exists() {
+            // A name used before (e.g. a pattern with %H but no date, appended to as
+            // rotatelogs does): compressing would replace the older .gz.
+            tracing::warn!(
+                "not compressing {}: {} exists and would be replaced",
+                old.path.display(),
+                Path::new(&gz).display()
+            );
+            return;
+        }
+        c.submit(old.path.clone());
+        self.compressing.insert(old.path);
     }
 
     /// Writes all of `data` to the current file, retrying failed writes until they succeed.
