@@ -19,8 +19,8 @@
 #   BENCH_NO_BUILD=1   skip `cargo build`
 #
 # Tools: "apache" = /usr/bin/rotatelogs; "ship" = ship-rotatelogs with its defaults (which
-# fsync each file before closing it at rotation); "ship-nofsync" = ship-rotatelogs --no-fsync,
-# which does what rotatelogs does. Wall time runs from the start of the pipeline to the exit of
+# fsync each file closed by a rotation, on a background thread, and the last one before
+# exiting); "ship-nofsync" = ship-rotatelogs --no-fsync, which does what rotatelogs does. Wall time runs from the start of the pipeline to the exit of
 # the rotating tool (all bytes written to the page cache; the fsync of ship's last file is
 # included, a final `sync` is not). CPU and peak RSS of the rotating tool are from
 # /usr/bin/time. Loss check: the output files concatenated in name order must equal the input
@@ -97,8 +97,12 @@ measure() {
     rm -rf "$out"; mkdir -p "$out"; sync
     busy=$(wait_quiet)
     t0=$(now_ns)
+    # The producer's own status is ignored: `yes` dies of SIGPIPE when head is done.
+    set +e
     produce "$kind" | timeout "$TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$RUN/$tool.time" \
-        "${cmd[@]}" 2>"$RUN/$tool.log" || rc=$?
+        "${cmd[@]}" 2>"$RUN/$tool.log"
+    rc=${PIPESTATUS[1]}
+    set -e
     t1=$(now_ns)
     local files expect out_bytes
     expect=$(input_bytes "$kind")

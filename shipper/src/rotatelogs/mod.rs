@@ -9,7 +9,8 @@
 //! - [`args`]: the command line ([`RotatelogsArgs`], a `clap::Args` to embed as a subcommand).
 //! - [`naming`]: interval arithmetic and file names (strftime via libc, epoch suffix, `-n`).
 //! - [`writer`]: [`RotatelogsWriter`], reusable by anything that writes rotated local files.
-//! - [`hooks`]: `-L` link and `-p` program; [`retention`]: `--keep`.
+//! - [`hooks`]: `-L` link and `-p` program; [`retention`]: `--keep`; [`closer`]: background
+//!   fsync of closed files.
 //!
 //! [`run`] is the stdin loop: read up to 64 KiB (as rotatelogs does), write, echo with `-e`;
 //! with `-c` it polls stdin with a timeout so an empty interval still gets its file.
@@ -17,6 +18,7 @@
 //! 4 cannot echo to stdout, 5 cannot poll stdin.
 
 pub mod args;
+pub mod closer;
 pub mod hooks;
 pub mod naming;
 pub mod retention;

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use scribe_archive::{Clock, Compressor, SystemClock};
 
+use super::closer::Closer;
 use super::hooks::Hooks;
 use super::naming::{init_local_zone, interval, NameError, Naming, Zone};
 use super::retention::{self, Matcher};
@@ -69,7 +70,8 @@ pub struct RotateOptions {
     pub gzip: bool,
     /// Keep at most this many closed files.
     pub keep: Option<usize>,
-    /// fsync a file before closing it at rotation, and at [`RotatelogsWriter::close`].
+    /// fsync each file after it is closed at rotation (on a background thread, see
+    /// [`super::closer`]), and the last one at [`RotatelogsWriter::close`].
     pub fsync: bool,
     /// Wait between attempts of a failed write or open.
     pub retry_interval: Duration,
@@ -194,6 +196,8 @@ pub struct RotatelogsWriter {
     /// Files handed to the compressor, which may still be working on them.
     compressing: HashSet<PathBuf>,
     matcher: Option<Matcher>,
+    /// fsyncs closed files in the background (with `fsync`).
+    closer: Option<Closer>,
     stats: WriterStats,
 }
 
@@ -230,6 +234,7 @@ impl RotatelogsWriter {
             open_failure: None,
             compressing: HashSet::new(),
             matcher,
+            closer: opts.fsync.then(Closer::spawn),
             stats: WriterStats::default(),
             opts,
         })
@@ -515,15 +520,13 @@ impl RotatelogsWriter {
     }
 
     fn close_file(&mut self, old: Current, new_path: &Path) {
-        if self.opts.fsync {
-            if let Err(e) = old.file.sync_all() {
-                tracing::warn!("fsync of {} before closing it: {e}", old.path.display());
-            }
-        }
         if self.opts.verbose {
             eprintln!("Closing file {}", old.path.display());
         }
-        drop(old.file);
+        match &self.closer {
+            Some(c) => c.close(old.file, old.path.clone()),
+            None => drop(old.file),
+        }
         let Some(c) = &self.compressor else { return };
         // A file reopened under the same name (size rotation within a second, -t, -n 1) is
         // still in use.
@@ -609,11 +612,12 @@ impl RotatelogsWriter {
     /// Ends writing: fsyncs the current file (if `fsync`), and waits for pending gzips.
     pub fn close(mut self) {
         if let Some(cur) = self.current.take() {
-            if self.opts.fsync {
-                if let Err(e) = cur.file.sync_all() {
-                    tracing::warn!("fsync of {}: {e}", cur.path.display());
-                }
+            if let Some(c) = &self.closer {
+                c.close(cur.file, cur.path);
             }
+        }
+        if let Some(c) = self.closer.as_mut() {
+            c.finish();
         }
         if let Some(c) = &self.compressor {
             c.wait_idle();
