@@ -21,9 +21,10 @@
 # Tools: "apache" = /usr/bin/rotatelogs; "ship" = ship-rotatelogs with its defaults (which
 # fsync each file closed by a rotation, on a background thread, and the last one before
 # exiting); "ship-nofsync" = ship-rotatelogs --no-fsync, which does what rotatelogs does. Wall time runs from the start of the pipeline to the exit of
-# the rotating tool (all bytes written to the page cache; the fsync of ship's last file is
-# included, a final `sync` is not). CPU and peak RSS of the rotating tool are from
-# /usr/bin/time. Loss check: the output files concatenated in name order must equal the input
+# the rotating tool (all bytes written, to the page cache; ship's fsyncs are included). Right
+# after, a `sync` is timed ("sync s"): "to disk" throughput counts wall + sync, the time until
+# the data is on the device, which is what ship's default (fsync) waits for anyway. CPU and
+# peak RSS of the rotating tool are from /usr/bin/time. Loss check: the output files concatenated in name order must equal the input
 # byte for byte (cmp), and their total size must equal the input's.
 # Not part of the test suite. Results and method: docs/benchmarks.md.
 
@@ -66,7 +67,7 @@ RUN=$WORK/rotatelogs-run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RESULTS=$RUN/results.tsv
-printf 'tool\tinput\tround\twall_ns\tuser_s\tsys_s\tmaxrss_kb\tfiles\tout_bytes\tbusy_pct\tok\tnote\n' >"$RESULTS"
+printf 'tool\tinput\tround\twall_ns\tsync_ns\tuser_s\tsys_s\tmaxrss_kb\tfiles\tout_bytes\tbusy_pct\tok\tnote\n' >"$RESULTS"
 FAILED=0
 record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
 
@@ -104,6 +105,7 @@ measure() {
     rc=${PIPESTATUS[1]}
     set -e
     t1=$(now_ns)
+    local sync_ns; sync_ns=$(time_sync)
     local files expect out_bytes
     expect=$(input_bytes "$kind")
     mapfile -t files < <(cd "$out" && ls | sort)
@@ -117,7 +119,7 @@ measure() {
     fi
     (( ok )) || FAILED=1
     # shellcheck disable=SC2046
-    record "$tool" "$kind" "$round" $(( t1 - t0 )) $(read_time "$RUN/$tool.time") \
+    record "$tool" "$kind" "$round" $(( t1 - t0 )) "$sync_ns" $(read_time "$RUN/$tool.time") \
         "${#files[@]}" "$out_bytes" "$busy" "$ok" "$note"
     rm -rf "$out"
 }
@@ -144,18 +146,19 @@ import csv, statistics, sys
 
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 print("per round:")
-print(f"{'tool':13} {'input':7} {'round':>5} {'wall s':>8} {'MB/s':>8} {'files':>5} {'busy%':>5} ok  note")
+print(f"{'tool':13} {'input':7} {'round':>5} {'wall s':>8} {'MB/s':>8} {'sync s':>7} {'files':>5} {'busy%':>5} ok  note")
 for r in rows:
     w = int(r["wall_ns"]) / 1e9
     print(f"{r['tool']:13} {r['input']:7} {r['round']:>5} {w:8.3f} {int(r['out_bytes']) / w / 1e6:8.1f} "
-          f"{r['files']:>5} {r['busy_pct']:>5} {'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
+          f"{int(r['sync_ns']) / 1e9:7.2f} {r['files']:>5} {r['busy_pct']:>5} {'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
 
 print("\nsummary (median wall time over rounds; CPU/RSS from the median round):")
-hdr = (f"| {'tool':13} | {'input':7} | {'wall s (min-max)':22} | {'MB/s':>7} | {'CPU s':>6} | "
-       f"{'peak RSS MiB':>12} | {'bytes lost':>10} | vs apache |")
+hdr = (f"| {'tool':13} | {'input':7} | {'wall s (min-max)':22} | {'MB/s':>7} | {'vs apache':>9} | "
+       f"{'+ sync s':>8} | {'MB/s to disk':>12} | {'vs apache':>9} | {'CPU s':>6} | "
+       f"{'peak RSS MiB':>12} | {'bytes lost':>10} |")
 print(hdr)
 print("|" + "|".join("-" * len(c) for c in hdr.split("|")[1:-1]) + "|")
-med = {}
+med, disk = {}, {}
 for kind in dict.fromkeys(r["input"] for r in rows):
     for tool in ("apache", "ship", "ship-nofsync"):
         rs = [r for r in rows if r["tool"] == tool and r["input"] == kind]
@@ -165,15 +168,20 @@ for kind in dict.fromkeys(r["input"] for r in rows):
         m = statistics.median(walls)
         med[tool, kind] = m
         mr = min(rs, key=lambda r: abs(int(r["wall_ns"]) / 1e9 - m))
+        d = statistics.median((int(r["wall_ns"]) + int(r["sync_ns"])) / 1e9 for r in rs)
+        disk[tool, kind] = d
         cpu = float(mr["user_s"]) + float(mr["sys_s"])
         rss = int(mr["maxrss_kb"]) / 1024
         size = int(mr["out_bytes"])
         lost = "0" if all(r["ok"] == "1" for r in rs) else "SOME"
-        ratio = med["apache", kind] / m if ("apache", kind) in med else None
+        ratio = f"{med['apache', kind] / m:.2f}x" if ("apache", kind) in med else "-"
+        dratio = f"{disk['apache', kind] / d:.2f}x" if ("apache", kind) in disk else "-"
         wall = f"{m:.3f} ({walls[0]:.3f}-{walls[-1]:.3f})"
-        print(f"| {tool:13} | {kind:7} | {wall:22} | {size / m / 1e6:7.1f} | {cpu:6.2f} | "
-              f"{rss:12.1f} | {lost:>10} | {'-' if ratio is None else f'{ratio:.2f}x':>9} |")
-print("(vs apache: throughput ratio, > 1 = faster than rotatelogs)")
+        print(f"| {tool:13} | {kind:7} | {wall:22} | {size / m / 1e6:7.1f} | {ratio:>9} | "
+              f"{d - m:8.2f} | {size / d / 1e6:12.1f} | {dratio:>9} | {cpu:6.2f} | "
+              f"{rss:12.1f} | {lost:>10} |")
+print("(vs apache: throughput ratio, > 1 = faster than rotatelogs; \"+ sync s\" = median wall+sync"
+      " minus median wall; \"to disk\" = until a following sync returns)")
 PY
 
 if (( FAILED )); then

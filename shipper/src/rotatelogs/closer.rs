@@ -12,8 +12,9 @@ use std::thread::JoinHandle;
 
 use super::writer::LogFile;
 
-/// Closed files that may wait for their fsync.
-const QUEUE: usize = 2;
+/// Closed files that may wait for their fsync (an fsync can take 100 ms or more while a fast
+/// stream with a small size limit rotates every few milliseconds).
+const QUEUE: usize = 8;
 
 type Job = (Box<dyn LogFile>, PathBuf);
 

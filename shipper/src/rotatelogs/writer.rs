@@ -524,8 +524,10 @@ impl RotatelogsWriter {
             eprintln!("Closing file {}", old.path.display());
         }
         match &self.closer {
-            Some(c) => c.close(old.file, old.path.clone()),
-            None => drop(old.file),
+            // Reopened under the same name (size rotation within one second, -t, -n 1): the
+            // same inode stays open, and its fsync at the next real close covers these bytes.
+            Some(c) if old.path != new_path => c.close(old.file, old.path.clone()),
+            _ => drop(old.file),
         }
         let Some(c) = &self.compressor else { return };
         // A file reopened under the same name (size rotation within a second, -t, -n 1) is
