@@ -144,6 +144,50 @@ fn binary_writes_exactly_its_input_and_echoes_it() {
     }
 }
 
+/// httpd stops piped loggers with SIGTERM: what it wrote before must still reach the file.
+/// The child is stopped while the pipe fills, so the data is surely unread at the signal.
+#[test]
+fn sigterm_writes_what_is_left_in_the_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(OURS)
+        .args(["./s", "100M"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Running its loop (handlers installed) once the first file exists.
+    while files(dir.path(), "s.").is_empty() {
+        assert!(Instant::now() < deadline, "no file within 10 s");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let rest = input(60_000, 9);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    stdin.write_all(&rest).unwrap();
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    // stdin stays open: the child must stop on the signal, not at EOF.
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        thread::sleep(Duration::from_millis(10));
+    };
+    drop(stdin);
+    assert!(status.success(), "{status}");
+    let out: Vec<u8> = files(dir.path(), "s.").into_values().flatten().collect();
+    let mut want = b"first\n".to_vec();
+    want.extend_from_slice(&rest);
+    assert!(out == want, "{} bytes written of {}", out.len(), want.len());
+}
+
 /// A file whose writes fail with ENOSPC, or are short, while `fail` is above zero.
 struct Flaky {
     inner: File,

@@ -13,7 +13,8 @@
 //!   fsync of closed files.
 //!
 //! [`run`] is the stdin loop: read up to 64 KiB (as rotatelogs does), write, echo with `-e`;
-//! with `-c` it polls stdin with a timeout so an empty interval still gets its file.
+//! with `-c` it polls stdin with a timeout so an empty interval still gets its file. On
+//! SIGTERM, SIGINT or SIGHUP it empties the pipe before exiting ([`signals`]).
 //! Exit codes follow rotatelogs: 1 usage, 2 cannot open the first file, 3 cannot read stdin,
 //! 4 cannot echo to stdout, 5 cannot poll stdin.
 
@@ -22,6 +23,7 @@ pub mod closer;
 pub mod hooks;
 pub mod naming;
 pub mod retention;
+pub mod signals;
 pub mod writer;
 #[cfg(test)]
 mod writer_tests;
@@ -30,7 +32,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -85,6 +87,7 @@ pub fn run(args: RotatelogsArgs) -> anyhow::Result<i32> {
         None
     };
     let mut writer = RotatelogsWriter::new(opts)?;
+    signals::install();
     let code = pump(&mut writer, input, echo, args.force_open, args.create_empty);
     writer.close();
     Ok(code)
@@ -105,15 +108,39 @@ fn pump(
         }
     }
     let mut buf = vec![0u8; READ_SIZE];
+    // A short read means the pipe was drained: the next read could block, so wait in slices
+    // first (see signals). Full reads go straight on, without a poll per 64 KiB.
+    let mut may_block = true;
+    let mut stopping = false;
+    let mut tick_at: Option<Instant> = None;
     loop {
-        if create_empty {
-            if let Some(wait) = writer.until_interval_end() {
+        if !stopping && signals::requested() {
+            stopping = true;
+            tracing::info!("stop signal: writing what is left in the pipe, then exiting");
+            if let Err(e) = set_nonblocking(&input) {
+                tracing::warn!("cannot drain stdin without blocking: {e}");
+            }
+        }
+        if !stopping {
+            // -c: when the current interval ends (before the first file: one period after
+            // the start, as rotatelogs waits), rotate even without input.
+            if create_empty && tick_at.is_none() {
+                tick_at = writer.until_interval_end().map(|d| Instant::now() + d);
+            }
+            if tick_at.is_some() || may_block {
+                let wait = tick_at.map_or(signals::CHECK_EVERY, |t| {
+                    t.saturating_duration_since(Instant::now())
+                        .min(signals::CHECK_EVERY)
+                });
                 match readable_within(input.as_fd(), wait) {
                     Ok(true) => {}
                     Ok(false) => {
-                        if let Err(e) = writer.tick() {
-                            eprintln!("ship rotatelogs: {e}");
-                            return 2;
+                        if tick_at.is_some_and(|t| Instant::now() >= t) {
+                            tick_at = None;
+                            if let Err(e) = writer.tick() {
+                                eprintln!("ship rotatelogs: {e}");
+                                return 2;
+                            }
                         }
                         continue;
                     }
@@ -128,11 +155,17 @@ fn pump(
             Ok(0) => return 0,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if stopping && e.kind() == io::ErrorKind::WouldBlock => return 0,
             Err(e) => {
                 eprintln!("ship rotatelogs: reading stdin: {e}");
                 return 3;
             }
         };
+        may_block = n < buf.len();
+        if create_empty {
+            // A write may have opened or rotated the file: the interval end may have moved.
+            tick_at = None;
+        }
         if let Err(e) = writer.write(&buf[..n]) {
             eprintln!("ship rotatelogs: {e}");
             return 2;
@@ -146,7 +179,20 @@ fn pump(
     }
 }
 
-/// Waits until `fd` is readable (or at EOF) or `wait` passed. `Ok(false)` on timeout.
+fn set_nonblocking(f: &File) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or at EOF) or `wait` passed. `Ok(false)` on timeout or when
+/// a signal interrupted the wait.
 fn readable_within(fd: BorrowedFd<'_>, wait: Duration) -> io::Result<bool> {
     let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
     let mut pfd = libc::pollfd {
@@ -154,17 +200,16 @@ fn readable_within(fd: BorrowedFd<'_>, wait: Duration) -> io::Result<bool> {
         events: libc::POLLIN,
         revents: 0,
     };
-    loop {
-        // SAFETY: one valid pollfd, count 1; fd is borrowed for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r >= 0 {
-            return Ok(r > 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+    // SAFETY: one valid pollfd, count 1; fd is borrowed for the duration of the call.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r >= 0 {
+        return Ok(r > 0);
     }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        return Ok(false);
+    }
+    Err(e)
 }
 
 /// `-v`: the configuration, in the layout of rotatelogs' `dumpConfig`.
