@@ -8,12 +8,15 @@
 //!   commits their offsets only once batches are safe; [`template`] names categories after
 //!   files, [`multiline`] joins continuation lines, [`config`] reads the TOML file.
 //! - [`run`] — `ship run -- COMMAND`: ships a daemon's stdout and stderr.
+//! - [`rotatelogs`] — `ship rotatelogs`, a drop-in for Apache's rotatelogs that loses nothing;
+//!   its [`rotatelogs::RotatelogsWriter`] writes rotated local files (also for `ship run --local`).
 
 pub mod config;
 pub mod follow;
 pub mod lines;
 pub mod multiline;
 pub mod outbox;
+pub mod rotatelogs;
 pub mod run;
 pub mod stream;
 pub mod template;

@@ -18,6 +18,9 @@ use scribe_spool::SpoolOptions;
 use shipper::config::{default_state_dir, parse_duration, ConfigFile, FollowSpec};
 use shipper::follow::{self, FollowSettings};
 use shipper::outbox::{self, OutboxOptions, OutboxReport};
+use shipper::rotatelogs::args::parse_specs;
+use shipper::rotatelogs::naming::init_local_zone;
+use shipper::rotatelogs::{RotateOptions, RotatelogsArgs, Zone};
 use shipper::run::{run_command, RunOptions};
 use shipper::stream::{max_line_for_frame, BatchLimits};
 use shipper::{ship_stream, StreamOptions};
@@ -64,17 +67,39 @@ struct Cli {
 enum Cmd {
     /// Run COMMAND and ship its stdout and stderr lines; exits with its exit status.
     Run(RunArgs),
+    /// Apache rotatelogs drop-in: write stdin to rotated files, losing nothing on a full disk.
+    Rotatelogs(RotatelogsArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("sink").required(true).multiple(true).args(["category", "local"]))]
 struct RunArgs {
     /// Category for the command's stdout.
     #[arg(long, value_parser = parse_category)]
-    category: Category,
+    category: Option<Category>,
 
     /// Category for the command's stderr (default: CATEGORY.stderr).
-    #[arg(long, value_parser = parse_category)]
+    #[arg(long, value_parser = parse_category, requires = "category")]
     stderr_category: Option<Category>,
+
+    /// Also (or, without --category, only) write both streams to rotated local files named
+    /// by this rotatelogs pattern (strftime if it has `%`; see `ship rotatelogs`).
+    #[arg(long, value_name = "PATTERN")]
+    local: Option<OsString>,
+
+    /// Rotation of the --local files: seconds and/or a size with B/K/M/G, as rotatelogs takes
+    /// them (repeat for both).
+    #[arg(
+        long,
+        value_name = "TIME|SIZE",
+        default_value = "86400",
+        requires = "local"
+    )]
+    rotate: Vec<String>,
+
+    /// Name and rotate --local files by local time instead of UTC.
+    #[arg(long, requires = "local")]
+    local_time: bool,
 
     #[command(flatten)]
     delivery: Delivery,
@@ -247,6 +272,16 @@ impl Delivery {
 fn main() -> ExitCode {
     scribe_cli::init_logging("warn");
     let cli = Cli::parse();
+    if let Some(Cmd::Rotatelogs(args)) = cli.command {
+        // Synchronous: a pipe in, files out; no runtime needed.
+        return match shipper::rotatelogs::run(args) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("ship rotatelogs: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -264,8 +299,10 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Cmd::Run(args)) = cli.command {
-        return run_mode(args).await;
+    match cli.command {
+        Some(Cmd::Run(args)) => return run_mode(args).await,
+        Some(Cmd::Rotatelogs(_)) => unreachable!("handled before the runtime starts"),
+        None => {}
     }
     let file = match &cli.config {
         Some(path) => ConfigFile::load(path)?,
@@ -301,19 +338,45 @@ async fn stdin_mode(
 
 async fn run_mode(args: RunArgs) -> anyhow::Result<ExitCode> {
     let file = ConfigFile::default();
-    let cat = args.category.clone();
-    let common = args.delivery.resolve(&file, |state| {
-        Some(state.join(format!("run-{cat}")).join("spool"))
-    })?;
-    let stderr_category = match args.stderr_category {
-        Some(c) => c,
-        None => format!("{}.stderr", args.category)
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--category {}: {e}", args.category))?,
+    let spool_name = match &args.category {
+        Some(c) => format!("run-{c}"),
+        None => "run".to_string(),
+    };
+    let common = args
+        .delivery
+        .resolve(&file, |state| Some(state.join(spool_name).join("spool")))?;
+    let categories = match &args.category {
+        Some(out) => {
+            let err = match &args.stderr_category {
+                Some(c) => c.clone(),
+                None => format!("{out}.stderr")
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--category {out}: {e}"))?,
+            };
+            Some((out.clone(), err))
+        }
+        None => None,
+    };
+    let local = match &args.local {
+        Some(pattern) => {
+            let specs = parse_specs(&args.rotate).map_err(|e| anyhow::anyhow!("--rotate: {e}"))?;
+            let mut o = RotateOptions::new(pattern.clone());
+            o.period = specs.period;
+            o.max_size = specs.max_size;
+            o.create_dirs = true;
+            o.zone = if args.local_time {
+                init_local_zone();
+                Zone::Local
+            } else {
+                Zone::Fixed(specs.offset_minutes.unwrap_or(0) * 60)
+            };
+            Some(o)
+        }
+        None => None,
     };
     let (code, report) = run_command(RunOptions {
-        stdout_category: args.category,
-        stderr_category,
+        categories,
+        local,
         command: args.command,
         limits: common.limits,
         outbox: common.outbox,

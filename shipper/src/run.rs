@@ -1,5 +1,9 @@
 //! `ship run -- COMMAND`: runs a daemon and ships what it writes to stdout and stderr.
 //!
+//! With `--local PATTERN` the lines (both streams, whole lines interleaved) are also, or only,
+//! written to rotated local files by [`RotatelogsWriter`] — `ship rotatelogs`' writer, which
+//! blocks and retries on a full disk instead of dropping.
+//!
 //! The command's stdout lines go to one category and its stderr lines to another (by default
 //! `CATEGORY.stderr`), through the same batcher and outbox as stdin mode, so an aggregator
 //! outage spools to disk (when a spool is configured) instead of blocking the daemon; without a
@@ -21,14 +25,17 @@ use scribe_archive::Category;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::lines;
+use crate::lines::{self, Chunk};
 use crate::outbox::{self, Batch, OutboxOptions, OutboxReport};
+use crate::rotatelogs::{RotateOptions, RotatelogsWriter};
 use crate::stream::{batch_lines, BatchLimits};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub stdout_category: Category,
-    pub stderr_category: Category,
+    /// Categories for stdout and stderr; `None`: nothing is shipped (`--local` only).
+    pub categories: Option<(Category, Category)>,
+    /// Rotated local files to write both streams to.
+    pub local: Option<RotateOptions>,
     pub command: Vec<OsString>,
     pub limits: BatchLimits,
     pub outbox: OutboxOptions,
@@ -47,41 +54,83 @@ pub async fn run_command(opts: RunOptions) -> anyhow::Result<(i32, OutboxReport)
     let stdout = child.stdout.take().context("child stdout")?;
     let stderr = child.stderr.take().context("child stderr")?;
 
+    // The local writer runs on its own thread: its writes block (and retry) on a full disk.
+    let (local_tx, local_thread) = match opts.local.clone() {
+        Some(local) => {
+            let mut writer = RotatelogsWriter::new(local).context("opening the local log")?;
+            let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(16);
+            let thread = std::thread::spawn(move || {
+                while let Some(data) = rx.blocking_recv() {
+                    if let Err(e) = writer.write(&data) {
+                        tracing::error!("local log: {e}");
+                        return Err(e);
+                    }
+                }
+                writer.close();
+                Ok(())
+            });
+            (Some(tx), Some(thread))
+        }
+        None => (None, None),
+    };
+
     let (tx, rx) = mpsc::channel::<Batch<()>>(4);
-    let mut batchers = Vec::new();
-    for (input, category) in [
-        (
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            &opts.stdout_category,
-        ),
-        (Box::new(stderr), &opts.stderr_category),
+    let mut tasks = Vec::new();
+    for (input, stream) in [
+        (Box::new(stdout) as Box<dyn std::io::Read + Send>, 0),
+        (Box::new(stderr), 1),
     ] {
         let (chunks, _reader) = lines::spawn_reader(input, opts.limits.max_line, 8);
-        batchers.push(tokio::spawn(batch_lines(
-            chunks,
-            tx.clone(),
-            category.clone(),
-            opts.limits.clone(),
-            Arc::new(AtomicU64::new(0)),
-        )));
+        let to_batcher = match &opts.categories {
+            Some((out, err)) => {
+                let category = if stream == 0 { out } else { err }.clone();
+                let (ctx, crx) = mpsc::channel::<Chunk>(8);
+                let (tx, limits) = (tx.clone(), opts.limits.clone());
+                tasks.push(tokio::spawn(async move {
+                    let counter = Arc::new(AtomicU64::new(0));
+                    if let Err(e) = batch_lines(crx, tx, category, limits, counter).await {
+                        tracing::warn!("{e:?}: the rest of that stream was not shipped");
+                    }
+                }));
+                Some(ctx)
+            }
+            None => None,
+        };
+        tasks.push(tokio::spawn(tee(chunks, to_batcher, local_tx.clone())));
     }
     drop(tx);
+    drop(local_tx);
 
     let forward = tokio::spawn(forward_signals(pid));
     let waited = tokio::task::spawn_blocking(move || child.wait());
     let mut report = OutboxReport::default();
-    let delivered = outbox::run(rx, |()| {}, opts.outbox.clone(), &mut report).await;
+    let delivered = match opts.categories {
+        Some(_) => outbox::run(rx, |()| {}, opts.outbox.clone(), &mut report).await,
+        None => {
+            drop(rx);
+            Ok(())
+        }
+    };
     let status = waited
         .await
         .context("waiting for the command")?
         .context("waiting for the command")?;
     forward.abort();
-    for b in batchers {
-        if let Ok(Err(e)) = b.await {
-            tracing::warn!("{e:?}: the rest of that stream was not shipped");
-        }
+    for t in tasks {
+        let _ = t.await;
     }
+    let local = match local_thread {
+        Some(t) => tokio::task::spawn_blocking(move || t.join())
+            .await
+            .ok()
+            .and_then(|r| r.ok()),
+        None => Some(Ok(())),
+    };
     let code = exit_code(status);
+    if !matches!(local, Some(Ok(()))) {
+        eprintln!("ship: the local log failed; the rest of the command's output was not written");
+        return Ok((if code == 0 { 1 } else { code }, report));
+    }
     if let Err(e) = delivered {
         eprintln!(
             "ship: {e}; {} lines delivered, the rest of the command's output was lost",
@@ -90,6 +139,26 @@ pub async fn run_command(opts: RunOptions) -> anyhow::Result<(i32, OutboxReport)
         return Ok((if code == 0 { 1 } else { code }, report));
     }
     Ok((code, report))
+}
+
+/// Hands each chunk of whole lines to the batcher and the local writer.
+async fn tee(
+    mut chunks: mpsc::Receiver<Chunk>,
+    batcher: Option<mpsc::Sender<Chunk>>,
+    local: Option<mpsc::Sender<bytes::Bytes>>,
+) {
+    while let Some(chunk) = chunks.recv().await {
+        if let Some(l) = &local {
+            if l.send(chunk.data.clone()).await.is_err() {
+                return;
+            }
+        }
+        if let Some(b) = &batcher {
+            if b.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

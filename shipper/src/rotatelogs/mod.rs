@@ -1,0 +1,248 @@
+//! `ship rotatelogs`: a drop-in replacement for Apache's `rotatelogs` that loses nothing.
+//!
+//! Same command line, same file names, same rotation instants as Debian's `rotatelogs`
+//! (apache2-utils 2.4), so `CustomLog "|/usr/bin/ship-rotatelogs -l /var/log/x.%Y%m%d 86400"`
+//! behaves as before — except that a failed write (disk full) waits and retries instead of
+//! truncating the file and throwing lines away, lines are never split between two files, and
+//! there are opt-in extras: gzip of closed files, keep-N, and (on by default) fsync at rotation.
+//!
+//! - [`args`]: the command line ([`RotatelogsArgs`], a `clap::Args` to embed as a subcommand).
+//! - [`naming`]: interval arithmetic and file names (strftime via libc, epoch suffix, `-n`).
+//! - [`writer`]: [`RotatelogsWriter`], reusable by anything that writes rotated local files.
+//! - [`hooks`]: `-L` link and `-p` program; [`retention`]: `--keep`; [`closer`]: background
+//!   fsync of closed files.
+//!
+//! [`run`] is the stdin loop: read up to 64 KiB (as rotatelogs does), write, echo with `-e`;
+//! with `-c` it polls stdin with a timeout so an empty interval still gets its file. On
+//! SIGTERM, SIGINT or SIGHUP it empties the pipe before exiting ([`signals`]).
+//! Exit codes follow rotatelogs: 1 usage, 2 cannot open the first file, 3 cannot read stdin,
+//! 4 cannot echo to stdout, 5 cannot poll stdin.
+
+pub mod args;
+pub mod closer;
+pub mod hooks;
+pub mod naming;
+pub mod retention;
+pub mod signals;
+pub mod writer;
+#[cfg(test)]
+mod writer_tests;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+pub use args::{ArgsError, RotatelogsArgs};
+pub use naming::Zone;
+pub use writer::{
+    FsOpener, LogFile, Opener, RotateError, RotateOptions, RotatelogsWriter, WriterStats,
+};
+
+/// Bytes asked of each read of stdin; rotatelogs' BUFSIZE. Size rotation is checked per read,
+/// so the same buffer size gives the same files.
+const READ_SIZE: usize = 64 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(name = "ship-rotatelogs", version)]
+struct Cli {
+    #[command(flatten)]
+    args: RotatelogsArgs,
+}
+
+/// Entry point of the standalone `ship-rotatelogs` binary: `argv` includes the program name.
+/// Returns the process exit code.
+pub fn main(argv: Vec<OsString>) -> anyhow::Result<i32> {
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => run(cli.args),
+        Err(e) => {
+            let _ = e.print();
+            // rotatelogs exits 1 on a usage error; help and version are not errors.
+            Ok(if e.use_stderr() { 1 } else { 0 })
+        }
+    }
+}
+
+/// Runs `ship rotatelogs` with parsed arguments on this process's stdin and stdout until
+/// stdin ends. Returns the exit code (see the module doc).
+pub fn run(args: RotatelogsArgs) -> anyhow::Result<i32> {
+    let opts = match args.to_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ship rotatelogs: {e}");
+            return Ok(1);
+        }
+    };
+    if args.verbose {
+        dump_config(&args, &opts);
+    }
+    // Our own descriptors for 0 and 1: unbuffered, no locking, any bytes.
+    let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let echo = if args.echo {
+        Some(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+    } else {
+        None
+    };
+    let mut writer = RotatelogsWriter::new(opts)?;
+    signals::install();
+    let code = pump(&mut writer, input, echo, args.force_open, args.create_empty);
+    writer.close();
+    Ok(code)
+}
+
+/// The read-write loop. Returns the exit code.
+fn pump(
+    writer: &mut RotatelogsWriter,
+    mut input: File,
+    mut echo: Option<File>,
+    force_open: bool,
+    create_empty: bool,
+) -> i32 {
+    if force_open {
+        if let Err(e) = writer.open_now() {
+            eprintln!("ship rotatelogs: {e}");
+            return 2;
+        }
+    }
+    let mut buf = vec![0u8; READ_SIZE];
+    // A short read means the pipe was drained: the next read could block, so wait in slices
+    // first (see signals). Full reads go straight on, without a poll per 64 KiB.
+    let mut may_block = true;
+    let mut stopping = false;
+    let mut tick_at: Option<Instant> = None;
+    loop {
+        if !stopping && signals::requested() {
+            stopping = true;
+            tracing::info!("stop signal: writing what is left in the pipe, then exiting");
+            if let Err(e) = set_nonblocking(&input) {
+                tracing::warn!("cannot drain stdin without blocking: {e}");
+            }
+        }
+        if !stopping {
+            // -c: when the current interval ends (before the first file: one period after
+            // the start, as rotatelogs waits), rotate even without input.
+            if create_empty && tick_at.is_none() {
+                tick_at = writer.until_interval_end().map(|d| Instant::now() + d);
+            }
+            if tick_at.is_some() || may_block {
+                let wait = tick_at.map_or(signals::CHECK_EVERY, |t| {
+                    t.saturating_duration_since(Instant::now())
+                        .min(signals::CHECK_EVERY)
+                });
+                match readable_within(input.as_fd(), wait) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if tick_at.is_some_and(|t| Instant::now() >= t) {
+                            tick_at = None;
+                            if let Err(e) = writer.tick() {
+                                eprintln!("ship rotatelogs: {e}");
+                                return 2;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        eprintln!("ship rotatelogs: unable to poll stdin: {e}");
+                        return 5;
+                    }
+                }
+            }
+        }
+        let n = match input.read(&mut buf) {
+            Ok(0) => return 0,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if stopping && e.kind() == io::ErrorKind::WouldBlock => return 0,
+            Err(e) => {
+                eprintln!("ship rotatelogs: reading stdin: {e}");
+                return 3;
+            }
+        };
+        may_block = n < buf.len();
+        if create_empty {
+            // A write may have opened or rotated the file: the interval end may have moved.
+            tick_at = None;
+        }
+        if let Err(e) = writer.write(&buf[..n]) {
+            eprintln!("ship rotatelogs: {e}");
+            return 2;
+        }
+        if let Some(out) = echo.as_mut() {
+            if let Err(e) = out.write_all(&buf[..n]) {
+                eprintln!("ship rotatelogs: unable to write to stdout: {e}");
+                return 4;
+            }
+        }
+    }
+}
+
+fn set_nonblocking(f: &File) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or at EOF) or `wait` passed. `Ok(false)` on timeout or when
+/// a signal interrupted the wait.
+fn readable_within(fd: BorrowedFd<'_>, wait: Duration) -> io::Result<bool> {
+    let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1; fd is borrowed for the duration of the call.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r >= 0 {
+        return Ok(r > 0);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        return Ok(false);
+    }
+    Err(e)
+}
+
+/// `-v`: the configuration, in the layout of rotatelogs' `dumpConfig`.
+fn dump_config(args: &RotatelogsArgs, o: &RotateOptions) {
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let offset = match o.zone {
+        Zone::Fixed(s) => s,
+        Zone::Local => 0,
+    };
+    eprintln!("Rotation time interval:      {:>12}", o.period.unwrap_or(0));
+    eprintln!(
+        "Rotation size interval:      {:>12}",
+        o.max_size.unwrap_or(0)
+    );
+    eprintln!("Rotation time UTC offset:    {offset:>12}");
+    eprintln!(
+        "Rotation based on localtime: {:>12}",
+        yn(o.zone == Zone::Local)
+    );
+    eprintln!(
+        "Rotation file date pattern:  {:>12}",
+        yn(matches!(o.naming(), naming::Naming::Strftime(_)))
+    );
+    eprintln!("Rotation file forced open:   {:>12}", yn(args.force_open));
+    eprintln!("Create parent directories:   {:>12}", yn(o.create_dirs));
+    eprintln!("Rotation verbose:            {:>12}", yn(o.verbose));
+    eprintln!("Rotation create empty logs:  {:>12}", yn(args.create_empty));
+    eprintln!("Rotation file name: {:>21}", o.pattern.to_string_lossy());
+    eprintln!(
+        "Post-rotation prog: {:>21}",
+        o.program
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(null)".into())
+    );
+}
