@@ -285,16 +285,30 @@ impl Tail {
                 }
             }
             Event::Truncated {
-                path, offset, size, ..
+                path,
+                offset,
+                size,
+                copy,
+                ..
             } => {
                 finished.push(path.to_path_buf());
-                tracing::warn!(
-                    path = %path.display(),
-                    read = offset,
-                    size,
-                    "file truncated in place (copytruncate?): reading it again from the start; \
-                     lines written after the last read and before the truncation are lost"
-                );
+                match copy {
+                    Some(copy) => tracing::info!(
+                        path = %path.display(),
+                        copy = %copy.display(),
+                        read = offset,
+                        "file truncated in place (copytruncate): reading the rest from its copy, \
+                         then the file again from the start"
+                    ),
+                    None => tracing::warn!(
+                        path = %path.display(),
+                        read = offset,
+                        size,
+                        "file truncated in place (copytruncate?) and no copy found: reading it \
+                         again from the start; lines written after the last read and before the \
+                         truncation are lost"
+                    ),
+                }
             }
             Event::Vanished { path, offset, .. } => {
                 finished.push(path.to_path_buf());

@@ -91,6 +91,9 @@ pub enum Event<'a> {
         new_file_id: FileId,
         offset: u64,
         size: u64,
+        /// The copy (copytruncate's) the unread rest of the old contents is read from, under
+        /// `file_id`, before the truncated file; `None`: that rest is lost.
+        copy: Option<&'a Path>,
     },
     /// The file left the path and could not be found again (deleted, or moved to another
     /// directory). Bytes written after `offset` and not yet read are lost.

@@ -50,11 +50,14 @@
 //!   the previous poll, not a compressed copy, not a file already known — and drained oldest
 //!   first, between the file that left and the file now at the path.
 //! - **copytruncate**: a size below the read offset, or first bytes that no longer match the
-//!   fingerprint, restart reading at 0 ([`Event::Truncated`]). Lines written after the last
-//!   read and before the truncation are **lost**, as with every follower: they are in the
-//!   copy, not in the file. [`FollowStats::truncated_unread`] counts the part that was seen
-//!   (a lower bound). A rewrite to exactly the read offset's size between two polls is
-//!   caught only if its modification time or first bytes differ.
+//!   fingerprint, restart reading at 0 ([`Event::Truncated`]). The part not read yet is looked
+//!   for in the copy: a rotated sibling (as above) that starts with the same fingerprinted
+//!   bytes and holds at least what was read; if found, it is read from the read offset on,
+//!   before the truncated file. Only lines written after the copy was made and before the
+//!   truncation are then lost — they are in neither file, for any reader. Without a copy the
+//!   unread part is lost. [`FollowStats::truncated_unread`] counts what was seen to exist and
+//!   could not be read (a lower bound). A rewrite to exactly the read offset's size between
+//!   two polls is caught only if its modification time or first bytes differ.
 //! - **delete + recreate**, a file that appears later, a directory that appears later: the
 //!   new file is read from its beginning. If the old file was deleted before it was read to
 //!   its end, the rest is lost ([`Event::Vanished`]); so is a file moved to another directory.

@@ -119,9 +119,8 @@ impl Pass<'_> {
         };
         let size = meta.len();
         let mtime = (meta.mtime(), meta.mtime_nsec());
-        if size < t.offset {
-            self.truncated(&w.path, t, &file, size, out);
-        } else if size > t.offset || !t.verified || mtime != t.mtime_seen {
+        let mut cut = size < t.offset;
+        if !cut && (size > t.offset || !t.verified || mtime != t.mtime_seen) {
             let checked =
                 t.fp.verify_and_extend(&file, size, self.opts.fingerprint_bytes);
             match checked {
@@ -129,13 +128,19 @@ impl Pass<'_> {
                     t.fp = fp;
                     t.verified = true;
                 }
-                Ok(None) => self.truncated(&w.path, t, &file, size, out),
+                Ok(None) => cut = true,
                 Err(e) => {
                     self.error(&w.path, FollowError::io("read", &w.path, e), out);
                     return false;
                 }
             }
         }
+        if cut && self.truncated(w, &file, size, key_now, previous_poll, out) {
+            return true; // the rest of the old contents, from the copy, comes first
+        }
+        let Some(t) = w.current.as_mut() else {
+            return false;
+        };
         t.size_seen = size;
         t.mtime_seen = mtime;
         if size <= t.offset {
@@ -241,8 +246,44 @@ impl Pass<'_> {
         since: SystemTime,
         out: &mut dyn FnMut(Event<'_>),
     ) {
+        for (_, to) in self.siblings(w, key_now, since) {
+            let Ok(Some((file, meta))) = open_path(&to) else {
+                continue;
+            };
+            let Ok(fp) = Fingerprint::compute(&file, meta.len(), self.opts.fingerprint_bytes)
+            else {
+                continue;
+            };
+            let id = alloc_id(self.next_id);
+            let mut t = Tracked::new(id, FileKey::of(&meta), fp, 0, dirs_for(&w.path), self.now);
+            t.file = Some(file);
+            self.stats.rotations += 1;
+            out(Event::Opened {
+                path: &w.path,
+                file_id: id,
+                offset: 0,
+            });
+            out(Event::Rotated {
+                path: &w.path,
+                file_id: id,
+                to: &to,
+            });
+            w.draining.push(t);
+        }
+    }
+
+    /// Rotated siblings of `w`'s path: files in its directory whose names start with its file
+    /// name (`app.log.1`, `app.log-20261123`), modified since `since` (less some slack), that
+    /// are not compressed copies, not watched paths of their own, and none of the files known
+    /// here. Oldest first.
+    fn siblings(
+        &self,
+        w: &Watch,
+        key_now: Option<FileKey>,
+        since: SystemTime,
+    ) -> Vec<(SystemTime, PathBuf)> {
         let (Some(dir), Some(name)) = (w.path.parent(), w.path.file_name()) else {
-            return;
+            return Vec::new();
         };
         let dir = if dir.as_os_str().is_empty() {
             Path::new(".")
@@ -250,7 +291,7 @@ impl Pass<'_> {
             dir
         };
         let Ok(entries) = fs::read_dir(dir) else {
-            return;
+            return Vec::new();
         };
         let cutoff = since.checked_sub(MTIME_SLACK).unwrap_or(since);
         let name = name.as_encoded_bytes();
@@ -285,43 +326,63 @@ impl Pass<'_> {
             }
         }
         found.sort();
-        for (_, to) in found {
-            let Ok(Some((file, meta))) = open_path(&to) else {
-                continue;
-            };
-            let Ok(fp) = Fingerprint::compute(&file, meta.len(), self.opts.fingerprint_bytes)
-            else {
-                continue;
-            };
-            let id = alloc_id(self.next_id);
-            let mut t = Tracked::new(id, FileKey::of(&meta), fp, 0, dirs_for(&w.path), self.now);
-            t.file = Some(file);
-            self.stats.rotations += 1;
-            out(Event::Opened {
-                path: &w.path,
-                file_id: id,
-                offset: 0,
-            });
-            out(Event::Rotated {
-                path: &w.path,
-                file_id: id,
-                to: &to,
-            });
-            w.draining.push(t);
-        }
+        found
     }
 
+    /// The current file of `w` was truncated in place (copytruncate, or a rewrite). The bytes
+    /// it had that were not read yet may still be in the copy logrotate just made: a
+    /// rotated sibling (see [`Pass::siblings`]) that starts with the same fingerprinted bytes
+    /// and is at least as long as what was read. If there is one, it is drained from the read
+    /// offset on, under the old file id, before the truncated file is read again from 0
+    /// (returns true); only what was written after the copy and before the truncation is then
+    /// lost, as it is for every reader. Otherwise the unread bytes seen are counted as lost.
     fn truncated(
         &mut self,
-        path: &Path,
-        t: &mut Tracked,
+        w: &mut Watch,
         file: &File,
         size: u64,
+        key_now: Option<FileKey>,
+        since: Option<SystemTime>,
         out: &mut dyn FnMut(Event<'_>),
-    ) {
-        self.flush_partial(path, t, out);
+    ) -> bool {
+        let copy = match (w.current.as_ref(), since) {
+            (Some(t), Some(since)) => self.find_copy(w, t, key_now, since),
+            _ => None,
+        };
+        let Some(t) = w.current.as_mut() else {
+            return false;
+        };
+        let mut from_copy = None;
+        let lost = match copy {
+            Some((to, copy_file, copy_meta)) => {
+                let lost = t.size_seen.saturating_sub(copy_meta.len());
+                let rest = Tracked {
+                    id: t.id,
+                    key: FileKey::of(&copy_meta),
+                    fp: t.fp,
+                    offset: t.offset,
+                    committed: t.committed,
+                    size_seen: copy_meta.len(),
+                    mtime_seen: (0, 0),
+                    // A partial line continues in the copy.
+                    partial: mem::take(&mut t.partial),
+                    partial_start: t.partial_start,
+                    skipping: t.skipping,
+                    verified: true,
+                    dirs: t.dirs.clone(),
+                    file: Some(copy_file),
+                    last_growth: self.now,
+                };
+                from_copy = Some((to, rest));
+                lost
+            }
+            None => {
+                self.flush_partial(&w.path, t, out);
+                t.size_seen.saturating_sub(t.offset)
+            }
+        };
         self.stats.truncations += 1;
-        self.stats.truncated_unread += t.size_seen.saturating_sub(t.offset);
+        self.stats.truncated_unread += lost;
         let old = (t.id, t.offset);
         t.id = alloc_id(self.next_id);
         t.offset = 0;
@@ -331,12 +392,38 @@ impl Pass<'_> {
         t.verified = true;
         t.fp = Fingerprint::compute(file, size, self.opts.fingerprint_bytes).unwrap_or_default();
         out(Event::Truncated {
-            path,
+            path: &w.path,
             file_id: old.0,
             new_file_id: t.id,
             offset: old.1,
             size,
+            copy: from_copy.as_ref().map(|(to, _)| to.as_path()),
         });
+        match from_copy {
+            Some((_, rest)) => {
+                w.draining.push(rest);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The copy copytruncate made of `t`: the newest rotated sibling holding at least what
+    /// was read of `t` and starting with the same bytes.
+    fn find_copy(
+        &self,
+        w: &Watch,
+        t: &Tracked,
+        key_now: Option<FileKey>,
+        since: SystemTime,
+    ) -> Option<(PathBuf, File, fs::Metadata)> {
+        let mut siblings = self.siblings(w, key_now, since);
+        siblings.reverse(); // newest first
+        siblings.into_iter().find_map(|(_, path)| {
+            let (file, meta) = open_path(&path).ok()??;
+            let same = meta.len() >= t.offset && t.fp.matches(&file, meta.len()).ok()?;
+            same.then_some((path, file, meta))
+        })
     }
 
     /// Reads from `t.offset` to the end of `file` (or the per-poll budget), delivering
