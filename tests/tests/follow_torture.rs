@@ -207,6 +207,18 @@ fn stop_clean(ship: ShipProc) -> ShipStats {
     ShipStats::from_stderr(&stderr)
 }
 
+/// Sequence numbers of `src` that arrived more than once, ascending.
+fn duplicated(r: &SeqReport, src: &str) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dup: std::collections::BTreeSet<u64> = Default::default();
+    for &s in r.per_src.get(src).map_or(&[][..], |v| &v[..]) {
+        if !seen.insert(s) {
+            dup.insert(s);
+        }
+    }
+    dup.into_iter().collect()
+}
+
 /// Missing sequence numbers as ranges, for readable failures.
 fn ranges(missing: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -366,12 +378,24 @@ fn copytruncate_every_500ms_repeats_nothing_and_loses_only_unread_tails() {
         stats.get("truncated_unread_bytes"),
         r.malformed.len()
     );
-    assert!(done, "the last line written never arrived last");
-    assert_eq!(r.duplicates(), 0, "copytruncate made ship repeat lines");
+    let dups = ranges(&duplicated(&r, "ct"));
+    assert_eq!(
+        r.duplicates(),
+        0,
+        "copytruncate made ship repeat lines: ranges {:?}; generations start at {:?}",
+        &dups[..dups.len().min(10)],
+        &boundaries.lock().unwrap()[..]
+    );
     assert_eq!(
         r.per_src["ct"].windows(2).find(|w| w[0] >= w[1]),
         None,
         "lines out of order"
+    );
+    assert!(
+        done,
+        "the last line written ({}) did not arrive last; the last to arrive: {:?}",
+        written - 1,
+        r.per_src["ct"].last()
     );
     // Generation g holds [start_g, end_g); ship reads each from 0 until its truncation, so
     // what it lost of a generation is a tail, and the last generation is complete.
@@ -510,10 +534,13 @@ fn kill9_mid_stream_then_restart_delivers_everything_with_bounded_duplicates() {
         &r.malformed[..r.malformed.len().min(3)]
     );
     r.check_first_arrivals_in_order().unwrap();
+    let dups = ranges(&duplicated(&r, "k9"));
     assert!(
         r.duplicates() as u64 <= bound,
-        "{} duplicates, more than the {bound} lines that can be in flight",
-        r.duplicates()
+        "{} duplicates, more than the {bound} lines that can be in flight: ranges {:?}; {}",
+        r.duplicates(),
+        &dups[..dups.len().min(10)],
+        where_lost(&dir, "k9", &dups, &err)
     );
     assert!(r.per_src["k9"].contains(&(written - 1)) && last.len() == SEQ_LINE_LEN);
 }
