@@ -66,6 +66,20 @@ pub fn main(argv: Vec<OsString>) -> anyhow::Result<i32> {
     }
 }
 
+/// Writer options from a rotatelogs command line without the program name, e.g. the words of
+/// `-l logs/app.%Y%m%d 86400` (for `ship run --local`). `-e`, `-f` and `-c` are accepted but
+/// concern the stdin loop, not the writer. Errors are the messages a user should see.
+pub fn options_from_words<I, S>(words: I) -> Result<RotateOptions, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let argv =
+        std::iter::once(OsString::from("rotatelogs")).chain(words.into_iter().map(Into::into));
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    cli.args.to_options().map_err(|e| e.to_string())
+}
+
 /// Runs `ship rotatelogs` with parsed arguments on this process's stdin and stdout until
 /// stdin ends. Returns the exit code (see the module doc).
 pub fn run(args: RotatelogsArgs) -> anyhow::Result<i32> {
@@ -245,4 +259,23 @@ fn dump_config(args: &RotatelogsArgs, o: &RotateOptions) {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(null)".into())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn options_from_a_rotatelogs_command_line() {
+        let o = super::options_from_words(["-l", "-n", "3", "logs/app", "86400", "5M"]).unwrap();
+        assert_eq!(o.zone, super::Zone::Local);
+        assert_eq!(
+            (o.period, o.max_size, o.num_files),
+            (Some(86400), Some(5 << 20), Some(3))
+        );
+        assert!(
+            super::options_from_words(["-l", "logs/app", "86400", "-300"])
+                .unwrap_err()
+                .contains("not valid with -l")
+        );
+        assert!(super::options_from_words(["logs/app"]).is_err());
+    }
 }
