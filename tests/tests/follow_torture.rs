@@ -433,10 +433,16 @@ fn copytruncate_every_500ms_repeats_nothing_and_loses_only_unread_tails() {
     );
     // What ship reports is a lower bound (bytes it saw but had not read when the file was
     // truncated): never more than what was really lost, and nothing when nothing was lost.
+    // But loss must not go unreported (the issue: "anything lost is counted and reported").
     let reported = stats.get("truncated_unread_bytes");
     assert!(
         reported <= lost_bytes,
         "ship reported {reported} unread bytes but only {lost_bytes} were lost"
+    );
+    assert!(
+        lost_bytes == 0 || reported > 0,
+        "{} lines ({lost_bytes} bytes) were lost and ship reported no loss",
+        missing.len()
     );
 }
 
