@@ -167,6 +167,9 @@ pub(crate) struct Tracked {
     /// Open only while being drained after a rotation.
     pub(crate) file: Option<File>,
     pub(crate) last_growth: Instant,
+    /// A copy made by copytruncate: it never grows, so it is closed at its end instead of
+    /// after `rotate_wait`.
+    pub(crate) snapshot: bool,
 }
 
 pub(crate) struct Watch {
@@ -455,6 +458,7 @@ impl Tracked {
             dirs,
             file: None,
             last_growth: now,
+            snapshot: false,
         }
     }
 }

@@ -166,7 +166,22 @@ impl Pass<'_> {
                 i += 1;
                 continue;
             };
-            let read = self.read(&w.path, t, &file, out);
+            // A rotated file (or copy) rewritten in place — `cp` over an old copy, a reused
+            // rotated name — is someone else's content now: stop reading it.
+            let rewritten = match file.metadata() {
+                Ok(m) if m.len() < t.offset => true,
+                Ok(m) if m.len() > t.size_seen => {
+                    t.size_seen = m.len();
+                    !t.fp.matches(&file, m.len()).unwrap_or(false)
+                }
+                Ok(_) => false,
+                Err(_) => true,
+            };
+            let read = if rewritten {
+                Ok(Read::Eof { grew: false })
+            } else {
+                self.read(&w.path, t, &file, out)
+            };
             t.file = Some(file);
             match read {
                 Ok(Read::Budget) => return true,
@@ -174,7 +189,8 @@ impl Pass<'_> {
                     if grew {
                         t.last_growth = self.now;
                     }
-                    if self.now.duration_since(t.last_growth) < self.opts.rotate_wait {
+                    let waiting = self.now.duration_since(t.last_growth) < self.opts.rotate_wait;
+                    if waiting && !t.snapshot && !rewritten {
                         i += 1;
                         continue;
                     }
@@ -246,7 +262,7 @@ impl Pass<'_> {
         since: SystemTime,
         out: &mut dyn FnMut(Event<'_>),
     ) {
-        for (_, to) in self.siblings(w, key_now, since) {
+        for (_, to) in self.siblings(w, key_now, since, true) {
             let Ok(Some((file, meta))) = open_path(&to) else {
                 continue;
             };
@@ -274,13 +290,14 @@ impl Pass<'_> {
 
     /// Rotated siblings of `w`'s path: files in its directory whose names start with its file
     /// name (`app.log.1`, `app.log-20261123`), modified since `since` (less some slack), that
-    /// are not compressed copies, not watched paths of their own, and none of the files known
-    /// here. Oldest first.
+    /// are not compressed copies, not watched paths of their own, not being read, and (with
+    /// `skip_known`) none of the files read here before. Oldest first.
     fn siblings(
         &self,
         w: &Watch,
         key_now: Option<FileKey>,
         since: SystemTime,
+        skip_known: bool,
     ) -> Vec<(SystemTime, PathBuf)> {
         let (Some(dir), Some(name)) = (w.path.parent(), w.path.file_name()) else {
             return Vec::new();
@@ -297,8 +314,9 @@ impl Pass<'_> {
         let name = name.as_encoded_bytes();
         let known = |k: FileKey| {
             Some(k) == key_now
-                || w.draining.iter().chain(&w.retired).any(|t| t.key == k)
-                || w.closed_keys.contains(&k)
+                || w.draining.iter().any(|t| t.key == k)
+                || (skip_known
+                    && (w.retired.iter().any(|t| t.key == k) || w.closed_keys.contains(&k)))
         };
         let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
         for entry in entries.flatten() {
@@ -372,6 +390,7 @@ impl Pass<'_> {
                     dirs: t.dirs.clone(),
                     file: Some(copy_file),
                     last_growth: self.now,
+                    snapshot: true,
                 };
                 from_copy = Some((to, rest));
                 lost
@@ -417,7 +436,9 @@ impl Pass<'_> {
         key_now: Option<FileKey>,
         since: SystemTime,
     ) -> Option<(PathBuf, File, fs::Metadata)> {
-        let mut siblings = self.siblings(w, key_now, since);
+        // Known files are not excluded: `cp` rewrites an old copy in place, under an inode
+        // already read and closed. The fingerprint decides.
+        let mut siblings = self.siblings(w, key_now, since, false);
         siblings.reverse(); // newest first
         siblings.into_iter().find_map(|(_, path)| {
             let (file, meta) = open_path(&path).ok()??;
