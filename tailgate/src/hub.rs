@@ -292,7 +292,9 @@ impl Hub {
         Arc::new(ClientQueue {
             state: Mutex::new(QueueState::default()),
             cap: self.cfg.client_buffer,
-            batch_bytes: self.cfg.batch_bytes.min(self.cfg.client_buffer),
+            // Wake well before the bound, so a reading client is not limited to one bound's worth
+            // of lines per tick.
+            batch_bytes: self.cfg.batch_bytes.min(self.cfg.client_buffer / 4).max(1),
             notify: Notify::new(),
         })
     }
