@@ -89,7 +89,9 @@ pub async fn serve(
     let mut ok = true;
     if let Some(r) = raw {
         if let Err(reason) = s.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
-            let _ = ws.send(Message::Text(format!("[tailgate] {reason}\n").into())).await;
+            let _ = ws
+                .send(Message::Text(format!("[tailgate] {reason}\n").into()))
+                .await;
             ok = false;
         }
     } else {
@@ -253,7 +255,9 @@ impl Session {
             self.hub.unsubscribe(old);
         }
         if self.subs.len() >= MAX_SUBSCRIPTIONS {
-            return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"));
+            return Err(format!(
+                "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
+            ));
         }
         let (key, matched) = self.hub.subscribe(&self.queue, pattern, &start);
         let reply = ServerMsg::Subscribed {

@@ -102,7 +102,10 @@ fn origin_allowed(st: &HttpState, headers: &HeaderMap) -> bool {
 async fn page() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
@@ -110,8 +113,14 @@ async fn page() -> Response {
                      connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
                 ),
             ),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
         ],
         PAGE,
     )
@@ -128,7 +137,11 @@ async fn ws(
         return unauthorized();
     }
     if !origin_allowed(&st, &headers) {
-        return (StatusCode::FORBIDDEN, "websocket from a foreign Origin refused\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "websocket from a foreign Origin refused\n",
+        )
+            .into_response();
     }
     let raw = match q.get("raw").map(String::as_str) {
         None | Some("0") | Some("false") => None,
@@ -155,7 +168,11 @@ async fn ws(
             .metrics
             .connections_refused
             .fetch_add(1, Ordering::Relaxed);
-        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection limit reached\n",
+        )
+            .into_response();
     };
     let hub = st.hub.clone();
     let opts = st.conn.clone();
@@ -219,11 +236,7 @@ async fn tail(
             body.extend_from_slice(l);
             body.push(b'\n');
         }
-        (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            body,
-        )
-            .into_response()
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
     }
 }
 
@@ -238,16 +251,64 @@ async fn metrics(
     let m = &st.hub.metrics;
     let mut out = String::new();
     let mut put = |name: &str, kind: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     };
-    put("tailgate_clients", "gauge", "Connected websocket clients.", m.clients.load(Ordering::Relaxed));
-    put("tailgate_subscriptions", "gauge", "Active subscriptions.", m.subscriptions.load(Ordering::Relaxed));
-    put("tailgate_categories", "gauge", "Known categories.", st.hub.category_names().len() as u64);
-    put("tailgate_lines_in_total", "counter", "Lines received from sources.", m.lines_in.load(Ordering::Relaxed));
-    put("tailgate_bytes_in_total", "counter", "Line bytes received from sources.", m.bytes_in.load(Ordering::Relaxed));
-    put("tailgate_lines_refused_total", "counter", "Lines refused (bad category or category limit).", m.lines_refused.load(Ordering::Relaxed));
-    put("tailgate_lines_sent_total", "counter", "Lines sent to clients.", m.lines_sent.load(Ordering::Relaxed));
-    put("tailgate_lines_dropped_total", "counter", "Lines dropped for clients that fell behind.", m.lines_dropped.load(Ordering::Relaxed));
-    put("tailgate_connections_refused_total", "counter", "Websocket connections refused at the connection limit.", m.connections_refused.load(Ordering::Relaxed));
+    put(
+        "tailgate_clients",
+        "gauge",
+        "Connected websocket clients.",
+        m.clients.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_subscriptions",
+        "gauge",
+        "Active subscriptions.",
+        m.subscriptions.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_categories",
+        "gauge",
+        "Known categories.",
+        st.hub.category_names().len() as u64,
+    );
+    put(
+        "tailgate_lines_in_total",
+        "counter",
+        "Lines received from sources.",
+        m.lines_in.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_bytes_in_total",
+        "counter",
+        "Line bytes received from sources.",
+        m.bytes_in.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_refused_total",
+        "counter",
+        "Lines refused (bad category or category limit).",
+        m.lines_refused.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_sent_total",
+        "counter",
+        "Lines sent to clients.",
+        m.lines_sent.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_dropped_total",
+        "counter",
+        "Lines dropped for clients that fell behind.",
+        m.lines_dropped.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_connections_refused_total",
+        "counter",
+        "Websocket connections refused at the connection limit.",
+        m.connections_refused.load(Ordering::Relaxed),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

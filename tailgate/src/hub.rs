@@ -197,7 +197,10 @@ impl ClientQueue {
         for (seq, line) in lines {
             let cost = line.len() + LINE_OVERHEAD;
             if q.bytes + cost > self.cap {
-                let e = q.dropping.entry((key, category.clone())).or_insert((0, *seq));
+                let e = q
+                    .dropping
+                    .entry((key, category.clone()))
+                    .or_insert((0, *seq));
                 e.0 += 1;
                 dropped += 1;
                 continue;
@@ -453,7 +456,11 @@ impl Hub {
     }
 
     pub fn category_names(&self) -> Vec<String> {
-        lock(&self.inner).feeds.keys().map(|k| k.to_string()).collect()
+        lock(&self.inner)
+            .feeds
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     pub fn infos(&self) -> Vec<FeedInfo> {
@@ -550,7 +557,11 @@ mod tests {
         assert_eq!(seqs(&items), [1, 2, 3]);
         assert!(matches!(
             items.last(),
-            Some(Item::Dropped { count: 2, from_seq: 4, .. })
+            Some(Item::Dropped {
+                count: 2,
+                from_seq: 4,
+                ..
+            })
         ));
         assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
         hub.publish("a", lines(&["6"])).unwrap();

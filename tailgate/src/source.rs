@@ -84,12 +84,17 @@ fn run(hub: &Hub, src: &FileSources, shutdown: &CancellationToken) {
                 tracing::debug!("{} rotated to {}", path.display(), to.display())
             }
             Event::Truncated { path, .. } => {
-                tracing::info!("{} was truncated; reading it from the start", path.display())
+                tracing::info!(
+                    "{} was truncated; reading it from the start",
+                    path.display()
+                )
             }
             Event::Vanished { path, .. } => {
                 tracing::info!("{} vanished before it was read to its end", path.display())
             }
-            Event::LineTooLong { path, offset, max, .. } => {
+            Event::LineTooLong {
+                path, offset, max, ..
+            } => {
                 tracing::warn!(
                     "{}: line at offset {offset} is over {max} bytes; skipped",
                     path.display()

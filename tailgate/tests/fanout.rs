@@ -32,14 +32,19 @@ async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything()
         let payload = payload.clone();
         tokio::spawn(async move {
             use scribe_protocol::client::{Client, ClientOptions};
-            let mut c = Client::connect(&scribe, ClientOptions::default()).await.unwrap();
+            let mut c = Client::connect(&scribe, ClientOptions::default())
+                .await
+                .unwrap();
             for chunk in 0..LINES / 512 {
                 let mut b = scribe_protocol::LogBatchBuilder::new(
                     scribe_protocol::HeaderStyle::Strict,
                     600 << 10,
                 );
                 for i in 0..512 {
-                    b.push(b"app", format!("{:06} {payload}", chunk * 512 + i).as_bytes());
+                    b.push(
+                        b"app",
+                        format!("{:06} {payload}", chunk * 512 + i).as_bytes(),
+                    );
                 }
                 c.log(b.finish()).await.unwrap();
                 // ~10 MB/s: a reading client keeps up (its 8 MiB queue covers most of a
@@ -65,9 +70,9 @@ async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything()
             "lines" => {
                 let seq = v["seq"].as_u64().unwrap() as usize;
                 let n = v["lines"].as_array().unwrap().len();
-                for s in seq..seq + n {
-                    assert!(!seen[s], "seq {s} twice");
-                    seen[s] = true;
+                for (s, seen) in seen.iter_mut().enumerate().skip(seq).take(n) {
+                    assert!(!*seen, "seq {s} twice");
+                    *seen = true;
                 }
                 delivered += n;
             }
@@ -76,9 +81,9 @@ async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything()
                 let n = v["count"].as_u64().unwrap() as usize;
                 assert!(from >= 2 && from + n <= LINES + 2, "{v}");
                 dropped += n;
-                for s in from..from + n {
-                    assert!(!seen[s], "seq {s} delivered and dropped");
-                    seen[s] = true;
+                for (s, seen) in seen.iter_mut().enumerate().skip(from).take(n) {
+                    assert!(!*seen, "seq {s} delivered and dropped");
+                    *seen = true;
                 }
             }
             _ => {}
@@ -129,16 +134,26 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     let hello = next(&mut ws).await;
     // The data dir is scanned right after start; the hello may predate it.
     if hello["categories"] != json!(["web"]) {
-        assert_eq!(next_of(&mut ws, "categories").await["categories"], json!(["web"]));
+        assert_eq!(
+            next_of(&mut ws, "categories").await["categories"],
+            json!(["web"])
+        );
     }
-    send(&mut ws, json!({"type":"subscribe","id":"all","category":"*"})).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"all","category":"*"}),
+    )
+    .await;
     next_of(&mut ws, "subscribed").await;
     // Existing files are tailed from their end: give the first poll time to pass.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     append(&cat_dir.join("web_00000"), "a1\na2\n");
     let got = lines(&mut ws, 2).await;
-    assert_eq!(got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+    assert_eq!(
+        got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
 
     // Rotation: a last line into the old file, the new file, the link moves, more lines.
     append(&cat_dir.join("web_00000"), "a3\n");
@@ -185,5 +200,8 @@ async fn file_source_tails_a_named_file() {
     // The file appears after start: read from its beginning.
     append(&path, "hello\nworld\n");
     let got = lines(&mut ws, 2).await;
-    assert_eq!(got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(), ["hello", "world"]);
+    assert_eq!(
+        got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+        ["hello", "world"]
+    );
 }

@@ -36,8 +36,15 @@ async fn glob_subscription_covers_matching_and_new_categories() {
     let tg = Tailgate::start(&scribe_args());
     tg.push("web.a", &[b"old"]).await;
     let mut ws = tg.ws("").await;
-    send(&mut ws, json!({"type":"subscribe","id":"p1","category":"web.*"})).await;
-    assert_eq!(next_of(&mut ws, "subscribed").await["matched"], json!(["web.a"]));
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"p1","category":"web.*"}),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut ws, "subscribed").await["matched"],
+        json!(["web.a"])
+    );
     tg.push("db", &[b"not for us"]).await;
     tg.push("web.a", &[b"a1"]).await;
     tg.push("web.b", &[b"b1"]).await; // a new category, matched on arrival
@@ -51,7 +58,10 @@ async fn glob_subscription_covers_matching_and_new_categories() {
     }
     assert_eq!(
         got,
-        [(json!("web.a"), json!(["a1"])), (json!("web.b"), json!(["b1"]))]
+        [
+            (json!("web.a"), json!(["a1"])),
+            (json!("web.b"), json!(["b1"]))
+        ]
     );
 }
 
@@ -60,7 +70,11 @@ async fn backlog_then_live_lines_without_gap_or_duplicate() {
     let tg = Tailgate::start(&scribe_args());
     tg.push_n("app", 0, 10).await;
     let mut ws = tg.ws("").await;
-    send(&mut ws, json!({"type":"subscribe","category":"app","backlog":3})).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","backlog":3}),
+    )
+    .await;
     next_of(&mut ws, "subscribed").await;
     tg.push_n("app", 10, 12).await;
     let got = lines(&mut ws, 5).await;
@@ -81,11 +95,18 @@ async fn server_side_filter_sends_only_matching_lines() {
     )
     .await;
     next_of(&mut ws, "subscribed").await;
-    tg.push("app", &[b"INFO a", b"ERROR b", b"INFO c", b"FATAL d", b"INFO e"]).await;
+    tg.push(
+        "app",
+        &[b"INFO a", b"ERROR b", b"INFO c", b"FATAL d", b"INFO e"],
+    )
+    .await;
     let v = next_of(&mut ws, "lines").await;
     assert_eq!(v["lines"], json!(["ERROR b", "FATAL d"]));
     assert_eq!(v["seq"], 3);
-    assert_eq!(v["last_seq"], 6, "resume point covers the filtered-out lines");
+    assert_eq!(
+        v["last_seq"], 6,
+        "resume point covers the filtered-out lines"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +114,11 @@ async fn resume_with_since_seq_has_no_gap_and_no_duplicate() {
     let tg = Tailgate::start(&scribe_args());
     tg.push_n("app", 0, 5).await;
     let mut ws = tg.ws("").await;
-    send(&mut ws, json!({"type":"subscribe","category":"app","backlog":100})).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","backlog":100}),
+    )
+    .await;
     let first = lines(&mut ws, 5).await;
     let last_seen = first.last().unwrap().1;
     drop(ws);
@@ -130,14 +155,25 @@ async fn resume_older_than_the_ring_reports_a_gap() {
     let tg = Tailgate::start(&args);
     tg.push_n("app", 0, 20).await; // the ring holds seqs 16..=20
     let mut ws = tg.ws("").await;
-    send(&mut ws, json!({"type":"subscribe","category":"app","since_seq":3})).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","since_seq":3}),
+    )
+    .await;
     let gap = next_of(&mut ws, "gap").await;
     assert_eq!(
-        (gap["category"].clone(), gap["from_seq"].clone(), gap["to_seq"].clone()),
+        (
+            gap["category"].clone(),
+            gap["from_seq"].clone(),
+            gap["to_seq"].clone()
+        ),
         (json!("app"), json!(4), json!(15))
     );
     let got = lines(&mut ws, 5).await;
-    assert_eq!(got.iter().map(|l| l.1).collect::<Vec<_>>(), [16, 17, 18, 19, 20]);
+    assert_eq!(
+        got.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [16, 17, 18, 19, 20]
+    );
 }
 
 #[tokio::test]
@@ -148,10 +184,19 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
     for (req, needle) in [
         ("{not json", "bad request"),
         (r#"{"type":"launch"}"#, "bad request"),
-        (r#"{"type":"subscribe","category":"../etc"}"#, "not a category"),
-        (r#"{"type":"subscribe","category":"a","filter":"("}"#, "bad filter"),
+        (
+            r#"{"type":"subscribe","category":"../etc"}"#,
+            "not a category",
+        ),
+        (
+            r#"{"type":"subscribe","category":"a","filter":"("}"#,
+            "bad filter",
+        ),
         (r#"{"type":"unsubscribe","id":"nope"}"#, "no subscription"),
-        (r#"{"type":"subscribe","category":"a.*","since_seq":3}"#, "map"),
+        (
+            r#"{"type":"subscribe","category":"a.*","since_seq":3}"#,
+            "map",
+        ),
     ] {
         ws_send_text(&mut ws, req).await;
         let v = next(&mut ws).await;
@@ -164,9 +209,11 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
 
 async fn ws_send_text(ws: &mut Ws, t: &str) {
     use futures::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(t.to_string().into()))
-        .await
-        .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        t.to_string().into(),
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -174,7 +221,11 @@ async fn unsubscribe_stops_lines() {
     let tg = Tailgate::start(&scribe_args());
     tg.push("app", &[b"x"]).await;
     let mut ws = tg.ws("").await;
-    send(&mut ws, json!({"type":"subscribe","id":"s","category":"app"})).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"s","category":"app"}),
+    )
+    .await;
     next_of(&mut ws, "subscribed").await;
     send(&mut ws, json!({"type":"unsubscribe","id":"s"})).await;
     next_of(&mut ws, "unsubscribed").await;
@@ -185,23 +236,37 @@ async fn unsubscribe_stops_lines() {
 #[tokio::test]
 async fn token_and_origin_are_enforced() {
     let mut args = scribe_args();
-    args.extend(["--token", "s3cret", "--allow-origin", "https://dash.example"]);
+    args.extend([
+        "--token",
+        "s3cret",
+        "--allow-origin",
+        "https://dash.example",
+    ]);
     let tg = Tailgate::start(&args);
     let status = |e: tokio_tungstenite::tungstenite::Error| match e {
         tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
         other => panic!("{other}"),
     };
     assert_eq!(status(tg.try_ws("", &[]).await.err().unwrap()), 401);
-    assert_eq!(status(tg.try_ws("?token=wrong", &[]).await.err().unwrap()), 401);
+    assert_eq!(
+        status(tg.try_ws("?token=wrong", &[]).await.err().unwrap()),
+        401
+    );
     assert!(tg.try_ws("?token=s3cret", &[]).await.is_ok());
     assert!(tg
         .try_ws("", &[("authorization", "Bearer s3cret")])
         .await
         .is_ok());
     let foreign = [("origin", "https://evil.example")];
-    assert_eq!(status(tg.try_ws("?token=s3cret", &foreign).await.err().unwrap()), 403);
+    assert_eq!(
+        status(tg.try_ws("?token=s3cret", &foreign).await.err().unwrap()),
+        403
+    );
     let own = format!("http://{}", tg.addr);
-    assert!(tg.try_ws("?token=s3cret", &[("origin", &own)]).await.is_ok());
+    assert!(tg
+        .try_ws("?token=s3cret", &[("origin", &own)])
+        .await
+        .is_ok());
     assert!(tg
         .try_ws("?token=s3cret", &[("origin", "https://dash.example")])
         .await
@@ -253,7 +318,11 @@ async fn raw_mode_sends_plain_text_lines() {
             tg.push("app", &[b"d"]).await;
         }
         use futures::StreamExt;
-        let m = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
             text.push_str(t.as_str());
         }
@@ -274,7 +343,10 @@ async fn sigterm_closes_clients_and_exits_cleanly() {
     use futures::StreamExt;
     let m = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
     assert!(
-        matches!(m, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None),
+        matches!(
+            m,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None
+        ),
         "{m:?}"
     );
     let status = tg.wait_exit(WAIT).expect("exited");

@@ -112,7 +112,9 @@ impl Tailgate {
     /// Pushes lines into a category through `--scribe-listen`.
     pub async fn push(&self, category: &str, lines: &[&[u8]]) {
         let addr = self.scribe.as_ref().expect("started with --scribe-listen");
-        let mut c = Client::connect(addr, ClientOptions::default()).await.unwrap();
+        let mut c = Client::connect(addr, ClientOptions::default())
+            .await
+            .unwrap();
         let mut b = LogBatchBuilder::new(HeaderStyle::Strict, 1024);
         for l in lines {
             b.push(category.as_bytes(), l);
@@ -121,7 +123,9 @@ impl Tailgate {
     }
 
     pub async fn push_n(&self, category: &str, from: usize, to: usize) {
-        let lines: Vec<Vec<u8>> = (from..to).map(|i| format!("line {i}").into_bytes()).collect();
+        let lines: Vec<Vec<u8>> = (from..to)
+            .map(|i| format!("line {i}").into_bytes())
+            .collect();
         let refs: Vec<&[u8]> = lines.iter().map(|l| &l[..]).collect();
         self.push(category, &refs).await;
     }
@@ -135,9 +139,11 @@ impl Tailgate {
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
         .await
@@ -145,7 +151,10 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
         .unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -192,7 +201,9 @@ pub async fn lines(ws: &mut Ws, n: usize) -> Vec<(String, u64, String)> {
                     out.push((
                         v["category"].as_str().unwrap().to_string(),
                         seq + i as u64,
-                        l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string()),
+                        l.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| l.to_string()),
                     ));
                 }
             }
