@@ -110,10 +110,12 @@ pub async fn serve(
     while ok {
         let out: Vec<String> = tokio::select! {
             _ = shutdown.cancelled() => {
-                let _ = ws.send(Message::Close(Some(CloseFrame {
+                let close = ws.send(Message::Close(Some(CloseFrame {
                     code: 1001,
                     reason: "tailgate is shutting down".into(),
-                }))).await;
+                })));
+                // A client that does not read cannot hold the shutdown up.
+                let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
                 break;
             }
             msg = ws.recv() => {

@@ -19,6 +19,7 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::connection::{self, ConnOptions, RawRequest, MAX_REQUEST};
 use crate::hub::Hub;
@@ -33,6 +34,9 @@ pub struct HttpState {
     pub slots: Arc<Semaphore>,
     pub conn: ConnOptions,
     pub shutdown: CancellationToken,
+    /// Websocket sessions, so shutdown can wait for their close frames to go out (upgraded
+    /// connections are no longer hyper's, so graceful HTTP shutdown does not wait for them).
+    pub sessions: TaskTracker,
 }
 
 /// Normalizes `--base-path` to `""` or `/a/b` (leading slash, no trailing one).
@@ -177,12 +181,14 @@ async fn ws(
     let hub = st.hub.clone();
     let opts = st.conn.clone();
     let shutdown = st.shutdown.clone();
+    let session = st.sessions.token();
     upgrade
         .max_message_size(MAX_REQUEST)
         .max_frame_size(MAX_REQUEST)
         .on_upgrade(move |socket| async move {
             connection::serve(socket, hub, opts, raw, shutdown).await;
             drop(permit);
+            drop(session);
         })
 }
 

@@ -149,6 +149,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         )
     });
 
+    let sessions = tokio_util::task::TaskTracker::new();
     let state = Arc::new(http::HttpState {
         hub: hub.clone(),
         token,
@@ -159,6 +160,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             ping_every: Duration::from_secs(30).min(args.idle_timeout / 2),
         },
         shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
     });
     let app = http::router(state, &base);
     let sd = shutdown.clone();
@@ -166,6 +168,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         .with_graceful_shutdown(async move { sd.cancelled().await })
         .await
         .context("serving HTTP")?;
+    // Each session sends its close frame on cancellation; a client that does not read may
+    // hold its send, so the wait is bounded.
+    sessions.close();
+    if tokio::time::timeout(Duration::from_secs(5), sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some websocket sessions did not close within 5 s");
+    }
     if let Some(t) = scribe_task {
         let _ = t.await;
     }

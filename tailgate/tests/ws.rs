@@ -313,20 +313,23 @@ async fn raw_mode_sends_plain_text_lines() {
     tg.push("app", &[b"a", b"b", b"c"]).await;
     let mut ws = tg.ws("?raw=1&category=app&backlog=2").await;
     let mut text = String::new();
-    while text.lines().count() < 3 {
-        if text.is_empty() {
-            tg.push("app", &[b"d"]).await;
-        }
+    async fn more(ws: &mut Ws, text: &mut String, lines: usize) {
         use futures::StreamExt;
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
-            text.push_str(t.as_str());
+        while text.lines().count() < lines {
+            let m = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                text.push_str(t.as_str());
+            }
         }
     }
+    more(&mut ws, &mut text, 2).await;
+    assert_eq!(text, "b\nc\n");
+    tg.push("app", &[b"d"]).await;
+    more(&mut ws, &mut text, 3).await;
     assert_eq!(text, "b\nc\nd\n");
 }
 
