@@ -395,6 +395,9 @@ impl Hub {
         let mut inner = lock(&self.inner);
         inner.subs.push(sub.clone());
         let mut matched = Vec::new();
+        // Backlog and resume lines bypass the client's byte bound, so their number is bounded
+        // per request instead: a glob over many categories cannot queue every ring at once.
+        let mut budget = self.cfg.ring_lines;
         for (name, feed) in &inner.feeds {
             if !sub.pattern.matches(name) {
                 continue;
@@ -414,7 +417,16 @@ impl Hub {
             match since {
                 Some(since) => {
                     let (resume, lines) = st.ring.after(since);
-                    if let Resume::Gap { from, to } = resume {
+                    let skip = lines.len().saturating_sub(budget);
+                    let mut lines = lines.skip(skip).peekable();
+                    // Lines missed: evicted from the ring, or over the budget.
+                    let from = match resume {
+                        Resume::Gap { from, .. } => Some(from),
+                        Resume::Complete if skip > 0 => Some(since + 1),
+                        Resume::Complete => None,
+                    };
+                    if let Some(from) = from {
+                        let to = lines.peek().map_or(st.ring.last_seq(), |(s, _)| s - 1);
                         queue.push_unbounded(Item::Gap {
                             key,
                             category: name.clone(),
@@ -424,11 +436,13 @@ impl Hub {
                     }
                     for l in lines {
                         queue.push_unbounded(line(l));
+                        budget -= 1;
                     }
                 }
                 None => {
-                    for l in st.ring.last(backlog) {
+                    for l in st.ring.last(backlog.min(budget)) {
                         queue.push_unbounded(line(l));
+                        budget -= 1;
                     }
                 }
             }
@@ -566,6 +580,26 @@ mod tests {
         assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
         hub.publish("a", lines(&["6"])).unwrap();
         assert_eq!(seqs(&q.drain()), [6]);
+    }
+
+    #[test]
+    fn resume_lines_are_bounded_per_request() {
+        let hub = Hub::new(HubConfig {
+            ring_lines: 4,
+            ..HubConfig::default()
+        });
+        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+        hub.publish("b", lines(&["1", "2", "3"])).unwrap();
+        let q = hub.new_queue();
+        let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
+        hub.subscribe(&q, Pattern::new("*").unwrap(), &Start::Since(since, 0));
+        let items = q.drain();
+        // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
+        assert_eq!(seqs(&items), [1, 2, 3, 3]);
+        assert!(matches!(
+            &items[3],
+            Item::Gap { from_seq: 1, to_seq: 2, category, .. } if &**category == "b"
+        ));
     }
 
     #[test]

@@ -81,26 +81,19 @@ impl Ring {
     }
 
     /// The lines after `since`, oldest first, and whether any between are missing.
-    pub fn after(&self, since: u64) -> (Resume, impl Iterator<Item = &(u64, Bytes)>) {
+    pub fn after(&self, since: u64) -> (Resume, impl ExactSizeIterator<Item = &(u64, Bytes)>) {
         let oldest = self.lines.front().map_or(self.next_seq, |(s, _)| *s);
-        let resume = if since >= self.next_seq {
-            // A resume point this ring never reached: the server restarted (sequence numbers
-            // begin again at 1). Everything it holds is new to the client.
-            Resume::Gap {
-                from: 1,
-                to: oldest - 1,
-            }
-        } else if since + 1 < oldest {
-            Resume::Gap {
+        // A resume point this ring never reached means the server restarted (sequence
+        // numbers begin again at 1): everything held is new to the client.
+        let since = if since >= self.next_seq { 0 } else { since };
+        let (resume, start) = if since + 1 < oldest {
+            let gap = Resume::Gap {
                 from: since + 1,
                 to: oldest - 1,
-            }
+            };
+            (gap, 0)
         } else {
-            Resume::Complete
-        };
-        let start = match resume {
-            Resume::Complete => (since + 1).saturating_sub(oldest) as usize,
-            Resume::Gap { .. } => 0,
+            (Resume::Complete, (since + 1 - oldest) as usize)
         };
         (resume, self.lines.iter().skip(start))
     }
@@ -148,7 +141,13 @@ mod tests {
         let (res, it) = r.after(10);
         assert_eq!(res, Resume::Complete);
         assert_eq!(it.count(), 0);
-        let (res, _) = r.after(50);
+        let (res, it) = r.after(50);
         assert_eq!(res, Resume::Gap { from: 1, to: 5 });
+        assert_eq!(it.count(), 5);
+        // After a restart with everything still held: all of it, no gap.
+        let r = ring_with(3, 5);
+        let (res, it) = r.after(50);
+        assert_eq!(res, Resume::Complete);
+        assert_eq!(it.count(), 3);
     }
 }

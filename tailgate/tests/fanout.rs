@@ -13,7 +13,7 @@ use serde_json::json;
 /// client that reads gets every line, and the source is never held up.
 #[tokio::test]
 async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything() {
-    let tg = Tailgate::start(&["--scribe-listen", "127.0.0.1:0", "--client-buffer", "8M"]);
+    let tg = Tailgate::start(&["--scribe-listen", "127.0.0.1:0", "--client-buffer", "1M"]);
     tg.push("app", &[b"first"]).await;
     let mut slow = tg.ws("").await;
     send(&mut slow, json!({"type":"subscribe","category":"app"})).await;
@@ -22,44 +22,38 @@ async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything()
     send(&mut fast, json!({"type":"subscribe","category":"app"})).await;
     next_of(&mut fast, "subscribed").await;
 
-    // 48 MiB: far more than the slow client's queue plus what the kernel's socket buffers
-    // on both ends of loopback absorb (a few MiB: the receive window of a socket that is
-    // never read stays small).
-    const LINES: usize = 48 * 1024;
+    // The producer goes in lockstep with the fast client (next batch once it has the last
+    // one), so the fast client is never more than a batch behind however loaded the machine
+    // is, while the slow one falls 32 MiB behind: far more than its 1 MiB queue plus what the
+    // socket buffers on both ends of loopback absorb (a few MiB: the receive window of a
+    // socket that is never read stays small).
+    const LINES: usize = 32 * 1024;
+    const BATCH: usize = 512;
     let payload = "x".repeat(1000);
-    let producer = {
-        let scribe = tg.scribe.clone().unwrap();
-        let payload = payload.clone();
-        tokio::spawn(async move {
-            use scribe_protocol::client::{Client, ClientOptions};
-            let mut c = Client::connect(&scribe, ClientOptions::default())
-                .await
-                .unwrap();
-            for chunk in 0..LINES / 512 {
-                let mut b = scribe_protocol::LogBatchBuilder::new(
-                    scribe_protocol::HeaderStyle::Strict,
-                    600 << 10,
-                );
-                for i in 0..512 {
-                    b.push(
-                        b"app",
-                        format!("{:06} {payload}", chunk * 512 + i).as_bytes(),
-                    );
-                }
-                c.log(b.finish()).await.unwrap();
-                // ~10 MB/s: a reading client keeps up (its 8 MiB queue covers most of a
-                // second of scheduling hiccups on a busy machine); one that does not read
-                // fills its queue and the socket buffers within a few seconds.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    let got = lines(&mut fast, LINES).await;
+    let scribe = tg.scribe.clone().unwrap();
+    let mut producer = scribe_protocol::client::Client::connect(
+        &scribe,
+        scribe_protocol::client::ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::with_capacity(LINES);
+    for chunk in 0..LINES / BATCH {
+        let mut b =
+            scribe_protocol::LogBatchBuilder::new(scribe_protocol::HeaderStyle::Strict, 600 << 10);
+        for i in 0..BATCH {
+            b.push(
+                b"app",
+                format!("{:06} {payload}", chunk * BATCH + i).as_bytes(),
+            );
+        }
+        producer.log(b.finish()).await.unwrap();
+        got.extend(lines(&mut fast, BATCH).await);
+    }
     for (i, (_, seq, text)) in got.iter().enumerate() {
         assert_eq!(*seq, i as u64 + 2);
         assert!(text.starts_with(&format!("{i:06} ")));
     }
-    tokio::time::timeout(WAIT, producer).await.unwrap().unwrap();
 
     // Now the slow client reads: every seq is either delivered or inside a `dropped` range.
     let mut seen = vec![false; LINES + 2];
