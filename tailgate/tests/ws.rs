@@ -303,8 +303,12 @@ async fn http_api_lists_categories_and_tails_bytes() {
     assert_eq!(tg.get("/api/tail/nope").await.0, 404);
     assert_eq!(tg.get("/api/tail/app?n=x").await.0, 400);
 
+    // A hostile category name is refused and counted; the batch is still answered OK.
+    tg.push("../etc", &[b"x"]).await;
     let (_, m) = tg.get("/metrics").await;
     assert!(m.contains("tailgate_lines_in_total 3"), "{m}");
+    assert!(m.contains("tailgate_lines_refused_total 1"), "{m}");
+    assert!(m.contains("tailgate_categories 1"), "{m}");
 }
 
 #[tokio::test]
