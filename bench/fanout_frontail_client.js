@@ -12,7 +12,10 @@ const { performance } = require("perf_hooks");
 
 const [url, ns, nStr, secStr, warmStr] = process.argv.slice(2);
 const n = Number(nStr), seconds = Number(secStr), warmup = Number(warmStr);
-const BUCKET_US = 250, BUCKETS = 20000;
+// 0.25 ms buckets up to 1 s, 10 ms buckets up to 60 s, one overflow bucket (as fanout_bench).
+const FINE_US = 250, FINE = 4000, COARSE_US = 10000, BUCKETS = FINE + 5900;
+const bucket = (us) => us < FINE * FINE_US ? Math.floor(us / FINE_US) : Math.min(BUCKETS, FINE + Math.floor((us - FINE * FINE_US) / COARSE_US));
+const bucketMs = (i) => i < FINE ? (i + 0.5) * FINE_US / 1000 : (FINE * FINE_US + (i - FINE + 0.5) * COARSE_US) / 1000;
 const hist = new Float64Array(BUCKETS + 1);
 let lines = 0, maxUs = 0, connected = 0;
 const perClient = new Array(n).fill(0);
@@ -30,7 +33,7 @@ for (let i = 0; i < n; i++) {
     const ts = Number(String(line).slice(0, 16));
     const lat = Math.max(0, nowUs() - ts);
     if (lat > maxUs) maxUs = lat;
-    hist[Math.min(BUCKETS, Math.floor(lat / BUCKET_US))]++;
+    hist[bucket(lat)]++;
     lines++; perClient[i]++;
   });
   sockets.push(s);
@@ -38,7 +41,7 @@ for (let i = 0; i < n; i++) {
 function pct(p) {
   const want = Math.max(1, Math.ceil(lines * p));
   let seen = 0;
-  for (let i = 0; i <= BUCKETS; i++) { seen += hist[i]; if (seen >= want) return (i + 0.5) * BUCKET_US / 1000; }
+  for (let i = 0; i <= BUCKETS; i++) { seen += hist[i]; if (seen >= want) return bucketMs(i); }
   return null;
 }
 setTimeout(() => {

@@ -56,9 +56,29 @@ fn gen(rate: u64, seconds: u64, file: Option<String>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Latency histogram: 0.25 ms buckets up to 5 s, then one overflow bucket.
-const BUCKET_NS: u64 = 250_000;
-const BUCKETS: usize = 20_000;
+/// Latency histogram: 0.25 ms buckets up to 1 s, then 10 ms buckets up to 60 s, then one
+/// overflow bucket.
+const FINE_NS: u64 = 250_000;
+const FINE: usize = 4_000;
+const COARSE_NS: u64 = 10_000_000;
+const BUCKETS: usize = FINE + 5_900;
+
+fn bucket(lat_ns: u64) -> usize {
+    if lat_ns < FINE as u64 * FINE_NS {
+        (lat_ns / FINE_NS) as usize
+    } else {
+        (FINE + ((lat_ns - FINE as u64 * FINE_NS) / COARSE_NS) as usize).min(BUCKETS)
+    }
+}
+
+/// The middle of bucket `i`, in ms.
+fn bucket_ms(i: usize) -> f64 {
+    if i < FINE {
+        (i as f64 + 0.5) * FINE_NS as f64 / 1e6
+    } else {
+        (FINE as f64 * FINE_NS as f64 + ((i - FINE) as f64 + 0.5) * COARSE_NS as f64) / 1e6
+    }
+}
 
 #[derive(Default, Clone)]
 struct Stats {
@@ -119,7 +139,7 @@ async fn client(url: String, category: String, warm_until: Instant, end: Instant
                         .unwrap_or(now);
                     let lat = now.saturating_sub(ts);
                     st.max_ns = st.max_ns.max(lat);
-                    st.hist[((lat / BUCKET_NS) as usize).min(BUCKETS)] += 1;
+                    st.hist[bucket(lat)] += 1;
                 }
             }
             "dropped" => st.dropped += msg.count,
@@ -136,7 +156,7 @@ fn percentile(hist: &[u64], total: u64, p: f64) -> f64 {
     for (i, c) in hist.iter().enumerate() {
         seen += c;
         if seen >= want.max(1) {
-            return (i as f64 + 0.5) * BUCKET_NS as f64 / 1e6;
+            return bucket_ms(i);
         }
     }
     f64::NAN
