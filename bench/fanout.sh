@@ -18,6 +18,7 @@
 #   FANOUT_CLIENTS   websocket clients (default 500)
 #   FANOUT_SECONDS   measured seconds (default 20), after FANOUT_WARMUP (default 5)
 #   BENCH_ONLY       subset of "tailgate-file tailgate-scribe frontail" (default: all)
+#   SHIP_ARGS        extra flags for ship (tailgate-scribe; it gets --batch-lines RATE/100)
 #   BENCH_REV, BENCH_NO_BUILD, BENCH_QUIET_WAIT   as in bench/ingest.sh
 #
 # Server CPU is utime+stime of the server process (frontail: node plus its `tail` child)
@@ -91,6 +92,7 @@ measure() {
     RESULTS+=("$name $cpu $rss $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["lines_per_sec"], d["p50_ms"], d["p99_ms"], d["dropped"], d["min_client_lines"], d["max_client_lines"])' "$out")")
 }
 
+SHIP_BATCH=$(( RATE / 100 > 0 ? RATE / 100 : 1 ))
 # The generator runs a little longer than the clients measure.
 GEN_SECONDS=$(( 2 + WARMUP + SECONDS_ + 2 ))
 
@@ -114,7 +116,9 @@ for round in $ONLY; do
         "$TAILGATE" --listen "127.0.0.1:$port" --scribe-listen "127.0.0.1:$sport" --max-clients 2000 \
             >"$RUN/tailgate.out" 2>"$RUN/tailgate.err" &
         spid=$!; PIDS+=("$spid"); wait_listen "$port"; wait_listen "$sport"
-        start_producer() { "$CLIENT" gen "$RATE" "$GEN_SECONDS" | "$SHIP" --to "127.0.0.1:$sport" bench; }
+        # ship sends a partial batch only after --linger without input, so a steady stream
+        # waits for a full batch: cap batches at 10 ms of lines, else latency is ship's.
+        start_producer() { "$CLIENT" gen "$RATE" "$GEN_SECONDS" | "$SHIP" --to "127.0.0.1:$sport" --batch-lines "$SHIP_BATCH" ${SHIP_ARGS:-} bench; }
         measure "$round" "$spid" "$CLIENT" clients "ws://127.0.0.1:$port/ws" "$CLIENTS" bench "$SECONDS_" "$(( WARMUP + 2 ))"
         stop_pid "$spid" tailgate || true
         ;;
