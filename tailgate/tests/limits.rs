@@ -70,3 +70,24 @@ async fn oversized_scribe_frames_are_refused_without_buffering() {
     let (_, body) = tg.get("/api/tail/app").await;
     assert_eq!(body, "still here\n");
 }
+
+#[tokio::test]
+async fn base_path_serves_everything_under_the_prefix() {
+    let tg = Tailgate::start(&[
+        "--base-path",
+        "/logs/tail/",
+        "--scribe-listen",
+        "127.0.0.1:0",
+    ]);
+    tg.push("app", &[b"x"]).await;
+    let (s, page) = tg.get("/logs/tail/").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<title>tailgate</title>"));
+    assert_eq!(tg.get("/logs/tail").await.0, 308, "redirects to the slash");
+    assert_eq!(tg.get("/logs/tail/api/categories").await.0, 200);
+    assert_eq!(tg.get("/api/categories").await.0, 404);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/logs/tail/ws", tg.addr))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["type"], "hello");
+}
