@@ -1,0 +1,408 @@
+//! One websocket client: reads its requests, and every [`TICK`] (or sooner when its queue
+//! has a batch's worth) sends what its queue holds as `lines` / `dropped` / `gap` messages.
+//!
+//! Sending may block on a slow client's TCP window; meanwhile the hub keeps filling (and,
+//! past the byte bound, dropping from) this client's queue without waiting for it. Filters
+//! run here, on the client's task, so a costly regex slows only its own client.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use regex::bytes::{Regex, RegexBuilder};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{ClientQueue, Hub, Item, Start};
+use crate::pattern::Pattern;
+use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceSeq};
+
+/// Batches are sent at most this often (unless one fills up first).
+pub const TICK: Duration = Duration::from_millis(100);
+/// Most lines in one `lines` message.
+const BATCH_LINES: usize = 1000;
+/// Most line bytes in one `lines` message.
+const BATCH_BYTES: usize = 256 << 10;
+/// Longest filter accepted, and the compiled size limit, so a request cannot make the
+/// server build a huge automaton.
+const MAX_FILTER_LEN: usize = 4096;
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most subscriptions per connection.
+const MAX_SUBSCRIPTIONS: usize = 64;
+/// Longest request accepted (a websocket message).
+pub const MAX_REQUEST: usize = 64 << 10;
+
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    pub idle_timeout: Duration,
+    pub ping_every: Duration,
+}
+
+/// Raw mode: one subscription from the URL, plain text frames of lines.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub category: String,
+    pub filter: Option<String>,
+    pub backlog: usize,
+}
+
+struct Sub {
+    id: String,
+    filter: Option<Regex>,
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    queue: Arc<ClientQueue>,
+    subs: HashMap<u64, Sub>,
+    raw: bool,
+}
+
+/// The current `lines` message being assembled.
+struct Batch {
+    key: u64,
+    category: Arc<str>,
+    seq: u64,
+    last_seq: u64,
+    lines: Vec<Bytes>,
+    bytes: usize,
+}
+
+pub async fn serve(
+    mut ws: WebSocket,
+    hub: Arc<Hub>,
+    opts: ConnOptions,
+    raw: Option<RawRequest>,
+    shutdown: CancellationToken,
+) {
+    hub.metrics.clients.fetch_add(1, Ordering::Relaxed);
+    let mut s = Session {
+        queue: hub.new_queue(),
+        hub: hub.clone(),
+        subs: HashMap::new(),
+        raw: raw.is_some(),
+    };
+    let mut cats = hub.watch_categories();
+    cats.borrow_and_update();
+    let mut ok = true;
+    if let Some(r) = raw {
+        if let Err(reason) = s.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
+            let _ = ws
+                .send(Message::Text(format!("[tailgate] {reason}\n").into()))
+                .await;
+            ok = false;
+        }
+    } else {
+        let hello = ServerMsg::Hello {
+            server: "tailgate",
+            version: env!("CARGO_PKG_VERSION"),
+            instance: &hub.instance,
+            categories: hub.category_names(),
+        };
+        ok = ws.send(Message::Text(hello.to_json().into())).await.is_ok();
+    }
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_seen = Instant::now();
+    let mut last_ping = Instant::now();
+    while ok {
+        let out: Vec<String> = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let close = ws.send(Message::Close(Some(CloseFrame {
+                    code: 1001,
+                    reason: "tailgate is shutting down".into(),
+                })));
+                // A client that does not read cannot hold the shutdown up.
+                let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+                break;
+            }
+            msg = ws.recv() => {
+                last_seen = Instant::now();
+                match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Text(t))) if !s.raw => s.request(t.as_str()),
+                    Some(Ok(Message::Binary(_))) if !s.raw => vec![error("send JSON text frames", None)],
+                    Some(Ok(_)) => Vec::new(),
+                }
+            }
+            _ = s.queue.notify.notified() => s.flush(),
+            _ = tick.tick() => {
+                if last_seen.elapsed() > opts.idle_timeout {
+                    let _ = ws.send(Message::Close(Some(CloseFrame {
+                        code: 1000,
+                        reason: "idle timeout".into(),
+                    }))).await;
+                    break;
+                }
+                if last_ping.elapsed() >= opts.ping_every {
+                    last_ping = Instant::now();
+                    if ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
+                }
+                s.flush()
+            }
+            Ok(()) = cats.changed(), if !s.raw => {
+                vec![ServerMsg::Categories { categories: hub.category_names() }.to_json()]
+            }
+        };
+        for m in out {
+            if ws.send(Message::Text(m.into())).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+    }
+    for key in s.subs.keys() {
+        hub.unsubscribe(*key);
+    }
+    hub.metrics.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn error(reason: impl Into<String>, id: Option<&str>) -> String {
+    ServerMsg::Error {
+        reason: reason.into(),
+        id,
+    }
+    .to_json()
+}
+
+impl Session {
+    fn request(&mut self, text: &str) -> Vec<String> {
+        if text.len() > MAX_REQUEST {
+            return vec![error(format!("request over {MAX_REQUEST} bytes"), None)];
+        }
+        let msg: ClientMsg = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => return vec![error(format!("bad request: {e}"), None)],
+        };
+        match msg {
+            ClientMsg::Subscribe {
+                id,
+                category,
+                filter,
+                backlog,
+                since_seq,
+            } => {
+                let id_for_err = id.clone().unwrap_or_else(|| category.clone());
+                match self.subscribe(id, category, filter, backlog, since_seq) {
+                    Ok(m) => vec![m],
+                    Err(reason) => vec![error(reason, Some(&id_for_err))],
+                }
+            }
+            ClientMsg::Unsubscribe { id } => {
+                match self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k) {
+                    Some(key) => {
+                        self.subs.remove(&key);
+                        self.hub.unsubscribe(key);
+                        vec![ServerMsg::Unsubscribed { id: &id }.to_json()]
+                    }
+                    None => vec![error("no subscription with this id", Some(&id))],
+                }
+            }
+            ClientMsg::Ping { data } => vec![ServerMsg::Pong { data }.to_json()],
+            ClientMsg::Categories {} => vec![ServerMsg::Categories {
+                categories: self.hub.category_names(),
+            }
+            .to_json()],
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        id: Option<String>,
+        category: String,
+        filter: Option<String>,
+        backlog: Option<usize>,
+        since_seq: Option<SinceSeq>,
+    ) -> Result<String, String> {
+        let pattern = Pattern::new(&category).map_err(|e| e.to_string())?;
+        let id = id.unwrap_or_else(|| category.clone());
+        if id.is_empty() || id.len() > 200 {
+            return Err("id must be 1 to 200 bytes".into());
+        }
+        let filter = match filter.filter(|f| !f.is_empty()) {
+            None => None,
+            Some(f) if f.len() > MAX_FILTER_LEN => {
+                return Err(format!("filter over {MAX_FILTER_LEN} bytes"))
+            }
+            Some(f) => Some(
+                RegexBuilder::new(&f)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| format!("bad filter: {e}"))?,
+            ),
+        };
+        let backlog = backlog.unwrap_or(0).min(self.hub.config().ring_lines);
+        let start = match since_seq {
+            None => Start::Backlog(backlog),
+            Some(SinceSeq::One(n)) => {
+                if pattern.is_glob() {
+                    return Err("since_seq for a glob must be a map of category to seq".into());
+                }
+                Start::Since(HashMap::from([(category.clone(), n)]), backlog)
+            }
+            Some(SinceSeq::Map(m)) => {
+                if m.len() > self.hub.config().max_categories {
+                    return Err("since_seq names more categories than exist".into());
+                }
+                Start::Since(m, backlog)
+            }
+        };
+        // Replacing a subscription with the same id.
+        if let Some(old) = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k) {
+            self.subs.remove(&old);
+            self.hub.unsubscribe(old);
+        }
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            return Err(format!(
+                "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
+            ));
+        }
+        let (key, matched) = self.hub.subscribe(&self.queue, pattern, &start);
+        let reply = ServerMsg::Subscribed {
+            id: &id,
+            category: &category,
+            matched: matched.iter().map(|m| &**m).collect(),
+        }
+        .to_json();
+        self.subs.insert(key, Sub { id, filter });
+        Ok(reply)
+    }
+
+    /// Turns what the queue holds into messages.
+    fn flush(&mut self) -> Vec<String> {
+        let items = self.queue.drain();
+        let mut out = Vec::new();
+        let mut batch: Option<Batch> = None;
+        let mut sent = 0u64;
+        for item in items {
+            match item {
+                Item::Line {
+                    key,
+                    category,
+                    seq,
+                    line,
+                } => {
+                    let Some(sub) = self.subs.get(&key) else {
+                        continue;
+                    };
+                    let same = batch.as_ref().is_some_and(|b| {
+                        b.key == key
+                            && b.category == category
+                            && b.lines.len() < BATCH_LINES
+                            && b.bytes < BATCH_BYTES
+                    });
+                    if !same {
+                        if let Some(b) = batch.take() {
+                            sent += self.emit(b, &mut out);
+                        }
+                    }
+                    let b = batch.get_or_insert_with(|| Batch {
+                        key,
+                        category,
+                        seq: 0,
+                        last_seq: 0,
+                        lines: Vec::new(),
+                        bytes: 0,
+                    });
+                    b.last_seq = seq;
+                    if sub.filter.as_ref().is_none_or(|f| f.is_match(&line)) {
+                        if b.lines.is_empty() {
+                            b.seq = seq;
+                        }
+                        b.bytes += line.len();
+                        b.lines.push(line);
+                    }
+                }
+                Item::Dropped {
+                    key,
+                    category,
+                    count,
+                    from_seq,
+                } => {
+                    if let Some(b) = batch.take() {
+                        sent += self.emit(b, &mut out);
+                    }
+                    let Some(sub) = self.subs.get(&key) else {
+                        continue;
+                    };
+                    out.push(if self.raw {
+                        format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n")
+                    } else {
+                        ServerMsg::Dropped {
+                            id: &sub.id,
+                            category: &category,
+                            count,
+                            from_seq,
+                        }
+                        .to_json()
+                    });
+                }
+                Item::Gap {
+                    key,
+                    category,
+                    from_seq,
+                    to_seq,
+                } => {
+                    if let Some(b) = batch.take() {
+                        sent += self.emit(b, &mut out);
+                    }
+                    let Some(sub) = self.subs.get(&key) else {
+                        continue;
+                    };
+                    out.push(if self.raw {
+                        format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n")
+                    } else {
+                        ServerMsg::Gap {
+                            id: &sub.id,
+                            category: &category,
+                            from_seq,
+                            to_seq,
+                        }
+                        .to_json()
+                    });
+                }
+            }
+        }
+        if let Some(b) = batch.take() {
+            sent += self.emit(b, &mut out);
+        }
+        self.hub
+            .metrics
+            .lines_sent
+            .fetch_add(sent, Ordering::Relaxed);
+        out
+    }
+
+    fn emit(&self, b: Batch, out: &mut Vec<String>) -> u64 {
+        if b.lines.is_empty() {
+            return 0;
+        }
+        let Some(sub) = self.subs.get(&b.key) else {
+            return 0;
+        };
+        if self.raw {
+            let mut text = String::with_capacity(b.bytes + b.lines.len());
+            for l in &b.lines {
+                text.push_str(&String::from_utf8_lossy(l));
+                text.push('\n');
+            }
+            out.push(text);
+        } else {
+            out.push(
+                ServerMsg::Lines {
+                    id: &sub.id,
+                    category: &b.category,
+                    seq: b.seq,
+                    last_seq: b.last_seq,
+                    lines: b.lines.iter().map(LineOut::new).collect(),
+                }
+                .to_json(),
+            );
+        }
+        b.lines.len() as u64
+    }
+}

@@ -1,0 +1,320 @@
+//! The HTTP side: the page, the `/ws` upgrade, the JSON API and `/metrics`, all under
+//! `--base-path`, with the token and Origin checks.
+//!
+//! The token guards everything that carries log data or counts (`/ws`, `/api/*`,
+//! `/metrics`); the page itself holds no data and is served to anyone, and reads the token
+//! from its own URL (`?token=`) to pass it on. Tokens are compared in constant time.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{self, ConnOptions, RawRequest, MAX_REQUEST};
+use crate::hub::Hub;
+
+const PAGE: &str = include_str!("page.html");
+
+pub struct HttpState {
+    pub hub: Arc<Hub>,
+    pub token: Option<String>,
+    /// Origins allowed besides the page's own (exact `scheme://host[:port]` strings).
+    pub allow_origins: Vec<String>,
+    pub slots: Arc<Semaphore>,
+    pub conn: ConnOptions,
+    pub shutdown: CancellationToken,
+    /// Websocket sessions, so shutdown can wait for their close frames to go out (upgraded
+    /// connections are no longer hyper's, so graceful HTTP shutdown does not wait for them).
+    pub sessions: TaskTracker,
+}
+
+/// Normalizes `--base-path` to `""` or `/a/b` (leading slash, no trailing one).
+pub fn normalize_base(base: &str) -> String {
+    let t = base.trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("/{t}")
+    }
+}
+
+pub fn router(state: Arc<HttpState>, base: &str) -> Router {
+    let mut r = Router::new()
+        .route(&format!("{base}/"), get(page))
+        .route(&format!("{base}/ws"), get(ws))
+        .route(&format!("{base}/api/categories"), get(categories))
+        .route(&format!("{base}/api/tail/{{category}}"), get(tail))
+        .route(&format!("{base}/metrics"), get(metrics))
+        .route(&format!("{base}/health"), get(|| async { "ok\n" }));
+    if !base.is_empty() {
+        let to = format!("{base}/");
+        r = r.route(base, get(move || async move { Redirect::permanent(&to) }));
+    }
+    r.with_state(state)
+}
+
+fn authorized(st: &HttpState, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {
+    let Some(want) = &st.token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::as_bytes)
+        .or_else(|| query.get("token").map(|t| t.as_bytes()));
+    given.is_some_and(|g| bool::from(g.ct_eq(want.as_bytes())))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong token (Authorization: Bearer <token>, or ?token=)\n",
+    )
+        .into_response()
+}
+
+/// Browsers always send `Origin` on a websocket upgrade; other clients usually do not, and
+/// are not the cross-site risk this guards against. An Origin must be this server's own
+/// (same host as the `Host` header) or in the allow list.
+fn origin_allowed(st: &HttpState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if st.allow_origins.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+async fn page() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                     connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn ws(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    if !origin_allowed(&st, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "websocket from a foreign Origin refused\n",
+        )
+            .into_response();
+    }
+    let raw = match q.get("raw").map(String::as_str) {
+        None | Some("0") | Some("false") => None,
+        Some(_) => {
+            let Some(category) = q.get("category").cloned() else {
+                return (StatusCode::BAD_REQUEST, "raw mode needs ?category=\n").into_response();
+            };
+            let backlog = match q.get("backlog").map(|b| b.parse::<usize>()) {
+                None => 0,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => {
+                    return (StatusCode::BAD_REQUEST, "backlog must be a number\n").into_response()
+                }
+            };
+            Some(RawRequest {
+                category,
+                filter: q.get("filter").cloned(),
+                backlog,
+            })
+        }
+    };
+    let Ok(permit) = st.slots.clone().try_acquire_owned() else {
+        st.hub
+            .metrics
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection limit reached\n",
+        )
+            .into_response();
+    };
+    let hub = st.hub.clone();
+    let opts = st.conn.clone();
+    let shutdown = st.shutdown.clone();
+    let session = st.sessions.token();
+    upgrade
+        .max_message_size(MAX_REQUEST)
+        .max_frame_size(MAX_REQUEST)
+        .on_upgrade(move |socket| async move {
+            connection::serve(socket, hub, opts, raw, shutdown).await;
+            drop(permit);
+            drop(session);
+        })
+}
+
+async fn categories(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    axum::Json(serde_json::json!({ "categories": st.hub.infos() })).into_response()
+}
+
+async fn tail(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(category): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    let n = match q.get("n").map(|n| n.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "n must be a number\n").into_response(),
+    };
+    let Some(lines) = st.hub.tail(&category, n) else {
+        return (StatusCode::NOT_FOUND, "no such category\n").into_response();
+    };
+    let json = q.get("format").map(String::as_str) == Some("json")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+    if json {
+        let first = lines.first().map_or(0, |(s, _)| *s);
+        let last = lines.last().map_or(0, |(s, _)| *s);
+        let body = serde_json::json!({
+            "category": category,
+            "seq": first,
+            "last_seq": last,
+            "lines": lines.iter().map(|(_, l)| crate::protocol::LineOut::new(l)).collect::<Vec<_>>(),
+        });
+        axum::Json(body).into_response()
+    } else {
+        // The exact bytes, one line per `\n`.
+        let mut body = Vec::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+        for (_, l) in &lines {
+            body.extend_from_slice(l);
+            body.push(b'\n');
+        }
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    }
+}
+
+async fn metrics(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    let m = &st.hub.metrics;
+    let mut out = String::new();
+    let mut put = |name: &str, kind: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    put(
+        "tailgate_clients",
+        "gauge",
+        "Connected websocket clients.",
+        m.clients.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_subscriptions",
+        "gauge",
+        "Active subscriptions.",
+        m.subscriptions.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_categories",
+        "gauge",
+        "Known categories.",
+        st.hub.category_names().len() as u64,
+    );
+    put(
+        "tailgate_lines_in_total",
+        "counter",
+        "Lines received from sources.",
+        m.lines_in.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_bytes_in_total",
+        "counter",
+        "Line bytes received from sources.",
+        m.bytes_in.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_refused_total",
+        "counter",
+        "Lines refused (bad category or category limit).",
+        m.lines_refused.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_sent_total",
+        "counter",
+        "Lines sent to clients.",
+        m.lines_sent.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_lines_dropped_total",
+        "counter",
+        "Lines dropped for clients that fell behind.",
+        m.lines_dropped.load(Ordering::Relaxed),
+    );
+    put(
+        "tailgate_connections_refused_total",
+        "counter",
+        "Websocket connections refused at the connection limit.",
+        m.connections_refused.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

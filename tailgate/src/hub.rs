@@ -1,0 +1,615 @@
+//! The hub: one feed per category (its ring and its subscribers) and one bounded queue per
+//! client, and the fan-out between them.
+//!
+//! A source calls [`Hub::publish`]; under the feed's lock each line gets its sequence number,
+//! goes into the ring and is appended to every subscribed client's [`ClientQueue`]. Appending
+//! never waits: a queue over its byte bound counts the line as dropped for that client
+//! instead, so a client that stops reading costs only its own lines, never the source's time
+//! or the other clients'. Lines are `Bytes`, so the ring and every queue share one copy.
+//!
+//! Subscribing copies the backlog (or the lines after a resume point) into the queue and
+//! registers the subscription under that same feed lock, so a subscriber sees every line
+//! exactly once, in order, with no gap between backlog and live lines.
+//!
+//! Lock order: hub → feed → client queue.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::pattern::Pattern;
+use crate::ring::{Resume, Ring, LINE_OVERHEAD};
+
+/// Bounds the hub enforces.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub ring_lines: usize,
+    pub ring_bytes: usize,
+    /// More categories than this are refused (their lines counted in `lines_refused`):
+    /// category names arrive from the network with `--scribe-listen`.
+    pub max_categories: usize,
+    /// Bytes of lines a client may have queued and unsent before its lines are dropped.
+    pub client_buffer: usize,
+    /// A client's queue wakes its sender early once this many bytes wait (else every tick).
+    pub batch_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            ring_lines: 10_000,
+            ring_bytes: 8 << 20,
+            max_categories: 1_000,
+            client_buffer: 4 << 20,
+            batch_bytes: 256 << 10,
+        }
+    }
+}
+
+/// Process-wide counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub clients: AtomicU64,
+    pub subscriptions: AtomicU64,
+    pub lines_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub lines_refused: AtomicU64,
+    pub lines_sent: AtomicU64,
+    pub lines_dropped: AtomicU64,
+    pub connections_refused: AtomicU64,
+}
+
+pub struct Hub {
+    cfg: HubConfig,
+    inner: Mutex<HubInner>,
+    pub metrics: Metrics,
+    /// Bumped when a category appears, so connections can send `categories` updates.
+    categories: watch::Sender<u64>,
+    next_key: AtomicU64,
+    /// A random id for this process: sequence numbers restart with it.
+    pub instance: String,
+}
+
+#[derive(Default)]
+struct HubInner {
+    feeds: BTreeMap<Arc<str>, Arc<Feed>>,
+    subs: Vec<Arc<Subscription>>,
+}
+
+pub struct Feed {
+    pub name: Arc<str>,
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    ring: Ring,
+    subs: Vec<Arc<Subscription>>,
+    lines: u64,
+    bytes: u64,
+    last_update: Option<SystemTime>,
+    rate: RateMeter,
+}
+
+/// Lines per second over the last completed window of at least a second.
+struct RateMeter {
+    window_start: Instant,
+    window_lines: u64,
+    rate: f64,
+}
+
+impl RateMeter {
+    fn add(&mut self, n: u64, now: Instant) {
+        self.roll(now);
+        self.window_lines += n;
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let dt = now.duration_since(self.window_start).as_secs_f64();
+        if dt >= 1.0 {
+            self.rate = self.window_lines as f64 / dt;
+            self.window_start = now;
+            self.window_lines = 0;
+        }
+    }
+}
+
+/// A feed's numbers for the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedInfo {
+    pub name: String,
+    pub lines: u64,
+    pub bytes: u64,
+    pub last_seq: u64,
+    pub lines_per_sec: f64,
+    /// Milliseconds since the Unix epoch of the last line, if any.
+    pub last_update_ms: Option<u64>,
+    pub subscribers: usize,
+}
+
+/// One subscription of one client: which categories, and into which queue.
+pub struct Subscription {
+    /// Unique in the process; items in a queue carry it so lines of a subscription that was
+    /// replaced or cancelled are recognized and skipped.
+    pub key: u64,
+    pub pattern: Pattern,
+    pub queue: Arc<ClientQueue>,
+}
+
+/// Where a new subscription starts in each matching category.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// The newest `n` lines of the ring (0: live lines only).
+    Backlog(usize),
+    /// After these sequence numbers; categories not listed start with the backlog.
+    Since(HashMap<String, u64>, usize),
+}
+
+/// What a client's sender takes out of its queue.
+#[derive(Debug)]
+pub enum Item {
+    Line {
+        key: u64,
+        category: Arc<str>,
+        seq: u64,
+        line: Bytes,
+    },
+    Dropped {
+        key: u64,
+        category: Arc<str>,
+        count: u64,
+        from_seq: u64,
+    },
+    Gap {
+        key: u64,
+        category: Arc<str>,
+        from_seq: u64,
+        to_seq: u64,
+    },
+}
+
+/// A client's bounded queue of lines waiting to be sent.
+pub struct ClientQueue {
+    state: Mutex<QueueState>,
+    cap: usize,
+    batch_bytes: usize,
+    /// Woken when the queue passes `batch_bytes`.
+    pub notify: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Item>,
+    bytes: usize,
+    /// Lines refused for lack of room, per (subscription, category): (count, first seq).
+    /// Reported in order: as an `Item::Dropped` before the next line that fits, or at the
+    /// end of the next drain.
+    dropping: HashMap<(u64, Arc<str>), (u64, u64)>,
+}
+
+impl ClientQueue {
+    fn push(&self, key: u64, category: &Arc<str>, lines: &[(u64, Bytes)], metrics: &Metrics) {
+        let mut q = lock(&self.state);
+        let mut dropped = 0;
+        for (seq, line) in lines {
+            let cost = line.len() + LINE_OVERHEAD;
+            if q.bytes + cost > self.cap {
+                let e = q
+                    .dropping
+                    .entry((key, category.clone()))
+                    .or_insert((0, *seq));
+                e.0 += 1;
+                dropped += 1;
+                continue;
+            }
+            if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
+                q.items.push_back(Item::Dropped {
+                    key,
+                    category: category.clone(),
+                    count,
+                    from_seq,
+                });
+            }
+            q.bytes += cost;
+            q.items.push_back(Item::Line {
+                key,
+                category: category.clone(),
+                seq: *seq,
+                line: line.clone(),
+            });
+        }
+        if dropped > 0 {
+            metrics.lines_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        let wake = q.bytes >= self.batch_bytes;
+        drop(q);
+        if wake {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Backlog and resume lines: they bypass the bound (they share the ring's memory, and
+    /// refusing them would defeat the resume), but count toward it for the live lines behind.
+    fn push_unbounded(&self, item: Item) {
+        let mut q = lock(&self.state);
+        if let Item::Line { line, .. } = &item {
+            q.bytes += line.len() + LINE_OVERHEAD;
+        }
+        q.items.push_back(item);
+    }
+
+    /// Takes everything queued, then the drops not yet reported (they happened after it).
+    pub fn drain(&self) -> Vec<Item> {
+        let mut q = lock(&self.state);
+        let mut items: Vec<Item> = q.items.drain(..).collect();
+        q.bytes = 0;
+        let mut drops: Vec<_> = q.dropping.drain().collect();
+        drops.sort_by_key(|((key, cat), _)| (*key, cat.clone()));
+        for ((key, category), (count, from_seq)) in drops {
+            items.push(Item::Dropped {
+                key,
+                category,
+                count,
+                from_seq,
+            });
+        }
+        items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let q = lock(&self.state);
+        q.items.is_empty() && q.dropping.is_empty()
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain counters and
+/// queues; carrying on is better than taking the whole server down with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("category limit of {0} reached")]
+pub struct TooManyCategories(pub usize);
+
+impl Hub {
+    pub fn new(cfg: HubConfig) -> Hub {
+        Hub {
+            cfg,
+            inner: Mutex::new(HubInner::default()),
+            metrics: Metrics::default(),
+            categories: watch::channel(0).0,
+            next_key: AtomicU64::new(1),
+            instance: format!("{:016x}", fastrand::u64(..)),
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+
+    pub fn new_queue(&self) -> Arc<ClientQueue> {
+        Arc::new(ClientQueue {
+            state: Mutex::new(QueueState::default()),
+            cap: self.cfg.client_buffer,
+            // Wake well before the bound, so a reading client is not limited to one bound's worth
+            // of lines per tick.
+            batch_bytes: self.cfg.batch_bytes.min(self.cfg.client_buffer / 4).max(1),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Changes whenever a category appears.
+    pub fn watch_categories(&self) -> watch::Receiver<u64> {
+        self.categories.subscribe()
+    }
+
+    /// The feed for `name` (a valid category name), created if new.
+    pub fn feed(&self, name: &str) -> Result<Arc<Feed>, TooManyCategories> {
+        let mut inner = lock(&self.inner);
+        if let Some(f) = inner.feeds.get(name) {
+            return Ok(f.clone());
+        }
+        if inner.feeds.len() >= self.cfg.max_categories {
+            return Err(TooManyCategories(self.cfg.max_categories));
+        }
+        let name: Arc<str> = Arc::from(name);
+        let subs: Vec<_> = inner
+            .subs
+            .iter()
+            .filter(|s| s.pattern.matches(&name))
+            .cloned()
+            .collect();
+        let feed = Arc::new(Feed {
+            name: name.clone(),
+            state: Mutex::new(FeedState {
+                ring: Ring::new(self.cfg.ring_lines, self.cfg.ring_bytes),
+                subs,
+                lines: 0,
+                bytes: 0,
+                last_update: None,
+                rate: RateMeter {
+                    window_start: Instant::now(),
+                    window_lines: 0,
+                    rate: 0.0,
+                },
+            }),
+        });
+        inner.feeds.insert(name, feed.clone());
+        drop(inner);
+        self.categories.send_modify(|v| *v += 1);
+        Ok(feed)
+    }
+
+    /// Appends lines (without their trailing `\n`) to a category and fans them out.
+    pub fn publish(&self, category: &str, lines: Vec<Bytes>) -> Result<(), TooManyCategories> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let feed = match self.feed(category) {
+            Ok(f) => f,
+            Err(e) => {
+                self.metrics
+                    .lines_refused
+                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let n = lines.len() as u64;
+        let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        let mut st = lock(&feed.state);
+        let entries: Vec<(u64, Bytes)> = lines
+            .into_iter()
+            .map(|l| (st.ring.push(l.clone()), l))
+            .collect();
+        st.lines += n;
+        st.bytes += bytes;
+        st.last_update = Some(SystemTime::now());
+        st.rate.add(n, Instant::now());
+        for sub in &st.subs {
+            sub.queue.push(sub.key, &feed.name, &entries, &self.metrics);
+        }
+        drop(st);
+        self.metrics.lines_in.fetch_add(n, Ordering::Relaxed);
+        self.metrics.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Registers a subscription and queues its starting lines; returns the key its items
+    /// carry and the categories it matches now.
+    pub fn subscribe(
+        &self,
+        queue: &Arc<ClientQueue>,
+        pattern: Pattern,
+        start: &Start,
+    ) -> (u64, Vec<Arc<str>>) {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subscription {
+            key,
+            pattern,
+            queue: queue.clone(),
+        });
+        let mut inner = lock(&self.inner);
+        inner.subs.push(sub.clone());
+        let mut matched = Vec::new();
+        // Backlog and resume lines bypass the client's byte bound, so their number is bounded
+        // per request instead: a glob over many categories cannot queue every ring at once.
+        let mut budget = self.cfg.ring_lines;
+        for (name, feed) in &inner.feeds {
+            if !sub.pattern.matches(name) {
+                continue;
+            }
+            matched.push(name.clone());
+            let mut st = lock(&feed.state);
+            let (backlog, since) = match start {
+                Start::Backlog(n) => (*n, None),
+                Start::Since(map, n) => (*n, map.get(&**name).copied()),
+            };
+            let line = |(seq, line): &(u64, Bytes)| Item::Line {
+                key,
+                category: name.clone(),
+                seq: *seq,
+                line: line.clone(),
+            };
+            match since {
+                Some(since) => {
+                    let (resume, lines) = st.ring.after(since);
+                    let skip = lines.len().saturating_sub(budget);
+                    let mut lines = lines.skip(skip).peekable();
+                    // Lines missed: evicted from the ring, or over the budget.
+                    let from = match resume {
+                        Resume::Gap { from, .. } => Some(from),
+                        Resume::Complete if skip > 0 => Some(since + 1),
+                        Resume::Complete => None,
+                    };
+                    if let Some(from) = from {
+                        let to = lines.peek().map_or(st.ring.last_seq(), |(s, _)| s - 1);
+                        queue.push_unbounded(Item::Gap {
+                            key,
+                            category: name.clone(),
+                            from_seq: from,
+                            to_seq: to,
+                        });
+                    }
+                    for l in lines {
+                        queue.push_unbounded(line(l));
+                        budget -= 1;
+                    }
+                }
+                None => {
+                    for l in st.ring.last(backlog.min(budget)) {
+                        queue.push_unbounded(line(l));
+                        budget -= 1;
+                    }
+                }
+            }
+            st.subs.push(sub.clone());
+        }
+        drop(inner);
+        self.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+        queue.notify.notify_one();
+        (key, matched)
+    }
+
+    /// Cancels a subscription (its queued lines are skipped by the sender).
+    pub fn unsubscribe(&self, key: u64) {
+        let mut inner = lock(&self.inner);
+        let Some(i) = inner.subs.iter().position(|s| s.key == key) else {
+            return;
+        };
+        let sub = inner.subs.swap_remove(i);
+        for (name, feed) in &inner.feeds {
+            if sub.pattern.matches(name) {
+                lock(&feed.state).subs.retain(|s| s.key != key);
+            }
+        }
+        self.metrics.subscriptions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn category_names(&self) -> Vec<String> {
+        lock(&self.inner)
+            .feeds
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    pub fn infos(&self) -> Vec<FeedInfo> {
+        let feeds: Vec<Arc<Feed>> = lock(&self.inner).feeds.values().cloned().collect();
+        feeds.iter().map(|f| f.info()).collect()
+    }
+
+    /// The newest `n` lines of a category, with their sequence numbers.
+    pub fn tail(&self, category: &str, n: usize) -> Option<Vec<(u64, Bytes)>> {
+        let feed = lock(&self.inner).feeds.get(category).cloned()?;
+        let st = lock(&feed.state);
+        Some(st.ring.last(n).cloned().collect())
+    }
+}
+
+impl Feed {
+    pub fn info(&self) -> FeedInfo {
+        let mut st = lock(&self.state);
+        st.rate.roll(Instant::now());
+        // A feed that went quiet reports its last full window until the next roll; a window
+        // older than two seconds means nothing arrived since.
+        let rate = if st.rate.window_start.elapsed().as_secs_f64() > 2.0 {
+            0.0
+        } else {
+            st.rate.rate
+        };
+        FeedInfo {
+            name: self.name.to_string(),
+            lines: st.lines,
+            bytes: st.bytes,
+            last_seq: st.ring.last_seq(),
+            lines_per_sec: (rate * 10.0).round() / 10.0,
+            last_update_ms: st.last_update.and_then(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64)
+            }),
+            subscribers: st.subs.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(v: &[&str]) -> Vec<Bytes> {
+        v.iter().map(|s| Bytes::from(s.to_string())).collect()
+    }
+
+    fn seqs(items: &[Item]) -> Vec<u64> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Line { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn backlog_then_live_without_gap() {
+        let hub = Hub::new(HubConfig::default());
+        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+        let q = hub.new_queue();
+        let (_, matched) = hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(2));
+        assert_eq!(matched.len(), 1);
+        hub.publish("a", lines(&["4"])).unwrap();
+        assert_eq!(seqs(&q.drain()), [2, 3, 4]);
+    }
+
+    #[test]
+    fn glob_subscription_picks_up_new_categories() {
+        let hub = Hub::new(HubConfig::default());
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("web.*").unwrap(), &Start::Backlog(0));
+        hub.publish("web.a", lines(&["x"])).unwrap();
+        hub.publish("db", lines(&["y"])).unwrap();
+        let items = q.drain();
+        assert_eq!(items.len(), 1);
+        assert!(matches!(&items[0], Item::Line { category, .. } if &**category == "web.a"));
+    }
+
+    #[test]
+    fn full_queue_counts_drops_in_order() {
+        let hub = Hub::new(HubConfig {
+            client_buffer: 3 * (LINE_OVERHEAD + 1),
+            ..HubConfig::default()
+        });
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
+        let items = q.drain();
+        assert_eq!(seqs(&items), [1, 2, 3]);
+        assert!(matches!(
+            items.last(),
+            Some(Item::Dropped {
+                count: 2,
+                from_seq: 4,
+                ..
+            })
+        ));
+        assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
+        hub.publish("a", lines(&["6"])).unwrap();
+        assert_eq!(seqs(&q.drain()), [6]);
+    }
+
+    #[test]
+    fn resume_lines_are_bounded_per_request() {
+        let hub = Hub::new(HubConfig {
+            ring_lines: 4,
+            ..HubConfig::default()
+        });
+        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+        hub.publish("b", lines(&["1", "2", "3"])).unwrap();
+        let q = hub.new_queue();
+        let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
+        hub.subscribe(&q, Pattern::new("*").unwrap(), &Start::Since(since, 0));
+        let items = q.drain();
+        // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
+        assert_eq!(seqs(&items), [1, 2, 3, 3]);
+        assert!(matches!(
+            &items[3],
+            Item::Gap { from_seq: 1, to_seq: 2, category, .. } if &**category == "b"
+        ));
+    }
+
+    #[test]
+    fn category_cap() {
+        let hub = Hub::new(HubConfig {
+            max_categories: 1,
+            ..HubConfig::default()
+        });
+        hub.publish("a", lines(&["1"])).unwrap();
+        assert!(hub.publish("b", lines(&["1"])).is_err());
+        assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), 1);
+    }
+}

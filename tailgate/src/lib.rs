@@ -1,0 +1,204 @@
+//! tailgate: live tails of log categories, over websockets and in a browser page.
+//!
+//! Sources ([`source`]: scribed's data dir and single files via `scribe_follow`;
+//! [`scribe`]: Scribe `Log()` pushes) publish lines into the [`hub`], which numbers them,
+//! keeps a bounded [`ring`] per category and fans them out to per-client bounded queues.
+//! [`connection`] turns a client's queue into `/ws` messages ([`protocol`]); [`http`] serves
+//! the page, the API and `/metrics`. The binary is [`run`] with parsed [`Args`].
+
+pub mod connection;
+pub mod http;
+pub mod hub;
+pub mod pattern;
+pub mod protocol;
+pub mod ring;
+pub mod scribe;
+pub mod source;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tailgate",
+    version,
+    about = "Live tails of log categories over websockets, with a browser page"
+)]
+pub struct Args {
+    /// HTTP and websocket address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// scribed's data directory: each `<cat>/` is a category, followed through `<cat>_current`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Follow a file as a category (repeatable).
+    #[arg(long = "file", value_name = "PATH=NAME", value_parser = source::parse_file_arg)]
+    pub files: Vec<(PathBuf, String)>,
+    /// Accept Scribe Log() calls on this address (e.g. 127.0.0.1:1464).
+    #[arg(long)]
+    pub scribe_listen: Option<SocketAddr>,
+    /// Largest Scribe frame accepted.
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    pub max_frame: u64,
+    /// Token required on /ws, /api and /metrics.
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// Read the token from this file (trailing whitespace ignored).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Also accept websocket upgrades from this Origin (`https://dash.example.com`; repeatable).
+    #[arg(long = "allow-origin")]
+    pub allow_origins: Vec<String>,
+    /// Serve everything under this path prefix (behind a reverse proxy).
+    #[arg(long, default_value = "")]
+    pub base_path: String,
+    /// Lines kept per category.
+    #[arg(long, default_value_t = 10_000)]
+    pub ring_lines: usize,
+    /// Bytes kept per category.
+    #[arg(long, default_value = "8M", value_parser = parse_size)]
+    pub ring_bytes: u64,
+    /// Bytes a client may have waiting before its lines are dropped.
+    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    pub client_buffer: u64,
+    /// Most categories (further ones are refused).
+    #[arg(long, default_value_t = 1000)]
+    pub max_categories: usize,
+    /// Most websocket clients at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_clients: usize,
+    /// Close a websocket that sent nothing (not even a pong) for this long.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// How often files are polled for new lines.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    scribe_cli::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// Runs until `shutdown` is cancelled. Prints the bound addresses on stdout (first line:
+/// `tailgate listening on http://ADDR/BASE/`), which scripts and tests read.
+pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(p)) => {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --token-file {}", p.display()))?;
+            Some(t.trim_end().to_string())
+        }
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        bail!("the token is empty");
+    }
+    if args.data_dir.is_none() && args.files.is_empty() && args.scribe_listen.is_none() {
+        tracing::warn!("no source given (--data-dir, --file, --scribe-listen): nothing to tail");
+    }
+    let hub = Arc::new(hub::Hub::new(hub::HubConfig {
+        ring_lines: args.ring_lines.max(1),
+        ring_bytes: usize::try_from(args.ring_bytes).unwrap_or(usize::MAX),
+        max_categories: args.max_categories,
+        client_buffer: usize::try_from(args.client_buffer).unwrap_or(usize::MAX),
+        ..hub::HubConfig::default()
+    }));
+    let base = http::normalize_base(&args.base_path);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("tailgate listening on http://{addr}{base}/");
+
+    let mut scribe_task = None;
+    if let Some(sa) = args.scribe_listen {
+        let l = tokio::net::TcpListener::bind(sa)
+            .await
+            .with_context(|| format!("binding --scribe-listen {sa}"))?;
+        println!("tailgate scribe listening on {}", l.local_addr()?);
+        let s = scribe::ScribeListener {
+            hub: hub.clone(),
+            max_frame: usize::try_from(args.max_frame).unwrap_or(usize::MAX),
+            max_connections: 1024,
+            shutdown: shutdown.clone(),
+        };
+        scribe_task = Some(tokio::spawn(s.run(l)));
+    }
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+
+    let follower = (args.data_dir.is_some() || !args.files.is_empty()).then(|| {
+        source::spawn(
+            hub.clone(),
+            source::FileSources {
+                data_dir: args.data_dir.clone(),
+                files: args.files.clone(),
+                poll_interval: args.poll_interval,
+            },
+            shutdown.clone(),
+        )
+    });
+
+    let sessions = tokio_util::task::TaskTracker::new();
+    let state = Arc::new(http::HttpState {
+        hub: hub.clone(),
+        token,
+        allow_origins: args.allow_origins.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(args.max_clients)),
+        conn: connection::ConnOptions {
+            idle_timeout: args.idle_timeout,
+            ping_every: Duration::from_secs(30).min(args.idle_timeout / 2),
+        },
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    });
+    let app = http::router(state, &base);
+    let sd = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { sd.cancelled().await })
+        .await
+        .context("serving HTTP")?;
+    // Each session sends its close frame on cancellation; a client that does not read may
+    // hold its send, so the wait is bounded.
+    sessions.close();
+    if tokio::time::timeout(Duration::from_secs(5), sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some websocket sessions did not close within 5 s");
+    }
+    if let Some(t) = scribe_task {
+        let _ = t.await;
+    }
+    if let Some(f) = follower {
+        let _ = tokio::task::spawn_blocking(move || f.join()).await;
+    }
+    tracing::info!("tailgate stopped");
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    Ok(())
+}

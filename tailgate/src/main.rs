@@ -1,0 +1,11 @@
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    scribe_cli::init_logging("info");
+    let args = tailgate::Args::parse();
+    let shutdown = CancellationToken::new();
+    tailgate::cancel_on_signals(shutdown.clone())?;
+    tailgate::run(args, shutdown).await
+}

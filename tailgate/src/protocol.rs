@@ -1,0 +1,162 @@
+//! The `/ws` JSON messages (documented in docs/tailgate-protocol.md) and how a line's bytes
+//! are carried: as a JSON string when they are UTF-8, else as `{"b64": "..."}` (standard
+//! base64 of the exact bytes), so no byte is lost or altered.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Client → server.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Subscribe {
+        /// The client's name for this subscription (default: the pattern); messages for it
+        /// carry it, and subscribing again under the same id replaces it.
+        id: Option<String>,
+        /// A category name or glob (`apache.*`).
+        category: String,
+        /// A regex: only lines matching it are sent.
+        filter: Option<String>,
+        /// Send the newest N lines of each matching category first.
+        backlog: Option<usize>,
+        /// Resume: send what follows this seq. A number (for a single category) or a map of
+        /// category → seq (for a glob).
+        since_seq: Option<SinceSeq>,
+    },
+    Unsubscribe {
+        id: String,
+    },
+    Ping {
+        data: Option<serde_json::Value>,
+    },
+    Categories {},
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SinceSeq {
+    One(u64),
+    Map(HashMap<String, u64>),
+}
+
+/// One line as JSON.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum LineOut<'a> {
+    Text(&'a str),
+    Binary { b64: String },
+}
+
+impl<'a> LineOut<'a> {
+    pub fn new(bytes: &'a Bytes) -> LineOut<'a> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => LineOut::Text(s),
+            Err(_) => LineOut::Binary {
+                b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+        }
+    }
+}
+
+/// Server → client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg<'a> {
+    Hello {
+        server: &'static str,
+        version: &'static str,
+        /// Changes when tailgate restarts (and its sequence numbers begin again).
+        instance: &'a str,
+        categories: Vec<String>,
+    },
+    Subscribed {
+        id: &'a str,
+        category: &'a str,
+        matched: Vec<&'a str>,
+    },
+    Unsubscribed {
+        id: &'a str,
+    },
+    Lines {
+        id: &'a str,
+        category: &'a str,
+        /// Seq of the first line in `lines`.
+        seq: u64,
+        /// The last seq this message accounts for (lines a filter skipped included): resume
+        /// with `since_seq` = this.
+        last_seq: u64,
+        lines: Vec<LineOut<'a>>,
+    },
+    Dropped {
+        id: &'a str,
+        category: &'a str,
+        count: u64,
+        from_seq: u64,
+    },
+    Gap {
+        id: &'a str,
+        category: &'a str,
+        from_seq: u64,
+        to_seq: u64,
+    },
+    Categories {
+        categories: Vec<String>,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
+    },
+    Error {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+    },
+}
+
+impl ServerMsg<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","reason":"encoding a message failed: {e}"}}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_utf8_lines_are_base64() {
+        let b = Bytes::from_static(b"\xff\xfeok");
+        assert_eq!(
+            serde_json::to_string(&LineOut::new(&b)).unwrap(),
+            r#"{"b64":"//5vaw=="}"#
+        );
+        let t = Bytes::from_static(b"<script>\"x\"");
+        assert_eq!(
+            serde_json::to_string(&LineOut::new(&t)).unwrap(),
+            r#""<script>\"x\"""#
+        );
+    }
+
+    #[test]
+    fn parses_requests() {
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"subscribe","category":"a.*","since_seq":{"a.b":5},"backlog":3}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            m,
+            ClientMsg::Subscribe {
+                since_seq: Some(SinceSeq::Map(_)),
+                backlog: Some(3),
+                ..
+            }
+        ));
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"subscribe"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"nope"}"#).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Bounds that protect tailgate from its clients: connection cap, idle timeout, Scribe frame
+//! size. Against a real tailgate process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused() {
+    let tg = Tailgate::start(&["--max-clients", "1"]);
+    let mut first = tg.ws("").await;
+    next_of(&mut first, "hello").await;
+    match tg.try_ws("", &[]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    // The slot comes back once the first client is gone.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if tg.try_ws("", &[]).await.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, m) = tg.get("/metrics").await;
+    assert!(m.contains("tailgate_connections_refused_total 1"), "{m}");
+}
+
+#[tokio::test]
+async fn silent_clients_are_closed_after_the_idle_timeout() {
+    let tg = Tailgate::start(&["--idle-timeout", "1s"]);
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    // Not reading means not answering pings either: the server hears nothing.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let mut closed = false;
+    while let Ok(Some(m)) = tokio::time::timeout(WAIT, ws.next()).await {
+        match m {
+            Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f))) => {
+                assert_eq!(f.reason.as_str(), "idle timeout");
+                closed = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(closed, "no close frame for an idle client");
+}
+
+#[tokio::test]
+async fn oversized_scribe_frames_are_refused_without_buffering() {
+    let tg = Tailgate::start(&["--scribe-listen", "127.0.0.1:0", "--max-frame", "1K"]);
+    let mut s = tokio::net::TcpStream::connect(tg.scribe.as_ref().unwrap())
+        .await
+        .unwrap();
+    // Claims a 1 GiB frame: the connection is closed, nothing is allocated for it.
+    s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // And the server carries on.
+    tg.push("app", &[b"still here"]).await;
+    let (_, body) = tg.get("/api/tail/app").await;
+    assert_eq!(body, "still here\n");
+}
+
+#[tokio::test]
+async fn base_path_serves_everything_under_the_prefix() {
+    let tg = Tailgate::start(&[
+        "--base-path",
+        "/logs/tail/",
+        "--scribe-listen",
+        "127.0.0.1:0",
+    ]);
+    tg.push("app", &[b"x"]).await;
+    let (s, page) = tg.get("/logs/tail/").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<title>tailgate</title>"));
+    assert_eq!(tg.get("/logs/tail").await.0, 308, "redirects to the slash");
+    assert_eq!(tg.get("/logs/tail/api/categories").await.0, 200);
+    assert_eq!(tg.get("/api/categories").await.0, 404);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/logs/tail/ws", tg.addr))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["type"], "hello");
+}

@@ -1,0 +1,361 @@
+//! The `/ws` protocol and the HTTP API against a real tailgate process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn scribe_args() -> Vec<&'static str> {
+    vec!["--scribe-listen", "127.0.0.1:0"]
+}
+
+#[tokio::test]
+async fn subscribe_receives_live_lines_in_order() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push_n("app", 0, 1).await; // the category exists
+    let mut ws = tg.ws("").await;
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["categories"], json!(["app"]));
+    send(&mut ws, json!({"type":"subscribe","category":"app"})).await;
+    let sub = next_of(&mut ws, "subscribed").await;
+    assert_eq!(sub["id"], "app");
+    assert_eq!(sub["matched"], json!(["app"]));
+    tg.push_n("app", 1, 50).await;
+    let got = lines(&mut ws, 49).await;
+    let want: Vec<_> = (1..50)
+        .map(|i| ("app".to_string(), i as u64 + 1, format!("line {i}")))
+        .collect();
+    assert_eq!(got, want, "seq 1 was before the subscription");
+}
+
+#[tokio::test]
+async fn glob_subscription_covers_matching_and_new_categories() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("web.a", &[b"old"]).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"p1","category":"web.*"}),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut ws, "subscribed").await["matched"],
+        json!(["web.a"])
+    );
+    tg.push("db", &[b"not for us"]).await;
+    tg.push("web.a", &[b"a1"]).await;
+    tg.push("web.b", &[b"b1"]).await; // a new category, matched on arrival
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let v = next(&mut ws).await;
+        if v["type"] == "lines" {
+            assert_eq!(v["id"], "p1");
+            got.push((v["category"].clone(), v["lines"].clone()));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (json!("web.a"), json!(["a1"])),
+            (json!("web.b"), json!(["b1"]))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn backlog_then_live_lines_without_gap_or_duplicate() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push_n("app", 0, 10).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","backlog":3}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    tg.push_n("app", 10, 12).await;
+    let got = lines(&mut ws, 5).await;
+    let seqs: Vec<u64> = got.iter().map(|l| l.1).collect();
+    assert_eq!(seqs, [8, 9, 10, 11, 12]);
+    assert_eq!(got[0].2, "line 7");
+    quiet(&mut ws, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn server_side_filter_sends_only_matching_lines() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("app", &[b"start"]).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"ERROR|FATAL"}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    tg.push(
+        "app",
+        &[b"INFO a", b"ERROR b", b"INFO c", b"FATAL d", b"INFO e"],
+    )
+    .await;
+    let v = next_of(&mut ws, "lines").await;
+    assert_eq!(v["lines"], json!(["ERROR b", "FATAL d"]));
+    assert_eq!(v["seq"], 3);
+    assert_eq!(
+        v["last_seq"], 6,
+        "resume point covers the filtered-out lines"
+    );
+}
+
+#[tokio::test]
+async fn resume_with_since_seq_has_no_gap_and_no_duplicate() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push_n("app", 0, 5).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","backlog":100}),
+    )
+    .await;
+    let first = lines(&mut ws, 5).await;
+    let last_seen = first.last().unwrap().1;
+    drop(ws);
+    // Lines that arrive while the client is away.
+    tg.push_n("app", 5, 9).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","since_seq":last_seen}),
+    )
+    .await;
+    tg.push_n("app", 9, 10).await;
+    let second = lines(&mut ws, 5).await;
+    let all: Vec<u64> = first.iter().chain(&second).map(|l| l.1).collect();
+    assert_eq!(all, (1..=10).collect::<Vec<_>>());
+    assert_eq!(second[0].2, "line 5");
+    quiet(&mut ws, Duration::from_millis(300)).await;
+
+    // The map form, for globs.
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"ap*","since_seq":{"app":8}}),
+    )
+    .await;
+    let got = lines(&mut ws, 2).await;
+    assert_eq!(got.iter().map(|l| l.1).collect::<Vec<_>>(), [9, 10]);
+}
+
+#[tokio::test]
+async fn resume_older_than_the_ring_reports_a_gap() {
+    let mut args = scribe_args();
+    args.extend(["--ring-lines", "5"]);
+    let tg = Tailgate::start(&args);
+    tg.push_n("app", 0, 20).await; // the ring holds seqs 16..=20
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","since_seq":3}),
+    )
+    .await;
+    let gap = next_of(&mut ws, "gap").await;
+    assert_eq!(
+        (
+            gap["category"].clone(),
+            gap["from_seq"].clone(),
+            gap["to_seq"].clone()
+        ),
+        (json!("app"), json!(4), json!(15))
+    );
+    let got = lines(&mut ws, 5).await;
+    assert_eq!(
+        got.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [16, 17, 18, 19, 20]
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_errors_and_the_connection_survives() {
+    let tg = Tailgate::start(&scribe_args());
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    for (req, needle) in [
+        ("{not json", "bad request"),
+        (r#"{"type":"launch"}"#, "bad request"),
+        (
+            r#"{"type":"subscribe","category":"../etc"}"#,
+            "not a category",
+        ),
+        (
+            r#"{"type":"subscribe","category":"a","filter":"("}"#,
+            "bad filter",
+        ),
+        (r#"{"type":"unsubscribe","id":"nope"}"#, "no subscription"),
+        (
+            r#"{"type":"subscribe","category":"a.*","since_seq":3}"#,
+            "map",
+        ),
+    ] {
+        ws_send_text(&mut ws, req).await;
+        let v = next(&mut ws).await;
+        assert_eq!(v["type"], "error", "{req}");
+        assert!(v["reason"].as_str().unwrap().contains(needle), "{req}: {v}");
+    }
+    send(&mut ws, json!({"type":"ping","data":7})).await;
+    assert_eq!(next(&mut ws).await, json!({"type":"pong","data":7}));
+}
+
+async fn ws_send_text(ws: &mut Ws, t: &str) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        t.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_lines() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("app", &[b"x"]).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"s","category":"app"}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    send(&mut ws, json!({"type":"unsubscribe","id":"s"})).await;
+    next_of(&mut ws, "unsubscribed").await;
+    tg.push("app", &[b"y"]).await;
+    quiet(&mut ws, Duration::from_millis(400)).await;
+}
+
+#[tokio::test]
+async fn token_and_origin_are_enforced() {
+    let mut args = scribe_args();
+    args.extend([
+        "--token",
+        "s3cret",
+        "--allow-origin",
+        "https://dash.example",
+    ]);
+    let tg = Tailgate::start(&args);
+    let status = |e: tokio_tungstenite::tungstenite::Error| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
+        other => panic!("{other}"),
+    };
+    assert_eq!(status(tg.try_ws("", &[]).await.err().unwrap()), 401);
+    assert_eq!(
+        status(tg.try_ws("?token=wrong", &[]).await.err().unwrap()),
+        401
+    );
+    assert!(tg.try_ws("?token=s3cret", &[]).await.is_ok());
+    assert!(tg
+        .try_ws("", &[("authorization", "Bearer s3cret")])
+        .await
+        .is_ok());
+    let foreign = [("origin", "https://evil.example")];
+    assert_eq!(
+        status(tg.try_ws("?token=s3cret", &foreign).await.err().unwrap()),
+        403
+    );
+    let own = format!("http://{}", tg.addr);
+    assert!(tg
+        .try_ws("?token=s3cret", &[("origin", &own)])
+        .await
+        .is_ok());
+    assert!(tg
+        .try_ws("?token=s3cret", &[("origin", "https://dash.example")])
+        .await
+        .is_ok());
+    assert_eq!(tg.get("/api/categories").await.0, 401);
+    assert_eq!(tg.get("/api/tail/app").await.0, 401);
+    assert_eq!(tg.get("/metrics").await.0, 401);
+    assert_eq!(tg.get("/api/categories?token=s3cret").await.0, 200);
+    assert_eq!(tg.get("/").await.0, 200, "the page holds no data");
+}
+
+#[tokio::test]
+async fn http_api_lists_categories_and_tails_bytes() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("app", &[b"one\n", b"two", b"\xff\xfebin"]).await;
+    let (s, body) = tg.get("/api/categories").await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["categories"][0];
+    assert_eq!(c["name"], "app");
+    assert_eq!(c["lines"], 3);
+    assert_eq!(c["bytes"], 3 + 3 + 5);
+    assert!(c["last_update_ms"].as_u64().unwrap() > 0);
+    assert!(c["lines_per_sec"].is_number());
+
+    let (s, body) = tg.get("/api/tail/app?n=2&format=json").await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["lines"], json!(["two", {"b64": "//5iaW4="}]));
+    assert_eq!(v["seq"], 2);
+    let (s, body) = tg.get("/api/tail/app?n=2").await;
+    assert_eq!(s, 200);
+    assert_eq!(body.as_bytes()[..4], *b"two\n");
+    assert_eq!(tg.get("/api/tail/nope").await.0, 404);
+    assert_eq!(tg.get("/api/tail/app?n=x").await.0, 400);
+
+    // A hostile category name is refused and counted; the batch is still answered OK.
+    tg.push("../etc", &[b"x"]).await;
+    let (_, m) = tg.get("/metrics").await;
+    assert!(m.contains("tailgate_lines_in_total 3"), "{m}");
+    assert!(m.contains("tailgate_lines_refused_total 1"), "{m}");
+    assert!(m.contains("tailgate_categories 1"), "{m}");
+}
+
+#[tokio::test]
+async fn raw_mode_sends_plain_text_lines() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("app", &[b"a", b"b", b"c"]).await;
+    let mut ws = tg.ws("?raw=1&category=app&backlog=2").await;
+    let mut text = String::new();
+    async fn more(ws: &mut Ws, text: &mut String, lines: usize) {
+        use futures::StreamExt;
+        while text.lines().count() < lines {
+            let m = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                text.push_str(t.as_str());
+            }
+        }
+    }
+    more(&mut ws, &mut text, 2).await;
+    assert_eq!(text, "b\nc\n");
+    tg.push("app", &[b"d"]).await;
+    more(&mut ws, &mut text, 3).await;
+    assert_eq!(text, "b\nc\nd\n");
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_and_exits_cleanly() {
+    let mut tg = Tailgate::start(&scribe_args());
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &tg.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    use futures::StreamExt;
+    let m = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(
+        matches!(
+            m,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None
+        ),
+        "{m:?}"
+    );
+    let status = tg.wait_exit(WAIT).expect("exited");
+    assert!(status.success(), "{status}");
+}
