@@ -1,0 +1,92 @@
+//! Turning inputs into tasks for the workers: one task per input, except that a large plain
+//! file may be split into byte ranges that start and end on line boundaries, so that even a
+//! single big file keeps both cores busy (when the operation allows it).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+
+use anyhow::{Context, Result};
+
+use crate::input::{Input, InputKind};
+
+/// Files above this size are split into pieces of about this size.
+const PIECE: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub input: usize,
+    /// Byte range `[start, end)` of a plain file; `None` for the whole input.
+    pub range: Option<(u64, u64)>,
+}
+
+/// One task per input, or (if `split`) several per large plain file.
+pub fn plan(inputs: &[Input], split: bool) -> Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let whole = Task {
+            input: i,
+            range: None,
+        };
+        let splittable = split
+            && match &input.kind {
+                InputKind::Stdin => false,
+                InputKind::Path(_) => true,
+                // The newest file of an archive is being appended to: read it as a stream.
+                InputKind::Archive(a) => !a.compressed && !a.newest,
+            };
+        if !splittable || input.disk_len() < 2 * PIECE || input.is_gzip().unwrap_or(true) {
+            tasks.push(whole);
+            continue;
+        }
+        let path = input.path().expect("splittable inputs are files");
+        let mut f = File::open(path).with_context(|| format!("opening {}", input.name))?;
+        let len = f.metadata()?.len();
+        let mut start = 0u64;
+        while start < len {
+            let end = if len - start < 2 * PIECE {
+                len
+            } else {
+                next_line_start(&mut f, start + PIECE, len)
+                    .with_context(|| format!("reading {}", input.name))?
+            };
+            tasks.push(Task {
+                input: i,
+                range: Some((start, end)),
+            });
+            start = end;
+        }
+    }
+    Ok(tasks)
+}
+
+/// The offset just after the first `\n` at or after `from` (or `len`).
+fn next_line_start(f: &mut File, from: u64, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = from;
+    f.seek(SeekFrom::Start(from))?;
+    while pos < len {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(len)
+}
+
+/// Opens a task's bytes.
+pub fn open(inputs: &[Input], task: &Task) -> Result<Box<dyn Read + Send>> {
+    let input = &inputs[task.input];
+    match task.range {
+        None => input.open(),
+        Some((start, end)) => {
+            let path = input.path().expect("ranges are planned for files only");
+            let mut f = File::open(path).with_context(|| format!("opening {}", input.name))?;
+            f.seek(SeekFrom::Start(start))?;
+            Ok(Box::new(f.take(end - start)))
+        }
+    }
+}

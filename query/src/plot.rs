@@ -1,0 +1,178 @@
+//! `--plot FILE.svg|FILE.png`: the time series as a line chart (plotters).
+//!
+//! Without group fields every aggregate column is a line (hits and unique IPs per minute on
+//! one chart); with group fields, each group (the first ten) is a line of the last aggregate.
+//! SVG needs no fonts (text is left to the viewer). PNG text is rasterised with ab_glyph from
+//! a TrueType font found on the system (DejaVu Sans on Debian: fonts-dejavu-core), so no
+//! fontconfig or freetype is needed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::prelude::*;
+
+use crate::output::Table;
+use crate::timefmt;
+
+const SIZE: (u32, u32) = (1200, 600);
+const MAX_LINES: usize = 10;
+
+/// TrueType fonts tried for PNG text, in order.
+const FONT_PATHS: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+];
+
+type Series = Vec<(String, Vec<(i64, f64)>)>;
+
+fn series(t: &Table) -> Result<Series> {
+    if !t.time_series {
+        bail!("--plot needs a time series: add --by minute (or another span)");
+    }
+    let ngroup = t.header.len() - 1 - t.rows.first().map_or(0, |_| count_aggs(t));
+    let time = |r: &[crate::agg::Cell]| -> Option<i64> {
+        timefmt::parse_iso(crate::output::text(&r[0]).as_bytes())
+    };
+    let mut out: Series = Vec::new();
+    if ngroup == 0 {
+        for (c, name) in t.header.iter().enumerate().skip(1) {
+            let pts = t
+                .rows
+                .iter()
+                .filter_map(|r| Some((time(r)?, r[c].sort_num().unwrap_or(0.0))))
+                .collect();
+            out.push((name.clone(), pts));
+        }
+    } else {
+        let mut by: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for r in &t.rows {
+            let key: Vec<String> = r[1..=ngroup].iter().map(crate::output::text).collect();
+            if let Some(ts) = time(r) {
+                let v = r.last().and_then(|c| c.sort_num()).unwrap_or(0.0);
+                by.entry(key.join(" ")).or_default().push((ts, v));
+            }
+        }
+        out.extend(by.into_iter().take(MAX_LINES));
+    }
+    Ok(out)
+}
+
+/// Aggregate columns are the trailing ones that are all numeric or empty.
+fn count_aggs(t: &Table) -> usize {
+    (1..t.header.len())
+        .rev()
+        .take_while(|&c| {
+            t.rows
+                .iter()
+                .all(|r| !matches!(r[c], crate::agg::Cell::Text(_)))
+        })
+        .count()
+        .max(1)
+}
+
+fn register_font() -> Result<()> {
+    for p in FONT_PATHS {
+        if let Ok(bytes) = std::fs::read(p) {
+            // plotters keeps registered fonts for the process lifetime.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                .map_err(|_| anyhow!("{p}: not a usable TrueType font"))?;
+            return Ok(());
+        }
+    }
+    bail!("PNG output needs a TrueType font (Debian: apt-get install fonts-dejavu-core); or plot to .svg")
+}
+
+pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
+    let s = series(t)?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => draw(SVGBackend::new(path, SIZE).into_drawing_area(), &s, title),
+        Some("png") => {
+            register_font()?;
+            draw(
+                BitMapBackend::new(path, SIZE).into_drawing_area(),
+                &s,
+                title,
+            )
+        }
+        _ => bail!("--plot {}: use a .svg or .png file name", path.display()),
+    }
+    .with_context(|| format!("drawing {}", path.display()))
+}
+
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, plotters::coord::Shift>,
+    s: &Series,
+    title: Option<&str>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
+    area.fill(&WHITE).map_err(err)?;
+    let pts = s.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut ymax) = (i64::MAX, i64::MIN, 0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        ymax = ymax.max(y);
+    }
+    if x0 > x1 {
+        bail!("nothing to plot");
+    }
+    if x0 == x1 {
+        x1 = x0 + 60;
+    }
+    let span = x1 - x0;
+    let label = move |x: &i64| {
+        let s = timefmt::format_utc(*x);
+        if span < 86400 {
+            s[11..16].to_string()
+        } else {
+            s[..16].to_string()
+        }
+    };
+    let default_title = s
+        .iter()
+        .map(|x| x.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title.unwrap_or(&default_title), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0f64..(ymax * 1.05).max(1.0))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&label)
+        .x_desc("time (UTC)")
+        .draw()
+        .map_err(err)?;
+    for (i, (name, p)) in s.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    area.present().map_err(err)?;
+    Ok(())
+}
