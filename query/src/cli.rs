@@ -83,7 +83,12 @@ pub struct GrepArgs {
     #[arg(value_name = "PATTERN | FILE")]
     pub args: Vec<String>,
     /// Use PATTERN (repeatable; a line matching any is selected).
-    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+    #[arg(
+        short = 'e',
+        long = "regexp",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
     pub regexp: Vec<String>,
     #[arg(short = 'i', long = "ignore-case")]
     pub ignore_case: bool,
@@ -140,13 +145,28 @@ pub struct CutArgs {
     /// Files (none or `-`: stdin).
     pub files: Vec<String>,
     /// Select these bytes.
-    #[arg(short = 'b', long = "bytes", value_name = "LIST")]
+    #[arg(
+        short = 'b',
+        long = "bytes",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
     pub bytes: Option<String>,
     /// Select these characters (bytes, as in GNU cut).
-    #[arg(short = 'c', long = "characters", value_name = "LIST")]
+    #[arg(
+        short = 'c',
+        long = "characters",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
     pub chars: Option<String>,
     /// Select these fields.
-    #[arg(short = 'f', long = "fields", value_name = "LIST")]
+    #[arg(
+        short = 'f',
+        long = "fields",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
     pub fields: Option<String>,
     /// Field delimiter (one byte; default TAB).
     #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]

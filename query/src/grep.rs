@@ -261,6 +261,17 @@ impl<W: Write> Sink for GnuSink<'_, W> {
         let quiet = self.grep.opts.count || self.grep.opts.files_with_matches;
         let mut n = mat.line_number();
         for line in mat.lines() {
+            // Past `-m NUM`, the searcher still reports matching lines of the trailing
+            // context; GNU grep prints them as context (`-`), not as selected lines.
+            if self.grep.opts.max_count.is_some_and(|m| self.selected >= m) {
+                if !quiet {
+                    self.write_prefix(n, b'-')?;
+                    self.out.write_all(strip_terminator(line))?;
+                    self.out.write_all(b"\n")?;
+                }
+                n = n.map(|n| n + 1);
+                continue;
+            }
             self.selected += 1;
             if !quiet {
                 self.selected_line(line, n)?;
