@@ -185,9 +185,15 @@ pub fn write<W: Write>(
             }
         }
         OutputArg::Json => {
+            // Written by hand (values encoded by serde_json) to keep the columns' order.
             for r in &t.rows {
-                let mut m = serde_json::Map::new();
-                for (h, c) in t.header.iter().zip(r) {
+                let mut line = String::from("{");
+                for (i, (h, c)) in t.header.iter().zip(r).enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(&serde_json::Value::String(h.clone()).to_string());
+                    line.push(':');
                     let v = match c {
                         Cell::Int(i) => serde_json::Value::from(*i),
                         Cell::Num(n) => serde_json::Number::from_f64(*n)
@@ -197,9 +203,10 @@ pub fn write<W: Write>(
                         }
                         Cell::Empty => serde_json::Value::Null,
                     };
-                    m.insert(h.clone(), v);
+                    line.push_str(&v.to_string());
                 }
-                writeln!(out, "{}", serde_json::Value::Object(m))?;
+                line.push('}');
+                writeln!(out, "{line}")?;
             }
         }
         OutputArg::Table => {

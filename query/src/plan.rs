@@ -9,8 +9,18 @@ use anyhow::{Context, Result};
 
 use crate::input::{Input, InputKind};
 
-/// Files above this size are split into pieces of about this size.
+/// Files of at least twice this size are split into pieces of about this size.
 const PIECE: u64 = 32 * 1024 * 1024;
+
+/// The piece size: [`PIECE`], or `LOGQ_PIECE_BYTES` (a testing knob: the tests use small
+/// pieces to check that split files give the same output as whole ones).
+fn piece() -> u64 {
+    std::env::var("LOGQ_PIECE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(PIECE)
+}
 
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -21,6 +31,7 @@ pub struct Task {
 
 /// One task per input, or (if `split`) several per large plain file.
 pub fn plan(inputs: &[Input], split: bool) -> Result<Vec<Task>> {
+    let piece = piece();
     let mut tasks = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         let whole = Task {
@@ -34,7 +45,7 @@ pub fn plan(inputs: &[Input], split: bool) -> Result<Vec<Task>> {
                 // The newest file of an archive is being appended to: read it as a stream.
                 InputKind::Archive(a) => !a.compressed && !a.newest,
             };
-        if !splittable || input.disk_len() < 2 * PIECE || input.is_gzip().unwrap_or(true) {
+        if !splittable || input.disk_len() < 2 * piece || input.is_gzip().unwrap_or(true) {
             tasks.push(whole);
             continue;
         }
@@ -43,10 +54,10 @@ pub fn plan(inputs: &[Input], split: bool) -> Result<Vec<Task>> {
         let len = f.metadata()?.len();
         let mut start = 0u64;
         while start < len {
-            let end = if len - start < 2 * PIECE {
+            let end = if len - start < 2 * piece {
                 len
             } else {
-                next_line_start(&mut f, start + PIECE, len)
+                next_line_start(&mut f, start + piece, len)
                     .with_context(|| format!("reading {}", input.name))?
             };
             tasks.push(Task {
