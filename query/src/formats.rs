@@ -312,8 +312,11 @@ impl<'a> Syslog<'a> {
     }
 }
 
+/// A logfmt key and its (unquoted, unescaped) value.
+pub type Pair<'a> = (&'a [u8], Cow<'a, [u8]>);
+
 /// `k=v k2="quoted \" v" flag` pairs (a bare key has an empty value).
-pub fn logfmt_pairs(line: &[u8]) -> Vec<(&[u8], Cow<'_, [u8]>)> {
+pub fn logfmt_pairs(line: &[u8]) -> Vec<Pair<'_>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < line.len() {
@@ -390,7 +393,7 @@ pub struct Record<'a> {
     clf: Option<Option<Clf<'a>>>,
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
-    logfmt: Option<Vec<(&'a [u8], Cow<'a, [u8]>)>>,
+    logfmt: Option<Vec<Pair<'a>>>,
     pub now: i64,
 }
 

@@ -109,7 +109,7 @@ fn bar(v: f64, max: f64) -> String {
     }
     let eighths = ((v / max) * (BAR_WIDTH * 8) as f64).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(EIGHTHS[eighths % 8]);
     }
     s

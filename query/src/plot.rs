@@ -2,9 +2,9 @@
 //!
 //! Without group fields every aggregate column is a line (hits and unique IPs per minute on
 //! one chart); with group fields, each group (the first ten) is a line of the last aggregate.
-//! SVG needs no fonts (text is left to the viewer). PNG text is rasterised with ab_glyph from
-//! a TrueType font found on the system (DejaVu Sans on Debian: fonts-dejavu-core), so no
-//! fontconfig or freetype is needed.
+//! Text is laid out (both formats) and rasterised (PNG) with ab_glyph from a TrueType font
+//! found on the system (DejaVu Sans on Debian: fonts-dejavu-core, which scripts/test
+//! installs), so neither fontconfig nor freetype is needed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,7 +83,7 @@ fn register_font() -> Result<()> {
             return Ok(());
         }
     }
-    bail!("PNG output needs a TrueType font (Debian: apt-get install fonts-dejavu-core); or plot to .svg")
+    bail!("--plot needs a TrueType font such as DejaVu Sans (Debian: apt-get install fonts-dejavu-core)")
 }
 
 pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
@@ -93,7 +93,10 @@ pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("svg") => draw(SVGBackend::new(path, SIZE).into_drawing_area(), &s, title),
+        Some("svg") => {
+            register_font()?;
+            draw(SVGBackend::new(path, SIZE).into_drawing_area(), &s, title)
+        }
         Some("png") => {
             register_font()?;
             draw(

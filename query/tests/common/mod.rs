@@ -92,9 +92,11 @@ pub fn edge_text(seed: u64, lines: usize, trailing_newline: bool) -> Vec<u8> {
         let n = r.below(7);
         for j in 0..n {
             if j > 0 {
-                out.extend_from_slice(*r.pick(&seps[..]));
+                let sep = seps[r.below(seps.len())];
+                out.extend_from_slice(sep);
             }
-            out.extend_from_slice(*r.pick(&words[..]));
+            let word = words[r.below(words.len())];
+            out.extend_from_slice(word);
         }
         if r.below(8) == 0 {
             out.push(b'\r');
