@@ -54,6 +54,35 @@ impl Source {
         })
     }
 
+    /// A task's bytes in memory, when they can be mapped and need no line filtering (see
+    /// [`crate::plan::map`]); the caller then skips [`Source::open`].
+    pub fn mapped(&self, task: &Task) -> Result<Option<crate::plan::Mapped>> {
+        if !self.range.is_all() {
+            return Ok(None);
+        }
+        let m = crate::plan::map(&self.inputs, task)?;
+        if let Some(m) = &m {
+            self.progress.add(m.len() as u64);
+        }
+        Ok(m)
+    }
+
+    /// Calls `f` on every line of a task: from a mapping when possible, else read.
+    pub fn for_each_line(
+        &self,
+        task: &Task,
+        f: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        if let Some(m) = self.mapped(task)? {
+            lines::for_each_line_in(&m, f);
+            return Ok(());
+        }
+        let r = self.open(task)?;
+        lines::for_each_line(r, f)
+            .with_context(|| format!("reading {}", self.inputs[task.input].name))?;
+        Ok(())
+    }
+
     /// A task's bytes: decompressed, restricted to the time range, counted for progress.
     pub fn open(&self, task: &Task) -> Result<Box<dyn Read + Send + '_>> {
         let r = crate::plan::open(&self.inputs, task)?;

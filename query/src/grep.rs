@@ -118,6 +118,24 @@ impl Grep {
     /// Searches one input (or byte range of one) and writes GNU-format output. Returns the
     /// number of selected lines.
     pub fn search<R: io::Read, W: Write>(&self, name: &str, reader: R, out: &mut W) -> Result<u64> {
+        self.run(name, out, |searcher, sink| {
+            searcher.search_reader(&self.matcher, reader, sink)
+        })
+    }
+
+    /// Like [`Grep::search`], over bytes in memory (a mapped file).
+    pub fn search_slice<W: Write>(&self, name: &str, data: &[u8], out: &mut W) -> Result<u64> {
+        self.run(name, out, |searcher, sink| {
+            searcher.search_slice(&self.matcher, data, sink)
+        })
+    }
+
+    fn run<W: Write>(
+        &self,
+        name: &str,
+        out: &mut W,
+        search: impl FnOnce(&mut Searcher, &mut GnuSink<'_, W>) -> io::Result<()>,
+    ) -> Result<u64> {
         let mut searcher = self.searcher.build();
         let mut sink = GnuSink {
             grep: self,
@@ -125,9 +143,7 @@ impl Grep {
             out,
             selected: 0,
         };
-        searcher
-            .search_reader(&self.matcher, reader, &mut sink)
-            .with_context(|| format!("{name}: read error"))?;
+        search(&mut searcher, &mut sink).with_context(|| format!("{name}: read error"))?;
         let selected = sink.selected;
         if self.opts.files_with_matches {
             if selected > 0 {

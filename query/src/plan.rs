@@ -88,6 +88,53 @@ fn next_line_start(f: &mut File, from: u64, len: u64) -> io::Result<u64> {
     Ok(len)
 }
 
+/// Files smaller than this are read, not mapped: mapping costs more than it saves there.
+const MIN_MAP: u64 = 1024 * 1024;
+
+/// A task's bytes mapped into memory.
+pub struct Mapped {
+    map: memmap2::Mmap,
+    start: usize,
+    end: usize,
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+/// Maps a task's bytes if that is safe and worth it: plain files of some size that nothing
+/// appends to or truncates. The newest file of a category archive is excluded (a writer may
+/// cut it back after a failed write, and reading a truncated mapping is SIGBUS), as are gzip
+/// files and stdin.
+pub fn map(inputs: &[Input], task: &Task) -> Result<Option<Mapped>> {
+    let input = &inputs[task.input];
+    let mappable = match &input.kind {
+        InputKind::Stdin => false,
+        InputKind::Path(_) => true,
+        InputKind::Archive(a) => !a.compressed && !a.newest,
+    };
+    if !mappable || input.disk_len() < MIN_MAP || input.is_gzip().unwrap_or(true) {
+        return Ok(None);
+    }
+    let path = input.path().expect("mappable inputs are files");
+    let f = File::open(path).with_context(|| format!("opening {}", input.name))?;
+    // SAFETY: the mapping is only read. Another process truncating the file while we read it
+    // would make reads past the new end fault (SIGBUS), which is why files a writer may still
+    // change (the archive's newest file) are read with read(2) instead; ripgrep makes the same
+    // trade for single files given on the command line.
+    let map =
+        unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", input.name))?;
+    let len = map.len();
+    let (start, end) = match task.range {
+        None => (0, len),
+        Some((s, e)) => ((s as usize).min(len), (e as usize).min(len)),
+    };
+    Ok(Some(Mapped { map, start, end }))
+}
+
 /// Opens a task's bytes.
 pub fn open(inputs: &[Input], task: &Task) -> Result<Box<dyn Read + Send>> {
     let input = &inputs[task.input];

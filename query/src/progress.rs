@@ -53,6 +53,13 @@ impl Progress {
         })
     }
 
+    /// Counts bytes processed without a reader (mapped files).
+    pub fn add(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -135,11 +135,10 @@ impl Printer {
             &mut out,
             None,
             |i, w| {
-                let r = src.open(&tasks[i])?;
                 let mut pick = FormatPick::new(src.format);
                 let mut n = 0u64;
                 let mut err = Ok(());
-                lines::for_each_line(r, |l| {
+                src.for_each_line(&tasks[i], |l| {
                     let fmt = pick.get(l);
                     match self.line(l, fmt, now, w) {
                         Ok(hit) => {
@@ -151,8 +150,7 @@ impl Printer {
                             ControlFlow::Break(())
                         }
                     }
-                })
-                .with_context(|| format!("reading {}", src.inputs[tasks[i].input].name))?;
+                })?;
                 err?;
                 Ok(n)
             },
@@ -252,13 +250,30 @@ impl StatsPlan {
         r: R,
         forced: Option<crate::cli::FormatArg>,
     ) -> std::io::Result<Groups> {
+        self.scan_lines(forced, |f| lines::for_each_line(r, f).map(|_| ()))
+    }
+
+    /// Aggregates every line of `data` (a mapped file) into a fresh `Groups`.
+    pub fn scan_slice(&self, data: &[u8], forced: Option<crate::cli::FormatArg>) -> Groups {
+        self.scan_lines(forced, |f| {
+            lines::for_each_line_in(data, f);
+            Ok(())
+        })
+        .expect("in-memory scans do not fail")
+    }
+
+    fn scan_lines(
+        &self,
+        forced: Option<crate::cli::FormatArg>,
+        drive: impl FnOnce(&mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> std::io::Result<()>,
+    ) -> std::io::Result<Groups> {
         let now = timefmt::now();
         let mut g = Groups::default();
         let mut pick = FormatPick::new(forced);
         let mut key = Vec::with_capacity(64);
         // Consecutive lines usually share their group (the same minute): remember the last.
         let mut last: Option<usize> = None;
-        lines::for_each_line(r, |line| {
+        drive(&mut |line: &[u8]| {
             let fmt = pick.get(line);
             let mut rec = Record::new(line, fmt, now);
             if let Some(f) = &self.filter {
@@ -476,6 +491,9 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
             &mut sink,
             None,
             |i, _| {
+                if let Some(m) = src.mapped(&tasks[i])? {
+                    return Ok(plan_.scan_slice(&m, src.format));
+                }
                 let r = src.open(&tasks[i])?;
                 plan_
                     .scan(r, src.format)

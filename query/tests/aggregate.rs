@@ -286,7 +286,9 @@ fn approximate_modes_stay_close() {
 
 #[test]
 fn split_files_give_the_same_grep_cut_and_print_output() {
-    let text = access_log(9, 5000, 30);
+    // Over 1 MiB: read through a memory map, whole and in ranges.
+    let text = access_log(9, 15000, 30);
+    assert!(text.len() > 1 << 20);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.log");
     write(&p, text.as_bytes());
