@@ -5,6 +5,9 @@
 //! sketch bucket counts, which also merge without loss of their own accuracy, in `--approx`).
 
 use std::collections::{HashMap, HashSet};
+
+/// A set of distinct byte strings, hashed with foldhash (randomly seeded per process).
+pub type ByteSet = HashSet<Vec<u8>, foldhash::fast::RandomState>;
 use std::hash::{Hash, Hasher};
 
 use anyhow::{bail, Result};
@@ -222,7 +225,7 @@ fn nearest_rank(p: f64, n: usize) -> usize {
 #[derive(Debug, Clone)]
 pub enum State {
     Count(u64),
-    Distinct(HashSet<Vec<u8>>),
+    Distinct(ByteSet),
     DistinctApprox(Hll),
     Sum(f64),
     Avg(f64, u64),
@@ -257,7 +260,7 @@ impl State {
         match spec.kind {
             AggKind::Count => State::Count(0),
             AggKind::CountDistinct if approx => State::DistinctApprox(Hll::new()),
-            AggKind::CountDistinct => State::Distinct(HashSet::new()),
+            AggKind::CountDistinct => State::Distinct(ByteSet::default()),
             AggKind::Sum => State::Sum(0.0),
             AggKind::Avg => State::Avg(0.0, 0),
             AggKind::Min => State::Min(None),

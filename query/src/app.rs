@@ -155,8 +155,11 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
         sep,
         |i, w| {
             let t = &tasks[i];
-            let r = src.open(t)?;
-            grep.search(&src.inputs[t.input].name, r, w)
+            let name = &src.inputs[t.input].name;
+            match src.mapped(t)? {
+                Some(m) => grep.search_slice(name, &m, w),
+                None => grep.search(name, src.open(t)?, w),
+            }
         },
     );
     src.progress.finish();
@@ -230,16 +233,14 @@ fn run_cut(a: CutArgs) -> Result<i32> {
         &mut out,
         None,
         |i, w| {
-            let r = src.open(&tasks[i])?;
             let mut err = Ok(());
-            lines::for_each_line(r, |line| match cut.line(line, w) {
+            src.for_each_line(&tasks[i], |line| match cut.line(line, w) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     err = Err(e);
                     ControlFlow::Break(())
                 }
-            })
-            .with_context(|| format!("reading {}", src.inputs[tasks[i].input].name))?;
+            })?;
             err?;
             Ok(())
         },

@@ -174,6 +174,17 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
     })
 }
 
+/// The time of an access-log line from its `[...]` alone: the bracket after the first three
+/// space-separated words (a `[` inside an IPv6 host or user name is not taken for it).
+fn clf_time(line: &[u8]) -> Option<i64> {
+    let (_, rest) = split_word(line)?;
+    let (_, rest) = split_word(rest)?;
+    let (_, rest) = split_word(rest)?;
+    let rest = rest.strip_prefix(b"[")?;
+    let close = memchr::memchr(b']', rest)?;
+    timefmt::parse_clf(&rest[..close])
+}
+
 impl<'a> Clf<'a> {
     pub fn field(&self, name: &str) -> Option<&'a [u8]> {
         let mut req = self.request.splitn(3, |&b| b == b' ');
@@ -479,11 +490,12 @@ impl<'a> Record<'a> {
     /// The line's time, Unix seconds, if it has one.
     pub fn time(&mut self) -> Option<i64> {
         match self.format {
-            Format::Clf => {
-                let line = self.line;
-                let clf = self.clf.get_or_insert_with(|| parse_clf(line)).as_ref()?;
-                timefmt::parse_clf(clf.time)
-            }
+            Format::Clf => match &self.clf {
+                Some(clf) => timefmt::parse_clf(clf.as_ref()?.time),
+                // Bucketing by time needs only `[...]`: skip parsing the rest of the line,
+                // which is most of the per-line cost of `count --by minute`.
+                None => clf_time(self.line),
+            },
             Format::Syslog3164 => {
                 let t = self.named("time")?;
                 timefmt::parse_3164(&t, self.now)

@@ -125,6 +125,12 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
             let files = list_archive(&spec.data_dir, &cat).with_context(|| {
                 format!("listing category {cat} in {}", spec.data_dir.display())
             })?;
+            if files.is_empty() {
+                tracing::warn!(
+                    "category {cat} has no files under {}",
+                    spec.data_dir.display()
+                );
+            }
             for f in files {
                 out.push(Input {
                     name: f.path.display().to_string(),

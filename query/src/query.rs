@@ -221,7 +221,7 @@ pub fn parse_span(s: &str) -> Result<i64> {
 /// Aggregation state of one task: groups keyed by an encoding of (bucket, group values).
 #[derive(Default)]
 pub struct Groups {
-    index: HashMap<Vec<u8>, usize>,
+    index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     rows: Vec<(Vec<u8>, Vec<State>)>,
     /// Lines skipped because they had no time while bucketing by time.
     untimed: u64,
