@@ -31,6 +31,7 @@ pub struct Source {
     pub range: timerange::TimeRange,
     pub format: Option<crate::cli::FormatArg>,
     pub progress: progress::Progress,
+    pub no_mmap: bool,
 }
 
 impl Source {
@@ -51,13 +52,14 @@ impl Source {
             range,
             format: args.format,
             progress,
+            no_mmap: args.no_mmap,
         })
     }
 
     /// A task's bytes in memory, when they can be mapped and need no line filtering (see
     /// [`crate::plan::map`]); the caller then skips [`Source::open`].
     pub fn mapped(&self, task: &Task) -> Result<Option<crate::plan::Mapped>> {
-        if !self.range.is_all() {
+        if !self.range.is_all() || self.no_mmap {
             return Ok(None);
         }
         let m = crate::plan::map(&self.inputs, task)?;

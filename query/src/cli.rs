@@ -58,6 +58,10 @@ pub struct InputArgs {
     /// Only the last N lines of the whole input (like `tail -n N | ...`).
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    /// Read files with read(2) instead of memory-mapping them (a file truncated while it is
+    /// mapped, e.g. by a copytruncate rotation, would crash the reader).
+    #[arg(long)]
+    pub no_mmap: bool,
     /// Never show a progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

@@ -317,7 +317,23 @@ fn split_files_give_the_same_grep_cut_and_print_output() {
             },
             b"",
         );
+        // The same pieces read with read(2) instead of a memory map.
+        let read = run(
+            {
+                let mut c = logq();
+                c.args(args)
+                    .arg("--no-mmap")
+                    .env("LOGQ_PIECE_BYTES", "3000");
+                c
+            },
+            b"",
+        );
         assert!(!whole.stdout.is_empty(), "{args:?}");
         assert_eq!(show(&whole.stdout), show(&split.stdout), "{args:?}");
+        assert_eq!(
+            show(&whole.stdout),
+            show(&read.stdout),
+            "{args:?} --no-mmap"
+        );
     }
 }
