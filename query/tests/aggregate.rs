@@ -337,3 +337,37 @@ fn split_files_give_the_same_grep_cut_and_print_output() {
         );
     }
 }
+
+#[test]
+fn plots_render_svg_and_png_and_refuse_non_series() {
+    let text = access_log(11, 2000, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    write(&log, text.as_bytes());
+    let svg = dir.path().join("hits.svg");
+    let png = dir.path().join("hits.png");
+    for (out, args) in [
+        (&svg, vec!["count,count_distinct(ip)", "--by", "minute"]),
+        (&png, vec!["count", "--by", "2m", "-g", "status"]),
+    ] {
+        let mut c = logq();
+        c.arg("stats").args(&args).arg("--plot").arg(out).arg(&log);
+        let o = run(c, b"");
+        assert!(o.status.success(), "{}", show(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    assert!(
+        svg.contains("count_distinct(ip)") && svg.contains("<polyline"),
+        "legend and lines"
+    );
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+    // A plot needs a time series.
+    let mut c = logq();
+    c.args(["count", "-g", "status", "--plot"])
+        .arg(dir.path().join("x.svg"))
+        .arg(&log);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(show(&o.stderr).contains("--by"), "{}", show(&o.stderr));
+}
