@@ -137,9 +137,9 @@ where
     let label = move |x: &i64| {
         let s = timefmt::format_utc(*x);
         if span < 86400 {
-            s[11..16].to_string()
+            s.get(11..16).unwrap_or(&s).to_string()
         } else {
-            s[..16].to_string()
+            s.get(..16).unwrap_or(&s).to_string()
         }
     };
     let default_title = s

@@ -433,7 +433,12 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
     let mut groups: Vec<Vec<u8>> = g.rows.iter().map(|r| r.0[8..].to_vec()).collect();
     groups.sort();
     groups.dedup();
-    let buckets = ((hi - lo) / span + 1) as u64;
+    // Times come from the input: a line dated year 0 and one dated year 9999 must give an
+    // error, not an overflow.
+    let buckets = hi
+        .checked_sub(lo)
+        .map(|d| (d / span) as u64 + 1)
+        .unwrap_or(u64::MAX);
     if buckets.saturating_mul(groups.len() as u64) > MAX_FILLED_ROWS {
         bail!(
             "{buckets} time buckets × {} groups is too many rows; use a coarser --by",
@@ -452,7 +457,10 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
                 g.rows.push((key.clone(), plan.new_states()));
             }
         }
-        t += span;
+        match t.checked_add(span) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     Ok(())
 }

@@ -371,3 +371,24 @@ fn plots_render_svg_and_png_and_refuse_non_series() {
     assert_eq!(o.status.code(), Some(2));
     assert!(show(&o.stderr).contains("--by"), "{}", show(&o.stderr));
 }
+
+#[test]
+fn absurd_time_ranges_are_an_error_not_a_crash() {
+    // Year 0001 and year 9999 in one input: far too many minute buckets to fill.
+    let input = "{\"time\":\"0001-01-01T00:00:00Z\"}\n{\"time\":\"9999-12-31T23:59:59Z\"}\n";
+    let mut c = logq();
+    c.args(["count", "--by", "minute"]);
+    let o = run(c, input.as_bytes());
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o.stdout));
+    assert!(
+        show(&o.stderr).contains("too many rows"),
+        "{}",
+        show(&o.stderr)
+    );
+    // With 100000-day buckets it fits, and the extreme dates print.
+    let mut c = logq();
+    c.args(["count", "--by", "100000d", "-O", "csv"]);
+    let o = run(c, input.as_bytes());
+    assert!(o.status.success(), "{}", show(&o.stderr));
+    assert!(show(&o.stdout).lines().count() > 2);
+}
