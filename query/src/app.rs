@@ -140,6 +140,7 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
         after: a.after.or(a.context).unwrap_or(0),
         before: a.before.or(a.context).unwrap_or(0),
         files_with_matches: a.files_with_matches,
+        quiet: a.quiet,
         with_filename: (several || a.with_filename) && !a.no_filename,
         color,
     };

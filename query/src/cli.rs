@@ -126,6 +126,9 @@ pub struct GrepArgs {
     pub before: Option<usize>,
     #[arg(short = 'C', long = "context", value_name = "NUM")]
     pub context: Option<usize>,
+    /// Print nothing; exit 0 if any line is selected (stops at the first).
+    #[arg(short = 'q', long = "quiet", alias = "silent")]
+    pub quiet: bool,
     /// Print only the names of inputs with selected lines.
     #[arg(short = 'l', long = "files-with-matches")]
     pub files_with_matches: bool,

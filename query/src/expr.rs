@@ -18,8 +18,9 @@ use thiserror::Error;
 use crate::formats::{FieldRef, Record};
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("expression error at offset {pos}: {msg}")]
+#[error("expression error {}: {msg}", where_(*.pos))]
 pub struct ParseError {
+    /// Byte offset in the expression; `usize::MAX` for "at the end".
     pub pos: usize,
     pub msg: String,
 }
@@ -49,6 +50,14 @@ pub enum Expr {
     Cmp(Operand, CmpOp, Operand),
     Match(Operand, Regex, bool),
     Truthy(Operand),
+}
+
+fn where_(pos: usize) -> String {
+    if pos == usize::MAX {
+        "at the end".to_string()
+    } else {
+        format!("at offset {pos}")
+    }
 }
 
 /// Parses a number the way awk recognises numeric strings (surrounding blanks allowed).

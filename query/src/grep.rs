@@ -38,6 +38,8 @@ pub struct GrepOptions {
     pub after: usize,
     pub before: usize,
     pub files_with_matches: bool,
+    /// `-q`: no output at all, stop at the first selected line.
+    pub quiet: bool,
     pub with_filename: bool,
     pub color: bool,
 }
@@ -53,6 +55,7 @@ impl GrepOptions {
             || self.count
             || self.max_count.is_some()
             || self.files_with_matches
+            || self.quiet
     }
 
     pub fn has_context(&self) -> bool {
@@ -145,6 +148,9 @@ impl Grep {
         };
         search(&mut searcher, &mut sink).with_context(|| format!("{name}: read error"))?;
         let selected = sink.selected;
+        if self.opts.quiet {
+            return Ok(selected);
+        }
         if self.opts.files_with_matches {
             if selected > 0 {
                 sink.write_name_line()?;
@@ -274,7 +280,8 @@ impl<W: Write> Sink for GnuSink<'_, W> {
     type Error = io::Error;
 
     fn matched(&mut self, _: &Searcher, mat: &SinkMatch<'_>) -> Result<bool, io::Error> {
-        let quiet = self.grep.opts.count || self.grep.opts.files_with_matches;
+        let stop_at_first = self.grep.opts.files_with_matches || self.grep.opts.quiet;
+        let quiet = self.grep.opts.count || stop_at_first;
         let mut n = mat.line_number();
         for line in mat.lines() {
             // Past `-m NUM`, the searcher still reports matching lines of the trailing
@@ -294,12 +301,12 @@ impl<W: Write> Sink for GnuSink<'_, W> {
             }
             n = n.map(|n| n + 1);
         }
-        // `-l` needs only the first selected line.
-        Ok(!self.grep.opts.files_with_matches)
+        // `-l` and `-q` need only the first selected line.
+        Ok(!stop_at_first)
     }
 
     fn context(&mut self, _: &Searcher, ctx: &SinkContext<'_>) -> Result<bool, io::Error> {
-        if self.grep.opts.count || self.grep.opts.files_with_matches {
+        if self.grep.opts.count || self.grep.opts.files_with_matches || self.grep.opts.quiet {
             return Ok(true);
         }
         if matches!(ctx.kind(), SinkContextKind::Other) {
@@ -312,7 +319,7 @@ impl<W: Write> Sink for GnuSink<'_, W> {
     }
 
     fn context_break(&mut self, _: &Searcher) -> Result<bool, io::Error> {
-        if !(self.grep.opts.count || self.grep.opts.files_with_matches) {
+        if !(self.grep.opts.count || self.grep.opts.files_with_matches || self.grep.opts.quiet) {
             self.out.write_all(self.grep.opts.group_separator())?;
         }
         Ok(true)

@@ -13,7 +13,7 @@ const PATTERNS: [&str; 10] = [
     "foo", "fo+", "^bar", "baz\r?$", "[0-9]+", "foo|345", "x", "Foo", "a_b", "GET",
 ];
 
-const FLAGS: [&[&str]; 26] = [
+const FLAGS: [&[&str]; 28] = [
     &[],
     &["-i"],
     &["-v"],
@@ -40,6 +40,8 @@ const FLAGS: [&[&str]; 26] = [
     &["-i", "-w", "-n"],
     &["--color=always"],
     &["--color=always", "-n", "-H", "-A", "1"],
+    &["-q"],
+    &["-q", "-v"],
 ];
 
 fn compare(args: &[String], files: &[String], stdin: &[u8]) {
