@@ -73,6 +73,30 @@ fn count_aggs(t: &Table) -> usize {
         .max(1)
 }
 
+/// Axis ticks on round times (every 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3, 6, 12 hours or
+/// N days), about ten of them, so labels read 06:00, 06:05, ... rather than odd seconds.
+fn time_ticks(x0: i64, x1: i64) -> Vec<i64> {
+    const STEPS: [i64; 17] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+    ];
+    let span = (x1 - x0).max(1);
+    let step = STEPS
+        .iter()
+        .map(|s| s * 60)
+        .find(|s| span / s <= 12)
+        .unwrap_or_else(|| (span / 12 / 86400 + 1) * 86400);
+    let mut t = x0.div_euclid(step) * step;
+    if t < x0 {
+        t += step;
+    }
+    let mut ticks = Vec::new();
+    while t <= x1 && ticks.len() < 100 {
+        ticks.push(t);
+        t += step;
+    }
+    ticks
+}
+
 fn register_font() -> Result<()> {
     for p in FONT_PATHS {
         if let Ok(bytes) = std::fs::read(p) {
@@ -152,7 +176,10 @@ where
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, 0f64..(ymax * 1.05).max(1.0))
+        .build_cartesian_2d(
+            (x0..x1).with_key_points(time_ticks(x0, x1)),
+            0f64..(ymax * 1.05).max(1.0),
+        )
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -178,4 +205,24 @@ where
         .map_err(err)?;
     area.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_ticks;
+
+    #[test]
+    fn ticks_fall_on_round_times() {
+        // 06:00:30 .. 06:12:00 → every minute from 06:01.
+        let base = 1_795_413_600; // a whole hour
+        let t = time_ticks(base + 30, base + 720);
+        assert_eq!(t.first(), Some(&(base + 60)));
+        assert!(t.windows(2).all(|w| w[1] - w[0] == 60));
+        // A day → every 2 hours, on the hour.
+        let t = time_ticks(base, base + 86_400);
+        assert!(t.iter().all(|x| x % 7200 == 0) && t.len() <= 13, "{t:?}");
+        // A year → whole days.
+        let t = time_ticks(base, base + 365 * 86_400);
+        assert!(t.iter().all(|x| x % 86_400 == 0) && t.len() <= 13, "{t:?}");
+    }
 }
