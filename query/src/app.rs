@@ -62,11 +62,12 @@ impl Source {
         if !self.range.is_all() || self.no_mmap {
             return Ok(None);
         }
-        let m = crate::plan::map(&self.inputs, task)?;
-        if let Some(m) = &m {
-            self.progress.add(m.len() as u64);
-        }
-        Ok(m)
+        crate::plan::map(&self.inputs, task)
+    }
+
+    /// Counts a mapped task's bytes as done, for the progress bar.
+    pub fn mapped_done(&self, m: &crate::plan::Mapped) {
+        self.progress.add(m.len() as u64);
     }
 
     /// Calls `f` on every line of a task: from a mapping when possible, else read.
@@ -77,6 +78,7 @@ impl Source {
     ) -> Result<()> {
         if let Some(m) = self.mapped(task)? {
             lines::for_each_line_in(&m, f);
+            self.mapped_done(&m);
             return Ok(());
         }
         let r = self.open(task)?;
@@ -160,7 +162,11 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
             let t = &tasks[i];
             let name = &src.inputs[t.input].name;
             match src.mapped(t)? {
-                Some(m) => grep.search_slice(name, &m, w),
+                Some(m) => {
+                    let n = grep.search_slice(name, &m, w);
+                    src.mapped_done(&m);
+                    n
+                }
                 None => grep.search(name, src.open(t)?, w),
             }
         },

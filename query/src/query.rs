@@ -500,7 +500,9 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
             None,
             |i, _| {
                 if let Some(m) = src.mapped(&tasks[i])? {
-                    return Ok(plan_.scan_slice(&m, src.format));
+                    let g = plan_.scan_slice(&m, src.format);
+                    src.mapped_done(&m);
+                    return Ok(g);
                 }
                 let r = src.open(&tasks[i])?;
                 plan_
