@@ -1,0 +1,292 @@
+//! The command line: `logq grep`, `logq cut`, `logq where`, `logq print`, `logq count`,
+//! `logq stats`. Flags mirror grep's and cut's where the operation is theirs; the input flags
+//! are shared by every subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logq",
+    version,
+    about = "grep, cut and awk-style queries over plain, gzipped and category-archive logs",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print lines matching a regex (GNU grep's flags and output).
+    #[command(disable_help_flag = true)]
+    Grep(GrepArgs),
+    /// Print selected bytes or fields of each line (GNU cut's flags and output).
+    Cut(CutArgs),
+    /// Print the lines for which an awk-like expression is true.
+    Where(WhereArgs),
+    /// Print named or numbered fields of each line.
+    Print(PrintArgs),
+    /// Count lines, optionally per time bucket and/or per group.
+    Count(StatsArgs),
+    /// Aggregate: count, count_distinct(f), sum(f), avg(f), min(f), max(f), p50(f), p90(f), p99(f).
+    Stats(StatsAggArgs),
+}
+
+/// Inputs, shared by every subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// Read a category's archive (rotated, plain and .gz files, current last). A glob
+    /// (`apache.*`) selects several categories. Repeatable.
+    #[arg(long = "category", value_name = "NAME")]
+    pub categories: Vec<String>,
+    /// Where categories live.
+    #[arg(long, value_name = "DIR", default_value = "./scribe-data")]
+    pub data_dir: PathBuf,
+    /// Only lines at or after this time: RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` (UTC), or an age
+    /// like `2h`, `7d`, `30m`.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only lines before this time (same syntax as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Line format (default: detected per input from its first lines).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Only the last N lines of the whole input (like `tail -n N | ...`).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Read files with read(2) instead of memory-mapping them (a file truncated while it is
+    /// mapped, e.g. by a copytruncate rotation, would crash the reader).
+    #[arg(long)]
+    pub no_mmap: bool,
+    /// Never show a progress bar (it is shown only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FormatArg {
+    /// Apache/NCSA common or combined, nginx combined.
+    Clf,
+    /// Syslog RFC 3164 (`Mmm dd hh:mm:ss host tag[pid]: msg`).
+    Syslog,
+    /// Syslog RFC 5424 (`<pri>1 time host app procid msgid sd msg`).
+    Syslog5424,
+    Json,
+    Logfmt,
+    /// Whitespace-separated fields only (`$1`, `$2`, ...).
+    Plain,
+}
+
+#[derive(Debug, Args)]
+pub struct GrepArgs {
+    /// Pattern (Rust regex syntax, like grep -E), unless given with -e; then files.
+    #[arg(value_name = "PATTERN | FILE")]
+    pub args: Vec<String>,
+    /// Use PATTERN (repeatable; a line matching any is selected).
+    #[arg(
+        short = 'e',
+        long = "regexp",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
+    pub regexp: Vec<String>,
+    #[arg(short = 'i', long = "ignore-case")]
+    pub ignore_case: bool,
+    /// Select non-matching lines.
+    #[arg(short = 'v', long = "invert-match")]
+    pub invert: bool,
+    /// Patterns are literal strings.
+    #[arg(short = 'F', long = "fixed-strings")]
+    pub fixed: bool,
+    /// Accepted for compatibility: patterns are always extended regexes.
+    #[arg(short = 'E', long = "extended-regexp")]
+    pub extended: bool,
+    #[arg(short = 'w', long = "word-regexp")]
+    pub word: bool,
+    #[arg(short = 'x', long = "line-regexp")]
+    pub line: bool,
+    /// Print only a count of selected lines per input.
+    #[arg(short = 'c', long = "count")]
+    pub count: bool,
+    /// Stop after NUM selected lines (per input).
+    #[arg(short = 'm', long = "max-count", value_name = "NUM")]
+    pub max_count: Option<u64>,
+    #[arg(short = 'n', long = "line-number")]
+    pub line_number: bool,
+    /// Print only the matched parts, one per line.
+    #[arg(short = 'o', long = "only-matching")]
+    pub only_matching: bool,
+    #[arg(short = 'A', long = "after-context", value_name = "NUM")]
+    pub after: Option<usize>,
+    #[arg(short = 'B', long = "before-context", value_name = "NUM")]
+    pub before: Option<usize>,
+    #[arg(short = 'C', long = "context", value_name = "NUM")]
+    pub context: Option<usize>,
+    /// Print nothing; exit 0 if any line is selected (stops at the first).
+    #[arg(short = 'q', long = "quiet", alias = "silent")]
+    pub quiet: bool,
+    /// Print only the names of inputs with selected lines.
+    #[arg(short = 'l', long = "files-with-matches")]
+    pub files_with_matches: bool,
+    /// Prefix lines with the input name (default when there are several inputs).
+    #[arg(short = 'H', long = "with-filename")]
+    pub with_filename: bool,
+    #[arg(short = 'h', long = "no-filename")]
+    pub no_filename: bool,
+    /// Colour matches: never, always, auto (a terminal).
+    #[arg(long = "color", alias = "colour", value_name = "WHEN", num_args = 0..=1,
+          default_missing_value = "auto")]
+    pub color: Option<String>,
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CutArgs {
+    /// Files (none or `-`: stdin).
+    pub files: Vec<String>,
+    /// Select these bytes.
+    #[arg(
+        short = 'b',
+        long = "bytes",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
+    pub bytes: Option<String>,
+    /// Select these characters (bytes, as in GNU cut).
+    #[arg(
+        short = 'c',
+        long = "characters",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
+    pub chars: Option<String>,
+    /// Select these fields.
+    #[arg(
+        short = 'f',
+        long = "fields",
+        value_name = "LIST",
+        allow_hyphen_values = true
+    )]
+    pub fields: Option<String>,
+    /// Field delimiter (one byte; default TAB).
+    #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
+    pub delimiter: Option<String>,
+    /// Fields are separated by runs of blanks, as in awk (`$1`, `$2`, ...).
+    #[arg(short = 'w', long = "whitespace")]
+    pub whitespace: bool,
+    /// Select the complement of the list.
+    #[arg(long)]
+    pub complement: bool,
+    /// Do not print lines without delimiters.
+    #[arg(short = 's', long = "only-delimited")]
+    pub only_delimited: bool,
+    #[arg(long, value_name = "STRING")]
+    pub output_delimiter: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WhereArgs {
+    /// Expression, e.g. `'$3 > 20'`, `'status >= 500 && path ~ "^/api"'`.
+    pub expr: String,
+    pub files: Vec<String>,
+    /// Print these fields (comma-separated names or numbers) instead of the whole line.
+    #[arg(short = 'p', long = "print", value_name = "FIELDS")]
+    pub print: Option<String>,
+    /// Prefix each printed line with the current local time (`YYYY-MM-DD HH:MM:SS `).
+    #[arg(long)]
+    pub timestamp: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PrintArgs {
+    /// Fields, comma-separated: names (`ip,path`) or numbers (`1,7` or `$1,$7`).
+    pub fields: String,
+    pub files: Vec<String>,
+    /// Only lines for which this expression is true.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Output separator (default: one space, like awk's print).
+    #[arg(
+        short = 'o',
+        long = "output-delimiter",
+        value_name = "STRING",
+        default_value = " "
+    )]
+    pub output_delimiter: String,
+    /// Prefix each printed line with the current local time.
+    #[arg(long)]
+    pub timestamp: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatsArgs {
+    pub files: Vec<String>,
+    /// Time buckets: second, minute, hour, day, or a span like 5m, 15s, 2h.
+    #[arg(long, value_name = "SPAN")]
+    pub by: Option<String>,
+    /// Group by these fields (comma-separated names or numbers).
+    #[arg(short = 'g', long = "group", value_name = "FIELDS")]
+    pub group: Option<String>,
+    /// Only lines for which this expression is true.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Sort rows by this output column (name or number); prefix `-` for descending.
+    #[arg(long, value_name = "COLUMN", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// Only the first N rows (after sorting).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Bounded-memory approximations: HyperLogLog for count_distinct, a log-bucket sketch
+    /// (1% relative error) for percentiles.
+    #[arg(long)]
+    pub approx: bool,
+    /// Output: table (default on a terminal), tsv (default when piped), csv, json.
+    #[arg(long, short = 'O', value_enum)]
+    pub output: Option<OutputArg>,
+    /// Draw the last column as bars next to the table (`bars`) or as a one-line `sparkline`.
+    #[arg(long, value_enum)]
+    pub chart: Option<ChartArg>,
+    /// Render the time series as a chart: FILE.svg or FILE.png.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Title of the --plot chart.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsAggArgs {
+    /// Aggregates, comma-separated: `count, count_distinct(ip), p99(bytes)`.
+    pub aggs: String,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputArg {
+    Table,
+    Tsv,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ChartArg {
+    Bars,
+    Sparkline,
+}

@@ -1,0 +1,513 @@
+//! Line formats and named fields: Apache/NCSA common and combined (and nginx's `combined`,
+//! the same shape), syslog RFC 3164 and RFC 5424, JSON lines, logfmt, and plain
+//! whitespace-separated text. Each is detected from a line or forced with `--format`.
+//!
+//! A [`Record`] parses its line lazily and at most once: a query that only needs `$3` never
+//! parses the access-log structure, and one that needs `status` and `time` parses it once.
+
+use std::borrow::Cow;
+
+use crate::cli::FormatArg;
+use crate::cut::blank_split;
+use crate::timefmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Clf,
+    Syslog3164,
+    Syslog5424,
+    Json,
+    Logfmt,
+    Plain,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Clf => Format::Clf,
+            FormatArg::Syslog => Format::Syslog3164,
+            FormatArg::Syslog5424 => Format::Syslog5424,
+            FormatArg::Json => Format::Json,
+            FormatArg::Logfmt => Format::Logfmt,
+            FormatArg::Plain => Format::Plain,
+        }
+    }
+}
+
+/// Guesses the format of a line. Structured formats are tried strictest first; anything else
+/// is plain text (where only `$N` fields and a leading ISO timestamp are known).
+pub fn detect(line: &[u8]) -> Format {
+    let line = line.trim_ascii();
+    if line.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+        return Format::Json;
+    }
+    if parse_clf(line).is_some() {
+        return Format::Clf;
+    }
+    if parse_5424(line).is_some() {
+        return Format::Syslog5424;
+    }
+    if parse_3164(line).is_some() {
+        return Format::Syslog3164;
+    }
+    let pairs = logfmt_pairs(line);
+    if pairs.len() >= 2 && pairs.iter().all(|(k, _)| !k.is_empty()) && line.contains(&b'=') {
+        let words = blank_split(line).count();
+        if pairs.len() * 2 >= words {
+            return Format::Logfmt;
+        }
+    }
+    Format::Plain
+}
+
+/// A field reference: `$0`, `$N`, or a name resolved per format at use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldRef {
+    Line,
+    Num(usize),
+    Name(String),
+}
+
+impl FieldRef {
+    /// `$3`, `3`, `$0`, or a name (`ip`, `status`, JSON/logfmt keys, `a.b` for nested JSON).
+    pub fn parse(s: &str) -> Option<FieldRef> {
+        let s = s.trim();
+        let digits = s.strip_prefix('$').unwrap_or(s);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let n: usize = digits.parse().ok()?;
+            return Some(if n == 0 {
+                FieldRef::Line
+            } else {
+                FieldRef::Num(n)
+            });
+        }
+        if s.is_empty()
+            || s.starts_with('$')
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b))
+        {
+            return None;
+        }
+        Some(FieldRef::Name(s.to_string()))
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            FieldRef::Line => "$0".into(),
+            FieldRef::Num(n) => format!("${n}"),
+            FieldRef::Name(s) => s.clone(),
+        }
+    }
+}
+
+/// Spans of an Apache/nginx access-log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Clf<'a> {
+    pub ip: &'a [u8],
+    pub ident: &'a [u8],
+    pub user: &'a [u8],
+    pub time: &'a [u8],
+    pub request: &'a [u8],
+    pub status: &'a [u8],
+    pub bytes: &'a [u8],
+    pub referer: Option<&'a [u8]>,
+    pub agent: Option<&'a [u8]>,
+}
+
+fn split_word(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = memchr::memchr(b' ', b)?;
+    Some((&b[..i], &b[i + 1..]))
+}
+
+/// A double-quoted string at the start of `b` (backslash escapes skipped, left as is), and the
+/// rest after the closing quote.
+fn quoted(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let b = b.strip_prefix(b"\"")?;
+    let mut i = 0;
+    loop {
+        let j = memchr::memchr2(b'"', b'\\', &b[i..])? + i;
+        if b[j] == b'\\' {
+            i = j + 2;
+            if i > b.len() {
+                return None;
+            }
+        } else {
+            return Some((&b[..j], &b[j + 1..]));
+        }
+    }
+}
+
+/// `host ident user [time] "request" status bytes ["referer" "agent"]`.
+pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
+    let (ip, rest) = split_word(line)?;
+    let (ident, rest) = split_word(rest)?;
+    let (user, rest) = split_word(rest)?;
+    let rest = rest.strip_prefix(b"[")?;
+    let close = memchr::memchr(b']', rest)?;
+    let time = &rest[..close];
+    let rest = rest[close + 1..].strip_prefix(b" ")?;
+    let (request, rest) = quoted(rest)?;
+    let rest = rest.strip_prefix(b" ")?;
+    let (status, rest) = split_word(rest).unwrap_or((rest, b""));
+    if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let (bytes, rest) = split_word(rest).unwrap_or((rest, b""));
+    let (referer, agent) = match quoted(rest) {
+        Some((r, rest)) => match rest.strip_prefix(b" ").and_then(quoted) {
+            Some((a, _)) => (Some(r), Some(a)),
+            None => (Some(r), None),
+        },
+        None => (None, None),
+    };
+    Some(Clf {
+        ip,
+        ident,
+        user,
+        time,
+        request,
+        status,
+        bytes,
+        referer,
+        agent,
+    })
+}
+
+/// The time of an access-log line from its `[...]` alone: the bracket after the first three
+/// space-separated words (a `[` inside an IPv6 host or user name is not taken for it).
+fn clf_time(line: &[u8]) -> Option<i64> {
+    let (_, rest) = split_word(line)?;
+    let (_, rest) = split_word(rest)?;
+    let (_, rest) = split_word(rest)?;
+    let rest = rest.strip_prefix(b"[")?;
+    let close = memchr::memchr(b']', rest)?;
+    timefmt::parse_clf(&rest[..close])
+}
+
+impl<'a> Clf<'a> {
+    pub fn field(&self, name: &str) -> Option<&'a [u8]> {
+        let mut req = self.request.splitn(3, |&b| b == b' ');
+        Some(match name {
+            "ip" | "host" | "remote_addr" | "client" => self.ip,
+            "ident" => self.ident,
+            "user" | "remote_user" => self.user,
+            "time" | "timestamp" => self.time,
+            "request" => self.request,
+            "method" => req.next()?,
+            "path" | "url" | "uri" => req.nth(1)?,
+            "protocol" | "proto" => req.nth(2)?,
+            "status" => self.status,
+            "bytes" | "size" => self.bytes,
+            "referer" | "referrer" => self.referer?,
+            "agent" | "user_agent" | "ua" => self.agent?,
+            _ => return None,
+        })
+    }
+}
+
+/// Spans of a syslog line (either RFC).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Syslog<'a> {
+    pub pri: Option<&'a [u8]>,
+    pub time: &'a [u8],
+    pub host: &'a [u8],
+    pub app: &'a [u8],
+    pub pid: Option<&'a [u8]>,
+    pub msgid: Option<&'a [u8]>,
+    pub sd: Option<&'a [u8]>,
+    pub msg: &'a [u8],
+}
+
+fn strip_pri(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if let Some(rest) = line.strip_prefix(b"<") {
+        if let Some(i) = memchr::memchr(b'>', rest) {
+            if i > 0 && i <= 3 && rest[..i].iter().all(u8::is_ascii_digit) {
+                return (Some(&rest[..i]), &rest[i + 1..]);
+            }
+        }
+    }
+    (None, line)
+}
+
+/// `[<pri>]Mmm dd hh:mm:ss host tag[pid]: msg` (files written by rsyslog drop the `<pri>`).
+pub fn parse_3164(line: &[u8]) -> Option<Syslog<'_>> {
+    let (pri, rest) = strip_pri(line);
+    if rest.len() < 16 || timefmt::month(&rest[..3]).is_none() || rest[15] != b' ' {
+        return None;
+    }
+    let ts = &rest[..15];
+    if ts[9] != b':' || ts[12] != b':' {
+        return None;
+    }
+    let (host, rest) = split_word(&rest[16..])?;
+    let (tag, msg) = match memchr::memchr(b':', rest) {
+        Some(i) if !rest[..i].contains(&b' ') => (&rest[..i], rest[i + 1..].trim_ascii_start()),
+        _ => (&b""[..], rest),
+    };
+    let (app, pid) = match (memchr::memchr(b'[', tag), tag.last()) {
+        (Some(i), Some(b']')) => (&tag[..i], Some(&tag[i + 1..tag.len() - 1])),
+        _ => (tag, None),
+    };
+    Some(Syslog {
+        pri,
+        time: ts,
+        host,
+        app,
+        pid,
+        msg,
+        ..Syslog::default()
+    })
+}
+
+/// `<pri>1 timestamp host app procid msgid [sd|-] msg`.
+pub fn parse_5424(line: &[u8]) -> Option<Syslog<'_>> {
+    let (pri, rest) = strip_pri(line);
+    pri?;
+    let rest = rest.strip_prefix(b"1 ")?;
+    let (time, rest) = split_word(rest)?;
+    if time != b"-" && timefmt::parse_iso(time).is_none() {
+        return None;
+    }
+    let (host, rest) = split_word(rest)?;
+    let (app, rest) = split_word(rest)?;
+    let (procid, rest) = split_word(rest)?;
+    let (msgid, rest) = split_word(rest).unwrap_or((rest, b""));
+    let (sd, msg) = if rest.starts_with(b"[") {
+        // Structured data: `[id k="v" ...]...`, values may hold escaped `]`.
+        let mut i = 0;
+        let mut in_quote = false;
+        let mut end = rest.len();
+        while i < rest.len() {
+            match rest[i] {
+                b'\\' => i += 1,
+                b'"' => in_quote = !in_quote,
+                b']' if !in_quote && rest.get(i + 1) != Some(&b'[') => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        (&rest[..end], rest.get(end + 1..).unwrap_or(b""))
+    } else {
+        split_word(rest).unwrap_or((rest, b""))
+    };
+    let nil = |b: &'_ [u8]| -> bool { b == b"-" };
+    Some(Syslog {
+        pri: Some(pri?),
+        time,
+        host,
+        app,
+        pid: (!nil(procid)).then_some(procid),
+        msgid: (!nil(msgid)).then_some(msgid),
+        sd: (!nil(sd)).then_some(sd),
+        msg,
+    })
+}
+
+impl<'a> Syslog<'a> {
+    pub fn field(&self, name: &str) -> Option<&'a [u8]> {
+        match name {
+            "pri" | "priority" => self.pri,
+            "time" | "timestamp" => Some(self.time),
+            "host" | "hostname" => Some(self.host),
+            "app" | "tag" | "program" | "appname" => Some(self.app),
+            "pid" | "procid" => self.pid,
+            "msgid" => self.msgid,
+            "sd" | "structured_data" => self.sd,
+            "msg" | "message" => Some(self.msg),
+            _ => None,
+        }
+    }
+}
+
+/// A logfmt key and its (unquoted, unescaped) value.
+pub type Pair<'a> = (&'a [u8], Cow<'a, [u8]>);
+
+/// `k=v k2="quoted \" v" flag` pairs (a bare key has an empty value).
+pub fn logfmt_pairs(line: &[u8]) -> Vec<Pair<'_>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let ks = i;
+        while i < line.len() && line[i] != b'=' && !line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &line[ks..i];
+        if key.is_empty() && i >= line.len() {
+            break;
+        }
+        if i < line.len() && line[i] == b'=' {
+            i += 1;
+            if line.get(i) == Some(&b'"') {
+                match quoted(&line[i..]) {
+                    Some((v, rest)) => {
+                        i = line.len() - rest.len();
+                        out.push((key, unescape(v)));
+                    }
+                    None => {
+                        out.push((key, Cow::Borrowed(&line[i..])));
+                        i = line.len();
+                    }
+                }
+            } else {
+                let vs = i;
+                while i < line.len() && !line[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                out.push((key, Cow::Borrowed(&line[vs..i])));
+            }
+        } else {
+            out.push((key, Cow::Borrowed(&b""[..])));
+            if key.is_empty() {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn unescape(v: &[u8]) -> Cow<'_, [u8]> {
+    if !v.contains(&b'\\') {
+        return Cow::Borrowed(v);
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut it = v.iter();
+    while let Some(&c) = it.next() {
+        if c == b'\\' {
+            match it.next() {
+                Some(b'n') => out.push(b'\n'),
+                Some(b't') => out.push(b'\t'),
+                Some(&o) => out.push(o),
+                None => out.push(b'\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Keys JSON and logfmt logs commonly keep their timestamp under, tried in order.
+pub const TIME_KEYS: [&str; 6] = ["time", "timestamp", "ts", "@timestamp", "t", "date"];
+
+/// One line being evaluated, with its parse cached.
+pub struct Record<'a> {
+    pub line: &'a [u8],
+    pub format: Format,
+    words: Option<Vec<&'a [u8]>>,
+    clf: Option<Option<Clf<'a>>>,
+    syslog: Option<Option<Syslog<'a>>>,
+    json: Option<Option<serde_json::Value>>,
+    logfmt: Option<Vec<Pair<'a>>>,
+    pub now: i64,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(line: &'a [u8], format: Format, now: i64) -> Record<'a> {
+        Record {
+            line,
+            format,
+            words: None,
+            clf: None,
+            syslog: None,
+            json: None,
+            logfmt: None,
+            now,
+        }
+    }
+
+    pub fn get(&mut self, f: &FieldRef) -> Option<Cow<'a, [u8]>> {
+        match f {
+            FieldRef::Line => Some(Cow::Borrowed(self.line)),
+            FieldRef::Num(n) => {
+                let line = self.line;
+                let words = self
+                    .words
+                    .get_or_insert_with(|| blank_split(line).collect());
+                words.get(n - 1).map(|w| Cow::Borrowed(*w))
+            }
+            FieldRef::Name(name) => self.named(name),
+        }
+    }
+
+    fn named(&mut self, name: &str) -> Option<Cow<'a, [u8]>> {
+        let line = self.line;
+        match self.format {
+            Format::Clf => {
+                let clf = self.clf.get_or_insert_with(|| parse_clf(line)).as_ref()?;
+                clf.field(name).map(Cow::Borrowed)
+            }
+            Format::Syslog3164 | Format::Syslog5424 => {
+                let fmt = self.format;
+                let s = self
+                    .syslog
+                    .get_or_insert_with(|| {
+                        if fmt == Format::Syslog5424 {
+                            parse_5424(line)
+                        } else {
+                            parse_3164(line)
+                        }
+                    })
+                    .as_ref()?;
+                s.field(name).map(Cow::Borrowed)
+            }
+            Format::Json => {
+                let v = self
+                    .json
+                    .get_or_insert_with(|| serde_json::from_slice(line).ok())
+                    .as_ref()?;
+                let mut cur = v;
+                for part in name.split('.') {
+                    cur = match cur {
+                        serde_json::Value::Object(m) => m.get(part)?,
+                        serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+                        _ => return None,
+                    };
+                }
+                Some(match cur {
+                    serde_json::Value::String(s) => Cow::Owned(s.clone().into_bytes()),
+                    serde_json::Value::Null => return None,
+                    other => Cow::Owned(other.to_string().into_bytes()),
+                })
+            }
+            Format::Logfmt => {
+                let pairs = self.logfmt.get_or_insert_with(|| logfmt_pairs(line));
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name.as_bytes())
+                    .map(|(_, v)| v.clone())
+            }
+            Format::Plain => None,
+        }
+    }
+
+    /// The line's time, Unix seconds, if it has one.
+    pub fn time(&mut self) -> Option<i64> {
+        match self.format {
+            Format::Clf => match &self.clf {
+                Some(clf) => timefmt::parse_clf(clf.as_ref()?.time),
+                // Bucketing by time needs only `[...]`: skip parsing the rest of the line,
+                // which is most of the per-line cost of `count --by minute`.
+                None => clf_time(self.line),
+            },
+            Format::Syslog3164 => {
+                let t = self.named("time")?;
+                timefmt::parse_3164(&t, self.now)
+            }
+            Format::Syslog5424 => timefmt::parse_iso(&self.named("time")?),
+            Format::Json | Format::Logfmt => {
+                let now = self.now;
+                TIME_KEYS
+                    .iter()
+                    .find_map(|k| self.named(k).and_then(|v| timefmt::parse_any(&v, now)))
+            }
+            Format::Plain => timefmt::parse_iso_prefix(self.line.trim_ascii_start()).map(|t| t.0),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `logq`: grep, cut and awk-style filtering and aggregation over logs: plain files,
+//! directories, stdin and Scribe category archives (rotated plain and `.gz` files, read in
+//! write order), with parallel workers across files and byte ranges.
+//!
+//! The binary (`src/main.rs`) only parses arguments and calls [`app::run`]. Modules:
+//! [`input`] (what to read), [`plan`] (tasks), [`par`] (ordered parallel run), [`lines`]
+//! (line splitting), [`grep`], [`cut`], [`formats`] and [`timefmt`] (named fields, times),
+//! [`expr`] (filters), [`agg`] (aggregates), [`query`] (where/print/stats), [`output`],
+//! [`plot`], [`timerange`] (`--since`/`--until`), [`progress`].
+
+pub mod agg;
+pub mod app;
+pub mod cli;
+pub mod cut;
+pub mod expr;
+pub mod formats;
+pub mod grep;
+pub mod input;
+pub mod lines;
+pub mod output;
+pub mod par;
+pub mod plan;
+pub mod plot;
+pub mod progress;
+pub mod query;
+pub mod timefmt;
+pub mod timerange;

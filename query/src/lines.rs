@@ -1,0 +1,108 @@
+//! Splitting a byte stream into lines: large reads into one reusable buffer, `memchr` for the
+//! newlines, lines handed out as borrowed slices (no per-line allocation).
+//!
+//! A line is the bytes before `\n`, without it; a final line without a trailing newline is
+//! still a line (as for grep, cut and awk). A line longer than the buffer grows the buffer, so
+//! memory is bounded by the longest line, as in every line-oriented tool.
+
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+
+/// Initial buffer: large enough that read(2) and memchr dominate, small enough for caches.
+const BUF: usize = 1024 * 1024;
+
+/// Calls `f` for each line of `r` until it returns `Break`. Returns the number of bytes read.
+pub fn for_each_line<R: Read>(
+    mut r: R,
+    mut f: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; BUF];
+    // buf[..len] holds unprocessed bytes; buf[..start] of them are a partial line carried over.
+    let mut len = 0usize;
+    let mut total = 0u64;
+    loop {
+        if len == buf.len() {
+            let grown = buf.len() * 2;
+            buf.resize(grown, 0);
+        }
+        let n = match r.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        if n == 0 {
+            if len > 0 {
+                let _ = f(&buf[..len]);
+            }
+            return Ok(total);
+        }
+        let scan_from = len;
+        len += n;
+        // Process every complete line in the buffer; only the final newline needs finding
+        // from the back, the rest are found by memchr_iter front to back.
+        let Some(last_nl) = memchr::memrchr(b'\n', &buf[scan_from..len]).map(|i| i + scan_from)
+        else {
+            continue;
+        };
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &buf[..=last_nl]) {
+            if f(&buf[start..nl]).is_break() {
+                return Ok(total);
+            }
+            start = nl + 1;
+        }
+        buf.copy_within(last_nl + 1..len, 0);
+        len -= last_nl + 1;
+    }
+}
+
+/// Like [`for_each_line`], over a slice already in memory.
+pub fn for_each_line_in(data: &[u8], mut f: impl FnMut(&[u8]) -> ControlFlow<()>) {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        if f(&data[start..nl]).is_break() {
+            return;
+        }
+        start = nl + 1;
+    }
+    if start < data.len() {
+        let _ = f(&data[start..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(data: &[u8]) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        for_each_line(data, |l| {
+            v.push(l.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn splits_with_and_without_trailing_newline() {
+        assert_eq!(collect(b"a\nb\n"), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            collect(b"a\n\nb"),
+            vec![b"a".to_vec(), vec![], b"b".to_vec()]
+        );
+        assert!(collect(b"").is_empty());
+    }
+
+    #[test]
+    fn lines_longer_than_the_buffer() {
+        let mut data = vec![b'x'; BUF * 3 + 7];
+        data.push(b'\n');
+        data.extend_from_slice(b"tail");
+        let v = collect(&data);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].len(), BUF * 3 + 7);
+        assert_eq!(v[1], b"tail");
+    }
+}

@@ -1,0 +1,529 @@
+//! The record-level commands: `where` (filter lines), `print` (select fields), `count` and
+//! `stats` (aggregate, optionally per time bucket and group). Each task parses its own lines
+//! (format detected from its first line unless `--format`), and aggregate states are merged
+//! in task order at the end.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+
+use anyhow::{bail, Context, Result};
+
+use crate::agg::{parse_aggs, AggSpec, Cell, State};
+use crate::app::{stdout, Source};
+use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
+use crate::expr::Expr;
+use crate::formats::{detect, FieldRef, Format, Record};
+use crate::output::{self, Table};
+use crate::plan::plan;
+use crate::{lines, par, timefmt};
+
+/// Picks a task's format: forced, or detected from the first non-blank line.
+struct FormatPick {
+    forced: Option<Format>,
+    picked: Option<Format>,
+}
+
+impl FormatPick {
+    fn new(forced: Option<crate::cli::FormatArg>) -> FormatPick {
+        FormatPick {
+            forced: forced.map(Format::from),
+            picked: None,
+        }
+    }
+
+    fn get(&mut self, line: &[u8]) -> Format {
+        if let Some(f) = self.forced.or(self.picked) {
+            return f;
+        }
+        if line.trim_ascii().is_empty() {
+            return Format::Plain;
+        }
+        *self.picked.insert(detect(line))
+    }
+}
+
+/// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`.
+pub fn parse_fields(s: &str) -> Result<Vec<FieldRef>> {
+    let v: Vec<FieldRef> = s
+        .split([',', ' '])
+        .filter(|p| !p.is_empty())
+        .map(|p| FieldRef::parse(p).with_context(|| format!("bad field {p:?}")))
+        .collect::<Result<_>>()?;
+    if v.is_empty() {
+        bail!("no fields given");
+    }
+    Ok(v)
+}
+
+/// The last `n` lines of the whole input, in order.
+pub fn tail_lines(src: &Source, n: usize) -> Result<Vec<Vec<u8>>> {
+    let mut ring: VecDeque<Vec<u8>> = VecDeque::with_capacity(n.min(1 << 16));
+    for t in plan(&src.inputs, false)? {
+        let r = src.open(&t)?;
+        lines::for_each_line(r, |l| {
+            if n > 0 {
+                if ring.len() == n {
+                    ring.pop_front();
+                }
+                ring.push_back(l.to_vec());
+            }
+            ControlFlow::Continue(())
+        })
+        .with_context(|| format!("reading {}", src.inputs[t.input].name))?;
+    }
+    Ok(ring.into())
+}
+
+/// What a printing command does with each line.
+struct Printer {
+    filter: Option<Expr>,
+    fields: Option<Vec<FieldRef>>,
+    delimiter: Vec<u8>,
+    prefix: Vec<u8>,
+}
+
+impl Printer {
+    fn line<W: Write>(
+        &self,
+        line: &[u8],
+        fmt: Format,
+        now: i64,
+        w: &mut W,
+    ) -> std::io::Result<bool> {
+        let mut rec = Record::new(line, fmt, now);
+        if let Some(f) = &self.filter {
+            if !f.eval(&mut rec) {
+                return Ok(false);
+            }
+        }
+        w.write_all(&self.prefix)?;
+        match &self.fields {
+            None => w.write_all(line)?,
+            Some(fields) => {
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        w.write_all(&self.delimiter)?;
+                    }
+                    if let Some(v) = rec.get(f) {
+                        w.write_all(&v)?;
+                    }
+                }
+            }
+        }
+        w.write_all(b"\n")?;
+        Ok(true)
+    }
+
+    fn run(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
+        let now = timefmt::now();
+        let mut out = stdout();
+        if let Some(n) = tail {
+            let mut pick = FormatPick::new(src.format);
+            let mut any = false;
+            for l in tail_lines(src, n)? {
+                let fmt = pick.get(&l);
+                any |= self.line(&l, fmt, now, &mut out)?;
+            }
+            out.flush()?;
+            return Ok(if any { 0 } else { 1 });
+        }
+        let tasks = plan(&src.inputs, true)?;
+        let hits = par::run_ordered(
+            tasks.len(),
+            par::workers(tasks.len()),
+            &mut out,
+            None,
+            |i, w| {
+                let mut pick = FormatPick::new(src.format);
+                let mut n = 0u64;
+                let mut err = Ok(());
+                src.for_each_line(&tasks[i], |l| {
+                    let fmt = pick.get(l);
+                    match self.line(l, fmt, now, w) {
+                        Ok(hit) => {
+                            n += hit as u64;
+                            ControlFlow::Continue(())
+                        }
+                        Err(e) => {
+                            err = Err(e);
+                            ControlFlow::Break(())
+                        }
+                    }
+                })?;
+                err?;
+                Ok(n)
+            },
+        )?;
+        src.progress.finish();
+        Ok(if hits.iter().any(|&n| n > 0) { 0 } else { 1 })
+    }
+}
+
+fn timestamp_prefix(on: bool) -> Vec<u8> {
+    if on {
+        chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S ")
+            .to_string()
+            .into_bytes()
+    } else {
+        Vec::new()
+    }
+}
+
+pub fn run_where(a: WhereArgs) -> Result<i32> {
+    let filter = Expr::parse(&a.expr).with_context(|| format!("in {:?}", a.expr))?;
+    let fields = a.print.as_deref().map(parse_fields).transpose()?;
+    let src = Source::new(&a.input, &a.files)?;
+    Printer {
+        filter: Some(filter),
+        fields,
+        delimiter: b" ".to_vec(),
+        prefix: timestamp_prefix(a.timestamp),
+    }
+    .run(&src, a.input.tail)
+}
+
+pub fn run_print(a: PrintArgs) -> Result<i32> {
+    let filter = a
+        .filter
+        .as_deref()
+        .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
+        .transpose()?;
+    let src = Source::new(&a.input, &a.files)?;
+    Printer {
+        filter,
+        fields: Some(parse_fields(&a.fields)?),
+        delimiter: a.output_delimiter.into_bytes(),
+        prefix: timestamp_prefix(a.timestamp),
+    }
+    .run(&src, a.input.tail)
+}
+
+/// `--by` spans: `second`, `minute`, `hour`, `day`, `week`, or a duration (`5m`, `15s`).
+pub fn parse_span(s: &str) -> Result<i64> {
+    let secs = match s {
+        "second" | "sec" | "s" => 1,
+        "minute" | "min" | "m" => 60,
+        "hour" | "h" => 3600,
+        "day" | "d" => 86400,
+        "week" | "w" => 7 * 86400,
+        _ => humantime::parse_duration(s)
+            .with_context(|| format!("bad --by span {s:?} (minute, 5m, hour, day, ...)"))?
+            .as_secs() as i64,
+    };
+    if secs <= 0 {
+        bail!("--by span must be at least one second");
+    }
+    Ok(secs)
+}
+
+/// Aggregation state of one task: groups keyed by an encoding of (bucket, group values).
+#[derive(Default)]
+pub struct Groups {
+    index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
+    rows: Vec<(Vec<u8>, Vec<State>)>,
+    /// Lines skipped because they had no time while bucketing by time.
+    untimed: u64,
+}
+
+/// What a stats run computes.
+pub struct StatsPlan {
+    pub aggs: Vec<AggSpec>,
+    pub span: Option<i64>,
+    pub group: Vec<FieldRef>,
+    pub filter: Option<Expr>,
+    pub approx: bool,
+}
+
+impl StatsPlan {
+    fn new_states(&self) -> Vec<State> {
+        self.aggs
+            .iter()
+            .map(|a| State::new(a, self.approx))
+            .collect()
+    }
+
+    /// Aggregates every line of `r` into a fresh `Groups`.
+    pub fn scan<R: Read>(
+        &self,
+        r: R,
+        forced: Option<crate::cli::FormatArg>,
+    ) -> std::io::Result<Groups> {
+        self.scan_lines(forced, |f| lines::for_each_line(r, f).map(|_| ()))
+    }
+
+    /// Aggregates every line of `data` (a mapped file) into a fresh `Groups`.
+    pub fn scan_slice(&self, data: &[u8], forced: Option<crate::cli::FormatArg>) -> Groups {
+        self.scan_lines(forced, |f| {
+            lines::for_each_line_in(data, f);
+            Ok(())
+        })
+        .expect("in-memory scans do not fail")
+    }
+
+    fn scan_lines(
+        &self,
+        forced: Option<crate::cli::FormatArg>,
+        drive: impl FnOnce(&mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> std::io::Result<()>,
+    ) -> std::io::Result<Groups> {
+        let now = timefmt::now();
+        let mut g = Groups::default();
+        let mut pick = FormatPick::new(forced);
+        let mut key = Vec::with_capacity(64);
+        // Consecutive lines usually share their group (the same minute): remember the last.
+        let mut last: Option<usize> = None;
+        drive(&mut |line: &[u8]| {
+            let fmt = pick.get(line);
+            let mut rec = Record::new(line, fmt, now);
+            if let Some(f) = &self.filter {
+                if !f.eval(&mut rec) {
+                    return ControlFlow::Continue(());
+                }
+            }
+            key.clear();
+            if let Some(span) = self.span {
+                let Some(t) = rec.time() else {
+                    g.untimed += 1;
+                    return ControlFlow::Continue(());
+                };
+                key.extend_from_slice(&(t.div_euclid(span) * span).to_be_bytes());
+            }
+            for f in &self.group {
+                match rec.get(f) {
+                    Some(v) => {
+                        key.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                        key.extend_from_slice(&v);
+                    }
+                    None => key.extend_from_slice(&u32::MAX.to_be_bytes()),
+                }
+            }
+            let idx = match last {
+                Some(i) if g.rows[i].0 == key => i,
+                _ => match g.index.get(key.as_slice()) {
+                    Some(&i) => i,
+                    None => {
+                        let i = g.rows.len();
+                        g.rows.push((key.clone(), self.new_states()));
+                        g.index.insert(key.clone(), i);
+                        i
+                    }
+                },
+            };
+            last = Some(idx);
+            for (st, spec) in g.rows[idx].1.iter_mut().zip(&self.aggs) {
+                st.update(spec, &mut rec);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(g)
+    }
+
+    pub fn merge(&self, into: &mut Groups, other: Groups) {
+        into.untimed += other.untimed;
+        for (key, states) in other.rows {
+            match into.index.get(&key) {
+                Some(&i) => {
+                    for (a, b) in into.rows[i].1.iter_mut().zip(states) {
+                        a.merge(b);
+                    }
+                }
+                None => {
+                    into.index.insert(key.clone(), into.rows.len());
+                    into.rows.push((key, states));
+                }
+            }
+        }
+    }
+
+    /// Finished rows: key cells then aggregate cells; with time buckets, every bucket from
+    /// the first to the last appears for every group (missing ones with zero counts).
+    pub fn finish(&self, mut g: Groups) -> Result<Table> {
+        if g.untimed > 0 {
+            tracing::warn!(
+                "{} lines without a recognisable time were not counted",
+                g.untimed
+            );
+        }
+        if let Some(span) = self.span {
+            fill_gaps(self, &mut g, span)?;
+        }
+        let mut header = Vec::new();
+        if self.span.is_some() {
+            header.push("time".to_string());
+        }
+        header.extend(self.group.iter().map(FieldRef::label));
+        header.extend(self.aggs.iter().map(|a| a.label.clone()));
+        let mut rows = Vec::with_capacity(g.rows.len());
+        let mut time_keys = Vec::with_capacity(g.rows.len());
+        for (key, states) in g.rows {
+            let (t, groups) = decode_key(&key, self.span.is_some(), self.group.len());
+            let mut row = Vec::with_capacity(header.len());
+            if let Some(t) = t {
+                row.push(Cell::Text(timefmt::format_utc(t).into_bytes()));
+            }
+            row.extend(
+                groups
+                    .into_iter()
+                    .map(|v| v.map_or(Cell::Empty, Cell::Text)),
+            );
+            row.extend(states.into_iter().zip(&self.aggs).map(|(s, a)| s.finish(a)));
+            rows.push(row);
+            time_keys.push(t);
+        }
+        // Default order: by time, then group; without time, busiest group first.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        let nkeys = self.group.len() + self.span.is_some() as usize;
+        if self.span.is_some() {
+            order.sort_by(|&a, &b| {
+                time_keys[a]
+                    .cmp(&time_keys[b])
+                    .then_with(|| output::cmp_cells(&rows[a][1..nkeys], &rows[b][1..nkeys]))
+            });
+        } else {
+            order.sort_by(|&a, &b| {
+                output::cmp_cell(&rows[b][nkeys], &rows[a][nkeys])
+                    .then_with(|| output::cmp_cells(&rows[a][..nkeys], &rows[b][..nkeys]))
+            });
+        }
+        let mut slots: Vec<Option<Vec<Cell>>> = rows.into_iter().map(Some).collect();
+        let rows = order
+            .into_iter()
+            .map(|i| slots[i].take().expect("once"))
+            .collect();
+        Ok(Table {
+            header,
+            rows,
+            time_series: self.span.is_some(),
+        })
+    }
+}
+
+/// Encoded keys of every group and bucket, so that gaps can be filled.
+fn decode_key(key: &[u8], timed: bool, ngroups: usize) -> (Option<i64>, Vec<Option<Vec<u8>>>) {
+    let mut at = 0;
+    let t = timed.then(|| {
+        at = 8;
+        i64::from_be_bytes(key[..8].try_into().expect("8 bytes"))
+    });
+    let mut vals = Vec::with_capacity(ngroups);
+    for _ in 0..ngroups {
+        let len = u32::from_be_bytes(key[at..at + 4].try_into().expect("4 bytes"));
+        at += 4;
+        if len == u32::MAX {
+            vals.push(None);
+        } else {
+            vals.push(Some(key[at..at + len as usize].to_vec()));
+            at += len as usize;
+        }
+    }
+    (t, vals)
+}
+
+/// Most rows gap filling may create; beyond it the span is too fine for the time range.
+const MAX_FILLED_ROWS: u64 = 5_000_000;
+
+fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
+    if g.rows.is_empty() {
+        return Ok(());
+    }
+    let time_of = |k: &[u8]| i64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+    let lo = g.rows.iter().map(|r| time_of(&r.0)).min().expect("rows");
+    let hi = g.rows.iter().map(|r| time_of(&r.0)).max().expect("rows");
+    let mut groups: Vec<Vec<u8>> = g.rows.iter().map(|r| r.0[8..].to_vec()).collect();
+    groups.sort();
+    groups.dedup();
+    // Times come from the input: a line dated year 0 and one dated year 9999 must give an
+    // error, not an overflow.
+    let buckets = hi
+        .checked_sub(lo)
+        .map(|d| (d / span) as u64 + 1)
+        .unwrap_or(u64::MAX);
+    if buckets.saturating_mul(groups.len() as u64) > MAX_FILLED_ROWS {
+        bail!(
+            "{buckets} time buckets × {} groups is too many rows; use a coarser --by",
+            groups.len()
+        );
+    }
+    let mut key = Vec::new();
+    let mut t = lo;
+    while t <= hi {
+        for gk in &groups {
+            key.clear();
+            key.extend_from_slice(&t.to_be_bytes());
+            key.extend_from_slice(gk);
+            if !g.index.contains_key(&key) {
+                g.index.insert(key.clone(), g.rows.len());
+                g.rows.push((key.clone(), plan.new_states()));
+            }
+        }
+        match t.checked_add(span) {
+            Some(next) => t = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
+    let plan_ = StatsPlan {
+        aggs: parse_aggs(aggs)?,
+        span: a.by.as_deref().map(parse_span).transpose()?,
+        group: a
+            .group
+            .as_deref()
+            .map(parse_fields)
+            .transpose()?
+            .unwrap_or_default(),
+        filter: a
+            .filter
+            .as_deref()
+            .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
+            .transpose()?,
+        approx: a.approx,
+    };
+    let src = Source::new(&a.input, &a.files)?;
+    let groups = if let Some(n) = a.input.tail {
+        let mut data = Vec::new();
+        for l in tail_lines(&src, n)? {
+            data.extend_from_slice(&l);
+            data.push(b'\n');
+        }
+        plan_.scan(data.as_slice(), src.format)?
+    } else {
+        let tasks = plan(&src.inputs, true)?;
+        let mut sink = std::io::sink();
+        let parts = par::run_ordered(
+            tasks.len(),
+            par::workers(tasks.len()),
+            &mut sink,
+            None,
+            |i, _| {
+                if let Some(m) = src.mapped(&tasks[i])? {
+                    let g = plan_.scan_slice(&m, src.format);
+                    src.mapped_done(&m);
+                    return Ok(g);
+                }
+                let r = src.open(&tasks[i])?;
+                plan_
+                    .scan(r, src.format)
+                    .with_context(|| format!("reading {}", src.inputs[tasks[i].input].name))
+            },
+        )?;
+        src.progress.finish();
+        let mut all = Groups::default();
+        for p in parts {
+            plan_.merge(&mut all, p);
+        }
+        all
+    };
+    let mut table = plan_.finish(groups)?;
+    table.sort_and_limit(a.sort.as_deref(), a.top)?;
+    if let Some(path) = &a.plot {
+        crate::plot::render(&table, path, a.title.as_deref())?;
+    }
+    let mut out = stdout();
+    output::write(&table, a.output, a.chart, &mut out)?;
+    out.flush()?;
+    Ok(0)
+}
