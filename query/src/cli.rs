@@ -52,7 +52,7 @@ pub struct InputArgs {
     /// Only lines before this time (same syntax as --since).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Line format (default: detected per input from its first lines).
+    /// Line format (default: detected line by line).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
     /// Only the last N lines of the whole input (like `tail -n N | ...`).

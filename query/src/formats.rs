@@ -50,6 +50,10 @@ pub fn detect(line: &[u8]) -> Format {
     if parse_3164(line).is_some() {
         return Format::Syslog3164;
     }
+    // Most plain lines have no `=`: skip building their pair list.
+    if memchr::memchr(b'=', line).is_none() {
+        return Format::Plain;
+    }
     let pairs = logfmt_pairs(line);
     if pairs.len() >= 2 && pairs.iter().all(|(k, _)| !k.is_empty()) && line.contains(&b'=') {
         let words = blank_split(line).count();
@@ -58,6 +62,58 @@ pub fn detect(line: &[u8]) -> Format {
         }
     }
     Format::Plain
+}
+
+/// Detects the format of every line on its own, so that a banner line or a stack trace in
+/// the middle of a log does not decide how the other lines are read, and so that results do
+/// not depend on where an input was cut into pieces: the format of a line is `detect(line)`
+/// whatever came before it. The last structured format seen is only a hint tried first, to
+/// skip the full detection on the common run of same-format lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Detector {
+    forced: Option<Format>,
+    last: Option<Format>,
+}
+
+impl Detector {
+    pub fn new(forced: Option<FormatArg>) -> Detector {
+        Detector {
+            forced: forced.map(Format::from),
+            last: None,
+        }
+    }
+
+    /// The line as a record in its format (forced, or detected).
+    pub fn record<'a>(&mut self, line: &'a [u8], now: i64) -> Record<'a> {
+        if let Some(f) = self.forced {
+            return Record::new(line, f, now);
+        }
+        // The hint is taken only where it is sure to agree with `detect`: JSON and leading
+        // blanks go through the full detection.
+        let plain_start = line
+            .first()
+            .is_some_and(|&b| b != b'{' && !b.is_ascii_whitespace());
+        if plain_start {
+            match self.last {
+                Some(Format::Clf) => {
+                    if let Some(clf) = parse_clf(line) {
+                        let mut r = Record::new(line, Format::Clf, now);
+                        r.clf = Some(Some(clf));
+                        return r;
+                    }
+                }
+                Some(Format::Syslog3164) if parse_3164(line).is_some() => {
+                    return Record::new(line, Format::Syslog3164, now);
+                }
+                _ => {}
+            }
+        }
+        let f = detect(line);
+        if f != Format::Plain {
+            self.last = Some(f);
+        }
+        Record::new(line, f, now)
+    }
 }
 
 /// A field reference: `$0`, `$N`, or a name resolved per format at use.

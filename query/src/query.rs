@@ -1,6 +1,6 @@
 //! The record-level commands: `where` (filter lines), `print` (select fields), `count` and
 //! `stats` (aggregate, optionally per time bucket and group). Each task parses its own lines
-//! (format detected from its first line unless `--format`), and aggregate states are merged
+//! (format detected line by line unless `--format`, see [`Detector`]), and aggregate states are merged
 //! in task order at the end.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,35 +13,10 @@ use crate::agg::{parse_aggs, AggSpec, Cell, State};
 use crate::app::{stdout, Source};
 use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
 use crate::expr::Expr;
-use crate::formats::{detect, FieldRef, Format, Record};
+use crate::formats::{Detector, FieldRef, Record};
 use crate::output::{self, Table};
 use crate::plan::plan;
 use crate::{lines, par, timefmt};
-
-/// Picks a task's format: forced, or detected from the first non-blank line.
-struct FormatPick {
-    forced: Option<Format>,
-    picked: Option<Format>,
-}
-
-impl FormatPick {
-    fn new(forced: Option<crate::cli::FormatArg>) -> FormatPick {
-        FormatPick {
-            forced: forced.map(Format::from),
-            picked: None,
-        }
-    }
-
-    fn get(&mut self, line: &[u8]) -> Format {
-        if let Some(f) = self.forced.or(self.picked) {
-            return f;
-        }
-        if line.trim_ascii().is_empty() {
-            return Format::Plain;
-        }
-        *self.picked.insert(detect(line))
-    }
-}
 
 /// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`.
 pub fn parse_fields(s: &str) -> Result<Vec<FieldRef>> {
@@ -84,14 +59,8 @@ struct Printer {
 }
 
 impl Printer {
-    fn line<W: Write>(
-        &self,
-        line: &[u8],
-        fmt: Format,
-        now: i64,
-        w: &mut W,
-    ) -> std::io::Result<bool> {
-        let mut rec = Record::new(line, fmt, now);
+    fn line<W: Write>(&self, mut rec: Record<'_>, w: &mut W) -> std::io::Result<bool> {
+        let line = rec.line;
         if let Some(f) = &self.filter {
             if !f.eval(&mut rec) {
                 return Ok(false);
@@ -119,11 +88,10 @@ impl Printer {
         let now = timefmt::now();
         let mut out = stdout();
         if let Some(n) = tail {
-            let mut pick = FormatPick::new(src.format);
+            let mut pick = Detector::new(src.format);
             let mut any = false;
             for l in tail_lines(src, n)? {
-                let fmt = pick.get(&l);
-                any |= self.line(&l, fmt, now, &mut out)?;
+                any |= self.line(pick.record(&l, now), &mut out)?;
             }
             out.flush()?;
             return Ok(if any { 0 } else { 1 });
@@ -135,20 +103,17 @@ impl Printer {
             &mut out,
             None,
             |i, w| {
-                let mut pick = FormatPick::new(src.format);
+                let mut pick = Detector::new(src.format);
                 let mut n = 0u64;
                 let mut err = Ok(());
-                src.for_each_line(&tasks[i], |l| {
-                    let fmt = pick.get(l);
-                    match self.line(l, fmt, now, w) {
-                        Ok(hit) => {
-                            n += hit as u64;
-                            ControlFlow::Continue(())
-                        }
-                        Err(e) => {
-                            err = Err(e);
-                            ControlFlow::Break(())
-                        }
+                src.for_each_line(&tasks[i], |l| match self.line(pick.record(l, now), w) {
+                    Ok(hit) => {
+                        n += hit as u64;
+                        ControlFlow::Continue(())
+                    }
+                    Err(e) => {
+                        err = Err(e);
+                        ControlFlow::Break(())
                     }
                 })?;
                 err?;
@@ -269,13 +234,12 @@ impl StatsPlan {
     ) -> std::io::Result<Groups> {
         let now = timefmt::now();
         let mut g = Groups::default();
-        let mut pick = FormatPick::new(forced);
+        let mut pick = Detector::new(forced);
         let mut key = Vec::with_capacity(64);
         // Consecutive lines usually share their group (the same minute): remember the last.
         let mut last: Option<usize> = None;
         drive(&mut |line: &[u8]| {
-            let fmt = pick.get(line);
-            let mut rec = Record::new(line, fmt, now);
+            let mut rec = pick.record(line, now);
             if let Some(f) = &self.filter {
                 if !f.eval(&mut rec) {
                     return ControlFlow::Continue(());

@@ -15,7 +15,7 @@ use std::ops::ControlFlow;
 use anyhow::Result;
 
 use crate::cli::FormatArg;
-use crate::formats::{detect, Format, Record};
+use crate::formats::Detector;
 use crate::input::{Input, InputKind};
 use crate::{lines, timefmt};
 
@@ -53,14 +53,13 @@ impl TimeRange {
 /// The time of the first line of `data` that has one.
 fn first_time(data: &[u8], forced: Option<FormatArg>) -> Option<i64> {
     let now = timefmt::now();
-    let mut fmt: Option<Format> = forced.map(Format::from);
+    let mut pick = Detector::new(forced);
     let mut found = None;
     lines::for_each_line_in(data, |line| {
         if line.trim_ascii().is_empty() {
             return ControlFlow::Continue(());
         }
-        let f = *fmt.get_or_insert_with(|| detect(line));
-        match Record::new(line, f, now).time() {
+        match pick.record(line, now).time() {
             Some(t) => {
                 found = Some(t);
                 ControlFlow::Break(())
@@ -148,7 +147,7 @@ pub fn prune(
 pub struct FilterReader<R> {
     inner: R,
     range: TimeRange,
-    format: Option<Format>,
+    pick: Detector,
     now: i64,
     /// Whether the previous line was kept (lines without a time follow it).
     keep_untimed: bool,
@@ -164,7 +163,7 @@ impl<R: Read> FilterReader<R> {
         FilterReader {
             inner,
             range,
-            format: forced.map(Format::from),
+            pick: Detector::new(forced),
             now: timefmt::now(),
             keep_untimed: false,
             raw: vec![0; 1024 * 1024],
@@ -177,8 +176,7 @@ impl<R: Read> FilterReader<R> {
 
     fn filter_line(&mut self, line: &[u8], with_nl: bool) {
         if !line.trim_ascii().is_empty() {
-            let fmt = *self.format.get_or_insert_with(|| detect(line));
-            if let Some(t) = Record::new(line, fmt, self.now).time() {
+            if let Some(t) = self.pick.record(line, self.now).time() {
                 self.keep_untimed = self.range.contains(t);
             }
         }

@@ -392,3 +392,74 @@ fn absurd_time_ranges_are_an_error_not_a_crash() {
     assert!(o.status.success(), "{}", show(&o.stderr));
     assert!(show(&o.stdout).lines().count() > 2);
 }
+
+/// The format is detected line by line: a banner line before an access log must not hide
+/// the access-log fields and times of the lines after it.
+#[test]
+fn banner_line_does_not_decide_the_format() {
+    let log = access_log(7, 300, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.log");
+    let banner = dir.path().join("banner.log");
+    std::fs::write(&plain, &log).unwrap();
+    std::fs::write(&banner, format!("# access log, rotated daily\n{log}")).unwrap();
+    for args in [&["count", "--by", "hour"][..], &["count", "-g", "status"]] {
+        let want = logq().args(args).arg(&plain).output().unwrap();
+        let got = logq().args(args).arg(&banner).output().unwrap();
+        assert!(want.status.success() && got.status.success());
+        let want = String::from_utf8(want.stdout).unwrap();
+        let got = String::from_utf8(got.stdout).unwrap();
+        if args[1] == "--by" {
+            assert_eq!(got, "time\tcount\n2026-11-23 06:00:00\t300\n");
+        } else {
+            // The banner is one more line, without a status.
+            assert_eq!(got, format!("{want}\t1\n"), "args {args:?}");
+        }
+    }
+}
+
+/// A logfmt log with stack traces counts the same whatever the piece size, even when a
+/// piece starts inside a stack trace.
+#[test]
+fn mixed_logfmt_and_stack_traces_do_not_depend_on_pieces() {
+    let mut r = Rng::new(11);
+    let mut log = String::new();
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for i in 0..400 {
+        let minute = i / 40;
+        let level = *r.pick(&["info", "warn", "error"]);
+        log.push_str(&format!(
+            "time=2026-11-23T06:{minute:02}:{:02}Z level={level} msg=\"request {i}\"\n",
+            i % 60
+        ));
+        *want
+            .entry((format!("2026-11-23 06:{minute:02}:00"), level.to_string()))
+            .or_default() += 1;
+        if level == "error" {
+            for _ in 0..r.below(4) + 1 {
+                log.push_str("    at com.example.Handler.run(Handler.java:42)\n");
+            }
+        }
+    }
+    let mut expect = String::from("time\tlevel\tcount\n");
+    for ((t, l), n) in &want {
+        expect.push_str(&format!("{t}\t{l}\t{n}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, &log).unwrap();
+    for piece in ["200", "997", "1000000"] {
+        let out = logq()
+            .env("LOGQ_PIECE_BYTES", piece)
+            .args(["count", "--by", "minute", "-g", "level"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            expect,
+            "piece {piece}"
+        );
+    }
+}
