@@ -55,7 +55,10 @@ impl Input {
         }
     }
 
-    /// Whether the bytes on disk are gzip (checked by magic, not by name).
+    /// Whether the bytes on disk are gzip (checked by magic, not by name). Only regular files
+    /// are sniffed here: reading the start of a FIFO or a `<(...)` pipe would consume bytes
+    /// that no later open could read again, so those are sniffed by [`Input::open`] on the
+    /// one stream it reads.
     pub fn is_gzip(&self) -> io::Result<bool> {
         match &self.kind {
             InputKind::Stdin => Ok(false),
@@ -64,18 +67,22 @@ impl Input {
                 let Some(path) = self.path() else {
                     return Ok(false);
                 };
-                let mut f = File::open(path)?;
-                let mut magic = [0u8; 2];
-                let mut got = 0;
-                while got < 2 {
-                    match f.read(&mut magic[got..])? {
-                        0 => break,
-                        n => got += n,
-                    }
+                if !std::fs::metadata(path)?.is_file() {
+                    return Ok(false);
                 }
+                let mut magic = [0u8; 2];
+                let got = read_full(&mut File::open(path)?, &mut magic)?;
                 Ok(got == 2 && magic == GZIP_MAGIC)
             }
         }
+    }
+
+    /// Whether the input is a regular file (not stdin, a FIFO or a character device), so that
+    /// it can be opened more than once and read from any offset.
+    pub fn is_regular(&self) -> bool {
+        self.path()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file())
     }
 
     /// Size on disk, for the progress bar (compressed size for gzip files).
@@ -89,21 +96,43 @@ impl Input {
     /// Opens the input for reading its (decompressed) bytes.
     pub fn open(&self) -> Result<Box<dyn Read + Send>> {
         match &self.kind {
-            InputKind::Stdin => Ok(Box::new(io::stdin())),
+            InputKind::Stdin => {
+                decode_if_gzip(io::stdin()).with_context(|| format!("reading {}", self.name))
+            }
             InputKind::Archive(a) => a.open().with_context(|| format!("opening {}", self.name)),
             InputKind::Path(p) => {
-                let gz = self
-                    .is_gzip()
-                    .with_context(|| format!("reading {}", self.name))?;
                 let f = File::open(p).with_context(|| format!("opening {}", self.name))?;
-                if gz {
-                    let r = io::BufReader::with_capacity(READ_BUF, f);
-                    Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
-                } else {
-                    Ok(Box::new(f))
-                }
+                decode_if_gzip(f).with_context(|| format!("reading {}", self.name))
             }
         }
+    }
+}
+
+/// Reads until `buf` is full or the end; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The stream's bytes, gunzipped if they start with the gzip magic. The sniffed bytes are
+/// put back in front of the stream, which is opened only once (pipes cannot be re-read).
+fn decode_if_gzip<R: Read + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
+    let mut magic = [0u8; 2];
+    let got = read_full(&mut r, &mut magic)?;
+    let stream = io::Cursor::new(magic).take(got as u64).chain(r);
+    if got == 2 && magic == GZIP_MAGIC {
+        let r = io::BufReader::with_capacity(READ_BUF, stream);
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else {
+        Ok(Box::new(stream))
     }
 }
 

@@ -83,7 +83,7 @@ fn head(input: &Input) -> Option<Vec<u8>> {
 }
 
 fn last_line_time(input: &Input, forced: Option<FormatArg>) -> Option<i64> {
-    if input.is_gzip().ok()? {
+    if !input.is_regular() || input.is_gzip().ok()? {
         return None;
     }
     let mut f = File::open(input.path()?).ok()?;
@@ -109,7 +109,9 @@ pub fn prune(
     let firsts: Vec<Option<i64>> = inputs
         .iter()
         .map(|i| match i.kind {
+            // A pipe (stdin, a FIFO, `<(...)`) can be read only once: never peek at it.
             InputKind::Stdin => None,
+            _ if !i.is_regular() => None,
             _ => head(i).and_then(|h| first_time(&h, forced)),
         })
         .collect();

@@ -1,0 +1,107 @@
+//! Inputs that can be read only once (FIFOs, pipes), gzip on stdin, and what is printed for
+//! inputs that hold no matching line.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Runs `cmd`, killing it if it has not finished within 20 s (a reader blocked on a FIFO
+/// whose writer has gone must fail the test, not hang it).
+fn run_bounded(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            child.kill().expect("kill");
+            let out = child.wait_with_output().expect("wait");
+            panic!("logq did not finish reading the FIFO: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// A FIFO with `data` written into it once, by a thread.
+fn fifo(dir: &Path, name: &str, data: Vec<u8>) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let ok = Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo (coreutils) must exist");
+    assert!(ok.success());
+    let p = path.clone();
+    std::thread::spawn(move || {
+        // Errors (a reader that closed early) show up as missing lines in the assertions.
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+            let _ = f.write_all(&data);
+        }
+    });
+    path
+}
+
+fn access_lines(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!(
+            "10.0.0.{} - - [23/Nov/2026:06:{:02}:00 +0000] \"GET /x HTTP/1.1\" 200 {i}\n",
+            i % 7,
+            i % 60
+        ));
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn fifos_lose_no_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = access_lines(500);
+    let p = fifo(dir.path(), "plain", data.clone());
+    let out = run_bounded({
+        let mut c = logq();
+        c.arg("count").arg(&p);
+        c
+    });
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "count\n500\n");
+
+    // --since used to read the start of every input to judge its time range.
+    let p = fifo(dir.path(), "since", data);
+    let out = run_bounded({
+        let mut c = logq();
+        c.args(["grep", "-c", "--since", "2026-11-23T06:30:00Z", "GET"])
+            .arg(&p);
+        c
+    });
+    assert!(out.status.success(), "{out:?}");
+    // Minutes 30..59 of each hour-long run of 60 lines: 30 per 60 lines, 500 lines.
+    let want = (0..500).filter(|i| i % 60 >= 30).count();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{want}\n"));
+}
+
+#[test]
+fn gzip_on_stdin_is_decoded() {
+    let data = access_lines(50);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&data).unwrap();
+    let gz = gz.finish().unwrap();
+    let out = run(
+        {
+            let mut c = logq();
+            c.arg("count");
+            c
+        },
+        &gz,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "count\n50\n");
+}
