@@ -28,6 +28,9 @@ pub fn run(cli: Cli) -> Result<i32> {
 /// Inputs plus everything that decides how a task's bytes are read.
 pub struct Source {
     pub inputs: Vec<Input>,
+    /// Inputs `--since`/`--until` showed to hold no line in range: read as empty, but still
+    /// there (so that `grep -c` prints their `name:0` line like GNU grep).
+    skipped: Vec<bool>,
     pub range: timerange::TimeRange,
     pub format: Option<crate::cli::FormatArg>,
     pub progress: progress::Progress,
@@ -41,14 +44,18 @@ impl Source {
             categories: args.categories.clone(),
             data_dir: args.data_dir.clone(),
         };
-        let mut inputs = resolve(&spec)?;
+        let inputs = resolve(&spec)?;
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
-        if !range.is_all() {
-            inputs = timerange::prune(inputs, &range, args.format)?;
-        }
+        let skipped = if range.is_all() {
+            vec![false; inputs.len()]
+        } else {
+            let keep = timerange::prune(&inputs, &range, args.format)?;
+            keep.into_iter().map(|k| !k).collect()
+        };
         let progress = progress::Progress::new(&inputs, args.no_progress);
         Ok(Source {
             inputs,
+            skipped,
             range,
             format: args.format,
             progress,
@@ -89,6 +96,9 @@ impl Source {
 
     /// A task's bytes: decompressed, restricted to the time range, counted for progress.
     pub fn open(&self, task: &Task) -> Result<Box<dyn Read + Send + '_>> {
+        if self.skipped[task.input] {
+            return Ok(Box::new(io::empty()));
+        }
         let r = crate::plan::open(&self.inputs, task)?;
         let r = self.progress.wrap(r, &self.inputs[task.input]);
         if self.range.is_all() {

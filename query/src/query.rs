@@ -311,6 +311,9 @@ impl StatsPlan {
         }
         if let Some(span) = self.span {
             fill_gaps(self, &mut g, span)?;
+        } else if self.group.is_empty() && g.rows.is_empty() {
+            // Nothing selected still has a count, 0 (like `awk 'END { print NR }'`).
+            g.rows.push((Vec::new(), self.new_states()));
         }
         let mut header = Vec::new();
         if self.span.is_some() {

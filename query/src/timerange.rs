@@ -100,12 +100,8 @@ fn last_line_time(input: &Input, forced: Option<FormatArg>) -> Option<i64> {
     first_time(&body[from..], forced)
 }
 
-/// The inputs that may hold lines in `range`, in order.
-pub fn prune(
-    inputs: Vec<Input>,
-    range: &TimeRange,
-    forced: Option<FormatArg>,
-) -> Result<Vec<Input>> {
+/// Which inputs may hold lines in `range` (`false`: skip it unread).
+pub fn prune(inputs: &[Input], range: &TimeRange, forced: Option<FormatArg>) -> Result<Vec<bool>> {
     let firsts: Vec<Option<i64>> = inputs
         .iter()
         .map(|i| match i.kind {
@@ -121,6 +117,7 @@ pub fn prune(
         if let (Some(u), Some(f)) = (range.until, first) {
             if f >= u + SLACK {
                 tracing::debug!(input = %input.name, "skipped: starts after --until");
+                keep.push(false);
                 continue;
             }
         }
@@ -137,10 +134,11 @@ pub fn prune(
             let last = next_first.or_else(|| last_line_time(input, forced));
             if last.is_some_and(|l| l + SLACK < s) {
                 tracing::debug!(input = %input.name, "skipped: ends before --since");
+                keep.push(false);
                 continue;
             }
         }
-        keep.push(input.clone());
+        keep.push(true);
     }
     Ok(keep)
 }

@@ -105,3 +105,43 @@ fn gzip_on_stdin_is_decoded() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "count\n50\n");
 }
+
+/// Nothing selected is still a count: 0 (like `awk 'END { print NR }'`), and `grep -c`
+/// prints a line for every input, also those `--since` skips unread (like GNU grep).
+#[test]
+fn empty_selections_print_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let b = dir.path().join("b.log");
+    std::fs::write(&a, access_lines(100)).unwrap();
+    std::fs::write(&b, access_lines(10)).unwrap();
+    let text = |o: Output| String::from_utf8(o.stdout).unwrap();
+
+    let out = logq()
+        .args(["count", "--where", "status == 999"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(text(out), "count\n0\n");
+    let out = logq()
+        .args(["stats", "count,sum(bytes)", "--since", "2030-01-01"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(text(out), "count\tsum(bytes)\n0\t0\n");
+
+    let out = logq()
+        .args(["grep", "-c", "--since", "2030-01-01", "GET"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(out), format!("{}:0\n{}:0\n", a.display(), b.display()));
+    let out = logq()
+        .args(["grep", "-c", "--since", "2030-01-01", "GET"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(text(out), "0\n");
+}
