@@ -390,6 +390,11 @@ fn decode_key(key: &[u8], timed: bool, ngroups: usize) -> (Option<i64>, Vec<Opti
 /// Most rows gap filling may create; beyond it the span is too fine for the time range.
 const MAX_FILLED_ROWS: u64 = 5_000_000;
 
+/// Adds the empty buckets between the first and the last, for every group, so that a time
+/// series shows its gaps as zeros. When that would take more than [`MAX_FILLED_ROWS`] rows
+/// (one line dated years away from the rest, or a span far too fine for the range), the gaps
+/// are left out with a warning instead: the buckets that have lines are still right, and one
+/// outlier line must not turn a query into an error or an allocation of gigabytes.
 fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
     if g.rows.is_empty() {
         return Ok(());
@@ -400,17 +405,19 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
     let mut groups: Vec<Vec<u8>> = g.rows.iter().map(|r| r.0[8..].to_vec()).collect();
     groups.sort();
     groups.dedup();
-    // Times come from the input: a line dated year 0 and one dated year 9999 must give an
-    // error, not an overflow.
     let buckets = hi
         .checked_sub(lo)
         .map(|d| (d / span) as u64 + 1)
         .unwrap_or(u64::MAX);
     if buckets.saturating_mul(groups.len() as u64) > MAX_FILLED_ROWS {
-        bail!(
-            "{buckets} time buckets × {} groups is too many rows; use a coarser --by",
+        tracing::warn!(
+            "empty time buckets not shown: {} to {} is {buckets} buckets × {} groups; \
+             use a coarser --by (or --since/--until) to see them",
+            timefmt::format_utc(lo),
+            timefmt::format_utc(hi),
             groups.len()
         );
+        return Ok(());
     }
     let mut key = Vec::new();
     let mut t = lo;

@@ -3,7 +3,7 @@
 //! a general-purpose strptime costs several times more than the fixed-position parse below.
 //! `--since`/`--until` arguments, parsed once, use chrono.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
@@ -18,6 +18,26 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146097 + doe - 719468
+}
+
+/// The times a log line may carry: 1970-01-01 through 9999-12-31 UTC. Anything outside is
+/// taken as no time at all (such a line is counted among the lines without a time and
+/// warned about), so that one hostile line (`ts=1e300`, year 0) cannot overflow time
+/// arithmetic or make a time series span millennia.
+pub const MIN_TIME: i64 = 0;
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+fn in_range(t: i64) -> Option<i64> {
+    (MIN_TIME..=MAX_TIME).contains(&t).then_some(t)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -42,7 +62,13 @@ pub fn month(b: &[u8]) -> Option<u32> {
 }
 
 fn civil_seconds(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // A day past the month's end (`02-31`) is refused, not rolled into the next month.
+    if !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     Some(days_from_civil(y, mo, d) * 86400 + (h * 3600 + mi * 60 + s) as i64)
@@ -60,6 +86,9 @@ fn zone(b: &[u8]) -> Option<i64> {
                 [h1, h2] => (digits(&[*h1, *h2])?, 0),
                 _ => return None,
             };
+            if h > 23 || m > 59 {
+                return None;
+            }
             let off = (h * 3600 + m * 60) as i64;
             Some(if *sign == b'-' { -off } else { off })
         }
@@ -84,7 +113,7 @@ pub fn parse_clf(b: &[u8]) -> Option<i64> {
         None => 0,
         _ => return None,
     };
-    Some(t - off)
+    in_range(t - off)
 }
 
 /// RFC 3339 / ISO 8601 at the start of `b`: `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±hh:mm]`; no zone
@@ -121,7 +150,7 @@ pub fn parse_iso_prefix(b: &[u8]) -> Option<(i64, usize)> {
             }
         }
     }
-    Some((t, i))
+    Some((in_range(t)?, i))
 }
 
 pub fn parse_iso(b: &[u8]) -> Option<i64> {
@@ -170,7 +199,8 @@ pub fn parse_epoch(b: &[u8]) -> Option<i64> {
     } else {
         v
     };
-    Some(secs as i64)
+    // `as` saturates (1e300 becomes i64::MAX); the range check then refuses it.
+    in_range(secs as i64)
 }
 
 /// Any of the timestamp shapes above.
@@ -194,20 +224,33 @@ pub fn now() -> i64 {
 pub fn parse_user_time(s: &str, now: i64) -> Result<i64> {
     let s = s.trim();
     if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now - d.as_secs() as i64);
+        return i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|age| now.checked_sub(age))
+            .and_then(in_range)
+            .with_context(|| format!("{s:?} reaches back before 1970"));
     }
-    if let Some(t) = parse_iso(s.as_bytes()) {
-        return Ok(t);
+    match parse_iso_prefix(s.as_bytes()) {
+        Some((t, n)) if n == s.len() => return Ok(t),
+        _ => {}
+    }
+    if s.len() >= 19 && s.as_bytes()[4] == b'-' {
+        // Shaped like RFC 3339 but refused above: say what is wrong rather than guess.
+        bail!(
+            "invalid time {s:?} (no such date, time or zone; a zone is Z or ±hh:mm up to ±23:59)"
+        );
     }
     if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
-        return Ok(dt.and_utc().timestamp());
+        return in_range(dt.and_utc().timestamp())
+            .with_context(|| format!("{s:?} is outside 1970..=9999"));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d
+        let t = d
             .and_hms_opt(0, 0, 0)
             .expect("midnight")
             .and_utc()
-            .timestamp());
+            .timestamp();
+        return in_range(t).with_context(|| format!("{s:?} is outside 1970..=9999"));
     }
     bail!("cannot parse time {s:?} (use e.g. 2h, 7d, 2026-11-23, 2026-11-23T06:00:00Z)")
 }
@@ -253,5 +296,24 @@ mod tests {
         assert_eq!(parse_user_time("7d", now).unwrap(), now - 7 * 86400);
         assert_eq!(parse_user_time("1970-01-02", now).unwrap(), 86400);
         assert!(parse_user_time("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn impossible_and_hostile_times_are_refused() {
+        let now = 1_000_000;
+        assert!(parse_user_time("300000000000y", now).is_err());
+        assert!(parse_user_time("2026-02-31", now).is_err());
+        assert!(parse_user_time("2026-02-31T00:00:00Z", now).is_err());
+        assert!(parse_user_time("2026-02-01T00:00:00+99:99", now).is_err());
+        assert_eq!(
+            parse_user_time("2024-02-29T00:00:00+01:00", now).unwrap(),
+            parse_iso(b"2024-02-28T23:00:00Z").unwrap()
+        );
+        assert_eq!(parse_iso(b"2026-02-31T00:00:00Z"), None);
+        assert_eq!(parse_epoch(b"1e300"), None);
+        assert_eq!(parse_clf(b"31/Dec/9999:23:55:36 -0700"), None);
+        assert!(parse_clf(b"10/Oct/9999:23:55:36 -0700").is_some());
+        assert_eq!(parse_clf(b"10/Oct/0001:13:55:36 -0700"), None);
+        assert_eq!(parse_clf(b"10/Oct/2000:13:55:36 +9999"), None);
     }
 }

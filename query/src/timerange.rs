@@ -115,7 +115,7 @@ pub fn prune(inputs: &[Input], range: &TimeRange, forced: Option<FormatArg>) -> 
     for (i, input) in inputs.iter().enumerate() {
         let first = firsts[i];
         if let (Some(u), Some(f)) = (range.until, first) {
-            if f >= u + SLACK {
+            if f >= u.saturating_add(SLACK) {
                 tracing::debug!(input = %input.name, "skipped: starts after --until");
                 keep.push(false);
                 continue;
@@ -132,7 +132,7 @@ pub fn prune(inputs: &[Input], range: &TimeRange, forced: Option<FormatArg>) -> 
                 _ => None,
             };
             let last = next_first.or_else(|| last_line_time(input, forced));
-            if last.is_some_and(|l| l + SLACK < s) {
+            if last.is_some_and(|l| l.saturating_add(SLACK) < s) {
                 tracing::debug!(input = %input.name, "skipped: ends before --since");
                 keep.push(false);
                 continue;
