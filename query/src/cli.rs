@@ -62,6 +62,10 @@ pub struct InputArgs {
     /// mapped, e.g. by a copytruncate rotation, would crash the reader).
     #[arg(long)]
     pub no_mmap: bool,
+    /// Longest line read (K/M/G suffixes); a longer one is an error naming the input, so
+    /// that a corrupt file without newlines cannot take all memory.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = scribe_cli::parse_size)]
+    pub max_line: u64,
     /// Never show a progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

@@ -456,7 +456,11 @@ pub const TIME_KEYS: [&str; 6] = ["time", "timestamp", "ts", "@timestamp", "t", 
 pub struct Record<'a> {
     pub line: &'a [u8],
     pub format: Format,
-    words: Option<Vec<&'a [u8]>>,
+    /// `$1`, `$2`, ... split so far: only as far as the highest field asked for, so that a
+    /// huge line of short words is never turned into a huge list.
+    words: Vec<&'a [u8]>,
+    /// The part of the line not split into `words` yet (`None`: splitting not started).
+    words_rest: Option<&'a [u8]>,
     clf: Option<Option<Clf<'a>>>,
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
@@ -469,7 +473,8 @@ impl<'a> Record<'a> {
         Record {
             line,
             format,
-            words: None,
+            words: Vec::new(),
+            words_rest: None,
             clf: None,
             syslog: None,
             json: None,
@@ -482,11 +487,20 @@ impl<'a> Record<'a> {
         match f {
             FieldRef::Line => Some(Cow::Borrowed(self.line)),
             FieldRef::Num(n) => {
-                let line = self.line;
-                let words = self
-                    .words
-                    .get_or_insert_with(|| blank_split(line).collect());
-                words.get(n - 1).map(|w| Cow::Borrowed(*w))
+                let blank = |b: &u8| *b == b' ' || *b == b'\t';
+                let rest = self.words_rest.get_or_insert(self.line);
+                while self.words.len() < *n {
+                    let from = rest.iter().position(|b| !blank(b)).unwrap_or(rest.len());
+                    let r = &rest[from..];
+                    if r.is_empty() {
+                        *rest = r;
+                        break;
+                    }
+                    let end = r.iter().position(blank).unwrap_or(r.len());
+                    self.words.push(&r[..end]);
+                    *rest = &r[end..];
+                }
+                self.words.get(n.checked_sub(1)?).map(|w| Cow::Borrowed(*w))
             }
             FieldRef::Name(name) => self.named(name),
         }

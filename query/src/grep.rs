@@ -107,7 +107,9 @@ impl Grep {
             // Logs are text even with stray NULs; GNU grep's "binary file matches" would hide
             // exactly the lines an investigation needs (this is `grep -a`).
             .binary_detection(BinaryDetection::none())
-            .max_matches(opts.max_count);
+            .max_matches(opts.max_count)
+            // A line must fit in the searcher's buffer: bound it like every other reader.
+            .heap_limit(Some(crate::lines::max_line().saturating_mul(2)));
         if !opts.only_matching {
             sb.after_context(opts.after).before_context(opts.before);
         }
@@ -146,7 +148,14 @@ impl Grep {
             out,
             selected: 0,
         };
-        search(&mut searcher, &mut sink).with_context(|| format!("{name}: read error"))?;
+        search(&mut searcher, &mut sink).map_err(|e| {
+            // The searcher's own words for its heap limit do not say which knob to turn.
+            if e.to_string().contains("allocation limit") {
+                anyhow::Error::new(crate::lines::too_long()).context(format!("reading {name}"))
+            } else {
+                anyhow::Error::new(e).context(format!("{name}: read error"))
+            }
+        })?;
         let selected = sink.selected;
         if self.opts.quiet {
             return Ok(selected);

@@ -2,11 +2,40 @@
 //! newlines, lines handed out as borrowed slices (no per-line allocation).
 //!
 //! A line is the bytes before `\n`, without it; a final line without a trailing newline is
-//! still a line (as for grep, cut and awk). A line longer than the buffer grows the buffer, so
-//! memory is bounded by the longest line, as in every line-oriented tool.
+//! still a line (as for grep, cut and awk). A line longer than the buffer grows the buffer, up
+//! to [`max_line`] (`--max-line`): one corrupt file without newlines must give an error, not
+//! take all the memory of the machine.
 
 use std::io::{self, Read};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Default `--max-line`: far above any real log line, far below a machine's memory.
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// The longest line any reader buffers. A process-wide setting (set once from the command
+/// line before any input is read) rather than a parameter, because every reader of the crate
+/// (line splitter, time filter, grep searcher) must apply the same limit.
+static MAX_LINE: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_LINE);
+
+pub fn set_max_line(n: usize) {
+    MAX_LINE.store(n.max(1), Ordering::Relaxed);
+}
+
+pub fn max_line() -> usize {
+    MAX_LINE.load(Ordering::Relaxed)
+}
+
+/// The error for a line over the limit (callers add which input).
+pub fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "a line is longer than {} bytes (raise --max-line to read it)",
+            max_line()
+        ),
+    )
+}
 
 /// Initial buffer: large enough that read(2) and memchr dominate, small enough for caches.
 const BUF: usize = 1024 * 1024;
@@ -21,8 +50,11 @@ pub fn for_each_line<R: Read>(
     let mut len = 0usize;
     let mut total = 0u64;
     loop {
+        if len > max_line() {
+            return Err(too_long());
+        }
         if len == buf.len() {
-            let grown = buf.len() * 2;
+            let grown = (buf.len() * 2).min(max_line() + 1);
             buf.resize(grown, 0);
         }
         let n = match r.read(&mut buf[len..]) {
@@ -93,6 +125,18 @@ mod tests {
             vec![b"a".to_vec(), vec![], b"b".to_vec()]
         );
         assert!(collect(b"").is_empty());
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_an_error() {
+        // The limit is process-wide: the other tests' lines stay far below this one.
+        set_max_line(BUF * 5);
+        let mut data = vec![b'x'; BUF * 6];
+        data.extend_from_slice(b"\nshort\n");
+        let e = for_each_line(data.as_slice(), |_| ControlFlow::Continue(())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("--max-line"), "{e}");
+        set_max_line(DEFAULT_MAX_LINE);
     }
 
     #[test]

@@ -192,8 +192,11 @@ impl<R: Read> FilterReader<R> {
         self.out.clear();
         self.out_pos = 0;
         while self.out.is_empty() && !self.eof {
+            if self.raw_len > lines::max_line() {
+                return Err(lines::too_long());
+            }
             if self.raw_len == self.raw.len() {
-                let n = self.raw.len() * 2;
+                let n = (self.raw.len() * 2).min(lines::max_line() + 1);
                 self.raw.resize(n, 0);
             }
             let n = self.inner.read(&mut self.raw[self.raw_len..])?;

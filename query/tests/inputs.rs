@@ -145,3 +145,50 @@ fn empty_selections_print_zero() {
         .unwrap();
     assert_eq!(text(out), "0\n");
 }
+
+/// A line over `--max-line` is an error naming the input (exit 2) for every command and
+/// reading path, not an allocation of unbounded size; lines under it are read.
+#[test]
+fn lines_over_max_line_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.txt");
+    let mut data = b"a b\n".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 3 << 20));
+    data.extend_from_slice(b"\nc d\n");
+    std::fs::write(&path, &data).unwrap();
+    let cmds: [&[&str]; 6] = [
+        &["grep", "-c", "a"],
+        &["cut", "-f1"],
+        &["count"],
+        &["where", "$1 == \"c\""],
+        &["print", "1"],
+        &["count", "--since", "2000-01-01"],
+    ];
+    for args in cmds {
+        let out = logq()
+            .args(args)
+            .args(["--no-mmap", "--max-line", "1M"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--max-line") && err.contains("big.txt"),
+            "{args:?}: {err}"
+        );
+        // Stdin goes through the same readers.
+        let mut c = logq();
+        c.args(args).args(["--max-line", "1M"]);
+        let out = run(c, &data);
+        assert_eq!(out.status.code(), Some(2), "{args:?} on stdin: {out:?}");
+        // Under the limit, the same input is read.
+        let out = logq()
+            .args(args)
+            .args(["--no-mmap", "--max-line", "4M"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.code() != Some(2), "{args:?}: {out:?}");
+    }
+}
