@@ -120,6 +120,10 @@ pub fn map(inputs: &[Input], task: &Task) -> Result<Option<Mapped>> {
         return Ok(None);
     }
     let path = input.path().expect("mappable inputs are files");
+    if recently_modified(path) {
+        tracing::debug!(input = %input.name, "not mapped: written to in the last seconds");
+        return Ok(None);
+    }
     let f = File::open(path).with_context(|| format!("opening {}", input.name))?;
     // SAFETY: the mapping is only read. Another process truncating the file while we read it
     // would make reads past the new end fault (SIGBUS), which is why files a writer may still
@@ -133,6 +137,20 @@ pub fn map(inputs: &[Input], task: &Task) -> Result<Option<Mapped>> {
         Some((s, e)) => ((s as usize).min(len), (e as usize).min(len)),
     };
     Ok(Some(Mapped { map, start, end }))
+}
+
+/// How recently a file must have been written to for logq to read it rather than map it.
+const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a file looks live (modified within [`LIVE_WINDOW`]): a file under /var/log that a
+/// daemon is writing is the one a `copytruncate` rotation may cut while we read it, and a
+/// truncated mapping is SIGBUS. An unknown mtime counts as live.
+fn recently_modified(path: &std::path::Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age < LIVE_WINDOW)
 }
 
 /// Opens a task's bytes.

@@ -192,3 +192,40 @@ fn lines_over_max_line_are_an_error() {
         assert!(out.status.code() != Some(2), "{args:?}: {out:?}");
     }
 }
+
+/// A file written to in the last seconds (a live log a `copytruncate` rotation may cut) is
+/// read, not memory-mapped; an older one of the same size is mapped.
+#[test]
+fn live_files_are_not_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.log");
+    let old = dir.path().join("old.log");
+    let data = access_lines(30_000);
+    assert!(data.len() > 1 << 20, "over the 1 MiB mapping threshold");
+    std::fs::write(&live, &data).unwrap();
+    std::fs::write(&old, &data).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    for (path, mapped) in [(&live, false), (&old, true)] {
+        let out = logq()
+            .env("RUST_LOG", "logq=debug")
+            .args(["count", "--no-progress"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "count\n30000\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            !err.contains("not mapped: written to in the last seconds"),
+            mapped,
+            "{}: {err}",
+            path.display()
+        );
+    }
+}
