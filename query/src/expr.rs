@@ -44,8 +44,11 @@ pub enum CmpOp {
 
 #[derive(Debug, Clone)]
 pub enum Expr {
-    Or(Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
+    /// Any of the terms (a chain `a || b || c` is one flat list, so that a long chain is no
+    /// deeper to evaluate or drop than a short one).
+    Or(Vec<Expr>),
+    /// All of the terms.
+    And(Vec<Expr>),
     Not(Box<Expr>),
     Cmp(Operand, CmpOp, Operand),
     Match(Operand, Regex, bool),
@@ -84,6 +87,7 @@ impl Expr {
         let mut p = Parser {
             toks: tokenize(src)?,
             i: 0,
+            depth: 0,
         };
         let e = p.or()?;
         if let Some((pos, t)) = p.toks.get(p.i) {
@@ -97,8 +101,8 @@ impl Expr {
 
     pub fn eval(&self, rec: &mut Record<'_>) -> bool {
         match self {
-            Expr::Or(a, b) => a.eval(rec) || b.eval(rec),
-            Expr::And(a, b) => a.eval(rec) && b.eval(rec),
+            Expr::Or(terms) => terms.iter().any(|t| t.eval(rec)),
+            Expr::And(terms) => terms.iter().all(|t| t.eval(rec)),
             Expr::Not(a) => !a.eval(rec),
             Expr::Truthy(o) => match value(o, rec) {
                 Value::Num(n) => n != 0.0,
@@ -148,9 +152,10 @@ impl Expr {
             }
         };
         match self {
-            Expr::Or(a, b) | Expr::And(a, b) => {
-                a.fields(out);
-                b.fields(out);
+            Expr::Or(terms) | Expr::And(terms) => {
+                for t in terms {
+                    t.fields(out);
+                }
             }
             Expr::Not(a) => a.fields(out),
             Expr::Cmp(a, _, b) => {
@@ -340,9 +345,15 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
+/// Deepest nesting of `(` and `!` accepted: parsing, evaluating and dropping recurse once per
+/// level, and a hostile `((((...` must be a parse error, not a stack overflow.
+pub const MAX_DEPTH: usize = 256;
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     i: usize,
+    /// Current nesting of `(` and `!`.
+    depth: usize,
 }
 
 impl Parser {
@@ -362,39 +373,62 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.peek() == Some(&Tok::Op("||")) {
             self.i += 1;
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(e)
+        Ok(if terms.len() == 1 {
+            terms.pop().expect("one term")
+        } else {
+            Expr::Or(terms)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.peek() == Some(&Tok::Op("&&")) {
             self.i += 1;
-            e = Expr::And(Box::new(e), Box::new(self.not()?));
+            terms.push(self.not()?);
         }
-        Ok(e)
+        Ok(if terms.len() == 1 {
+            terms.pop().expect("one term")
+        } else {
+            Expr::And(terms)
+        })
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        if self.depth == MAX_DEPTH {
+            return self.err(&format!(
+                "nested more than {MAX_DEPTH} levels deep (parentheses and !)"
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn not(&mut self) -> Result<Expr, ParseError> {
         if self.peek() == Some(&Tok::Op("!")) {
+            self.enter()?;
             self.i += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.cmp()
     }
 
     fn cmp(&mut self) -> Result<Expr, ParseError> {
         if self.peek() == Some(&Tok::LParen) {
+            self.enter()?;
             self.i += 1;
             let e = self.or()?;
             if self.peek() != Some(&Tok::RParen) {
                 return self.err("expected )");
             }
             self.i += 1;
+            self.depth -= 1;
             return Ok(e);
         }
         let lhs = self.operand()?;
@@ -492,6 +526,20 @@ mod tests {
             Format::Clf
         ));
         assert!(!eval("path !~ /items/", line, Format::Clf));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_and_long_chains_are_fine() {
+        let deep = format!("{}$1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = Expr::parse(&deep).unwrap_err();
+        assert!(e.msg.contains("nested more than 256"), "{e}");
+        assert!(Expr::parse(&"!".repeat(100_000)).is_err());
+        let ok = format!("{}$1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(eval(&ok, "x", Format::Plain));
+        // A long chain is flat: evaluating it must not recurse per term.
+        let chain = vec!["$1 == \"a\""; 200_000].join(" || ") + " || $1 == \"x\"";
+        assert!(eval(&chain, "x", Format::Plain));
+        assert!(!eval(&chain, "y", Format::Plain));
     }
 
     #[test]
