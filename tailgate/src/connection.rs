@@ -3,7 +3,9 @@
 //!
 //! Sending may block on a slow client's TCP window; meanwhile the hub keeps filling (and,
 //! past the byte bound, dropping from) this client's queue without waiting for it. Filters
-//! run here, on the client's task, so a costly regex slows only its own client.
+//! run for this client only, and on tokio's blocking pool rather than an async worker, so a
+//! costly regex slows only its own client (an async worker stuck in a regex would stall
+//! every connection scheduled on it).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -25,10 +27,12 @@ pub const TICK: Duration = Duration::from_millis(100);
 const BATCH_LINES: usize = 1000;
 /// Most line bytes in one `lines` message.
 const BATCH_BYTES: usize = 256 << 10;
-/// Longest filter accepted, and the compiled size limit, so a request cannot make the
-/// server build a huge automaton.
+/// Longest filter accepted, and the compiled size and lazy-DFA cache limits, so a request
+/// cannot make the server build a huge automaton: one filter costs at most about
+/// `REGEX_SIZE_LIMIT + DFA_SIZE_LIMIT` (see docs/tailgate.md for the whole formula).
 const MAX_FILTER_LEN: usize = 4096;
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+const REGEX_SIZE_LIMIT: usize = 256 << 10;
+const DFA_SIZE_LIMIT: usize = 256 << 10;
 /// Most subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Longest request accepted (a websocket message).
@@ -48,6 +52,7 @@ pub struct RawRequest {
     pub backlog: usize,
 }
 
+#[derive(Clone)]
 struct Sub {
     id: String,
     filter: Option<Regex>,
@@ -127,7 +132,7 @@ pub async fn serve(
                     Some(Ok(_)) => Vec::new(),
                 }
             }
-            _ = s.queue.notify.notified() => s.flush(),
+            _ = s.queue.notify.notified() => s.flush().await,
             _ = tick.tick() => {
                 if last_seen.elapsed() > opts.idle_timeout {
                     let _ = ws.send(Message::Close(Some(CloseFrame {
@@ -142,7 +147,7 @@ pub async fn serve(
                         break;
                     }
                 }
-                s.flush()
+                s.flush().await
             }
             Ok(()) = cats.changed(), if !s.raw => {
                 vec![ServerMsg::Categories { categories: hub.category_names() }.to_json()]
@@ -231,6 +236,7 @@ impl Session {
             Some(f) => Some(
                 RegexBuilder::new(&f)
                     .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(DFA_SIZE_LIMIT)
                     .build()
                     .map_err(|e| format!("bad filter: {e}"))?,
             ),
@@ -272,64 +278,92 @@ impl Session {
         Ok(reply)
     }
 
-    /// Turns what the queue holds into messages.
-    fn flush(&mut self) -> Vec<String> {
+    /// Turns what the queue holds into messages. With a filter in play the work runs on the
+    /// blocking pool: a regex can take seconds over a big backlog, and an async worker busy
+    /// that long would stall every other connection it schedules.
+    async fn flush(&mut self) -> Vec<String> {
         let items = self.queue.drain();
-        let mut out = Vec::new();
-        let mut batch: Option<Batch> = None;
-        let mut sent = 0u64;
-        for item in items {
-            match item {
-                Item::Line {
-                    key,
-                    category,
-                    seq,
-                    line,
-                } => {
-                    let Some(sub) = self.subs.get(&key) else {
-                        continue;
-                    };
-                    let same = batch.as_ref().is_some_and(|b| {
-                        b.key == key
-                            && b.category == category
-                            && b.lines.len() < BATCH_LINES
-                            && b.bytes < BATCH_BYTES
-                    });
-                    if !same {
-                        if let Some(b) = batch.take() {
-                            sent += self.emit(b, &mut out);
-                        }
-                    }
-                    let b = batch.get_or_insert_with(|| Batch {
-                        key,
-                        category,
-                        seq: 0,
-                        last_seq: 0,
-                        lines: Vec::new(),
-                        bytes: 0,
-                    });
-                    b.last_seq = seq;
-                    if sub.filter.as_ref().is_none_or(|f| f.is_match(&line)) {
-                        if b.lines.is_empty() {
-                            b.seq = seq;
-                        }
-                        b.bytes += line.len();
-                        b.lines.push(line);
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let (out, sent) = if self.subs.values().any(|s| s.filter.is_some()) {
+            let (subs, raw) = (self.subs.clone(), self.raw);
+            match tokio::task::spawn_blocking(move || render(&subs, raw, items)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("filtering a batch failed: {e}");
+                    (Vec::new(), 0)
+                }
+            }
+        } else {
+            render(&self.subs, self.raw, items)
+        };
+        self.hub
+            .metrics
+            .lines_sent
+            .fetch_add(sent, Ordering::Relaxed);
+        out
+    }
+}
+
+/// The messages for `items`, and how many lines they carry.
+fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>, u64) {
+    let r = Render { subs, raw };
+    let mut out = Vec::new();
+    let mut batch: Option<Batch> = None;
+    let mut sent = 0u64;
+    for item in items {
+        match item {
+            Item::Line {
+                key,
+                category,
+                seq,
+                line,
+            } => {
+                let Some(sub) = r.subs.get(&key) else {
+                    continue;
+                };
+                let same = batch.as_ref().is_some_and(|b| {
+                    b.key == key
+                        && b.category == category
+                        && b.lines.len() < BATCH_LINES
+                        && b.bytes < BATCH_BYTES
+                });
+                if !same {
+                    if let Some(b) = batch.take() {
+                        sent += r.emit(b, &mut out);
                     }
                 }
-                Item::Dropped {
+                let b = batch.get_or_insert_with(|| Batch {
                     key,
                     category,
-                    count,
-                    from_seq,
-                } => {
-                    if let Some(b) = batch.take() {
-                        sent += self.emit(b, &mut out);
+                    seq: 0,
+                    last_seq: 0,
+                    lines: Vec::new(),
+                    bytes: 0,
+                });
+                b.last_seq = seq;
+                if sub.filter.as_ref().is_none_or(|f| f.is_match(&line)) {
+                    if b.lines.is_empty() {
+                        b.seq = seq;
                     }
-                    let Some(sub) = self.subs.get(&key) else {
-                        continue;
-                    };
-                    out.push(if self.raw {
+                    b.bytes += line.len();
+                    b.lines.push(line);
+                }
+            }
+            Item::Dropped {
+                key,
+                category,
+                count,
+                from_seq,
+            } => {
+                if let Some(b) = batch.take() {
+                    sent += r.emit(b, &mut out);
+                }
+                let Some(sub) = r.subs.get(&key) else {
+                    continue;
+                };
+                out.push(if r.raw {
                         format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n")
                     } else {
                         ServerMsg::Dropped {
@@ -340,20 +374,20 @@ impl Session {
                         }
                         .to_json()
                     });
+            }
+            Item::Gap {
+                key,
+                category,
+                from_seq,
+                to_seq,
+            } => {
+                if let Some(b) = batch.take() {
+                    sent += r.emit(b, &mut out);
                 }
-                Item::Gap {
-                    key,
-                    category,
-                    from_seq,
-                    to_seq,
-                } => {
-                    if let Some(b) = batch.take() {
-                        sent += self.emit(b, &mut out);
-                    }
-                    let Some(sub) = self.subs.get(&key) else {
-                        continue;
-                    };
-                    out.push(if self.raw {
+                let Some(sub) = r.subs.get(&key) else {
+                    continue;
+                };
+                out.push(if r.raw {
                         format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n")
                     } else {
                         ServerMsg::Gap {
@@ -364,19 +398,21 @@ impl Session {
                         }
                         .to_json()
                     });
-                }
             }
         }
-        if let Some(b) = batch.take() {
-            sent += self.emit(b, &mut out);
-        }
-        self.hub
-            .metrics
-            .lines_sent
-            .fetch_add(sent, Ordering::Relaxed);
-        out
     }
+    if let Some(b) = batch.take() {
+        sent += r.emit(b, &mut out);
+    }
+    (out, sent)
+}
 
+struct Render<'a> {
+    subs: &'a HashMap<u64, Sub>,
+    raw: bool,
+}
+
+impl Render<'_> {
     fn emit(&self, b: Batch, out: &mut Vec<String>) -> u64 {
         if b.lines.is_empty() {
             return 0;

@@ -91,3 +91,53 @@ async fn base_path_serves_everything_under_the_prefix() {
         .unwrap();
     assert_eq!(next(&mut ws).await["type"], "hello");
 }
+
+#[tokio::test]
+async fn a_costly_filter_does_not_stall_other_clients() {
+    let tg = Tailgate::start(&["--scribe-listen", "127.0.0.1:0"]);
+    let line = "é ab".repeat(1000).into_bytes();
+    let lines: Vec<&[u8]> = (0..600).map(|_| &line[..3990]).collect();
+    tg.push("c", &lines).await;
+    let mut victim = tg.ws("").await;
+    next_of(&mut victim, "hello").await;
+    // Seconds of regex work each over the backlog: more of them than the box has async
+    // workers, so run inline they would hold every worker.
+    let mut costly = Vec::new();
+    for _ in 0..3 {
+        let mut ws = tg.ws("").await;
+        next_of(&mut ws, "hello").await;
+        costly.push(ws);
+    }
+    for ws in &mut costly {
+        send(
+            ws,
+            serde_json::json!({"type": "subscribe", "category": "c", "backlog": 1000,
+                "filter": r"\b(?s:.){0,100}\b[0-9]"}),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    send(&mut victim, serde_json::json!({"type": "ping"})).await;
+    next_of(&mut victim, "pong").await;
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "another client's filter held this one {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn filters_that_compile_to_huge_automata_are_refused() {
+    let tg = Tailgate::start(&[]);
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    send(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "category": "c",
+            "filter": r"\b(?s:.){0,600}\b[0-9]"}),
+    )
+    .await;
+    let e = next_of(&mut ws, "error").await;
+    assert!(e["reason"].as_str().unwrap().contains("size limit"), "{e}");
+}
