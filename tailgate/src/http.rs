@@ -182,9 +182,11 @@ async fn ws(
     let opts = st.conn.clone();
     let shutdown = st.shutdown.clone();
     let session = st.sessions.token();
+    // The transport allows twice the protocol's limit, so a request a little over it gets
+    // an `error` reply from the protocol check rather than a reset connection.
     upgrade
-        .max_message_size(MAX_REQUEST)
-        .max_frame_size(MAX_REQUEST)
+        .max_message_size(2 * MAX_REQUEST)
+        .max_frame_size(2 * MAX_REQUEST)
         .on_upgrade(move |socket| async move {
             connection::serve(socket, hub, opts, raw, shutdown).await;
             drop(permit);

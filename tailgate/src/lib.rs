@@ -164,10 +164,17 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     });
     let app = http::router(state, &base);
     let sd = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { sd.cancelled().await })
-        .await
-        .context("serving HTTP")?;
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await });
+    // The graceful wait covers plain HTTP requests in flight; one that a client never
+    // finishes sending (slowloris) would hold it forever, so it is bounded.
+    tokio::select! {
+        r = serve => r.context("serving HTTP")?,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(HTTP_DRAIN).await;
+        } => tracing::warn!("HTTP requests still open {HTTP_DRAIN:?} after shutdown began; closing them"),
+    }
     // Each session sends its close frame on cancellation; a client that does not read may
     // hold its send, so the wait is bounded.
     sessions.close();
@@ -186,6 +193,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     tracing::info!("tailgate stopped");
     Ok(())
 }
+
+/// How long shutdown waits for plain HTTP requests in flight.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Cancels `token` on SIGINT or SIGTERM.
 pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {

@@ -29,7 +29,13 @@ async fn connections_over_the_cap_are_refused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, m) = tg.get("/metrics").await;
-    assert!(m.contains("tailgate_connections_refused_total 1"), "{m}");
+    // At least the one above; retries while the slot was being freed may add more.
+    let refused: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("tailgate_connections_refused_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 1, "{m}");
 }
 
 #[tokio::test]

@@ -359,3 +359,39 @@ async fn sigterm_closes_clients_and_exits_cleanly() {
     let status = tg.wait_exit(WAIT).expect("exited");
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn sigterm_exits_even_with_a_half_sent_http_request() {
+    use tokio::io::AsyncWriteExt;
+    let mut tg = Tailgate::start(&scribe_args());
+    let mut half = tokio::net::TcpStream::connect(&tg.addr).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &tg.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = tg.wait_exit(WAIT).expect("exited despite the open request");
+    assert!(status.success(), "{status}");
+    drop(half);
+}
+
+#[tokio::test]
+async fn a_request_over_the_limit_gets_an_error_reply() {
+    let tg = Tailgate::start(&scribe_args());
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    let big = format!(r#"{{"type":"ping","data":"{}"}}"#, "x".repeat(70 << 10));
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(big.into()))
+        .await
+        .unwrap();
+    let e = next_of(&mut ws, "error").await;
+    assert!(e["reason"].as_str().unwrap().contains("over"), "{e}");
+    // And the connection still works.
+    send(&mut ws, json!({"type": "ping"})).await;
+    next_of(&mut ws, "pong").await;
+}
