@@ -150,6 +150,7 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
         max_count: a.max_count,
         line_number: a.line_number,
         only_matching: a.only_matching,
+        context_given: a.after.or(a.before).or(a.context).is_some(),
         after: a.after.or(a.context).unwrap_or(0),
         before: a.before.or(a.context).unwrap_or(0),
         files_with_matches: a.files_with_matches,
@@ -172,14 +173,19 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
         |i, w| {
             let t = &tasks[i];
             let name = &src.inputs[t.input].name;
-            match src.mapped(t)? {
+            let n = match src.mapped(t)? {
                 Some(m) => {
                     let n = grep.search_slice(name, &m, w);
                     src.mapped_done(&m);
                     n
                 }
                 None => grep.search(name, src.open(t)?, w),
+            }?;
+            if n > 0 && grep.opts.has_context() {
+                // Selected lines are a group even when `-o` printed nothing of them.
+                w.mark_output()?;
             }
+            Ok(n)
         },
     );
     src.progress.finish();

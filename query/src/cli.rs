@@ -124,6 +124,10 @@ pub struct GrepArgs {
     /// Print only the matched parts, one per line.
     #[arg(short = 'o', long = "only-matching")]
     pub only_matching: bool,
+    /// Accepted for GNU compatibility and ignored: logq always searches files as text (a
+    /// stray NUL in a log must not hide its lines behind "binary file matches").
+    #[arg(short = 'a', long = "text")]
+    pub text: bool,
     #[arg(short = 'A', long = "after-context", value_name = "NUM")]
     pub after: Option<usize>,
     #[arg(short = 'B', long = "before-context", value_name = "NUM")]

@@ -35,6 +35,9 @@ pub struct GrepOptions {
     pub max_count: Option<u64>,
     pub line_number: bool,
     pub only_matching: bool,
+    /// Whether `-A`, `-B` or `-C` was given, even as 0: GNU grep then prints `--` between
+    /// groups of lines that are not adjacent in the input.
+    pub context_given: bool,
     pub after: usize,
     pub before: usize,
     pub files_with_matches: bool,
@@ -50,16 +53,17 @@ impl GrepOptions {
     /// independent byte ranges in parallel.
     pub fn needs_whole_file(&self) -> bool {
         self.line_number
-            || self.after > 0
-            || self.before > 0
+            || self.context_given
             || self.count
             || self.max_count.is_some()
             || self.files_with_matches
             || self.quiet
     }
 
+    /// Whether groups are separated by `--` (also with `-o`, where GNU grep leaves the context
+    /// lines out but still separates groups as if they were printed).
     pub fn has_context(&self) -> bool {
-        (self.after > 0 || self.before > 0) && !self.only_matching
+        self.context_given && !(self.count || self.files_with_matches || self.quiet)
     }
 
     /// What GNU grep prints between context groups (and between files' groups).
@@ -102,7 +106,8 @@ impl Grep {
         }
         .with_context(|| format!("invalid pattern {:?}", opts.patterns.join("\n")))?;
         let mut sb = SearcherBuilder::new();
-        sb.line_number(opts.line_number)
+        // Line numbers also tell where context groups break (printed only with `-n`).
+        sb.line_number(opts.line_number || opts.context_given)
             .invert_match(opts.invert)
             // Logs are text even with stray NULs; GNU grep's "binary file matches" would hide
             // exactly the lines an investigation needs (this is `grep -a`).
@@ -110,9 +115,7 @@ impl Grep {
             .max_matches(opts.max_count)
             // A line must fit in the searcher's buffer: bound it like every other reader.
             .heap_limit(Some(crate::lines::max_line().saturating_mul(2)));
-        if !opts.only_matching {
-            sb.after_context(opts.after).before_context(opts.before);
-        }
+        sb.after_context(opts.after).before_context(opts.before);
         Ok(Grep {
             opts,
             matcher,
@@ -147,6 +150,7 @@ impl Grep {
             name: name.as_bytes(),
             out,
             selected: 0,
+            last_line: None,
         };
         search(&mut searcher, &mut sink).map_err(|e| {
             // The searcher's own words for its heap limit do not say which knob to turn.
@@ -180,11 +184,36 @@ struct GnuSink<'a, W: Write> {
     name: &'a [u8],
     out: &'a mut W,
     selected: u64,
+    /// The last line output (or, with `-o`, that would have been), to print `--` before a
+    /// group that does not follow it.
+    last_line: Option<u64>,
 }
 
 impl<W: Write> GnuSink<'_, W> {
     fn color(&self) -> bool {
         self.grep.opts.color
+    }
+
+    /// The number to print before a line (`-n`), from the searcher's count.
+    fn shown(&self, n: Option<u64>) -> Option<u64> {
+        n.filter(|_| self.grep.opts.line_number)
+    }
+
+    /// Notes that line `n` is output next, printing GNU's `--` first if it does not follow
+    /// the previous one. (The searcher's own context breaks are not used: it reports none
+    /// for `-A0` and none for context it is not asked to print.)
+    fn group(&mut self, n: Option<u64>) -> io::Result<()> {
+        let opts = &self.grep.opts;
+        if !opts.has_context() {
+            return Ok(());
+        }
+        if let (Some(last), Some(n)) = (self.last_line, n) {
+            if n != last + 1 {
+                self.out.write_all(opts.group_separator())?;
+            }
+        }
+        self.last_line = n;
+        Ok(())
     }
 
     fn write_name(&mut self) -> io::Result<()> {
@@ -249,19 +278,24 @@ impl<W: Write> GnuSink<'_, W> {
         }
         self.write_prefix(line_number, b':')?;
         if self.color() && !opts.invert {
-            let mut spans = Vec::new();
-            self.find_spans(line, &mut spans);
-            let mut at = 0;
-            for (s, e) in spans {
-                self.out.write_all(&line[at..s])?;
-                self.write_colored(&line[s..e])?;
-                at = e;
-            }
-            self.out.write_all(&line[at..])?;
+            self.write_with_matches(line)?;
         } else {
             self.out.write_all(line)?;
         }
         self.out.write_all(b"\n")
+    }
+
+    /// `line` with its matches coloured.
+    fn write_with_matches(&mut self, line: &[u8]) -> io::Result<()> {
+        let mut spans = Vec::new();
+        self.find_spans(line, &mut spans);
+        let mut at = 0;
+        for (s, e) in spans {
+            self.out.write_all(&line[at..s])?;
+            self.write_colored(&line[s..e])?;
+            at = e;
+        }
+        self.out.write_all(&line[at..])
     }
 
     fn write_colored(&mut self, m: &[u8]) -> io::Result<()> {
@@ -297,16 +331,20 @@ impl<W: Write> Sink for GnuSink<'_, W> {
             // context; GNU grep prints them as context (`-`), not as selected lines.
             if self.grep.opts.max_count.is_some_and(|m| self.selected >= m) {
                 if !quiet {
-                    self.write_prefix(n, b'-')?;
-                    self.out.write_all(strip_terminator(line))?;
-                    self.out.write_all(b"\n")?;
+                    self.group(n)?;
+                    if !self.grep.opts.only_matching {
+                        self.write_prefix(self.shown(n), b'-')?;
+                        self.out.write_all(strip_terminator(line))?;
+                        self.out.write_all(b"\n")?;
+                    }
                 }
                 n = n.map(|n| n + 1);
                 continue;
             }
             self.selected += 1;
             if !quiet {
-                self.selected_line(line, n)?;
+                self.group(n)?;
+                self.selected_line(line, self.shown(n))?;
             }
             n = n.map(|n| n + 1);
         }
@@ -321,16 +359,31 @@ impl<W: Write> Sink for GnuSink<'_, W> {
         if matches!(ctx.kind(), SinkContextKind::Other) {
             return Ok(true);
         }
-        self.write_prefix(ctx.line_number(), b'-')?;
-        self.out.write_all(strip_terminator(ctx.bytes()))?;
-        self.out.write_all(b"\n")?;
-        Ok(true)
-    }
-
-    fn context_break(&mut self, _: &Searcher) -> Result<bool, io::Error> {
-        if !(self.grep.opts.count || self.grep.opts.files_with_matches || self.grep.opts.quiet) {
-            self.out.write_all(self.grep.opts.group_separator())?;
+        self.group(ctx.line_number())?;
+        if self.grep.opts.only_matching {
+            // GNU grep -o prints no context lines (they still join groups), except that with
+            // -v, where the context lines are the matching ones, it prints their matches.
+            if self.grep.opts.invert {
+                let line = strip_terminator(ctx.bytes());
+                let mut spans = Vec::new();
+                self.find_spans(line, &mut spans);
+                for (s, e) in spans {
+                    self.write_prefix(self.shown(ctx.line_number()), b'-')?;
+                    self.write_colored(&line[s..e])?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+            return Ok(true);
         }
+        self.write_prefix(self.shown(ctx.line_number()), b'-')?;
+        let line = strip_terminator(ctx.bytes());
+        if self.color() && self.grep.opts.invert {
+            // With -v the context lines are the matching ones: GNU colours their matches.
+            self.write_with_matches(line)?;
+        } else {
+            self.out.write_all(line)?;
+        }
+        self.out.write_all(b"\n")?;
         Ok(true)
     }
 }

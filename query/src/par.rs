@@ -27,6 +27,28 @@ pub struct TaskOut<R> {
     tx: SyncSender<Msg<R>>,
     /// Set once the main thread has gone away (stdout closed): writes fail fast.
     dead: bool,
+    /// Whether a block (possibly empty, see [`TaskOut::mark_output`]) was sent.
+    sent: bool,
+}
+
+impl<R> TaskOut<R> {
+    /// Counts the task as having output for the separator even if it wrote no byte: GNU
+    /// `grep -o -v -A1` selects lines and prints none of them, yet separates files' groups.
+    pub fn mark_output(&mut self) -> io::Result<()> {
+        if !self.sent && self.buf.is_empty() {
+            self.send(Vec::new())?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, block: Vec<u8>) -> io::Result<()> {
+        if self.tx.send(Msg::Data(block)).is_err() {
+            self.dead = true;
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "output closed"));
+        }
+        self.sent = true;
+        Ok(())
+    }
 }
 
 impl<R> Write for TaskOut<R> {
@@ -46,11 +68,7 @@ impl<R> Write for TaskOut<R> {
             return Ok(());
         }
         let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
-        if self.tx.send(Msg::Data(block)).is_err() {
-            self.dead = true;
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "output closed"));
-        }
-        Ok(())
+        self.send(block)
     }
 }
 
@@ -105,6 +123,7 @@ where
                     buf: Vec::with_capacity(BLOCK),
                     tx: tx.clone(),
                     dead: false,
+                    sent: false,
                 };
                 let res = work(i, &mut out).and_then(|r| {
                     out.flush()?;

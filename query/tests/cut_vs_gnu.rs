@@ -36,9 +36,7 @@ fn compare(args: &[&str], input: &[u8]) {
 
 #[test]
 fn bytes_and_characters_match_gnu_cut() {
-    if !have("cut") {
-        return;
-    }
+    require("cut");
     for (seed, trailing) in [(1u64, true), (2, false)] {
         let input = edge_text(seed, 50, trailing);
         for list in LISTS {
@@ -57,9 +55,7 @@ fn bytes_and_characters_match_gnu_cut() {
 
 #[test]
 fn fields_match_gnu_cut() {
-    if !have("cut") {
-        return;
-    }
+    require("cut");
     for (seed, trailing) in [(3u64, true), (4, false)] {
         let input = edge_text(seed, 50, trailing);
         for list in LISTS {
@@ -87,9 +83,7 @@ fn fields_match_gnu_cut() {
 
 #[test]
 fn bad_lists_fail_like_gnu_cut() {
-    if !have("cut") {
-        return;
-    }
+    require("cut");
     for args in [
         &["-f", "0"][..],
         &["-b", "3-1"],

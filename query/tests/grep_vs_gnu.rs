@@ -13,7 +13,7 @@ const PATTERNS: [&str; 10] = [
     "foo", "fo+", "^bar", "baz\r?$", "[0-9]+", "foo|345", "x", "Foo", "a_b", "GET",
 ];
 
-const FLAGS: [&[&str]; 28] = [
+const FLAGS: [&[&str]; 36] = [
     &[],
     &["-i"],
     &["-v"],
@@ -42,6 +42,15 @@ const FLAGS: [&[&str]; 28] = [
     &["--color=always", "-n", "-H", "-A", "1"],
     &["-q"],
     &["-q", "-v"],
+    // Context given as 0, and context with -o: GNU still separates groups with `--`.
+    &["-A", "0"],
+    &["-B", "0"],
+    &["-n", "-C", "0"],
+    &["-o", "-A", "1"],
+    &["-o", "-B", "1"],
+    &["-o", "-v", "-A", "1"],
+    &["--color=always", "-v", "-A", "1"],
+    &["-a"],
 ];
 
 fn compare(args: &[String], files: &[String], stdin: &[u8]) {
@@ -73,9 +82,7 @@ fn compare(args: &[String], files: &[String], stdin: &[u8]) {
 
 #[test]
 fn flags_and_patterns_match_gnu_grep_on_stdin() {
-    if !have("grep") {
-        return;
-    }
+    require("grep");
     for (seed, trailing) in [(1u64, true), (2, false), (3, true)] {
         let input = edge_text(seed, 60, trailing);
         for flags in FLAGS {
@@ -90,9 +97,7 @@ fn flags_and_patterns_match_gnu_grep_on_stdin() {
 
 #[test]
 fn several_files_get_prefixes_and_separators_like_gnu_grep() {
-    if !have("grep") {
-        return;
-    }
+    require("grep");
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (i, trailing) in [(0u64, true), (1, false), (2, true)] {
@@ -115,9 +120,7 @@ fn several_files_get_prefixes_and_separators_like_gnu_grep() {
 
 #[test]
 fn repeated_e_patterns_and_empty_pattern() {
-    if !have("grep") {
-        return;
-    }
+    require("grep");
     let input = edge_text(7, 50, true);
     for args in [
         vec!["-e", "foo", "-e", "12"],
@@ -134,9 +137,7 @@ fn repeated_e_patterns_and_empty_pattern() {
 
 #[test]
 fn gzip_input_is_searched_like_zcat_grep() {
-    if !have("grep") {
-        return;
-    }
+    require("grep");
     let dir = tempfile::tempdir().unwrap();
     let plain = edge_text(21, 80, true);
     // Two concatenated gzip members, as `cat a.gz b.gz` makes.

@@ -27,19 +27,21 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     out
 }
 
-/// Whether a system tool exists (the differential tests need GNU grep and cut; both are in
-/// Debian's essential set, so a missing one is a broken machine, reported loudly).
-pub fn have(tool: &str) -> bool {
+/// Fails the test unless a system tool exists: the differential tests need GNU grep and
+/// cut, both in Debian's essential set, so a missing one is a broken machine and must not
+/// let the comparison pass silently.
+pub fn require(tool: &str) {
     let ok = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("!!! SKIPPING: system `{tool}` not found; differential tests need GNU {tool}");
-    }
-    ok
+    assert!(
+        ok,
+        "system `{tool}` not found: the differential tests need GNU {tool} (apt-get install {})",
+        if tool == "grep" { "grep" } else { "coreutils" }
+    );
 }
 
 /// Deterministic pseudo-random generator (xorshift), so that failures reproduce.
