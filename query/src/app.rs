@@ -240,7 +240,14 @@ fn run_cut(a: CutArgs) -> Result<i32> {
         mode,
         list,
         only_delimited: a.only_delimited,
-        output_delimiter: a.output_delimiter.map(String::into_bytes),
+        // GNU cut: an empty output delimiter is NUL, as for -d.
+        output_delimiter: a.output_delimiter.map(|d| {
+            if d.is_empty() {
+                vec![0]
+            } else {
+                d.into_bytes()
+            }
+        }),
     };
     let src = Source::new(&a.input, &a.files)?;
     let mut out = stdout();

@@ -24,6 +24,8 @@ pub enum ListError {
     Invalid(String),
     #[error("missing list of fields or positions")]
     Empty,
+    #[error("position {0} is too large")]
+    TooLarge(String),
 }
 
 /// Selected 1-based positions as sorted, non-overlapping inclusive ranges (`hi == u64::MAX`
@@ -42,8 +44,12 @@ impl List {
                 if !t.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ListError::Invalid(part.to_string()));
                 }
-                // A number too large to represent selects nothing a real line has.
-                let n = t.parse::<u64>().unwrap_or(u64::MAX);
+                // GNU cut refuses what does not fit below its "open end" marker, rather
+                // than silently selecting nothing.
+                let n = match t.parse::<u64>() {
+                    Ok(n) if n < u64::MAX => n,
+                    _ => return Err(ListError::TooLarge(t.to_string())),
+                };
                 if n == 0 {
                     return Err(ListError::Zero);
                 }
@@ -231,6 +237,16 @@ pub fn blank_split(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_large_positions_are_refused() {
+        assert_eq!(
+            List::parse("99999999999999999999"),
+            Err(ListError::TooLarge("99999999999999999999".into()))
+        );
+        assert!(List::parse("1-18446744073709551615").is_err());
+        assert!(List::parse("18446744073709551614").is_ok());
+    }
 
     #[test]
     fn list_syntax() {

@@ -48,6 +48,8 @@ fn bytes_and_characters_match_gnu_cut() {
                     &[mode, list, "--complement", "--output-delimiter=<>"],
                     &input,
                 );
+                // An empty output delimiter is NUL.
+                compare(&[mode, list, "--output-delimiter="], &input);
             }
         }
     }
@@ -70,6 +72,7 @@ fn fields_match_gnu_cut() {
                     &["-s"],
                     &["--complement"],
                     &["--output-delimiter=;"],
+                    &["--output-delimiter="],
                     &["-s", "--complement", "--output-delimiter=--"],
                 ] {
                     let mut args = base.clone();
@@ -92,6 +95,9 @@ fn bad_lists_fail_like_gnu_cut() {
         &["-b", "1", "-s"],
         &["-b", "1", "-d", ","],
         &["-d", ",,", "-f", "1"],
+        &["-b", "99999999999999999999"],
+        &["-f", "1-18446744073709551615"],
+        &["-c", "18446744073709551615-"],
     ] {
         compare(args, b"a,b\n");
     }
