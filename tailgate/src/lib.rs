@@ -46,6 +46,10 @@ pub struct Args {
     /// Largest Scribe frame accepted.
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     pub max_frame: u64,
+    /// Most bytes of Scribe frames held at once, over all Scribe connections (at least one
+    /// `--max-frame`); further reads wait, so TCP pushes back on the senders.
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    pub scribe_memory: u64,
     /// Token required on /ws, /api and /metrics.
     #[arg(long, conflicts_with = "token_file")]
     pub token: Option<String>,
@@ -127,6 +131,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         let s = scribe::ScribeListener {
             hub: hub.clone(),
             max_frame: usize::try_from(args.max_frame).unwrap_or(usize::MAX),
+            memory: usize::try_from(args.scribe_memory).unwrap_or(usize::MAX),
             max_connections: 1024,
             shutdown: shutdown.clone(),
         };

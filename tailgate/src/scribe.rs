@@ -1,8 +1,12 @@
 //! `--scribe-listen`: accepts Scribe `Log()` calls, so scribed (a `network` store) or any
 //! Scribe client can push lines straight into tailgate, with no file hop.
 //!
-//! Frames use lib/protocol's codec, which refuses a frame over `max_frame` before buffering
-//! it. Every valid category's messages are published in order; a batch naming an invalid
+//! A frame over `max_frame` is refused before anything is buffered, and memory stays bounded
+//! across connections, not only per connection: before buffering a frame's body, a
+//! connection takes as many permits as the frame has bytes from a listener-wide budget
+//! (`memory`), held until the call is answered, and the body must arrive within
+//! [`BODY_TIMEOUT`]. Without that, 40 connections each sending most of a 16 MiB frame would
+//! hold 600 MiB. Every valid category's messages are published in order; a batch naming an invalid
 //! category is still answered `OK` for its valid part (the invalid entries are counted and
 //! logged, not retried forever), matching what a live tail is for: best effort, never
 //! backpressure on the pipeline. fb303 status calls are answered so health checks work.
@@ -11,8 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
 use scribe_archive::Category;
 use scribe_protocol::message::{encode_exception, exception_kind};
 use scribe_protocol::scribe::{
@@ -20,19 +23,37 @@ use scribe_protocol::scribe::{
     FbStatus,
 };
 use scribe_protocol::{decode_call, Request, ResultCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_util::codec::Framed;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
 /// A connection that sends nothing for this long is closed (its partial frame freed).
 const IDLE: Duration = Duration::from_secs(300);
+/// A frame's body must arrive within this long of its length: its memory is held meanwhile.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that does not read its reply for this long is disconnected.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("frame of {len} bytes is over the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("connection closed inside a frame")]
+    Truncated,
+    #[error("frame body not received within {0:?}")]
+    Stalled(Duration),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 pub struct ScribeListener {
     pub hub: Arc<Hub>,
     pub max_frame: usize,
+    /// Frame bytes held at once over all connections (raised to `max_frame` if below).
+    pub memory: usize,
     pub max_connections: usize,
     pub shutdown: CancellationToken,
 }
@@ -40,6 +61,12 @@ pub struct ScribeListener {
 impl ScribeListener {
     pub async fn run(self, listener: TcpListener) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
+        // Frame lengths are u32, so a budget of u32::MAX covers any one frame.
+        let budget = self
+            .memory
+            .max(self.max_frame)
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let memory = Arc::new(Semaphore::new(budget));
         let alive_since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -62,29 +89,30 @@ impl ScribeListener {
                 continue;
             };
             let this = this.clone();
+            let memory = memory.clone();
             tokio::spawn(async move {
-                this.serve(stream, alive_since).await;
+                this.serve(stream, alive_since, memory).await;
                 drop(permit);
             });
         }
     }
 
-    async fn serve(&self, stream: TcpStream, alive_since: i64) {
+    async fn serve(&self, mut stream: TcpStream, alive_since: i64, memory: Arc<Semaphore>) {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
-        let mut framed = Framed::new(stream, scribe_protocol::frame::codec(self.max_frame));
         loop {
             let frame = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                f = tokio::time::timeout(IDLE, framed.next()) => f,
+                f = read_frame(&mut stream, self.max_frame, &memory) => f,
             };
-            let frame = match frame {
-                Err(_) | Ok(None) => break,
-                Ok(Some(Err(e))) => {
+            // Held until the reply is sent: the decoded call borrows the frame's bytes.
+            let (frame, _held) = match frame {
+                Ok(None) => break,
+                Err(e) => {
                     tracing::warn!("scribe connection {peer:?}: unreadable frame: {e}");
                     break;
                 }
-                Ok(Some(Ok(f))) => f.freeze(),
+                Ok(Some(f)) => f,
             };
             let call = match decode_call(frame) {
                 Ok(c) => c,
@@ -120,8 +148,12 @@ impl ScribeListener {
                 )),
             };
             if let Some(reply) = reply {
-                if framed.send(reply).await.is_err() {
-                    break;
+                let mut out = Vec::with_capacity(4 + reply.len());
+                out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                out.extend_from_slice(&reply);
+                match tokio::time::timeout(REPLY_TIMEOUT, stream.write_all(&out)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
                 }
             }
         }
@@ -161,4 +193,56 @@ impl ScribeListener {
             }
         }
     }
+}
+
+/// Reads one frame (`None` at a clean end between frames), with the permits that account
+/// for its bytes in the listener-wide budget. Waiting for the next frame's length may take
+/// up to [`IDLE`]; no memory is held meanwhile.
+async fn read_frame(
+    stream: &mut TcpStream,
+    max_frame: usize,
+    memory: &Arc<Semaphore>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let wait = if got == 0 { IDLE } else { BODY_TIMEOUT };
+        match tokio::time::timeout(wait, stream.read(&mut len[got..])).await {
+            Err(_) if got == 0 => return Ok(None),
+            Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
+            Ok(r) => match r? {
+                0 if got == 0 => return Ok(None),
+                0 => return Err(FrameError::Truncated),
+                n => got += n,
+            },
+        }
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max_frame {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    // The budget is at least one frame, so this never asks for more permits than exist.
+    let permits = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let held = memory
+        .clone()
+        .acquire_many_owned(permits)
+        .await
+        .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
+    let mut buf = BytesMut::with_capacity(len);
+    let body = async {
+        while buf.len() < len {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(FrameError::Truncated);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(r) => r?,
+        Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
+    }
+    Ok(Some((buf.freeze(), held)))
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -146,4 +147,37 @@ async fn filters_that_compile_to_huge_automata_are_refused() {
     .await;
     let e = next_of(&mut ws, "error").await;
     assert!(e["reason"].as_str().unwrap().contains("size limit"), "{e}");
+}
+
+#[tokio::test]
+async fn partial_scribe_frames_share_one_memory_budget() {
+    let tg = Arc::new(Tailgate::start(&[
+        "--scribe-listen",
+        "127.0.0.1:0",
+        "--max-frame",
+        "4K",
+        "--scribe-memory",
+        "4K",
+    ]));
+    // Announces a frame that takes the whole budget, and sends only part of it.
+    let mut hog = tokio::net::TcpStream::connect(tg.scribe.as_ref().unwrap())
+        .await
+        .unwrap();
+    hog.write_all(&4096u32.to_be_bytes()).await.unwrap();
+    hog.write_all(&[0u8; 10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = tg.clone();
+    let mut push = tokio::spawn(async move { t.push("app", &[b"after"]).await });
+    // The second sender's frame waits for memory rather than growing the process...
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut push)
+            .await
+            .is_err(),
+        "a frame was buffered beyond the budget"
+    );
+    // ...and goes through once the first connection gives its share back.
+    drop(hog);
+    tokio::time::timeout(WAIT, push).await.unwrap().unwrap();
+    let (_, body) = tg.get("/api/tail/app").await;
+    assert_eq!(body, "after\n");
 }
