@@ -22,7 +22,7 @@ pub fn cmp_cell(a: &Cell, b: &Cell) -> Ordering {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (Some(_), None) => Ordering::Greater,
         (None, Some(_)) => Ordering::Less,
-        (None, None) => text(a).cmp(&text(b)),
+        (None, None) => raw(a).cmp(&raw(b)),
     }
 }
 
@@ -44,6 +44,16 @@ pub fn fmt_num(n: f64) -> String {
     }
 }
 
+/// A cell's bytes as they are (group values are log bytes, not necessarily UTF-8): what
+/// TSV and CSV write, so that `logq count -g path -O tsv | ...` keeps every byte.
+pub fn raw(c: &Cell) -> std::borrow::Cow<'_, [u8]> {
+    match c {
+        Cell::Text(t) => std::borrow::Cow::Borrowed(t),
+        other => std::borrow::Cow::Owned(text(other).into_bytes()),
+    }
+}
+
+/// A cell for the eye (the aligned table, JSON strings): invalid UTF-8 shown as U+FFFD.
 pub fn text(c: &Cell) -> String {
     match c {
         Cell::Text(t) => String::from_utf8_lossy(t).into_owned(),
@@ -134,12 +144,27 @@ pub fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+fn csv_field(s: &[u8]) -> Vec<u8> {
+    if s.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        let mut v = Vec::with_capacity(s.len() + 2);
+        v.push(b'"');
+        for &b in s {
+            if b == b'"' {
+                v.push(b'"');
+            }
+            v.push(b);
+        }
+        v.push(b'"');
+        v
     } else {
-        s.to_string()
+        s.to_vec()
     }
+}
+
+fn tsv_field(s: &[u8]) -> Vec<u8> {
+    s.iter()
+        .map(|&b| if b == b'\t' || b == b'\n' { b' ' } else { b })
+        .collect()
 }
 
 pub fn write<W: Write>(
@@ -159,29 +184,21 @@ pub fn write<W: Write>(
     match format {
         OutputArg::Tsv | OutputArg::Csv => {
             let csv = format == OutputArg::Csv;
-            let sep = if csv { "," } else { "\t" };
-            let cell = |s: String| {
-                if csv {
-                    csv_field(&s)
-                } else {
-                    s.replace(['\t', '\n'], " ")
+            let sep: &[u8] = if csv { b"," } else { b"\t" };
+            let cell = |s: &[u8]| if csv { csv_field(s) } else { tsv_field(s) };
+            let mut row = |cells: &mut dyn Iterator<Item = Vec<u8>>| -> io::Result<()> {
+                for (i, c) in cells.enumerate() {
+                    if i > 0 {
+                        out.write_all(sep)?;
+                    }
+                    out.write_all(&c)?;
                 }
+                out.write_all(b"\n")
             };
-            writeln!(
-                out,
-                "{}",
-                t.header
-                    .iter()
-                    .map(|h| cell(h.clone()))
-                    .collect::<Vec<_>>()
-                    .join(sep)
-            )?;
+            row(&mut t.header.iter().map(|h| cell(h.as_bytes())))?;
             for (i, r) in t.rows.iter().enumerate() {
-                let mut cells: Vec<String> = r.iter().map(|c| cell(text(c))).collect();
-                if bars {
-                    cells.push(bar(series[i], max));
-                }
-                writeln!(out, "{}", cells.join(sep))?;
+                let bar = bars.then(|| bar(series[i], max).into_bytes());
+                row(&mut r.iter().map(|c| cell(&raw(c))).chain(bar))?;
             }
         }
         OutputArg::Json => {

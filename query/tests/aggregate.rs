@@ -472,3 +472,21 @@ fn mixed_logfmt_and_stack_traces_do_not_depend_on_pieces() {
         );
     }
 }
+
+/// Group values are log bytes: TSV and CSV write them as they are, not as U+FFFD.
+#[test]
+fn tsv_and_csv_keep_group_bytes() {
+    let input: &[u8] = b"caf\xe9 x\ncaf\xe9 y\n\xff,\"q x\n";
+    let mut c = logq();
+    c.args(["count", "-g", "1", "-O", "tsv"]);
+    let o = run(c, input);
+    assert!(o.status.success(), "{}", show(&o.stderr));
+    assert_eq!(o.stdout, b"$1\tcount\ncaf\xe9\t2\n\xff,\"q\t1\n".to_vec());
+    let mut c = logq();
+    c.args(["count", "-g", "1", "-O", "csv"]);
+    let o = run(c, input);
+    assert_eq!(
+        o.stdout,
+        b"$1,count\ncaf\xe9,2\n\"\xff,\"\"q\",1\n".to_vec()
+    );
+}
