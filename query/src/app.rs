@@ -15,6 +15,17 @@ use crate::plan::{plan, Task};
 use crate::{lines, par, progress, query, timerange};
 
 pub fn run(cli: Cli) -> Result<i32> {
+    let quiet = matches!(&cli.cmd, Command::Grep(a) if a.quiet);
+    let code = run_command(cli)?;
+    // An input that could not be read was reported and skipped; the status still says so
+    // (except `grep -q` that found a match: 0, like GNU grep).
+    if crate::input::had_input_errors() && !(quiet && code == 0) {
+        return Ok(2);
+    }
+    Ok(code)
+}
+
+fn run_command(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Grep(a) => run_grep(a),
         Command::Cut(a) => run_cut(a),
@@ -138,7 +149,8 @@ fn run_grep(a: GrepArgs) -> Result<i32> {
         Some(w) => bail!("invalid --color argument {w:?} (never, always, auto)"),
     };
     let src = Source::new(&a.input, &rest)?;
-    let several = src.inputs.len() > 1;
+    // Named operands count even if missing (GNU: `grep x gone.log a.log` prefixes a.log).
+    let several = src.inputs.len() > 1 || rest.len() > 1;
     let opts = GrepOptions {
         patterns,
         ignore_case: a.ignore_case,

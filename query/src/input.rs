@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use scribe_archive::layout::{list_archive, ArchiveFile};
@@ -174,7 +175,14 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
             continue;
         }
         let path = PathBuf::from(p);
-        let meta = std::fs::metadata(&path).with_context(|| format!("{p}: cannot read"))?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                // Like grep and cut: say so, go on with the other inputs, exit 2 at the end.
+                report_missing(p, &e);
+                continue;
+            }
+        };
         if meta.is_dir() {
             walk_dir(&path, &mut out).with_context(|| format!("reading directory {p}"))?;
         } else {
@@ -188,6 +196,26 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         out.push(Input::stdin());
     }
     Ok(out)
+}
+
+/// Set when an input named on the command line could not be read: the run goes on with the
+/// others and exits 2 at the end (GNU grep's and cut's behaviour). A process-wide flag
+/// because the exit status is decided in `main`, far from input resolution.
+static INPUT_ERRORS: AtomicBool = AtomicBool::new(false);
+
+fn report_missing(name: &str, e: &io::Error) {
+    let what = match e.kind() {
+        io::ErrorKind::NotFound => "No such file or directory".to_string(),
+        io::ErrorKind::PermissionDenied => "Permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    eprintln!("logq: {name}: {what}");
+    INPUT_ERRORS.store(true, Ordering::Relaxed);
+}
+
+/// Whether some named input could not be read (the exit status must then be 2).
+pub fn had_input_errors() -> bool {
+    INPUT_ERRORS.load(Ordering::Relaxed)
 }
 
 /// Files under `dir`, depth first, names sorted so that the order is stable across runs.

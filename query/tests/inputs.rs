@@ -229,3 +229,44 @@ fn live_files_are_not_mapped() {
         );
     }
 }
+
+/// A missing file is reported and skipped, the others are read, and the status is 2, as
+/// with GNU grep and cut (`grep -q` that found a match: 0).
+#[test]
+fn a_missing_file_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    std::fs::write(&a, access_lines(10)).unwrap();
+    let gone = dir.path().join("gone.log");
+    let out = logq()
+        .args(["grep", "-c", "GET"])
+        .arg(&gone)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}:10\n", a.display())
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}: No such file or directory", gone.display())),
+        "{err}"
+    );
+    for (args, want) in [
+        (&["count"][..], "count\n10\n"),
+        (&["cut", "-c", "1-2"], &"10\n".repeat(10)),
+    ] {
+        let out = logq().args(args).arg(&gone).arg(&a).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{args:?}");
+    }
+    let out = logq()
+        .args(["grep", "-q", "GET"])
+        .arg(&gone)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
