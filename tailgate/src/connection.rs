@@ -282,7 +282,13 @@ impl Session {
     /// blocking pool: a regex can take seconds over a big backlog, and an async worker busy
     /// that long would stall every other connection it schedules.
     async fn flush(&mut self) -> Vec<String> {
-        let items = self.queue.drain();
+        // One message's worth at a time: encoding the whole queue at once would hold its
+        // JSON (a multiple of `--client-buffer`) on top of the queue. The rest is taken on
+        // the next turn of the loop, which the notify makes immediate.
+        let items = self.queue.drain_upto(BATCH_BYTES);
+        if !self.queue.is_empty() {
+            self.queue.notify.notify_one();
+        }
         if items.is_empty() {
             return Vec::new();
         }

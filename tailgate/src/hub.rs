@@ -231,8 +231,13 @@ impl ClientQueue {
         }
     }
 
-    /// Backlog and resume lines: they bypass the bound (they share the ring's memory, and
-    /// refusing them would defeat the resume), but count toward it for the live lines behind.
+    /// Bytes that fit before the bound.
+    fn room(&self) -> usize {
+        self.cap.saturating_sub(lock(&self.state).bytes)
+    }
+
+    /// Backlog and resume lines: the caller keeps them within [`ClientQueue::room`], and they
+    /// count toward the bound for the live lines behind.
     fn push_unbounded(&self, item: Item) {
         let mut q = lock(&self.state);
         if let Item::Line { line, .. } = &item {
@@ -243,8 +248,30 @@ impl ClientQueue {
 
     /// Takes everything queued, then the drops not yet reported (they happened after it).
     pub fn drain(&self) -> Vec<Item> {
+        self.drain_upto(usize::MAX)
+    }
+
+    /// Takes queued items up to about `max_bytes` of lines (at least one item), so what a
+    /// sender turns into messages at once is bounded; then, once the queue is empty, the
+    /// drops not yet reported (they happened after it).
+    pub fn drain_upto(&self, max_bytes: usize) -> Vec<Item> {
         let mut q = lock(&self.state);
-        let mut items: Vec<Item> = q.items.drain(..).collect();
+        let mut items = Vec::new();
+        let mut taken = 0usize;
+        while taken < max_bytes {
+            let Some(item) = q.items.pop_front() else {
+                break;
+            };
+            if let Item::Line { line, .. } = &item {
+                let cost = line.len() + LINE_OVERHEAD;
+                taken += cost;
+                q.bytes = q.bytes.saturating_sub(cost);
+            }
+            items.push(item);
+        }
+        if !q.items.is_empty() {
+            return items;
+        }
         q.bytes = 0;
         let mut drops: Vec<_> = q.dropping.drain().collect();
         drops.sort_by_key(|((key, cat), _)| (*key, cat.clone()));
@@ -263,6 +290,22 @@ impl ClientQueue {
         let q = lock(&self.state);
         q.items.is_empty() && q.dropping.is_empty()
     }
+}
+
+type RingLine = (u64, Bytes);
+
+/// How many of `lines` (the newest) fit in `max_lines` lines and `max_bytes` bytes.
+fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut n = 0;
+    for (_, l) in lines.iter().rev().take(max_lines) {
+        bytes += l.len() + LINE_OVERHEAD;
+        if bytes > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain counters and
@@ -395,9 +438,11 @@ impl Hub {
         let mut inner = lock(&self.inner);
         inner.subs.push(sub.clone());
         let mut matched = Vec::new();
-        // Backlog and resume lines bypass the client's byte bound, so their number is bounded
-        // per request instead: a glob over many categories cannot queue every ring at once.
+        // Backlog and resume lines are bounded per request in number (a glob over many
+        // categories cannot queue every ring at once) and by the room left in the client's
+        // queue, so they cannot take a client past `--client-buffer`.
         let mut budget = self.cfg.ring_lines;
+        let mut room = queue.room();
         for (name, feed) in &inner.feeds {
             if !sub.pattern.matches(name) {
                 continue;
@@ -414,38 +459,37 @@ impl Hub {
                 seq: *seq,
                 line: line.clone(),
             };
-            match since {
+            let (resume, lines): (Option<(Resume, u64)>, Vec<&RingLine>) = match since {
                 Some(since) => {
                     let (resume, lines) = st.ring.after(since);
-                    let skip = lines.len().saturating_sub(budget);
-                    let mut lines = lines.skip(skip).peekable();
-                    // Lines missed: evicted from the ring, or over the budget.
-                    let from = match resume {
-                        Resume::Gap { from, .. } => Some(from),
-                        Resume::Complete if skip > 0 => Some(since + 1),
-                        Resume::Complete => None,
-                    };
-                    if let Some(from) = from {
-                        let to = lines.peek().map_or(st.ring.last_seq(), |(s, _)| s - 1);
-                        queue.push_unbounded(Item::Gap {
-                            key,
-                            category: name.clone(),
-                            from_seq: from,
-                            to_seq: to,
-                        });
-                    }
-                    for l in lines {
-                        queue.push_unbounded(line(l));
-                        budget -= 1;
-                    }
+                    (Some((resume, since)), lines.collect())
                 }
-                None => {
-                    for l in st.ring.last(backlog.min(budget)) {
-                        queue.push_unbounded(line(l));
-                        budget -= 1;
-                    }
-                }
+                None => (None, st.ring.last(backlog.min(budget)).collect()),
+            };
+            let keep = newest_within(&lines, budget, room);
+            let skip = lines.len() - keep;
+            // Lines missed: evicted from the ring, or over the budget or the room.
+            let from = match resume {
+                Some((Resume::Gap { from, .. }, _)) => Some(from),
+                Some((Resume::Complete, since)) if skip > 0 => Some(since + 1),
+                None if skip > 0 => Some(lines[0].0),
+                _ => None,
+            };
+            if let Some(from) = from {
+                let to = lines.get(skip).map_or(st.ring.last_seq(), |(s, _)| s - 1);
+                queue.push_unbounded(Item::Gap {
+                    key,
+                    category: name.clone(),
+                    from_seq: from,
+                    to_seq: to,
+                });
             }
+            for l in &lines[skip..] {
+                queue.push_unbounded(line(l));
+                budget -= 1;
+                room = room.saturating_sub(l.1.len() + LINE_OVERHEAD);
+            }
+            drop(lines);
             st.subs.push(sub.clone());
         }
         drop(inner);
@@ -544,6 +588,69 @@ mod tests {
         assert_eq!(matched.len(), 1);
         hub.publish("a", lines(&["4"])).unwrap();
         assert_eq!(seqs(&q.drain()), [2, 3, 4]);
+    }
+
+    #[test]
+    fn backlog_is_bounded_by_the_client_buffer_and_reports_the_rest() {
+        let hub = Hub::new(HubConfig {
+            client_buffer: 3 * (LINE_OVERHEAD + 1),
+            ..HubConfig::default()
+        });
+        hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(5));
+        let items = q.drain();
+        assert!(
+            matches!(
+                items[0],
+                Item::Gap {
+                    from_seq: 1,
+                    to_seq: 2,
+                    ..
+                }
+            ),
+            "{:?}",
+            items.len()
+        );
+        assert_eq!(seqs(&items), [3, 4, 5]);
+        // A resume too: the newest that fit, the rest as a gap.
+        let q = hub.new_queue();
+        let since = Start::Since(HashMap::from([("a".to_string(), 0)]), 0);
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &since);
+        let items = q.drain();
+        assert!(matches!(
+            items[0],
+            Item::Gap {
+                from_seq: 1,
+                to_seq: 2,
+                ..
+            }
+        ));
+        assert_eq!(seqs(&items), [3, 4, 5]);
+    }
+
+    #[test]
+    fn drain_upto_takes_a_bounded_share_and_drops_come_last() {
+        let hub = Hub::new(HubConfig {
+            client_buffer: 3 * (LINE_OVERHEAD + 1),
+            ..HubConfig::default()
+        });
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.publish("a", lines(&["1", "2", "3", "4"])).unwrap();
+        let first = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+        assert_eq!(first.len(), 2, "the drop waits for the queue to empty");
+        let rest = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+        assert_eq!(seqs(&rest), [3]);
+        assert!(matches!(
+            rest[1],
+            Item::Dropped {
+                count: 1,
+                from_seq: 4,
+                ..
+            }
+        ));
+        assert!(q.is_empty());
     }
 
     #[test]
