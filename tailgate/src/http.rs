@@ -1,5 +1,9 @@
 //! The HTTP side: the page, the `/ws` upgrade, the JSON API and `/metrics`, all under
-//! `--base-path`, with the token and Origin checks.
+//! `--base-path`, with the token, Host and Origin checks.
+//!
+//! The Host check defeats DNS rebinding: a page on `evil.example` whose name is re-pointed at
+//! 127.0.0.1 reaches tailgate as same-origin, but with `Host: evil.example`. So every
+//! request's Host must be an IP literal, `localhost`, or a name the operator listed.
 //!
 //! The token guards everything that carries log data or counts (`/ws`, `/api/*`,
 //! `/metrics`); the page itself holds no data and is served to anyone, and reads the token
@@ -11,8 +15,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -31,6 +36,8 @@ pub struct HttpState {
     pub token: Option<String>,
     /// Origins allowed besides the page's own (exact `scheme://host[:port]` strings).
     pub allow_origins: Vec<String>,
+    /// Host names accepted besides IP literals and localhost (lowercase, no port).
+    pub allow_hosts: Vec<String>,
     pub slots: Arc<Semaphore>,
     pub conn: ConnOptions,
     pub shutdown: CancellationToken,
@@ -61,7 +68,59 @@ pub fn router(state: Arc<HttpState>, base: &str) -> Router {
         let to = format!("{base}/");
         r = r.route(base, get(move || async move { Redirect::permanent(&to) }));
     }
-    r.with_state(state)
+    r.layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+/// `--allow-host` names plus the hosts of `--allow-origin`, lowercased, without ports.
+pub fn allowed_hosts(hosts: &[String], origins: &[String]) -> Vec<String> {
+    let from_origins = origins.iter().filter_map(|o| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+    });
+    hosts
+        .iter()
+        .map(String::as_str)
+        .chain(from_origins)
+        .map(|h| host_name(h).to_ascii_lowercase())
+        .collect()
+}
+
+/// `host[:port]` without the port; `[v6]` keeps its brackets.
+fn host_name(h: &str) -> &str {
+    if let Some(end) = h.strip_prefix('[').and_then(|r| r.find(']')) {
+        return &h[..end + 2];
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => h,
+    }
+}
+
+fn host_allowed(st: &HttpState, host: &str) -> bool {
+    let name = host_name(host).to_ascii_lowercase();
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || st.allow_hosts.iter().any(|a| a == "*" || *a == name)
+}
+
+async fn check_host(State(st): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    // No Host at all is an HTTP/1.0 script, not a browser (browsers always send one).
+    let ok = match req.headers().get(header::HOST) {
+        None => true,
+        Some(h) => h.to_str().is_ok_and(|h| host_allowed(&st, h)),
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "unknown Host (list it with --allow-host)\n",
+        )
+            .into_response()
+    }
 }
 
 fn authorized(st: &HttpState, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {
@@ -88,10 +147,14 @@ fn unauthorized() -> Response {
 
 /// Browsers always send `Origin` on a websocket upgrade; other clients usually do not, and
 /// are not the cross-site risk this guards against. An Origin must be this server's own
-/// (same host as the `Host` header) or in the allow list.
+/// (same host as the `Host` header, which [`check_host`] has vetted) or in the allow list.
 fn origin_allowed(st: &HttpState, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
+    };
+    // An Origin that is not even text is refused, not taken for absent.
+    let Ok(origin) = origin.to_str() else {
+        return false;
     };
     if st.allow_origins.iter().any(|a| a == origin) {
         return true;

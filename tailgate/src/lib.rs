@@ -59,6 +59,10 @@ pub struct Args {
     /// Also accept websocket upgrades from this Origin (`https://dash.example.com`; repeatable).
     #[arg(long = "allow-origin")]
     pub allow_origins: Vec<String>,
+    /// Also answer requests whose `Host` is this name (`logs.example.com`; repeatable; `*`
+    /// for any). IP literals, `localhost` and the hosts of `--allow-origin` always are.
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
     /// Serve everything under this path prefix (behind a reverse proxy).
     #[arg(long, default_value = "")]
     pub base_path: String,
@@ -159,6 +163,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         hub: hub.clone(),
         token,
         allow_origins: args.allow_origins.clone(),
+        allow_hosts: http::allowed_hosts(&args.allow_hosts, &args.allow_origins),
         slots: Arc::new(tokio::sync::Semaphore::new(args.max_clients)),
         conn: connection::ConnOptions {
             idle_timeout: args.idle_timeout,

@@ -395,3 +395,59 @@ async fn a_request_over_the_limit_gets_an_error_reply() {
     send(&mut ws, json!({"type": "ping"})).await;
     next_of(&mut ws, "pong").await;
 }
+
+/// The status line's code for a GET of `path` with these extra header lines.
+async fn raw_get(addr: &str, path: &str, headers: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\n").into_bytes();
+    if !headers.windows(11).any(|w| w == b"Connection:") {
+        req.extend_from_slice(b"Connection: close\r\n");
+    }
+    req.extend_from_slice(headers);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out[9..12]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn foreign_host_names_are_refused_against_dns_rebinding() {
+    let tg = Tailgate::start(&["--allow-host", "logs.example"]);
+    let a = &tg.addr;
+    assert_eq!(
+        raw_get(a, "/health", b"Host: evil.example:8080\r\n").await,
+        421
+    );
+    assert_eq!(
+        raw_get(a, "/api/categories", b"Host: evil.example\r\n").await,
+        421
+    );
+    // A rebinding page is "same origin" with itself: refused by the Host, before the Origin.
+    let ws = b"Host: evil.example\r\nOrigin: http://evil.example\r\nUpgrade: websocket\r\n\
+Connection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    assert_eq!(raw_get(a, "/ws", ws).await, 421);
+    for ok in [
+        format!("Host: {a}\r\n"),
+        "Host: localhost:1\r\n".into(),
+        "Host: LOGS.example\r\n".into(),
+        "Host: [::1]:80\r\n".into(),
+    ] {
+        assert_eq!(raw_get(a, "/health", ok.as_bytes()).await, 200, "{ok}");
+    }
+}
+
+#[tokio::test]
+async fn an_origin_that_is_not_text_is_refused() {
+    let tg = Tailgate::start(&[]);
+    let mut h = format!("Host: {}\r\nOrigin: http://", tg.addr).into_bytes();
+    h.extend_from_slice(b"\xe9vil.example\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n");
+    h.extend_from_slice(
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    );
+    assert_eq!(raw_get(&tg.addr, "/ws", &h).await, 403);
+}
