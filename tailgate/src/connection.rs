@@ -29,7 +29,7 @@ const BATCH_LINES: usize = 1000;
 const BATCH_BYTES: usize = 256 << 10;
 /// Longest filter accepted, and the compiled size and lazy-DFA cache limits, so a request
 /// cannot make the server build a huge automaton: one filter costs at most about
-/// `REGEX_SIZE_LIMIT + DFA_SIZE_LIMIT` (see docs/tailgate.md for the whole formula).
+/// `REGEX_SIZE_LIMIT` plus `DFA_SIZE_LIMIT` per lazy DFA (see docs/tailgate.md).
 const MAX_FILTER_LEN: usize = 4096;
 const REGEX_SIZE_LIMIT: usize = 256 << 10;
 const DFA_SIZE_LIMIT: usize = 256 << 10;
@@ -42,6 +42,9 @@ pub const MAX_REQUEST: usize = 64 << 10;
 pub struct ConnOptions {
     pub idle_timeout: Duration,
     pub ping_every: Duration,
+    /// One permit per filtered subscription, process-wide: filters are the one per-request
+    /// memory cost that the client buffer does not bound.
+    pub filter_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Raw mode: one subscription from the URL, plain text frames of lines.
@@ -55,11 +58,13 @@ pub struct RawRequest {
 #[derive(Clone)]
 struct Sub {
     id: String,
-    filter: Option<Regex>,
+    /// The compiled filter, with its slot among `--max-filters` (freed with the last clone).
+    filter: Option<(Regex, Arc<tokio::sync::OwnedSemaphorePermit>)>,
 }
 
 struct Session {
     hub: Arc<Hub>,
+    filter_slots: Arc<tokio::sync::Semaphore>,
     queue: Arc<ClientQueue>,
     subs: HashMap<u64, Sub>,
     raw: bool,
@@ -86,6 +91,7 @@ pub async fn serve(
     let mut s = Session {
         queue: hub.new_queue(),
         hub: hub.clone(),
+        filter_slots: opts.filter_slots.clone(),
         subs: HashMap::new(),
         raw: raw.is_some(),
     };
@@ -233,13 +239,31 @@ impl Session {
             Some(f) if f.len() > MAX_FILTER_LEN => {
                 return Err(format!("filter over {MAX_FILTER_LEN} bytes"))
             }
-            Some(f) => Some(
-                RegexBuilder::new(&f)
+            Some(f) => {
+                let re = RegexBuilder::new(&f)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .dfa_size_limit(DFA_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| format!("bad filter: {e}"))?,
-            ),
+                    .map_err(|e| format!("bad filter: {e}"))?;
+                // A replaced subscription's slot is still held here; it is freed below.
+                let replaced = self.subs.values().any(|s| s.id == id && s.filter.is_some());
+                let slot = match self.filter_slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) if replaced => {
+                        let old = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k);
+                        if let Some(old) = old {
+                            self.subs.remove(&old);
+                            self.hub.unsubscribe(old);
+                        }
+                        self.filter_slots
+                            .clone()
+                            .try_acquire_owned()
+                            .map_err(|_| "too many filtered subscriptions on this server")?
+                    }
+                    Err(_) => return Err("too many filtered subscriptions on this server".into()),
+                };
+                Some((re, Arc::new(slot)))
+            }
         };
         let backlog = backlog.unwrap_or(0).min(self.hub.config().ring_lines);
         let start = match since_seq {
@@ -349,7 +373,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     bytes: 0,
                 });
                 b.last_seq = seq;
-                if sub.filter.as_ref().is_none_or(|f| f.is_match(&line)) {
+                if sub.filter.as_ref().is_none_or(|(f, _)| f.is_match(&line)) {
                     if b.lines.is_empty() {
                         b.seq = seq;
                     }

@@ -81,6 +81,10 @@ pub struct Args {
     /// Most websocket clients at once.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
+    /// Most filtered subscriptions at once, over all clients (each may hold up to about 1 MiB
+    /// of compiled regex and caches).
+    #[arg(long, default_value_t = 256)]
+    pub max_filters: usize,
     /// Close a websocket that sent nothing (not even a pong) for this long.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
@@ -166,6 +170,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         allow_hosts: http::allowed_hosts(&args.allow_hosts, &args.allow_origins),
         slots: Arc::new(tokio::sync::Semaphore::new(args.max_clients)),
         conn: connection::ConnOptions {
+            filter_slots: Arc::new(tokio::sync::Semaphore::new(
+                args.max_filters.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             idle_timeout: args.idle_timeout,
             ping_every: Duration::from_secs(30).min(args.idle_timeout / 2),
         },

@@ -181,3 +181,35 @@ async fn partial_scribe_frames_share_one_memory_budget() {
     let (_, body) = tg.get("/api/tail/app").await;
     assert_eq!(body, "after\n");
 }
+
+#[tokio::test]
+async fn filtered_subscriptions_are_capped_per_server() {
+    let tg = Tailgate::start(&["--max-filters", "1"]);
+    let sub = |id: &str, filter: &str| serde_json::json!({"type": "subscribe", "id": id, "category": "c", "filter": filter});
+    let mut a = tg.ws("").await;
+    next_of(&mut a, "hello").await;
+    send(&mut a, sub("a", "x")).await;
+    next_of(&mut a, "subscribed").await;
+    // Replacing one's own filtered subscription reuses its slot.
+    send(&mut a, sub("a", "y")).await;
+    next_of(&mut a, "subscribed").await;
+    let mut b = tg.ws("").await;
+    next_of(&mut b, "hello").await;
+    send(&mut b, sub("b", "x")).await;
+    let e = next_of(&mut b, "error").await;
+    assert!(
+        e["reason"].as_str().unwrap().contains("too many filtered"),
+        "{e}"
+    );
+    send(&mut b, sub("b", "")).await;
+    next_of(&mut b, "subscribed").await;
+    // The slot comes back when its subscription goes.
+    send(
+        &mut a,
+        serde_json::json!({"type": "unsubscribe", "id": "a"}),
+    )
+    .await;
+    next_of(&mut a, "unsubscribed").await;
+    send(&mut b, sub("b2", "x")).await;
+    next_of(&mut b, "subscribed").await;
+}
