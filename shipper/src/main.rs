@@ -142,7 +142,8 @@ struct Delivery {
     #[arg(long, value_name = "N", default_value_t = 4)]
     window: usize,
 
-    /// Send a partial batch when no input arrived for this long.
+    /// Send a partial batch once its oldest line has waited this long (the most latency
+    /// batching adds).
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
     linger: Duration,
 
@@ -417,7 +418,9 @@ async fn follow_mode(cli: &Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
         limits: common.limits,
     };
 
-    let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(4);
+    // One batch waits beside the window: what a `kill -9` can send twice (read, not yet
+    // committed) stays about `--window` + 2 batches.
+    let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(1);
     let (commits_tx, commits_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let tail = follow::spawn(settings, batches_tx, commits_rx, stop.clone())?;

@@ -5,10 +5,10 @@
 //! messages lacking one) both store the input byte for byte.
 //!
 //! The batcher encodes lines straight into the Thrift `Log` call that will be sent. A batch is
-//! closed when it reaches `batch_lines` lines or `batch_bytes` bytes, or when no input arrived
-//! for `linger` (so a slow trickle is still shipped promptly). While the sender waits for
-//! acknowledgements, the reader and batcher prepare the next batches; to scribed, up to
-//! `window` batches are in flight (see [`PipelinedSender`] for why that is safe only there).
+//! closed when it reaches `batch_lines` lines or `batch_bytes` bytes, or when its first line
+//! has waited `linger` (so a steady trickle is still shipped promptly, not once 16k lines have
+//! piled up). While the outbox waits for acknowledgements, the reader and batcher prepare the
+//! next batches.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ pub struct BatchLimits {
     pub max_line: usize,
     pub batch_lines: usize,
     pub batch_bytes: usize,
-    /// Send a partial batch when no input arrived for this long.
+    /// Send a partial batch once its first line has waited this long.
     pub linger: Duration,
 }
 
@@ -141,14 +141,19 @@ pub async fn batch_lines(
     let mut builder = new_builder(&opts);
     let mut batch_bytes = 0u64;
     let mut line_no = 0u64;
+    // When the batch being built got its first line: no line waits longer than `linger` for
+    // its batch to fill, however steady a trickle of input keeps arriving.
+    let mut started = tokio::time::Instant::now();
     loop {
         let chunk = if builder.is_empty() {
-            chunks.recv().await
+            let c = chunks.recv().await;
+            started = tokio::time::Instant::now();
+            c
         } else {
-            match tokio::time::timeout(opts.linger, chunks.recv()).await {
+            match tokio::time::timeout_at(started + opts.linger, chunks.recv()).await {
                 Ok(c) => c,
                 Err(_) => {
-                    // No input for `linger`: ship what we have.
+                    // The oldest line has waited `linger`: ship what we have.
                     let b = std::mem::replace(&mut builder, new_builder(&opts));
                     if !send(&out, b, std::mem::take(&mut batch_bytes)).await {
                         return Ok(line_no);
@@ -178,6 +183,7 @@ pub async fn batch_lines(
                 if !send(&out, b, std::mem::take(&mut batch_bytes)).await {
                     return Ok(line_no);
                 }
+                started = tokio::time::Instant::now();
             }
             builder.push(cat, line);
             batch_bytes += line.len() as u64;
@@ -212,4 +218,51 @@ async fn send(out: &mpsc::Sender<Batch<()>>, builder: LogBatchBuilder, bytes: u6
 /// Largest line that fits one frame of `max_frame` bytes with a category of any valid length.
 pub fn max_line_for_frame(max_frame: usize) -> usize {
     max_frame.saturating_sub(LOG_ENVELOPE_OVERHEAD + scribe_archive::category::MAX_CATEGORY_LEN + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_steady_trickle_is_shipped_within_the_linger() {
+        let (chunk_tx, chunk_rx) = mpsc::channel(8);
+        let (batch_tx, mut batch_rx) = mpsc::channel(8);
+        let limits = BatchLimits {
+            max_line: 1024,
+            batch_lines: 16_384,
+            batch_bytes: 1 << 20,
+            linger: Duration::from_millis(50),
+        };
+        let cat: Category = "c".parse().unwrap();
+        let batcher = tokio::spawn(batch_lines(
+            chunk_rx,
+            batch_tx,
+            cat,
+            limits,
+            Arc::new(AtomicU64::new(0)),
+        ));
+        // A line every 10 ms: input never pauses for 50 ms.
+        let feeder = tokio::spawn(async move {
+            for i in 0..100 {
+                let data = Bytes::from(format!("line {i}\n"));
+                chunk_tx.send(lines::Chunk { data }).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_millis(400), batch_rx.recv())
+            .await
+            .expect("a batch within a few lingers, not after 16k lines")
+            .unwrap();
+        assert!(first.lines >= 1 && first.lines < 100, "{}", first.lines);
+        let mut total = first.lines;
+        while let Some(b) = batch_rx.recv().await {
+            total += b.lines;
+        }
+        feeder.await.unwrap();
+        assert_eq!(total, 100);
+        assert_eq!(batcher.await.unwrap().unwrap(), 100);
+    }
 }
