@@ -41,7 +41,7 @@ pub fn detect(line: &[u8]) -> Format {
     if line.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(line).is_ok() {
         return Format::Json;
     }
-    if parse_clf(line).is_some() {
+    if is_clf(line) {
         return Format::Clf;
     }
     if parse_5424(line).is_some() {
@@ -95,10 +95,12 @@ impl Detector {
             .is_some_and(|&b| b != b'{' && !b.is_ascii_whitespace());
         if plain_start {
             match self.last {
+                // Checking the shape only (not the referer and agent) keeps `count --by
+                // minute` at the cost of finding the `[time]`; fields parse lazily later.
                 Some(Format::Clf) => {
-                    if let Some(clf) = parse_clf(line) {
+                    if let Some(head) = clf_head(line) {
                         let mut r = Record::new(line, Format::Clf, now);
-                        r.clf = Some(Some(clf));
+                        r.clf_head = Some(head);
                         return r;
                     }
                 }
@@ -194,8 +196,11 @@ fn quoted(b: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
-/// `host ident user [time] "request" status bytes ["referer" "agent"]`.
-pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
+/// The part of an access-log line that decides whether it is one: `host ident user [time]
+/// "request" status`; returns the spans and the rest after the status.
+type ClfHead<'a> = ([&'a [u8]; 6], &'a [u8]);
+
+fn clf_head(line: &[u8]) -> Option<ClfHead<'_>> {
     let (ip, rest) = split_word(line)?;
     let (ident, rest) = split_word(rest)?;
     let (user, rest) = split_word(rest)?;
@@ -209,6 +214,22 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
     if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
         return None;
     }
+    Some(([ip, ident, user, time, request, status], rest))
+}
+
+/// Whether `parse_clf` accepts the line, without looking at its (long) referer and agent.
+pub fn is_clf(line: &[u8]) -> bool {
+    clf_head(line).is_some()
+}
+
+/// `host ident user [time] "request" status bytes ["referer" "agent"]`.
+pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
+    Some(clf_from_head(clf_head(line)?))
+}
+
+/// The rest of an access-log line after its [`clf_head`].
+fn clf_from_head(head: ClfHead<'_>) -> Clf<'_> {
+    let ([ip, ident, user, time, request, status], rest) = head;
     let (bytes, rest) = split_word(rest).unwrap_or((rest, b""));
     let (referer, agent) = match quoted(rest) {
         Some((r, rest)) => match rest.strip_prefix(b" ").and_then(quoted) {
@@ -217,7 +238,7 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
         },
         None => (None, None),
     };
-    Some(Clf {
+    Clf {
         ip,
         ident,
         user,
@@ -227,7 +248,7 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
         bytes,
         referer,
         agent,
-    })
+    }
 }
 
 /// The time of an access-log line from its `[...]` alone: the bracket after the first three
@@ -462,6 +483,9 @@ pub struct Record<'a> {
     /// The part of the line not split into `words` yet (`None`: splitting not started).
     words_rest: Option<&'a [u8]>,
     clf: Option<Option<Clf<'a>>>,
+    /// The access-log head found by detection, so that neither the time nor the fields
+    /// scan the start of the line again.
+    clf_head: Option<ClfHead<'a>>,
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
     logfmt: Option<Vec<Pair<'a>>>,
@@ -476,6 +500,7 @@ impl<'a> Record<'a> {
             words: Vec::new(),
             words_rest: None,
             clf: None,
+            clf_head: None,
             syslog: None,
             json: None,
             logfmt: None,
@@ -510,7 +535,14 @@ impl<'a> Record<'a> {
         let line = self.line;
         match self.format {
             Format::Clf => {
-                let clf = self.clf.get_or_insert_with(|| parse_clf(line)).as_ref()?;
+                let head = self.clf_head;
+                let clf = self
+                    .clf
+                    .get_or_insert_with(|| match head {
+                        Some(h) => Some(clf_from_head(h)),
+                        None => parse_clf(line),
+                    })
+                    .as_ref()?;
                 clf.field(name).map(Cow::Borrowed)
             }
             Format::Syslog3164 | Format::Syslog5424 => {
@@ -564,7 +596,10 @@ impl<'a> Record<'a> {
                 Some(clf) => timefmt::parse_clf(clf.as_ref()?.time),
                 // Bucketing by time needs only `[...]`: skip parsing the rest of the line,
                 // which is most of the per-line cost of `count --by minute`.
-                None => clf_time(self.line),
+                None => match &self.clf_head {
+                    Some(([.., time, _, _], _)) => timefmt::parse_clf(time),
+                    None => clf_time(self.line),
+                },
             },
             Format::Syslog3164 => {
                 let t = self.named("time")?;
