@@ -185,6 +185,8 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         };
         if meta.is_dir() {
             walk_dir(&path, &mut out).with_context(|| format!("reading directory {p}"))?;
+        } else if let Err(e) = check_readable(&path, &meta) {
+            report_missing(p, &e);
         } else {
             out.push(Input {
                 name: p.clone(),
@@ -213,6 +215,15 @@ fn report_missing(name: &str, e: &io::Error) {
     INPUT_ERRORS.store(true, Ordering::Relaxed);
 }
 
+/// Opens a regular file once to find out now, not in the middle of the run, that it cannot
+/// be read (permissions). Other kinds (FIFOs) are not opened: that would consume them.
+fn check_readable(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    if meta.is_file() {
+        File::open(path)?;
+    }
+    Ok(())
+}
+
 /// Whether some named input could not be read (the exit status must then be 2).
 pub fn had_input_errors() -> bool {
     INPUT_ERRORS.load(Ordering::Relaxed)
@@ -224,10 +235,21 @@ fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let ft = std::fs::metadata(&path)?.file_type();
+        // Symlinks are followed (like `grep -R`); a dangling one is reported and skipped.
+        let ft = match std::fs::metadata(&path) {
+            Ok(m) => m.file_type(),
+            Err(e) => {
+                report_missing(&path.display().to_string(), &e);
+                continue;
+            }
+        };
         if ft.is_dir() {
             walk_dir(&path, out)?;
         } else if ft.is_file() {
+            if let Err(e) = File::open(&path) {
+                report_missing(&path.display().to_string(), &e);
+                continue;
+            }
             out.push(Input {
                 name: path.display().to_string(),
                 kind: InputKind::Path(path),

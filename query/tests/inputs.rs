@@ -270,3 +270,17 @@ fn a_missing_file_does_not_stop_the_others() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// A dangling symlink inside a directory is reported and skipped; the directory's other
+/// files are still read (status 2).
+#[test]
+fn a_dangling_symlink_in_a_directory_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), access_lines(5)).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("b.log")).unwrap();
+    std::fs::write(dir.path().join("c.log"), access_lines(7)).unwrap();
+    let out = logq().arg("count").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "count\n12\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b.log: No such file or directory"));
+}
