@@ -295,7 +295,8 @@ impl Session {
         let reply = ServerMsg::Subscribed {
             id: &id,
             category: &category,
-            matched: matched.iter().map(|m| &**m).collect(),
+            matched: matched.iter().map(|(m, _)| &**m).collect(),
+            last_seq: matched.iter().map(|(m, s)| (&**m, *s)).collect(),
         }
         .to_json();
         self.subs.insert(key, Sub { id, filter });
@@ -444,12 +445,24 @@ struct Render<'a> {
 
 impl Render<'_> {
     fn emit(&self, b: Batch, out: &mut Vec<String>) -> u64 {
-        if b.lines.is_empty() {
-            return 0;
-        }
         let Some(sub) = self.subs.get(&b.key) else {
             return 0;
         };
+        if b.lines.is_empty() {
+            // The filter skipped every line: say how far that went, or the client's
+            // resume point would lag and a later resume report a false gap.
+            if !self.raw {
+                out.push(
+                    ServerMsg::Progress {
+                        id: &sub.id,
+                        category: &b.category,
+                        last_seq: b.last_seq,
+                    }
+                    .to_json(),
+                );
+            }
+            return 0;
+        }
         if self.raw {
             let mut text = String::with_capacity(b.bytes + b.lines.len());
             for l in &b.lines {

@@ -428,7 +428,7 @@ impl Hub {
         queue: &Arc<ClientQueue>,
         pattern: Pattern,
         start: &Start,
-    ) -> (u64, Vec<Arc<str>>) {
+    ) -> (u64, Vec<(Arc<str>, u64)>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscription {
             key,
@@ -447,8 +447,8 @@ impl Hub {
             if !sub.pattern.matches(name) {
                 continue;
             }
-            matched.push(name.clone());
             let mut st = lock(&feed.state);
+            matched.push((name.clone(), st.ring.last_seq()));
             let (backlog, since) = match start {
                 Start::Backlog(n) => (*n, None),
                 Start::Since(map, n) => (*n, map.get(&**name).copied()),

@@ -76,6 +76,10 @@ pub enum ServerMsg<'a> {
         id: &'a str,
         category: &'a str,
         matched: Vec<&'a str>,
+        /// Per matched category, the last seq this subscription starts after (its backlog
+        /// is at or before it, live lines after it): a resume point even for a category
+        /// that then stays quiet.
+        last_seq: std::collections::BTreeMap<&'a str, u64>,
     },
     Unsubscribed {
         id: &'a str,
@@ -89,6 +93,13 @@ pub enum ServerMsg<'a> {
         /// with `since_seq` = this.
         last_seq: u64,
         lines: Vec<LineOut<'a>>,
+    },
+    /// Lines up to `last_seq` were all skipped by the subscription's filter: nothing to
+    /// show, but the resume point moves on.
+    Progress {
+        id: &'a str,
+        category: &'a str,
+        last_seq: u64,
     },
     Dropped {
         id: &'a str,

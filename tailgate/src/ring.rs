@@ -84,7 +84,9 @@ impl Ring {
     pub fn after(&self, since: u64) -> (Resume, impl ExactSizeIterator<Item = &(u64, Bytes)>) {
         let oldest = self.lines.front().map_or(self.next_seq, |(s, _)| *s);
         // A resume point this ring never reached means the server restarted (sequence
-        // numbers begin again at 1): everything held is new to the client.
+        // numbers begin again at 1): everything held is new to the client. A stale point
+        // below the newest seq cannot be told apart; clients compare `hello.instance`
+        // (docs/tailgate-protocol.md).
         let since = if since >= self.next_seq { 0 } else { since };
         let (resume, start) = if since + 1 < oldest {
             let gap = Resume::Gap {

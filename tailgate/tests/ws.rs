@@ -451,3 +451,47 @@ async fn an_origin_that_is_not_text_is_refused() {
     );
     assert_eq!(raw_get(&tg.addr, "/ws", &h).await, 403);
 }
+
+#[tokio::test]
+async fn resume_points_cover_quiet_categories_and_filtered_stretches() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push_n("quiet", 0, 3).await;
+    tg.push_n("busy", 0, 1).await;
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"p","category":"*","filter":"^line 1[0-9]$"}),
+    )
+    .await;
+    let sub = next_of(&mut ws, "subscribed").await;
+    assert_eq!(sub["last_seq"], json!({"busy": 1, "quiet": 3}));
+    // Nothing in 1..9 passes the filter; the resume point still moves.
+    tg.push_n("busy", 1, 10).await;
+    let p = next_of(&mut ws, "progress").await;
+    assert_eq!(
+        (
+            p["id"].as_str(),
+            p["category"].as_str(),
+            p["last_seq"].as_u64()
+        ),
+        (Some("p"), Some("busy"), Some(10))
+    );
+    drop(ws);
+    // Resuming from those points: no backlog again for the quiet category, no gap.
+    tg.push_n("busy", 10, 12).await;
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"p","category":"*","filter":"^line 1[0-9]$",
+               "backlog": 100, "since_seq": {"busy": 10, "quiet": 3}}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["type"], "lines", "{m}");
+    assert_eq!(m["category"], "busy");
+    assert_eq!(m["lines"], json!(["line 10", "line 11"]));
+    quiet(&mut ws, std::time::Duration::from_millis(300)).await;
+}
