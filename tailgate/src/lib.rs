@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod pattern;
 pub mod protocol;
 pub mod ring;
@@ -81,6 +82,10 @@ pub struct Args {
     /// Most websocket clients at once.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
+    /// A new HTTP connection that has not sent a whole request (and been answered) within
+    /// this long is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
     /// Most filtered subscriptions at once, over all clients (each may hold up to about 1 MiB
     /// of compiled regex and caches).
     #[arg(long, default_value_t = 256)]
@@ -181,6 +186,13 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     });
     let app = http::router(state, &base);
     let sd = shutdown.clone();
+    // Websockets are refused past --max-clients with a 503, which needs a connection to
+    // answer on: the HTTP cap leaves room above it.
+    let listener = listener::GuardedListener::new(
+        listener,
+        args.max_clients.saturating_add(HTTP_HEADROOM),
+        args.request_timeout,
+    );
     let serve =
         axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await });
     // The graceful wait covers plain HTTP requests in flight; one that a client never
@@ -211,6 +223,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Open HTTP connections allowed beyond `--max-clients` (plain requests, refused upgrades).
+const HTTP_HEADROOM: usize = 100;
 /// How long shutdown waits for plain HTTP requests in flight.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 

@@ -213,3 +213,25 @@ async fn filtered_subscriptions_are_capped_per_server() {
     send(&mut b, sub("b2", "x")).await;
     next_of(&mut b, "subscribed").await;
 }
+
+#[tokio::test]
+async fn http_connections_that_never_finish_a_request_are_closed() {
+    let tg = Tailgate::start(&["--request-timeout", "1s"]);
+    let mut s = tokio::net::TcpStream::connect(&tg.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("closed within the wait");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // A connection that was answered is not cut off by the deadline.
+    let mut ws = tg.ws("").await;
+    next_of(&mut ws, "hello").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    send(&mut ws, serde_json::json!({"type": "ping"})).await;
+    next_of(&mut ws, "pong").await;
+}
