@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use scribe_protocol::decode_call;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use scribe_protocol::frame::{read_budgeted_frame, FrameError};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -25,25 +26,10 @@ use crate::Server;
 /// A client that does not read its replies for this long is disconnected.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A frame's body must arrive within this long of its length: its memory is held meanwhile.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// On a pipelining connection, a call that took this long is followed by closing the
 /// connection: the client may have given up waiting and sent the batches behind it again on
 /// another connection, so the copies still queued here must not be written after those.
 const SLOW_CALL: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-enum FrameError {
-    #[error("frame of {len} bytes is over the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
-    #[error("connection closed inside a frame")]
-    Truncated,
-    #[error("frame body not received within {0:?}")]
-    Stalled(Duration),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
 
 pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
@@ -100,55 +86,13 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
     }
 }
 
-/// Reads one frame: `None` at a clean end of stream (between frames). The permit accounts for
-/// the frame's bytes in the server-wide budget while the caller holds it.
+/// Reads one frame, its bytes accounted in the server-wide budget (see
+/// [`read_budgeted_frame`]).
 async fn read_frame(
     stream: &mut TcpStream,
     server: &Server,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match stream.read(&mut len[got..]).await? {
-            0 if got == 0 => return Ok(None),
-            0 => return Err(FrameError::Truncated),
-            n => got += n,
-        }
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > server.max_frame {
-        return Err(FrameError::TooLarge {
-            len,
-            max: server.max_frame,
-        });
-    }
-    // `len` is at most `max_frame`, and the budget is at least one frame, so this never asks
-    // for more permits than exist.
-    let permits = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
-    let memory = server
-        .frame_memory
-        .clone()
-        .acquire_many_owned(permits)
-        .await
-        .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
-    // `read_buf` fills the spare capacity directly: no zero-filling of a buffer about to be
-    // overwritten (it showed up as a memset of every byte received).
-    // The frame's memory is reserved now, so a client that stops sending mid-frame must not
-    // keep it: the body has to arrive within BODY_TIMEOUT.
-    let mut buf = BytesMut::with_capacity(len);
-    let body = async {
-        while buf.len() < len {
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(FrameError::Truncated);
-            }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(BODY_TIMEOUT, body).await {
-        Ok(r) => r?,
-        Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
-    }
-    Ok(Some((buf.freeze(), memory)))
+    read_budgeted_frame(stream, server.max_frame, &server.frame_memory, None).await
 }
 
 #[cfg(test)]
@@ -156,6 +100,7 @@ mod tests {
     use super::*;
     use crate::{Args, Settings};
     use clap::Parser;
+    use scribe_protocol::frame::BODY_TIMEOUT;
     use tokio::io::AsyncWriteExt;
 
     /// A client that sends a frame's length and then nothing must not keep that frame's

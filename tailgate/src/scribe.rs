@@ -5,7 +5,7 @@
 //! across connections, not only per connection: before buffering a frame's body, a
 //! connection takes as many permits as the frame has bytes from a listener-wide budget
 //! (`memory`), held until the call is answered, and the body must arrive within
-//! [`BODY_TIMEOUT`]. Without that, 40 connections each sending most of a 16 MiB frame would
+//! [`BODY_TIMEOUT`](scribe_protocol::frame::BODY_TIMEOUT). Without that, 40 connections each sending most of a 16 MiB frame would
 //! hold 600 MiB. Every valid category's messages are published in order; a batch naming an invalid
 //! category is still answered `OK` for its valid part (the invalid entries are counted and
 //! logged, not retried forever), matching what a live tail is for: best effort, never
@@ -15,15 +15,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use scribe_archive::Category;
+use scribe_protocol::frame::{read_budgeted_frame, FrameError};
 use scribe_protocol::message::{encode_exception, exception_kind};
 use scribe_protocol::scribe::{
     encode_i32_reply, encode_i64_reply, encode_log_reply, encode_string_reply, encode_void_reply,
     FbStatus,
 };
 use scribe_protocol::{decode_call, Request, ResultCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -32,22 +33,8 @@ use crate::hub::Hub;
 
 /// A connection that sends nothing for this long is closed (its partial frame freed).
 const IDLE: Duration = Duration::from_secs(300);
-/// A frame's body must arrive within this long of its length: its memory is held meanwhile.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that does not read its reply for this long is disconnected.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-enum FrameError {
-    #[error("frame of {len} bytes is over the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
-    #[error("connection closed inside a frame")]
-    Truncated,
-    #[error("frame body not received within {0:?}")]
-    Stalled(Duration),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
 
 pub struct ScribeListener {
     pub hub: Arc<Hub>,
@@ -195,54 +182,13 @@ impl ScribeListener {
     }
 }
 
-/// Reads one frame (`None` at a clean end between frames), with the permits that account
-/// for its bytes in the listener-wide budget. Waiting for the next frame's length may take
-/// up to [`IDLE`]; no memory is held meanwhile.
+/// Reads one frame with its permits from the listener-wide budget (see
+/// [`read_budgeted_frame`]); waiting for the next frame may take up to [`IDLE`], holding no
+/// memory.
 async fn read_frame(
     stream: &mut TcpStream,
     max_frame: usize,
     memory: &Arc<Semaphore>,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        let wait = if got == 0 { IDLE } else { BODY_TIMEOUT };
-        match tokio::time::timeout(wait, stream.read(&mut len[got..])).await {
-            Err(_) if got == 0 => return Ok(None),
-            Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
-            Ok(r) => match r? {
-                0 if got == 0 => return Ok(None),
-                0 => return Err(FrameError::Truncated),
-                n => got += n,
-            },
-        }
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max_frame {
-        return Err(FrameError::TooLarge {
-            len,
-            max: max_frame,
-        });
-    }
-    // The budget is at least one frame, so this never asks for more permits than exist.
-    let permits = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
-    let held = memory
-        .clone()
-        .acquire_many_owned(permits)
-        .await
-        .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
-    let mut buf = BytesMut::with_capacity(len);
-    let body = async {
-        while buf.len() < len {
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(FrameError::Truncated);
-            }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(BODY_TIMEOUT, body).await {
-        Ok(r) => r?,
-        Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
-    }
-    Ok(Some((buf.freeze(), held)))
+    read_budgeted_frame(stream, max_frame, memory, Some(IDLE)).await
 }

@@ -2,11 +2,100 @@
 //! integer (Scribe's `TNonblockingServer` accepts nothing else).
 //!
 //! Clients use `tokio_util`'s length-delimited codec: it rejects a frame whose declared length
-//! exceeds the maximum *before* reserving memory for it, and handles partial frames. scribed's
-//! server reads frames itself (`scribed/src/connection.rs`) because it must also account each
-//! frame against a server-wide memory budget before buffering it; it applies the same limit.
+//! exceeds the maximum *before* reserving memory for it, and handles partial frames. Servers
+//! (scribed, tailgate's Scribe listener) read frames with [`read_budgeted_frame`] because they
+//! must also account each frame against a server-wide memory budget before buffering it; it
+//! applies the same limit.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::LengthDelimitedCodec;
+
+/// A frame's body must arrive within this long of its length: its memory is held meanwhile.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a server stopped reading frames from a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes is over the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("connection closed inside a frame")]
+    Truncated,
+    #[error("frame body not received within {0:?}")]
+    Stalled(Duration),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame for a server: `None` at a clean end of stream between frames, or when no
+/// frame starts within `idle` (if given). Before the body is buffered, permits for its bytes
+/// are taken from `memory`, a budget shared by every connection (at least `max_frame`
+/// permits), and returned with the frame: the caller holds them until the call is answered,
+/// so memory stays bounded across connections, not only per connection. The body must
+/// arrive within [`BODY_TIMEOUT`], so a client that stalls mid-frame does not keep them.
+pub async fn read_budgeted_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max_frame: usize,
+    memory: &Arc<Semaphore>,
+    idle: Option<Duration>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let read = stream.read(&mut len[got..]);
+        let n = match (got, idle) {
+            (0, Some(idle)) => match tokio::time::timeout(idle, read).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(None),
+            },
+            (0, None) => read.await?,
+            _ => match tokio::time::timeout(BODY_TIMEOUT, read).await {
+                Ok(r) => r?,
+                Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
+            },
+        };
+        match n {
+            0 if got == 0 => return Ok(None),
+            0 => return Err(FrameError::Truncated),
+            n => got += n,
+        }
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max_frame {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    // `len` is at most `max_frame`, and the budget is at least one frame, so this never asks
+    // for more permits than exist.
+    let permits = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let held = memory
+        .clone()
+        .acquire_many_owned(permits)
+        .await
+        .map_err(|_| FrameError::Io(std::io::ErrorKind::Interrupted.into()))?;
+    // `read_buf` fills the spare capacity directly: no zero-filling of a buffer about to be
+    // overwritten (it showed up as a memset of every byte received).
+    let mut buf = BytesMut::with_capacity(len);
+    let body = async {
+        while buf.len() < len {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(FrameError::Truncated);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(r) => r?,
+        Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
+    }
+    Ok(Some((buf.freeze(), held)))
+}
 
 /// Default largest frame payload accepted or sent: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
