@@ -14,9 +14,11 @@
 
 pub mod client;
 pub mod frame;
+pub mod ids;
 pub mod message;
 pub mod scribe;
 pub mod thrift;
 
+pub use ids::{EntryId, ProducerId};
 pub use message::HeaderStyle;
 pub use scribe::{decode_call, Call, LogBatchBuilder, LogEntry, Request, ResultCode};
