@@ -92,7 +92,13 @@ async fn read_frame(
     stream: &mut TcpStream,
     server: &Server,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
-    read_budgeted_frame(stream, server.max_frame, &server.frame_memory, None).await
+    read_budgeted_frame(
+        stream,
+        server.max_frame,
+        &server.frame_memory,
+        Some(server.idle_timeout),
+    )
+    .await
 }
 
 #[cfg(test)]

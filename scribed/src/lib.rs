@@ -50,6 +50,8 @@ pub struct Server {
     /// Unix time the server started (fb303 `aliveSince`).
     pub alive_since: i64,
     pub max_frame: usize,
+    /// A connection that starts no frame for this long is closed (`--idle-timeout`).
+    pub idle_timeout: Duration,
     /// Bytes of frames being read or handled, across all connections: each connection holds
     /// permits for its frame until the call is answered.
     pub frame_memory: Arc<tokio::sync::Semaphore>,
@@ -71,6 +73,7 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let counters = Arc::new(Counters::default());
         let max_frame = usize::try_from(settings.max_frame).unwrap_or(usize::MAX);
+        let idle_timeout = settings.idle_timeout;
         let routing = Routing::build(settings, counters.clone()).await?;
         Ok(Server {
             routing: RwLock::new(Arc::new(routing)),
@@ -80,6 +83,7 @@ impl Server {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
             max_frame,
+            idle_timeout,
             frame_memory: Arc::new(tokio::sync::Semaphore::new(frame_memory_budget(max_frame))),
             shutdown,
             stopping: AtomicBool::new(false),

@@ -53,6 +53,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Close a client connection that starts no new frame for this long (frees its slot
+    /// under --max-connections). Key `idle_timeout`. [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<std::time::Duration>,
+
     /// HTTP address for /metrics, /health and /status. Key `status_listen`.
     /// [default: 127.0.0.1:1464]
     #[arg(long, value_name = "ADDR")]

@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 pub const DEFAULT_MAX_QUEUE_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_TOTAL_QUEUE_BYTES: u64 = 512 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// `idle_timeout`: long enough for clients that keep a connection open between sparse
+/// batches (Scribe clients do), short enough that abandoned connections free their slots.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A config problem, phrased for the operator: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,8 @@ pub struct Settings {
     pub max_total_queue_bytes: u64,
     pub max_msg_per_second: u64,
     pub max_connections: usize,
+    /// A connection that starts no frame for this long is closed.
+    pub idle_timeout: Duration,
     pub status_listen: SocketAddr,
     pub ready_file: Option<PathBuf>,
     pub stores: Vec<StoreBlock>,
@@ -180,6 +185,10 @@ fn resolve(
             .max_connections
             .or(file.max_connections)
             .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        idle_timeout: args
+            .idle_timeout
+            .or(file.idle_timeout.map(|d| d.0))
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT),
         status_listen: args
             .status_listen
             .or(file.status_listen)
@@ -187,6 +196,9 @@ fn resolve(
         ready_file: args.ready_file.clone(),
         stores: Vec::new(),
     };
+    if settings.idle_timeout.is_zero() {
+        return Err(err("idle_timeout: must be more than 0".into()));
+    }
     if settings.max_connections == 0 {
         return Err(err("max_connections: must be at least 1".into()));
     }

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub max_total_queue_bytes: Option<Size>,
     pub max_msg_per_second: Option<u64>,
     pub max_connections: Option<usize>,
+    pub idle_timeout: Option<Dur>,
     pub status_listen: Option<SocketAddr>,
     /// `[[store]]` blocks, read as raw tables: `category`/`categories` are taken out and the rest
     /// is a [`StoreSpec`], so errors can name the block they come from.
