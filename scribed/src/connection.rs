@@ -1,4 +1,6 @@
-//! One client connection: read a frame, decode the call, answer it, repeat.
+//! One client connection: tell the protocol from the first four bytes (the native protocol's
+//! magic, or a Thrift frame length), then for Thrift: read a frame, decode the call, answer
+//! it, repeat. The native protocol is served by [`crate::native`].
 //!
 //! Calls on one connection are handled strictly one after another, so the batches a client
 //! sends on a connection are written in the order it sent them.
@@ -15,7 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_protocol::decode_call;
-use scribe_protocol::frame::{read_budgeted_frame, FrameError};
+use scribe_protocol::frame::{
+    read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError,
+};
+use scribe_protocol::native::MAGIC;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -24,15 +29,31 @@ use crate::handler;
 use crate::Server;
 
 /// A client that does not read its replies for this long is disconnected.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// On a pipelining connection, a call that took this long is followed by closing the
 /// connection: the client may have given up waiting and sent the batches behind it again on
 /// another connection, so the copies still queued here must not be written after those.
-const SLOW_CALL: Duration = Duration::from_secs(5);
+pub(crate) const SLOW_CALL: Duration = Duration::from_secs(5);
 
 pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let first = tokio::select! {
+        biased;
+        _ = server.shutdown.cancelled() => return,
+        first = read_frame_start(&mut stream, Some(server.idle_timeout)) => first,
+    };
+    let mut pending = match first {
+        Ok(Some(start)) if start == MAGIC => {
+            return crate::native::serve(server, stream, peer).await;
+        }
+        Ok(Some(start)) => Some(start),
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(%peer, "connection closed before its first frame: {e}");
+            return;
+        }
+    };
     let mut state = handler::ConnectionState::default();
     loop {
         let next = tokio::select! {
@@ -40,7 +61,16 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
             // A frame that was read but not answered is simply not acknowledged: the client
             // sends it again, elsewhere or after the restart.
             _ = server.shutdown.cancelled() => break,
-            next = read_frame(&mut stream, &server) => next,
+            next = async {
+                match pending.take() {
+                    Some(len) => {
+                        read_budgeted_body(&mut stream, len, server.max_frame, &server.frame_memory)
+                            .await
+                            .map(Some)
+                    }
+                    None => read_frame(&mut stream, &server).await,
+                }
+            } => next,
         };
         let (payload, _memory) = match next {
             Ok(Some(frame)) => frame,
@@ -66,16 +96,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
             let mut out = Vec::with_capacity(4 + reply.len());
             out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
             out.extend_from_slice(&reply);
-            match tokio::time::timeout(REPLY_TIMEOUT, stream.write_all(&out)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "reply not delivered: {e}");
-                    break;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "client did not read its reply for {REPLY_TIMEOUT:?}");
-                    break;
-                }
+            if !write_reply(&mut stream, &out, peer).await {
+                break;
             }
             if state.close_on_try_later && (state.refused || started.elapsed() >= SLOW_CALL) {
                 // Calls the client pipelined behind a refused (or very slow) one are never
@@ -86,9 +108,25 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
     }
 }
 
+/// Writes a whole reply; `false` (after logging why) when the client is gone or did not read
+/// it within [`REPLY_TIMEOUT`].
+pub(crate) async fn write_reply(stream: &mut TcpStream, out: &[u8], peer: SocketAddr) -> bool {
+    match tokio::time::timeout(REPLY_TIMEOUT, stream.write_all(out)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "reply not delivered: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "client did not read its reply for {REPLY_TIMEOUT:?}");
+            false
+        }
+    }
+}
+
 /// Reads one frame, its bytes accounted in the server-wide budget (see
 /// [`read_budgeted_frame`]).
-async fn read_frame(
+pub(crate) async fn read_frame(
     stream: &mut TcpStream,
     server: &Server,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {

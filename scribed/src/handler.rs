@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use scribe_archive::{Category, CategoryError};
+use scribe_protocol::client::NATIVE_OPTION;
 use scribe_protocol::message::{encode_exception, exception_kind};
 use scribe_protocol::scribe::{
     encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply, encode_string_reply,
     encode_void_reply, FbStatus,
 };
 use scribe_protocol::thrift::ttype;
-use scribe_protocol::{Call, LogEntry, Request, ResultCode};
+use scribe_protocol::{Call, EntryId, Request, ResultCode};
 
 use crate::counters::{
     DENIED_QUEUE, DENIED_RATE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, STORE_ERRORS,
@@ -40,7 +41,11 @@ pub async fn handle(server: &Server, call: Call, conn: &mut ConnectionState) -> 
     let h = &call.header;
     let reply = match call.request {
         Request::Log(entries) => {
-            let code = log(server, entries).await;
+            let code = log(
+                server,
+                entries.into_iter().map(|e| (e.category, e.message, None)),
+            )
+            .await;
             conn.refused = code == ResultCode::TryLater;
             encode_log_reply(h, code)
         }
@@ -75,6 +80,9 @@ pub async fn handle(server: &Server, call: Call, conn: &mut ConnectionState) -> 
         Request::GetOption(key) if &key[..] == CLOSE_ON_TRY_LATER => {
             encode_string_reply(h, if conn.close_on_try_later { b"1" } else { b"0" })
         }
+        // Tells a client whose native handshake failed that this server does speak it (so
+        // the failure was transient), see `scribe_protocol::client::Client::open`.
+        Request::GetOption(key) if &key[..] == NATIVE_OPTION => encode_string_reply(h, b"1"),
         Request::GetOption(_) | Request::GetCpuProfile => encode_string_reply(h, b""),
         Request::GetOptions => encode_map_reply(
             h,
@@ -101,7 +109,11 @@ pub async fn handle(server: &Server, call: Call, conn: &mut ConnectionState) -> 
     Some(reply)
 }
 
-async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
+/// One entry of a batch, from either protocol: category, message, id (native only).
+pub type Incoming = (Bytes, Bytes, Option<EntryId>);
+
+/// Validates, groups and routes one batch; the answer for the client.
+pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> ResultCode {
     if server.shutdown.is_cancelled() {
         return ResultCode::TryLater;
     }
@@ -163,31 +175,32 @@ async fn log(server: &Server, entries: Vec<LogEntry>) -> ResultCode {
 
 /// Splits a batch by category, keeping each category's messages in arrival order. Entries with
 /// invalid category names are dropped, counted and logged (rate-limited); the rest are kept.
-fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
-    let mut groups: Vec<(Category, Vec<Bytes>)> = Vec::new();
+fn group_by_category(server: &Server, entries: impl Iterator<Item = Incoming>) -> Vec<Batch> {
+    let mut groups: Vec<(Category, Vec<Bytes>, Vec<Option<EntryId>>)> = Vec::new();
     // Raw name -> index into `groups`, or None when the name was invalid.
     let mut index: HashMap<Bytes, Option<usize>> = HashMap::new();
     let (mut bad, mut blank) = (0i64, 0i64);
     // Consecutive messages nearly always share a category: compare with the previous one
     // before hashing.
     let mut last: Option<(Bytes, Option<usize>)> = None;
-    for e in entries {
+    let mut any_id = false;
+    for (category, message, id) in entries {
         let cached = last
             .as_ref()
-            .filter(|(name, _)| *name == e.category)
+            .filter(|(name, _)| *name == category)
             .map(|(_, slot)| *slot);
-        let slot = match cached.or_else(|| index.get(&e.category).copied()) {
+        let slot = match cached.or_else(|| index.get(&category).copied()) {
             Some(slot) => slot,
             None => {
-                let slot = match Category::new(&e.category) {
-                    Ok(category) => {
-                        groups.push((category, Vec::new()));
+                let slot = match Category::new(&category) {
+                    Ok(valid) => {
+                        groups.push((valid, Vec::new(), Vec::new()));
                         Some(groups.len() - 1)
                     }
                     Err(err) => {
                         if err != CategoryError::Empty {
                             let shown =
-                                String::from_utf8_lossy(&e.category[..e.category.len().min(64)])
+                                String::from_utf8_lossy(&category[..category.len().min(64)])
                                     .into_owned();
                             server.bad_category_warn.warn(|| {
                                 format!("dropping messages for invalid category {shown:?}: {err}")
@@ -196,16 +209,20 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
                         None
                     }
                 };
-                index.insert(e.category.clone(), slot);
+                index.insert(category.clone(), slot);
                 slot
             }
         };
         if cached.is_none() {
-            last = Some((e.category.clone(), slot));
+            last = Some((category.clone(), slot));
         }
         match slot {
-            Some(i) => groups[i].1.push(e.message),
-            None if e.category.is_empty() => blank += 1,
+            Some(i) => {
+                any_id |= id.is_some();
+                groups[i].1.push(message);
+                groups[i].2.push(id);
+            }
+            None if category.is_empty() => blank += 1,
             None => bad += 1,
         }
     }
@@ -213,7 +230,13 @@ fn group_by_category(server: &Server, entries: Vec<LogEntry>) -> Vec<Batch> {
     server.counters.add(None, RECEIVED_BLANK, blank);
     groups
         .into_iter()
-        .map(|(c, m)| Arc::new(CategoryBatch::new(c, m)))
+        .map(|(c, m, ids)| {
+            Arc::new(if any_id {
+                CategoryBatch::with_ids(c, m, ids)
+            } else {
+                CategoryBatch::new(c, m)
+            })
+        })
         .collect()
 }
 

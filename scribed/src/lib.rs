@@ -23,6 +23,7 @@ pub mod counters;
 pub mod handler;
 pub mod http;
 pub mod listener;
+pub mod native;
 pub mod reload;
 pub mod router;
 pub mod shutdown;

@@ -1,30 +1,64 @@
-//! An async Scribe client: one connection ([`Client`]) and a delivering wrapper
-//! ([`PipelinedSender`]) that reconnects and retries until each batch is acknowledged `OK`.
+//! An async Scribe client: one connection ([`Client`]) speaking either the native protocol
+//! ([`crate::native`]) or Scribe's Thrift, and a delivering wrapper
+//! ([`PipelinedSender`](crate::sender::PipelinedSender)) that reconnects and retries until
+//! each batch is acknowledged.
 //!
-//! Scribe's protocol has no way to tell which of several pipelined batches a `TRY_LATER` refers
-//! to once a later one was accepted, so pipelining to a plain Scribe server would reorder lines
-//! on retry. scribed offers a way out (it closes the connection right after a `TRY_LATER` when
-//! asked), and only then are several batches put in flight.
+//! Batches are always built as native bodies ([`crate::native::BatchBuilder`]): on a native
+//! connection they go as they are (entry ids included, so the server can recognise a resent
+//! entry); on a Thrift connection they are re-encoded as a `Log` call and the ids are lost
+//! (at-least-once, as Scribe itself).
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::frame;
+use crate::native::{self, Ack, AckStatus, BatchFrame, Compression, Hello, NativeError, Welcome};
 use crate::scribe::{
     decode_log_reply, decode_string_reply, encode_string_call, ReplyError, ResultCode,
 };
-use crate::HeaderStyle;
+use crate::{HeaderStyle, LogBatchBuilder};
 
-/// How long the pipelining handshake may take before the server is taken for a plain one.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::sender::{Backoff, DeliveryError, PipelinedSender};
+
+/// How long a handshake may take before the server is taken for one that does not do it.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The fb303 option scribed honours to close a connection after `TRY_LATER`.
 pub const CLOSE_ON_TRY_LATER_OPTION: &[u8] = b"scribed.close_on_try_later";
+/// The fb303 option a scribed that speaks the native protocol answers `1` to.
+pub const NATIVE_OPTION: &[u8] = b"scribed.native";
+
+/// Which protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Native if the server speaks it, else Thrift.
+    #[default]
+    Auto,
+    /// Native only: a server that does not speak it is an error.
+    Native,
+    /// Thrift only (entry ids are dropped).
+    Thrift,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "auto" => Ok(Protocol::Auto),
+            "native" => Ok(Protocol::Native),
+            "thrift" => Ok(Protocol::Thrift),
+            other => Err(format!(
+                "unknown protocol {other:?} (auto, native or thrift)"
+            )),
+        }
+    }
+}
 
 /// Timeouts and limits of one connection.
 #[derive(Debug, Clone)]
@@ -33,6 +67,9 @@ pub struct ClientOptions {
     /// How long to wait for the reply to one batch.
     pub request_timeout: Duration,
     pub max_frame: usize,
+    pub protocol: Protocol,
+    /// Offer gzip for batch bodies on native connections.
+    pub gzip: bool,
 }
 
 impl Default for ClientOptions {
@@ -41,6 +78,8 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_frame: frame::DEFAULT_MAX_FRAME,
+            protocol: Protocol::Auto,
+            gzip: false,
         }
     }
 }
@@ -59,6 +98,22 @@ pub enum ClientError {
     Closed { addr: String },
     #[error("bad reply from {addr}: {source}")]
     Reply { addr: String, source: ReplyError },
+    #[error("bad native reply from {addr}: {source}")]
+    Native { addr: String, source: NativeError },
+    #[error("{addr} refused a batch: {message}")]
+    Refused { addr: String, message: String },
+    #[error("handshake with {addr}: {reason}")]
+    Handshake { addr: String, reason: String },
+}
+
+/// What a connection speaks, once negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Thrift; `pipelines`: the server closes the connection after any `TRY_LATER`
+    /// (scribed's option), so several batches may be in flight.
+    Thrift { pipelines: bool },
+    /// The native protocol (always pipelines).
+    Native { compression: Compression },
 }
 
 /// One framed connection to a Scribe server.
@@ -66,9 +121,15 @@ pub struct Client {
     addr: String,
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     opts: ClientOptions,
+    wire: Wire,
+    /// Native: number of the next batch sent, and of the next ack expected.
+    next_batch: u64,
+    next_ack: u64,
 }
 
 impl Client {
+    /// Connects without any handshake: the connection speaks plain Thrift, one call at a
+    /// time. [`Client::open`] negotiates.
     pub async fn connect(addr: &str, opts: ClientOptions) -> Result<Client, ClientError> {
         let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
             .await
@@ -86,14 +147,78 @@ impl Client {
             addr: addr.to_string(),
             framed: Framed::new(stream, frame::codec(opts.max_frame)),
             opts,
+            wire: Wire::Thrift { pipelines: false },
+            next_batch: 0,
+            next_ack: 0,
         })
+    }
+
+    /// Connects and negotiates the protocol `opts.protocol` asks for:
+    ///
+    /// - native: `HELLO`/`WELCOME`; a server that does not answer is an error;
+    /// - Thrift: asks a scribed to close after `TRY_LATER` (then batches pipeline);
+    /// - auto: native, else (on a new connection) Thrift. A server that fails the native
+    ///   handshake but then says over Thrift that it speaks native was only briefly unwell
+    ///   (a restart): that is an error to retry, not a reason to drop to Thrift, which would
+    ///   lose the entry ids and with them exactly-once delivery.
+    pub async fn open(addr: &str, opts: ClientOptions) -> Result<Client, ClientError> {
+        let protocol = opts.protocol;
+        let mut conn = Client::connect(addr, opts.clone()).await?;
+        if protocol != Protocol::Thrift {
+            let hs = tokio::time::timeout(
+                HANDSHAKE_TIMEOUT.min(opts.request_timeout),
+                conn.negotiate_native(),
+            )
+            .await;
+            match hs {
+                Ok(Ok(true)) => return Ok(conn),
+                Ok(Err(e)) if protocol == Protocol::Native => return Err(e),
+                _ if protocol == Protocol::Native => {
+                    return Err(ClientError::Handshake {
+                        addr: addr.to_string(),
+                        reason: "the server does not speak the native protocol".into(),
+                    })
+                }
+                _ => conn = Client::connect(addr, opts.clone()).await?,
+            }
+        }
+        let hs = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT.min(opts.request_timeout),
+            conn.negotiate_thrift(),
+        )
+        .await;
+        match hs {
+            Ok(Ok((pipelines, native))) => {
+                if native && protocol == Protocol::Auto {
+                    return Err(ClientError::Handshake {
+                        addr: addr.to_string(),
+                        reason: "native handshake failed on a server that speaks it; retrying"
+                            .into(),
+                    });
+                }
+                conn.wire = Wire::Thrift { pipelines };
+                Ok(conn)
+            }
+            // A server that does not speak fb303: one batch at a time, on a clean connection.
+            Ok(Err(_)) | Err(_) => Client::connect(addr, opts).await,
+        }
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Writes one call without waiting for its reply (for pipelining).
+    /// The protocol this connection speaks.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// Whether several batches may be in flight.
+    pub fn pipelines(&self) -> bool {
+        !matches!(self.wire, Wire::Thrift { pipelines: false })
+    }
+
+    /// Writes one frame payload (the codec adds the length).
     pub async fn send(&mut self, call: Bytes) -> Result<(), ClientError> {
         let timeout = self.opts.request_timeout;
         match tokio::time::timeout(timeout, self.framed.send(call)).await {
@@ -136,17 +261,57 @@ impl Client {
         })
     }
 
+    /// Sends the native `HELLO` and reads `WELCOME`. `Ok(false)`: the server answered
+    /// something else or closed the connection (a Thrift-only server drops it: the magic
+    /// reads as an impossible frame length); the connection is then unusable.
+    pub async fn negotiate_native(&mut self) -> Result<bool, ClientError> {
+        let hello = Hello {
+            version: native::VERSION,
+            gzip: self.opts.gzip,
+            name: Bytes::from_static(b"scribe-protocol"),
+        }
+        .encode();
+        let io = |source| ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        };
+        // The magic precedes the first frame unframed, so it bypasses the codec.
+        self.framed.get_mut().write_all(&hello).await.map_err(io)?;
+        let reply = match self.recv().await {
+            Ok(r) => r,
+            Err(ClientError::Closed { .. } | ClientError::Io { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match Welcome::decode(reply) {
+            Ok(w) if w.version == native::VERSION => {
+                self.wire = Wire::Native {
+                    compression: if self.opts.gzip {
+                        w.compression
+                    } else {
+                        Compression::None
+                    },
+                };
+                Ok(true)
+            }
+            Ok(w) => Err(ClientError::Handshake {
+                addr: self.addr.clone(),
+                reason: format!("server speaks native version {}", w.version),
+            }),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Asks the server to close this connection after any `TRY_LATER`, which makes pipelining
-    /// safe (see [`PipelinedSender`]). Only scribed does this: the answer is `true` when the
-    /// server calls itself `scribed` and confirms the option. Other Scribe servers answer
-    /// `false` (or fail the call; the connection should then be dropped).
-    pub async fn negotiate_close_on_try_later(&mut self) -> Result<bool, ClientError> {
+    /// safe, and whether it speaks the native protocol. Only scribed does either: other
+    /// Scribe servers answer `(false, false)` or fail the call (the connection should then
+    /// be dropped).
+    pub async fn negotiate_thrift(&mut self) -> Result<(bool, bool), ClientError> {
         let style = HeaderStyle::Unversioned;
         let name = self
             .string_call(encode_string_call(style, "getName", &[]), "getName")
             .await?;
         if name.as_deref() != Some(&b"scribed"[..]) {
-            return Ok(false);
+            return Ok((false, false));
         }
         let key = CLOSE_ON_TRY_LATER_OPTION;
         self.string_call(
@@ -157,7 +322,21 @@ impl Client {
         let value = self
             .string_call(encode_string_call(style, "getOption", &[key]), "getOption")
             .await?;
-        Ok(value.as_deref() == Some(&b"1"[..]))
+        let native = self
+            .string_call(
+                encode_string_call(style, "getOption", &[NATIVE_OPTION]),
+                "getOption",
+            )
+            .await?;
+        Ok((
+            value.as_deref() == Some(&b"1"[..]),
+            native.as_deref() == Some(&b"1"[..]),
+        ))
+    }
+
+    /// Kept for callers that only want pipelining over Thrift.
+    pub async fn negotiate_close_on_try_later(&mut self) -> Result<bool, ClientError> {
+        self.negotiate_thrift().await.map(|(p, _)| p)
     }
 
     async fn string_call(
@@ -173,7 +352,70 @@ impl Client {
         })
     }
 
-    /// Sends one encoded `Log` call (see [`crate::LogBatchBuilder`]) and waits for its result.
+    /// Sends one native batch body (see [`native::BatchBuilder`]) without waiting, in this
+    /// connection's protocol.
+    pub async fn send_body(&mut self, body: &Bytes) -> Result<(), ClientError> {
+        let payload = match self.wire {
+            Wire::Native { compression } => {
+                let f = BatchFrame::encode(self.next_batch, body, compression);
+                self.next_batch += 1;
+                f.slice(4..)
+            }
+            Wire::Thrift { .. } => thrift_call(body).map_err(|source| ClientError::Native {
+                addr: self.addr.clone(),
+                source,
+            })?,
+        };
+        self.send(payload).await
+    }
+
+    /// Waits for the result of the oldest batch sent with [`Self::send_body`]. A native
+    /// `ERROR` (the server could not accept the batch as sent) is [`ClientError::Refused`].
+    pub async fn recv_result(&mut self) -> Result<ResultCode, ClientError> {
+        if let Wire::Thrift { .. } = self.wire {
+            return self.recv_log_reply().await;
+        }
+        let frame = self.recv().await?;
+        let native = |source| ClientError::Native {
+            addr: self.addr.clone(),
+            source,
+        };
+        let ack = Ack::decode(frame).map_err(native)?;
+        if ack.batch != self.next_ack {
+            return Err(native(NativeError::Invalid(format!(
+                "ack for batch {} while {} was expected",
+                ack.batch, self.next_ack
+            ))));
+        }
+        self.next_ack += 1;
+        match ack.status {
+            AckStatus::Ok => Ok(ResultCode::Ok),
+            AckStatus::TryLater => Ok(ResultCode::TryLater),
+            AckStatus::Error => Err(ClientError::Refused {
+                addr: self.addr.clone(),
+                message: String::from_utf8_lossy(&ack.message).into_owned(),
+            }),
+        }
+    }
+
+    /// Sends one batch body and waits for its result.
+    pub async fn log_body(&mut self, body: &Bytes) -> Result<ResultCode, ClientError> {
+        let timeout = self.opts.request_timeout;
+        let exchange = async {
+            self.send_body(body).await?;
+            self.recv_result().await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::RequestTimeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Sends one encoded Thrift `Log` call (see [`crate::LogBatchBuilder`]) and waits for
+    /// its result. Only for Thrift connections.
     pub async fn log(&mut self, call: Bytes) -> Result<ResultCode, ClientError> {
         // One deadline for the whole exchange, as for a single call.
         let timeout = self.opts.request_timeout;
@@ -191,448 +433,12 @@ impl Client {
     }
 }
 
-/// Exponential backoff with "full jitter": each wait is uniform in `[0, cap]`, where the cap
-/// doubles per failure up to `max`. Jitter keeps a fleet of clients from retrying in lockstep
-/// after an aggregator restart.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff {
-            initial,
-            max,
-            cap: initial,
-        }
+/// Re-encodes a native batch body as a Thrift `Log` call (entry ids are dropped).
+pub fn thrift_call(body: &Bytes) -> Result<Bytes, NativeError> {
+    let entries = native::decode_body(body.clone())?;
+    let mut b = LogBatchBuilder::new(HeaderStyle::Unversioned, body.len());
+    for e in &entries {
+        b.push(&e.category, &e.message);
     }
-
-    /// The next wait; at least 1 ms so a retry loop can never spin.
-    pub fn next_delay(&mut self) -> Duration {
-        let cap_ms = self.cap.as_millis().max(1) as u64;
-        self.cap = (self.cap * 2).min(self.max);
-        Duration::from_millis(fastrand::u64(1..=cap_ms))
-    }
-
-    pub fn reset(&mut self) {
-        self.cap = self.initial;
-    }
-}
-
-/// Delivery gave up: no batch was acknowledged for the whole progress timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("no progress delivering to {addr} for {waited:?}; last problem: {last}")]
-pub struct DeliveryError {
-    pub addr: String,
-    pub waited: Duration,
-    pub last: String,
-}
-
-/// Delivers a stream of batches with up to `window` of them in flight on one connection,
-/// acknowledged in order, each carrying a caller's tag (say, its line count).
-///
-/// Pipelining is used only with a server that agreed to close the connection after any
-/// `TRY_LATER` ([`Client::negotiate_close_on_try_later`]): then nothing sent behind a refused
-/// batch is ever written, and resending every unacknowledged batch, in order, on a new
-/// connection keeps the stream's order. With any other server the window is 1. After a
-/// connection error the fate of in-flight batches is unknown and they are all sent again
-/// (at-least-once, as with one batch in flight).
-pub struct PipelinedSender<T> {
-    /// Where to deliver, in order of preference: each (re)connect tries them in turn from
-    /// the first, so traffic returns to the primary once it is reachable again.
-    addrs: Vec<String>,
-    /// The address of the current (or last) connection.
-    addr: String,
-    opts: ClientOptions,
-    max_window: usize,
-    window: usize,
-    progress_timeout: Duration,
-    backoff: Backoff,
-    conn: Option<Client>,
-    in_flight: std::collections::VecDeque<(Bytes, T)>,
-    /// How many of `in_flight` (the newest ones) are not yet written to the current connection.
-    unsent: usize,
-    last_error: Option<String>,
-    last_progress: Instant,
-    /// The server turned out not to be scribed: do not ask again on reconnects.
-    plain_server: bool,
-    /// Batches sent again after a failure.
-    pub retries: u64,
-}
-
-impl<T> PipelinedSender<T> {
-    pub fn new(
-        addr: impl Into<String>,
-        opts: ClientOptions,
-        window: usize,
-        progress_timeout: Duration,
-    ) -> Self {
-        let mut opts = opts;
-        // No single wait may outlast the progress timeout the caller promised.
-        opts.request_timeout = opts.request_timeout.min(progress_timeout);
-        opts.connect_timeout = opts.connect_timeout.min(progress_timeout);
-        let addr = addr.into();
-        PipelinedSender {
-            addrs: vec![addr.clone()],
-            addr,
-            opts,
-            plain_server: false,
-            max_window: window.max(1),
-            window: 1,
-            progress_timeout,
-            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
-            conn: None,
-            in_flight: Default::default(),
-            unsent: 0,
-            last_error: None,
-            last_progress: Instant::now(),
-            retries: 0,
-        }
-    }
-
-    /// Like [`Self::new`], failing over between several aggregators: every connect tries
-    /// `addrs` in order (refused connections fail fast; a silent host costs the connect
-    /// timeout). `addrs` must not be empty.
-    pub fn with_failover(
-        addrs: Vec<String>,
-        opts: ClientOptions,
-        window: usize,
-        progress_timeout: Duration,
-    ) -> Self {
-        assert!(!addrs.is_empty(), "at least one aggregator address");
-        let mut s = Self::new(addrs[0].clone(), opts, window, progress_timeout);
-        s.addrs = addrs;
-        s
-    }
-
-    /// Takes every unacknowledged batch back, oldest first, and drops the connection. Their
-    /// fate is unknown (some may have been written by the server): a caller that keeps them
-    /// elsewhere (a disk spool) delivers them at least once.
-    pub fn take_unacked(&mut self) -> Vec<(Bytes, T)> {
-        self.conn = None;
-        self.unsent = 0;
-        self.in_flight.drain(..).collect()
-    }
-
-    /// The aggregator of the current or last connection.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    /// Batches sent and not yet acknowledged.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
-    /// Whether another batch may be sent before an acknowledgement.
-    pub fn has_room(&self) -> bool {
-        self.in_flight.len() < self.window
-    }
-
-    /// Sends a batch, or queues it while the connection is down or the window is full;
-    /// [`Self::next_ack`] sends what is queued.
-    pub async fn send(&mut self, call: Bytes, tag: T) {
-        if self.in_flight.is_empty() {
-            // Waiting for input is not a lack of progress: the clock starts with the batch.
-            self.last_progress = Instant::now();
-        }
-        self.in_flight.push_back((call, tag));
-        self.unsent += 1;
-        self.flush_unsent().await;
-    }
-
-    /// Waits for the oldest batch's `OK`, retrying through failures, and returns its tag.
-    /// Fails when nothing was acknowledged for the progress timeout.
-    pub async fn next_ack(&mut self) -> Result<T, DeliveryError> {
-        loop {
-            if self.written() == 0 {
-                self.flush_unsent().await;
-            }
-            let written = self.written();
-            let problem = match self.conn.as_mut() {
-                Some(conn) if written > 0 => match conn.recv_log_reply().await {
-                    Ok(ResultCode::Ok) => {
-                        let (_, tag) = self.in_flight.pop_front().expect("a batch is in flight");
-                        self.last_progress = Instant::now();
-                        self.backoff.reset();
-                        // Top the window up (only matters when batches wait for room).
-                        self.flush_unsent().await;
-                        return Ok(tag);
-                    }
-                    Ok(ResultCode::TryLater) => format!("{} answered TRY_LATER", self.addr),
-                    Err(e) => e.to_string(),
-                },
-                _ => self
-                    .last_error
-                    .take()
-                    .unwrap_or_else(|| format!("cannot reach {}", self.addr)),
-            };
-            // Start over on a new connection with everything unacknowledged.
-            self.retries += self.written() as u64;
-            self.conn = None;
-            self.unsent = self.in_flight.len();
-            let waited = self.last_progress.elapsed();
-            if waited >= self.progress_timeout {
-                return Err(DeliveryError {
-                    addr: self.addr.clone(),
-                    waited,
-                    last: problem,
-                });
-            }
-            let delay = self
-                .backoff
-                .next_delay()
-                .min(self.progress_timeout - waited);
-            tracing::warn!(retry_in = ?delay, in_flight = self.in_flight.len(), "{problem}");
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// Batches written to the current connection and not yet acknowledged.
-    fn written(&self) -> usize {
-        self.in_flight.len() - self.unsent
-    }
-
-    /// Connects if needed and writes queued batches while the window has room. Errors leave
-    /// the connection dropped (and are reported by the next `next_ack`).
-    async fn flush_unsent(&mut self) {
-        if self.unsent == 0 {
-            return;
-        }
-        if self.conn.is_none() {
-            match self.connect().await {
-                Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    self.last_error = Some(e.to_string());
-                    return;
-                }
-            }
-        }
-        while self.unsent > 0 && self.written() < self.window {
-            let i = self.in_flight.len() - self.unsent;
-            let call = self.in_flight[i].0.clone();
-            let conn = self.conn.as_mut().expect("connected above");
-            if let Err(e) = conn.send(call).await {
-                self.last_error = Some(e.to_string());
-                self.conn = None;
-                self.unsent = self.in_flight.len();
-                return;
-            }
-            self.unsent -= 1;
-        }
-    }
-
-    async fn connect(&mut self) -> Result<Client, ClientError> {
-        let mut last = None;
-        for i in 0..self.addrs.len() {
-            match Client::connect(&self.addrs[i], self.opts.clone()).await {
-                Ok(conn) => {
-                    if self.addr != self.addrs[i] {
-                        tracing::info!(to = %self.addrs[i], "switched aggregator");
-                        // A different server: learn again whether it pipelines.
-                        self.plain_server = false;
-                        self.addr = self.addrs[i].clone();
-                    }
-                    return self.handshake(conn).await;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("at least one address"))
-    }
-
-    async fn handshake(&mut self, mut conn: Client) -> Result<Client, ClientError> {
-        if self.max_window == 1 || self.plain_server {
-            self.window = 1;
-            return Ok(conn);
-        }
-        // The handshake is three tiny calls: a server that does not answer them promptly is
-        // not scribed, and must not cost a full request timeout.
-        let handshake = tokio::time::timeout(
-            HANDSHAKE_TIMEOUT.min(self.opts.request_timeout),
-            conn.negotiate_close_on_try_later(),
-        )
-        .await;
-        match handshake {
-            Ok(Ok(true)) => self.window = self.max_window,
-            Ok(Ok(false)) => {
-                self.window = 1;
-                self.plain_server = true;
-            }
-            // A server that does not speak fb303: one batch at a time, on a clean connection.
-            Ok(Err(_)) | Err(_) => {
-                self.window = 1;
-                self.plain_server = true;
-                conn = Client::connect(&self.addr, self.opts.clone()).await?;
-            }
-        }
-        Ok(conn)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::{encode_exception, exception_kind};
-    use crate::scribe::{
-        encode_log_call, encode_log_reply, encode_string_reply, encode_void_reply,
-    };
-    use crate::{decode_call, LogEntry, Request};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use tokio::io::AsyncReadExt;
-
-    /// A mock server: `scribed_like` answers the fb303 handshake as scribed does, otherwise it
-    /// is a plain Scribe server without fb303. It records Log calls and whether a second call
-    /// was already waiting while it answered one (pipelining).
-    async fn mock(scribed_like: bool) -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let logs = Arc::new(AtomicUsize::new(0));
-        let pipelined = Arc::new(AtomicBool::new(false));
-        let (l, p) = (logs.clone(), pipelined.clone());
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let (l, p) = (l.clone(), p.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let mut len = [0u8; 4];
-                        if stream.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
-                        stream.read_exact(&mut frame).await.unwrap();
-                        let call = decode_call(frame.into()).unwrap();
-                        let h = &call.header;
-                        let reply = match (&call.request, scribed_like) {
-                            (Request::Log(_), _) => {
-                                l.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                let mut peek = [0u8; 1];
-                                if stream.try_read(&mut peek).is_ok_and(|n| n > 0) {
-                                    p.store(true, Ordering::SeqCst);
-                                    // Put nothing back: this mock only needs the observation.
-                                    return;
-                                }
-                                encode_log_reply(h, ResultCode::Ok)
-                            }
-                            (Request::GetName, true) => encode_string_reply(h, b"scribed"),
-                            (Request::SetOption(..), true) => encode_void_reply(h),
-                            (Request::GetOption(_), true) => encode_string_reply(h, b"1"),
-                            _ => encode_exception(h, exception_kind::UNKNOWN_METHOD, "no"),
-                        };
-                        let mut out = (reply.len() as u32).to_be_bytes().to_vec();
-                        out.extend_from_slice(&reply);
-                        use tokio::io::AsyncWriteExt;
-                        stream.write_all(&out).await.unwrap();
-                    }
-                });
-            }
-        });
-        (addr, logs, pipelined)
-    }
-
-    fn call(i: usize) -> Bytes {
-        let e = LogEntry {
-            category: Bytes::from_static(b"c"),
-            message: Bytes::from(format!("{i}")),
-        };
-        encode_log_call(HeaderStyle::Unversioned, &[e])
-    }
-
-    #[tokio::test]
-    async fn never_pipelines_to_a_server_that_is_not_scribed() {
-        let (addr, logs, pipelined) = mock(false).await;
-        let mut s =
-            PipelinedSender::new(addr, ClientOptions::default(), 8, Duration::from_secs(10));
-        let mut acked = Vec::new();
-        for i in 0..5 {
-            while !s.has_room() {
-                acked.push(s.next_ack().await.unwrap());
-            }
-            s.send(call(i), i).await;
-        }
-        while s.in_flight() > 0 {
-            acked.push(s.next_ack().await.unwrap());
-        }
-        assert_eq!(logs.load(Ordering::SeqCst), 5);
-        assert!(
-            !pipelined.load(Ordering::SeqCst),
-            "a second call was sent before a reply"
-        );
-        assert_eq!(
-            acked,
-            vec![0, 1, 2, 3, 4],
-            "acknowledged once each, in order"
-        );
-    }
-
-    /// A server answering TRY_LATER to the first Log call and OK to the rest.
-    async fn try_later_once() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            let mut first = true;
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let mut framed = Framed::new(stream, frame::codec(1 << 20));
-                while let Some(Ok(f)) = framed.next().await {
-                    let call = decode_call(f.freeze()).unwrap();
-                    let reply = match call.request {
-                        Request::Log(_) if first => {
-                            first = false;
-                            encode_log_reply(&call.header, ResultCode::TryLater)
-                        }
-                        Request::Log(_) => encode_log_reply(&call.header, ResultCode::Ok),
-                        _ => encode_exception(&call.header, exception_kind::UNKNOWN_METHOD, "no"),
-                    };
-                    if framed.send(reply).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        addr
-    }
-
-    /// Quiet input longer than the progress timeout is not a lack of progress: the first
-    /// failure after it is retried, not fatal.
-    #[tokio::test]
-    async fn a_quiet_input_does_not_use_up_the_progress_timeout() {
-        let addr = try_later_once().await;
-        let timeout = Duration::from_millis(500);
-        let mut s = PipelinedSender::new(addr, ClientOptions::default(), 1, timeout);
-        tokio::time::sleep(timeout + Duration::from_millis(200)).await;
-        s.send(call(0), 0).await;
-        assert_eq!(s.next_ack().await.unwrap(), 0);
-        assert_eq!(s.retries, 1);
-    }
-
-    #[tokio::test]
-    async fn pipelines_to_scribed() {
-        let (addr, _, pipelined) = mock(true).await;
-        let mut s =
-            PipelinedSender::new(addr, ClientOptions::default(), 4, Duration::from_secs(10));
-        s.send(call(0), 0).await;
-        assert!(s.has_room());
-        s.send(call(1), 1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(pipelined.load(Ordering::SeqCst));
-    }
-
-    #[test]
-    fn backoff_grows_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(80));
-        for _ in 0..20 {
-            let d = b.next_delay();
-            assert!(d >= Duration::from_millis(1) && d <= Duration::from_millis(80));
-        }
-        assert_eq!(b.cap, Duration::from_millis(80));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(10));
-    }
+    Ok(b.finish())
 }

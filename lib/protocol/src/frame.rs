@@ -43,6 +43,21 @@ pub async fn read_budgeted_frame<S: AsyncRead + Unpin>(
     memory: &Arc<Semaphore>,
     idle: Option<Duration>,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
+    match read_frame_start(stream, idle).await? {
+        None => Ok(None),
+        Some(len) => read_budgeted_body(stream, len, max_frame, memory)
+            .await
+            .map(Some),
+    }
+}
+
+/// Reads the 4 bytes that start a frame: `None` at a clean end of stream, or when nothing
+/// arrives within `idle` (if given). Servers that sniff a protocol from these bytes (scribed:
+/// Thrift or native) read them with this and hand them to [`read_budgeted_body`].
+pub async fn read_frame_start<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    idle: Option<Duration>,
+) -> Result<Option<[u8; 4]>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -64,6 +79,17 @@ pub async fn read_budgeted_frame<S: AsyncRead + Unpin>(
             n => got += n,
         }
     }
+    Ok(Some(len))
+}
+
+/// Reads the body of a frame whose 4 length bytes were read already (see
+/// [`read_budgeted_frame`] for the memory budget and the body timeout).
+pub async fn read_budgeted_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    len: [u8; 4],
+    max_frame: usize,
+    memory: &Arc<Semaphore>,
+) -> Result<(Bytes, OwnedSemaphorePermit), FrameError> {
     let len = u32::from_be_bytes(len) as usize;
     if len > max_frame {
         return Err(FrameError::TooLarge {
@@ -94,7 +120,7 @@ pub async fn read_budgeted_frame<S: AsyncRead + Unpin>(
         Ok(r) => r?,
         Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
     }
-    Ok(Some((buf.freeze(), held)))
+    Ok((buf.freeze(), held))
 }
 
 /// Default largest frame payload accepted or sent: 16 MiB.

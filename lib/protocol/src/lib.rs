@@ -6,8 +6,11 @@
 //! - [`scribe`] — the `scribe` service and fb303 calls: decoding calls, encoding replies,
 //!   building `Log` batches.
 //! - [`frame`] — the 4-byte length-prefixed framed transport with a size cap.
-//! - [`client`] — an async client that delivers batches, retrying `TRY_LATER` and connection
-//!   failures with jittered exponential backoff.
+//! - [`native`] — the native protocol: batches with entry ids (exactly-once), pipelined and
+//!   acknowledged by number, optionally gzip-compressed.
+//! - [`ids`] — producer and entry ids.
+//! - [`client`] — one connection in either protocol; [`sender`] — delivery that pipelines,
+//!   retries `TRY_LATER` and connection failures with jittered exponential backoff.
 //!
 //! Nothing read off a socket can make this crate panic or allocate more than the frame limit:
 //! every length and element count is checked against the bytes actually present.
@@ -16,7 +19,9 @@ pub mod client;
 pub mod frame;
 pub mod ids;
 pub mod message;
+pub mod native;
 pub mod scribe;
+pub mod sender;
 pub mod thrift;
 
 pub use ids::{EntryId, ProducerId};

@@ -90,6 +90,12 @@ pub struct NetworkSpec {
     pub timeout: Option<Dur>,
     /// Connections kept per store (batches from different clients go in parallel).
     pub connections: Option<usize>,
+    /// `auto` (native if the upstream speaks it, else Thrift), `native` or `thrift`. Only
+    /// the native protocol carries entry ids upstream (exactly-once across a relay tree).
+    #[serde(default, deserialize_with = "super::values::protocol")]
+    pub protocol: Option<scribe_protocol::client::Protocol>,
+    /// Gzip batch bodies to a native upstream (for slow links).
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -64,3 +64,11 @@ impl<'de> Deserialize<'de> for Dur {
         d.deserialize_any(V)
     }
 }
+
+/// A network store's `protocol`: `auto`, `native` or `thrift`.
+pub fn protocol<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<scribe_protocol::client::Protocol>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(de::Error::custom)
+}

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use scribe_archive::Category;
+use scribe_protocol::EntryId;
 
 use crate::config::{Settings, StoreSpec};
 use crate::counters::Counters;
@@ -32,6 +33,9 @@ use crate::counters::Counters;
 pub struct CategoryBatch {
     pub category: Category,
     pub messages: Vec<Bytes>,
+    /// The messages' entry ids (native clients; `None` when no message has one), which
+    /// stores keep with the messages so the archive can recognise a resent entry.
+    pub ids: Option<Vec<Option<EntryId>>>,
     /// Sum of message lengths: what queue caps count.
     pub bytes: u64,
 }
@@ -42,8 +46,29 @@ impl CategoryBatch {
         CategoryBatch {
             category,
             messages,
+            ids: None,
             bytes,
         }
+    }
+
+    /// `ids` runs parallel to `messages`.
+    pub fn with_ids(
+        category: Category,
+        messages: Vec<Bytes>,
+        ids: Vec<Option<EntryId>>,
+    ) -> CategoryBatch {
+        debug_assert_eq!(messages.len(), ids.len());
+        CategoryBatch {
+            ids: Some(ids),
+            ..CategoryBatch::new(category, messages)
+        }
+    }
+
+    /// The id of message `i`, if it has one.
+    pub fn id(&self, i: usize) -> Option<EntryId> {
+        self.ids
+            .as_ref()
+            .and_then(|ids| ids.get(i).copied().flatten())
     }
 }
 

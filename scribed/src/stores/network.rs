@@ -2,18 +2,22 @@
 //!
 //! Upstreams are tried in order; the one that last worked is tried first, so a failover sticks
 //! until that upstream fails too. A small pool of connections lets batches from different
-//! clients travel in parallel; batches are sent as `Log` calls split at message boundaries to
-//! stay within the frame limit, and acknowledged only when the upstream answered `OK` to every
-//! call. `TRY_LATER` is reported back (the caller's client retries, or a
-//! buffer store spools).
+//! clients travel in parallel; batches are split at message boundaries to stay within the
+//! frame limit, and acknowledged only when the upstream answered `OK` to every part.
+//! `TRY_LATER` is reported back (the caller's client retries, or a buffer store spools).
+//!
+//! To a native upstream (the default when it speaks it) entries travel with their ids, so the
+//! archive at the end of a relay tree recognises an entry sent twice (a retry after a lost
+//! answer, a replayed spool); to a Thrift upstream the ids are lost (at-least-once).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use scribe_protocol::client::{Client, ClientOptions};
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
+use scribe_protocol::native::BatchBuilder;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
-use scribe_protocol::{HeaderStyle, LogBatchBuilder, ResultCode};
+use scribe_protocol::ResultCode;
 use tokio::sync::Semaphore;
 
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
@@ -42,6 +46,8 @@ impl NetworkStore {
                     .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
                 request_timeout: spec.timeout.map_or(defaults::REQUEST_TIMEOUT, |d| d.0),
                 max_frame: usize::try_from(ctx.settings.max_frame).unwrap_or(usize::MAX),
+                protocol: spec.protocol.unwrap_or_default(),
+                gzip: spec.compress.unwrap_or(false),
             },
             preferred: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
@@ -51,7 +57,7 @@ impl NetworkStore {
         }
     }
 
-    async fn send(&self, call: bytes::Bytes) -> Result<(), StoreError> {
+    async fn send(&self, body: bytes::Bytes) -> Result<(), StoreError> {
         let _slot = self.slots.acquire().await.map_err(|_| StoreError::Closed {
             store: self.name.clone(),
         })?;
@@ -61,7 +67,7 @@ impl NetworkStore {
             let i = (start + attempt) % self.upstreams.len();
             let (mut client, mut reused) = match self.take_idle(i) {
                 Some(c) => (c, true),
-                None => match Client::connect(&self.upstreams[i], self.opts.clone()).await {
+                None => match Client::open(&self.upstreams[i], self.opts.clone()).await {
                     Ok(c) => (c, false),
                     Err(e) => {
                         last = e.to_string();
@@ -70,7 +76,7 @@ impl NetworkStore {
                 },
             };
             loop {
-                match client.log(call.clone()).await {
+                match client.log_body(&body).await {
                     Ok(ResultCode::Ok) => {
                         self.preferred.store(i, Ordering::Relaxed);
                         self.connected.store(true, Ordering::Relaxed);
@@ -94,7 +100,7 @@ impl NetworkStore {
                     // that says nothing about the upstream now, so try once more on a fresh one.
                     Err(_) if reused => {
                         reused = false;
-                        match Client::connect(&self.upstreams[i], self.opts.clone()).await {
+                        match Client::open(&self.upstreams[i], self.opts.clone()).await {
                             Ok(c) => client = c,
                             Err(e) => {
                                 last = e.to_string();
@@ -103,7 +109,8 @@ impl NetworkStore {
                         }
                     }
                     // The connection is dropped; the next upstream is tried. The batch may have
-                    // been written before the connection broke: at-least-once.
+                    // been written before the connection broke: entries with ids are
+                    // recognised when they come again, others may be written twice.
                     Err(e) => {
                         last = e.to_string();
                         break;
@@ -138,19 +145,24 @@ impl Store for NetworkStore {
             .saturating_sub(LOG_ENVELOPE_OVERHEAD)
             .max(1024);
         let total: usize = batches.iter().map(|b| b.bytes as usize).sum();
-        let new_builder = || LogBatchBuilder::new(HeaderStyle::Unversioned, total.min(limit));
+        let new_builder = || BatchBuilder::with_capacity(total.min(limit));
         let mut builder = new_builder();
+        // What the part would take as a Thrift call (which repeats the category per entry):
+        // the larger of the two encodings, so the split holds for either protocol.
+        let mut thrift_len = 0;
         for b in batches {
             let cat = b.category.as_str().as_bytes();
-            for m in &b.messages {
+            for (i, m) in b.messages.iter().enumerate() {
                 let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
-                if !builder.is_empty() && builder.encoded_len() + entry > limit {
+                if !builder.is_empty() && thrift_len + entry > limit {
                     let full = std::mem::replace(&mut builder, new_builder());
-                    // A failure after an earlier call succeeded leaves that part upstream; the
-                    // caller's retry sends it again (at-least-once).
+                    thrift_len = 0;
+                    // A failure after an earlier part succeeded leaves that part upstream;
+                    // the caller's retry sends it again (recognised by id where there is one).
                     self.send(full.finish()).await?;
                 }
-                builder.push(cat, m);
+                builder.push(cat, m, b.id(i));
+                thrift_len += entry;
             }
         }
         if !builder.is_empty() {
@@ -218,11 +230,19 @@ mod tests {
                         tokio_util::codec::Framed::new(stream, frame::codec(max_frame));
                     while let Some(Ok(f)) = framed.next().await {
                         let call = decode_call(f.freeze()).unwrap();
-                        if let Request::Log(entries) = call.request {
-                            got.lock()
-                                .unwrap()
-                                .extend(entries.into_iter().map(|e| e.message));
-                        }
+                        let Request::Log(entries) = call.request else {
+                            // A plain Scribe server without fb303.
+                            let reply = scribe_protocol::message::encode_exception(
+                                &call.header,
+                                scribe_protocol::message::exception_kind::UNKNOWN_METHOD,
+                                "unknown method",
+                            );
+                            framed.send(reply).await.unwrap();
+                            continue;
+                        };
+                        got.lock()
+                            .unwrap()
+                            .extend(entries.into_iter().map(|e| e.message));
                         let reply = encode_log_reply(&call.header, ResultCode::Ok);
                         framed.send(reply).await.unwrap();
                         if one_call_per_connection {
@@ -241,6 +261,9 @@ mod tests {
             connect_timeout: None,
             timeout: None,
             connections: Some(1),
+            // The mock speaks Thrift only; `auto` would fall back to it after the native try.
+            protocol: None,
+            compress: None,
         };
         let ctx = BuildContext {
             settings,

@@ -1,0 +1,572 @@
+//! The native protocol: ship → scribed and scribed → scribed, beside Scribe's Thrift on the
+//! same port. docs/protocol.md is the normative description; in short:
+//!
+//! A client opens the connection with the 4 bytes [`MAGIC`]. Read as a Thrift frame length,
+//! they would announce a frame of about 4 GB, which no server accepts, so a server tells the
+//! two protocols apart from the first four bytes without any risk of mistaking a real Thrift
+//! client for a native one. After the magic, both sides exchange frames: a 4-byte big-endian
+//! length (of what follows), a kind byte, and the body.
+//!
+//! - `HELLO` (client): version, the compressions it can send, a name for logs.
+//! - `WELCOME` (server): version, the compression it chose, its frame limit.
+//! - `BATCH` (client): a connection-local batch number, the compression used, the body's
+//!   uncompressed length, the body (see [`BatchBuilder`]).
+//! - `ACK` (server): the batch number and a status; after any status but `OK` the server
+//!   closes the connection without reading further batches, so batches pipelined behind a
+//!   refused one are never written out of order.
+//!
+//! A batch body carries a category table, a producer table (producer id and the start of its
+//! first entry in the batch) and the entries; an entry may name its producer and the length of
+//! the sequence range it covers, so every entry has an [`EntryId`] without repeating 16-byte
+//! ids per line.
+//!
+//! Like the Thrift decoder, nothing here trusts a length or count: each is checked against the
+//! bytes present before anything is allocated, and inflating a compressed body stops at the
+//! declared length (itself capped by the caller).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::ids::{EntryId, ProducerId};
+
+/// The first bytes a native client sends.
+pub const MAGIC: [u8; 4] = [0xF5, b'S', b'C', b'N'];
+/// The protocol version this crate speaks.
+pub const VERSION: u16 = 1;
+
+/// Frame kinds.
+pub mod kind {
+    pub const HELLO: u8 = 1;
+    pub const WELCOME: u8 = 2;
+    pub const BATCH: u8 = 3;
+    pub const ACK: u8 = 4;
+}
+
+/// How a batch body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+impl Compression {
+    fn code(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+        }
+    }
+
+    fn from_code(c: u8) -> Result<Compression, NativeError> {
+        match c {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Gzip),
+            other => Err(NativeError::Invalid(format!("unknown compression {other}"))),
+        }
+    }
+}
+
+/// Bit of `HELLO`'s compression offer.
+const OFFER_GZIP: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    #[error("native frame truncated: needed {needed} more bytes")]
+    Truncated { needed: usize },
+    #[error("native frame invalid: {0}")]
+    Invalid(String),
+    #[error("unexpected native frame kind {0}")]
+    UnexpectedKind(u8),
+    #[error("protocol version {0} is not supported (this side speaks {VERSION})")]
+    Version(u16),
+    #[error("batch body inflates past its declared {declared} bytes or is corrupt: {reason}")]
+    Inflate { declared: usize, reason: String },
+    #[error("batch body of {len} bytes is over the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+}
+
+fn need(buf: &Bytes, n: usize) -> Result<(), NativeError> {
+    if buf.remaining() < n {
+        Err(NativeError::Truncated {
+            needed: n - buf.remaining(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn get_u8(buf: &mut Bytes) -> Result<u8, NativeError> {
+    need(buf, 1)?;
+    Ok(buf.get_u8())
+}
+fn get_u16(buf: &mut Bytes) -> Result<u16, NativeError> {
+    need(buf, 2)?;
+    Ok(buf.get_u16())
+}
+fn get_u32(buf: &mut Bytes) -> Result<u32, NativeError> {
+    need(buf, 4)?;
+    Ok(buf.get_u32())
+}
+fn get_u64(buf: &mut Bytes) -> Result<u64, NativeError> {
+    need(buf, 8)?;
+    Ok(buf.get_u64())
+}
+fn get_bytes(buf: &mut Bytes, n: usize) -> Result<Bytes, NativeError> {
+    need(buf, n)?;
+    Ok(buf.split_to(n))
+}
+fn get_varint(buf: &mut Bytes) -> Result<u64, NativeError> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = get_u8(buf)?;
+        let part = u64::from(b & 0x7F);
+        if i == 9 && part > 1 {
+            return Err(NativeError::Invalid("varint overflows 64 bits".into()));
+        }
+        v |= part << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(NativeError::Invalid("varint longer than 10 bytes".into()))
+}
+fn put_varint(out: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+/// Prepends the 4-byte length to `kind` + `body`.
+fn frame(kind: u8, body: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + body.len());
+    out.put_u32(1 + body.len() as u32);
+    out.put_u8(kind);
+    out.put_slice(body);
+    out.freeze()
+}
+
+/// A client's opening frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    pub gzip: bool,
+    pub name: Bytes,
+}
+
+impl Hello {
+    /// The magic and the framed `HELLO`, ready to write.
+    pub fn encode(&self) -> Bytes {
+        let mut body = BytesMut::new();
+        body.put_u16(self.version);
+        body.put_u8(if self.gzip { OFFER_GZIP } else { 0 });
+        let name = &self.name[..self.name.len().min(u16::MAX as usize)];
+        body.put_u16(name.len() as u16);
+        body.put_slice(name);
+        let f = frame(kind::HELLO, &body);
+        let mut out = BytesMut::with_capacity(4 + f.len());
+        out.put_slice(&MAGIC);
+        out.put_slice(&f);
+        out.freeze()
+    }
+
+    /// Decodes a frame's payload (kind byte included, length prefix and magic not).
+    pub fn decode(mut frame: Bytes) -> Result<Hello, NativeError> {
+        expect_kind(&mut frame, kind::HELLO)?;
+        let version = get_u16(&mut frame)?;
+        let offer = get_u8(&mut frame)?;
+        let n = get_u16(&mut frame)? as usize;
+        let name = get_bytes(&mut frame, n)?;
+        Ok(Hello {
+            version,
+            gzip: offer & OFFER_GZIP != 0,
+            name,
+        })
+    }
+}
+
+/// The server's answer to [`Hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcome {
+    pub version: u16,
+    pub compression: Compression,
+    pub max_frame: u32,
+}
+
+impl Welcome {
+    pub fn encode(&self) -> Bytes {
+        let mut body = BytesMut::new();
+        body.put_u16(self.version);
+        body.put_u8(self.compression.code());
+        body.put_u32(self.max_frame);
+        frame(kind::WELCOME, &body)
+    }
+
+    pub fn decode(mut frame: Bytes) -> Result<Welcome, NativeError> {
+        expect_kind(&mut frame, kind::WELCOME)?;
+        Ok(Welcome {
+            version: get_u16(&mut frame)?,
+            compression: Compression::from_code(get_u8(&mut frame)?)?,
+            max_frame: get_u32(&mut frame)?,
+        })
+    }
+}
+
+fn expect_kind(frame: &mut Bytes, want: u8) -> Result<(), NativeError> {
+    match get_u8(frame)? {
+        k if k == want => Ok(()),
+        k => Err(NativeError::UnexpectedKind(k)),
+    }
+}
+
+/// What a server answers to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckStatus {
+    /// Written (or recognised as already written) by every store's durability policy.
+    Ok,
+    /// Not accepted; send it again later (the server closes the connection).
+    TryLater,
+    /// The batch cannot be accepted as sent (malformed); the connection is closed.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub batch: u64,
+    pub status: AckStatus,
+    /// Why, for anything but `Ok` (for logs).
+    pub message: Bytes,
+}
+
+impl Ack {
+    pub fn encode(&self) -> Bytes {
+        let mut body = BytesMut::new();
+        body.put_u64(self.batch);
+        body.put_u8(match self.status {
+            AckStatus::Ok => 0,
+            AckStatus::TryLater => 1,
+            AckStatus::Error => 2,
+        });
+        let m = &self.message[..self.message.len().min(u16::MAX as usize)];
+        body.put_u16(m.len() as u16);
+        body.put_slice(m);
+        frame(kind::ACK, &body)
+    }
+
+    pub fn decode(mut frame: Bytes) -> Result<Ack, NativeError> {
+        expect_kind(&mut frame, kind::ACK)?;
+        let batch = get_u64(&mut frame)?;
+        let status = match get_u8(&mut frame)? {
+            0 => AckStatus::Ok,
+            1 => AckStatus::TryLater,
+            2 => AckStatus::Error,
+            s => return Err(NativeError::Invalid(format!("unknown ack status {s}"))),
+        };
+        let n = get_u16(&mut frame)? as usize;
+        let message = get_bytes(&mut frame, n)?;
+        Ok(Ack {
+            batch,
+            status,
+            message,
+        })
+    }
+}
+
+/// A `BATCH` frame's header: what a server needs before inflating the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchFrame {
+    pub batch: u64,
+    pub compression: Compression,
+    /// The body's length once inflated.
+    pub body_len: usize,
+    /// The body as sent (compressed or not).
+    pub payload: Bytes,
+}
+
+impl BatchFrame {
+    /// Frames `body` (an uncompressed [`BatchBuilder`] body) as batch number `batch`,
+    /// compressing it when asked.
+    pub fn encode(batch: u64, body: &Bytes, compression: Compression) -> Bytes {
+        let compressed;
+        let payload: &[u8] = match compression {
+            Compression::None => body,
+            Compression::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                // Writing to a Vec cannot fail.
+                let _ = enc.write_all(body);
+                compressed = enc.finish().unwrap_or_default();
+                &compressed
+            }
+        };
+        let mut out = BytesMut::with_capacity(4 + 1 + 8 + 1 + 4 + payload.len());
+        out.put_u32((1 + 8 + 1 + 4 + payload.len()) as u32);
+        out.put_u8(kind::BATCH);
+        out.put_u64(batch);
+        out.put_u8(compression.code());
+        out.put_u32(body.len() as u32);
+        out.put_slice(payload);
+        out.freeze()
+    }
+
+    /// Decodes a frame's payload (kind byte included) without inflating it.
+    pub fn decode(mut frame: Bytes) -> Result<BatchFrame, NativeError> {
+        expect_kind(&mut frame, kind::BATCH)?;
+        let batch = get_u64(&mut frame)?;
+        let compression = Compression::from_code(get_u8(&mut frame)?)?;
+        let body_len = get_u32(&mut frame)? as usize;
+        if compression == Compression::None && body_len != frame.len() {
+            return Err(NativeError::Invalid(format!(
+                "body of {} bytes declared as {body_len}",
+                frame.len()
+            )));
+        }
+        Ok(BatchFrame {
+            batch,
+            compression,
+            body_len,
+            payload: frame,
+        })
+    }
+
+    /// The uncompressed body. A compressed one is inflated to exactly `body_len` bytes, which
+    /// the caller has checked against its limit (and accounted) first; anything longer,
+    /// shorter or corrupt is an error.
+    pub fn into_body(self, max: usize) -> Result<Bytes, NativeError> {
+        if self.body_len > max {
+            return Err(NativeError::TooLarge {
+                len: self.body_len,
+                max,
+            });
+        }
+        match self.compression {
+            Compression::None => Ok(self.payload),
+            Compression::Gzip => {
+                let declared = self.body_len;
+                let mut out = Vec::with_capacity(declared);
+                let mut dec =
+                    flate2::read::GzDecoder::new(&self.payload[..]).take(declared as u64 + 1);
+                dec.read_to_end(&mut out)
+                    .map_err(|e| NativeError::Inflate {
+                        declared,
+                        reason: e.to_string(),
+                    })?;
+                if out.len() != declared {
+                    return Err(NativeError::Inflate {
+                        declared,
+                        reason: format!("inflated to {} bytes", out.len()),
+                    });
+                }
+                Ok(out.into())
+            }
+        }
+    }
+}
+
+/// One decoded entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub category: Bytes,
+    pub message: Bytes,
+    pub id: Option<EntryId>,
+}
+
+/// Smallest encoded entry: category index, producer index, message length (one byte each).
+const MIN_ENTRY: usize = 3;
+
+/// Decodes a batch body into entries (categories and messages are slices of `body`).
+pub fn decode_body(mut body: Bytes) -> Result<Vec<Entry>, NativeError> {
+    let ncat = get_u32(&mut body)? as usize;
+    need(&body, ncat.saturating_mul(2))?;
+    let mut cats = Vec::with_capacity(ncat);
+    for _ in 0..ncat {
+        let n = get_u16(&mut body)? as usize;
+        cats.push(get_bytes(&mut body, n)?);
+    }
+    let nprod = get_u32(&mut body)? as usize;
+    need(&body, nprod.saturating_mul(24))?;
+    // (id, next start) per producer run.
+    let mut prods = Vec::with_capacity(nprod);
+    for _ in 0..nprod {
+        let mut id = [0u8; 16];
+        body.copy_to_slice(&mut id);
+        let base = body.get_u64();
+        prods.push((ProducerId(id), base));
+    }
+    let n = get_u32(&mut body)? as usize;
+    if n > body.remaining() / MIN_ENTRY {
+        return Err(NativeError::Invalid(format!(
+            "{n} entries cannot fit in {} bytes",
+            body.remaining()
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = get_varint(&mut body)?;
+        let category = usize::try_from(c)
+            .ok()
+            .and_then(|c| cats.get(c))
+            .ok_or_else(|| NativeError::Invalid(format!("category index {c} out of range")))?
+            .clone();
+        let p = get_varint(&mut body)?;
+        let id = if p == 0 {
+            None
+        } else {
+            let run = usize::try_from(p - 1)
+                .ok()
+                .and_then(|p| prods.get_mut(p))
+                .ok_or_else(|| NativeError::Invalid(format!("producer index {p} out of range")))?;
+            let span = get_varint(&mut body)?;
+            let start = run.1;
+            let end = start
+                .checked_add(span)
+                .filter(|_| span > 0)
+                .ok_or_else(|| NativeError::Invalid("empty or overflowing entry range".into()))?;
+            run.1 = end;
+            Some(EntryId {
+                producer: run.0,
+                start,
+                end,
+            })
+        };
+        let len = get_varint(&mut body)?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= body.remaining())
+            .ok_or(NativeError::Truncated {
+                needed: usize::try_from(len).unwrap_or(usize::MAX),
+            })?;
+        let message = body.split_to(len);
+        out.push(Entry {
+            category,
+            message,
+            id,
+        });
+    }
+    if body.has_remaining() {
+        return Err(NativeError::Invalid(format!(
+            "{} bytes after the last entry",
+            body.remaining()
+        )));
+    }
+    Ok(out)
+}
+
+/// Builds a batch body. Entries of one producer that continue where its previous entry in
+/// the batch ended share one producer-table row; a jump (a restart from a checkpoint, a
+/// resent range) starts a new row for the same id.
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    cats: Vec<Bytes>,
+    cat_index: HashMap<Bytes, usize>,
+    /// (id, base, where its next entry must start to continue this row).
+    prods: Vec<(ProducerId, u64, u64)>,
+    /// Each producer's newest row.
+    prod_index: HashMap<ProducerId, usize>,
+    entries: BytesMut,
+    count: u32,
+    message_bytes: u64,
+}
+
+impl BatchBuilder {
+    pub fn new() -> BatchBuilder {
+        BatchBuilder::default()
+    }
+
+    pub fn with_capacity(bytes: usize) -> BatchBuilder {
+        BatchBuilder {
+            entries: BytesMut::with_capacity(bytes),
+            ..Default::default()
+        }
+    }
+
+    /// Appends one entry. Categories longer than 65,535 bytes are cut there (no server
+    /// accepts such names anyway; scribed's limit is 200).
+    pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
+        let category = &category[..category.len().min(u16::MAX as usize)];
+        // Most batches hold one category: check the last one before hashing.
+        let c = match self.cats.last() {
+            Some(last) if &last[..] == category => self.cats.len() - 1,
+            _ => match self.cat_index.get(category) {
+                Some(&c) => c,
+                None => {
+                    let c = Bytes::copy_from_slice(category);
+                    self.cats.push(c.clone());
+                    self.cat_index.insert(c, self.cats.len() - 1);
+                    self.cats.len() - 1
+                }
+            },
+        };
+        put_varint(&mut self.entries, c as u64);
+        match id {
+            None => put_varint(&mut self.entries, 0),
+            Some(id) => {
+                let end = id.end.max(id.start.saturating_add(1));
+                let row = match self.prod_index.get(&id.producer) {
+                    Some(&r) if self.prods[r].2 == id.start => r,
+                    _ => {
+                        self.prods.push((id.producer, id.start, id.start));
+                        let r = self.prods.len() - 1;
+                        self.prod_index.insert(id.producer, r);
+                        r
+                    }
+                };
+                self.prods[row].2 = end;
+                put_varint(&mut self.entries, row as u64 + 1);
+                put_varint(&mut self.entries, end - id.start);
+            }
+        }
+        put_varint(&mut self.entries, message.len() as u64);
+        self.entries.put_slice(message);
+        self.count += 1;
+        self.message_bytes += message.len() as u64;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sum of message lengths so far.
+    pub fn message_bytes(&self) -> u64 {
+        self.message_bytes
+    }
+
+    /// About how long the body will be.
+    pub fn encoded_len(&self) -> usize {
+        self.entries.len()
+            + self.cats.iter().map(|c| c.len() + 2).sum::<usize>()
+            + 24 * self.prods.len()
+            + 12
+    }
+
+    /// The finished body.
+    pub fn finish(self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.encoded_len());
+        out.put_u32(self.cats.len() as u32);
+        for c in &self.cats {
+            out.put_u16(c.len() as u16);
+            out.put_slice(c);
+        }
+        out.put_u32(self.prods.len() as u32);
+        for (id, base, _) in &self.prods {
+            out.put_slice(&id.0);
+            out.put_u64(*base);
+        }
+        out.put_u32(self.count);
+        out.put_slice(&self.entries);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests;

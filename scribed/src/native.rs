@@ -1,0 +1,139 @@
+//! One native-protocol connection (see `scribe_protocol::native` and docs/protocol.md):
+//! `HELLO` → `WELCOME`, then batches, each answered by an `ACK` with its number, strictly in
+//! order. After any answer but `OK` the connection is closed without reading further, so a
+//! client that pipelines never has a batch written behind one that was refused.
+//!
+//! Entries keep their ids on the way to the stores: a file store writes an entry whose range
+//! its category already committed as a duplicate-free no-op (exactly-once), a relay forwards
+//! the ids upstream.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use scribe_protocol::native::{
+    self, Ack, AckStatus, BatchFrame, Compression, Hello, NativeError, Welcome,
+};
+use scribe_protocol::ResultCode;
+use tokio::net::TcpStream;
+
+use crate::connection::{read_frame, write_reply, SLOW_CALL};
+use crate::handler;
+use crate::Server;
+
+/// The `HELLO` must follow the magic within this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, &server)).await {
+        Ok(Ok(Some((frame, _memory)))) => Hello::decode(frame),
+        Ok(Ok(None)) | Err(_) => return,
+        Ok(Err(e)) => {
+            bad(&server, peer, &e);
+            return;
+        }
+    };
+    let hello = match hello {
+        Ok(h) => h,
+        Err(e) => return bad(&server, peer, &e),
+    };
+    let welcome = Welcome {
+        version: native::VERSION,
+        compression: if hello.gzip {
+            Compression::Gzip
+        } else {
+            Compression::None
+        },
+        max_frame: u32::try_from(server.max_frame).unwrap_or(u32::MAX),
+    };
+    if !write_reply(&mut stream, &welcome.encode(), peer).await || hello.version != native::VERSION
+    {
+        // A client of another version reads our version from the WELCOME and gives up.
+        return;
+    }
+    tracing::debug!(%peer, name = %String::from_utf8_lossy(&hello.name), "native client");
+    loop {
+        let next = tokio::select! {
+            biased;
+            // A batch read but not answered is not acknowledged: the client sends it again.
+            _ = server.shutdown.cancelled() => break,
+            next = read_frame(&mut stream, &server) => next,
+        };
+        let (frame, _memory) = match next {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return bad(&server, peer, &e),
+        };
+        let started = Instant::now();
+        let (batch, status, message) = match handle_batch(&server, frame).await {
+            Ok((batch, ResultCode::Ok)) => (batch, AckStatus::Ok, Bytes::new()),
+            Ok((batch, ResultCode::TryLater)) => {
+                (batch, AckStatus::TryLater, Bytes::from_static(b"try later"))
+            }
+            Err((batch, e)) => {
+                bad(&server, peer, &e);
+                (batch, AckStatus::Error, Bytes::from(e.to_string()))
+            }
+        };
+        let ack = Ack {
+            batch,
+            status,
+            message,
+        };
+        if !write_reply(&mut stream, &ack.encode(), peer).await || status != AckStatus::Ok {
+            break;
+        }
+        if started.elapsed() >= SLOW_CALL {
+            // As for pipelining Thrift clients (see `connection`): the client may have given
+            // up on this connection and sent what is queued here again elsewhere.
+            break;
+        }
+    }
+}
+
+/// Decodes (inflating within the frame-memory budget) and routes one batch.
+async fn handle_batch(
+    server: &Server,
+    frame: Bytes,
+) -> Result<(u64, ResultCode), (u64, NativeError)> {
+    let bf = BatchFrame::decode(frame).map_err(|e| (0, e))?;
+    let batch = bf.batch;
+    // An inflated body takes its own share of the budget, on top of the compressed frame.
+    let _inflated = if bf.compression == Compression::None {
+        None
+    } else {
+        if bf.body_len > server.max_frame {
+            return Err((
+                batch,
+                NativeError::TooLarge {
+                    len: bf.body_len,
+                    max: server.max_frame,
+                },
+            ));
+        }
+        let permits = u32::try_from(bf.body_len.max(1)).unwrap_or(u32::MAX);
+        Some(
+            server
+                .frame_memory
+                .clone()
+                .acquire_many_owned(permits)
+                .await
+                .map_err(|_| (batch, NativeError::Invalid("shutting down".into())))?,
+        )
+    };
+    let body = bf.into_body(server.max_frame).map_err(|e| (batch, e))?;
+    let entries = native::decode_body(body).map_err(|e| (batch, e))?;
+    let code = handler::log(
+        server,
+        entries.into_iter().map(|e| (e.category, e.message, e.id)),
+    )
+    .await;
+    Ok((batch, code))
+}
+
+fn bad(server: &Server, peer: SocketAddr, e: &dyn std::fmt::Display) {
+    server
+        .bad_frame_warn
+        .warn(|| format!("closing native connection from {peer}: {e}"));
+}
