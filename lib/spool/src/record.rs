@@ -4,6 +4,7 @@
 //! means) is the segment module's job.
 
 use bytes::Bytes;
+use scribe_protocol::{EntryId, ProducerId};
 
 use crate::error::SpoolError;
 
@@ -16,12 +17,20 @@ pub(crate) const HEADER_LEN: usize = 16;
 const COUNT_LEN: usize = 4;
 /// Per entry: `u16` category length and `u32` message length.
 const ENTRY_OVERHEAD: usize = 6;
+/// Set in the entry count of a record whose entries carry ids: each entry then has one more
+/// byte (0: no id, 1: an id follows) and, with an id, [`ID_LEN`] bytes (producer, start, end).
+/// Records without ids are byte-for-byte the original format.
+const HAS_IDS: u32 = 1 << 31;
+const ID_LEN: usize = 16 + 8 + 8;
 
-/// One spooled entry. Both fields are arbitrary bytes (NUL, invalid UTF-8 are fine).
+/// One spooled entry. Category and message are arbitrary bytes (NUL, invalid UTF-8 are
+/// fine); the id, when there is one, lets the archive recognise the entry if it is delivered
+/// twice (see `scribe_protocol::ids`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub category: Bytes,
     pub message: Bytes,
+    pub id: Option<EntryId>,
 }
 
 impl Entry {
@@ -29,6 +38,18 @@ impl Entry {
         Entry {
             category: category.into(),
             message: message.into(),
+            id: None,
+        }
+    }
+
+    pub fn with_id(
+        category: impl Into<Bytes>,
+        message: impl Into<Bytes>,
+        id: Option<EntryId>,
+    ) -> Entry {
+        Entry {
+            id,
+            ..Entry::new(category, message)
         }
     }
 }
@@ -38,6 +59,9 @@ impl Entry {
 pub trait AsEntry {
     fn category(&self) -> &[u8];
     fn message(&self) -> &[u8];
+    fn id(&self) -> Option<EntryId> {
+        None
+    }
 }
 
 impl AsEntry for Entry {
@@ -46,6 +70,9 @@ impl AsEntry for Entry {
     }
     fn message(&self) -> &[u8] {
         &self.message
+    }
+    fn id(&self) -> Option<EntryId> {
+        self.id
     }
 }
 
@@ -64,6 +91,9 @@ impl<T: AsEntry + ?Sized> AsEntry for &T {
     }
     fn message(&self) -> &[u8] {
         (**self).message()
+    }
+    fn id(&self) -> Option<EntryId> {
+        (**self).id()
     }
 }
 
@@ -85,6 +115,10 @@ impl Header {
 /// is refused without building it.
 pub(crate) fn payload_len<E: AsEntry>(entries: &[E]) -> Result<u64, SpoolError> {
     let mut len = COUNT_LEN as u64;
+    if entries.iter().any(|e| e.id().is_some()) {
+        len += entries.len() as u64
+            + ID_LEN as u64 * entries.iter().filter(|e| e.id().is_some()).count() as u64;
+    }
     for e in entries {
         let cat = e.category().len();
         if cat > usize::from(u16::MAX) {
@@ -102,13 +136,26 @@ pub(crate) fn encode<E: AsEntry>(entries: &[E], payload_len: u32, out: &mut Vec<
     let start = out.len();
     out.reserve(HEADER_LEN + payload_len as usize);
     out.extend_from_slice(&[0; HEADER_LEN]);
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    let ids = entries.iter().any(|e| e.id().is_some());
+    let count = entries.len() as u32 | if ids { HAS_IDS } else { 0 };
+    out.extend_from_slice(&count.to_le_bytes());
     for e in entries {
         let (c, m) = (e.category(), e.message());
         out.extend_from_slice(&(c.len() as u16).to_le_bytes());
         out.extend_from_slice(c);
         out.extend_from_slice(&(m.len() as u32).to_le_bytes());
         out.extend_from_slice(m);
+        if ids {
+            match e.id() {
+                None => out.push(0),
+                Some(id) => {
+                    out.push(1);
+                    out.extend_from_slice(&id.producer.0);
+                    out.extend_from_slice(&id.start.to_le_bytes());
+                    out.extend_from_slice(&id.end.to_le_bytes());
+                }
+            }
+        }
     }
     debug_assert_eq!(out.len() - start - HEADER_LEN, payload_len as usize);
     let payload_crc = crc32fast::hash(&out[start + HEADER_LEN..]);
@@ -146,7 +193,9 @@ pub(crate) fn parse_header(h: &[u8; HEADER_LEN], max_payload: u32) -> Option<Hea
 /// though the CRC matched, and must not panic.
 pub(crate) fn decode_payload(payload: Bytes) -> Option<Vec<Entry>> {
     let p = &payload[..];
-    let count = le32(p.get(0..COUNT_LEN)?) as usize;
+    let raw = le32(p.get(0..COUNT_LEN)?);
+    let ids = raw & HAS_IDS != 0;
+    let count = (raw & !HAS_IDS) as usize;
     // Every entry takes at least ENTRY_OVERHEAD bytes, which bounds the allocation by the
     // payload actually present.
     if count > (p.len() - COUNT_LEN) / ENTRY_OVERHEAD {
@@ -164,9 +213,31 @@ pub(crate) fn decode_payload(payload: Bytes) -> Option<Vec<Entry>> {
             return None;
         }
         at = msg.end;
+        let id = if ids {
+            let flag = *p.get(at)?;
+            at += 1;
+            match flag {
+                0 => None,
+                1 => {
+                    let b = p.get(at..at + ID_LEN)?;
+                    at += ID_LEN;
+                    let start = u64::from_le_bytes(b[16..24].try_into().ok()?);
+                    let end = u64::from_le_bytes(b[24..32].try_into().ok()?);
+                    Some(EntryId {
+                        producer: ProducerId(b[..16].try_into().ok()?),
+                        start,
+                        end,
+                    })
+                }
+                _ => return None,
+            }
+        } else {
+            None
+        };
         entries.push(Entry {
             category: payload.slice(cat),
             message: payload.slice(msg),
+            id,
         });
     }
     (at == p.len()).then_some(entries)
@@ -245,6 +316,27 @@ mod tests {
         // Every truncation is refused, without panicking.
         for n in 0..payload.len() {
             assert!(decode_payload(Bytes::copy_from_slice(&payload[..n])).is_none());
+        }
+    }
+
+    #[test]
+    fn entries_with_ids_round_trip_beside_entries_without() {
+        let id = EntryId {
+            producer: ProducerId([7; 16]),
+            start: 10,
+            end: 25,
+        };
+        let entries = vec![
+            Entry::with_id(&b"c"[..], &b"with\n"[..], Some(id)),
+            Entry::new(&b"d"[..], &b"without"[..]),
+        ];
+        let len = payload_len(&entries).unwrap() as u32;
+        let mut out = Vec::new();
+        encode(&entries, len, &mut out);
+        let payload = Bytes::copy_from_slice(&out[HEADER_LEN..]);
+        assert_eq!(decode_payload(payload.clone()).unwrap(), entries);
+        for n in 0..payload.len() {
+            assert!(decode_payload(payload.slice(..n)).is_none());
         }
     }
 

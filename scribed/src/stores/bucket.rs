@@ -79,14 +79,20 @@ impl Store for BucketStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
         let mut per_bucket: Vec<Vec<Batch>> = vec![Vec::new(); self.buckets.len()];
         for b in batches {
-            let mut split: Vec<Vec<bytes::Bytes>> = vec![Vec::new(); self.buckets.len()];
-            for m in &b.messages {
+            let mut split: Vec<(Vec<bytes::Bytes>, Vec<_>)> =
+                vec![(Vec::new(), Vec::new()); self.buckets.len()];
+            for (j, m) in b.messages.iter().enumerate() {
                 let (i, stored) = self.place(m);
-                split[i].push(stored);
+                split[i].0.push(stored);
+                split[i].1.push(b.id(j));
             }
-            for (i, msgs) in split.into_iter().enumerate() {
+            for (i, (msgs, ids)) in split.into_iter().enumerate() {
                 if !msgs.is_empty() {
-                    per_bucket[i].push(Arc::new(CategoryBatch::new(b.category.clone(), msgs)));
+                    per_bucket[i].push(Arc::new(if b.ids.is_some() {
+                        CategoryBatch::with_ids(b.category.clone(), msgs, ids)
+                    } else {
+                        CategoryBatch::new(b.category.clone(), msgs)
+                    }));
                 }
             }
         }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_archive::Category;
+use scribe_protocol::EntryId;
 use scribe_spool::{Entry, Position, Spool, SpoolError, SpoolOptions};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -322,9 +323,12 @@ impl Actor {
                     .iter()
                     .flat_map(|b| {
                         let cat = Bytes::copy_from_slice(b.category.as_str().as_bytes());
+                        // Ids go into the spool with their messages, so a replayed entry is
+                        // still recognised upstream if it got there before.
                         b.messages
                             .iter()
-                            .map(move |m| Entry::new(cat.clone(), m.clone()))
+                            .enumerate()
+                            .map(move |(i, m)| Entry::with_id(cat.clone(), m.clone(), b.id(i)))
                     })
                     .collect();
                 results.push(self.spool.append(&entries).map_err(|e| match e {
@@ -485,20 +489,28 @@ impl Actor {
 /// entries of one category form one batch). An entry whose category is not valid can only
 /// come from corruption that passed the CRC; it is counted and skipped.
 fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
-    let mut out: Vec<CategoryBatch> = Vec::new();
+    let mut out: Vec<(Category, Vec<Bytes>, Vec<Option<EntryId>>)> = Vec::new();
     for e in entries {
         match out.last_mut() {
-            Some(last) if last.category.as_str().as_bytes() == &e.category[..] => {
-                last.bytes += e.message.len() as u64;
-                last.messages.push(e.message.clone());
+            Some((cat, messages, ids)) if cat.as_str().as_bytes() == &e.category[..] => {
+                messages.push(e.message.clone());
+                ids.push(e.id);
             }
             _ => match Category::new(&e.category) {
-                Ok(c) => out.push(CategoryBatch::new(c, vec![e.message.clone()])),
+                Ok(c) => out.push((c, vec![e.message.clone()], vec![e.id])),
                 Err(_) => counters.add(None, DROPPED_CORRUPT, 1),
             },
         }
     }
-    out.into_iter().map(Arc::new).collect()
+    out.into_iter()
+        .map(|(c, messages, ids)| {
+            Arc::new(if ids.iter().any(Option::is_some) {
+                CategoryBatch::with_ids(c, messages, ids)
+            } else {
+                CategoryBatch::new(c, messages)
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
