@@ -269,6 +269,7 @@ impl Tail {
                 file_id,
                 offset_after,
                 bytes,
+                ..
             } => {
                 let Some(target) = targets.get(path) else {
                     return;

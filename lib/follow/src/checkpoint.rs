@@ -5,11 +5,15 @@
 //! told apart from a valid one:
 //!
 //! ```text
-//! scribe-follow positions 1
-//! <device>\t<inode>\t<fingerprint len>\t<fingerprint crc, hex>\t<offset>\t<escaped path>
+//! scribe-follow positions 2
+//! <device>\t<inode>\t<fingerprint len>\t<fingerprint crc, hex>\t<offset>\t<stream, hex>\t<escaped path>
 //! ...
 //! crc <CRC-32 of every byte above, hex>
 //! ```
+//!
+//! Version 1 (written before stream nonces existed) has no `<stream>` column; it still loads,
+//! with [`Checkpoint::stream`] 0 ("unknown"), and the [`Follower`](crate::Follower) gives such
+//! files a fresh nonce. Saving always writes version 2.
 //!
 //! In the path, `\\`, tab, newline, other control bytes and bytes ≥ 0x7F are written as
 //! `\\`, `\t`, `\n` and `\xNN`.
@@ -23,7 +27,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{io_err, FollowError};
 use crate::identity::Fingerprint;
 
-const HEADER: &str = "scribe-follow positions 1\n";
+const HEADER: &str = "scribe-follow positions 2\n";
+const HEADER_V1: &str = "scribe-follow positions 1\n";
 
 /// One file's committed position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,10 @@ pub struct Checkpoint {
     pub fingerprint: Fingerprint,
     /// Bytes of the file acknowledged by the caller: a restart resumes here.
     pub offset: u64,
+    /// The generation's stream nonce (see [`Follower::stream_of`](crate::Follower::stream_of)):
+    /// a restart names the file's byte offsets with the same nonce. 0 means unknown (a
+    /// version-1 positions file); the follower then assigns a fresh one.
+    pub stream: u64,
 }
 
 /// A set of [`Checkpoint`]s: taken from a [`Follower`](crate::Follower) with
@@ -107,8 +116,8 @@ impl Checkpoints {
         let mut out = HEADER.as_bytes().to_vec();
         for c in &self.entries {
             let head = format!(
-                "{}\t{}\t{}\t{:08x}\t{}\t",
-                c.device, c.inode, c.fingerprint.len, c.fingerprint.crc, c.offset
+                "{}\t{}\t{}\t{:08x}\t{}\t{:016x}\t",
+                c.device, c.inode, c.fingerprint.len, c.fingerprint.crc, c.offset, c.stream
             );
             out.extend_from_slice(head.as_bytes());
             escape(c.path.as_os_str().as_bytes(), &mut out);
@@ -137,19 +146,24 @@ fn decode(bytes: &[u8]) -> Result<Checkpoints, (usize, &'static str)> {
     if crc32fast::hash(body) != crc {
         return Err((trailer_line, "checksum mismatch (damaged or torn file)"));
     }
-    if !body.starts_with(HEADER.as_bytes()) {
-        return Err((1, "not a scribe-follow positions file (version 1)"));
-    }
+    let with_stream = if body.starts_with(HEADER.as_bytes()) {
+        true
+    } else if body.starts_with(HEADER_V1.as_bytes()) {
+        false
+    } else {
+        return Err((1, "not a scribe-follow positions file (version 1 or 2)"));
+    };
     let mut entries = Vec::new();
     // `lines` ends with the empty string after the last '\n'; skip it and the header.
     for (i, line) in lines.iter().enumerate().take(lines.len() - 1).skip(1) {
-        entries.push(parse_entry(line).ok_or((i + 1, "malformed entry"))?);
+        entries.push(parse_entry(line, with_stream).ok_or((i + 1, "malformed entry"))?);
     }
     Ok(Checkpoints { entries })
 }
 
-fn parse_entry(line: &[u8]) -> Option<Checkpoint> {
-    let mut fields = line.splitn(6, |&b| b == b'\t');
+/// One entry line; `with_stream`: version 2, which has the stream column.
+fn parse_entry(line: &[u8], with_stream: bool) -> Option<Checkpoint> {
+    let mut fields = line.splitn(if with_stream { 7 } else { 6 }, |&b| b == b'\t');
     let mut num = |radix| {
         let f = std::str::from_utf8(fields.next()?).ok()?;
         u64::from_str_radix(f, radix).ok()
@@ -159,6 +173,7 @@ fn parse_entry(line: &[u8]) -> Option<Checkpoint> {
     let len = u32::try_from(num(10)?).ok()?;
     let crc = u32::try_from(num(16)?).ok()?;
     let offset = num(10)?;
+    let stream = if with_stream { num(16)? } else { 0 };
     let path = unescape(fields.next()?)?;
     Some(Checkpoint {
         path: PathBuf::from(OsStr::from_bytes(&path)),
@@ -166,6 +181,7 @@ fn parse_entry(line: &[u8]) -> Option<Checkpoint> {
         inode,
         fingerprint: Fingerprint { len, crc },
         offset,
+        stream,
     })
 }
 
@@ -222,6 +238,7 @@ mod tests {
                         crc: 0xdead_beef,
                     },
                     offset: 12345,
+                    stream: 0x0123_4567_89ab_cdef,
                 },
                 Checkpoint {
                     // Non-UTF-8, tab, newline and backslash all round-trip.
@@ -230,6 +247,7 @@ mod tests {
                     inode: 2,
                     fingerprint: Fingerprint::default(),
                     offset: 0,
+                    stream: u64::MAX,
                 },
             ],
         }
@@ -258,5 +276,40 @@ mod tests {
         for n in 0..good.len() {
             assert!(decode(&good[..n]).is_err(), "truncated to {n}");
         }
+    }
+
+    #[test]
+    fn version_1_loads_with_unknown_streams() {
+        let mut v1 = HEADER_V1.as_bytes().to_vec();
+        v1.extend_from_slice(b"2049\t7\t4\t0000abcd\t99\t/var/log/a\\x2elog\n");
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(format!("crc {crc:08x}\n").as_bytes());
+        let loaded = decode(&v1).unwrap();
+        assert_eq!(
+            loaded.entries,
+            [Checkpoint {
+                path: PathBuf::from("/var/log/a.log"),
+                device: 2049,
+                inode: 7,
+                fingerprint: Fingerprint {
+                    len: 4,
+                    crc: 0xabcd
+                },
+                offset: 99,
+                stream: 0,
+            }]
+        );
+        // Saving writes version 2, which keeps the stream.
+        assert!(loaded.encode().starts_with(HEADER.as_bytes()));
+        assert_eq!(decode(&loaded.encode()).unwrap(), loaded);
+    }
+
+    #[test]
+    fn version_2_entry_without_its_stream_column_is_malformed() {
+        let mut v2 = HEADER.as_bytes().to_vec();
+        v2.extend_from_slice(b"2049\t7\t4\t0000abcd\t99\t/var/log/a\n");
+        let crc = crc32fast::hash(&v2);
+        v2.extend_from_slice(format!("crc {crc:08x}\n").as_bytes());
+        assert_eq!(decode(&v2), Err((2, "malformed entry")));
     }
 }

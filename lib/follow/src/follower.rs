@@ -5,6 +5,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::checkpoint::{Checkpoint, Checkpoints};
@@ -15,6 +16,9 @@ use crate::pass::Pass;
 /// Names one generation of one followed file in [`Event`]s and in [`Follower::commit`]. A new
 /// file at a watched path, and a file that was truncated, get a new id, so a late commit for
 /// the old contents can never move the new contents' offset.
+///
+/// A `FileId` lives only as long as the [`Follower`]; what names a generation across restarts
+/// is its stream nonce ([`Follower::stream_of`]), kept in the [`Checkpoint`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(pub(crate) u64);
 
@@ -62,17 +66,22 @@ impl Default for FollowOptions {
 pub enum Event<'a> {
     /// A complete line (ending in `\n`), or the held partial last line of a file that rotated
     /// away or was truncated (no `\n`). Bytes are passed through unchanged. Commit
-    /// `offset_after` once the line is acknowledged.
+    /// `offset_after` once the line is acknowledged. The line is the bytes
+    /// `[offset_after - bytes.len(), offset_after)` of the generation named by `stream`.
     Line {
         path: &'a Path,
         file_id: FileId,
+        /// The generation's stream nonce (see [`Follower::stream_of`]).
+        stream: u64,
         offset_after: u64,
         bytes: &'a [u8],
     },
-    /// Started following a file at `offset`.
+    /// Started following a file at `offset`: a new generation, with a fresh `stream` nonce,
+    /// or one restored from a checkpoint (then `stream` is the checkpoint's).
     Opened {
         path: &'a Path,
         file_id: FileId,
+        stream: u64,
         offset: u64,
     },
     /// The file left the watched path and was found again at `to`; it is drained to its end
@@ -83,12 +92,14 @@ pub enum Event<'a> {
         to: &'a Path,
     },
     /// The file shrank below the read offset, or no longer starts with its fingerprinted
-    /// bytes (copytruncate, or a rewrite in place). Reading restarts at 0 under a new id.
-    /// Whatever was written after `offset` and before the truncation is lost.
+    /// bytes (copytruncate, or a rewrite in place). Reading restarts at 0 under a new id
+    /// and a new stream nonce, `new_stream` (the byte offsets start over). Whatever was
+    /// written after `offset` and before the truncation is lost.
     Truncated {
         path: &'a Path,
         file_id: FileId,
         new_file_id: FileId,
+        new_stream: u64,
         offset: u64,
         size: u64,
         /// The copy (copytruncate's) the unread rest of the old contents is read from, under
@@ -145,6 +156,8 @@ pub struct FollowStats {
 /// One generation of one file.
 pub(crate) struct Tracked {
     pub(crate) id: FileId,
+    /// The stream nonce: names this generation's byte offsets across restarts (never 0).
+    pub(crate) stream: u64,
     pub(crate) key: FileKey,
     pub(crate) fp: Fingerprint,
     /// Read position: every byte before it was delivered or is in `partial`.
@@ -200,6 +213,9 @@ pub struct Follower {
     checkpoints: HashMap<PathBuf, Vec<Checkpoint>>,
     started: bool,
     next_id: u64,
+    /// A stream nonce was assigned since the last [`Follower::checkpoints`]. Atomic (not a
+    /// `Cell`) so that `checkpoints` can clear it through `&self` and the follower stays `Sync`.
+    unsaved_streams: AtomicBool,
     stats: FollowStats,
     buf: Vec<u8>,
 }
@@ -214,7 +230,10 @@ impl Follower {
     /// A follower that resumes every file in `checkpoints` at its committed offset, provided
     /// the file is still the same (device, inode and fingerprint), whether it is still at its
     /// path or was rotated to a name in the same directory. A path with a checkpoint is never
-    /// "preexisting": a different file found there starts at 0.
+    /// "preexisting": a different file found there starts at 0. A restored file keeps its
+    /// checkpoint's stream nonce; an entry without one (stream 0, from a version-1 positions
+    /// file) gets a fresh nonce when its path is watched, and counts as unsaved (see
+    /// [`has_unsaved_streams`](Follower::has_unsaved_streams)).
     pub fn with_checkpoints(opts: FollowOptions, checkpoints: &Checkpoints) -> Follower {
         let mut by_path: HashMap<PathBuf, Vec<Checkpoint>> = HashMap::new();
         for c in &checkpoints.entries {
@@ -227,6 +246,7 @@ impl Follower {
             checkpoints: by_path,
             started: false,
             next_id: 0,
+            unsaved_streams: AtomicBool::new(false),
             stats: FollowStats::default(),
             buf: vec![0; CHUNK],
         }
@@ -253,8 +273,15 @@ impl Follower {
             .unwrap_or_default()
             .into_iter()
             .map(|c| {
+                let stream = if c.stream == 0 {
+                    self.unsaved_streams.store(true, Ordering::Relaxed);
+                    new_stream()
+                } else {
+                    c.stream
+                };
                 let mut t = Tracked::new(
                     alloc_id(&mut self.next_id),
+                    stream,
                     FileKey {
                         dev: c.device,
                         ino: c.inode,
@@ -334,11 +361,15 @@ impl Follower {
             stats: &mut self.stats,
             buf: &mut self.buf,
             next_id: &mut self.next_id,
+            new_streams: false,
             now: Instant::now(),
         };
         let mut pending = false;
         for w in &mut self.watches {
             pending |= pass.reconcile(w, out);
+        }
+        if pass.new_streams {
+            self.unsaved_streams.store(true, Ordering::Relaxed);
         }
         self.started = true;
         PollOutcome { pending }
@@ -370,8 +401,47 @@ impl Follower {
         Ok(())
     }
 
-    /// The committed position of every followed file, to [`save`](Checkpoints::save).
+    /// The stream nonce of the generation `file_id` names, while it is followed (at its
+    /// path, drained after rotation, read back from a copytruncate copy, or closed with
+    /// uncommitted lines). Never 0.
+    ///
+    /// A nonce names one byte-offset space: the same bytes of the same generation carry the
+    /// same nonce after a restart from checkpoints, and any event that restarts the offsets
+    /// (a new file at the path, a truncation or rewrite in place) comes with a new nonce. So
+    /// (nonce, byte range) identifies a line for exactly-once delivery. Nonces are random
+    /// 64-bit numbers (not checked for uniqueness; a collision needs two random draws to
+    /// meet).
+    pub fn stream_of(&self, file_id: FileId) -> Option<u64> {
+        self.watches.iter().find_map(|w| {
+            let files = w.current.iter().chain(&w.draining).chain(&w.retired);
+            files
+                .chain(&w.restored)
+                .find(|t| t.id == file_id)
+                .map(|t| t.stream)
+        })
+    }
+
+    /// Whether a stream nonce was assigned (a new generation opened, a truncation, a
+    /// version-1 checkpoint given a nonce) that is not yet in a set returned by
+    /// [`checkpoints`](Follower::checkpoints); calling `checkpoints` clears it.
+    ///
+    /// **The contract for exactly-once delivery:** when this is true, the caller must save
+    /// [`checkpoints`](Follower::checkpoints) *durably* ([`Checkpoints::save`], with fsync)
+    /// before it sends any line of the new stream. Otherwise a `kill -9` (or power loss) after
+    /// sending could restart from positions that do not know the nonce, and the same bytes
+    /// would be read again under a different nonce — a duplicate the receiver cannot
+    /// recognise. Checking after every [`poll`](Follower::poll), before handing its lines
+    /// on, is enough: new nonces appear only in `poll` and
+    /// [`watch`](Follower::watch)/[`watch_with`](Follower::watch_with).
+    pub fn has_unsaved_streams(&self) -> bool {
+        self.unsaved_streams.load(Ordering::Relaxed)
+    }
+
+    /// The committed position of every followed file, to [`save`](Checkpoints::save). Clears
+    /// [`has_unsaved_streams`](Follower::has_unsaved_streams): every nonce in use is in the
+    /// returned set.
     pub fn checkpoints(&self) -> Checkpoints {
+        self.unsaved_streams.store(false, Ordering::Relaxed);
         let mut entries = Vec::new();
         for w in &self.watches {
             let files = w.retired.iter().chain(&w.draining).chain(&w.restored);
@@ -382,6 +452,7 @@ impl Follower {
                     inode: t.key.ino,
                     fingerprint: t.fp,
                     offset: t.committed,
+                    stream: t.stream,
                 });
             }
         }
@@ -392,6 +463,11 @@ impl Follower {
 pub(crate) fn alloc_id(next: &mut u64) -> FileId {
     *next += 1;
     FileId(*next)
+}
+
+/// A fresh stream nonce: random, never 0 (0 means "unknown" in a positions file).
+pub(crate) fn new_stream() -> u64 {
+    fastrand::u64(1..)
 }
 
 pub(crate) fn dirs_for(path: &Path) -> Vec<PathBuf> {
@@ -437,6 +513,7 @@ pub(crate) fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, Fol
 impl Tracked {
     pub(crate) fn new(
         id: FileId,
+        stream: u64,
         key: FileKey,
         fp: Fingerprint,
         offset: u64,
@@ -445,6 +522,7 @@ impl Tracked {
     ) -> Tracked {
         Tracked {
             id,
+            stream,
             key,
             fp,
             offset,

@@ -3,7 +3,9 @@
 //! `ship --follow` reads log files with it, and tailgate follows scribed's `<cat>_current`
 //! with it. A [`Follower`] watches exact paths and, on every [`Follower::poll`], delivers the
 //! new complete lines of each file as [`Event::Line`]s, with the offset to
-//! [`commit`](Follower::commit) once the caller's aggregator has acknowledged them.
+//! [`commit`](Follower::commit) once the caller's aggregator has acknowledged them, and the
+//! stream nonce that names the file's byte offsets across restarts (see
+//! [Stream nonces](#stream-nonces)).
 //!
 //! ```no_run
 //! use scribe_follow::{Checkpoints, Event, FollowOptions, Follower};
@@ -16,11 +18,17 @@
 //! loop {
 //!     let mut sent = Vec::new();
 //!     let outcome = follower.poll(&mut |event| {
-//!         if let Event::Line { file_id, offset_after, bytes, .. } = event {
-//!             // ... hand `bytes` to the sender ...
+//!         if let Event::Line { file_id, stream, offset_after, bytes, .. } = event {
+//!             // ... queue `bytes`, identified by `stream` and the byte range
+//!             // `offset_after - bytes.len() .. offset_after` ...
 //!             sent.push((file_id, offset_after));
 //!         }
 //!     });
+//!     if follower.has_unsaved_streams() {
+//!         // A new stream nonce: make it durable before any of its lines leaves.
+//!         follower.checkpoints().save(positions)?;
+//!     }
+//!     // ... send what was queued ...
 //!     // ... once the aggregator answered OK:
 //!     for (file_id, offset) in sent {
 //!         follower.commit(file_id, offset)?;
@@ -71,7 +79,29 @@
 //! the same (also when it was rotated to another name in its directory meanwhile); any other
 //! file there starts at 0. After a clean shutdown (everything read was committed and saved)
 //! a restart neither loses nor repeats a line; after a crash, lines read but not committed
-//! are read again (at-least-once).
+//! are read again (at-least-once) — under the same stream nonce and at the same offsets, so
+//! a receiver that remembers what it wrote can drop them (exactly-once).
+//!
+//! # Stream nonces
+//!
+//! Every generation of a followed file (every [`FileId`]) has a `stream` nonce: a random
+//! non-zero `u64`, in [`Event::Line`] and [`Event::Opened`] and from
+//! [`Follower::stream_of`]. Together with a line's byte range it identifies the line across
+//! restarts of the caller, which is what exactly-once delivery needs:
+//!
+//! - a file first opened without a checkpoint, a new file at a watched path (after rotation,
+//!   delete + recreate, a retargeted symlink, or a generation found by the sweep) and a file
+//!   truncated or rewritten in place ([`Event::Truncated`]'s `new_stream`) get a fresh
+//!   nonce: their offsets start over;
+//! - a rotated file being drained keeps its nonce, and so do the lines copytruncate's copy
+//!   gives back (they are the old generation's bytes at the old offsets);
+//! - the nonce is saved in the [`Checkpoint`] and restored with it, also when the file was
+//!   rotated while the caller was down. A version-1 positions file has no nonces: its files
+//!   get fresh ones.
+//!
+//! A nonce is only useful if it outlives a crash, so a caller aiming for exactly-once must
+//! save the checkpoints durably whenever [`Follower::has_unsaved_streams`] says so, before
+//! sending any line of the new stream.
 //!
 //! # Lines
 //!

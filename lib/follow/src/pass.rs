@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::FollowError;
 use crate::follower::{
-    alloc_id, dirs_for, open_path, Event, FileId, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
+    alloc_id, dirs_for, new_stream, open_path, Event, FileId, FollowOptions, FollowStats, Tracked,
+    Watch, CHUNK,
 };
 use crate::identity::{find_by_key, FileKey, Fingerprint};
 
@@ -32,6 +33,8 @@ pub(crate) struct Pass<'a> {
     pub(crate) stats: &'a mut FollowStats,
     pub(crate) buf: &'a mut Vec<u8>,
     pub(crate) next_id: &'a mut u64,
+    /// A stream nonce was assigned in this pass (see `Follower::has_unsaved_streams`).
+    pub(crate) new_streams: bool,
     pub(crate) now: Instant,
 }
 
@@ -96,11 +99,14 @@ impl Pass<'_> {
                 match fp {
                     Ok(fp) => {
                         let id = alloc_id(self.next_id);
+                        let stream = self.new_stream();
                         let key = FileKey::of(meta);
-                        let t = Tracked::new(id, key, fp, start, dirs_for(&w.path), self.now);
+                        let dirs = dirs_for(&w.path);
+                        let t = Tracked::new(id, stream, key, fp, start, dirs, self.now);
                         out(Event::Opened {
                             path: &w.path,
                             file_id: id,
+                            stream,
                             offset: start,
                         });
                         w.current = Some(t);
@@ -271,12 +277,15 @@ impl Pass<'_> {
                 continue;
             };
             let id = alloc_id(self.next_id);
-            let mut t = Tracked::new(id, FileKey::of(&meta), fp, 0, dirs_for(&w.path), self.now);
+            let stream = self.new_stream();
+            let (key, dirs) = (FileKey::of(&meta), dirs_for(&w.path));
+            let mut t = Tracked::new(id, stream, key, fp, 0, dirs, self.now);
             t.file = Some(file);
             self.stats.rotations += 1;
             out(Event::Opened {
                 path: &w.path,
                 file_id: id,
+                stream,
                 offset: 0,
             });
             out(Event::Rotated {
@@ -351,7 +360,7 @@ impl Pass<'_> {
     /// it had that were not read yet may still be in the copy logrotate just made: a
     /// rotated sibling (see [`Pass::siblings`]) that starts with the same fingerprinted bytes
     /// and is at least as long as what was read. If there is one, it is drained from the read
-    /// offset on, under the old file id, before the truncated file is read again from 0
+    /// offset on, under the old file id and stream nonce, before the truncated file is read again from 0
     /// (returns true); only what was written after the copy and before the truncation is then
     /// lost, as it is for every reader. Otherwise the unread bytes seen are counted as lost.
     fn truncated(
@@ -376,6 +385,8 @@ impl Pass<'_> {
                 let lost = t.size_seen.saturating_sub(copy_meta.len());
                 let rest = Tracked {
                     id: t.id,
+                    // The copy holds the old generation's bytes at the old offsets.
+                    stream: t.stream,
                     key: FileKey::of(&copy_meta),
                     fp: t.fp,
                     offset: t.offset,
@@ -404,6 +415,7 @@ impl Pass<'_> {
         self.stats.truncated_unread += lost;
         let old = (t.id, t.offset);
         t.id = alloc_id(self.next_id);
+        t.stream = self.new_stream();
         t.offset = 0;
         t.committed = 0;
         t.partial_start = 0;
@@ -414,6 +426,7 @@ impl Pass<'_> {
             path: &w.path,
             file_id: old.0,
             new_file_id: t.id,
+            new_stream: t.stream,
             offset: old.1,
             size,
             copy: from_copy.as_ref().map(|(to, _)| to.as_path()),
@@ -499,13 +512,13 @@ impl Pass<'_> {
                 if end - start > max {
                     self.too_long(path, t.id, base + start as u64, out);
                 } else {
-                    self.line(path, t.id, offset_after, &chunk[start..end], out);
+                    self.line(path, t.id, t.stream, offset_after, &chunk[start..end], out);
                 }
             } else if t.partial.len() + (end - start) > max {
                 self.too_long(path, t.id, t.partial_start, out);
             } else {
                 t.partial.extend_from_slice(&chunk[start..end]);
-                self.line(path, t.id, offset_after, &t.partial, out);
+                self.line(path, t.id, t.stream, offset_after, &t.partial, out);
             }
             t.partial.clear();
             start = end;
@@ -530,7 +543,7 @@ impl Pass<'_> {
     fn flush_partial(&mut self, path: &Path, t: &mut Tracked, out: &mut dyn FnMut(Event<'_>)) {
         if !t.partial.is_empty() && !t.skipping {
             let after = t.partial_start + t.partial.len() as u64;
-            self.line(path, t.id, after, &t.partial, out);
+            self.line(path, t.id, t.stream, after, &t.partial, out);
         }
         t.partial = Vec::new();
         t.skipping = false;
@@ -540,6 +553,7 @@ impl Pass<'_> {
         &mut self,
         path: &Path,
         file_id: FileId,
+        stream: u64,
         offset_after: u64,
         bytes: &[u8],
         out: &mut dyn FnMut(Event<'_>),
@@ -549,6 +563,7 @@ impl Pass<'_> {
         out(Event::Line {
             path,
             file_id,
+            stream,
             offset_after,
             bytes,
         });
@@ -569,6 +584,12 @@ impl Pass<'_> {
             offset,
             max,
         });
+    }
+
+    /// A fresh stream nonce for a new generation, remembered as not yet saved.
+    fn new_stream(&mut self) -> u64 {
+        self.new_streams = true;
+        new_stream()
     }
 
     fn error(&mut self, path: &Path, error: FollowError, out: &mut dyn FnMut(Event<'_>)) {
