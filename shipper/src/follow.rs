@@ -11,6 +11,13 @@
 //! outbox says the batch is safe (acknowledged, or fsynced into the spool). Checkpoints are
 //! saved without fsync after every round of commits (so `kill -9` repeats at most the batches
 //! in flight) and with fsync every second and at exit.
+//!
+//! Every line carries an id: the producer id derived from this ship's id and the file's
+//! stream nonce (kept in the checkpoint), and the line's byte range in the file. A restarted
+//! ship reads again from the checkpoint and sends the same bytes under the same ids, so the
+//! lines it repeats are recognised by the aggregator instead of written twice. For that the
+//! nonce of a new file must be on disk before any of its lines leaves: batches made during a
+//! poll wait until the positions (with any new nonce) are saved with fsync.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,10 +31,10 @@ use scribe_archive::Category;
 use scribe_follow::{
     Checkpoints, Event, FileId, FollowOptions, FollowStats, Follower, Globs, Waker,
 };
-use scribe_protocol::scribe::ENTRY_OVERHEAD;
-use scribe_protocol::{HeaderStyle, LogBatchBuilder};
+use scribe_protocol::{EntryId, ProducerId};
 use tokio::sync::mpsc;
 
+use crate::batch::BatchBuf;
 use crate::multiline::{Joiner, MultilineRule, Record};
 use crate::outbox::Batch;
 use crate::stream::BatchLimits;
@@ -56,6 +63,8 @@ pub struct FollowSettings {
     /// How often globs are expanded again to find new files.
     pub rescan_interval: Duration,
     pub limits: BatchLimits,
+    /// This ship's producer id (see [`crate::batch::load_producer_id`]).
+    pub producer: ProducerId,
 }
 
 /// What a followed path maps to.
@@ -80,9 +89,13 @@ struct Tail {
 struct Batcher {
     limits: BatchLimits,
     out: mpsc::Sender<Batch<Commits>>,
-    builder: LogBatchBuilder,
-    bytes: u64,
+    builder: BatchBuf,
     commits: HashMap<FileId, u64>,
+    /// Finished batches waiting for the positions to be saved (see the module docs).
+    ready: Vec<Batch<Commits>>,
+    producer: ProducerId,
+    /// Per file generation: its producer id and where its next entry starts.
+    streams: HashMap<FileId, (ProducerId, u64)>,
     /// The outbox has gone: stop.
     closed: bool,
 }
@@ -114,11 +127,13 @@ pub fn spawn(
         Waker::polling(settings.poll_interval)
     };
     let batcher = Batcher {
-        builder: new_builder(&settings.limits),
+        builder: BatchBuf::new(&settings.limits),
         limits: settings.limits.clone(),
         out,
-        bytes: 0,
         commits: HashMap::new(),
+        ready: Vec::new(),
+        producer: settings.producer,
+        streams: HashMap::new(),
         closed: false,
     };
     let mut tail = Tail {
@@ -138,10 +153,6 @@ pub fn spawn(
         .spawn(move || tail.run(commits, stop))
         .context("starting the follow thread")?;
     Ok(handle)
-}
-
-fn new_builder(limits: &BatchLimits) -> LogBatchBuilder {
-    LogBatchBuilder::new(HeaderStyle::Unversioned, limits.batch_bytes.min(1 << 20))
 }
 
 impl Tail {
@@ -164,6 +175,7 @@ impl Tail {
             let outcome = self.poll();
             self.expire_joiners(Instant::now());
             self.batcher.flush();
+            self.send_ready(&positions, &mut last_durable);
             if !outcome.pending {
                 self.waker.wait();
             }
@@ -179,6 +191,7 @@ impl Tail {
             self.add_record(&path, r);
         }
         self.batcher.flush();
+        self.send_ready(&positions, &mut last_durable);
         let Tail {
             mut follower,
             batcher,
@@ -269,11 +282,12 @@ impl Tail {
                 file_id,
                 offset_after,
                 bytes,
-                ..
+                stream,
             } => {
                 let Some(target) = targets.get(path) else {
                     return;
                 };
+                batcher.note_stream(file_id, stream, offset_after - bytes.len() as u64);
                 match settings.entries[target.entry].multiline.as_ref() {
                     Some(rule) => {
                         let j = joiners.entry(path.to_path_buf()).or_default();
@@ -290,9 +304,12 @@ impl Tail {
                 offset,
                 size,
                 copy,
+                new_file_id,
+                new_stream,
                 ..
             } => {
                 finished.push(path.to_path_buf());
+                batcher.note_stream(new_file_id, new_stream, 0);
                 match copy {
                     Some(copy) => tracing::info!(
                         path = %path.display(),
@@ -311,8 +328,13 @@ impl Tail {
                     ),
                 }
             }
-            Event::Vanished { path, offset, .. } => {
+            Event::Vanished {
+                path,
+                offset,
+                file_id,
+            } => {
                 finished.push(path.to_path_buf());
+                batcher.streams.remove(&file_id);
                 tracing::warn!(
                     path = %path.display(),
                     read = offset,
@@ -322,14 +344,22 @@ impl Tail {
             Event::Rotated { path, to, .. } => {
                 tracing::info!(path = %path.display(), to = %to.display(), "rotated; draining the old file");
             }
-            Event::Closed { path, .. } => finished.push(path.to_path_buf()),
+            Event::Closed { path, file_id, .. } => {
+                finished.push(path.to_path_buf());
+                batcher.streams.remove(&file_id);
+            }
             Event::LineTooLong {
                 path, offset, max, ..
             } => {
                 tracing::warn!(path = %path.display(), offset, max, "line too long: skipped");
             }
             Event::Error { path, error } => tracing::warn!(path = %path.display(), "{error}"),
-            Event::Opened { .. } => {}
+            Event::Opened {
+                file_id,
+                offset,
+                stream,
+                ..
+            } => batcher.note_stream(file_id, stream, offset),
         });
         // A record never spans two files: send what a finished file left pending.
         for path in finished {
@@ -376,9 +406,25 @@ impl Tail {
         any
     }
 
+    /// Sends the batches made since the last call, after saving the positions with fsync if
+    /// a file got a new stream nonce (so its lines can never come back under another id).
+    fn send_ready(&mut self, positions: &Path, last_durable: &mut Instant) {
+        if self.batcher.ready.is_empty() {
+            return;
+        }
+        if self.follower.has_unsaved_streams() {
+            self.save_now(positions, true, last_durable);
+        }
+        self.batcher.send_ready();
+    }
+
     fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
-        let cps = self.follower.checkpoints();
         let durable = last_durable.elapsed() >= Duration::from_secs(1);
+        self.save_now(positions, durable, last_durable);
+    }
+
+    fn save_now(&mut self, positions: &Path, durable: bool, last_durable: &mut Instant) {
+        let cps = self.follower.checkpoints();
         let saved = if durable {
             *last_durable = Instant::now();
             cps.save(positions)
@@ -392,36 +438,65 @@ impl Tail {
 }
 
 impl Batcher {
-    /// Adds one message to the batch being built, sending the batch first if it is full.
+    /// Records a file generation's stream nonce and where its next entry starts, the first
+    /// time the generation is seen (an open, a truncation's new generation, or its first line).
+    fn note_stream(&mut self, file_id: FileId, stream: u64, start: u64) {
+        let producer = self.producer;
+        self.streams
+            .entry(file_id)
+            .or_insert_with(|| (producer.derive(stream), start));
+    }
+
+    /// Adds one message to the batch being built, finishing the batch first if it is full.
     fn add(&mut self, category: &Category, bytes: &[u8], file_id: FileId, offset_after: u64) {
         let cat = category.as_str().as_bytes();
-        let entry = bytes.len() + cat.len() + ENTRY_OVERHEAD;
-        if !self.builder.is_empty()
-            && (self.builder.len() >= self.limits.batch_lines
-                || self.builder.encoded_len() + entry > self.limits.batch_bytes)
-        {
+        if self.builder.is_full_for(&self.limits, cat, bytes.len()) {
             self.flush();
         }
-        self.builder.push(cat, bytes);
-        self.bytes += bytes.len() as u64;
+        // The entry covers the file's bytes from where the previous one ended (including
+        // any skipped over-long line) to the end of this line or record.
+        let id = match self.streams.get_mut(&file_id) {
+            Some((producer, next)) if offset_after > *next => {
+                let id = EntryId {
+                    producer: *producer,
+                    start: *next,
+                    end: offset_after,
+                };
+                *next = offset_after;
+                Some(id)
+            }
+            _ => {
+                // Cannot happen with the follower's events; sent without an id (at worst
+                // delivered twice, never lost).
+                tracing::debug!(%file_id, offset_after, "line without a stream position");
+                None
+            }
+        };
+        self.builder.push(cat, bytes, id);
         let end = self.commits.entry(file_id).or_insert(0);
         *end = (*end).max(offset_after);
     }
 
-    /// Sends the batch being built (blocking while the outbox is full).
+    /// Finishes the batch being built; [`Self::send_ready`] sends it.
     fn flush(&mut self) {
         if self.builder.is_empty() || self.closed {
             return;
         }
-        let builder = std::mem::replace(&mut self.builder, new_builder(&self.limits));
-        let batch = Batch {
-            lines: builder.len() as u64,
-            call: builder.finish(),
-            bytes: std::mem::take(&mut self.bytes),
+        let (body, lines, bytes) = self.builder.take(&self.limits);
+        self.ready.push(Batch {
+            body,
+            lines,
+            bytes,
             tag: self.commits.drain().collect(),
-        };
-        if self.out.blocking_send(batch).is_err() {
-            self.closed = true;
+        });
+    }
+
+    /// Sends the finished batches (blocking while the outbox is full).
+    fn send_ready(&mut self) {
+        for batch in std::mem::take(&mut self.ready) {
+            if self.closed || self.out.blocking_send(batch).is_err() {
+                self.closed = true;
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `ship`, the shipper: sends log lines to a Scribe aggregator.
 //!
 //! - [`lines`] — reads a byte stream on its own thread, in chunks that end on line boundaries.
-//! - [`stream`] — batches those lines into Thrift `Log` calls; `cat access.log | ship cat`.
+//! - [`stream`] — batches those lines ([`batch`]: native bodies with entry ids); `cat access.log | ship cat`.
 //! - [`outbox`] — delivers batches (pipelined, with failover) and spools them to disk while
 //!   the aggregator is down; every mode goes through it.
 //! - [`follow`] — `ship --follow`: follows files across rotation (with `scribe-follow`),
@@ -11,6 +11,7 @@
 //! - [`rotatelogs`] — `ship rotatelogs`, a drop-in for Apache's rotatelogs that loses nothing;
 //!   its [`rotatelogs::RotatelogsWriter`] writes rotated local files (also for `ship run --local`).
 
+pub mod batch;
 pub mod config;
 pub mod follow;
 pub mod lines;

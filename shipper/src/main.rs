@@ -416,6 +416,7 @@ async fn follow_mode(cli: &Cli, file: &ConfigFile) -> anyhow::Result<ExitCode> {
         notify: !(cli.poll || file.poll.unwrap_or(false)),
         rescan_interval: Duration::from_secs(1),
         limits: common.limits,
+        producer: shipper::batch::load_producer_id(&common.state_dir)?,
     };
 
     // One batch waits beside the window: what a `kill -9` can send twice (read, not yet

@@ -1,5 +1,6 @@
-//! The outbox: delivers encoded `Log` batches to the aggregator, through a disk spool while
-//! it is unreachable — ship's store-and-forward.
+//! The outbox: delivers batches (native bodies whose entries carry ids) to the aggregator,
+//! through a disk spool while it is unreachable — ship's store-and-forward. Entry ids go into
+//! the spool with their lines, so a replayed line the aggregator already has is recognised.
 //!
 //! Every mode of `ship` (stdin, `--follow`, `run`) hands its batches to one outbox task. Each
 //! batch carries a caller's tag (for followed files: the file offsets it covers); the outbox
@@ -24,14 +25,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_protocol::client::{Backoff, ClientOptions, DeliveryError, PipelinedSender};
-use scribe_protocol::{decode_call, HeaderStyle, LogBatchBuilder, Request};
+use scribe_protocol::native::{decode_body, BatchBuilder};
 use scribe_spool::{Entry, Position, Spool, SpoolError, SpoolOptions};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// One encoded `Log` call and what it covers.
+/// One batch body (see [`crate::batch::BatchBuf`]) and what it covers.
 pub struct Batch<T> {
-    pub call: Bytes,
+    pub body: Bytes,
     pub lines: u64,
     pub bytes: u64,
     pub tag: T,
@@ -174,7 +175,7 @@ pub async fn run<T: Send + 'static>(
                                 lines: b.lines,
                                 bytes: b.bytes,
                             };
-                            sender.send(b.call, tag).await;
+                            sender.send(b.body, tag).await;
                         }
                         None => input_done = true,
                     }
@@ -251,9 +252,9 @@ pub async fn run<T: Send + 'static>(
                         break;
                     };
                     let lines = batch.entries.len() as u64;
-                    let mut builder = LogBatchBuilder::new(HeaderStyle::Unversioned, max);
+                    let mut builder = BatchBuilder::with_capacity(max);
                     for e in &batch.entries {
-                        builder.push(&e.category, &e.message);
+                        builder.push(&e.category, &e.message, e.id);
                     }
                     let tag = Tag::Replay {
                         position: batch.position,
@@ -375,7 +376,7 @@ async fn spool_input<T>(
             },
         };
         let Some(b) = next else { break };
-        match spool_call(spool, &b.call) {
+        match spool_call(spool, &b.body) {
             Ok(()) => {
                 report.lines_spooled += b.lines;
                 tags.push(b.tag);
@@ -401,15 +402,12 @@ async fn spool_input<T>(
     Ok(more)
 }
 
-/// Appends the entries of an encoded `Log` call to the spool as one record.
-fn spool_call(spool: &mut Spool, call: &Bytes) -> Result<(), OutboxError> {
-    let decoded = decode_call(call.clone()).map_err(|e| OutboxError::Decode(e.to_string()))?;
-    let Request::Log(entries) = decoded.request else {
-        return Err(OutboxError::Decode("not a Log call".into()));
-    };
+/// Appends the entries of a batch body to the spool as one record, ids included.
+fn spool_call(spool: &mut Spool, body: &Bytes) -> Result<(), OutboxError> {
+    let entries = decode_body(body.clone()).map_err(|e| OutboxError::Decode(e.to_string()))?;
     let entries: Vec<Entry> = entries
         .into_iter()
-        .map(|e| Entry::new(e.category, e.message))
+        .map(|e| Entry::with_id(e.category, e.message, e.id))
         .collect();
     blocking(|| spool.append(&entries))?;
     Ok(())

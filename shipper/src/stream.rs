@@ -4,7 +4,10 @@
 //! Scribe server that adds nothing (Scribe's default) and scribed (which adds a newline only to
 //! messages lacking one) both store the input byte for byte.
 //!
-//! The batcher encodes lines straight into the Thrift `Log` call that will be sent. A batch is
+//! The batcher encodes lines straight into the batch body that will be sent. Each line gets an
+//! id: this run's random producer id and its byte range in the stream, so a batch sent again
+//! after a lost acknowledgement is recognised by a native aggregator (exactly-once while this
+//! process lives; a restarted `ship` reading stdin cannot know what its predecessor sent). A batch is
 //! closed when it reaches `batch_lines` lines or `batch_bytes` bytes, or when its first line
 //! has waited `linger` (so a steady trickle is still shipped promptly, not once 16k lines have
 //! piled up). While the outbox waits for acknowledgements, the reader and batcher prepare the
@@ -17,10 +20,10 @@ use std::time::Duration;
 
 use scribe_archive::Category;
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
-use scribe_protocol::scribe::ENTRY_OVERHEAD;
-use scribe_protocol::{HeaderStyle, LogBatchBuilder};
+use scribe_protocol::{EntryId, ProducerId};
 use tokio::sync::mpsc;
 
+use crate::batch::BatchBuf;
 use crate::lines::{self, ReadError};
 use crate::outbox::{self, Batch, OutboxOptions, OutboxReport};
 
@@ -128,8 +131,8 @@ pub enum BatchError {
     LineTooLong { line: u64, len: usize },
 }
 
-/// Turns chunks of lines into encoded `Log` calls of `category`. Returns the number of lines
-/// batched.
+/// Turns chunks of lines into batches of `category`, under a fresh producer id. Returns the
+/// number of lines batched.
 pub async fn batch_lines(
     mut chunks: mpsc::Receiver<lines::Chunk>,
     out: mpsc::Sender<Batch<()>>,
@@ -138,8 +141,9 @@ pub async fn batch_lines(
     lines_batched: Arc<AtomicU64>,
 ) -> Result<u64, BatchError> {
     let cat = category.as_str().as_bytes();
-    let mut builder = new_builder(&opts);
-    let mut batch_bytes = 0u64;
+    let producer = ProducerId::random();
+    let mut offset = 0u64;
+    let mut builder = BatchBuf::new(&opts);
     let mut line_no = 0u64;
     // When the batch being built got its first line: no line waits longer than `linger` for
     // its batch to fill, however steady a trickle of input keeps arriving.
@@ -154,8 +158,7 @@ pub async fn batch_lines(
                 Ok(c) => c,
                 Err(_) => {
                     // The oldest line has waited `linger`: ship what we have.
-                    let b = std::mem::replace(&mut builder, new_builder(&opts));
-                    if !send(&out, b, std::mem::take(&mut batch_bytes)).await {
+                    if !send(&out, &mut builder, &opts).await {
                         return Ok(line_no);
                     }
                     continue;
@@ -168,46 +171,40 @@ pub async fn batch_lines(
             let content = line.len() - usize::from(line.ends_with(b"\n"));
             if content > opts.max_line {
                 // Ship everything before the bad line, then stop.
-                send(&out, builder, batch_bytes).await;
+                send(&out, &mut builder, &opts).await;
                 return Err(BatchError::LineTooLong {
                     line: line_no,
                     len: content,
                 });
             }
-            let entry = line.len() + cat.len() + ENTRY_OVERHEAD;
-            if !builder.is_empty()
-                && (builder.len() >= opts.batch_lines
-                    || builder.encoded_len() + entry > opts.batch_bytes)
-            {
-                let b = std::mem::replace(&mut builder, new_builder(&opts));
-                if !send(&out, b, std::mem::take(&mut batch_bytes)).await {
+            if builder.is_full_for(&opts, cat, line.len()) {
+                if !send(&out, &mut builder, &opts).await {
                     return Ok(line_no);
                 }
                 started = tokio::time::Instant::now();
             }
-            builder.push(cat, line);
-            batch_bytes += line.len() as u64;
+            let id = EntryId {
+                producer,
+                start: offset,
+                end: offset + line.len().max(1) as u64,
+            };
+            offset = id.end;
+            builder.push(cat, line, Some(id));
             lines_batched.store(line_no, Ordering::Release);
         }
     }
-    send(&out, builder, batch_bytes).await;
+    send(&out, &mut builder, &opts).await;
     Ok(line_no)
 }
 
-fn new_builder(opts: &BatchLimits) -> LogBatchBuilder {
-    // Unversioned headers, as Scribe's own network store sends: every Scribe server accepts them.
-    LogBatchBuilder::new(HeaderStyle::Unversioned, opts.batch_bytes.min(1 << 20))
-}
-
-/// Sends a non-empty batch; false when the sender has stopped.
-async fn send(out: &mpsc::Sender<Batch<()>>, builder: LogBatchBuilder, bytes: u64) -> bool {
+/// Sends the batch being built, if it is not empty; false when the sender has stopped.
+async fn send(out: &mpsc::Sender<Batch<()>>, builder: &mut BatchBuf, opts: &BatchLimits) -> bool {
     if builder.is_empty() {
         return true;
     }
-    let lines = builder.len() as u64;
-    let call = builder.finish();
+    let (body, lines, bytes) = builder.take(opts);
     let batch = Batch {
-        call,
+        body,
         lines,
         bytes,
         tag: (),

@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use scribe_protocol::client::ClientOptions;
 use scribe_protocol::frame::codec;
+use scribe_protocol::native::BatchBuilder;
 use scribe_protocol::scribe::{encode_log_reply, ResultCode};
-use scribe_protocol::{decode_call, HeaderStyle, LogBatchBuilder, Request};
+use scribe_protocol::{decode_call, Request};
 use scribe_spool::{Spool, SpoolOptions};
 use shipper::outbox::{self, Batch, OutboxOptions, OutboxReport};
 use tokio::net::TcpListener;
@@ -47,14 +48,14 @@ async fn serve(listener: TcpListener, got: Received) {
 }
 
 fn batch(from: u32, to: u32) -> Batch<u32> {
-    let mut b = LogBatchBuilder::new(HeaderStyle::Unversioned, 4096);
+    let mut b = BatchBuilder::new();
     for i in from..to {
-        b.push(b"c", format!("line {i}\n").as_bytes());
+        b.push(b"c", format!("line {i}\n").as_bytes(), None);
     }
     Batch {
         lines: u64::from(to - from),
         bytes: 0,
-        call: b.finish(),
+        body: b.finish(),
         tag: to,
     }
 }

@@ -1,0 +1,134 @@
+//! The batch being built, shared by every mode (stdin, `--follow`, `run`, spool replay), and
+//! the producer identity its entries carry.
+//!
+//! Batches are native bodies ([`scribe_protocol::native::BatchBuilder`]). Their size is
+//! counted as the Thrift `Log` call they would become (which repeats the category in every
+//! entry), so a batch fits the frame limit whichever protocol the aggregator speaks.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use bytes::Bytes;
+use scribe_protocol::native::BatchBuilder;
+use scribe_protocol::scribe::ENTRY_OVERHEAD;
+use scribe_protocol::{EntryId, ProducerId};
+
+use crate::stream::BatchLimits;
+
+/// A batch under construction.
+pub struct BatchBuf {
+    builder: BatchBuilder,
+    /// Size as a Thrift call, which is what `batch_bytes` bounds.
+    thrift_len: usize,
+    /// Sum of message lengths.
+    bytes: u64,
+}
+
+impl BatchBuf {
+    pub fn new(limits: &BatchLimits) -> BatchBuf {
+        BatchBuf {
+            builder: BatchBuilder::with_capacity(limits.batch_bytes.min(1 << 20)),
+            thrift_len: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether adding a message of `msg_len` bytes to `category` would pass the limits (an
+    /// empty batch always takes one message).
+    pub fn is_full_for(&self, limits: &BatchLimits, category: &[u8], msg_len: usize) -> bool {
+        !self.builder.is_empty()
+            && (self.builder.len() >= limits.batch_lines
+                || self.thrift_len + category.len() + msg_len + ENTRY_OVERHEAD > limits.batch_bytes)
+    }
+
+    pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
+        self.builder.push(category, message, id);
+        self.thrift_len += category.len() + message.len() + ENTRY_OVERHEAD;
+        self.bytes += message.len() as u64;
+    }
+
+    pub fn len(&self) -> usize {
+        self.builder.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.builder.is_empty()
+    }
+
+    /// Finishes the batch: its body, line count and message bytes; `self` starts over.
+    pub fn take(&mut self, limits: &BatchLimits) -> (Bytes, u64, u64) {
+        let full = std::mem::replace(self, BatchBuf::new(limits));
+        let lines = full.builder.len() as u64;
+        (full.builder.finish(), lines, full.bytes)
+    }
+}
+
+/// This ship's producer id, kept in `<state dir>/producer-id` (created on first use, written
+/// atomically). Every followed file's entries are identified by an id derived from it and the
+/// file's stream nonce (kept with the file's checkpoint), so after a restart the same bytes
+/// carry the same ids and an aggregator that already wrote them recognises them.
+pub fn load_producer_id(state_dir: &Path) -> anyhow::Result<ProducerId> {
+    let path = state_dir.join("producer-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => ProducerId::from_hex(s.trim()).with_context(|| {
+            format!(
+                "{} does not hold a producer id (32 hex digits); remove it to make a new one \
+                 (lines in flight may then be delivered twice)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = ProducerId::random();
+            let tmp = state_dir.join("producer-id.tmp");
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                writeln!(f, "{id}")?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(state_dir)?.sync_all()
+            };
+            write().with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_producer_id(dir.path()).unwrap();
+        let b = load_producer_id(dir.path()).unwrap();
+        assert_eq!(a, b);
+        std::fs::write(dir.path().join("producer-id"), "garbage").unwrap();
+        let err = load_producer_id(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("producer id"), "{err:#}");
+    }
+
+    #[test]
+    fn batches_are_cut_by_their_thrift_size() {
+        let limits = BatchLimits {
+            max_line: 1024,
+            batch_lines: 1000,
+            batch_bytes: 100,
+            linger: std::time::Duration::from_millis(10),
+        };
+        let mut b = BatchBuf::new(&limits);
+        assert!(
+            !b.is_full_for(&limits, b"cat", 500),
+            "an empty batch takes anything"
+        );
+        b.push(b"cat", &[b'x'; 40], None);
+        assert!(!b.is_full_for(&limits, b"cat", 20));
+        assert!(b.is_full_for(&limits, b"cat", 50));
+        let (body, lines, bytes) = b.take(&limits);
+        assert_eq!((lines, bytes), (1, 40));
+        assert_eq!(scribe_protocol::native::decode_body(body).unwrap().len(), 1);
+        assert!(b.is_empty());
+    }
+}
