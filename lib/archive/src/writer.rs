@@ -382,7 +382,11 @@ impl RotatingWriter {
         // Set before anything can fail, so a cut-back never reaches into an earlier batch.
         self.batch_start = self.size;
         let result = self.write_entries_inner(entries, &mut stats);
-        if result.is_err() {
+        if result.is_ok() {
+            // Everything up to here is committed (a rotation before the next batch then
+            // knows there is nothing new to record).
+            self.batch_start = self.size;
+        } else {
             if let Some(c) = self.commit.as_mut() {
                 c.abort();
             }
@@ -590,17 +594,7 @@ impl RotatingWriter {
         let opened = self
             .finish_current(&next_path)
             .and_then(|()| {
-                if self.commit.is_none() || before == self.batch_start {
-                    // Nothing written since the last record (which names this position).
-                    return Ok(());
-                }
-                // The data's end, not the meta record's: should the new file fail to open,
-                // the meta record is cut off again and the next batch goes where it was.
-                let name = self.key.file_name(&self.category);
-                let durable = self.opts.fsync == Fsync::Batch;
-                let c = self.commit.as_mut().expect("checked");
-                c.commit(&name, before, now, durable)?;
-                committed = true;
+                committed = self.commit_rotation(before)?;
                 Ok(())
             })
             .and_then(|()| open_append(&next_path));
@@ -636,6 +630,24 @@ impl RotatingWriter {
         }
         self.housekeeping();
         Ok(())
+    }
+
+    /// With `idempotent`, the commit record of a file being closed: `end` is its data's end,
+    /// not the meta record's (should the new file fail to open, the meta record is cut off
+    /// again and the next batch goes where it was). Returns whether a record was appended.
+    fn commit_rotation(&mut self, end: u64) -> Result<bool, WriteError> {
+        let Some(c) = self.commit.as_mut() else {
+            return Ok(false);
+        };
+        if end == self.batch_start {
+            // Nothing written since the last record (or since this file began): nothing to
+            // commit, and nothing past `end` that recovery could want to cut.
+            return Ok(false);
+        }
+        let name = self.key.file_name(&self.category);
+        let durable = self.opts.fsync == Fsync::Batch;
+        c.commit(&name, end, self.opts.clock.now(), durable)?;
+        Ok(true)
     }
 
     /// The old file's last steps: the meta record, then fsync (always, whatever the policy:

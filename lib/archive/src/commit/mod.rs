@@ -27,6 +27,11 @@
 //! acknowledged). If newer files exist, the named file was closed by a rotation, whose record
 //! covers all its data; anything past `offset` is only its `write_meta` record and is kept.
 //!
+//! Unless the data is much newer than the log (over 5 minutes past its last write, where a
+//! batch that died before its record leaves a gap of one write and fsync): then something
+//! wrote without the log, such as a rollback to a version without idempotent writes, and
+//! nothing is cut.
+//!
 //! A bad record in the **middle** (a good one follows it): the log is moved aside to
 //! `.commits.corrupt-<unix time>`, the table starts empty and nothing is truncated: delivery
 //! degrades to at-least-once for ranges committed before, nothing is lost.
@@ -36,12 +41,21 @@
 //!
 //! With `idempotent` off, an existing log is removed at open: it would not describe writes
 //! made without it, and a later open with `idempotent` on would cut them.
+//!
+//! Like the data files, the log assumes one writer per category directory at a time.
+//!
+//! The log and its temporary and aside files (`.commits`, `.commits.tmp`,
+//! `.commits.corrupt-<secs>[.N]`) never parse as a data file name of any category
+//! ([`crate::layout`] accepts only `<cat>_NNNNN` and `<cat>-YYYY-MM-DD_NNNNN`, with `.gz`), so
+//! `list_archive`, retention and compression never see them.
 
 mod log;
 pub(crate) mod producers;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
+use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 use scribe_protocol::{EntryId, ProducerId};
@@ -119,7 +133,8 @@ pub(crate) fn recover(
         }
     }
     if let Some(pos) = last {
-        cut_uncommitted(dir, category, &pos)?;
+        let log_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        cut_uncommitted(dir, category, &pos, log_mtime)?;
     }
     table.expire(unix_secs(now));
     Ok(Recovered { table })
@@ -137,30 +152,58 @@ fn aside_path(dir: &Path, secs: u64) -> std::path::PathBuf {
         .unwrap_or_else(|| dir.join(base))
 }
 
-/// Cuts what was written after the last commit at `pos`.
-fn cut_uncommitted(dir: &Path, category: &Category, pos: &Position) -> Result<(), WriteError> {
+/// Data modified this long after the commit log's last write was not written by a batch that
+/// died before its record (that gap is one batch's write and fsync): the log is stale.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Cuts what was written after the last commit at `pos`, unless the data is much newer than
+/// the log (`log_mtime`): then something wrote without the log (a rollback to a version
+/// without idempotent writes) and the tail is acknowledged data; nothing is cut.
+fn cut_uncommitted(
+    dir: &Path,
+    category: &Category,
+    pos: &Position,
+    log_mtime: Option<SystemTime>,
+) -> Result<(), WriteError> {
     let Some((key, layout::FileKind::Plain)) = layout::parse_name(category, &pos.file) else {
         tracing::warn!(%category, "commit log names {:?}, not a data file of this category; nothing cut", pos.file);
         return Ok(());
     };
     let slots = layout::scan_dir(dir, category).map_err(io_err("list", dir))?;
-    let mut newer = false;
-    for (k, slot) in slots.range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded)) {
+    // (path, cut to, why)
+    let mut cuts: Vec<(&Path, u64, &str)> = Vec::new();
+    for (k, slot) in slots.range((Bound::Excluded(key), Bound::Unbounded)) {
         match &slot.plain {
-            Some(p) => {
-                newer = true;
-                truncate(category, p, 0, "created after the last commit")?;
-            }
+            Some(p) => cuts.push((p, 0, "created after the last commit")),
             None if slot.gz.is_some() => {
                 tracing::warn!(%category, file = %k.file_name(category), "compressed file newer than the last commit; left alone");
             }
             None => {}
         }
     }
-    if !newer {
+    if cuts.is_empty() {
         if let Some(p) = slots.get(&key).and_then(|s| s.plain.as_ref()) {
-            truncate(category, p, pos.offset, "past the last commit")?;
+            cuts.push((p, pos.offset, "past the last commit"));
         }
+    }
+    let mut planned = Vec::new();
+    for (path, to, why) in cuts {
+        let meta = std::fs::metadata(path).map_err(io_err("stat", path))?;
+        if meta.len() <= to {
+            continue;
+        }
+        let stale = match (meta.modified(), log_mtime) {
+            (Ok(m), Some(l)) => m.duration_since(l).is_ok_and(|d| d > STALE_AFTER),
+            _ => false,
+        };
+        if stale {
+            tracing::error!(%category, file = %path.display(), "data written long after the commit log's last record (by a version without idempotent writes?): keeping it, cutting nothing");
+            return Ok(());
+        }
+        planned.push((path, to, why));
+    }
+    for (path, to, why) in planned {
+        truncate(category, path, to, why)?;
     }
     Ok(())
 }
@@ -181,6 +224,9 @@ fn truncate(category: &Category, path: &Path, to: u64, why: &str) -> Result<(), 
 
 /// With `idempotent` off: an existing log would not describe the writes about to be made.
 pub(crate) fn discard(dir: &Path, category: &Category) {
+    if let Err(e) = remove_if_exists(&dir.join(TMP_NAME)) {
+        tracing::warn!(%category, "{e}");
+    }
     match remove_if_exists(&dir.join(LOG_NAME)) {
         Ok(true) => {
             tracing::info!(%category, "idempotent writes are off: removed the commit log");
