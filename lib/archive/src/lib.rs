@@ -8,6 +8,7 @@
 
 pub mod category;
 pub mod clock;
+pub mod commit;
 pub mod compress;
 mod error;
 pub mod layout;
@@ -17,9 +18,11 @@ pub mod writer;
 
 pub use category::{Category, CategoryError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit::CommitStats;
 pub use compress::{Compressor, CompressorStats, Submit};
 pub use error::WriteError;
 pub use layout::{ArchiveFile, FileKey};
 pub use retention::Retention;
 pub use rotation::{RotatePeriod, RotatePeriodError};
+pub use scribe_protocol::{EntryId, ProducerId};
 pub use writer::{Fsync, RotatingWriter, WriteStats, WriterOptions};

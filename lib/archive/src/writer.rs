@@ -29,6 +29,13 @@
 //! Not covered by any policy: retention's deletions are not fsynced (a deleted file may
 //! reappear after a power loss and is deleted again later).
 //!
+//! # Idempotent writes
+//!
+//! With [`WriterOptions::idempotent`], [`RotatingWriter::write_entries`] skips entries whose
+//! [`EntryId`] is already committed and records every batch in a commit log, so retries (also
+//! after `kill -9`) write each producer range once; see [`crate::commit`] for the log, its
+//! durability per policy and the recovery `open` runs.
+//!
 //! Blocking I/O by design: callers run it on a blocking thread (scribed does, one writer per
 //! category), which keeps the hot loop free of per-write async overhead.
 
@@ -40,9 +47,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Local};
+use scribe_protocol::EntryId;
 
 use crate::category::Category;
 use crate::clock::{Clock, SystemClock};
+use crate::commit::{self, CommitStats, Committer};
 use crate::compress::{self, Compressor, Submit};
 pub use crate::error::WriteError;
 use crate::error::{io_err, sync_dir};
@@ -100,6 +109,15 @@ pub struct WriterOptions {
     pub keep_days: Option<u32>,
     /// Source of the time for rotation, dates, fsync intervals and `keep_days`.
     pub clock: Arc<dyn Clock>,
+    /// Exactly-once writes: skip entries whose id is committed and keep the commit log
+    /// `<cat>/.commits` (see [`crate::commit`]). Off: ids are ignored and an existing commit
+    /// log is removed at open.
+    pub idempotent: bool,
+    /// Forget a producer not seen for this long (default 7 days).
+    pub producer_ttl: Duration,
+    /// At most this many producers per category; more forget the least recently seen
+    /// (default 100,000; at least 1).
+    pub max_producers: usize,
 }
 
 impl Default for WriterOptions {
@@ -117,6 +135,9 @@ impl Default for WriterOptions {
             keep_bytes: None,
             keep_days: None,
             clock: Arc::new(SystemClock),
+            idempotent: false,
+            producer_ttl: commit::DEFAULT_PRODUCER_TTL,
+            max_producers: commit::DEFAULT_MAX_PRODUCERS,
         }
     }
 }
@@ -152,6 +173,11 @@ impl WriterOptions {
                 self.rotate_minute
             )));
         }
+        if self.max_producers == 0 {
+            return Err(WriteError::InvalidOptions(
+                "max_producers must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -163,10 +189,14 @@ impl WriterOptions {
     }
 }
 
-/// What one `write_batch` did.
+/// What one `write_batch` / `write_entries` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteStats {
+    /// Messages written (duplicates not included).
     pub messages: u64,
+    /// Entries skipped because their range was already committed (or appeared earlier in
+    /// the same batch).
+    pub duplicates: u64,
     /// Bytes written to disk, framing newlines included.
     pub bytes: u64,
     pub rotations: u64,
@@ -193,6 +223,8 @@ pub struct RotatingWriter {
     /// Bytes were written to the current file since its last fsync.
     unsynced: bool,
     fsyncs: u64,
+    /// `Some` when `idempotent`.
+    commit: Option<Box<Committer>>,
     /// Test hook: bytes `write(2)` may still accept before failing (a full disk).
     #[cfg(test)]
     pub(crate) fail_after: Option<u64>,
@@ -221,6 +253,19 @@ impl RotatingWriter {
         if let Err(e) = compress::recover(&opts.compressor, &mut slots) {
             tracing::warn!(%category, "recovering compressed files: {e}");
         }
+        // Before the current file is chosen: recovery may cut files (never remove them).
+        let recovered = if opts.idempotent {
+            Some(commit::recover(
+                &dir,
+                category,
+                opts.producer_ttl,
+                opts.max_producers,
+                now,
+            )?)
+        } else {
+            commit::discard(&dir, category);
+            None
+        };
         let newest = slots.iter().rev().find(|(_, s)| s.is_file());
         let (key, path, created) = match newest {
             Some((k, slot)) if slot.plain.is_some() => (*k, dir.join(k.file_name(category)), false),
@@ -248,12 +293,18 @@ impl RotatingWriter {
             last_sync: now,
             unsynced: false,
             fsyncs: 0,
+            commit: None,
             #[cfg(test)]
             fail_after: None,
         };
         w.point_current_link()?;
         if created {
             sync_dir(&w.dir)?;
+        }
+        if let Some(rec) = recovered {
+            w.commit = Some(Box::new(Committer::start(
+                &w.dir, rec, category, key, size, now,
+            )?));
         }
         w.housekeeping();
         Ok(w)
@@ -298,20 +349,47 @@ impl RotatingWriter {
 
     /// Writes every message, framed, and returns only after `write(2)` accepted all of them
     /// (and, with [`Fsync::Batch`], after they were fsynced). Rotates first if the current
-    /// file is due by time.
+    /// file is due by time. [`Self::write_entries`] without ids.
     ///
     /// On error, the current file is cut back to where this batch began in it, so a failed
     /// batch leaves no partial message behind. Messages that went to files closed by a
-    /// rotation earlier in the batch stay (a retried batch may duplicate them).
+    /// rotation earlier in the batch stay (a retried batch may duplicate them, unless
+    /// `idempotent` recognises them by their ids).
     pub fn write_batch<'a, I>(&mut self, messages: I) -> Result<WriteStats, WriteError>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
+        self.write_entries(messages.into_iter().map(|m| (m, None)))
+    }
+
+    /// Writes a batch of entries like [`Self::write_batch`]; with `idempotent`, entries whose
+    /// id is already committed, or was written earlier in this batch, are skipped (counted in
+    /// [`WriteStats::duplicates`]) and the batch's commit record is appended before this
+    /// returns (the table learns the new ranges only then). Entries without an id, or with an
+    /// empty range, are always written. Without `idempotent` the ids are ignored.
+    ///
+    /// An iterator, so callers can pass a slice (`entries.iter().copied()`) or zip messages
+    /// with ids without building a vector.
+    ///
+    /// On error nothing is committed and the current file is cut back to where this batch
+    /// began in it; if a rotation happened within the batch, the part written to the closed
+    /// file was committed by the rotation (a retry skips it by id).
+    pub fn write_entries<'a, I>(&mut self, entries: I) -> Result<WriteStats, WriteError>
+    where
+        I: IntoIterator<Item = (&'a [u8], Option<EntryId>)>,
+    {
         let mut stats = WriteStats::default();
         // Set before anything can fail, so a cut-back never reaches into an earlier batch.
         self.batch_start = self.size;
-        let result = self.write_batch_inner(messages, &mut stats);
-        if result.is_err() {
+        let result = self.write_entries_inner(entries, &mut stats);
+        if result.is_ok() {
+            // Everything up to here is committed (a rotation before the next batch then
+            // knows there is nothing new to record).
+            self.batch_start = self.size;
+        } else {
+            if let Some(c) = self.commit.as_mut() {
+                c.abort();
+            }
             self.buf.clear();
             if self.file.set_len(self.batch_start).is_ok() {
                 self.size = self.batch_start;
@@ -322,18 +400,26 @@ impl RotatingWriter {
         result.map(|()| stats)
     }
 
-    fn write_batch_inner<'a, I>(
+    fn write_entries_inner<'a, I>(
         &mut self,
-        messages: I,
+        entries: I,
         stats: &mut WriteStats,
     ) -> Result<(), WriteError>
     where
-        I: IntoIterator<Item = &'a [u8]>,
+        I: IntoIterator<Item = (&'a [u8], Option<EntryId>)>,
     {
         if self.check_time()? {
             stats.rotations += 1;
         }
-        for msg in messages {
+        for (msg, id) in entries {
+            // Ids matter only when idempotent, and only for a non-empty range.
+            let id = id.filter(|i| i.start < i.end && self.commit.is_some());
+            if let (Some(id), Some(c)) = (&id, &self.commit) {
+                if c.is_duplicate(id) {
+                    stats.duplicates += 1;
+                    continue;
+                }
+            }
             let framed = msg.len() as u64 + u64::from(!msg.ends_with(b"\n"));
             if self.opts.max_size > 0 && self.size > 0 && self.size + framed > self.opts.max_size {
                 self.rotate()?;
@@ -354,6 +440,9 @@ impl RotatingWriter {
             self.size += framed;
             stats.messages += 1;
             stats.bytes += framed;
+            if let (Some(id), Some(c)) = (&id, self.commit.as_mut()) {
+                c.note(id);
+            }
         }
         self.flush_buf()?;
         match self.opts.fsync {
@@ -367,7 +456,32 @@ impl RotatingWriter {
                 self.maybe_sync()?;
             }
         }
+        // Bytes in the current file since the batch began (or since a rotation's record):
+        // commit them. A batch of duplicates only wrote nothing and needs no record.
+        if self.size > self.batch_start {
+            self.commit_position()?;
+        }
         Ok(())
+    }
+
+    /// Appends the commit record for everything up to `self.size` in the current file.
+    fn commit_position(&mut self) -> Result<(), WriteError> {
+        let Some(c) = self.commit.as_mut() else {
+            return Ok(());
+        };
+        let name = self.key.file_name(&self.category);
+        let durable = self.opts.fsync == Fsync::Batch;
+        c.commit(&name, self.size, self.opts.clock.now(), durable)
+    }
+
+    /// Whether `id`'s range is committed (always false without `idempotent`).
+    pub fn is_committed(&self, id: &EntryId) -> bool {
+        self.commit.as_ref().is_some_and(|c| c.is_committed(id))
+    }
+
+    /// The commit table's state, if `idempotent`.
+    pub fn commit_stats(&self) -> Option<CommitStats> {
+        self.commit.as_ref().map(|c| c.stats())
     }
 
     fn flush_buf(&mut self) -> Result<(), WriteError> {
@@ -403,13 +517,17 @@ impl RotatingWriter {
             .map_err(io_err("write", &self.path))
     }
 
-    /// fsyncs the current file's data.
+    /// fsyncs the current file's data, then commit records appended since the last sync
+    /// (data first: a record must not reach the disk before the data it covers).
     pub fn sync(&mut self) -> Result<(), WriteError> {
         self.flush_buf()?;
         self.file.sync_data().map_err(io_err("fsync", &self.path))?;
         self.fsyncs += 1;
         self.unsynced = false;
         self.last_sync = self.opts.clock.now();
+        if let Some(c) = self.commit.as_mut() {
+            c.sync()?;
+        }
         Ok(())
     }
 
@@ -458,18 +576,33 @@ impl RotatingWriter {
     }
 
     /// Closes the current file and starts the next one: the `write_meta` record, fsync of the
-    /// old file, then the new file, `<cat>_current`, a directory fsync; then compression of the
-    /// old file and retention. If the new file cannot be created, the old one stays current
-    /// and its meta record is cut off again.
+    /// old file, (with `idempotent`) a commit record for the old file, then the new file,
+    /// `<cat>_current`, a directory fsync; then compression of the old file and retention. If
+    /// the new file cannot be created, the old one stays current and its meta record is cut
+    /// off again.
+    ///
+    /// The commit record covers the old file's data up to its meta record and whatever the
+    /// batch in progress wrote to it, so nothing in a closed file ever needs cutting and a
+    /// retry after a later failure in the batch sees that part as committed.
     pub fn rotate(&mut self) -> Result<(), WriteError> {
         self.flush_buf()?;
         let now = self.opts.clock.now();
         let next = rotation::next_key(Some(self.key), self.opts.rotate_period, now);
         let next_path = self.dir.join(next.file_name(&self.category));
         let before = self.size;
+        let mut committed = false;
         let opened = self
             .finish_current(&next_path)
+            .and_then(|()| {
+                committed = self.commit_rotation(before)?;
+                Ok(())
+            })
             .and_then(|()| open_append(&next_path));
+        if committed {
+            // The batch's part in the old file is committed: a failure from here on must not
+            // cut it.
+            self.batch_start = before;
+        }
         let file = match opened {
             Ok(f) => f,
             Err(e) => {
@@ -497,6 +630,24 @@ impl RotatingWriter {
         }
         self.housekeeping();
         Ok(())
+    }
+
+    /// With `idempotent`, the commit record of a file being closed: `end` is its data's end,
+    /// not the meta record's (should the new file fail to open, the meta record is cut off
+    /// again and the next batch goes where it was). Returns whether a record was appended.
+    fn commit_rotation(&mut self, end: u64) -> Result<bool, WriteError> {
+        let Some(c) = self.commit.as_mut() else {
+            return Ok(false);
+        };
+        if end == self.batch_start {
+            // Nothing written since the last record (or since this file began): nothing to
+            // commit, and nothing past `end` that recovery could want to cut.
+            return Ok(false);
+        }
+        let name = self.key.file_name(&self.category);
+        let durable = self.opts.fsync == Fsync::Batch;
+        c.commit(&name, end, self.opts.clock.now(), durable)?;
+        Ok(true)
     }
 
     /// The old file's last steps: the meta record, then fsync (always, whatever the policy:
@@ -622,3 +773,7 @@ fn open_append(path: &Path) -> Result<File, WriteError> {
 #[cfg(test)]
 #[path = "writer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+mod commit_tests;
