@@ -13,6 +13,9 @@ pub const WRITE_ERRORS: &str = "write errors";
 pub const STORE_ERRORS: &str = "denied for store error";
 pub const WRITTEN_MESSAGES: &str = "written messages";
 pub const WRITTEN_BYTES: &str = "written bytes";
+/// Entries with ids a file store had already written (a resend after a lost answer, a
+/// restarted shipper, a replayed spool): acknowledged, not written again.
+pub const DUPLICATES: &str = "duplicates skipped";
 pub const IGNORED: &str = "ignored";
 pub const SPOOLED: &str = "spooled";
 pub const REPLAYED: &str = "replayed";

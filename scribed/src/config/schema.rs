@@ -78,6 +78,10 @@ pub struct FileSpec {
     pub keep_days: Option<u32>,
     /// `never` (default), `batch`, or an interval such as `1s`.
     pub fsync: Option<String>,
+    /// Exactly-once: keep a commit log beside each category's files so entries with ids
+    /// (native clients) already written are recognised, and cut an unacknowledged tail after
+    /// a crash. Default `true`.
+    pub idempotent: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::{take_queued, Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::FileSpec;
-use crate::counters::{Counters, WRITE_ERRORS, WRITTEN_BYTES, WRITTEN_MESSAGES};
+use crate::counters::{Counters, DUPLICATES, WRITE_ERRORS, WRITTEN_BYTES, WRITTEN_MESSAGES};
 
 /// Most bytes one blocking call writes before answering; bounds acknowledgement latency when a
 /// category's queue is deep.
@@ -352,14 +352,24 @@ fn write_jobs(
     let cat = task.category.as_str();
     for job in jobs {
         let result = open_writer(writer, &mut slot, task).and_then(|w| {
-            w.w.write_batch(job.batch.messages.iter().map(|m| &m[..]))
-                .map_err(Arc::new)
+            let b = &job.batch;
+            w.w.write_entries(
+                b.messages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (&m[..], b.id(i))),
+            )
+            .map_err(Arc::new)
         });
         match &result {
             Ok(s) => {
                 task.counters
                     .add(Some(cat), WRITTEN_MESSAGES, s.messages as i64);
                 task.counters.add(Some(cat), WRITTEN_BYTES, s.bytes as i64);
+                if s.duplicates > 0 {
+                    task.counters
+                        .add(Some(cat), DUPLICATES, s.duplicates as i64);
+                }
                 task.failing
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -418,6 +428,7 @@ pub fn writer_options(spec: &FileSpec, default_max_size: u64) -> anyhow::Result<
     if let Some(f) = &spec.fsync {
         o.fsync = parse_fsync(f).map_err(anyhow::Error::msg)?;
     }
+    o.idempotent = spec.idempotent.unwrap_or(true);
     o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(o)
 }
