@@ -142,6 +142,16 @@ struct Delivery {
     #[arg(long, value_name = "N", default_value_t = 4)]
     window: usize,
 
+    /// `auto`: scribed's native protocol when the aggregator speaks it (lines carry ids, so
+    /// none is written twice after a retry or a restart), else Scribe's Thrift; `native`:
+    /// refuse aggregators without it; `thrift`: Thrift only (at-least-once).
+    #[arg(long, value_name = "PROTOCOL", default_value = "auto")]
+    protocol: scribe_protocol::client::Protocol,
+
+    /// Gzip batches on native connections (for slow links; costs CPU on both ends).
+    #[arg(long)]
+    compress: bool,
+
     /// Send a partial batch once its oldest line has waited this long (the most latency
     /// batching adds).
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
@@ -256,6 +266,8 @@ impl Delivery {
                 to,
                 client: ClientOptions {
                     max_frame,
+                    protocol: self.protocol,
+                    gzip: self.compress,
                     ..ClientOptions::default()
                 },
                 window: self.window.max(1),
