@@ -161,6 +161,13 @@ fn resolve(
             "max_frame: {max_frame} bytes is too small (at least 1K)"
         )));
     }
+    // Above 1 GiB a Thrift frame length could begin with the native protocol's magic byte
+    // (0xF5), and the two protocols could no longer be told apart (docs/protocol.md).
+    if max_frame > 1 << 30 {
+        return Err(err(format!(
+            "max_frame: {max_frame} bytes is too large (at most 1G)"
+        )));
+    }
     let mut settings = Settings {
         config_path: path.clone(),
         listen,
