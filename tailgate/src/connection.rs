@@ -119,7 +119,7 @@ pub async fn serve(
     let mut last_seen = Instant::now();
     let mut last_ping = Instant::now();
     while ok {
-        let out: Vec<String> = tokio::select! {
+        let mut out: Vec<String> = tokio::select! {
             _ = shutdown.cancelled() => {
                 let close = ws.send(Message::Close(Some(CloseFrame {
                     code: 1001,
@@ -159,6 +159,18 @@ pub async fn serve(
                 vec![ServerMsg::Categories { categories: hub.category_names() }.to_json()]
             }
         };
+        // A new category is announced before its first lines: the lines just taken from
+        // the queue were pushed after their feed was created, which bumped `cats` first, so
+        // a change not yet reported is seen here. Without this, which of the two ready
+        // branches ran first was up to `select!`, and a client that waits for the
+        // `categories` update (the page's category list) met lines of an unknown category.
+        if !s.raw && !out.is_empty() && cats.has_changed().unwrap_or(false) {
+            cats.borrow_and_update();
+            let update = ServerMsg::Categories {
+                categories: hub.category_names(),
+            };
+            out.insert(0, update.to_json());
+        }
         for m in out {
             if ws.send(Message::Text(m.into())).await.is_err() {
                 ok = false;

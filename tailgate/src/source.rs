@@ -58,62 +58,90 @@ pub fn spawn(
 fn run(hub: &Hub, src: &FileSources, shutdown: &CancellationToken) {
     let mut follower = Follower::new(FollowOptions::default());
     let mut names: HashMap<PathBuf, String> = HashMap::new();
-    for (path, name) in &src.files {
-        add(hub, &mut follower, &mut names, path.clone(), name);
-    }
-    let mut last_scan: Option<Instant> = None;
     let mut batches: HashMap<String, Vec<Bytes>> = HashMap::new();
+    // What exists at start is tailed from its end as of the first poll, so the first poll
+    // runs before any of it is announced (`hub.feed`): a line written after a category is
+    // listed is read, never skipped as old. Announced first, a line written between the
+    // announcement and a late first poll (a loaded machine) was taken for old and skipped.
+    // The first poll reads no lines: every file it finds starts at its end.
+    let mut initial = src.files.clone();
+    if let Some(dir) = &src.data_dir {
+        initial.extend(scan(dir));
+    }
+    for (path, _) in &initial {
+        follower.watch(path.clone());
+    }
+    poll(hub, &mut follower, &names, &mut batches);
+    // A path refused here (`--max-categories`) stays watched, its lines unpublished; the
+    // follower has no unwatch for a path with a file, and categories are never removed.
+    for (path, name) in initial {
+        add(hub, &mut follower, &mut names, path, &name);
+    }
+    let mut last_scan = Instant::now();
     while !shutdown.is_cancelled() {
         if let Some(dir) = &src.data_dir {
-            if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
-                scan(hub, dir, &mut follower, &mut names);
-                last_scan = Some(Instant::now());
-            }
-        }
-        let outcome = follower.poll(&mut |event| match event {
-            Event::Line { path, bytes, .. } => {
-                if let Some(name) = names.get(path) {
-                    let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-                    batches
-                        .entry(name.clone())
-                        .or_default()
-                        .push(Bytes::copy_from_slice(line));
+            if last_scan.elapsed() >= SCAN_EVERY {
+                for (path, name) in scan(dir) {
+                    add(hub, &mut follower, &mut names, path, &name);
                 }
-            }
-            Event::Rotated { path, to, .. } => {
-                tracing::debug!("{} rotated to {}", path.display(), to.display())
-            }
-            Event::Truncated { path, .. } => {
-                tracing::info!(
-                    "{} was truncated; reading it from the start",
-                    path.display()
-                )
-            }
-            Event::Vanished { path, .. } => {
-                tracing::info!("{} vanished before it was read to its end", path.display())
-            }
-            Event::LineTooLong {
-                path, offset, max, ..
-            } => {
-                tracing::warn!(
-                    "{}: line at offset {offset} is over {max} bytes; skipped",
-                    path.display()
-                )
-            }
-            Event::Error { path, error } => {
-                tracing::warn!("{}: {error}", path.display())
-            }
-            Event::Opened { .. } | Event::Closed { .. } => {}
-        });
-        for (name, lines) in batches.drain() {
-            if let Err(e) = hub.publish(&name, lines) {
-                tracing::warn!("lines of {name} not kept: {e}");
+                last_scan = Instant::now();
             }
         }
-        if !outcome.pending {
+        if !poll(hub, &mut follower, &names, &mut batches) {
             std::thread::sleep(src.poll_interval);
         }
     }
+}
+
+/// One follower poll; its lines are published per category. Returns whether a file has more
+/// to read right away.
+fn poll(
+    hub: &Hub,
+    follower: &mut Follower,
+    names: &HashMap<PathBuf, String>,
+    batches: &mut HashMap<String, Vec<Bytes>>,
+) -> bool {
+    let outcome = follower.poll(&mut |event| match event {
+        Event::Line { path, bytes, .. } => {
+            if let Some(name) = names.get(path) {
+                let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+                batches
+                    .entry(name.clone())
+                    .or_default()
+                    .push(Bytes::copy_from_slice(line));
+            }
+        }
+        Event::Rotated { path, to, .. } => {
+            tracing::debug!("{} rotated to {}", path.display(), to.display())
+        }
+        Event::Truncated { path, .. } => {
+            tracing::info!(
+                "{} was truncated; reading it from the start",
+                path.display()
+            )
+        }
+        Event::Vanished { path, .. } => {
+            tracing::info!("{} vanished before it was read to its end", path.display())
+        }
+        Event::LineTooLong {
+            path, offset, max, ..
+        } => {
+            tracing::warn!(
+                "{}: line at offset {offset} is over {max} bytes; skipped",
+                path.display()
+            )
+        }
+        Event::Error { path, error } => {
+            tracing::warn!("{}: {error}", path.display())
+        }
+        Event::Opened { .. } | Event::Closed { .. } => {}
+    });
+    for (name, lines) in batches.drain() {
+        if let Err(e) = hub.publish(&name, lines) {
+            tracing::warn!("lines of {name} not kept: {e}");
+        }
+    }
+    outcome.pending
 }
 
 fn add(
@@ -137,14 +165,16 @@ fn add(
 
 /// Each directory of `dir` whose name is a valid category is a feed, read through its
 /// `<cat>_current` link (which need not exist yet: the follower picks it up when it does).
-fn scan(hub: &Hub, dir: &Path, follower: &mut Follower, names: &mut HashMap<PathBuf, String>) {
+/// Returns (link, category name) pairs.
+fn scan(dir: &Path) -> Vec<(PathBuf, String)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
             tracing::debug!("listing {}: {e}", dir.display());
-            return;
+            return Vec::new();
         }
     };
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
@@ -156,8 +186,9 @@ fn scan(hub: &Hub, dir: &Path, follower: &mut Follower, names: &mut HashMap<Path
         let link = entry
             .path()
             .join(scribe_archive::layout::current_link_name(&cat));
-        add(hub, follower, names, link, cat.as_str());
+        found.push((link, cat.as_str().to_string()));
     }
+    found
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -139,9 +138,8 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     )
     .await;
     next_of(&mut ws, "subscribed").await;
-    // Existing files are tailed from their end: give the first poll time to pass.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
+    // Existing files are tailed from their end as of tailgate's first poll, which comes
+    // before the category is announced: with "web" seen, no wait is needed for these to count.
     append(&cat_dir.join("web_00000"), "a1\na2\n");
     let got = lines(&mut ws, 2).await;
     assert_eq!(
@@ -165,7 +163,7 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     std::fs::create_dir(&db).unwrap();
     append(&db.join("db_00000"), "d1\nd2\n");
     point_current(&db, "db", "db_00000");
-    let cats = next_of(&mut ws, "categories").await;
+    let cats = next_before_lines(&mut ws, "categories").await;
     assert_eq!(cats["categories"], json!(["db", "web"]));
     let got = lines(&mut ws, 2).await;
     assert_eq!(
@@ -175,11 +173,26 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
             ("db".to_string(), 2, "d2".to_string())
         ]
     );
-    // Directories that are not category names are ignored.
+    // Directories that are not category names are ignored: once "late", made after "bad
+    // name", is listed, the scan has seen both.
     std::fs::create_dir(data.path().join("bad name")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::create_dir(data.path().join("late")).unwrap();
+    let cats = next_before_lines(&mut ws, "categories").await;
+    assert_eq!(cats["categories"], json!(["db", "late", "web"]));
     let (_, body) = tg.get("/api/categories").await;
     assert!(!body.contains("bad name"), "{body}");
+}
+
+/// The next message of `ty`, which must come before any `lines` (a category is announced
+/// before its first lines).
+async fn next_before_lines(ws: &mut Ws, ty: &str) -> serde_json::Value {
+    loop {
+        let v = next(ws).await;
+        assert_ne!(v["type"], "lines", "lines before the {ty} message: {v}");
+        if v["type"] == ty {
+            return v;
+        }
+    }
 }
 
 #[tokio::test]
@@ -189,6 +202,13 @@ async fn file_source_tails_a_named_file() {
     let arg = format!("{}=sys.app", path.display());
     let tg = Tailgate::start(&["--file", &arg, "--poll-interval", "20ms"]);
     let mut ws = tg.ws("").await;
+    // Announced after tailgate's first poll, so the file below appears after it.
+    if next(&mut ws).await["categories"] != json!(["sys.app"]) {
+        assert_eq!(
+            next_of(&mut ws, "categories").await["categories"],
+            json!(["sys.app"])
+        );
+    }
     send(&mut ws, json!({"type":"subscribe","category":"sys.app"})).await;
     next_of(&mut ws, "subscribed").await;
     // The file appears after start: read from its beginning.
