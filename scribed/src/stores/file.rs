@@ -65,11 +65,12 @@ async fn acquire_slot() -> Option<OwnedSemaphorePermit> {
     open_slots().clone().acquire_owned().await.ok()
 }
 
-/// Sizes the open-file budget from the descriptor limit: half of it, leaving the rest for
-/// connections, spools and the directory operations of opening files. Call once at start;
-/// without it the budget is 512.
+/// Sizes the open-file budget from the descriptor limit: half of it for writers, each of
+/// which holds two (its data file and its commit log), leaving the rest for connections,
+/// spools and the directory operations of opening files. Call once at start; without it the
+/// budget is 512 writers.
 pub fn set_open_file_budget(nofile_limit: u64) {
-    let budget = usize::try_from(nofile_limit / 2)
+    let budget = usize::try_from(nofile_limit / 4)
         .unwrap_or(usize::MAX)
         .clamp(16, Semaphore::MAX_PERMITS);
     let _ = OPEN_SLOTS.set(Arc::new(Semaphore::new(budget)));
