@@ -4,7 +4,8 @@
 //!
 //! Each scenario runs 3 writers appending sequenced lines ([`seq_line`]: source, sequence
 //! number) to their own file at `TORTURE_RATE` lines/s (default 2,000) for `TORTURE_SECS`
-//! seconds (default 20: the short mode, about 80 s for the file with two test threads), one `ship` per file.
+//! seconds (default 20: the short mode, about 80 s for the file with two test threads), one
+//! `ship` per file.
 //! At the end the killing stops, everything drains (bounded wait), ship and scribed stop, and
 //! every archive file (plain and `.gz`) is read back and compared with what the writers
 //! produced: each scenario prints
