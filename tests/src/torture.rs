@@ -237,6 +237,8 @@ pub struct Tally {
     /// Lines lost in copytruncate's unavoidable window (written between the copy and the
     /// truncation's effect on the reader); counted, not failed. Zero for rename rotation.
     pub window: u64,
+    /// The first few pieces, for reports.
+    pub torn_samples: Vec<String>,
     /// Cut lines tolerated: one per copytruncate truncation.
     pub torn_allowed: u64,
     /// Per source: (first missing sequence numbers, first duplicated ones), for failures.
@@ -263,6 +265,12 @@ impl Tally {
         let r = SeqReport::of(archive);
         let mut t = Tally {
             torn: r.malformed.len() as u64,
+            torn_samples: r
+                .malformed
+                .iter()
+                .take(3)
+                .map(|m| String::from_utf8_lossy(&m[..m.len().min(120)]).into_owned())
+                .collect(),
             ..Tally::default()
         };
         for (src, n) in written {
@@ -346,9 +354,10 @@ impl Tally {
         );
         assert!(
             self.torn <= self.torn_allowed,
-            "{scenario}: {} cut or glued lines ({} allowed)",
+            "{scenario}: {} cut or glued lines ({} allowed): {:?}",
             self.torn,
-            self.torn_allowed
+            self.torn_allowed,
+            self.torn_samples
         );
         if !at_least_once {
             assert_eq!(

@@ -95,8 +95,8 @@ struct Plan {
 }
 
 fn run_direct(plan: Plan) {
-    let started = Instant::now();
     let rig = Rig::new(plan.name, 3);
+    let started = Instant::now();
     let data = rig.tmp.path().join("data");
     let addr = format!("127.0.0.1:{}", free_port());
     let scribed = slot(scribed_at(&data, &addr, None));
@@ -188,6 +188,9 @@ fn run_direct(plan: Plan) {
             &format!("kills={kills} rotations={rotations} {stats}")
         )
     );
+    if tally.torn > 0 {
+        println!("torture torn pieces: {:?}", tally.torn_samples);
+    }
     tally.assert_exactly_once(plan.name);
     assert!(drained, "{}: not everything arrived in time", plan.name);
 }
@@ -249,8 +252,8 @@ fn copytruncate_storm_kill_scribed() {
 #[test]
 fn relay_central_down_leaf_killed_while_spooling() {
     let name = "relay";
-    let started = Instant::now();
     let rig = Rig::new(name, 3);
+    let started = Instant::now();
     let central_data = rig.tmp.path().join("central");
     let central_addr = format!("127.0.0.1:{}", free_port());
     let leaf_addr = format!("127.0.0.1:{}", free_port());
@@ -312,6 +315,9 @@ fn relay_central_down_leaf_killed_while_spooling() {
             )
         )
     );
+    if tally.torn > 0 {
+        println!("torture torn pieces: {:?}", tally.torn_samples);
+    }
     tally.assert_exactly_once(name);
     assert!(drained, "{name}: not everything arrived in time");
     assert!(

@@ -165,8 +165,8 @@ fn central_on_tmpfs(dir: &Path, addr: &str, size: u64) -> Result<Central, String
 #[test]
 fn disk_full_on_the_central() {
     let name = "disk-full";
-    let started = Instant::now();
     let rig = Rig::new(name, 3);
+    let started = Instant::now();
     let dir = rig.tmp.path().join("central");
     let addr = format!("127.0.0.1:{}", pipeline_tests::free_port());
     // Room for everything twice over plus slack, so only the filler makes the disk full.
@@ -229,6 +229,9 @@ fn disk_full_on_the_central() {
             )
         )
     );
+    if tally.torn > 0 {
+        println!("torture torn pieces: {:?}", tally.torn_samples);
+    }
     tally.assert_exactly_once(name);
     assert!(drained, "{name}: not everything arrived in time");
     assert!(

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline_tests::torture::Writer;
-use pipeline_tests::{ShipProc, ShipStats};
+use pipeline_tests::{bin, ShipProc, ShipStats};
 
 pub struct Rig {
     pub tmp: tempfile::TempDir,
@@ -19,7 +19,10 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// Builds the binaries first (once per test process), so a scenario's time is its own.
     pub fn new(scenario: &str, n: usize) -> Rig {
+        bin("scribed");
+        bin("ship");
         let tmp = tempfile::tempdir().expect("tempdir");
         let logs = tmp.path().join("logs");
         std::fs::create_dir(&logs).expect("creating the log directory");
@@ -93,9 +96,16 @@ impl Rig {
     }
 
     /// Stops every ship with SIGTERM (each must exit cleanly) and sums the delivery counters
-    /// of their last runs: `ship_spooled=N ship_replayed=N ship_retries=N`.
+    /// of their last runs: `ship_spooled=N ship_replayed=N ship_retries=N ...`.
     pub fn stop_ships(&self, ships: Vec<Arc<Mutex<Option<ShipProc>>>>) -> String {
-        let mut sums = [0u64; 3];
+        const KEYS: [&str; 5] = [
+            "spooled",
+            "replayed",
+            "retries",
+            "truncations",
+            "truncated_unread_bytes",
+        ];
+        let mut sums = [0u64; KEYS.len()];
         for ship in ships {
             let Some(p) = ship.lock().unwrap().take() else {
                 continue;
@@ -106,14 +116,15 @@ impl Rig {
                 "ship exited {status} on SIGTERM: {stderr}"
             );
             let stats = ShipStats::from_stderr(&stderr);
-            for (sum, key) in sums.iter_mut().zip(["spooled", "replayed", "retries"]) {
+            for (sum, key) in sums.iter_mut().zip(KEYS) {
                 *sum += stats.0.get(key).copied().unwrap_or(0);
             }
         }
-        format!(
-            "ship_spooled={} ship_replayed={} ship_retries={}",
-            sums[0], sums[1], sums[2]
-        )
+        KEYS.iter()
+            .zip(sums)
+            .map(|(k, v)| format!("ship_{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
