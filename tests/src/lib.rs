@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use scribe_archive::{layout, Category};
 
+pub mod torture;
+
 /// Path of a workspace binary, built (once per test process) by `cargo build` so tests never
 /// run a stale binary.
 pub fn bin(name: &str) -> PathBuf {
