@@ -869,3 +869,26 @@ pub fn cpu_time(pid: i32) -> Duration {
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
+
+/// A leaf scribed's config: everything goes to `central` through a buffer store that spools
+/// under `spool` while it is away (retrying every 200 ms, so an outage's end is noticed
+/// quickly).
+pub fn leaf_config(central: &str, spool: &Path) -> String {
+    format!(
+        r#"
+[[store]]
+category = "default"
+type = "buffer"
+spool_dir = "{}"
+retry_interval = "200ms"
+replay_batch_bytes = "256K"
+
+[store.primary]
+type = "network"
+remote = ["{central}"]
+connect_timeout = "1s"
+timeout = "5s"
+"#,
+        spool.display()
+    )
+}

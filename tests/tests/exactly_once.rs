@@ -25,11 +25,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipeline_tests::leaf_config;
 use pipeline_tests::torture::{
     copy_and_truncate, drain, knob, read_archive, rename_and_recreate, Every, Tally, Writer,
 };
 use pipeline_tests::{free_port, get_counter, Launch, Scribed, SeqReport, ShipProc};
-use rig::{leaf_config, Rig};
+use rig::Rig;
 
 fn secs() -> u64 {
     knob("TORTURE_SECS", 20).max(4)

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipeline_tests::torture::Every;
 use pipeline_tests::{
     bin, category_bytes, category_files, free_port, read_category, seq_line, Launch, Scribed,
     SeqReport, ShipProc, ShipStats, SEQ_LINE_LEN,
@@ -120,50 +121,6 @@ impl Drop for Writer {
     }
 }
 
-/// A thread doing `each` every `period` until stopped (or dropped); `each` gets the round.
-struct Every {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl Every {
-    fn start(period: Duration, mut each: impl FnMut(u64) + Send + 'static) -> Every {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut round = 0;
-            let start = Instant::now();
-            loop {
-                let next = start + period * (round as u32 + 1);
-                while Instant::now() < next {
-                    if flag.load(Ordering::SeqCst) {
-                        return round;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                round += 1;
-                each(round);
-            }
-        });
-        Every {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops; returns how many rounds ran.
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().expect("periodic thread")
-    }
-}
-
-impl Drop for Every {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
 /// logrotate's default (`create`) with a daemon that reopens its log on a signal: the file is
 /// renamed to `<path>.<round>`, a new one created, and the writer switches to it a little
 /// later — lines written meanwhile land in the renamed file, which ship must drain.
@@ -257,9 +214,12 @@ fn rename_and_recreate_every_100ms_delivers_every_line_once_in_order() {
     let secs = torture_secs();
     let writer = Writer::start(&path, "rot", rate());
     let log = writer.log.clone();
-    let rotator = Every::start(Duration::from_millis(100), move |round| {
-        rename_and_recreate(&log, round)
-    });
+    let rotator = Every::start(
+        Duration::from_millis(100),
+        Duration::ZERO,
+        0,
+        move |round| rename_and_recreate(&log, round),
+    );
     std::thread::sleep(Duration::from_secs(secs));
     let rotations = rotator.finish();
     let written = writer.finish();
@@ -342,7 +302,7 @@ fn copytruncate_every_500ms_repeats_nothing_and_loses_only_unread_tails() {
     // logrotate's copytruncate, with the writer held off while the copy and the truncation
     // happen: lines written in between would be lost by any follower (they are in neither the
     // copy nor the file), and excluding them makes what ship alone loses exactly checkable.
-    let truncator = Every::start(Duration::from_millis(500), move |_| {
+    let truncator = Every::start(Duration::from_millis(500), Duration::ZERO, 0, move |_| {
         let log = log.lock().unwrap();
         let copy = PathBuf::from(format!("{}.1", log.path.display()));
         std::fs::copy(&log.path, &copy).expect("copying the log");
@@ -485,9 +445,12 @@ fn kill9_mid_stream_then_restart_delivers_everything_with_bounded_duplicates() {
     let writer = Writer::start(&path, "k9", rate());
     let log = writer.log.clone();
     // Rotations too, also while ship is down: a restart must find its file under its new name.
-    let rotator = Every::start(Duration::from_millis(1000), move |round| {
-        rename_and_recreate(&log, round)
-    });
+    let rotator = Every::start(
+        Duration::from_millis(1000),
+        Duration::ZERO,
+        0,
+        move |round| rename_and_recreate(&log, round),
+    );
     let kills = 2;
     for _ in 0..kills {
         std::thread::sleep(Duration::from_millis(secs * 1000 / (kills + 1)));

@@ -5,30 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use pipeline_tests::{
-    check_order_no_loss, free_port, get_counter, http_get, read_category, ship, wait_for, Launch,
-    Scribed,
+    check_order_no_loss, free_port, get_counter, http_get, leaf_config, read_category, ship,
+    wait_for, Launch, Scribed,
 };
-
-/// A leaf that forwards everything to `central` and spools while it is away.
-fn leaf_config(central: &str, spool: &Path) -> String {
-    format!(
-        r#"
-[[store]]
-category = "default"
-type = "buffer"
-spool_dir = "{}"
-retry_interval = "200ms"
-replay_batch_bytes = "256K"
-
-[store.primary]
-type = "network"
-remote = ["{central}"]
-connect_timeout = "1s"
-timeout = "5s"
-"#,
-        spool.display()
-    )
-}
 
 /// A central scribed (default file store) on a fixed address, so it can be restarted there.
 fn central_at(data: &Path, addr: &str) -> Scribed {

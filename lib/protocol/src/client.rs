@@ -398,38 +398,37 @@ impl Client {
         }
     }
 
-    /// Sends one batch body and waits for its result.
+    /// Sends one batch body and waits for its result, within one request timeout.
     pub async fn log_body(&mut self, body: &Bytes) -> Result<ResultCode, ClientError> {
-        let timeout = self.opts.request_timeout;
-        let exchange = async {
+        let (timeout, addr) = (self.opts.request_timeout, self.addr.clone());
+        within(timeout, addr, async {
             self.send_body(body).await?;
             self.recv_result().await
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(ClientError::RequestTimeout {
-                addr: self.addr.clone(),
-                timeout,
-            }),
-        }
+        })
+        .await
     }
 
     /// Sends one encoded Thrift `Log` call (see [`crate::LogBatchBuilder`]) and waits for
-    /// its result. Only for Thrift connections.
+    /// its result, within one request timeout. Only for Thrift connections.
     pub async fn log(&mut self, call: Bytes) -> Result<ResultCode, ClientError> {
-        // One deadline for the whole exchange, as for a single call.
-        let timeout = self.opts.request_timeout;
-        let exchange = async {
+        let (timeout, addr) = (self.opts.request_timeout, self.addr.clone());
+        within(timeout, addr, async {
             self.send(call).await?;
             self.recv_log_reply().await
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(ClientError::RequestTimeout {
-                addr: self.addr.clone(),
-                timeout,
-            }),
-        }
+        })
+        .await
+    }
+}
+
+/// One deadline for a whole exchange, as for a single call.
+async fn within<T>(
+    timeout: Duration,
+    addr: String,
+    exchange: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::RequestTimeout { addr, timeout }),
     }
 }
 

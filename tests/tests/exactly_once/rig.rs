@@ -131,25 +131,3 @@ impl Rig {
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
-
-/// A leaf that forwards everything to `central` and spools while it is away (retrying every
-/// 200 ms, so an outage's end is noticed quickly).
-pub fn leaf_config(central: &str, spool: &Path) -> String {
-    format!(
-        r#"
-[[store]]
-category = "default"
-type = "buffer"
-spool_dir = "{}"
-retry_interval = "200ms"
-replay_batch_bytes = "256K"
-
-[store.primary]
-type = "network"
-remote = ["{central}"]
-connect_timeout = "1s"
-timeout = "5s"
-"#,
-        spool.display()
-    )
-}
