@@ -379,12 +379,6 @@ fn full_tmpfs_blocks_and_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut full_reports = 0;
     let mut moved: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let slot = |name: &str| -> Option<u32> {
-        match name {
-            "log" => Some(0),
-            _ => name.strip_prefix("log.").and_then(|n| n.parse().ok()),
-        }
-    };
     loop {
         assert!(Instant::now() < deadline, "no progress within 60 s");
         if let Some(status) = child.try_wait().unwrap() {
@@ -398,25 +392,7 @@ fn full_tmpfs_blocks_and_loses_nothing() {
         }
         // Once the disk was reported full, clean up like an operator, every 100 ms.
         if full_reports > 0 {
-            {
-                // Move every closed file (not the one `current` links to) off the tmpfs.
-                // The link is replaced (remove, link) at each rotation: retry if caught between.
-                let Ok(cur) = std::fs::metadata(mnt.join("current")).map(|m| m.ino()) else {
-                    continue;
-                };
-                for e in std::fs::read_dir(&mnt).unwrap() {
-                    let e = e.unwrap();
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let Some(n) = slot(&name) else { continue };
-                    if e.metadata().unwrap().ino() == cur {
-                        continue;
-                    }
-                    let bytes = std::fs::read(e.path()).unwrap();
-                    std::fs::write(safe.join(&name), &bytes).unwrap();
-                    std::fs::remove_file(e.path()).unwrap();
-                    assert!(moved.insert(n, bytes).is_none(), "{name} reused");
-                }
-            }
+            move_closed_files(&mnt, &safe, &mut moved);
         }
     }
     feeder.join().unwrap();
@@ -428,7 +404,64 @@ fn full_tmpfs_blocks_and_loses_nothing() {
             assert!(moved.insert(n, std::fs::read(e.path()).unwrap()).is_none());
         }
     }
+    // Every file but the last ends with a whole line (the writer never splits one).
+    let closed: BTreeMap<String, Vec<u8>> = moved
+        .iter()
+        .map(|(n, v)| (format!("{n:03}"), v.clone()))
+        .collect();
+    assert_whole_lines(&closed);
     let joined: Vec<u8> = moved.values().flatten().copied().collect();
     assert_eq!(joined.len(), data.len(), "bytes out != bytes in");
     assert!(joined == data, "output differs from input");
+}
+
+/// `-n` slot of a file named by `mnt/log` (`log`, `log.1`, `log.2`, ...).
+fn slot(name: &str) -> Option<u32> {
+    match name {
+        "log" => Some(0),
+        _ => name.strip_prefix("log.").and_then(|n| n.parse().ok()),
+    }
+}
+
+/// The operator of [`full_tmpfs_blocks_and_loses_nothing`]: moves every closed file from `mnt`
+/// to `safe` and keeps its bytes in `moved` by slot.
+///
+/// Closed means older than the file `current` links to, not merely "another inode than
+/// `current`": the writer may rotate between our look at the link and our listing, and the
+/// file it then opened (and linked) would look closed, be moved while being written, and all
+/// it got after that would be missing (written into an inode only the `current` hard link
+/// still names).
+/// With `-n` the writer goes through the slots in order and the test never wraps around
+/// (`moved` would see a slot twice), so a file in a lower slot than one that was current at
+/// some instant is closed for good.
+fn move_closed_files(mnt: &Path, safe: &Path, moved: &mut BTreeMap<u32, Vec<u8>>) {
+    // The link is replaced (remove, link) at each rotation: retry next time if caught between.
+    let Ok(cur) = std::fs::metadata(mnt.join("current")).map(|m| m.ino()) else {
+        return;
+    };
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(mnt).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = slot(&name) {
+            entries.push((n, name, e.metadata().unwrap().ino()));
+        }
+    }
+    let Some(current) = entries.iter().find(|e| e.2 == cur).map(|e| e.0) else {
+        return;
+    };
+    for (n, name, ino) in entries.into_iter().filter(|e| e.0 < current) {
+        let path = mnt.join(&name);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(safe.join(&name), &bytes).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // `current` on what we just moved: we took a live file, and what the writer puts in it
+        // now is lost to us, not by the writer. Says so instead of a bare byte count below.
+        let now = std::fs::metadata(mnt.join("current")).map(|m| m.ino());
+        assert!(
+            now.ok() != Some(ino),
+            "the test moved {name}, the file being written"
+        );
+        assert!(moved.insert(n, bytes).is_none(), "{name} reused");
+    }
 }
