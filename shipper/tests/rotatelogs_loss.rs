@@ -342,8 +342,18 @@ fn full_tmpfs_blocks_and_loses_nothing() {
     }
     let _guard = Unmount(mnt.clone());
 
+    // On a failed assertion the writer is left blocked on the full tmpfs, holding it busy:
+    // kill it before the unmount (dropped in reverse order), or both outlive the test.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     let data = input(3 << 20, 5);
-    let mut child = Command::new(OURS)
+    let child = Command::new(OURS)
         .args([
             "--retry-interval",
             "50ms",
@@ -360,7 +370,8 @@ fn full_tmpfs_blocks_and_loses_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut child = Reap(child);
+    let mut stdin = child.0.stdin.take().unwrap();
     let feed = data.clone();
     let feeder = thread::spawn(move || {
         for c in feed.chunks(16 << 10) {
@@ -368,7 +379,7 @@ fn full_tmpfs_blocks_and_loses_nothing() {
         }
     });
     let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     thread::spawn(move || {
         for line in io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -381,7 +392,7 @@ fn full_tmpfs_blocks_and_loses_nothing() {
     let mut moved: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     loop {
         assert!(Instant::now() < deadline, "no progress within 60 s");
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success());
             break;
         }
