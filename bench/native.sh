@@ -234,13 +234,21 @@ for v, s in summary.items():
           f"{s['cl_cpu']:10.2f} | {s['srv_rss']:20.1f} | {s['cl_rss']:17.1f} | "
           f"{s['commits']:12.0f} | {s['sync']:8.2f} | {s['busy']:5.0f} | {'yes' if s['ok'] else 'NO':7} |")
 
+def wall(v, rnd):
+    return next((int(r["wall_ns"]) for r in rows if r["variant"] == v and r["round"] == rnd), None)
+
 def ratio(a, b, what):
     if a in summary and b in summary:
         sa, sb = summary[a], summary[b]
-        print(f"  {a + ' / ' + b:38} throughput {sb['med'] / sa['med']:5.2f}x   "
+        # Also the median of the same-round ratios: a round's variants run minutes apart, not
+        # hours, so these follow the machine's drift less than a ratio of medians does.
+        pairs = [(wall(a, rnd), wall(b, rnd)) for rnd in dict.fromkeys(r["round"] for r in rows)]
+        per_round = statistics.median(wb / wa for wa, wb in pairs if wa and wb)
+        print(f"  {a + ' / ' + b:38} throughput {sb['med'] / sa['med']:5.2f}x (per round {per_round:5.2f}x)   "
               f"scribed CPU {sa['srv_cpu'] / sb['srv_cpu']:5.2f}x   ship CPU {sa['cl_cpu'] / sb['cl_cpu']:5.2f}x   ({what})")
 
-print("\nratios (throughput: >1 is faster; CPU: >1 uses more):")
+print("\nratios of medians (throughput: >1 is faster; CPU: >1 uses more), and the median of the")
+print("same-round throughput ratios:")
 for sfx in ("", "-fsync"):
     for v in summary:
         if v != "thrift" + sfx and v.endswith(sfx) and (sfx or not v.endswith("-fsync")):
