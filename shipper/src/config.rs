@@ -62,7 +62,30 @@ impl ConfigFile {
     pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+        ConfigFile::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// Parses a config file's text (no file access). With [`ConfigFile::check`], the entry
+    /// point of the `ship_config` fuzz target.
+    pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Interprets every value the modes read later (sizes, durations, follow entries), so a
+    /// bad file fails as a whole; the same checks `ship` makes when it uses them.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(s) = &self.spool_max {
+            scribe_cli::parse_size(s)
+                .map_err(anyhow::Error::msg)
+                .context("spool_max")?;
+        }
+        if let Some(s) = &self.poll_interval {
+            parse_duration(s).context("poll_interval")?;
+        }
+        for (i, spec) in self.follow.iter().enumerate() {
+            spec.compile(&format!("follow[{i}]"), false)?;
+        }
+        Ok(())
     }
 }
 
@@ -158,6 +181,29 @@ mod tests {
         assert_eq!(c.to, ["127.0.0.1:1463"]);
         let e = c.follow[0].compile("follow[0]", false).unwrap();
         assert_eq!(e.multiline.unwrap().timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn check_interprets_every_value() {
+        let good = "spool_max = \"2G\"\npoll_interval = \"250ms\"\n[[follow]]\n\
+                    include = [\"/var/log/*.log\"]\ncategory = \"sys.{stem}\"\n\
+                    multiline_start = '^\\d'\nmultiline_timeout = \"1s\"\n";
+        ConfigFile::parse(good).unwrap().check().unwrap();
+        for (bad, key) in [
+            ("spool_max = \"lots\"", "spool_max"),
+            ("poll_interval = \"soon\"", "poll_interval"),
+            (
+                "[[follow]]\ninclude = [\"/a\"]\ncategory = \"a/b\"",
+                "follow[0]",
+            ),
+            (
+                "[[follow]]\ninclude = [\"/a\"]\ncategory = \"a\"\nmultiline_start = \"(\"",
+                "follow[0]",
+            ),
+        ] {
+            let e = ConfigFile::parse(bad).unwrap().check().unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
+        }
     }
 
     #[test]

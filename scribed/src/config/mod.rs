@@ -111,12 +111,24 @@ impl Settings {
     }
 }
 
+/// Parses and validates a config file's text exactly as `--check-config` does, with no flags
+/// and no file access (`name` stands for the file in errors). The entry point of the
+/// `scribed_config` fuzz target.
+pub fn check_config_text(name: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let file = parse_text(name, text)?;
+    resolve(file, &Args::default(), Some(name.to_path_buf()))
+}
+
 fn read_file(path: &Path) -> Result<schema::FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.display().to_string(),
         message: format!("cannot read: {e}"),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError {
+    parse_text(path, &text)
+}
+
+fn parse_text(path: &Path, text: &str) -> Result<schema::FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError {
         file: path.display().to_string(),
         message: e.to_string().trim_end().to_string(),
     })

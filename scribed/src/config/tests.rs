@@ -225,3 +225,20 @@ fn durations_must_be_positive_and_sane() {
         "{e}"
     );
 }
+
+/// The string entry point (the fuzz target's) is the file path's validation, minus the read.
+#[test]
+fn check_config_text_agrees_with_loading_the_file() {
+    let text = include_str!("../../../examples/scribed.toml");
+    let path = std::path::Path::new("examples/scribed.toml");
+    let from_text = check_config_text(path, text).unwrap();
+    let mut from_file = load_str(text, &[]).unwrap();
+    from_file.config_path = Some(path.to_path_buf());
+    assert_eq!(from_text, from_file);
+    let e = check_config_text(path, "max_frame = \"1\"\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("examples/scribed.toml: max_frame"),
+        "{e}"
+    );
+}
