@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         for path in ["/var/log/app.log", "/x", "/", "/d/.hidden", "/d/a.b.c.log"] {
             if let Ok(c) = entry.category.render(Path::new(path)) {
                 let name = c.as_str();
-                assert!(!name.is_empty() && !name.contains('/') && name != "..", "{c:?}");
+                assert!(
+                    !name.is_empty() && !name.contains('/') && name != "..",
+                    "{c:?}"
+                );
             }
         }
     }

@@ -167,14 +167,20 @@ enum PortKind {
 }
 
 /// One hostile connection's bytes: pure noise, or noise behind a plausible start (a frame
-/// length and a strict `Log` header; an HTTP request line and headers), so the servers'
-/// parsers are driven past their first check.
+/// length; a strict `Log` header; the native protocol's magic and a `HELLO` frame header; an
+/// HTTP request line and headers), so the servers' parsers are driven past their first check.
 fn noise(rng: &mut Rng, kind: PortKind, i: usize) -> Vec<u8> {
     let len = 1 + rng.below(48 << 10) as usize;
     let mut out = Vec::with_capacity(len + 64);
-    match (kind, i % 3) {
+    match (kind, i % 4) {
         (_, 0) => {}
         (PortKind::Thrift, 1) => out.extend_from_slice(&(len as u32).to_be_bytes()),
+        (PortKind::Thrift, 3) => {
+            // The native protocol's opening, then a frame that claims to be its HELLO.
+            out.extend_from_slice(&scribe_protocol::native::MAGIC);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+            out.push(scribe_protocol::native::kind::HELLO);
+        }
         (PortKind::Thrift, _) => {
             out.extend_from_slice(&(len as u32 + 15).to_be_bytes());
             out.extend_from_slice(&[0x80, 0x01, 0x00, 0x01, 0, 0, 0, 3, b'L', b'o', b'g']);
