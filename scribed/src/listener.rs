@@ -28,9 +28,7 @@ pub async fn run(
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     let mut listeners = Vec::new();
     for addr in &settings.listen {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let l = bind(*addr).with_context(|| format!("binding {addr}"))?;
         listeners.push(l);
     }
     let status_listener = TcpListener::bind(settings.status_listen)
@@ -93,6 +91,23 @@ pub async fn run(
     routing.close().await;
     tracing::info!("scribed stopped");
     Ok(())
+}
+
+/// Pending connections the kernel queues before scribed accepts them. tokio's default (128)
+/// overflows when a fleet of shippers reconnects at once after a restart, and the kernel then
+/// drops SYNs: those clients wait a second or more for the retransmit.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` as `TcpListener::bind` does (address reuse on Unix), with [`LISTEN_BACKLOG`].
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_loop(

@@ -24,6 +24,6 @@ pub mod scribe;
 pub mod sender;
 pub mod thrift;
 
-pub use ids::{EntryId, ProducerId};
+pub use ids::{EntryId, ProducerId, ProducerMap};
 pub use message::HeaderStyle;
 pub use scribe::{decode_call, Call, LogBatchBuilder, LogEntry, Request, ResultCode};

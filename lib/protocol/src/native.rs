@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::ids::{EntryId, ProducerId};
+use crate::ids::{EntryId, ProducerId, ProducerMap};
 
 /// The first bytes a native client sends.
 pub const MAGIC: [u8; 4] = [0xF5, b'S', b'C', b'N'];
@@ -468,7 +468,7 @@ pub struct BatchBuilder {
     /// (id, base, where its next entry must start to continue this row).
     prods: Vec<(ProducerId, u64, u64)>,
     /// Each producer's newest row.
-    prod_index: HashMap<ProducerId, usize>,
+    prod_index: ProducerMap<usize>,
     entries: BytesMut,
     count: u32,
     message_bytes: u64,

@@ -52,13 +52,12 @@
 mod log;
 pub(crate) mod producers;
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
-use scribe_protocol::{EntryId, ProducerId};
+use scribe_protocol::{EntryId, ProducerMap};
 
 use crate::category::Category;
 use crate::error::{io_err, remove_if_exists, WriteError};
@@ -241,7 +240,7 @@ pub(crate) struct Committer {
     table: ProducerTable,
     log: CommitLog,
     /// Ranges written in the current batch and not committed yet.
-    pending: HashMap<ProducerId, RangeSet>,
+    pending: ProducerMap<RangeSet>,
     last_sweep: u64,
     buf: Vec<u8>,
 }
@@ -264,7 +263,7 @@ impl Committer {
         Ok(Committer {
             table: rec.table,
             log,
-            pending: HashMap::new(),
+            pending: ProducerMap::default(),
             last_sweep: now,
             buf,
         })

@@ -17,10 +17,10 @@
 //! Every bound only ever forgets, so its cost is a possible duplicate, never a loss. Worst case
 //! memory: `max_producers × (16 × 16 bytes + ~100 bytes)`, about 36 MB at the defaults.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use scribe_protocol::{EntryId, ProducerId};
+use scribe_protocol::{EntryId, ProducerId, ProducerMap};
 
 /// Merged ranges kept per producer.
 pub const MAX_RANGES: usize = 16;
@@ -93,7 +93,7 @@ struct Producer {
 /// Committed ranges per producer, bounded as the module docs describe.
 #[derive(Debug, Clone)]
 pub(crate) struct ProducerTable {
-    producers: HashMap<ProducerId, Producer>,
+    producers: ProducerMap<Producer>,
     /// `(last_seen, id)` of every producer: eviction and expiry take from the front.
     by_age: BTreeSet<(u64, ProducerId)>,
     ttl_secs: u64,
@@ -107,7 +107,7 @@ pub(crate) struct ProducerTable {
 impl ProducerTable {
     pub fn new(ttl: Duration, max_producers: usize) -> ProducerTable {
         ProducerTable {
-            producers: HashMap::new(),
+            producers: ProducerMap::default(),
             by_age: BTreeSet::new(),
             ttl_secs: ttl.as_secs(),
             max_producers: max_producers.max(1),
