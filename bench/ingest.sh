@@ -120,19 +120,10 @@ bench_scribed() {
     elif (( stop_rc != 0 )); then
         ok=0; note="scribed exited $stop_rc on SIGTERM"
     fi
-    # Concatenate the category files in suffix order (numeric: suffixes may exceed 5 digits).
-    local files
-    mapfile -t files < <(find "$data/$CATEGORY" -maxdepth 1 -type f -regex ".*/${CATEGORY}_[0-9]+" \
-        -printf '%f\n' 2>/dev/null | sort -t_ -k2,2n)
-    if (( ${#files[@]} == 0 )); then
-        ok=0; note="${note:+$note; }no output files"
-    else
-        local cmp_out
-        if ! cmp_out=$(cd "$data/$CATEGORY" && cat "${files[@]}" | cmp - "$INPUT" 2>&1); then
-            ok=0
-            note="${note:+$note; }output (${#files[@]} files, $(cd "$data/$CATEGORY" && cat "${files[@]}" | wc -c) bytes) differs from input: $cmp_out"
-        fi
+    if ! archive_matches "$data" "$CATEGORY" "$INPUT"; then
+        ok=0; note="${note:+$note; }$ARCHIVE_PROBLEM"
     fi
+    local files=("${ARCHIVE_FILES[@]}")
     (( ok )) || FAILED=1
     # shellcheck disable=SC2046
     record scribed "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \

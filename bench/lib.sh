@@ -176,3 +176,22 @@ machine_lines() {
     echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
     echo "filesystem: $(df -PT "$WORK" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}')"
 }
+
+# Whether a category's archive files (<data>/<cat>/<cat>_N, concatenated in suffix order,
+# numeric: suffixes may exceed 5 digits) are byte-identical to <input>. Sets ARCHIVE_FILES to
+# the file names and, when they differ, ARCHIVE_PROBLEM to what differs.
+archive_matches() {
+    local data=$1 category=$2 input=$3 cmp_out
+    ARCHIVE_PROBLEM=
+    mapfile -t ARCHIVE_FILES < <(find "$data/$category" -maxdepth 1 -type f \
+        -regex ".*/${category}_[0-9]+" -printf '%f\n' 2>/dev/null | sort -t_ -k2,2n)
+    if (( ${#ARCHIVE_FILES[@]} == 0 )); then
+        ARCHIVE_PROBLEM="no output files"
+        return 1
+    fi
+    if ! cmp_out=$(cd "$data/$category" && cat "${ARCHIVE_FILES[@]}" | cmp - "$input" 2>&1); then
+        ARCHIVE_PROBLEM="output (${#ARCHIVE_FILES[@]} files, $(cd "$data/$category" &&
+            cat "${ARCHIVE_FILES[@]}" | wc -c) bytes) differs from input: $cmp_out"
+        return 1
+    fi
+}
