@@ -183,7 +183,6 @@ fn group_by_category(server: &Server, entries: impl Iterator<Item = Incoming>) -
     // Consecutive messages nearly always share a category: compare with the previous one
     // before hashing.
     let mut last: Option<(Bytes, Option<usize>)> = None;
-    let mut any_id = false;
     for (category, message, id) in entries {
         let cached = last
             .as_ref()
@@ -218,7 +217,6 @@ fn group_by_category(server: &Server, entries: impl Iterator<Item = Incoming>) -
         }
         match slot {
             Some(i) => {
-                any_id |= id.is_some();
                 groups[i].1.push(message);
                 groups[i].2.push(id);
             }
@@ -230,13 +228,7 @@ fn group_by_category(server: &Server, entries: impl Iterator<Item = Incoming>) -
     server.counters.add(None, RECEIVED_BLANK, blank);
     groups
         .into_iter()
-        .map(|(c, m, ids)| {
-            Arc::new(if any_id {
-                CategoryBatch::with_ids(c, m, ids)
-            } else {
-                CategoryBatch::new(c, m)
-            })
-        })
+        .map(|(c, m, ids)| Arc::new(CategoryBatch::with_ids(c, m, ids)))
         .collect()
 }
 

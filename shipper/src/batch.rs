@@ -21,8 +21,6 @@ pub struct BatchBuf {
     builder: BatchBuilder,
     /// Size as a Thrift call, which is what `batch_bytes` bounds.
     thrift_len: usize,
-    /// Sum of message lengths.
-    bytes: u64,
 }
 
 impl BatchBuf {
@@ -30,7 +28,6 @@ impl BatchBuf {
         BatchBuf {
             builder: BatchBuilder::with_capacity(limits.batch_bytes.min(1 << 20)),
             thrift_len: 0,
-            bytes: 0,
         }
     }
 
@@ -45,7 +42,6 @@ impl BatchBuf {
     pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
         self.builder.push(category, message, id);
         self.thrift_len += category.len() + message.len() + ENTRY_OVERHEAD;
-        self.bytes += message.len() as u64;
     }
 
     pub fn len(&self) -> usize {
@@ -59,8 +55,8 @@ impl BatchBuf {
     /// Finishes the batch: its body, line count and message bytes; `self` starts over.
     pub fn take(&mut self, limits: &BatchLimits) -> (Bytes, u64, u64) {
         let full = std::mem::replace(self, BatchBuf::new(limits));
-        let lines = full.builder.len() as u64;
-        (full.builder.finish(), lines, full.bytes)
+        let (lines, bytes) = (full.builder.len() as u64, full.builder.message_bytes());
+        (full.builder.finish(), lines, bytes)
     }
 }
 

@@ -334,11 +334,6 @@ impl Client {
         ))
     }
 
-    /// Kept for callers that only want pipelining over Thrift.
-    pub async fn negotiate_close_on_try_later(&mut self) -> Result<bool, ClientError> {
-        self.negotiate_thrift().await.map(|(p, _)| p)
-    }
-
     async fn string_call(
         &mut self,
         call: Bytes,

@@ -88,11 +88,11 @@ impl Store for BucketStore {
             }
             for (i, (msgs, ids)) in split.into_iter().enumerate() {
                 if !msgs.is_empty() {
-                    per_bucket[i].push(Arc::new(if b.ids.is_some() {
-                        CategoryBatch::with_ids(b.category.clone(), msgs, ids)
-                    } else {
-                        CategoryBatch::new(b.category.clone(), msgs)
-                    }));
+                    per_bucket[i].push(Arc::new(CategoryBatch::with_ids(
+                        b.category.clone(),
+                        msgs,
+                        ids,
+                    )));
                 }
             }
         }

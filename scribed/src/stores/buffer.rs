@@ -503,13 +503,7 @@ fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
         }
     }
     out.into_iter()
-        .map(|(c, messages, ids)| {
-            Arc::new(if ids.iter().any(Option::is_some) {
-                CategoryBatch::with_ids(c, messages, ids)
-            } else {
-                CategoryBatch::new(c, messages)
-            })
-        })
+        .map(|(c, messages, ids)| Arc::new(CategoryBatch::with_ids(c, messages, ids)))
         .collect()
 }
 

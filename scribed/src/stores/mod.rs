@@ -51,7 +51,8 @@ impl CategoryBatch {
         }
     }
 
-    /// `ids` runs parallel to `messages`.
+    /// `ids` runs parallel to `messages`; when none is `Some`, the batch keeps no ids (as
+    /// [`Self::new`]), so Thrift batches carry no per-message overhead.
     pub fn with_ids(
         category: Category,
         messages: Vec<Bytes>,
@@ -59,7 +60,7 @@ impl CategoryBatch {
     ) -> CategoryBatch {
         debug_assert_eq!(messages.len(), ids.len());
         CategoryBatch {
-            ids: Some(ids),
+            ids: ids.iter().any(Option::is_some).then_some(ids),
             ..CategoryBatch::new(category, messages)
         }
     }
