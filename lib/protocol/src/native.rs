@@ -27,9 +27,10 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::ids::{EntryId, ProducerId, ProducerMap};
+use crate::thrift::{DecodeError, Reader};
 
 /// The first bytes a native client sends.
 pub const MAGIC: [u8; 4] = [0xF5, b'S', b'C', b'N'];
@@ -74,8 +75,9 @@ const OFFER_GZIP: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
-    #[error("native frame truncated: needed {needed} more bytes")]
-    Truncated { needed: usize },
+    /// Truncated (a length or count past the end), as the Thrift decoder reports it.
+    #[error("native frame: {0}")]
+    Frame(#[from] DecodeError),
     #[error("native frame invalid: {0}")]
     Invalid(String),
     #[error("unexpected native frame kind {0}")]
@@ -88,40 +90,11 @@ pub enum NativeError {
     TooLarge { len: usize, max: usize },
 }
 
-fn need(buf: &Bytes, n: usize) -> Result<(), NativeError> {
-    if buf.remaining() < n {
-        Err(NativeError::Truncated {
-            needed: n - buf.remaining(),
-        })
-    } else {
-        Ok(())
-    }
-}
-
-fn get_u8(buf: &mut Bytes) -> Result<u8, NativeError> {
-    need(buf, 1)?;
-    Ok(buf.get_u8())
-}
-fn get_u16(buf: &mut Bytes) -> Result<u16, NativeError> {
-    need(buf, 2)?;
-    Ok(buf.get_u16())
-}
-fn get_u32(buf: &mut Bytes) -> Result<u32, NativeError> {
-    need(buf, 4)?;
-    Ok(buf.get_u32())
-}
-fn get_u64(buf: &mut Bytes) -> Result<u64, NativeError> {
-    need(buf, 8)?;
-    Ok(buf.get_u64())
-}
-fn get_bytes(buf: &mut Bytes, n: usize) -> Result<Bytes, NativeError> {
-    need(buf, n)?;
-    Ok(buf.split_to(n))
-}
-fn get_varint(buf: &mut Bytes) -> Result<u64, NativeError> {
+/// LEB128, at most 10 bytes, read with the Thrift decoder's bounds-checked [`Reader`].
+fn get_varint(r: &mut Reader) -> Result<u64, NativeError> {
     let mut v: u64 = 0;
     for i in 0..10 {
-        let b = get_u8(buf)?;
+        let b = r.read_u8()?;
         let part = u64::from(b & 0x7F);
         if i == 9 && part > 1 {
             return Err(NativeError::Invalid("varint overflows 64 bits".into()));
@@ -175,12 +148,12 @@ impl Hello {
     }
 
     /// Decodes a frame's payload (kind byte included, length prefix and magic not).
-    pub fn decode(mut frame: Bytes) -> Result<Hello, NativeError> {
-        expect_kind(&mut frame, kind::HELLO)?;
-        let version = get_u16(&mut frame)?;
-        let offer = get_u8(&mut frame)?;
-        let n = get_u16(&mut frame)? as usize;
-        let name = get_bytes(&mut frame, n)?;
+    pub fn decode(frame: Bytes) -> Result<Hello, NativeError> {
+        let mut r = expect_kind(frame, kind::HELLO)?;
+        let version = r.read_i16()? as u16;
+        let offer = r.read_u8()?;
+        let n = r.read_i16()? as u16 as usize;
+        let name = r.read_raw(n)?;
         Ok(Hello {
             version,
             gzip: offer & OFFER_GZIP != 0,
@@ -206,19 +179,21 @@ impl Welcome {
         frame(kind::WELCOME, &body)
     }
 
-    pub fn decode(mut frame: Bytes) -> Result<Welcome, NativeError> {
-        expect_kind(&mut frame, kind::WELCOME)?;
+    pub fn decode(frame: Bytes) -> Result<Welcome, NativeError> {
+        let mut r = expect_kind(frame, kind::WELCOME)?;
         Ok(Welcome {
-            version: get_u16(&mut frame)?,
-            compression: Compression::from_code(get_u8(&mut frame)?)?,
-            max_frame: get_u32(&mut frame)?,
+            version: r.read_i16()? as u16,
+            compression: Compression::from_code(r.read_u8()?)?,
+            max_frame: r.read_i32()? as u32,
         })
     }
 }
 
-fn expect_kind(frame: &mut Bytes, want: u8) -> Result<(), NativeError> {
-    match get_u8(frame)? {
-        k if k == want => Ok(()),
+/// A reader over `frame` past its kind byte, which must be `want`.
+fn expect_kind(frame: Bytes, want: u8) -> Result<Reader, NativeError> {
+    let mut r = Reader::new(frame);
+    match r.read_u8()? {
+        k if k == want => Ok(r),
         k => Err(NativeError::UnexpectedKind(k)),
     }
 }
@@ -257,17 +232,17 @@ impl Ack {
         frame(kind::ACK, &body)
     }
 
-    pub fn decode(mut frame: Bytes) -> Result<Ack, NativeError> {
-        expect_kind(&mut frame, kind::ACK)?;
-        let batch = get_u64(&mut frame)?;
-        let status = match get_u8(&mut frame)? {
+    pub fn decode(frame: Bytes) -> Result<Ack, NativeError> {
+        let mut r = expect_kind(frame, kind::ACK)?;
+        let batch = r.read_i64()? as u64;
+        let status = match r.read_u8()? {
             0 => AckStatus::Ok,
             1 => AckStatus::TryLater,
             2 => AckStatus::Error,
             s => return Err(NativeError::Invalid(format!("unknown ack status {s}"))),
         };
-        let n = get_u16(&mut frame)? as usize;
-        let message = get_bytes(&mut frame, n)?;
+        let n = r.read_i16()? as u16 as usize;
+        let message = r.read_raw(n)?;
         Ok(Ack {
             batch,
             status,
@@ -316,11 +291,12 @@ impl BatchFrame {
     }
 
     /// Decodes a frame's payload (kind byte included) without inflating it.
-    pub fn decode(mut frame: Bytes) -> Result<BatchFrame, NativeError> {
-        expect_kind(&mut frame, kind::BATCH)?;
-        let batch = get_u64(&mut frame)?;
-        let compression = Compression::from_code(get_u8(&mut frame)?)?;
-        let body_len = get_u32(&mut frame)? as usize;
+    pub fn decode(frame: Bytes) -> Result<BatchFrame, NativeError> {
+        let mut r = expect_kind(frame, kind::BATCH)?;
+        let batch = r.read_i64()? as u64;
+        let compression = Compression::from_code(r.read_u8()?)?;
+        let body_len = r.read_i32()? as u32 as usize;
+        let frame = r.read_raw(r.remaining())?;
         if compression == Compression::None && body_len != frame.len() {
             return Err(NativeError::Invalid(format!(
                 "body of {} bytes declared as {body_len}",
@@ -381,40 +357,45 @@ pub struct Entry {
 const MIN_ENTRY: usize = 3;
 
 /// Decodes a batch body into entries (categories and messages are slices of `body`).
-pub fn decode_body(mut body: Bytes) -> Result<Vec<Entry>, NativeError> {
-    let ncat = get_u32(&mut body)? as usize;
-    need(&body, ncat.saturating_mul(2))?;
+pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
+    let mut r = Reader::new(body);
+    let ncat = r.read_i32()? as u32 as usize;
+    // Every table row and entry takes bytes: a count the rest cannot hold is refused before
+    // anything is allocated for it.
+    if ncat.saturating_mul(2) > r.remaining() {
+        return Err(too_many("categories", ncat, r.remaining()));
+    }
     let mut cats = Vec::with_capacity(ncat);
     for _ in 0..ncat {
-        let n = get_u16(&mut body)? as usize;
-        cats.push(get_bytes(&mut body, n)?);
+        let n = r.read_i16()? as u16 as usize;
+        cats.push(r.read_raw(n)?);
     }
-    let nprod = get_u32(&mut body)? as usize;
-    need(&body, nprod.saturating_mul(24))?;
+    let nprod = r.read_i32()? as u32 as usize;
+    if nprod.saturating_mul(24) > r.remaining() {
+        return Err(too_many("producer rows", nprod, r.remaining()));
+    }
     // (id, next start) per producer run.
     let mut prods = Vec::with_capacity(nprod);
     for _ in 0..nprod {
-        let mut id = [0u8; 16];
-        body.copy_to_slice(&mut id);
-        let base = body.get_u64();
-        prods.push((ProducerId(id), base));
+        let id = r.read_raw(16)?;
+        let base = r.read_i64()? as u64;
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&id);
+        prods.push((ProducerId(b), base));
     }
-    let n = get_u32(&mut body)? as usize;
-    if n > body.remaining() / MIN_ENTRY {
-        return Err(NativeError::Invalid(format!(
-            "{n} entries cannot fit in {} bytes",
-            body.remaining()
-        )));
+    let n = r.read_i32()? as u32 as usize;
+    if n > r.remaining() / MIN_ENTRY {
+        return Err(too_many("entries", n, r.remaining()));
     }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let c = get_varint(&mut body)?;
+        let c = get_varint(&mut r)?;
         let category = usize::try_from(c)
             .ok()
             .and_then(|c| cats.get(c))
             .ok_or_else(|| NativeError::Invalid(format!("category index {c} out of range")))?
             .clone();
-        let p = get_varint(&mut body)?;
+        let p = get_varint(&mut r)?;
         let id = if p == 0 {
             None
         } else {
@@ -422,7 +403,7 @@ pub fn decode_body(mut body: Bytes) -> Result<Vec<Entry>, NativeError> {
                 .ok()
                 .and_then(|p| prods.get_mut(p))
                 .ok_or_else(|| NativeError::Invalid(format!("producer index {p} out of range")))?;
-            let span = get_varint(&mut body)?;
+            let span = get_varint(&mut r)?;
             let start = run.1;
             let end = start
                 .checked_add(span)
@@ -435,27 +416,25 @@ pub fn decode_body(mut body: Bytes) -> Result<Vec<Entry>, NativeError> {
                 end,
             })
         };
-        let len = get_varint(&mut body)?;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= body.remaining())
-            .ok_or(NativeError::Truncated {
-                needed: usize::try_from(len).unwrap_or(usize::MAX),
-            })?;
-        let message = body.split_to(len);
+        let len = get_varint(&mut r)?;
+        let message = r.read_raw(usize::try_from(len).unwrap_or(usize::MAX))?;
         out.push(Entry {
             category,
             message,
             id,
         });
     }
-    if body.has_remaining() {
+    if r.remaining() > 0 {
         return Err(NativeError::Invalid(format!(
             "{} bytes after the last entry",
-            body.remaining()
+            r.remaining()
         )));
     }
     Ok(out)
+}
+
+fn too_many(what: &str, n: usize, bytes: usize) -> NativeError {
+    NativeError::Invalid(format!("{n} {what} cannot fit in {bytes} bytes"))
 }
 
 /// Builds a batch body. Entries of one producer that continue where its previous entry in
