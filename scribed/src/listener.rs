@@ -2,7 +2,6 @@
 //! stop accepting, let every connection finish the call it is handling, then close the
 //! writers (which write what is queued and fsync).
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +60,7 @@ pub async fn run(
     }
     if let Some(path) = &ready_file {
         let text = format!("{}\nstatus {status_addr}\n", bound.join("\n"));
-        write_atomically(path, text.as_bytes())
+        scribe_cli::fs::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing ready file {}", path.display()))?;
     }
     reload::on_sighup(server.clone())?;
@@ -143,15 +142,4 @@ async fn accept_loop(
             }
         }
     }
-}
-
-/// Writes `data` to `path` via a temporary file, fsync and rename, so readers see either no
-/// file or the whole of it.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -5,7 +5,6 @@
 //! counted as the Thrift `Log` call they would become (which repeats the category in every
 //! entry), so a batch fits the frame limit whichever protocol the aggregator speaks.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -76,15 +75,8 @@ pub fn load_producer_id(state_dir: &Path) -> anyhow::Result<ProducerId> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = ProducerId::random();
-            let tmp = state_dir.join("producer-id.tmp");
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
-                writeln!(f, "{id}")?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(state_dir)?.sync_all()
-            };
-            write().with_context(|| format!("writing {}", path.display()))?;
+            scribe_cli::fs::write_atomically(&path, format!("{id}\n").as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(id)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),

@@ -1,6 +1,7 @@
-//! Plumbing shared by the pipeline's binaries (`scribed`, `ship`): logging setup and the size
-//! syntax (`64K`, `1G`) their flags and config files accept.
+//! Plumbing shared by the pipeline's binaries (`scribed`, `ship`): logging setup, the size
+//! syntax (`64K`, `1G`) their flags and config files accept, and atomic small-file writes.
 
+pub mod fs;
 pub mod size;
 
 pub use size::parse_size;
