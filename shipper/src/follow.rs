@@ -287,16 +287,20 @@ impl Tail {
                 let Some(target) = targets.get(path) else {
                     return;
                 };
-                batcher.note_stream(file_id, stream, offset_after - bytes.len() as u64);
                 match settings.entries[target.entry].multiline.as_ref() {
                     Some(rule) => {
+                        // The record this line joins is added later, without the event.
+                        batcher.note_stream(file_id, stream, offset_after - bytes.len() as u64);
                         let j = joiners.entry(path.to_path_buf()).or_default();
                         if let Some(r) = j.push(rule, max_line, bytes, file_id, offset_after, now)
                         {
-                            batcher.add(&target.category, &r.bytes, r.file_id, r.offset_after);
+                            batcher.add(&target.category, &r.bytes, r.file_id, r.offset_after, None);
                         }
                     }
-                    None => batcher.add(&target.category, bytes, file_id, offset_after),
+                    None => {
+                        let s = Some(stream);
+                        batcher.add(&target.category, bytes, file_id, offset_after, s);
+                    }
                 }
             }
             Event::Truncated {
@@ -392,7 +396,7 @@ impl Tail {
     fn add_record(&mut self, path: &Path, r: Record) {
         if let Some(target) = self.targets.get(path) {
             self.batcher
-                .add(&target.category, &r.bytes, r.file_id, r.offset_after);
+                .add(&target.category, &r.bytes, r.file_id, r.offset_after, None);
         }
     }
 
@@ -448,14 +452,31 @@ impl Batcher {
     }
 
     /// Adds one message to the batch being built, finishing the batch first if it is full.
-    fn add(&mut self, category: &Category, bytes: &[u8], file_id: FileId, offset_after: u64) {
+    /// `stream`: the nonce of the line's file generation, when the caller has the event (one
+    /// map lookup both notes a new generation and finds the entry's start).
+    fn add(
+        &mut self,
+        category: &Category,
+        bytes: &[u8],
+        file_id: FileId,
+        offset_after: u64,
+        stream: Option<u64>,
+    ) {
         let cat = category.as_str().as_bytes();
         if self.builder.is_full_for(&self.limits, cat, bytes.len()) {
             self.flush();
         }
+        let producer = self.producer;
+        let position =
+            match stream {
+                Some(nonce) => Some(self.streams.entry(file_id).or_insert_with(|| {
+                    (producer.derive(nonce), offset_after - bytes.len() as u64)
+                })),
+                None => self.streams.get_mut(&file_id),
+            };
         // The entry covers the file's bytes from where the previous one ended (including
         // any skipped over-long line) to the end of this line or record.
-        let id = match self.streams.get_mut(&file_id) {
+        let id = match position {
             Some((producer, next)) if offset_after > *next => {
                 let id = EntryId {
                     producer: *producer,
