@@ -9,24 +9,15 @@
 //! (aggregator downtime, default 10).
 
 use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline_tests::torture::Every;
+use pipeline_tests::torture::{copy_and_truncate, knob, rename_and_recreate, Every, Writer};
 use pipeline_tests::{
     bin, category_bytes, category_files, free_port, read_category, seq_line, Launch, Scribed,
     SeqReport, ShipProc, ShipStats, SEQ_LINE_LEN,
 };
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn torture_secs() -> u64 {
     knob("FOLLOW_TORTURE_SECS", 20).max(2)
@@ -51,88 +42,6 @@ fn ship_has_flag(flag: &str) -> bool {
 
 /// The file being written and the next sequence number, shared by the writer and whoever
 /// rotates or truncates the file.
-struct Log {
-    path: PathBuf,
-    file: File,
-    next: u64,
-}
-
-fn open_append(path: &Path) -> File {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
-/// A writer thread appending one [`seq_line`] per `write(2)` at a steady rate, like a busy
-/// daemon, to whatever file [`Log::file`] is at the moment.
-struct Writer {
-    log: Arc<Mutex<Log>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(path: &Path, src: &'static str, per_sec: u64) -> Writer {
-        let log = Arc::new(Mutex::new(Log {
-            path: path.to_path_buf(),
-            file: open_append(path),
-            next: 0,
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l, flag) = (log.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            while !flag.load(Ordering::SeqCst) {
-                let due = start.elapsed().as_micros() as u64 * per_sec / 1_000_000;
-                {
-                    let mut log = l.lock().unwrap();
-                    // At most 256 lines per turn, so a rotator waiting for the lock gets it.
-                    let until = due.min(log.next + 256);
-                    while log.next < until {
-                        let line = seq_line(src, log.next);
-                        log.file.write_all(&line).expect("writing the log");
-                        log.next += 1;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
-        Writer {
-            log,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops writing; returns how many lines were written.
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().expect("writer thread");
-        let n = self.log.lock().unwrap().next;
-        n
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-/// logrotate's default (`create`) with a daemon that reopens its log on a signal: the file is
-/// renamed to `<path>.<round>`, a new one created, and the writer switches to it a little
-/// later — lines written meanwhile land in the renamed file, which ship must drain.
-fn rename_and_recreate(log: &Mutex<Log>, round: u64) {
-    let path = log.lock().unwrap().path.clone();
-    let rotated = PathBuf::from(format!("{}.{round}", path.display()));
-    std::fs::rename(&path, &rotated).expect("renaming the log");
-    File::create(&path).expect("creating the new log");
-    std::thread::sleep(Duration::from_millis(3));
-    log.lock().unwrap().file = open_append(&path);
-}
-
 /// Waits (at most `limit`) until the last line of `category` is `last`; false on timeout.
 fn wait_last_line(
     ship: &mut ShipProc,
@@ -222,7 +131,7 @@ fn rename_and_recreate_every_100ms_delivers_every_line_once_in_order() {
     );
     std::thread::sleep(Duration::from_secs(secs));
     let rotations = rotator.finish();
-    let written = writer.finish();
+    let (_, written) = writer.finish();
     let done = wait_last_line(
         &mut ship,
         &data,
@@ -303,19 +212,11 @@ fn copytruncate_every_500ms_repeats_nothing_and_loses_only_unread_tails() {
     // happen: lines written in between would be lost by any follower (they are in neither the
     // copy nor the file), and excluding them makes what ship alone loses exactly checkable.
     let truncator = Every::start(Duration::from_millis(500), Duration::ZERO, 0, move |_| {
-        let log = log.lock().unwrap();
-        let copy = PathBuf::from(format!("{}.1", log.path.display()));
-        std::fs::copy(&log.path, &copy).expect("copying the log");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log.path)
-            .and_then(|f| f.set_len(0))
-            .expect("truncating the log");
-        b.lock().unwrap().push(log.next);
+        b.lock().unwrap().push(copy_and_truncate(&log));
     });
     std::thread::sleep(Duration::from_secs(secs));
     let truncations = truncator.finish();
-    let written = writer.finish();
+    let (_, written) = writer.finish();
     let done = wait_last_line(
         &mut ship,
         &data,
@@ -461,7 +362,7 @@ fn kill9_mid_stream_then_restart_delivers_everything_with_bounded_duplicates() {
     }
     std::thread::sleep(Duration::from_millis(secs * 1000 / (kills + 1)));
     rotator.finish();
-    let written = writer.finish();
+    let (_, written) = writer.finish();
     let last = seq_line("k9", written - 1);
     let start = Instant::now();
     // Duplicates may follow the last line, so wait on the set, not on the last line.
@@ -570,7 +471,7 @@ fn aggregator_down_for_a_while_spools_and_replays_in_order() {
     }
     let _scribed = at(&addr);
     std::thread::sleep(Duration::from_secs(2));
-    let written = writer.finish();
+    let (_, written) = writer.finish();
     let done = wait_last_line(
         &mut ship,
         &data,
