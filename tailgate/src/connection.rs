@@ -403,20 +403,19 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
-                let Some(sub) = r.subs.get(&key) else {
-                    continue;
-                };
-                out.push(if r.raw {
-                        format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n")
-                    } else {
+                out.extend(r.notice(
+                    key,
+                    || format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n"),
+                    |id| {
                         ServerMsg::Dropped {
-                            id: &sub.id,
+                            id,
                             category: &category,
                             count,
                             from_seq,
                         }
                         .to_json()
-                    });
+                    },
+                ));
             }
             Item::Gap {
                 key,
@@ -427,20 +426,19 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
-                let Some(sub) = r.subs.get(&key) else {
-                    continue;
-                };
-                out.push(if r.raw {
-                        format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n")
-                    } else {
+                out.extend(r.notice(
+                    key,
+                    || format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n"),
+                    |id| {
                         ServerMsg::Gap {
-                            id: &sub.id,
+                            id,
                             category: &category,
                             from_seq,
                             to_seq,
                         }
                         .to_json()
-                    });
+                    },
+                ));
             }
         }
     }
@@ -456,6 +454,18 @@ struct Render<'a> {
 }
 
 impl Render<'_> {
+    /// A notice (dropped lines, a gap) for subscription `key`, in raw text or as the JSON
+    /// message for the subscription's id; nothing once the subscription is gone.
+    fn notice(
+        &self,
+        key: u64,
+        raw: impl FnOnce() -> String,
+        json: impl FnOnce(&str) -> String,
+    ) -> Option<String> {
+        let sub = self.subs.get(&key)?;
+        Some(if self.raw { raw() } else { json(&sub.id) })
+    }
+
     fn emit(&self, b: Batch, out: &mut Vec<String>) -> u64 {
         let Some(sub) = self.subs.get(&b.key) else {
             return 0;
