@@ -337,6 +337,15 @@ impl Tally {
         )
     }
 
+    /// Prints the report line (and any torn pieces), then [`Self::assert_exactly_once`].
+    pub fn report(&self, scenario: &str, secs: f64, extra: &str) {
+        println!("{}", self.line(scenario, secs, extra));
+        if self.torn > 0 {
+            println!("torture torn pieces: {:?}", self.torn_samples);
+        }
+        self.assert_exactly_once(scenario);
+    }
+
     /// Fails on any loss, reorder or torn line, and on any duplicate unless
     /// `TORTURE_AT_LEAST_ONCE=1` (for binaries that do not dedupe yet: duplicates are then
     /// reported but tolerated).

@@ -181,18 +181,11 @@ fn run_direct(plan: Plan) {
         assert!(s.stop().success(), "scribed did not stop cleanly");
     }
     let tally = Tally::with_generations(&read_archive(&data, &rig.category), &written, &cuts);
-    println!(
-        "{}",
-        tally.line(
-            plan.name,
-            started.elapsed().as_secs_f64(),
-            &format!("kills={kills} rotations={rotations} {stats}")
-        )
+    tally.report(
+        plan.name,
+        started.elapsed().as_secs_f64(),
+        &format!("kills={kills} rotations={rotations} {stats}"),
     );
-    if tally.torn > 0 {
-        println!("torture torn pieces: {:?}", tally.torn_samples);
-    }
-    tally.assert_exactly_once(plan.name);
     assert!(drained, "{}: not everything arrived in time", plan.name);
 }
 
@@ -305,21 +298,14 @@ fn relay_central_down_leaf_killed_while_spooling() {
         }
     }
     let tally = Tally::of(&read_archive(&central_data, &rig.category), &written);
-    println!(
-        "{}",
-        tally.line(
-            name,
-            started.elapsed().as_secs_f64(),
-            &format!(
-                "outages={cycles} leaf_kills={leaf_kills} spooling_at_kill={spooling_at_kill} \
+    tally.report(
+        name,
+        started.elapsed().as_secs_f64(),
+        &format!(
+            "outages={cycles} leaf_kills={leaf_kills} spooling_at_kill={spooling_at_kill} \
                  leaf_spooled_after_restart={leaf_spooled} {stats}"
-            )
-        )
+        ),
     );
-    if tally.torn > 0 {
-        println!("torture torn pieces: {:?}", tally.torn_samples);
-    }
-    tally.assert_exactly_once(name);
     assert!(drained, "{name}: not everything arrived in time");
     assert!(
         spooling_at_kill > 0,
