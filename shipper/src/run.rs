@@ -2,7 +2,16 @@
 //!
 //! With `--local PATTERN` the lines (both streams, whole lines interleaved) are also, or only,
 //! written to rotated local files by [`RotatelogsWriter`] — `ship rotatelogs`' writer, which
-//! blocks and retries on a full disk instead of dropping.
+//! blocks and retries on a full disk instead of dropping. The two streams share those files, so
+//! a line must never run into a line of the other stream: a stream's last line without a `\n`
+//! is written with one added when that stream ends (the aggregator's file store adds it the
+//! same way).
+//!
+//! Signals: ship is the command's supervisor. It installs its SIGTERM/SIGINT/SIGHUP handlers
+//! *before* starting the command, so `exec` resets those three to their default action in the
+//! command even when ship itself was started with them ignored (`nohup`, `cmd &` in a script):
+//! otherwise a forwarded signal would do nothing and `kill ship` could never stop the command.
+//! Service managers (systemd, runit) give their children the same clean start.
 //!
 //! The command's stdout lines go to one category and its stderr lines to another (by default
 //! `CATEGORY.stderr`), through the same batcher and outbox as stdin mode, so an aggregator
@@ -44,6 +53,8 @@ pub struct RunOptions {
 /// Runs the command to completion; returns the exit status to exit with.
 pub async fn run_command(opts: RunOptions) -> anyhow::Result<(i32, OutboxReport)> {
     let (program, args) = opts.command.split_first().context("no command to run")?;
+    // Before the spawn: a caught signal is reset to default by exec, an ignored one is not.
+    let signals = ForwardedSignals::install().context("installing signal handlers")?;
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::piped())
@@ -101,7 +112,7 @@ pub async fn run_command(opts: RunOptions) -> anyhow::Result<(i32, OutboxReport)
     drop(tx);
     drop(local_tx);
 
-    let forward = tokio::spawn(forward_signals(pid));
+    let forward = tokio::spawn(signals.forward_to(pid));
     let waited = tokio::task::spawn_blocking(move || child.wait());
     let mut report = OutboxReport::default();
     let delivered = match opts.categories {
@@ -149,7 +160,7 @@ async fn tee(
 ) {
     while let Some(chunk) = chunks.recv().await {
         if let Some(l) = &local {
-            if l.send(chunk.data.clone()).await.is_err() {
+            if l.send(terminated(&chunk.data)).await.is_err() {
                 return;
             }
         }
@@ -161,6 +172,19 @@ async fn tee(
     }
 }
 
+/// The chunk as it goes into a file shared with the other stream: only a stream's very last
+/// chunk can lack its final `\n` (the reader hands over whole lines), and that line gets one,
+/// so the other stream's next line starts a line of its own.
+fn terminated(data: &bytes::Bytes) -> bytes::Bytes {
+    if data.last().is_none_or(|&b| b == b'\n') {
+        return data.clone();
+    }
+    let mut whole = Vec::with_capacity(data.len() + 1);
+    whole.extend_from_slice(data);
+    whole.push(b'\n');
+    whole.into()
+}
+
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -170,20 +194,34 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     }
 }
 
-/// Passes SIGTERM, SIGINT and SIGHUP on to the command until it exits.
-async fn forward_signals(pid: Pid) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        let sig = tokio::select! {
-            _ = term.recv() => Signal::SIGTERM,
-            _ = int.recv() => Signal::SIGINT,
-            _ = hup.recv() => Signal::SIGHUP,
-        };
-        tracing::info!(?sig, "forwarding to the command");
-        if kill(pid, sig).is_err() {
-            return Ok(());
+/// SIGTERM, SIGINT and SIGHUP, caught by ship to be passed on to the command.
+struct ForwardedSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl ForwardedSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(ForwardedSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Passes each signal on to the command until it exits.
+    async fn forward_to(mut self, pid: Pid) {
+        loop {
+            let sig = tokio::select! {
+                _ = self.term.recv() => Signal::SIGTERM,
+                _ = self.int.recv() => Signal::SIGINT,
+                _ = self.hup.recv() => Signal::SIGHUP,
+            };
+            tracing::info!(?sig, "forwarding to the command");
+            if kill(pid, sig).is_err() {
+                return;
+            }
         }
     }
 }

@@ -41,7 +41,9 @@ fn both_streams_land_whole_in_rotated_local_files_and_the_status_is_kept() {
             } else if let Some(n) = line.strip_prefix("err ") {
                 errs.push(n.trim_end().parse::<u32>().unwrap());
             } else {
-                assert_eq!(line, "no newline", "unexpected line in {}", f.display());
+                // Written with a newline added once stdout ended, so stderr's next line
+                // cannot run into it.
+                assert_eq!(line, "no newline\n", "unexpected line in {}", f.display());
                 tail += 1;
             }
         }

@@ -491,11 +491,24 @@ impl ShipProc {
         stderr_path: &Path,
         nofile: Option<u64>,
     ) -> ShipProc {
-        let mut cmd = match nofile {
+        match nofile {
+            None => Self::spawn_after(None, args, stderr_path),
+            Some(n) => Self::spawn_after(Some(&format!("ulimit -n {n}")), args, stderr_path),
+        }
+    }
+
+    /// As [`ShipProc::spawn`], with `setup` run by bash first in the process that then
+    /// `exec`s ship (a `ulimit`, or `trap '' INT` to start ship with SIGINT ignored).
+    pub fn spawn_after<S: AsRef<std::ffi::OsStr>>(
+        setup: Option<&str>,
+        args: &[S],
+        stderr_path: &Path,
+    ) -> ShipProc {
+        let mut cmd = match setup {
             None => Command::new(bin("ship")),
-            Some(n) => {
+            Some(setup) => {
                 let mut c = Command::new("bash");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                c.args(["-c", &format!("{setup} && exec \"$0\" \"$@\"")])
                     .arg(bin("ship"));
                 c
             }

@@ -93,6 +93,18 @@ fn stderr_can_go_to_a_chosen_category_and_success_is_zero() {
 
 #[test]
 fn signals_are_forwarded_and_the_childs_status_returned() {
+    signals_are_forwarded(None);
+}
+
+/// `nohup`, or `cmd &` in a script, starts ship with signals ignored, and a child inherits an
+/// ignored signal across exec (a non-interactive sh then cannot even trap it): ship catches the
+/// three before it starts the command, so the command gets them at their default.
+#[test]
+fn signals_are_forwarded_when_ship_was_started_with_them_ignored() {
+    signals_are_forwarded(Some("trap '' INT HUP TERM"));
+}
+
+fn signals_are_forwarded(setup: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let scribed = Scribed::start(&data, &[]);
@@ -101,10 +113,10 @@ fn signals_are_forwarded_and_the_childs_status_returned() {
     let script = "trap 'echo got HUP' HUP; trap 'echo got INT' INT; \
                   trap 'echo got TERM; exit 143' TERM; echo started; i=0; \
                   while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo unsignalled; exit 9";
-    let mut ship = ShipProc::spawn(
+    let mut ship = ShipProc::spawn_after(
+        setup,
         &run_args(&scribed.addr, &tmp.path().join("state"), "sig", script),
         &tmp.path().join("ship.err"),
-        None,
     );
     let wait_line = |ship: &mut ShipProc, line: &str| {
         let want = format!("{line}\n");
