@@ -60,7 +60,7 @@ pub async fn run(
     }
     if let Some(path) = &ready_file {
         let text = format!("{}\nstatus {status_addr}\n", bound.join("\n"));
-        scribe_cli::fs::write_atomically(path, text.as_bytes())
+        scribe_fs::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing ready file {}", path.display()))?;
     }
     reload::on_sighup(server.clone())?;

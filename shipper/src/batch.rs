@@ -75,7 +75,7 @@ pub fn load_producer_id(state_dir: &Path) -> anyhow::Result<ProducerId> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = ProducerId::random();
-            scribe_cli::fs::write_atomically(&path, format!("{id}\n").as_bytes())
+            scribe_fs::write_atomically(&path, format!("{id}\n").as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(id)
         }

@@ -33,7 +33,9 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use crate::error::{io_err, remove_if_exists, sync_dir, WriteError};
+use scribe_fs::{remove_if_exists, sync_dir};
+
+use crate::error::{io_err, WriteError};
 use crate::layout::{self, FileKey, Slot};
 
 /// Queue length of [`Compressor::global`].

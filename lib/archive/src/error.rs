@@ -29,19 +29,13 @@ pub(crate) fn io_err<'a>(
     }
 }
 
-/// Removes a file; one that is already gone counts as removed (cleanup paths race benignly
-/// with each other and with the compressor).
-pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, WriteError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err("remove", path)(e)),
+/// The shared crash-safe steps (`scribe_fs`) fail with the step and path, as ours do.
+impl From<scribe_fs::FsError> for WriteError {
+    fn from(e: scribe_fs::FsError) -> WriteError {
+        WriteError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
     }
-}
-
-/// fsyncs a directory so that a file created, renamed or removed in it survives a power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), WriteError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
 }

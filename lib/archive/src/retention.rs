@@ -16,9 +16,11 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 
+use scribe_fs::remove_if_exists;
+
 use crate::category::Category;
 use crate::compress::Compressor;
-use crate::error::{io_err, remove_if_exists, WriteError};
+use crate::error::{io_err, WriteError};
 use crate::layout::{self, FileKey, Slot};
 
 /// Retention limits; `None` = no limit. All three may be combined: a file goes as soon as any

@@ -49,12 +49,14 @@ use std::time::Duration;
 use chrono::{DateTime, Local};
 use scribe_protocol::EntryId;
 
+use scribe_fs::sync_dir;
+
 use crate::category::Category;
 use crate::clock::{Clock, SystemClock};
 use crate::commit::{self, CommitStats, Committer};
 use crate::compress::{self, Compressor, Submit};
+use crate::error::io_err;
 pub use crate::error::WriteError;
-use crate::error::{io_err, sync_dir};
 use crate::layout::{self, FileKey};
 use crate::retention::{self, Retention};
 use crate::rotation::{self, RotateAt, RotatePeriod};

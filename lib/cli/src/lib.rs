@@ -1,7 +1,7 @@
-//! Plumbing shared by the pipeline's binaries (`scribed`, `ship`): logging setup, the size
-//! syntax (`64K`, `1G`) their flags and config files accept, and atomic small-file writes.
+//! Plumbing shared by the pipeline's binaries (`scribed`, `ship`, `tailgate`, `logq`): logging
+//! setup and the size syntax (`64K`, `1G`) their flags and config files accept. (Crash-safe
+//! file writes live in `scribe-fs`, which the libraries use too.)
 
-pub mod fs;
 pub mod size;
 
 pub use size::parse_size;

@@ -19,12 +19,14 @@
 //! `\\`, `\t`, `\n` and `\xNN`.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, FollowError};
+use scribe_fs::{AtomicFile, SyncMode};
+
+use crate::error::FollowError;
 use crate::identity::Fingerprint;
 
 const HEADER: &str = "scribe-follow positions 2\n";
@@ -89,27 +91,14 @@ impl Checkpoints {
     }
 
     fn write(&self, file: &Path, durable: bool) -> Result<(), FollowError> {
-        let mut tmp_name = file.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let mut f = File::create(&tmp).map_err(io_err("create positions", &tmp))?;
-        f.write_all(&self.encode())
-            .map_err(io_err("write positions", &tmp))?;
-        if durable {
-            f.sync_all().map_err(io_err("fsync positions", &tmp))?;
-        }
-        drop(f);
-        fs::rename(&tmp, file).map_err(io_err("rename positions", file))?;
+        let mut f = AtomicFile::create(file, &scribe_fs::tmp_path(file))?;
+        f.write_all(&self.encode())?;
         if !durable {
+            f.commit(SyncMode::Nothing)?;
             return Ok(());
         }
-        let dir = match file.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync directory", dir))
+        f.commit(SyncMode::All)?;
+        Ok(scribe_fs::sync_parent(file)?)
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {

@@ -50,10 +50,13 @@ impl FollowError {
     }
 }
 
-/// `map_err` helper: `.map_err(io_err("open", &path))`.
-pub(crate) fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> FollowError + 'a {
-    move |source| FollowError::io(op, path, source)
+/// A crash-safe write's failure keeps its step and path.
+impl From<scribe_fs::FsError> for FollowError {
+    fn from(e: scribe_fs::FsError) -> FollowError {
+        FollowError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

@@ -12,14 +12,16 @@
 //! All integers little-endian. A commit record carries the ranges its write newly committed
 //! (last seen = the record's time); a snapshot carries the whole table and starts a log.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use scribe_protocol::ProducerId;
 
+use scribe_fs::{sync_dir, AtomicFile, SyncMode};
+
 use super::producers::{ProducerTable, RangeSet};
-use crate::error::{io_err, remove_if_exists, sync_dir, WriteError};
+use crate::error::{io_err, WriteError};
 
 pub(crate) const LOG_NAME: &str = ".commits";
 pub(crate) const TMP_NAME: &str = ".commits.tmp";
@@ -242,27 +244,10 @@ impl CommitLog {
     /// encoded): written to `.commits.tmp`, fsynced, renamed over the log, directory fsynced.
     /// The old log, if any, stays in force until the rename.
     pub fn create(dir: &Path, record: &[u8]) -> Result<CommitLog, WriteError> {
-        let tmp = dir.join(TMP_NAME);
         let path = dir.join(LOG_NAME);
-        remove_if_exists(&tmp)?;
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(io_err("create", &tmp))?;
-            file.write_all(record).map_err(io_err("write", &tmp))?;
-            file.sync_data().map_err(io_err("fsync", &tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
-            Ok(file)
-        })();
-        let file = match result {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = remove_if_exists(&tmp);
-                return Err(e);
-            }
-        };
+        let mut new = AtomicFile::create_appending(&path, &dir.join(TMP_NAME))?;
+        new.write_all(record)?;
+        let file = new.commit(SyncMode::Data)?;
         // The handle now names `.commits` (same inode), so appends continue there. Without
         // the directory fsync a power loss may bring the old log back, which is still a
         // consistent (older) state.

@@ -59,8 +59,10 @@ use std::time::SystemTime;
 use chrono::{DateTime, Local};
 use scribe_protocol::{EntryId, ProducerMap};
 
+use scribe_fs::remove_if_exists;
+
 use crate::category::Category;
-use crate::error::{io_err, remove_if_exists, WriteError};
+use crate::error::{io_err, WriteError};
 use crate::layout::{self, FileKey};
 pub use producers::{DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_TTL, MAX_RANGES};
 
