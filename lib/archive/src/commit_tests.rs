@@ -3,7 +3,7 @@
 use super::*;
 use crate::clock::ManualClock;
 use crate::commit::FAIL_APPEND;
-use scribe_protocol::ProducerId;
+use scribe_ids::ProducerId;
 use std::io::Read;
 
 fn cat(s: &str) -> Category {

@@ -6,6 +6,8 @@
 //! find files through [`layout::list_archive`]. One implementation of the layout keeps them in
 //! agreement.
 
+#![forbid(unsafe_code)]
+
 pub mod category;
 pub mod clock;
 pub mod commit;
@@ -24,5 +26,5 @@ pub use error::WriteError;
 pub use layout::{ArchiveFile, FileKey};
 pub use retention::Retention;
 pub use rotation::{RotatePeriod, RotatePeriodError};
-pub use scribe_protocol::{EntryId, ProducerId};
+pub use scribe_ids::{EntryId, ProducerId};
 pub use writer::{Fsync, RotatingWriter, WriteStats, WriterOptions};

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Local};
-use scribe_protocol::EntryId;
+use scribe_ids::EntryId;
 
 use scribe_fs::sync_dir;
 

@@ -2,6 +2,8 @@
 //! setup and the size syntax (`64K`, `1G`) their flags and config files accept. (Crash-safe
 //! file writes live in `scribe-fs`, which the libraries use too.)
 
+#![forbid(unsafe_code)]
+
 pub mod size;
 
 pub use size::parse_size;

@@ -131,6 +131,8 @@
 //! periodically to find files and directories that appear later, and use
 //! [`Follower::unwatch_if_idle`] for paths whose files are gone.
 
+#![forbid(unsafe_code)]
+
 mod checkpoint;
 mod discover;
 mod error;

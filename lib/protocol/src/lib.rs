@@ -8,22 +8,23 @@
 //! - [`frame`] — the 4-byte length-prefixed framed transport with a size cap.
 //! - [`native`] — the native protocol: batches with entry ids (exactly-once), pipelined and
 //!   acknowledged by number, optionally gzip-compressed.
-//! - [`ids`] — producer and entry ids.
+//! - [`EntryId`], [`ProducerId`] — entry identities (crate `scribe-ids`, re-exported).
 //! - [`client`] — one connection in either protocol; [`sender`] — delivery that pipelines,
 //!   retries `TRY_LATER` and connection failures with jittered exponential backoff.
 //!
 //! Nothing read off a socket can make this crate panic or allocate more than the frame limit:
 //! every length and element count is checked against the bytes actually present.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod frame;
-pub mod ids;
 pub mod message;
 pub mod native;
 pub mod scribe;
 pub mod sender;
 pub mod thrift;
 
-pub use ids::{EntryId, ProducerId, ProducerMap};
 pub use message::HeaderStyle;
 pub use scribe::{decode_call, Call, LogBatchBuilder, LogEntry, Request, ResultCode};
+pub use scribe_ids::{EntryId, ProducerId, ProducerMap};

@@ -29,8 +29,8 @@ use std::io::{Read, Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::ids::{EntryId, ProducerId, ProducerMap};
 use crate::thrift::{DecodeError, Reader};
+use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
 /// The first bytes a native client sends.
 pub const MAGIC: [u8; 4] = [0xF5, b'S', b'C', b'N'];

@@ -75,6 +75,8 @@
 //! One limit of any resync: if a *damaged* record's message bytes themselves contain a whole
 //! valid spool record, the scan delivers that inner record (its CRCs are genuinely valid).
 
+#![forbid(unsafe_code)]
+
 mod cursor;
 mod error;
 mod record;

@@ -4,7 +4,7 @@
 //! means) is the segment module's job.
 
 use bytes::Bytes;
-use scribe_protocol::{EntryId, ProducerId};
+use scribe_ids::{EntryId, ProducerId};
 
 use crate::error::SpoolError;
 
@@ -25,7 +25,7 @@ const ID_LEN: usize = 16 + 8 + 8;
 
 /// One spooled entry. Category and message are arbitrary bytes (NUL, invalid UTF-8 are
 /// fine); the id, when there is one, lets the archive recognise the entry if it is delivered
-/// twice (see `scribe_protocol::ids`).
+/// twice (see `scribe_ids::ids`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub category: Bytes,

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use scribe_protocol::ProducerId;
+use scribe_ids::ProducerId;
 
 use scribe_fs::{sync_dir, AtomicFile, SyncMode};
 

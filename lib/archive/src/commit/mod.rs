@@ -57,7 +57,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
-use scribe_protocol::{EntryId, ProducerMap};
+use scribe_ids::{EntryId, ProducerMap};
 
 use scribe_fs::remove_if_exists;
 

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use scribe_protocol::{EntryId, ProducerId, ProducerMap};
+use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
 /// Merged ranges kept per producer.
 pub const MAX_RANGES: usize = 16;

@@ -8,6 +8,11 @@
 //! sequence space; for a followed file these are byte offsets, so the same line gets the same
 //! range however a restarted shipper cuts its batches. A receiver that has committed a range
 //! recognises any entry inside it as already written.
+//!
+//! Its own crate (no dependency on the wire protocol) so that the archive and the spool, which
+//! store ids, and `logq`, which reads archives, do not link the protocol.
+
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::fmt;
