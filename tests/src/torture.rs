@@ -149,11 +149,11 @@ impl Every {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut rng = Rng::new(seed);
+            let mut rng = Rng::with_seed(seed);
             let mut round = 0;
             loop {
                 let spread = jitter.as_millis() as u64;
-                let wait = period.as_millis() as u64 + rng.below(2 * spread + 1) - spread;
+                let wait = period.as_millis() as u64 + rng.u64(..2 * spread + 1) - spread;
                 let next = Instant::now() + Duration::from_millis(wait);
                 while Instant::now() < next {
                     if flag.load(Ordering::SeqCst) {

@@ -170,7 +170,7 @@ enum PortKind {
 /// length; a strict `Log` header; the native protocol's magic and a `HELLO` frame header; an
 /// HTTP request line and headers), so the servers' parsers are driven past their first check.
 fn noise(rng: &mut Rng, kind: PortKind, i: usize) -> Vec<u8> {
-    let len = 1 + rng.below(48 << 10) as usize;
+    let len = 1 + rng.u64(..48 << 10) as usize;
     let mut out = Vec::with_capacity(len + 64);
     match (kind, i % 4) {
         (_, 0) => {}
@@ -191,7 +191,7 @@ fn noise(rng: &mut Rng, kind: PortKind, i: usize) -> Vec<u8> {
             b"POST /api/tail/a HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
         ),
     }
-    out.extend((0..len).map(|_| rng.next_u64() as u8));
+    out.extend((0..len).map(|_| rng.u8(..)));
     out
 }
 
@@ -203,7 +203,7 @@ fn storm(addr: &str, kind: PortKind, seed: u64, conns: usize, threads: usize) ->
         .map(|t| {
             let addr = addr.to_string();
             std::thread::spawn(move || {
-                let mut rng = Rng::new(seed * 1000 + t as u64);
+                let mut rng = Rng::with_seed(seed * 1000 + t as u64);
                 let mut sent = 0;
                 for i in (t..conns).step_by(threads) {
                     let bytes = noise(&mut rng, kind, i);

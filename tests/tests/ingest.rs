@@ -11,7 +11,7 @@ use scribe_protocol::{HeaderStyle, LogEntry, ResultCode};
 
 /// 200k lines of mixed content: tabs, invalid UTF-8, NUL, CR, empty lines, one 1 MiB line.
 fn generated_input(lines: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let mut out = Vec::with_capacity(lines * 70 + (1 << 20));
     for i in 0..lines {
         if i == lines / 2 {
@@ -19,14 +19,14 @@ fn generated_input(lines: usize, seed: u64) -> Vec<u8> {
             out.push(b'\n');
             continue;
         }
-        match rng.below(10) {
+        match rng.u64(..10) {
             0 => out.extend_from_slice(b"\xff\xfe invalid utf8 \xc3\x28 here"),
             1 => out.extend_from_slice(b"tab\tseparated\tfields\t42"),
             2 => {}
             3 => out.extend_from_slice(b"nul\0byte and cr\r"),
             _ => {
                 out.extend_from_slice(
-                    format!("127.0.0.{} - - [23/Nov/2026:06:{:02}:00 +0000] \"GET /p/{i} HTTP/1.1\" 200 {}", rng.below(255), i % 60, rng.below(99999))
+                    format!("127.0.0.{} - - [23/Nov/2026:06:{:02}:00 +0000] \"GET /p/{i} HTTP/1.1\" 200 {}", rng.u64(..255), i % 60, rng.u64(..99999))
                         .as_bytes(),
                 );
             }
