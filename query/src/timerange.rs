@@ -4,7 +4,7 @@
 //! Files are judged by the time of their first line (and, for plain files, their last): an
 //! archive is written in time order, so a category file's lines lie between its first line's
 //! time and the next file's. Lines within a file are not perfectly ordered (Apache logs the
-//! request's start time at its end), so the file-level checks allow [`SLACK`]; the line-level
+//! request's start time at its end), so the file-level checks allow `SLACK` (an hour); the line-level
 //! filter is exact. A line without a time of its own (a stack trace's continuation) goes with
 //! the line before it.
 

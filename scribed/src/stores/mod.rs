@@ -1,7 +1,7 @@
 //! Stores: where routed messages go. Every kind implements [`Store`], so they compose — a
 //! buffer's primary is a store, a multi holds stores, a bucket holds copies of one.
 //!
-//! - [`file`]: category files (rotation by size and time, compression, retention, fsync).
+//! - [`file`](mod@file): category files (rotation by size and time, compression, retention, fsync).
 //! - [`network`]: forwards to upstream Scribe servers, with failover.
 //! - [`buffer`]: a primary plus a disk spool for while the primary is down.
 //! - [`multi`]: fan-out to several stores; [`bucket`]: shard by key; [`null`]: discard.
