@@ -77,11 +77,12 @@
 
 mod cursor;
 mod error;
+mod position;
 mod record;
 mod segment;
 mod spool;
 
-pub use cursor::Position;
 pub use error::SpoolError;
+pub use position::Position;
 pub use record::{AsEntry, Entry};
 pub use spool::{ReplayBatch, Spool, SpoolOptions, SpoolStats};
