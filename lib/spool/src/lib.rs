@@ -87,6 +87,8 @@ mod position;
 mod record;
 mod segment;
 mod spool;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::SpoolError;
 pub use forward::Forwarder;
