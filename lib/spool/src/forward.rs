@@ -157,8 +157,10 @@ impl Forwarder {
         self.in_flight.len()
     }
 
-    /// [`Spool::append`]: in any mode; while draining, the record queues behind the backlog.
-    /// A [`SpoolError::Full`] is the caller's to handle (its policy: refuse, or hold and wait).
+    /// [`Spool::append`]: while spooling or draining (the record queues behind the backlog).
+    /// A caller that was streaming calls [`Forwarder::failed`] first: a record appended while
+    /// streaming waits for the next drain. A [`SpoolError::Full`] is the caller's to handle
+    /// (its policy: refuse, or hold the batch and wait).
     pub fn append<E: AsEntry>(&mut self, entries: &[E]) -> Result<(), SpoolError> {
         self.spool.append(entries)
     }
