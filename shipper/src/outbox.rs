@@ -8,17 +8,21 @@
 //! aggregator, or appended to the spool and fsynced. Only then may the caller advance its
 //! checkpoints, so a line is never both forgotten by the source and not yet safe.
 //!
-//! States (as scribed's buffer store):
+//! The modes and the replay bookkeeping (when to commit, rewinding after a failure,
+//! committing past damage once drained) are `scribe_spool::forward`'s, shared with scribed's
+//! buffer store:
 //! - **streaming**: batches go to the aggregator, up to `window` in flight.
 //! - **spooling** (spool configured, and the aggregator refused or made no progress for
 //!   `spool_after`): unacknowledged batches and every new batch are appended to the spool;
 //!   after a backoff the outbox tries to drain.
-//! - **draining**: the spool is replayed oldest first; new batches keep going to the spool
-//!   *behind* the backlog, so order holds. Empty spool: streaming again.
+//! - **draining**: the spool is replayed oldest first, up to `window` replayed batches in
+//!   flight; new batches keep going to the spool *behind* the backlog, so order holds. Empty
+//!   spool: streaming again.
 //!
-//! A full spool stops the outbox from taking new batches: the caller blocks, and for followed
-//! files that means it stops reading — the files are the buffer, nothing is dropped. Without a
-//! spool, the outbox keeps retrying (or gives up after `give_up`, for stdin).
+//! What is ship's own policy: a full spool stops the outbox from taking new batches (it holds
+//! the one that did not fit), so the caller blocks, and for followed files that means it stops
+//! reading — the files are the buffer, nothing is dropped. Without a spool, the outbox keeps
+//! retrying (or gives up after `give_up`, for stdin).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +30,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use scribe_protocol::client::{Backoff, ClientOptions, DeliveryError, PipelinedSender};
 use scribe_protocol::native::{decode_body, BatchBuilder};
-use scribe_spool::{Entry, Position, Spool, SpoolError, SpoolOptions};
+use scribe_spool::forward::{Forwarder, Mode, Next};
+use scribe_spool::{Entry, ReplayBatch, Spool, SpoolError, SpoolOptions};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -81,19 +86,23 @@ pub enum OutboxError {
     Decode(String),
 }
 
+/// What the sender carries with each batch.
 enum Tag<T> {
-    Live { tag: T, lines: u64, bytes: u64 },
-    Replay { position: Position, lines: u64 },
+    Live {
+        tag: T,
+        lines: u64,
+        bytes: u64,
+    },
+    /// Replayed from the spool (the forwarder keeps its position).
+    Replay {
+        lines: u64,
+    },
 }
 
-enum Mode {
-    Streaming,
-    Spooling { retry_at: Instant },
-    Draining,
+enum Flow {
+    Continue,
+    Done,
 }
-
-/// Replayed bytes acknowledged between two commits of the spool's read position.
-const COMMIT_EVERY_BYTES: u64 = 16 << 20;
 
 /// Delivers every batch from `input` until it closes, calling `done` with each batch's tag
 /// once it is safe. Returns once `input` is closed and everything received was delivered
@@ -102,315 +111,390 @@ const COMMIT_EVERY_BYTES: u64 = 16 << 20;
 /// that is safe at any await point: the spool on disk is always consistent, and batches
 /// whose tags were not handed back are simply not safe yet.
 pub async fn run<T: Send + 'static>(
-    mut input: mpsc::Receiver<Batch<T>>,
-    mut done: impl FnMut(T),
+    input: mpsc::Receiver<Batch<T>>,
+    done: impl FnMut(T),
     opts: OutboxOptions,
     report: &mut OutboxReport,
 ) -> Result<(), OutboxError> {
-    let timeout = match (&opts.spool, opts.give_up) {
-        (Some(_), _) => opts.spool_after,
-        (None, Some(t)) => t,
-        // Practically forever; each failure is still logged with its retry delay.
-        (None, None) => Duration::from_secs(10 * 365 * 86_400),
-    };
-    let mut sender =
-        PipelinedSender::with_failover(opts.to.clone(), opts.client.clone(), opts.window, timeout);
-    let mut spool = match &opts.spool {
-        Some((dir, spool_opts)) => Some(blocking(|| Spool::open(dir, spool_opts.clone()))?),
-        None => None,
-    };
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut mode = match &spool {
-        Some(s) if !s.is_empty() => {
-            tracing::info!(
-                bytes = s.bytes(),
-                "replaying the spool left by the last run"
-            );
-            Mode::Draining
-        }
-        _ => Mode::Streaming,
-    };
-    let mut input_done = false;
-    // The held batch did not fit in a full spool; it goes first once there is room.
-    let mut held: Option<Batch<T>> = None;
-    let mut acked: Option<Position> = None;
-    let mut acked_bytes = 0u64;
-
-    // When the input ended with everything safe in the spool: when to stop replaying.
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
-        if input_done && held.is_none() && !matches!(mode, Mode::Streaming) {
-            let deadline =
-                *drain_deadline.get_or_insert_with(|| Instant::now() + opts.drain_after_input);
-            if Instant::now() >= deadline {
-                if let (Some(spool), Some(p)) = (spool.as_mut(), acked.take()) {
-                    blocking(|| spool.commit(p))?;
-                }
-                let left = spool.as_ref().map_or(0, |s| s.bytes());
-                tracing::warn!(
-                    left_bytes = left,
-                    "stopping with undelivered lines safe in the spool; the next ship using it \
-                     sends them"
-                );
-                report.left_in_spool = left;
-                break;
-            }
-        }
-        match mode {
-            Mode::Streaming => {
-                while sender.has_room() && !input_done {
-                    let next = if sender.in_flight() == 0 {
-                        input.recv().await
-                    } else {
-                        match input.try_recv() {
-                            Ok(b) => Some(b),
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => None,
-                        }
-                    };
-                    match next {
-                        Some(b) => {
-                            let tag = Tag::Live {
-                                tag: b.tag,
-                                lines: b.lines,
-                                bytes: b.bytes,
-                            };
-                            sender.send(b.body, tag).await;
-                        }
-                        None => input_done = true,
-                    }
-                }
-                if sender.in_flight() == 0 {
-                    if input_done {
-                        break;
-                    }
-                    continue;
-                }
-                match sender.next_ack().await {
-                    Ok(tag) => complete(tag, report, &mut done),
-                    Err(e) => {
-                        let Some(spool) = spool.as_mut() else {
-                            report.retries += sender.retries;
-                            return Err(e.into());
-                        };
-                        tracing::warn!("{e}; spooling to disk until it is back");
-                        // Everything unacknowledged goes to the spool, in order.
-                        let unacked = sender.take_unacked();
-                        let mut tags = Vec::with_capacity(unacked.len());
-                        for (call, tag) in unacked {
-                            if let Tag::Live { tag, lines, .. } = tag {
-                                spool_call(spool, &call)?;
-                                report.lines_spooled += lines;
-                                tags.push(tag);
-                            }
-                        }
-                        blocking(|| spool.sync())?;
-                        tags.into_iter().for_each(&mut done);
-                        mode = Mode::Spooling {
-                            retry_at: Instant::now() + backoff.next_delay(),
-                        };
-                    }
-                }
-            }
-            Mode::Spooling { retry_at } => {
-                let spool = spool.as_mut().expect("spooling needs a spool");
-                let more = spool_input(
-                    spool,
-                    &mut input,
-                    &mut held,
-                    &mut input_done,
-                    Some(retry_at),
-                    report,
-                    &mut done,
-                )
-                .await?;
-                if Instant::now() < retry_at {
-                    if more {
-                        continue;
-                    }
-                    let wake = drain_deadline.map_or(retry_at, |d| d.min(retry_at));
-                    tokio::time::sleep_until(wake).await;
-                }
-                mode = Mode::Draining;
-            }
-            Mode::Draining => {
-                let spool = spool.as_mut().expect("draining needs a spool");
-                // New batches queue behind the backlog.
-                spool_input(
-                    spool,
-                    &mut input,
-                    &mut held,
-                    &mut input_done,
-                    None,
-                    report,
-                    &mut done,
-                )
-                .await?;
-                while sender.has_room() {
-                    let max = opts.max_frame / 2;
-                    let Some(batch) = blocking(|| spool.next_batch(max))? else {
-                        break;
-                    };
-                    let lines = batch.entries.len() as u64;
-                    let mut builder = BatchBuilder::with_capacity(max);
-                    for e in &batch.entries {
-                        builder.push(&e.category, &e.message, e.id);
-                    }
-                    let tag = Tag::Replay {
-                        position: batch.position,
-                        lines,
-                    };
-                    sender.send(builder.finish(), tag).await;
-                    acked_bytes += batch.bytes;
-                }
-                if sender.in_flight() == 0 {
-                    // Nothing left to replay, and everything read was acknowledged: commit
-                    // the read position (past any damaged bytes the reader skipped, which
-                    // would otherwise keep the spool from ever counting as empty).
-                    acked = None;
-                    let end = spool.read_position();
-                    if end != spool.committed_position() {
-                        blocking(|| spool.commit(end))?;
-                    }
-                    if held.is_none() && spool.is_empty() {
-                        if input_done {
-                            break;
-                        }
-                        backoff.reset();
-                        tracing::info!("spool drained; streaming again");
-                        mode = Mode::Streaming;
-                    }
-                    continue;
-                }
-                match sender.next_ack().await {
-                    Ok(Tag::Replay { position, lines }) => {
-                        report.lines_replayed += lines;
-                        report.lines_delivered += lines;
-                        report.batches += 1;
-                        acked = Some(position);
-                        if acked_bytes >= COMMIT_EVERY_BYTES {
-                            acked_bytes = 0;
-                            if let Some(p) = acked.take() {
-                                blocking(|| spool.commit(p))?;
-                            }
-                        }
-                    }
-                    Ok(live) => complete(live, report, &mut done),
-                    Err(e) => {
-                        tracing::warn!("{e}; replay paused");
-                        // Replayed batches are still in the spool: resend from the last
-                        // acknowledged one.
-                        sender.take_unacked();
-                        if let Some(p) = acked.take() {
-                            blocking(|| spool.commit(p))?;
-                        }
-                        spool.rewind();
-                        mode = Mode::Spooling {
-                            retry_at: Instant::now() + backoff.next_delay(),
-                        };
-                    }
-                }
-            }
-        }
-    }
-    report.retries += sender.retries;
-    Ok(())
+    let mut outbox = Outbox::open(input, done, &opts, report)?;
+    let result = outbox.run().await;
+    outbox.report.retries += outbox.sender.retries;
+    result
 }
 
-fn complete<T>(tag: Tag<T>, report: &mut OutboxReport, done: &mut impl FnMut(T)) {
-    match tag {
-        Tag::Live { tag, lines, bytes } => {
-            report.lines_delivered += lines;
-            report.bytes_delivered += bytes;
-            report.batches += 1;
-            done(tag);
-        }
-        // Replay tags are handled where the spool is at hand.
-        Tag::Replay { lines, .. } => report.lines_replayed += lines,
-    }
+/// The batches coming in, and the one a full spool could not take.
+struct Input<T> {
+    rx: mpsc::Receiver<Batch<T>>,
+    /// The channel is closed and empty.
+    closed: bool,
+    /// A batch that did not fit in the full spool: it goes first once there is room.
+    held: Option<Batch<T>>,
 }
 
-/// Moves batches from `input` to the spool until `until` (or, without a deadline, until
-/// `input` has nothing ready), fsyncing once per group before handing the tags back.
-/// Returns false when nothing more can be taken now (spool full or input closed).
-async fn spool_input<T>(
-    spool: &mut Spool,
-    input: &mut mpsc::Receiver<Batch<T>>,
-    held: &mut Option<Batch<T>>,
-    input_done: &mut bool,
-    until: Option<Instant>,
-    report: &mut OutboxReport,
-    done: &mut impl FnMut(T),
-) -> Result<bool, OutboxError> {
-    let mut tags = Vec::new();
-    let mut more = true;
-    loop {
-        let next = match held.take() {
-            Some(b) => Some(b),
-            None if *input_done => {
-                more = false;
-                None
-            }
-            None => match until {
-                // Wait for input until the deadline, but hand back what is spooled first.
-                Some(deadline) if tags.is_empty() => {
-                    match tokio::time::timeout_at(deadline, input.recv()).await {
-                        Ok(Some(b)) => Some(b),
-                        Ok(None) => {
-                            *input_done = true;
-                            more = false;
-                            None
-                        }
-                        Err(_) => None,
-                    }
-                }
-                _ => match input.try_recv() {
-                    Ok(b) => Some(b),
-                    Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        *input_done = true;
-                        more = false;
-                        None
-                    }
-                },
+impl<T> Input<T> {
+    /// The held batch, or the next one from the channel: waiting for it until `until`, or
+    /// without waiting if `None`. `None` when there is none by then.
+    async fn next(&mut self, until: Option<Instant>) -> Option<Batch<T>> {
+        if let Some(b) = self.held.take() {
+            return Some(b);
+        }
+        if self.closed {
+            return None;
+        }
+        let got = match until {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .ok()?,
+            None => match self.rx.try_recv() {
+                Ok(b) => Some(b),
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
             },
         };
-        let Some(b) = next else { break };
-        match spool_call(spool, &b.body) {
-            Ok(()) => {
-                report.lines_spooled += b.lines;
-                tags.push(b.tag);
+        self.closed = got.is_none();
+        got
+    }
+
+    /// The held batch, or the next one from the channel however long it takes; `None` once
+    /// the channel is closed.
+    async fn wait(&mut self) -> Option<Batch<T>> {
+        if let Some(b) = self.held.take() {
+            return Some(b);
+        }
+        if self.closed {
+            return None;
+        }
+        let got = self.rx.recv().await;
+        self.closed = got.is_none();
+        got
+    }
+
+    /// Nothing more will come.
+    fn finished(&self) -> bool {
+        self.closed && self.held.is_none()
+    }
+}
+
+/// One run of the outbox: a method per mode. The mode itself is the forwarder's (always
+/// streaming without a spool).
+struct Outbox<'r, T, D> {
+    input: Input<T>,
+    /// Hands a batch's tag back once it is safe.
+    done: D,
+    report: &'r mut OutboxReport,
+    sender: PipelinedSender<Tag<T>>,
+    spool: Option<Forwarder>,
+    backoff: Backoff,
+    /// While spooling: when to try draining.
+    retry_at: Instant,
+    /// Once the input ended with everything safe in the spool: when to stop replaying.
+    drain_deadline: Option<Instant>,
+    drain_after_input: Duration,
+    /// Bound of a replayed batch, so that it fits a frame.
+    max_replay: usize,
+}
+
+impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
+    fn open(
+        rx: mpsc::Receiver<Batch<T>>,
+        done: D,
+        opts: &OutboxOptions,
+        report: &'r mut OutboxReport,
+    ) -> Result<Self, OutboxError> {
+        let timeout = match (&opts.spool, opts.give_up) {
+            (Some(_), _) => opts.spool_after,
+            (None, Some(t)) => t,
+            // Practically forever; each failure is still logged with its retry delay.
+            (None, None) => Duration::from_secs(10 * 365 * 86_400),
+        };
+        let sender = PipelinedSender::with_failover(
+            opts.to.clone(),
+            opts.client.clone(),
+            opts.window,
+            timeout,
+        );
+        let spool = match &opts.spool {
+            Some((dir, o)) => Some(Forwarder::new(blocking(|| Spool::open(dir, o.clone()))?)),
+            None => None,
+        };
+        if let Some(f) = spool.as_ref().filter(|f| f.mode() == Mode::Draining) {
+            let bytes = f.spool().bytes();
+            tracing::info!(bytes, "replaying the spool left by the last run");
+        }
+        Ok(Outbox {
+            input: Input {
+                rx,
+                closed: false,
+                held: None,
+            },
+            done,
+            report,
+            sender,
+            spool,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            retry_at: Instant::now(),
+            drain_deadline: None,
+            drain_after_input: opts.drain_after_input,
+            max_replay: opts.max_frame / 2,
+        })
+    }
+
+    async fn run(&mut self) -> Result<(), OutboxError> {
+        loop {
+            if self.out_of_time()? {
+                return Ok(());
             }
-            Err(OutboxError::Spool(SpoolError::Full { .. })) => {
-                // Stop taking input (the caller blocks, files stay unread) until replay
-                // frees room.
-                *held = Some(b);
-                more = false;
-                if let (Some(deadline), true) = (until, tags.is_empty()) {
-                    // Nothing to hand back: wait out the deadline instead of spinning.
-                    tokio::time::sleep_until(deadline).await;
-                }
-                break;
+            let flow = match self.mode() {
+                Mode::Streaming => self.stream().await?,
+                Mode::Spooling => self.spool_until_retry().await?,
+                Mode::Draining => self.drain().await?,
+            };
+            if let Flow::Done = flow {
+                return Ok(());
             }
-            Err(e) => return Err(e),
         }
     }
-    if !tags.is_empty() {
-        blocking(|| spool.sync())?;
-        tags.into_iter().for_each(done);
+
+    fn mode(&self) -> Mode {
+        self.spool.as_ref().map_or(Mode::Streaming, Forwarder::mode)
     }
-    Ok(more)
+
+    /// Once the input has ended and everything is safe in the spool, replay goes on for at
+    /// most `drain_after_input`; then the outbox stops, leaving the rest to the next ship
+    /// using this spool. True when that time is up.
+    fn out_of_time(&mut self) -> Result<bool, OutboxError> {
+        if !self.input.finished() || self.mode() == Mode::Streaming {
+            return Ok(false);
+        }
+        let deadline = *self
+            .drain_deadline
+            .get_or_insert_with(|| Instant::now() + self.drain_after_input);
+        if Instant::now() < deadline {
+            return Ok(false);
+        }
+        let mut left = 0;
+        if let Some(fwd) = self.spool.as_mut() {
+            blocking(|| fwd.commit_acked())?;
+            left = fwd.spool().bytes();
+        }
+        tracing::warn!(
+            left_bytes = left,
+            "stopping with undelivered lines safe in the spool; the next ship using it sends them"
+        );
+        self.report.left_in_spool = left;
+        Ok(true)
+    }
+
+    /// Streaming: keeps the window full of new batches and waits for the oldest's `OK`; on a
+    /// failure, spools everything unacknowledged (or, without a spool, gives up).
+    async fn stream(&mut self) -> Result<Flow, OutboxError> {
+        while self.sender.has_room() {
+            // Wait for input only with nothing in flight: acknowledgements come first.
+            let next = if self.sender.in_flight() == 0 {
+                self.input.wait().await
+            } else {
+                self.input.next(None).await
+            };
+            let Some(b) = next else { break };
+            let tag = Tag::Live {
+                tag: b.tag,
+                lines: b.lines,
+                bytes: b.bytes,
+            };
+            self.sender.send(b.body, tag).await;
+        }
+        if self.sender.in_flight() == 0 {
+            // The input is closed and everything was delivered.
+            return Ok(Flow::Done);
+        }
+        match self.sender.next_ack().await {
+            Ok(tag) => self.complete(tag),
+            Err(e) => self.spool_unacked(e)?,
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The aggregator failed while streaming: every unacknowledged batch goes to the spool, in
+    /// order, and is safe once fsynced.
+    fn spool_unacked(&mut self, e: DeliveryError) -> Result<(), OutboxError> {
+        let Some(fwd) = self.spool.as_mut() else {
+            return Err(e.into());
+        };
+        tracing::warn!("{e}; spooling to disk until it is back");
+        fwd.failed()?;
+        let mut tags = Vec::new();
+        for (body, tag) in self.sender.take_unacked() {
+            if let Tag::Live { tag, lines, .. } = tag {
+                spool_batch(fwd, &body)?;
+                self.report.lines_spooled += lines;
+                tags.push(tag);
+            }
+        }
+        blocking(|| fwd.sync())?;
+        tags.into_iter().for_each(&mut self.done);
+        self.retry_later();
+        Ok(())
+    }
+
+    /// Spooling: new batches go to the spool until it is time to try draining.
+    async fn spool_until_retry(&mut self) -> Result<Flow, OutboxError> {
+        let retry_at = self.retry_at;
+        let more = self.spool_input(Some(retry_at)).await?;
+        if Instant::now() < retry_at {
+            if more {
+                return Ok(Flow::Continue);
+            }
+            // Nothing can be taken now (spool full, or input closed): just wait.
+            let wake = self.drain_deadline.map_or(retry_at, |d| d.min(retry_at));
+            tokio::time::sleep_until(wake).await;
+        }
+        if let Some(fwd) = self.spool.as_mut() {
+            fwd.start_draining();
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Draining: new batches queue behind the backlog; the window is filled with replayed
+    /// batches; then the oldest's acknowledgement is awaited.
+    async fn drain(&mut self) -> Result<Flow, OutboxError> {
+        self.spool_input(None).await?;
+        if self.send_replays().await? {
+            if self.input.finished() {
+                return Ok(Flow::Done);
+            }
+            self.backoff.reset();
+            tracing::info!("spool drained; streaming again");
+            return Ok(Flow::Continue);
+        }
+        if self.sender.in_flight() > 0 {
+            self.await_replay_ack().await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Reads replayed batches into the sender's window. True when the spool is drained (the
+    /// forwarder is streaming again).
+    async fn send_replays(&mut self) -> Result<bool, OutboxError> {
+        let Some(fwd) = self.spool.as_mut() else {
+            return Ok(false);
+        };
+        while self.sender.has_room() {
+            match blocking(|| fwd.next_batch(self.max_replay))? {
+                Next::Send(batch) => {
+                    let lines = batch.entries.len() as u64;
+                    let body = replay_body(&batch, self.max_replay);
+                    self.sender.send(body, Tag::Replay { lines }).await;
+                }
+                Next::Wait => break,
+                Next::Drained => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The oldest replayed batch's `OK` (counted and handed to the forwarder, which commits by
+    /// its rule) or a failure (the forwarder commits what was acknowledged and rewinds; the
+    /// outbox spools until the next try).
+    async fn await_replay_ack(&mut self) -> Result<(), OutboxError> {
+        let ack = self.sender.next_ack().await;
+        let Some(fwd) = self.spool.as_mut() else {
+            return Ok(());
+        };
+        match ack {
+            Ok(Tag::Replay { lines }) => {
+                self.report.lines_replayed += lines;
+                self.report.lines_delivered += lines;
+                self.report.batches += 1;
+                blocking(|| fwd.acked())?;
+            }
+            Ok(live) => self.complete(live),
+            Err(e) => {
+                tracing::warn!("{e}; replay paused");
+                // The replayed batches are still in the spool: the forwarder rewinds to them.
+                self.sender.take_unacked();
+                blocking(|| fwd.failed())?;
+                self.retry_later();
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves batches from the input to the spool until `until` (or, without a deadline, until
+    /// the input has nothing ready), fsyncing once per group before handing the tags back.
+    /// Returns false when nothing more can be taken now (spool full or input closed).
+    async fn spool_input(&mut self, until: Option<Instant>) -> Result<bool, OutboxError> {
+        let Some(fwd) = self.spool.as_mut() else {
+            return Ok(false);
+        };
+        let mut tags = Vec::new();
+        let mut full = false;
+        // Wait for input until the deadline, but hand back what is spooled first.
+        while let Some(b) = self.input.next(until.filter(|_| tags.is_empty())).await {
+            match spool_batch(fwd, &b.body) {
+                Ok(()) => {
+                    self.report.lines_spooled += b.lines;
+                    tags.push(b.tag);
+                }
+                Err(OutboxError::Spool(SpoolError::Full { .. })) => {
+                    // Stop taking input (the caller blocks, files stay unread) until replay
+                    // frees room.
+                    self.input.held = Some(b);
+                    full = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if tags.is_empty() {
+            if let (true, Some(deadline)) = (full, until) {
+                // Nothing to hand back: wait out the deadline instead of spinning.
+                tokio::time::sleep_until(deadline).await;
+            }
+        } else {
+            blocking(|| fwd.sync())?;
+            tags.into_iter().for_each(&mut self.done);
+        }
+        Ok(!full && !self.input.closed)
+    }
+
+    fn complete(&mut self, tag: Tag<T>) {
+        match tag {
+            Tag::Live { tag, lines, bytes } => {
+                self.report.lines_delivered += lines;
+                self.report.bytes_delivered += bytes;
+                self.report.batches += 1;
+                (self.done)(tag);
+            }
+            // Replay tags are handled where the forwarder is at hand.
+            Tag::Replay { lines } => self.report.lines_replayed += lines,
+        }
+    }
+
+    fn retry_later(&mut self) {
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
 }
 
 /// Appends the entries of a batch body to the spool as one record, ids included.
-fn spool_call(spool: &mut Spool, body: &Bytes) -> Result<(), OutboxError> {
+fn spool_batch(fwd: &mut Forwarder, body: &Bytes) -> Result<(), OutboxError> {
     let entries = decode_body(body.clone()).map_err(|e| OutboxError::Decode(e.to_string()))?;
     let entries: Vec<Entry> = entries
         .into_iter()
         .map(|e| Entry::with_id(e.category, e.message, e.id))
         .collect();
-    blocking(|| spool.append(&entries))?;
+    blocking(|| fwd.append(&entries))?;
     Ok(())
+}
+
+/// A replayed batch as a native body, ids included. The records' on-disk size (at most
+/// `max`) is about the body's, so the buffer is allocated once.
+fn replay_body(batch: &ReplayBatch, max: usize) -> Bytes {
+    let size = usize::try_from(batch.bytes).map_or(max, |b| b.min(max));
+    let mut builder = BatchBuilder::with_capacity(size);
+    for e in &batch.entries {
+        builder.push(&e.category, &e.message, e.id);
+    }
+    builder.finish()
 }
 
 /// Runs blocking file I/O without stalling the runtime's other tasks.

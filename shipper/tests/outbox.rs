@@ -219,3 +219,54 @@ async fn without_a_spool_it_gives_up_when_asked() {
     assert!(tags.is_empty(), "nothing was safe");
     drop(tx);
 }
+
+/// The damage scenarios scribed's buffer store runs too (`scribed/src/stores/buffer.rs`): a
+/// spool left by an earlier run with a torn tail, a record cut short, flipped bytes, damage in
+/// an older segment, nothing but damage. Every undamaged record is delivered, in order; the
+/// drained spool is empty (damage is committed past, not left counted against `--spool-max`);
+/// the next run finds no backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_spool_is_replayed_and_left_empty() {
+    use scribe_spool::testing::{write_damaged, Damage};
+    // `max_frame` 2: one record per replayed batch, so damage is met at the start of a read.
+    for (damage, max_frame) in Damage::ALL
+        .into_iter()
+        .flat_map(|d| [(d, 2), (d, 16 << 20)])
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let spooled = write_damaged(dir.path(), damage).unwrap();
+        let want: Vec<Vec<u8>> = spooled.expected.iter().map(|(_, m)| m.clone()).collect();
+        let got = Received::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(serve(listener, got.clone()));
+        for run in 0..2 {
+            let (tx, rx) = mpsc::channel::<Batch<u32>>(1);
+            drop(tx);
+            let mut report = OutboxReport::default();
+            let mut opts = options(vec![addr.clone()], Some(dir.path()));
+            opts.max_frame = max_frame;
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                outbox::run(rx, |_| {}, opts, &mut report),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{damage:?}/{max_frame}: run {run} did not finish"))
+            .unwrap();
+            assert_eq!(
+                *got.lock().unwrap(),
+                want,
+                "{damage:?}/{max_frame}: run {run}"
+            );
+            assert_eq!(report.left_in_spool, 0, "{damage:?}/{max_frame}");
+            let replayed = if run == 0 { want.len() as u64 } else { 0 };
+            assert_eq!(report.lines_replayed, replayed, "{damage:?}/{max_frame}");
+            let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+            assert!(
+                spool.is_empty(),
+                "{damage:?}/{max_frame}: a backlog is left"
+            );
+        }
+        server.abort();
+    }
+}

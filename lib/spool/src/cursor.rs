@@ -1,43 +1,16 @@
-//! Read positions and the cursor file that makes the committed one durable.
+//! The cursor file that makes the committed read position durable.
 
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
 use crate::error::{io_err, SpoolError};
+use crate::position::Position;
 
 const CURSOR: &str = "cursor";
 const CURSOR_TMP: &str = "cursor.tmp";
 const MAGIC: [u8; 8] = *b"SPLCUR\0\x01";
 const LEN: usize = 28;
-
-/// A place in the spool: a segment id and a byte offset in it, always at a record boundary (or
-/// at the start of a segment that may not exist yet). Ordered like the records are.
-///
-/// Returned by [`Spool::next_batch`](crate::Spool::next_batch) as the token to pass to
-/// [`Spool::commit`](crate::Spool::commit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Position {
-    // Field order matters: the derived `Ord` compares the segment first.
-    pub(crate) segment: u64,
-    pub(crate) offset: u64,
-}
-
-impl Position {
-    pub fn segment(&self) -> u64 {
-        self.segment
-    }
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.segment, self.offset)
-    }
-}
 
 fn encode(pos: Position) -> [u8; LEN] {
     let mut b = [0u8; LEN];
@@ -148,13 +121,5 @@ mod tests {
             fs::write(d.path().join(CURSOR), &good[..n]).unwrap();
             assert_eq!(load(d.path()).unwrap(), None, "truncated to {n}");
         }
-    }
-
-    #[test]
-    fn positions_order_by_segment_then_offset() {
-        let p = |segment, offset| Position { segment, offset };
-        assert!(p(1, 500) < p(2, 0));
-        assert!(p(2, 0) < p(2, 1));
-        assert_eq!(p(3, 4).to_string(), "3:4");
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cursor::Position;
+use crate::position::Position;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {

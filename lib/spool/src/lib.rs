@@ -6,6 +6,11 @@
 //! into memory: here every record carries a CRC, replay is streamed in bounded batches, and
 //! damaged bytes are skipped and counted instead of ending the file.
 //!
+//! Both do so through [`Forwarder`] ([`forward`]): the store-and-forward state machine
+//! (streaming, spooling, draining) and the replay bookkeeping (what was acknowledged, when to
+//! commit, rewinding after a failure, committing past damage once drained), written once.
+//! The example below is the spool's own interface, which the forwarder drives.
+//!
 //! # Use
 //!
 //! ```no_run
@@ -79,11 +84,16 @@
 
 mod cursor;
 mod error;
+pub mod forward;
+mod position;
 mod record;
 mod segment;
 mod spool;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use cursor::Position;
 pub use error::SpoolError;
+pub use forward::Forwarder;
+pub use position::Position;
 pub use record::{AsEntry, Entry};
 pub use spool::{ReplayBatch, Spool, SpoolOptions, SpoolStats};

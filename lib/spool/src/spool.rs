@@ -6,8 +6,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::cursor::{self, Position};
+use crate::cursor;
 use crate::error::{io_err, SpoolError};
+use crate::position::Position;
 use crate::record::{self, AsEntry, Entry, HEADER_LEN};
 use crate::segment;
 

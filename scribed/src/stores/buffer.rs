@@ -13,25 +13,31 @@
 //!   and a slow upstream does not stall clients. When the spool is empty the store is streaming
 //!   again; if the primary fails, spooling again.
 //!
-//! Acknowledgement: `OK` once the primary acknowledged the batch, or once it was appended to the
-//! spool **and fsynced**. A full spool (`max_spool_bytes`) answers `TRY_LATER` rather than drop.
-//! The replay position is committed every 16 MiB delivered (and before any rewind, when drained,
-//! at close); a crash replays at most that much again (counted as `replayed`); nothing
-//! acknowledged is lost. All batches are handled by one task, in order, so
-//! group commit (one fsync for every batch queued meanwhile) comes for free. Each client batch
-//! is its own spool record, so a replayed record always fits a frame.
+//! The modes and the replay bookkeeping are `scribe_spool::forward`'s, shared with ship's
+//! outbox: the replay position is committed every `min(16 MiB, max_spool_bytes / 4)` the
+//! primary acknowledged, before any rewind, and at close; once drained, the read position is
+//! committed, past any damage the reader skipped. A crash replays at most one interval again
+//! (counted as `replayed`); nothing acknowledged is lost.
+//!
+//! This store's own policy: acknowledgement is `OK` once the primary acknowledged the batch,
+//! or once it was appended to the spool **and fsynced**; a full spool (`max_spool_bytes`)
+//! answers `TRY_LATER` rather than drop; one replayed batch is in flight at a time; retries
+//! wait `retry_interval` plus jitter. All batches are handled by one task, in order, so group
+//! commit (one fsync for every batch queued meanwhile) comes for free. Each client batch is its
+//! own spool record, so a replayed record always fits a frame.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_archive::Category;
 use scribe_protocol::EntryId;
-use scribe_spool::{Entry, Position, Spool, SpoolError, SpoolOptions};
+use scribe_spool::forward::{Forwarder, Mode, Next};
+use scribe_spool::{Entry, Spool, SpoolError, SpoolOptions};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,13 +47,6 @@ use super::{
 };
 use crate::config::{defaults, spool_dir, BufferSpec};
 use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
-
-const STREAMING: u8 = 0;
-const SPOOLING: u8 = 1;
-const DRAINING: u8 = 2;
-
-/// Replayed bytes acknowledged by the primary between two commits of the spool position.
-const COMMIT_EVERY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Most bytes of queued batches handled (sent or spooled) together.
 const MAX_GROUP_BYTES: u64 = 4 * 1024 * 1024;
@@ -61,7 +60,8 @@ struct Job {
 /// State shared between the store handle and its task.
 struct Shared {
     name: String,
-    state: AtomicU8,
+    /// The forwarder's mode, as last published by the task.
+    mode: Mutex<Mode>,
     queued: AtomicU64,
     spool_bytes: AtomicU64,
     problem: Mutex<Option<String>>,
@@ -77,16 +77,11 @@ pub struct BufferStore {
 struct Actor {
     shared: Arc<Shared>,
     primary: Arc<dyn Store>,
-    spool: Spool,
+    fwd: Forwarder,
     counters: Arc<Counters>,
     retry_interval: Duration,
     replay_batch_bytes: u64,
-    max_spool_bytes: u64,
     retry_at: Instant,
-    corrupt_seen: u64,
-    /// Position after the last replayed batch the primary acknowledged, not yet committed.
-    delivered: Option<Position>,
-    delivered_bytes: u64,
 }
 
 impl BufferStore {
@@ -113,22 +108,22 @@ impl BufferStore {
             },
         )
         .map_err(|e| anyhow::anyhow!("{}: opening spool {}: {e}", ctx.name, dir.display()))?;
-        let backlog = !spool.is_empty();
+        let fwd = Forwarder::new(spool);
         let shared = Arc::new(Shared {
             name: ctx.name.clone(),
-            state: AtomicU8::new(if backlog { DRAINING } else { STREAMING }),
+            mode: Mutex::new(fwd.mode()),
             queued: AtomicU64::new(0),
-            spool_bytes: AtomicU64::new(spool.bytes()),
+            spool_bytes: AtomicU64::new(fwd.spool().bytes()),
             problem: Mutex::new(None),
         });
-        if backlog {
-            tracing::info!(store = %ctx.name, bytes = spool.bytes(), "spool has a backlog: replaying it first");
+        if fwd.mode() == Mode::Draining {
+            tracing::info!(store = %ctx.name, bytes = fwd.spool().bytes(), "spool has a backlog: replaying it first");
         }
         let (tx, rx) = mpsc::channel(1024);
         let actor = Actor {
             shared: shared.clone(),
             primary: primary.clone(),
-            spool,
+            fwd,
             counters: ctx.counters.clone(),
             retry_interval: spec
                 .retry_interval
@@ -136,11 +131,7 @@ impl BufferStore {
             replay_batch_bytes: spec
                 .replay_batch_bytes
                 .map_or(defaults::REPLAY_BATCH_BYTES, |s| s.0),
-            max_spool_bytes,
             retry_at: Instant::now(),
-            corrupt_seen: 0,
-            delivered: None,
-            delivered_bytes: 0,
         };
         let task = tokio::spawn(actor.run(rx));
         Ok(BufferStore {
@@ -186,11 +177,9 @@ impl Store for BufferStore {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|t| t.is_finished());
-        let state = match self.shared.state.load(Ordering::Acquire) {
+        let state = match *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner()) {
             _ if stopped => "stopped",
-            STREAMING => "streaming",
-            SPOOLING => "spooling",
-            _ => "draining",
+            mode => mode.as_str(),
         };
         out.push(StoreStatus {
             state: state.into(),
@@ -224,9 +213,6 @@ impl Store for BufferStore {
 /// A replayed batch on its way to the primary.
 struct Replay {
     send: Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>,
-    position: Position,
-    /// On-disk bytes of the records replayed.
-    bytes: u64,
     /// Messages per category, counted as `replayed` once the primary took them.
     counts: Vec<(String, usize)>,
 }
@@ -235,16 +221,17 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut replay: Option<Replay> = None;
         loop {
-            let first = match self.state() {
-                STREAMING => rx.recv().await,
-                SPOOLING => tokio::select! {
+            let first = match self.fwd.mode() {
+                Mode::Streaming => rx.recv().await,
+                Mode::Spooling => tokio::select! {
                     job = rx.recv() => job,
                     _ = tokio::time::sleep_until(self.retry_at) => {
-                        self.set_state(DRAINING);
+                        self.fwd.start_draining();
+                        self.publish();
                         continue;
                     }
                 },
-                _ => {
+                Mode::Draining => {
                     if replay.is_none() {
                         replay = self.next_replay();
                         if replay.is_none() {
@@ -274,19 +261,18 @@ impl Actor {
             let result = (&mut r.send).await;
             self.finish_replay(r, result);
         }
-        self.commit_delivered();
-        if let Err(e) = tokio::task::block_in_place(|| self.spool.sync()) {
+        if let Err(e) = tokio::task::block_in_place(|| self.fwd.commit_acked()) {
+            // Delivered: at worst replayed again after the restart.
+            tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+        }
+        if let Err(e) = tokio::task::block_in_place(|| self.fwd.sync()) {
             tracing::warn!(store = %self.shared.name, "syncing spool at close: {e}");
         }
     }
 
-    fn state(&self) -> u8 {
-        self.shared.state.load(Ordering::Acquire)
-    }
-
     async fn handle(&mut self, jobs: Vec<Job>) {
         let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
-        let results: Vec<Result<(), StoreError>> = if self.state() == STREAMING {
+        let results: Vec<Result<(), StoreError>> = if self.fwd.mode() == Mode::Streaming {
             let batches: Vec<Batch> = jobs
                 .iter()
                 .flat_map(|j| j.batches.iter().cloned())
@@ -315,6 +301,7 @@ impl Actor {
     /// job is acknowledged only if its append and the fsync succeeded.
     fn spool_jobs(&mut self, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
         let name = &self.shared.name;
+        let limit = self.fwd.spool().options().max_bytes;
         let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
         tokio::task::block_in_place(|| {
             for job in jobs {
@@ -331,11 +318,11 @@ impl Actor {
                             .map(move |(i, m)| Entry::with_id(cat.clone(), m.clone(), b.id(i)))
                     })
                     .collect();
-                results.push(self.spool.append(&entries).map_err(|e| match e {
+                results.push(self.fwd.append(&entries).map_err(|e| match e {
                     SpoolError::Full { queued, .. } => StoreError::SpoolFull {
                         store: name.clone(),
                         spooled: queued,
-                        limit: self.max_spool_bytes,
+                        limit,
                     },
                     e => {
                         tracing::error!(store = %name, "spool append failed: {e}");
@@ -346,7 +333,7 @@ impl Actor {
                     }
                 }));
             }
-            if let Err(e) = self.spool.sync() {
+            if let Err(e) = self.fwd.sync() {
                 // Appended but not durable: refuse. The records may still be replayed later,
                 // so a client retry can produce a duplicate (at-least-once).
                 tracing::error!(store = %name, "spool fsync failed: {e}");
@@ -358,9 +345,7 @@ impl Actor {
                 }
             }
         });
-        self.shared
-            .spool_bytes
-            .store(self.spool.bytes(), Ordering::Release);
+        self.publish();
         for (job, r) in jobs.iter().zip(&results) {
             if r.is_ok() {
                 for b in &job.batches {
@@ -376,10 +361,10 @@ impl Actor {
     /// spool is drained: streaming again) or reading failed (spooling, retry later).
     fn next_replay(&mut self) -> Option<Replay> {
         let max = usize::try_from(self.replay_batch_bytes).unwrap_or(usize::MAX);
-        let next = tokio::task::block_in_place(|| self.spool.next_batch(max));
+        let next = tokio::task::block_in_place(|| self.fwd.next_batch(max));
         self.note_corruption();
         match next {
-            Ok(Some(batch)) => {
+            Ok(Next::Send(batch)) => {
                 let batches = group_entries(&batch.entries, &self.counters);
                 let counts = batches
                     .iter()
@@ -388,20 +373,24 @@ impl Actor {
                 let primary = self.primary.clone();
                 Some(Replay {
                     send: Box::pin(async move { primary.write(&batches).await }),
-                    position: batch.position,
-                    bytes: batch.bytes,
                     counts,
                 })
             }
-            Ok(None) => {
-                self.commit_delivered();
+            Ok(Next::Drained) => {
                 tracing::info!(store = %self.shared.name, "spool drained: streaming again");
-                self.set_state(STREAMING);
                 self.shared
                     .problem
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
+                self.publish();
+                None
+            }
+            Ok(Next::Wait) => {
+                // Not while draining with nothing in flight, which is when this is called;
+                // retrying later beats spinning.
+                tracing::error!(store = %self.shared.name, "spool replay stalled");
+                self.fail("spool replay stalled".into());
                 None
             }
             Err(e) => {
@@ -418,45 +407,27 @@ impl Actor {
                 for (c, n) in &replay.counts {
                     self.counters.add(Some(c), REPLAYED, *n as i64);
                 }
-                self.delivered = Some(replay.position);
-                self.delivered_bytes += replay.bytes;
-                // Delivered bytes still count against the spool's size until committed: with
-                // a small spool, commit often enough not to refuse writes for lack of room.
-                if self.delivered_bytes >= COMMIT_EVERY_BYTES.min(self.max_spool_bytes / 4) {
-                    self.commit_delivered();
+                if let Err(e) = tokio::task::block_in_place(|| self.fwd.acked()) {
+                    // Delivered: at worst replayed again after a restart.
+                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
                 }
+                self.publish();
             }
             Err(e) => {
-                // Make what was delivered durable first: the rewind goes back to the last
-                // commit, and must not go back past batches the primary already has.
-                self.commit_delivered();
-                // Read the same records again on the next attempt.
-                self.spool.rewind();
                 tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
                 self.fail(e.to_string());
             }
         }
     }
 
-    /// Commits the spool position up to the last batch the primary acknowledged. Done every
-    /// [`COMMIT_EVERY_BYTES`], before a rewind, when the spool is drained and at close, rather
-    /// than per batch: each commit costs two fsyncs. A crash replays at most that much again.
-    fn commit_delivered(&mut self) {
-        let Some(position) = self.delivered.take() else {
-            return;
-        };
-        self.delivered_bytes = 0;
-        let committed = tokio::task::block_in_place(|| self.spool.commit(position));
-        if let Err(e) = committed {
-            // The batches were delivered; at worst they are replayed again after a restart.
+    /// The primary failed (or the spool could not be read): spooling until `retry_interval`
+    /// (plus jitter) has passed. While draining, the forwarder commits what the primary
+    /// acknowledged and rewinds to it, so the retry resends exactly the rest.
+    fn fail(&mut self, problem: String) {
+        if let Err(e) = tokio::task::block_in_place(|| self.fwd.failed()) {
+            // Delivered: at worst replayed again after a restart.
             tracing::error!(store = %self.shared.name, "committing spool position: {e}");
         }
-        self.shared
-            .spool_bytes
-            .store(self.spool.bytes(), Ordering::Release);
-    }
-
-    fn fail(&mut self, problem: String) {
         *self
             .shared
             .problem
@@ -468,19 +439,21 @@ impl Actor {
         self.retry_at = Instant::now()
             .checked_add(wait)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
-        self.set_state(SPOOLING);
+        self.publish();
     }
 
-    fn set_state(&self, s: u8) {
-        self.shared.state.store(s, Ordering::Release);
+    /// Shows the mode and the spool's size to `status` (and the `spool_bytes` gauge).
+    fn publish(&self) {
+        *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner()) = self.fwd.mode();
+        self.shared
+            .spool_bytes
+            .store(self.fwd.spool().bytes(), Ordering::Release);
     }
 
     fn note_corruption(&mut self) {
-        let corrupt = self.spool.stats().corrupt_records;
-        if corrupt > self.corrupt_seen {
-            self.counters
-                .add(None, DROPPED_CORRUPT, (corrupt - self.corrupt_seen) as i64);
-            self.corrupt_seen = corrupt;
+        let corrupt = self.fwd.take_corrupt_records();
+        if corrupt > 0 {
+            self.counters.add(None, DROPPED_CORRUPT, corrupt as i64);
         }
     }
 }
@@ -598,5 +571,68 @@ mod tests {
             "{refused:?}"
         );
         store.close().await;
+    }
+
+    fn status_of(store: &BufferStore) -> StoreStatus {
+        let mut st = Vec::new();
+        store.status(&mut st);
+        st.swap_remove(0)
+    }
+
+    /// A damaged spool left by an earlier run (torn tail, record cut short, flipped bytes,
+    /// several segments, nothing but damage): the replay delivers every undamaged record, in
+    /// order; once drained the spool counts no bytes (the damage neither lingers in
+    /// `spool_bytes` nor against `max_spool_bytes`); a restart finds no backlog. ship's outbox
+    /// runs the same scenarios (`shipper/tests/outbox.rs`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn damaged_spool_is_replayed_and_left_empty() {
+        use scribe_spool::testing::{write_damaged, Damage};
+        // One record per replayed batch, so the damage is met at the start of a read (then no
+        // batch's position lies past it); and several records per batch.
+        for (damage, replay_bytes) in Damage::ALL.into_iter().flat_map(|d| [(d, 1), (d, 300)]) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut spec = spec(tmp.path());
+            spec.replay_batch_bytes = Some(crate::config::values::Size(replay_bytes));
+            let spooled = write_damaged(tmp.path(), damage).unwrap();
+            let want: Vec<(String, Bytes)> = spooled
+                .expected
+                .iter()
+                .map(|(c, m)| (c.clone(), Bytes::from(m.clone())))
+                .collect();
+            let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+            let ctx = context(&settings);
+            let mock = Arc::new(MockStore::default());
+            let store = BufferStore::with_primary(&spec, &ctx, mock.clone()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while status_of(&store).state != "streaming" || mock.messages().len() < want.len() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{damage:?}: {:?}",
+                    status_of(&store)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(mock.messages(), want, "{damage:?}");
+            assert_eq!(
+                status_of(&store).spool_bytes,
+                0,
+                "{damage:?}/{replay_bytes}: drained spool"
+            );
+            assert!(
+                ctx.counters.get("scribe_overall:dropped corrupt") >= 1,
+                "{damage:?}"
+            );
+            store.close().await;
+
+            let store = BufferStore::with_primary(&spec, &ctx, mock.clone()).unwrap();
+            let st = status_of(&store);
+            assert_eq!(
+                (st.state.as_str(), st.spool_bytes),
+                ("streaming", 0),
+                "{damage:?}/{replay_bytes}: a restart finds a backlog"
+            );
+            store.close().await;
+            assert_eq!(mock.messages(), want, "{damage:?}: nothing replayed twice");
+        }
     }
 }
