@@ -10,7 +10,7 @@
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
-//! - [`counters`] — fb303 counters with Scribe's names; rate-limited warnings.
+//! - [`counters`] — fb303 counters with Scribe's names.
 //! - [`shutdown`] — SIGINT/SIGTERM.
 //!
 //! Acknowledgement: `Log` answers `OK` only when every store the batch's categories route to
@@ -37,8 +37,9 @@ use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Args, Settings};
-use counters::{Counters, RateLimitedWarn};
+use counters::Counters;
 use router::Routing;
+use scribe_cli::RateLimitedWarn;
 
 /// State shared by every connection.
 pub struct Server {
