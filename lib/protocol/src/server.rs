@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{read_budgeted_body, read_frame_start, FrameError};
+use crate::frame::{read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError};
 use crate::ids::EntryId;
 use crate::message::{encode_exception, exception_kind, MessageHeader};
 use crate::scribe::{
@@ -140,17 +140,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     /// when none starts within [`ServerLimits::idle`]. See
     /// [`read_budgeted_frame`](crate::frame::read_budgeted_frame).
     pub async fn read_frame(&mut self) -> Result<Option<BudgetedFrame>, FrameError> {
-        let start = match self.peeked.take() {
-            Some(start) => start,
-            None => match read_frame_start(&mut self.stream, self.limits.idle).await? {
-                Some(start) => start,
-                None => return Ok(None),
-            },
-        };
         let l = &self.limits;
-        read_budgeted_body(&mut self.stream, start, l.max_frame, &l.memory)
-            .await
-            .map(Some)
+        match self.peeked.take() {
+            Some(start) => read_budgeted_body(&mut self.stream, start, l.max_frame, &l.memory)
+                .await
+                .map(Some),
+            None => read_budgeted_frame(&mut self.stream, l.max_frame, &l.memory, l.idle).await,
+        }
     }
 
     /// Reads and decodes one call; `None` as for [`read_frame`](Self::read_frame). The permit
