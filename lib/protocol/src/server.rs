@@ -104,6 +104,7 @@ pub struct ServerConnection<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
+    /// Serves `stream` within `limits` (usually a clone of the server's, sharing its budget).
     pub fn new(stream: S, limits: ServerLimits) -> ServerConnection<S> {
         ServerConnection {
             stream,
@@ -112,10 +113,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
         }
     }
 
+    /// The limits this connection reads and writes within.
     pub fn limits(&self) -> &ServerLimits {
         &self.limits
     }
 
+    /// The stream (for its peer address, say).
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
@@ -137,8 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     }
 
     /// Reads one frame within the limits: `None` at a clean end of stream between frames or
-    /// when none starts within [`ServerLimits::idle`]. See
-    /// [`read_budgeted_frame`](crate::frame::read_budgeted_frame).
+    /// when none starts within [`ServerLimits::idle`]. See [`read_budgeted_frame`].
     pub async fn read_frame(&mut self) -> Result<Option<BudgetedFrame>, FrameError> {
         let l = &self.limits;
         match self.peeked.take() {
