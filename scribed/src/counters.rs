@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 pub const RECEIVED_GOOD: &str = "received good";
 pub const RECEIVED_BAD: &str = "received bad";
@@ -78,40 +77,6 @@ impl Counters {
             .unwrap_or_else(|e| e.into_inner())
             .map
             .clone()
-    }
-}
-
-/// Logs a warning at most once per interval, saying how many were suppressed in between.
-/// Bad input from a client must not be able to flood the log.
-pub struct RateLimitedWarn {
-    interval: Duration,
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimitedWarn {
-    pub fn new(interval: Duration) -> Self {
-        RateLimitedWarn {
-            interval,
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    pub fn warn(&self, message: impl FnOnce() -> String) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        match s.0 {
-            Some(last) if now.duration_since(last) < self.interval => s.1 += 1,
-            _ => {
-                let suppressed = std::mem::take(&mut s.1);
-                s.0 = Some(now);
-                drop(s);
-                if suppressed > 0 {
-                    tracing::warn!(suppressed, "{}", message());
-                } else {
-                    tracing::warn!("{}", message());
-                }
-            }
-        }
     }
 }
 

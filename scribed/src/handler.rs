@@ -1,19 +1,17 @@
-//! Answers one decoded call: routes `Log` batches to the file store and serves fb303.
+//! What scribed does with each call: routes `Log` batches (both protocols) to the stores, and
+//! answers fb303 where scribed differs from `scribe_protocol::server`'s defaults (status from
+//! the stores, counters, `close_on_try_later`, `reinitialize`, `shutdown`).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use scribe_archive::{Category, CategoryError};
 use scribe_protocol::client::NATIVE_OPTION;
-use scribe_protocol::message::{encode_exception, exception_kind};
-use scribe_protocol::scribe::{
-    encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply, encode_string_reply,
-    encode_void_reply, FbStatus,
-};
-use scribe_protocol::thrift::ttype;
-use scribe_protocol::{Call, EntryId, Request, ResultCode};
+use scribe_protocol::scribe::FbStatus;
+use scribe_protocol::server::{group_by_category, thrift_entries, CategoryGroup, Incoming};
+use scribe_protocol::{LogEntry, ResultCode, ScribeService};
 
 use crate::counters::{
     DENIED_QUEUE, DENIED_RATE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, STORE_ERRORS,
@@ -21,6 +19,12 @@ use crate::counters::{
 use crate::router::RouteError;
 use crate::stores::{Batch, CategoryBatch};
 use crate::Server;
+
+/// On a pipelining connection (either protocol), a call that took this long is followed by
+/// closing the connection: the client may have given up waiting and sent the batches behind
+/// it again on another connection, so the copies still queued here must not be written after
+/// those.
+pub(crate) const SLOW_CALL: Duration = Duration::from_secs(5);
 
 /// Per-connection state that calls can change.
 #[derive(Debug, Default)]
@@ -36,88 +40,103 @@ pub struct ConnectionState {
 /// The option that turns on [`ConnectionState::close_on_try_later`].
 pub const CLOSE_ON_TRY_LATER: &[u8] = b"scribed.close_on_try_later";
 
-/// The reply to send, if any (oneway calls get none).
-pub async fn handle(server: &Server, call: Call, conn: &mut ConnectionState) -> Option<Bytes> {
-    let h = &call.header;
-    let reply = match call.request {
-        Request::Log(entries) => {
-            let code = log(
-                server,
-                entries.into_iter().map(|e| (e.category, e.message, None)),
-            )
-            .await;
-            conn.refused = code == ResultCode::TryLater;
-            encode_log_reply(h, code)
-        }
-        Request::GetName => encode_string_reply(h, b"scribed"),
-        Request::GetVersion => encode_string_reply(h, env!("CARGO_PKG_VERSION").as_bytes()),
-        Request::GetStatus => encode_i32_reply(h, server.status().await as i32),
-        Request::GetStatusDetails => {
-            encode_string_reply(h, server.status_details().await.as_bytes())
-        }
-        Request::AliveSince => encode_i64_reply(h, server.alive_since),
-        Request::GetCounters => {
-            let snapshot = server.counters.snapshot();
-            encode_map_reply(
-                h,
-                ttype::I64,
-                snapshot.iter().map(|(k, v)| (k.as_bytes(), *v)),
-                |w, v| w.i64(v),
-            )
-        }
-        Request::GetCounter(key) => {
-            let value = std::str::from_utf8(&key).map_or(0, |k| server.counters.get(k));
-            encode_i64_reply(h, value)
-        }
-        // No runtime options yet: accepted and ignored, as fb303's base implementation does
-        // for unknown keys.
-        Request::SetOption(key, value) => {
-            if &key[..] == CLOSE_ON_TRY_LATER {
-                conn.close_on_try_later = &value[..] == b"1";
-            }
-            encode_void_reply(h)
-        }
-        Request::GetOption(key) if &key[..] == CLOSE_ON_TRY_LATER => {
-            encode_string_reply(h, if conn.close_on_try_later { b"1" } else { b"0" })
-        }
-        // Tells a client whose native handshake failed that this server does speak it (so
-        // the failure was transient), see `scribe_protocol::client::Client::open`.
-        Request::GetOption(key) if &key[..] == NATIVE_OPTION => encode_string_reply(h, b"1"),
-        Request::GetOption(_) | Request::GetCpuProfile => encode_string_reply(h, b""),
-        Request::GetOptions => encode_map_reply(
-            h,
-            ttype::STRING,
-            std::iter::empty::<(&[u8], &[u8])>(),
-            |w, v| w.binary(v),
-        ),
-        Request::Shutdown => {
-            tracing::info!("fb303 shutdown requested");
-            server.shutdown.cancel();
-            return None;
-        }
-        Request::Reinitialize => {
-            tracing::info!("fb303 reinitialize: reloading configuration");
-            let _ = crate::reload::reload(server).await;
-            return None;
-        }
-        Request::Unknown => encode_exception(
-            h,
-            exception_kind::UNKNOWN_METHOD,
-            &format!("Invalid method name: '{}'", h.name),
-        ),
-    };
-    Some(reply)
+/// scribed's answers to the Thrift calls of one connection.
+pub struct Scribed<'a> {
+    server: &'a Server,
+    state: ConnectionState,
 }
 
-/// One entry of a batch, from either protocol: category, message, id (native only).
-pub type Incoming = (Bytes, Bytes, Option<EntryId>);
+impl<'a> Scribed<'a> {
+    pub fn new(server: &'a Server) -> Scribed<'a> {
+        Scribed {
+            server,
+            state: ConnectionState::default(),
+        }
+    }
+}
+
+impl ScribeService for Scribed<'_> {
+    fn name(&self) -> &[u8] {
+        b"scribed"
+    }
+
+    fn version(&self) -> &[u8] {
+        env!("CARGO_PKG_VERSION").as_bytes()
+    }
+
+    fn alive_since(&self) -> i64 {
+        self.server.alive_since
+    }
+
+    async fn log(&mut self, entries: Vec<LogEntry>) -> ResultCode {
+        let code = log(self.server, thrift_entries(entries)).await;
+        self.state.refused = code == ResultCode::TryLater;
+        code
+    }
+
+    async fn status(&self) -> FbStatus {
+        self.server.status().await
+    }
+
+    async fn status_details(&self) -> String {
+        self.server.status_details().await
+    }
+
+    fn counters(&self) -> Option<Vec<(String, i64)>> {
+        Some(self.server.counters.snapshot().into_iter().collect())
+    }
+
+    fn counter(&self, key: &[u8]) -> Option<i64> {
+        Some(std::str::from_utf8(key).map_or(0, |k| self.server.counters.get(k)))
+    }
+
+    // No runtime options but this one: others are accepted and ignored, as fb303's base
+    // implementation does for unknown keys.
+    fn set_option(&mut self, key: &[u8], value: &[u8]) {
+        if key == CLOSE_ON_TRY_LATER {
+            self.state.close_on_try_later = value == b"1";
+        }
+    }
+
+    fn option(&self, key: &[u8]) -> Bytes {
+        let value: &'static [u8] = match key {
+            CLOSE_ON_TRY_LATER if self.state.close_on_try_later => b"1",
+            CLOSE_ON_TRY_LATER => b"0",
+            // Tells a client whose native handshake failed that this server does speak it
+            // (so the failure was transient), see `scribe_protocol::client::Client::open`.
+            NATIVE_OPTION => b"1",
+            _ => b"",
+        };
+        Bytes::from_static(value)
+    }
+
+    fn options(&self) -> Option<Vec<(Bytes, Bytes)>> {
+        Some(Vec::new())
+    }
+
+    async fn reinitialize(&mut self) {
+        tracing::info!("fb303 reinitialize: reloading configuration");
+        let _ = crate::reload::reload(self.server).await;
+    }
+
+    fn shutdown(&mut self) {
+        tracing::info!("fb303 shutdown requested");
+        self.server.shutdown.cancel();
+    }
+
+    fn close_after(&self, took: Duration) -> bool {
+        // Calls the client pipelined behind a refused (or very slow) one are never read: it
+        // sends them again, in order.
+        self.state.close_on_try_later && (self.state.refused || took >= SLOW_CALL)
+    }
+}
 
 /// Validates, groups and routes one batch; the answer for the client.
 pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> ResultCode {
     if server.shutdown.is_cancelled() {
         return ResultCode::TryLater;
     }
-    let groups = group_by_category(server, entries);
+    let groups = validate(server, group_by_category(entries));
     if groups.is_empty() {
         return ResultCode::Ok;
     }
@@ -173,63 +192,30 @@ pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> Re
     }
 }
 
-/// Splits a batch by category, keeping each category's messages in arrival order. Entries with
-/// invalid category names are dropped, counted and logged (rate-limited); the rest are kept.
-fn group_by_category(server: &Server, entries: impl Iterator<Item = Incoming>) -> Vec<Batch> {
-    let mut groups: Vec<(Category, Vec<Bytes>, Vec<Option<EntryId>>)> = Vec::new();
-    // Raw name -> index into `groups`, or None when the name was invalid.
-    let mut index: HashMap<Bytes, Option<usize>> = HashMap::new();
+/// Turns groups into store batches: groups with invalid category names are dropped, counted
+/// and logged (rate-limited); the rest keep their order.
+fn validate(server: &Server, groups: Vec<CategoryGroup>) -> Vec<Batch> {
     let (mut bad, mut blank) = (0i64, 0i64);
-    // Consecutive messages nearly always share a category: compare with the previous one
-    // before hashing.
-    let mut last: Option<(Bytes, Option<usize>)> = None;
-    for (category, message, id) in entries {
-        let cached = last
-            .as_ref()
-            .filter(|(name, _)| *name == category)
-            .map(|(_, slot)| *slot);
-        let slot = match cached.or_else(|| index.get(&category).copied()) {
-            Some(slot) => slot,
-            None => {
-                let slot = match Category::new(&category) {
-                    Ok(valid) => {
-                        groups.push((valid, Vec::new(), Vec::new()));
-                        Some(groups.len() - 1)
-                    }
-                    Err(err) => {
-                        if err != CategoryError::Empty {
-                            let shown =
-                                String::from_utf8_lossy(&category[..category.len().min(64)])
-                                    .into_owned();
-                            server.bad_category_warn.warn(|| {
-                                format!("dropping messages for invalid category {shown:?}: {err}")
-                            });
-                        }
-                        None
-                    }
-                };
-                index.insert(category.clone(), slot);
-                slot
+    let mut batches = Vec::with_capacity(groups.len());
+    for g in groups {
+        match Category::new(&g.category) {
+            Ok(category) => batches.push(Arc::new(CategoryBatch::with_ids(
+                category, g.messages, g.ids,
+            ))),
+            Err(CategoryError::Empty) => blank += g.messages.len() as i64,
+            Err(err) => {
+                let shown = &g.category[..g.category.len().min(64)];
+                server.bad_category_warn.warn(|| {
+                    let shown = String::from_utf8_lossy(shown);
+                    format!("dropping messages for invalid category {shown:?}: {err}")
+                });
+                bad += g.messages.len() as i64;
             }
-        };
-        if cached.is_none() {
-            last = Some((category.clone(), slot));
-        }
-        match slot {
-            Some(i) => {
-                groups[i].1.push(message);
-                groups[i].2.push(id);
-            }
-            None if category.is_empty() => blank += 1,
-            None => bad += 1,
         }
     }
     server.counters.add(None, RECEIVED_BAD, bad);
     server.counters.add(None, RECEIVED_BLANK, blank);
-    groups
-        .into_iter()
-        .map(|(c, m, ids)| Arc::new(CategoryBatch::with_ids(c, m, ids)))
-        .collect()
+    batches
 }
 
 impl Server {

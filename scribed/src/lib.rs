@@ -3,14 +3,16 @@
 //!
 //! - [`config`] — settings: TOML file, flags, validation.
 //! - [`listener`] — binds, accepts, runs the graceful shutdown.
-//! - [`connection`] — one client connection: frames in, replies out, in order.
+//! - [`connection`] — one client connection: tells the protocols apart; Thrift calls in,
+//!   replies out, in order.
+//! - [`native`] — one native-protocol connection: batches in, `ACK`s out, in order.
 //! - [`handler`] — what each call does (`Log` and fb303).
 //! - [`router`] — which stores a category goes to; one batch's write through them.
 //! - [`admission`] — queue caps and the rate limit, decided per batch.
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
-//! - [`counters`] — fb303 counters with Scribe's names; rate-limited warnings.
+//! - [`counters`] — fb303 counters with Scribe's names.
 //! - [`shutdown`] — SIGINT/SIGTERM.
 //!
 //! Acknowledgement: `Log` answers `OK` only when every store the batch's categories route to
@@ -33,12 +35,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use scribe_protocol::ServerLimits;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Args, Settings};
-use counters::{Counters, RateLimitedWarn};
+use counters::Counters;
 use router::Routing;
+use scribe_cli::RateLimitedWarn;
 
 /// State shared by every connection.
 pub struct Server {
@@ -50,12 +54,9 @@ pub struct Server {
     pub args: Args,
     /// Unix time the server started (fb303 `aliveSince`).
     pub alive_since: i64,
-    pub max_frame: usize,
-    /// A connection that starts no frame for this long is closed (`--idle-timeout`).
-    pub idle_timeout: Duration,
-    /// Bytes of frames being read or handled, across all connections: each connection holds
-    /// permits for its frame until the call is answered.
-    pub frame_memory: Arc<tokio::sync::Semaphore>,
+    /// `--max-frame`; the frame-memory budget every connection shares ([`frame_memory_budget`]),
+    /// each holding permits for its frame until the call is answered; `--idle-timeout`.
+    pub limits: ServerLimits,
     /// Cancelled to begin a graceful shutdown (signal or fb303 `shutdown`).
     pub shutdown: CancellationToken,
     pub(crate) stopping: AtomicBool,
@@ -83,9 +84,11 @@ impl Server {
             alive_since: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
-            max_frame,
-            idle_timeout,
-            frame_memory: Arc::new(tokio::sync::Semaphore::new(frame_memory_budget(max_frame))),
+            limits: ServerLimits::new(
+                max_frame,
+                frame_memory_budget(max_frame),
+                Some(idle_timeout),
+            ),
             shutdown,
             stopping: AtomicBool::new(false),
             broken: std::sync::Mutex::new(None),

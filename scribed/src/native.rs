@@ -15,18 +15,22 @@ use bytes::Bytes;
 use scribe_protocol::native::{
     self, Ack, AckStatus, BatchFrame, Compression, Hello, NativeError, Welcome,
 };
-use scribe_protocol::ResultCode;
-use tokio::net::TcpStream;
+use scribe_protocol::{ResultCode, ServerConnection};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::{read_frame, write_reply, SLOW_CALL};
-use crate::handler;
+use crate::handler::{self, SLOW_CALL};
 use crate::Server;
 
 /// The `HELLO` must follow the magic within this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, &server)).await {
+/// Serves a connection whose magic was read.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    mut conn: ServerConnection<S>,
+    peer: SocketAddr,
+) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.read_frame()).await {
         Ok(Ok(Some((frame, _memory)))) => Hello::decode(frame),
         Ok(Ok(None)) | Err(_) => return,
         Ok(Err(e)) => {
@@ -45,10 +49,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
         } else {
             Compression::None
         },
-        max_frame: u32::try_from(server.max_frame).unwrap_or(u32::MAX),
+        max_frame: u32::try_from(server.limits.max_frame).unwrap_or(u32::MAX),
     };
-    if !write_reply(&mut stream, &welcome.encode(), peer).await || hello.version != native::VERSION
-    {
+    if !reply(&mut conn, &welcome.encode(), peer).await || hello.version != native::VERSION {
         // A client of another version reads our version from the WELCOME and gives up.
         return;
     }
@@ -58,7 +61,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
             biased;
             // A batch read but not answered is not acknowledged: the client sends it again.
             _ = server.shutdown.cancelled() => break,
-            next = read_frame(&mut stream, &server) => next,
+            next = conn.read_frame() => next,
         };
         let (frame, _memory) = match next {
             Ok(Some(f)) => f,
@@ -81,12 +84,12 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr)
             status,
             message,
         };
-        if !write_reply(&mut stream, &ack.encode(), peer).await || status != AckStatus::Ok {
+        if !reply(&mut conn, &ack.encode(), peer).await || status != AckStatus::Ok {
             break;
         }
         if started.elapsed() >= SLOW_CALL {
-            // As for pipelining Thrift clients (see `connection`): the client may have given
-            // up on this connection and sent what is queued here again elsewhere.
+            // As for pipelining Thrift clients (see `SLOW_CALL`): the client may have given up
+            // on this connection and sent what is queued here again elsewhere.
             break;
         }
     }
@@ -103,26 +106,29 @@ async fn handle_batch(
     let _inflated = if bf.compression == Compression::None {
         None
     } else {
-        if bf.body_len > server.max_frame {
+        if bf.body_len > server.limits.max_frame {
             return Err((
                 batch,
                 NativeError::TooLarge {
                     len: bf.body_len,
-                    max: server.max_frame,
+                    max: server.limits.max_frame,
                 },
             ));
         }
         let permits = u32::try_from(bf.body_len.max(1)).unwrap_or(u32::MAX);
         Some(
             server
-                .frame_memory
+                .limits
+                .memory
                 .clone()
                 .acquire_many_owned(permits)
                 .await
                 .map_err(|_| (batch, NativeError::Invalid("shutting down".into())))?,
         )
     };
-    let body = bf.into_body(server.max_frame).map_err(|e| (batch, e))?;
+    let body = bf
+        .into_body(server.limits.max_frame)
+        .map_err(|e| (batch, e))?;
     let entries = native::decode_body(body).map_err(|e| (batch, e))?;
     let code = handler::log(
         server,
@@ -136,4 +142,20 @@ fn bad(server: &Server, peer: SocketAddr, e: &dyn std::fmt::Display) {
     server
         .bad_frame_warn
         .warn(|| format!("closing native connection from {peer}: {e}"));
+}
+
+/// Writes a `WELCOME` or `ACK`; `false` (logged at debug: the client went away or stopped
+/// reading) when it was not delivered.
+async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut ServerConnection<S>,
+    frame: &[u8],
+    peer: SocketAddr,
+) -> bool {
+    match conn.write_frame(frame).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(%peer, "{e}");
+            false
+        }
+    }
 }

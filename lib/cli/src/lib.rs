@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod size;
+pub mod warn;
 
 pub use size::parse_size;
+pub use warn::RateLimitedWarn;
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: `default_filter`), with
 /// colours only when stderr is a terminal.

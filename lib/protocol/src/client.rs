@@ -1,6 +1,6 @@
 //! An async Scribe client: one connection ([`Client`]) speaking either the native protocol
 //! ([`crate::native`]) or Scribe's Thrift, and a delivering wrapper
-//! ([`PipelinedSender`](crate::sender::PipelinedSender)) that reconnects and retries until
+//! ([`PipelinedSender`]) that reconnects and retries until
 //! each batch is acknowledged.
 //!
 //! Batches are always built as native bodies ([`crate::native::BatchBuilder`]): on a native

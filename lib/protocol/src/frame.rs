@@ -3,9 +3,9 @@
 //!
 //! Clients use `tokio_util`'s length-delimited codec: it rejects a frame whose declared length
 //! exceeds the maximum *before* reserving memory for it, and handles partial frames. Servers
-//! (scribed, tailgate's Scribe listener) read frames with [`read_budgeted_frame`] because they
-//! must also account each frame against a server-wide memory budget before buffering it; it
-//! applies the same limit.
+//! (scribed, tailgate's Scribe listener, through [`crate::server::ServerConnection`]) read
+//! frames with [`read_budgeted_frame`] because they must also account each frame against a
+//! server-wide memory budget before buffering it; it applies the same limit.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Scribe's wire protocol, shared by `scribed` (server and, later, its relay store) and `ship`.
+//! Scribe's wire protocol, shared by `scribed` (server and relay store), `ship` and `tailgate`.
 //!
 //! - [`thrift`] — bounds-checked Thrift binary protocol primitives (strings are bytes).
 //! - [`message`] — message headers in both the strict and the old unversioned style, replies
@@ -11,6 +11,9 @@
 //! - [`EntryId`], [`ProducerId`] — entry identities (crate `scribe-ids`, re-exported).
 //! - [`client`] — one connection in either protocol; [`sender`] — delivery that pipelines,
 //!   retries `TRY_LATER` and connection failures with jittered exponential backoff.
+//! - [`server`] — the server side of the Thrift protocol (scribed, tailgate): a connection
+//!   that reads calls and writes framed replies, default fb303 answers
+//!   ([`ScribeService`]), and [`group_by_category`].
 //!
 //! Nothing read off a socket can make this crate panic or allocate more than the frame limit:
 //! every length and element count is checked against the bytes actually present.
@@ -23,8 +26,12 @@ pub mod message;
 pub mod native;
 pub mod scribe;
 pub mod sender;
+pub mod server;
 pub mod thrift;
 
 pub use message::HeaderStyle;
 pub use scribe::{decode_call, Call, LogBatchBuilder, LogEntry, Request, ResultCode};
 pub use scribe_ids::{EntryId, ProducerId, ProducerMap};
+pub use server::{
+    group_by_category, CategoryGroup, ScribeService, ServeError, ServerConnection, ServerLimits,
+};
