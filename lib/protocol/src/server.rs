@@ -26,13 +26,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError};
-use crate::ids::EntryId;
 use crate::message::{encode_exception, exception_kind, MessageHeader};
 use crate::scribe::{
     decode_call, encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply,
     encode_string_reply, encode_void_reply, Call, FbStatus, LogEntry, Request, ResultCode,
 };
 use crate::thrift::{ttype, DecodeError};
+use scribe_ids::EntryId;
 
 /// Default for [`ServerLimits::reply_timeout`].
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,8 +1,8 @@
 use super::*;
-use crate::ids::ProducerId;
 use crate::message::{message_type, ApplicationException, HeaderStyle};
 use crate::scribe::{encode_log_call, encode_string_call};
 use crate::thrift::Reader;
+use scribe_ids::ProducerId;
 use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
 /// A server that writes only what it must.
