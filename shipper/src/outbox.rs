@@ -28,8 +28,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use scribe_protocol::client::{Backoff, ClientOptions, DeliveryError, PipelinedSender};
+use scribe_protocol::client::ClientOptions;
 use scribe_protocol::native::{decode_body, BatchBuilder};
+use scribe_protocol::sender::{Backoff, DeliveryError, PipelinedSender};
 use scribe_spool::forward::{Forwarder, Mode, Next};
 use scribe_spool::{Entry, ReplayBatch, Spool, SpoolError, SpoolOptions};
 use tokio::sync::mpsc;

@@ -1,6 +1,6 @@
 //! An async Scribe client: one connection ([`Client`]) speaking either the native protocol
 //! ([`crate::native`]) or Scribe's Thrift, and a delivering wrapper
-//! ([`PipelinedSender`]) that reconnects and retries until
+//! ([`PipelinedSender`](crate::sender::PipelinedSender)) that reconnects and retries until
 //! each batch is acknowledged.
 //!
 //! Batches are always built as native bodies ([`crate::native::BatchBuilder`]): on a native
@@ -23,8 +23,6 @@ use crate::scribe::{
     decode_log_reply, decode_string_reply, encode_string_call, ReplyError, ResultCode,
 };
 use crate::{HeaderStyle, LogBatchBuilder};
-
-pub use crate::sender::{Backoff, DeliveryError, PipelinedSender};
 
 /// How long a handshake may take before the server is taken for one that does not do it.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
