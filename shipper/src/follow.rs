@@ -34,10 +34,9 @@ use scribe_follow::{
 use scribe_protocol::{EntryId, ProducerId};
 use tokio::sync::mpsc;
 
-use crate::batch::BatchBuf;
+use crate::batch::{BatchBuf, BatchLimits};
 use crate::multiline::{Joiner, MultilineRule, Record};
 use crate::outbox::Batch;
-use crate::stream::BatchLimits;
 use crate::template::CategoryTemplate;
 
 /// Offsets to commit once a batch is safe: for each file, the end of its last line in it.

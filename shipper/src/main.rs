@@ -15,6 +15,7 @@ use scribe_cli::parse_size;
 use scribe_protocol::client::ClientOptions;
 use scribe_protocol::frame::DEFAULT_MAX_FRAME;
 use scribe_spool::SpoolOptions;
+use shipper::batch::{max_line_for_frame, BatchLimits};
 use shipper::config::{default_state_dir, parse_duration, ConfigFile, FollowSpec};
 use shipper::follow::{self, FollowSettings};
 use shipper::outbox::{self, OutboxOptions, OutboxReport};
@@ -22,7 +23,6 @@ use shipper::rotatelogs::args::parse_specs;
 use shipper::rotatelogs::naming::init_local_zone;
 use shipper::rotatelogs::{RotateOptions, RotatelogsArgs, Zone};
 use shipper::run::{run_command, RunOptions};
-use shipper::stream::{max_line_for_frame, BatchLimits};
 use shipper::{ship_stream, StreamOptions};
 use tokio::signal::unix::{signal, SignalKind};
 
