@@ -2,7 +2,7 @@
 //!
 //! An fsync of a 100 MiB file can take a second; done inline it would stall the pipe and so the
 //! daemon writing to it. Here the writer hands the old descriptor over and goes on with the new
-//! file. The queue holds [`QUEUE`] files: if the disk cannot keep up, the hand-over blocks
+//! file. The queue holds `QUEUE` (8) files: if the disk cannot keep up, the hand-over blocks
 //! (back-pressure) rather than piling up descriptors. [`Closer::finish`] waits for every
 //! fsync, so at exit each file is on disk.
 
