@@ -3,8 +3,9 @@
 //! Each merges the flags over the config file ([`crate::config`]), calls the mode's library
 //! function ([`crate::ship_stream`], [`crate::follow::ship_files`],
 //! [`crate::run::run_command`]) and turns its outcome into what the user sees: messages on
-//! stderr and the exit code. Kept apart from those modules so that none of them needs the
-//! command line or the config file (they are what `config` builds on).
+//! stderr and the exit code. A module of its own so that those modules need neither the
+//! command line nor the config file (`config` itself builds on `follow`: an import loop
+//! otherwise).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         (Some(category), false) => stdin_mode(category.clone(), &cli.delivery, &file).await,
         (None, true) => {
             let shutdown = CancellationToken::new();
-            scribe_cli::cancel_on_signals(shutdown.clone(), "delivering what was read, then exiting")?;
+            scribe_cli::cancel_on_signals(shutdown.clone(), "delivering what was read")?;
             follow_mode(&cli, &file, shutdown).await
         }
         (Some(_), true) => bail!("give either a CATEGORY for standard input or files to follow, not both"),
