@@ -13,7 +13,6 @@
 //! - [`http`] — `/metrics`, `/health`, `/status`.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
 //! - [`counters`] — fb303 counters with Scribe's names.
-//! - [`shutdown`] — SIGINT/SIGTERM.
 //!
 //! Acknowledgement: `Log` answers `OK` only when every store the batch's categories route to
 //! accepted it by that store's durability policy (docs/durability.md); otherwise `TRY_LATER`.
@@ -28,7 +27,6 @@ pub mod listener;
 pub mod native;
 pub mod reload;
 pub mod router;
-pub mod shutdown;
 pub mod stores;
 
 use std::sync::atomic::AtomicBool;

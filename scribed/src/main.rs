@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         .and_then(|rt| {
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
-                scribed::shutdown::on_signals(shutdown.clone())?;
+                scribe_cli::cancel_on_signals(shutdown.clone(), "finishing in-flight batches")?;
                 scribed::run(args, settings, shutdown).await
             })
         });

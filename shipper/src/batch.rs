@@ -6,14 +6,25 @@
 //! entry), so a batch fits the frame limit whichever protocol the aggregator speaks.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::native::BatchBuilder;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::{EntryId, ProducerId};
 
-use crate::stream::BatchLimits;
+/// How lines are grouped into batches, in every mode.
+#[derive(Debug, Clone)]
+pub struct BatchLimits {
+    /// Longest line accepted, in bytes, not counting its newline.
+    pub max_line: usize,
+    pub batch_lines: usize,
+    pub batch_bytes: usize,
+    /// Send a partial batch once its first line has waited this long.
+    pub linger: Duration,
+}
 
 /// A batch under construction.
 pub struct BatchBuf {
@@ -57,6 +68,11 @@ impl BatchBuf {
         let (lines, bytes) = (full.builder.len() as u64, full.builder.message_bytes());
         (full.builder.finish(), lines, bytes)
     }
+}
+
+/// Largest line that fits one frame of `max_frame` bytes with a category of any valid length.
+pub fn max_line_for_frame(max_frame: usize) -> usize {
+    max_frame.saturating_sub(LOG_ENVELOPE_OVERHEAD + scribe_archive::category::MAX_CATEGORY_LEN + 1)
 }
 
 /// This ship's producer id, kept in `<state dir>/producer-id` (created on first use, written
@@ -104,7 +120,7 @@ mod tests {
             max_line: 1024,
             batch_lines: 1000,
             batch_bytes: 100,
-            linger: std::time::Duration::from_millis(10),
+            linger: Duration::from_millis(10),
         };
         let mut b = BatchBuf::new(&limits);
         assert!(

@@ -1,9 +1,15 @@
-//! ship's settings: command-line flags over an optional TOML file (`--config`).
+//! ship's settings: command-line flags ([`crate::cli`]) over an optional TOML file
+//! (`--config`), merged low → high here: built-in default, then the file, then the flag
+//! ([`Delivery::resolve`], [`Cli::following`]).
+//!
+//! Sizes and durations are spelled as in scribed's config file ([`scribe_cli::Size`],
+//! [`scribe_cli::Dur`]): a size is a byte count or a string with a K/M/G/T suffix, a duration
+//! a string with a unit or a number of seconds.
 //!
 //! ```toml
 //! to = ["10.0.0.5:1463", "10.0.0.6:1463"]   # failover, in order
 //! state_dir = "/var/lib/ship"                # positions file; default spool
-//! spool_max = "1G"
+//! spool_max = "1G"                           # or 1073741824
 //! poll_interval = "250ms"
 //!
 //! [[follow]]
@@ -23,12 +29,26 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use regex::bytes::Regex;
+use scribe_cli::{Dur, Size};
 use scribe_follow::Globs;
+use scribe_protocol::client::ClientOptions;
+use scribe_protocol::frame::DEFAULT_MAX_FRAME;
+use scribe_spool::SpoolOptions;
 use serde::Deserialize;
 
+use crate::batch::{max_line_for_frame, BatchLimits};
+use crate::cli::{Cli, Delivery};
 use crate::follow::FollowEntry;
 use crate::multiline::MultilineRule;
+use crate::outbox::OutboxOptions;
 use crate::template::CategoryTemplate;
+
+/// `spool_max` unless the file or a flag says otherwise.
+const DEFAULT_SPOOL_MAX: u64 = 1 << 30;
+/// `poll_interval` unless the file or a flag says otherwise.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// `multiline_timeout` unless a `[[follow]]` entry says otherwise.
+const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The file format.
 #[derive(Debug, Default, Deserialize)]
@@ -38,8 +58,8 @@ pub struct ConfigFile {
     pub to: Vec<String>,
     pub state_dir: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
-    pub spool_max: Option<String>,
-    pub poll_interval: Option<String>,
+    pub spool_max: Option<Size>,
+    pub poll_interval: Option<Dur>,
     pub poll: Option<bool>,
     #[serde(default)]
     pub follow: Vec<FollowSpec>,
@@ -55,7 +75,7 @@ pub struct FollowSpec {
     #[serde(default)]
     pub from_beginning: bool,
     pub multiline_start: Option<String>,
-    pub multiline_timeout: Option<String>,
+    pub multiline_timeout: Option<Dur>,
 }
 
 impl ConfigFile {
@@ -71,17 +91,10 @@ impl ConfigFile {
         Ok(toml::from_str(text)?)
     }
 
-    /// Interprets every value the modes read later (sizes, durations, follow entries), so a
-    /// bad file fails as a whole; the same checks `ship` makes when it uses them.
+    /// Compiles every follow entry (globs, category templates, multiline regexes), so a bad
+    /// file fails as a whole; the same checks `ship` makes when it uses them. (Sizes and
+    /// durations were checked by [`ConfigFile::parse`].)
     pub fn check(&self) -> anyhow::Result<()> {
-        if let Some(s) = &self.spool_max {
-            scribe_cli::parse_size(s)
-                .map_err(anyhow::Error::msg)
-                .context("spool_max")?;
-        }
-        if let Some(s) = &self.poll_interval {
-            parse_duration(s).context("poll_interval")?;
-        }
         for (i, spec) in self.follow.iter().enumerate() {
             spec.compile(&format!("follow[{i}]"), false)?;
         }
@@ -120,12 +133,9 @@ impl FollowSpec {
             None => None,
             Some(re) => Some(MultilineRule {
                 start: Regex::new(re).with_context(|| format!("{what}: multiline_start {re:?}"))?,
-                timeout: match &self.multiline_timeout {
-                    Some(t) => {
-                        parse_duration(t).with_context(|| format!("{what}: multiline_timeout"))?
-                    }
-                    None => Duration::from_secs(1),
-                },
+                timeout: self
+                    .multiline_timeout
+                    .map_or(DEFAULT_MULTILINE_TIMEOUT, |d| d.0),
             }),
         };
         Ok(FollowEntry {
@@ -137,8 +147,128 @@ impl FollowSpec {
     }
 }
 
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(s).with_context(|| format!("{s:?} is not a duration (try 250ms, 5s)"))
+/// What every mode delivers with, once the file and the flags are merged.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub limits: BatchLimits,
+    pub outbox: OutboxOptions,
+    pub state_dir: PathBuf,
+}
+
+impl Delivery {
+    /// Merges the flags over `file`. `default_spool`: the spool directory, given the state
+    /// directory, unless `--spool-dir` or the file says otherwise (`None`: no spool).
+    pub fn resolve(
+        &self,
+        file: &ConfigFile,
+        default_spool: impl FnOnce(&Path) -> Option<PathBuf>,
+    ) -> anyhow::Result<DeliverySettings> {
+        let max_frame = usize::try_from(self.max_frame).unwrap_or(DEFAULT_MAX_FRAME);
+        let frame_line = max_line_for_frame(max_frame);
+        let max_line = self
+            .max_line
+            .map_or(frame_line, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        if max_line > frame_line {
+            bail!("--max-line {max_line} does not fit in --max-frame {max_frame} (at most {frame_line})");
+        }
+        let state_dir = self
+            .state_dir
+            .clone()
+            .or_else(|| file.state_dir.clone())
+            .unwrap_or_else(default_state_dir);
+        let spool_max = self
+            .spool_max
+            .or(file.spool_max.map(|s| s.0))
+            .unwrap_or(DEFAULT_SPOOL_MAX);
+        let spool_dir = self
+            .spool_dir
+            .clone()
+            .or_else(|| file.spool_dir.clone())
+            .or_else(|| default_spool(&state_dir));
+        let spool = match spool_dir {
+            Some(dir) if spool_max > 0 => Some((
+                dir,
+                SpoolOptions {
+                    max_bytes: spool_max,
+                    ..SpoolOptions::default()
+                },
+            )),
+            _ => None,
+        };
+        // `--to` replaces the file's list, as every flag replaces its key.
+        let mut to = if self.to.is_empty() {
+            file.to.clone()
+        } else {
+            self.to.clone()
+        };
+        if to.is_empty() {
+            to.push("127.0.0.1:1463".to_string());
+        }
+        Ok(DeliverySettings {
+            limits: BatchLimits {
+                max_line,
+                batch_lines: self.batch_lines.max(1),
+                batch_bytes: usize::try_from(self.batch_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(max_frame),
+                linger: self.linger,
+            },
+            outbox: OutboxOptions {
+                to,
+                client: ClientOptions {
+                    max_frame,
+                    protocol: self.protocol,
+                    gzip: self.compress,
+                    ..ClientOptions::default()
+                },
+                window: self.window.max(1),
+                spool_after: self.spool_after,
+                give_up: None,
+                spool,
+                drain_after_input: self.timeout,
+                max_frame,
+            },
+            state_dir,
+        })
+    }
+}
+
+/// What follow mode reads and how it watches, once the file and the flags are merged.
+#[derive(Debug, Clone)]
+pub struct Following {
+    /// The file's `[[follow]]` entries, then the `--follow` flags'.
+    pub entries: Vec<FollowEntry>,
+    pub poll_interval: Duration,
+    /// Use change notifications (inotify): neither `--poll` nor `poll = true`.
+    pub notify: bool,
+}
+
+impl Cli {
+    /// Whether there is anything to follow (then standard input is not read).
+    pub fn is_following(&self, file: &ConfigFile) -> bool {
+        !self.follow.is_empty() || !file.follow.is_empty()
+    }
+
+    /// Compiles the file's follow entries and the `--follow` flags, and merges the polling
+    /// settings.
+    pub fn following(&self, file: &ConfigFile) -> anyhow::Result<Following> {
+        let mut entries = Vec::new();
+        for (i, spec) in file.follow.iter().enumerate() {
+            entries.push(spec.compile(&format!("follow[{i}]"), self.from_beginning)?);
+        }
+        for flag in &self.follow {
+            let spec = FollowSpec::from_flag(flag, self.from_beginning)?;
+            entries.push(spec.compile(&format!("--follow {flag}"), self.from_beginning)?);
+        }
+        Ok(Following {
+            entries,
+            poll_interval: self
+                .poll_interval
+                .or(file.poll_interval.map(|d| d.0))
+                .unwrap_or(DEFAULT_POLL_INTERVAL),
+            notify: !(self.poll || file.poll.unwrap_or(false)),
+        })
+    }
 }
 
 /// The default state directory: systemd's `$STATE_DIRECTORY`, else `/var/lib/ship` for root,
@@ -165,6 +295,7 @@ fn nix_is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn a_config_file_parses_and_compiles() {
@@ -189,9 +320,20 @@ mod tests {
                     include = [\"/var/log/*.log\"]\ncategory = \"sys.{stem}\"\n\
                     multiline_start = '^\\d'\nmultiline_timeout = \"1s\"\n";
         ConfigFile::parse(good).unwrap().check().unwrap();
+        // Sizes and durations are refused by the parse, naming the key.
         for (bad, key) in [
             ("spool_max = \"lots\"", "spool_max"),
+            ("spool_max = -1", "spool_max"),
             ("poll_interval = \"soon\"", "poll_interval"),
+            (
+                "[[follow]]\ninclude = [\"/a\"]\ncategory = \"a\"\nmultiline_timeout = \"1\"",
+                "multiline_timeout",
+            ),
+        ] {
+            let e = ConfigFile::parse(bad).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
+        }
+        for (bad, key) in [
             (
                 "[[follow]]\ninclude = [\"/a\"]\ncategory = \"a/b\"",
                 "follow[0]",
@@ -204,6 +346,95 @@ mod tests {
             let e = ConfigFile::parse(bad).unwrap().check().unwrap_err();
             assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
         }
+    }
+
+    #[test]
+    fn sizes_and_durations_take_either_spelling() {
+        // The same values as scribed's config file takes (scribe_cli::Size / Dur).
+        let follow = "[[follow]]\ninclude = [\"/a\"]\ncategory = \"a\"\nmultiline_start = \"^x\"\n";
+        for (size, poll, timeout) in [("1073741824", "2", "3"), ("\"1G\"", "\"2s\"", "\"3000ms\"")]
+        {
+            let text = format!(
+                "spool_max = {size}\npoll_interval = {poll}\n{follow}multiline_timeout = {timeout}\n"
+            );
+            let file = ConfigFile::parse(&text).unwrap();
+            let cli = Cli::try_parse_from(["ship"]).unwrap();
+            let d = cli
+                .delivery
+                .resolve(&file, |s| Some(s.join("spool")))
+                .unwrap();
+            assert_eq!(d.outbox.spool.unwrap().1.max_bytes, 1 << 30, "{text}");
+            let f = cli.following(&file).unwrap();
+            assert_eq!(f.poll_interval, Duration::from_secs(2), "{text}");
+            let rule = f.entries[0].multiline.as_ref().unwrap();
+            assert_eq!(rule.timeout, Duration::from_secs(3), "{text}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let file = ConfigFile::parse(
+            "to = [\"file:1\", \"file:2\"]\nstate_dir = \"/file/state\"\n\
+             spool_max = \"10M\"\npoll_interval = 5\npoll = true\n\
+             [[follow]]\ninclude = [\"/a\"]\ncategory = \"a\"\n",
+        )
+        .unwrap();
+        let cli = |args: &[&str]| Cli::try_parse_from([&["ship"], args].concat()).unwrap();
+
+        let plain = cli(&[]);
+        let d = plain
+            .delivery
+            .resolve(&file, |s| Some(s.join("spool")))
+            .unwrap();
+        assert_eq!(d.outbox.to, ["file:1", "file:2"]);
+        assert_eq!(d.state_dir, PathBuf::from("/file/state"));
+        let (dir, spool) = d.outbox.spool.unwrap();
+        assert_eq!(
+            (dir, spool.max_bytes),
+            ("/file/state/spool".into(), 10 << 20)
+        );
+        let f = plain.following(&file).unwrap();
+        assert_eq!((f.poll_interval, f.notify), (Duration::from_secs(5), false));
+        assert_eq!(f.entries.len(), 1);
+
+        let flags = cli(&[
+            "--to",
+            "flag:1",
+            "--state-dir",
+            "/flag/state",
+            "--spool-max",
+            "0",
+            "--poll-interval",
+            "100ms",
+            "--follow",
+            "/b=b",
+        ]);
+        let d = flags
+            .delivery
+            .resolve(&file, |s| Some(s.join("spool")))
+            .unwrap();
+        assert_eq!(d.outbox.to, ["flag:1"]);
+        assert_eq!(d.state_dir, PathBuf::from("/flag/state"));
+        assert!(d.outbox.spool.is_none(), "--spool-max 0: no spool");
+        let f = flags.following(&file).unwrap();
+        assert_eq!(f.poll_interval, Duration::from_millis(100));
+        assert_eq!(f.entries.len(), 2, "--follow adds to the file's entries");
+
+        let none = ConfigFile::default();
+        let d = plain.delivery.resolve(&none, |_| None).unwrap();
+        assert_eq!(d.outbox.to, ["127.0.0.1:1463"]);
+        assert!(d.outbox.spool.is_none());
+        assert_eq!(
+            plain.following(&none).unwrap().poll_interval,
+            DEFAULT_POLL_INTERVAL
+        );
+    }
+
+    #[test]
+    fn a_max_line_must_fit_the_frame() {
+        let cli = Cli::try_parse_from(["ship", "--max-line", "20M", "c"]).unwrap();
+        let e = cli.delivery.resolve(&ConfigFile::default(), |_| None);
+        assert!(format!("{:#}", e.unwrap_err()).contains("does not fit in --max-frame"));
     }
 
     #[test]

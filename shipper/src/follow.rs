@@ -18,8 +18,12 @@
 //! lines it repeats are recognised by the aggregator instead of written twice. For that the
 //! nonce of a new file must be on disk before any of its lines leaves: batches made during a
 //! poll wait until the positions (with any new nonce) are saved with fsync.
+//!
+//! [`ship_files`] is the whole mode: this thread and the outbox, until a shutdown; then a
+//! bounded grace for what was read to be delivered, and the final positions.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -33,11 +37,11 @@ use scribe_follow::{
 };
 use scribe_protocol::{EntryId, ProducerId};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::batch::BatchBuf;
+use crate::batch::{BatchBuf, BatchLimits};
 use crate::multiline::{Joiner, MultilineRule, Record};
-use crate::outbox::Batch;
-use crate::stream::BatchLimits;
+use crate::outbox::{self, Batch, OutboxError, OutboxOptions, OutboxReport};
 use crate::template::CategoryTemplate;
 
 /// Offsets to commit once a batch is safe: for each file, the end of its last line in it.
@@ -65,6 +69,91 @@ pub struct FollowSettings {
     pub limits: BatchLimits,
     /// This ship's producer id (see [`crate::batch::load_producer_id`]).
     pub producer: ProducerId,
+}
+
+/// What a follow run did: the follower's counters and the outbox's.
+#[derive(Debug)]
+pub struct FollowReport {
+    pub follow: FollowStats,
+    pub outbox: OutboxReport,
+    /// Why delivery stopped for good, if it did (then ship exits 1).
+    pub failed: Option<OutboxError>,
+}
+
+/// The counters, as `ship` prints them at exit (`lines=... retries=...`).
+impl fmt::Display for FollowReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, r) = (&self.follow, &self.outbox);
+        write!(
+            f,
+            "lines={} bytes={} rotations={} truncations={} truncated_unread_bytes={} \
+             vanished={} long_lines={} delivered={} spooled={} replayed={} retries={}",
+            s.lines,
+            s.bytes,
+            s.rotations,
+            s.truncations,
+            s.truncated_unread,
+            s.vanished,
+            s.long_lines,
+            r.lines_delivered,
+            r.lines_spooled,
+            r.lines_replayed,
+            r.retries,
+        )
+    }
+}
+
+/// Follows `settings`' files and delivers their lines through an outbox until `shutdown` is
+/// cancelled or delivery fails for good. Then it stops reading, lets what was read be
+/// delivered (or spooled) for at most `grace`, commits what was acknowledged, and saves the
+/// positions. An error is returned only when following itself failed (positions, thread).
+pub async fn ship_files(
+    settings: FollowSettings,
+    outbox: OutboxOptions,
+    grace: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<FollowReport> {
+    // One batch waits beside the window: what a `kill -9` can send twice (read, not yet
+    // committed) stays about `--window` + 2 batches.
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    let (commits_tx, commits_rx) = std_mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tail = spawn(settings, batches_tx, commits_rx, stop.clone())?;
+
+    let mut report = OutboxReport::default();
+    let ended = {
+        let sent = outbox::run(
+            batches_rx,
+            move |c| {
+                let _ = commits_tx.send(c);
+            },
+            outbox,
+            &mut report,
+        );
+        tokio::pin!(sent);
+        let ended = tokio::select! {
+            r = &mut sent => Some(r),
+            _ = shutdown.cancelled() => None,
+        };
+        stop.store(true, Ordering::Release);
+        match ended {
+            Some(r) => Some(r),
+            // Let what was read be delivered (bounded): the follow thread stops and closes
+            // the outbox's input; acknowledged batches commit their offsets. Past the
+            // deadline the outbox is dropped, which closes the commit channel and lets the
+            // thread save what was committed.
+            None => tokio::time::timeout(grace, &mut sent).await.ok(),
+        }
+    };
+    let follow = tokio::task::spawn_blocking(move || tail.join())
+        .await
+        .context("follow thread")?
+        .map_err(|_| anyhow::anyhow!("the follow thread panicked"))??;
+    Ok(FollowReport {
+        follow,
+        outbox: report,
+        failed: ended.and_then(Result::err),
+    })
 }
 
 /// What a followed path maps to.

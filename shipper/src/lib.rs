@@ -10,11 +10,15 @@
 //! - [`run`] — `ship run -- COMMAND`: ships a daemon's stdout and stderr.
 //! - [`rotatelogs`] — `ship rotatelogs`, a drop-in for Apache's rotatelogs that loses nothing;
 //!   its [`rotatelogs::RotatelogsWriter`] writes rotated local files (also for `ship run --local`).
+//! - [`cli`] — the command line; [`config`] merges it over the TOML file; [`modes`] runs the
+//!   mode it asks for (what the `ship` binary calls, and in-process tests too).
 
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod follow;
 pub mod lines;
+pub mod modes;
 pub mod multiline;
 pub mod outbox;
 pub mod rotatelogs;

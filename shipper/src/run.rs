@@ -34,10 +34,11 @@ use scribe_archive::Category;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::batch::BatchLimits;
 use crate::lines::{self, Chunk};
 use crate::outbox::{self, Batch, OutboxOptions, OutboxReport};
 use crate::rotatelogs::{RotateOptions, RotatelogsWriter};
-use crate::stream::{batch_lines, BatchLimits};
+use crate::stream::batch_lines;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -16,27 +16,14 @@
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use scribe_archive::Category;
-use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::{EntryId, ProducerId};
 use tokio::sync::mpsc;
 
-use crate::batch::BatchBuf;
+use crate::batch::{BatchBuf, BatchLimits};
 use crate::lines::{self, ReadError};
 use crate::outbox::{self, Batch, OutboxOptions, OutboxReport};
-
-/// How lines are grouped into `Log` calls.
-#[derive(Debug, Clone)]
-pub struct BatchLimits {
-    /// Longest line accepted, in bytes, not counting its newline.
-    pub max_line: usize,
-    pub batch_lines: usize,
-    pub batch_bytes: usize,
-    /// Send a partial batch once its first line has waited this long.
-    pub linger: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -210,11 +197,6 @@ async fn send(out: &mpsc::Sender<Batch<()>>, builder: &mut BatchBuf, opts: &Batc
         tag: (),
     };
     out.send(batch).await.is_ok()
-}
-
-/// Largest line that fits one frame of `max_frame` bytes with a category of any valid length.
-pub fn max_line_for_frame(max_frame: usize) -> usize {
-    max_frame.saturating_sub(LOG_ENVELOPE_OVERHEAD + scribe_archive::category::MAX_CATEGORY_LEN + 1)
 }
 
 #[cfg(test)]

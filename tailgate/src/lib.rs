@@ -227,19 +227,3 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
 const HTTP_HEADROOM: usize = 100;
 /// How long shutdown waits for plain HTTP requests in flight.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
-
-/// Cancels `token` on SIGINT or SIGTERM.
-pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("shutting down");
-        token.cancel();
-    });
-    Ok(())
-}

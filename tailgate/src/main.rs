@@ -6,6 +6,6 @@ async fn main() -> anyhow::Result<()> {
     scribe_cli::init_logging("info");
     let args = tailgate::Args::parse();
     let shutdown = CancellationToken::new();
-    tailgate::cancel_on_signals(shutdown.clone())?;
+    scribe_cli::cancel_on_signals(shutdown.clone(), "shutting down")?;
     tailgate::run(args, shutdown).await
 }

@@ -1,13 +1,19 @@
 //! Plumbing shared by the pipeline's binaries (`scribed`, `ship`, `tailgate`, `logq`): logging
-//! setup and the size syntax (`64K`, `1G`) their flags and config files accept. (Crash-safe
-//! file writes live in `scribe-fs`, which the libraries use too.)
+//! setup, the size syntax (`64K`, `1G`) their flags take, the size and duration values their
+//! config files take ([`Size`], [`Dur`]), SIGINT/SIGTERM handling ([`cancel_on_signals`]), and
+//! [`RateLimitedWarn`] for what a peer can provoke over and over. (Crash-safe file writes live
+//! in `scribe-fs`, which the libraries use too.)
 
 #![forbid(unsafe_code)]
 
+pub mod signals;
 pub mod size;
+pub mod values;
 pub mod warn;
 
+pub use signals::cancel_on_signals;
 pub use size::parse_size;
+pub use values::{Dur, Size};
 pub use warn::RateLimitedWarn;
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: `default_filter`), with

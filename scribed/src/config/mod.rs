@@ -339,8 +339,7 @@ fn validate_spec(
     match spec {
         StoreSpec::File(f) => {
             if let Some(p) = &f.rotate_period {
-                crate::stores::file::parse_rotate_period(p)
-                    .map_err(|e| format!("{at}.rotate_period: {e}"))?;
+                values::parse_rotate_period(p).map_err(|e| format!("{at}.rotate_period: {e}"))?;
             }
             if let Some(h) = f.rotate_hour.filter(|h| *h > 23) {
                 return Err(format!("{at}.rotate_hour: {h} is not an hour (0-23)"));
@@ -349,7 +348,7 @@ fn validate_spec(
                 return Err(format!("{at}.rotate_minute: {m} is not a minute (0-59)"));
             }
             if let Some(p) = &f.fsync {
-                crate::stores::file::parse_fsync(p).map_err(|e| format!("{at}.fsync: {e}"))?;
+                values::parse_fsync(p).map_err(|e| format!("{at}.fsync: {e}"))?;
             }
         }
         StoreSpec::Network(n) => {

@@ -116,6 +116,17 @@ fn flags_override_the_file() {
 }
 
 #[test]
+fn sizes_and_durations_take_either_spelling() {
+    // The same values as ship's config file takes (scribe_cli::Size / Dur).
+    for (size, timeout) in [("1073741824", "90"), ("\"1G\"", "\"90s\"")] {
+        let text = format!("max_size = {size}\nidle_timeout = {timeout}\n");
+        let s = load_str(&text, &[]).unwrap();
+        assert_eq!(s.max_size, 1 << 30, "{text}");
+        assert_eq!(s.idle_timeout, Duration::from_secs(90), "{text}");
+    }
+}
+
+#[test]
 fn errors_name_the_file_the_key_and_the_problem() {
     let e = err("max_sise = 3\n");
     assert!(e.contains("scribed.toml") && e.contains("max_sise"), "{e}");

@@ -19,13 +19,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use scribe_archive::{
-    Category, Fsync, RotatePeriod, RotatingWriter, WriteError, WriteStats, WriterOptions,
-};
+use scribe_archive::{Category, RotatingWriter, WriteError, WriteStats, WriterOptions};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{take_queued, Batch, BuildContext, Store, StoreError, StoreStatus};
+use crate::config::values::{parse_fsync, parse_rotate_period};
 use crate::config::FileSpec;
 use crate::counters::{Counters, DUPLICATES, WRITE_ERRORS, WRITTEN_BYTES, WRITTEN_MESSAGES};
 
@@ -432,21 +431,4 @@ pub fn writer_options(spec: &FileSpec, default_max_size: u64) -> anyhow::Result<
     o.idempotent = spec.idempotent.unwrap_or(true);
     o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(o)
-}
-
-pub fn parse_rotate_period(s: &str) -> Result<RotatePeriod, String> {
-    RotatePeriod::parse(s).map_err(|e| e.to_string())
-}
-
-/// `never`, `batch`, or an interval such as `1s`.
-pub fn parse_fsync(s: &str) -> Result<Fsync, String> {
-    match s {
-        "never" => Ok(Fsync::Never),
-        "batch" => Ok(Fsync::Batch),
-        other => humantime::parse_duration(other)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .map(Fsync::Interval)
-            .ok_or_else(|| format!("{other:?} is not `never`, `batch` or an interval like \"1s\"")),
-    }
 }

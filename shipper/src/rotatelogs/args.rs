@@ -33,6 +33,8 @@ pub struct RotatelogsArgs {
 
     /// Run PROGRAM NEWFILE [OLDFILE] whenever a file is opened (not waited for).
     #[arg(short = 'p', value_name = "PROGRAM")]
+    // This doc comment is the --help text, where the brackets mean optional, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     pub program: Option<PathBuf>,
 
     /// Open the log file at start instead of at the first input.

@@ -2,15 +2,31 @@
 //!
 //! An fsync of a 100 MiB file can take a second; done inline it would stall the pipe and so the
 //! daemon writing to it. Here the writer hands the old descriptor over and goes on with the new
-//! file. The queue holds [`QUEUE`] files: if the disk cannot keep up, the hand-over blocks
+//! file. The queue holds `QUEUE` (8) files: if the disk cannot keep up, the hand-over blocks
 //! (back-pressure) rather than piling up descriptors. [`Closer::finish`] waits for every
 //! fsync, so at exit each file is on disk.
 
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
-use super::writer::LogFile;
+/// An open log file, as the writer and the closer need it (tests put
+/// failing files behind it).
+pub trait LogFile: Write + Send {
+    fn sync_all(&self) -> io::Result<()>;
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl LogFile for File {
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
 
 /// Closed files that may wait for their fsync (an fsync can take 100 ms or more while a fast
 /// stream with a small size limit rotates every few milliseconds).

@@ -35,12 +35,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub use args::{ArgsError, RotatelogsArgs};
+pub use closer::LogFile;
 pub use naming::Zone;
-pub use writer::{
-    FsOpener, LogFile, Opener, RotateError, RotateOptions, RotatelogsWriter, WriterStats,
-};
+pub use writer::{FsOpener, Opener, RotateError, RotateOptions, RotatelogsWriter, WriterStats};
 
 /// Bytes asked of each read of stdin; rotatelogs' BUFSIZE. Size rotation is checked per read,
 /// so the same buffer size gives the same files.
@@ -195,35 +197,20 @@ fn pump(
 
 fn set_nonblocking(f: &File) -> io::Result<()> {
     let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 
 /// Waits until `fd` is readable (or at EOF) or `wait` passed. `Ok(false)` on timeout or when
 /// a signal interrupted the wait.
 fn readable_within(fd: BorrowedFd<'_>, wait: Duration) -> io::Result<bool> {
-    let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, count 1; fd is borrowed for the duration of the call.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r >= 0 {
-        return Ok(r > 0);
+    let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+    match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let e = io::Error::last_os_error();
-    if e.kind() == io::ErrorKind::Interrupted {
-        return Ok(false);
-    }
-    Err(e)
 }
 
 /// `-v`: the configuration, in the layout of rotatelogs' `dumpConfig`.

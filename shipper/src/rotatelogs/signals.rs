@@ -9,31 +9,32 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
 /// Longest a blocked read waits before looking at the flag again.
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     // Only an atomic store: async-signal-safe.
     STOP.store(true, Ordering::SeqCst);
 }
 
 /// Installs the handler for SIGTERM, SIGINT and SIGHUP (process-wide).
 pub fn install() {
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: a zeroed sigaction is valid; we set a plain handler (no SA_SIGINFO), an
-        // empty mask and no flags, and the handler only touches an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                tracing::warn!(
-                    "cannot handle signal {sig}: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
+    // No SA_RESTART (see the module docs), an empty mask.
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe, and it
+        // replaces no handler anything else in this process relies on (`ship rotatelogs` is
+        // synchronous and starts no runtime).
+        if let Err(e) = unsafe { sigaction(sig, &action) } {
+            tracing::warn!("cannot handle signal {sig}: {e}");
         }
     }
 }

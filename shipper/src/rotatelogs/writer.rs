@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use scribe_archive::{Clock, Compressor, SystemClock};
 
-use super::closer::Closer;
+use super::closer::{Closer, LogFile};
 use super::hooks::Hooks;
 use super::naming::{init_local_zone, interval, NameError, Naming, Zone};
 use super::retention::{self, Matcher};
@@ -113,21 +113,6 @@ pub enum RotateError {
     Name(#[from] NameError),
     #[error("could not open log file {path:?}: {source}")]
     Open { path: PathBuf, source: io::Error },
-}
-
-/// An open log file, as the writer needs it.
-pub trait LogFile: Write + Send {
-    fn sync_all(&self) -> io::Result<()>;
-    fn size(&self) -> io::Result<u64>;
-}
-
-impl LogFile for File {
-    fn sync_all(&self) -> io::Result<()> {
-        File::sync_all(self)
-    }
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.metadata()?.len())
-    }
 }
 
 /// Opens log files (append mode, created if missing, truncated if asked).

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use scribe_archive::{Clock, ManualClock};
 
-use super::writer::{FsOpener, LogFile, Opener, RotateOptions, RotatelogsWriter};
+use super::closer::LogFile;
+use super::writer::{FsOpener, Opener, RotateOptions, RotatelogsWriter};
 
 struct Fixture {
     dir: tempfile::TempDir,
