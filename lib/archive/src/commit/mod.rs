@@ -3,10 +3,10 @@
 //! once.
 //!
 //! With [`crate::WriterOptions::idempotent`], every successful batch write appends one record
-//! to `<data>/<cat>/.commits` ([`log`]): the data file it wrote, the committed end offset in
+//! to `<data>/<cat>/.commits` (`log.rs`): the data file it wrote, the committed end offset in
 //! that file, and the ranges it committed per producer. Batches without ids (Thrift clients)
 //! get a record too, so the last record always marks the end of acknowledged data. The
-//! in-memory [`producers::ProducerTable`] is updated only after the record was written.
+//! in-memory `ProducerTable` (`producers.rs`) is updated only after the record was written.
 //!
 //! # Durability
 //!
