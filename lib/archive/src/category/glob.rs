@@ -124,9 +124,14 @@ impl CategoryGlob {
         }
     }
 
-    /// Whether `name` matches, byte by byte. Linear in `name`, for any pattern.
-    pub fn matches(&self, name: impl AsRef<[u8]>) -> bool {
-        let name = name.as_ref();
+    /// Whether `name` matches. Linear in `name`, for any pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        self.matches_bytes(name.as_bytes())
+    }
+
+    /// [`matches`](CategoryGlob::matches) for a name that may not be UTF-8 (`?` and classes
+    /// take one byte).
+    pub fn matches_bytes(&self, name: &[u8]) -> bool {
         match &self.kind {
             Kind::Name(c) => c.as_str().as_bytes() == name,
             Kind::Glob(p) => p.matches(name),
@@ -612,8 +617,8 @@ mod tests {
         check("x[a-c0-2]", &["xa", "xc", "x1"], &["xd", "x3", "x-"]);
         check("x[!a-c]", &["xd", "x-"], &["xa", "xb", "x"]);
         // Bytes, not characters: a negated class holds every byte outside it.
-        assert!(glob("x[!a-c]").matches(b"x\xe9"));
-        assert!(!glob("x[a-c]").matches(b"x\xe9"));
+        assert!(glob("x[!a-c]").matches_bytes(b"x\xe9"));
+        assert!(!glob("x[a-c]").matches_bytes(b"x\xe9"));
         check("x[^a]", &["xb"], &["xa"]);
         check("x[-a]", &["x-", "xa"], &["xb"]);
         check("x[a-]", &["x-", "xa"], &["xb"]);
@@ -719,8 +724,8 @@ mod tests {
             unreachable!()
         };
         assert!(p.insts.len() <= product.len(), "{}", p.insts.len());
-        assert!(g.matches("ab".repeat(MAX_GLOB_ALTERNATIVES / 4)));
-        assert!(!g.matches("ab".repeat(MAX_GLOB_ALTERNATIVES / 4) + "a"));
+        assert!(g.matches(&"ab".repeat(MAX_GLOB_ALTERNATIVES / 4)));
+        assert!(!g.matches(&("ab".repeat(MAX_GLOB_ALTERNATIVES / 4) + "a")));
     }
 
     /// A backtracking matcher takes exponential time here; this one is linear in the name.
