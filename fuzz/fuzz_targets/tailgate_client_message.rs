@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use regex::bytes::RegexBuilder;
+use scribe_archive::category::CategoryGlob;
 use tailgate::connection::MAX_REQUEST;
-use tailgate::pattern::Pattern;
 use tailgate::protocol::{ClientMsg, SinceSeq};
 
 /// The session's regex limits (`tailgate/src/connection.rs`, private there).
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    let Ok(pattern) = Pattern::new(&category) else {
+    let Ok(pattern) = CategoryGlob::new(&category) else {
         return;
     };
     if !pattern.is_glob() {

@@ -39,7 +39,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// Read a category's archive (rotated, plain and .gz files, current last). A glob
-    /// (`apache.*`) selects several categories. Repeatable.
+    /// (`apache.*`, `web.[ab]*`, `{apache,nginx}.*`) selects several categories. Repeatable.
     #[arg(long = "category", value_name = "NAME")]
     pub categories: Vec<String>,
     /// Where categories live.

@@ -9,8 +9,16 @@
 //! delimiter is printed whole unless `-s`.
 
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 
+use anyhow::{bail, Context, Result};
 use thiserror::Error;
+
+use crate::cli::CutArgs;
+use crate::lines::blank_split;
+use crate::par;
+use crate::plan::plan;
+use crate::source::{stdout, Source};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ListError {
@@ -227,11 +235,106 @@ impl Cut {
     }
 }
 
-/// awk's default field splitting: fields are separated by runs of spaces and tabs; leading
-/// and trailing blanks do not make empty fields.
-pub fn blank_split(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&b| b == b' ' || b == b'\t')
-        .filter(|f| !f.is_empty())
+/// `logq cut`: the arguments into a [`Cut`], then each task's lines cut on the workers,
+/// printed in input order.
+pub fn run_cut(a: CutArgs) -> Result<i32> {
+    let cut = Cut::from_args(&a)?;
+    let src = Source::new(&a.input, &a.files)?;
+    let mut out = stdout();
+    if let Some(n) = a.input.tail {
+        let lines = src.tail_lines(n)?;
+        for l in &lines {
+            cut.line(l, &mut out)?;
+        }
+        out.flush()?;
+        return Ok(0);
+    }
+    let tasks = plan(&src.inputs, true)?;
+    par::run_ordered(
+        tasks.len(),
+        par::workers(tasks.len()),
+        &mut out,
+        None,
+        |i, w| {
+            let mut err = Ok(());
+            src.for_each_line(&tasks[i], |line| match cut.line(line, w) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    err = Err(e);
+                    ControlFlow::Break(())
+                }
+            })?;
+            err?;
+            Ok(())
+        },
+    )?;
+    src.progress.finish();
+    Ok(0)
+}
+
+impl Cut {
+    /// The selection `logq cut`'s flags ask for, refused with GNU cut's messages when they
+    /// contradict each other.
+    fn from_args(a: &CutArgs) -> Result<Cut> {
+        let lists = [&a.bytes, &a.chars, &a.fields]
+            .iter()
+            .filter(|l| l.is_some())
+            .count();
+        if lists != 1 {
+            bail!("you must specify exactly one of -b, -c or -f (with -w for whitespace fields)");
+        }
+        let spec = a
+            .bytes
+            .as_ref()
+            .or(a.chars.as_ref())
+            .or(a.fields.as_ref())
+            .expect("one list");
+        let mut list = List::parse(spec).context("bad list")?;
+        if a.complement {
+            list = list.complement();
+        }
+        Ok(Cut {
+            mode: Mode::from_args(a)?,
+            list,
+            only_delimited: a.only_delimited,
+            // GNU cut: an empty output delimiter is NUL, as for -d.
+            output_delimiter: a.output_delimiter.as_ref().map(|d| {
+                if d.is_empty() {
+                    vec![0]
+                } else {
+                    d.clone().into_bytes()
+                }
+            }),
+        })
+    }
+}
+
+impl Mode {
+    fn from_args(a: &CutArgs) -> Result<Mode> {
+        if a.fields.is_none() {
+            if a.delimiter.is_some() || a.whitespace {
+                bail!("an input delimiter may be specified only when operating on fields");
+            }
+            if a.only_delimited {
+                bail!("suppressing non-delimited lines makes sense only when operating on fields");
+            }
+            return Ok(Mode::Bytes);
+        }
+        if a.whitespace {
+            if a.delimiter.is_some() {
+                bail!("-w and -d are exclusive");
+            }
+            return Ok(Mode::Blank);
+        }
+        let d = match a.delimiter.as_deref() {
+            None => b'\t',
+            // GNU cut: an empty delimiter is NUL.
+            Some("") => 0,
+            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            Some(_) => bail!("the delimiter must be a single byte"),
+        };
+        Ok(Mode::Fields(d))
+    }
 }
 
 #[cfg(test)]

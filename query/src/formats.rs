@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use crate::cli::FormatArg;
-use crate::cut::blank_split;
+use crate::lines::blank_split;
 use crate::timefmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,14 +7,19 @@
 //! the flags both tools share (prefixes, `:`/`-` separators, `--` between context groups,
 //! colours), so scripts and eyes trained on grep see no difference.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{
     BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch,
 };
+
+use crate::cli::GrepArgs;
+use crate::par;
+use crate::plan::plan;
+use crate::source::{stdout, Source};
 
 /// GNU grep's default `GREP_COLORS` (`ms=01;31:fn=35:ln=32:se=36`).
 const C_MATCH: &[u8] = b"\x1b[01;31m\x1b[K";
@@ -390,4 +395,93 @@ impl<W: Write> Sink for GnuSink<'_, W> {
 
 fn strip_terminator(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// `logq grep`: the arguments into [`GrepOptions`], then a search per task on the workers,
+/// printed in input order.
+pub fn run_grep(a: GrepArgs) -> Result<i32> {
+    let mut rest = a.args.clone();
+    let patterns = if a.regexp.is_empty() {
+        if rest.is_empty() {
+            bail!("no pattern given (usage: logq grep [OPTIONS] PATTERN [FILE...])");
+        }
+        vec![rest.remove(0)]
+    } else {
+        a.regexp.clone()
+    };
+    let color = color_arg(a.color.as_deref())?;
+    let src = Source::new(&a.input, &rest)?;
+    // Named operands count even if missing (GNU: `grep x gone.log a.log` prefixes a.log).
+    let several = src.inputs.len() > 1 || rest.len() > 1;
+    let opts = GrepOptions::from_args(&a, patterns, several, color);
+    if a.input.tail.is_some() {
+        bail!("--tail is not supported by grep (use logq where or print)");
+    }
+    let grep = Grep::new(opts)?;
+    let tasks = plan(&src.inputs, !grep.opts.needs_whole_file())?;
+    let sep = grep.opts.has_context().then(|| grep.opts.group_separator());
+    let mut out = stdout();
+    let counts = par::run_ordered(
+        tasks.len(),
+        par::workers(tasks.len()),
+        &mut out,
+        sep,
+        |i, w| {
+            let t = &tasks[i];
+            let name = &src.inputs[t.input].name;
+            let n = match src.mapped(t)? {
+                Some(m) => {
+                    let n = grep.search_slice(name, &m, w);
+                    src.mapped_done(&m);
+                    n
+                }
+                None => grep.search(name, src.open(t)?, w),
+            }?;
+            if n > 0 && grep.opts.has_context() {
+                // Selected lines are a group even when `-o` printed nothing of them.
+                w.mark_output()?;
+            }
+            Ok(n)
+        },
+    );
+    src.progress.finish();
+    let counts = counts?;
+    Ok(if counts.iter().any(|&c| c > 0) { 0 } else { 1 })
+}
+
+impl GrepOptions {
+    /// The flags as options; `several`: more than one input was named or found.
+    fn from_args(a: &GrepArgs, patterns: Vec<String>, several: bool, color: bool) -> GrepOptions {
+        GrepOptions {
+            patterns,
+            ignore_case: a.ignore_case,
+            invert: a.invert,
+            fixed: a.fixed,
+            word: a.word,
+            line: a.line,
+            count: a.count,
+            max_count: a.max_count,
+            line_number: a.line_number,
+            only_matching: a.only_matching,
+            context_given: a.after.or(a.before).or(a.context).is_some(),
+            after: a.after.or(a.context).unwrap_or(0),
+            before: a.before.or(a.context).unwrap_or(0),
+            files_with_matches: a.files_with_matches,
+            quiet: a.quiet,
+            with_filename: (several || a.with_filename) && !a.no_filename,
+            color,
+        }
+    }
+}
+
+/// `--color`: `auto` colours a terminal, unless `TERM=dumb`.
+fn color_arg(arg: Option<&str>) -> Result<bool> {
+    Ok(match arg {
+        None | Some("never") => false,
+        Some("always") => true,
+        Some("auto") => {
+            io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb")
+        }
+        Some(w) => bail!("invalid --color argument {w:?} (never, always, auto)"),
+    })
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
+use scribe_archive::category::{CategoryGlob, GlobError};
 use scribe_archive::layout::{list_archive, ArchiveFile};
 use scribe_archive::Category;
 
@@ -259,22 +260,22 @@ fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
     Ok(())
 }
 
-/// The categories a name or glob selects. A plain name must be a valid category (hostile
-/// names like `../x` are refused by `Category`); a glob matches the directory names under the
-/// data dir that are valid categories, sorted.
+/// The categories a name or glob selects ([`CategoryGlob`], the syntax tailgate's
+/// subscriptions take too). A plain name must be a valid category (hostile names like `../x`
+/// are refused by `Category`); a glob matches the directory names under the data dir that are
+/// valid categories, sorted.
 pub fn matching_categories(data_dir: &Path, pattern: &str) -> Result<Vec<Category>> {
-    let is_glob = pattern.contains(['*', '?', '[']);
-    if !is_glob {
-        let cat = Category::new(pattern.as_bytes())
-            .with_context(|| format!("invalid category name {pattern:?}"))?;
-        return Ok(vec![cat]);
+    let glob = CategoryGlob::new(pattern).map_err(|e| {
+        let what = if matches!(e, GlobError::Name(_)) {
+            "name"
+        } else {
+            "glob"
+        };
+        anyhow::Error::new(e).context(format!("invalid category {what} {pattern:?}"))
+    })?;
+    if let Some(cat) = glob.as_category() {
+        return Ok(vec![cat.clone()]);
     }
-    if pattern.contains('/') {
-        bail!("category glob {pattern:?} must not contain '/'");
-    }
-    let glob = globset::Glob::new(pattern)
-        .with_context(|| format!("invalid category glob {pattern:?}"))?
-        .compile_matcher();
     let mut cats = Vec::new();
     let entries = std::fs::read_dir(data_dir)
         .with_context(|| format!("reading data dir {}", data_dir.display()))?;
@@ -285,7 +286,7 @@ pub fn matching_categories(data_dir: &Path, pattern: &str) -> Result<Vec<Categor
         }
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if glob.is_match(name) {
+        if glob.matches(name) {
             if let Ok(cat) = Category::new(name.as_bytes()) {
                 cats.push(cat);
             }

@@ -2,11 +2,13 @@
 //! directories, stdin and Scribe category archives (rotated plain and `.gz` files, read in
 //! write order), with parallel workers across files and byte ranges.
 //!
-//! The binary (`src/main.rs`) only parses arguments and calls [`app::run`]. Modules:
-//! [`input`] (what to read), [`plan`] (tasks), [`par`] (ordered parallel run), [`lines`]
-//! (line splitting), [`grep`], [`cut`], [`formats`] and [`timefmt`] (named fields, times),
-//! [`expr`] (filters), [`agg`] (aggregates), [`query`] (where/print/stats), [`output`],
-//! [`plot`], [`timerange`] (`--since`/`--until`), [`progress`].
+//! The binary (`src/main.rs`) only parses arguments and calls [`app::run`], which hands the
+//! command to its module: [`grep`], [`cut`], [`records`] (where/print/count/stats). Under
+//! them: [`source`] (what a command reads, and its stdout), [`input`] (what to read),
+//! [`plan`] (tasks), [`par`] (ordered parallel run), [`lines`] (line and blank-field
+//! splitting), [`formats`] and [`timefmt`] (named fields, times), [`expr`] (filters),
+//! [`agg`] (aggregates), [`output`], [`plot`], [`timerange`] (`--since`/`--until`),
+//! [`progress`].
 
 pub mod agg;
 pub mod app;
@@ -22,6 +24,7 @@ pub mod par;
 pub mod plan;
 pub mod plot;
 pub mod progress;
-pub mod query;
+pub mod records;
+pub mod source;
 pub mod timefmt;
 pub mod timerange;

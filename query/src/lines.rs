@@ -103,6 +103,13 @@ pub fn for_each_line_in(data: &[u8], mut f: impl FnMut(&[u8]) -> ControlFlow<()>
     }
 }
 
+/// awk's default field splitting: fields are separated by runs of spaces and tabs; leading
+/// and trailing blanks do not make empty fields.
+pub fn blank_split(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&b| b == b' ' || b == b'\t')
+        .filter(|f| !f.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

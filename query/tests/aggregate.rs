@@ -14,30 +14,30 @@ const MONTHS: [&str; 12] = [
 
 /// Combined-format lines over `minutes` minutes starting 23/Nov/2026 06:00, some minutes empty.
 fn access_log(seed: u64, lines: usize, minutes: usize) -> String {
-    let mut r = Rng::new(seed);
+    let mut r = fastrand::Rng::with_seed(seed);
     let mut s = String::new();
     let mut sec = 0usize;
     for _ in 0..lines {
-        sec += r.below(3);
+        sec += r.usize(..3);
         // Leave minutes 7..=9 empty: a gap the output must show as zero rows.
         if (7 * 60..10 * 60).contains(&(sec % (minutes * 60))) {
             sec = 10 * 60 + (sec / (minutes * 60)) * minutes * 60;
         }
         let t = sec % (minutes * 60);
-        let ip = format!("10.0.{}.{}", r.below(4), r.below(50));
-        let status = *r.pick(&[200, 200, 200, 304, 404, 500]);
+        let ip = format!("10.0.{}.{}", r.usize(..4), r.usize(..50));
+        let status = [200, 200, 200, 304, 404, 500][r.usize(..6)];
         let bytes = if status == 304 {
             "-".to_string()
         } else {
-            r.below(100_000).to_string()
+            r.usize(..100_000).to_string()
         };
         s.push_str(&format!(
             "{ip} - - [23/{}/2026:06:{:02}:{:02} +0000] \"GET /p/{} HTTP/1.1\" {status} {bytes} \"-\" \"ua {}\"\n",
             MONTHS[10],
             t / 60,
             t % 60,
-            r.below(20),
-            r.below(5)
+            r.usize(..20),
+            r.usize(..5)
         ));
     }
     s
@@ -431,12 +431,12 @@ fn banner_line_does_not_decide_the_format() {
 /// piece starts inside a stack trace.
 #[test]
 fn mixed_logfmt_and_stack_traces_do_not_depend_on_pieces() {
-    let mut r = Rng::new(11);
+    let mut r = fastrand::Rng::with_seed(11);
     let mut log = String::new();
     let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
     for i in 0..400 {
         let minute = i / 40;
-        let level = *r.pick(&["info", "warn", "error"]);
+        let level = ["info", "warn", "error"][r.usize(..3)];
         log.push_str(&format!(
             "time=2026-11-23T06:{minute:02}:{:02}Z level={level} msg=\"request {i}\"\n",
             i % 60
@@ -445,7 +445,7 @@ fn mixed_logfmt_and_stack_traces_do_not_depend_on_pieces() {
             .entry((format!("2026-11-23 06:{minute:02}:00"), level.to_string()))
             .or_default() += 1;
         if level == "error" {
-            for _ in 0..r.below(4) + 1 {
+            for _ in 0..r.usize(..4) + 1 {
                 log.push_str("    at com.example.Handler.run(Handler.java:42)\n");
             }
         }

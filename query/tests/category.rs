@@ -132,6 +132,38 @@ fn category_globs_and_hostile_names() {
     assert!(err.contains("no category"), "{err}");
 }
 
+/// Classes and braces, as tailgate subscriptions take them; `{` alone makes a glob too.
+#[test]
+fn category_classes_and_braces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for cat in ["web.a", "web.b", "web.c", "mail"] {
+        make_archive(&data, cat);
+    }
+    let d = data.to_str().unwrap();
+    let dirs = |pattern: &str| {
+        let (code, out, err) =
+            logq_out(&["grep", "-c", "line", "--category", pattern, "--data-dir", d]);
+        assert_eq!(code, 0, "{pattern}: {err}");
+        let mut cats: Vec<String> = out
+            .lines()
+            .map(|l| l.rsplit('/').nth(1).unwrap().to_string())
+            .collect();
+        cats.dedup();
+        cats
+    };
+    assert_eq!(dirs("web.[ab]*"), ["web.a", "web.b"]);
+    assert_eq!(dirs("web.[!ab]"), ["web.c"]);
+    assert_eq!(dirs("{mail,web.c}"), ["mail", "web.c"]);
+    assert_eq!(dirs("{m*,*.[a-b]}"), ["mail", "web.a", "web.b"]);
+    let (code, _, err) = logq_out(&["grep", "x", "--category", "web.{a", "--data-dir", d]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid category glob") && err.contains("never closed"),
+        "{err}"
+    );
+}
+
 fn clf(t: &str, ip: &str) -> String {
     format!("{ip} - - [{t} +0000] \"GET /x HTTP/1.1\" 200 10 \"-\" \"ua\"\n")
 }

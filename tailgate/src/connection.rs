@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use regex::bytes::{Regex, RegexBuilder};
+use scribe_archive::category::{CategoryGlob, MAX_CATEGORY_LEN};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{ClientQueue, Hub, Item, Start};
-use crate::pattern::Pattern;
 use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceSeq};
 
 /// Batches are sent at most this often (unless one fills up first).
@@ -241,10 +241,14 @@ impl Session {
         backlog: Option<usize>,
         since_seq: Option<SinceSeq>,
     ) -> Result<String, String> {
-        let pattern = Pattern::new(&category).map_err(|e| e.to_string())?;
+        let pattern = CategoryGlob::new(&category).map_err(|e| {
+            let shown: String = category.chars().take(64).collect();
+            format!("{shown:?} is not a category name or glob: {e}")
+        })?;
+        // The id defaults to the pattern, so it gets the same bound.
         let id = id.unwrap_or_else(|| category.clone());
-        if id.is_empty() || id.len() > 200 {
-            return Err("id must be 1 to 200 bytes".into());
+        if id.is_empty() || id.len() > MAX_CATEGORY_LEN {
+            return Err(format!("id must be 1 to {MAX_CATEGORY_LEN} bytes"));
         }
         let filter = match filter.filter(|f| !f.is_empty()) {
             None => None,

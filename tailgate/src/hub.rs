@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use scribe_archive::category::CategoryGlob;
 use tokio::sync::{watch, Notify};
 
-use crate::pattern::Pattern;
 use crate::ring::{Resume, Ring, LINE_OVERHEAD};
 
 /// Bounds the hub enforces.
@@ -135,7 +135,7 @@ pub struct Subscription {
     /// Unique in the process; items in a queue carry it so lines of a subscription that was
     /// replaced or cancelled are recognized and skipped.
     pub key: u64,
-    pub pattern: Pattern,
+    pub pattern: CategoryGlob,
     pub queue: Arc<ClientQueue>,
 }
 
@@ -426,7 +426,7 @@ impl Hub {
     pub fn subscribe(
         &self,
         queue: &Arc<ClientQueue>,
-        pattern: Pattern,
+        pattern: CategoryGlob,
         start: &Start,
     ) -> (u64, Vec<(Arc<str>, u64)>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
@@ -584,7 +584,7 @@ mod tests {
         let hub = Hub::new(HubConfig::default());
         hub.publish("a", lines(&["1", "2", "3"])).unwrap();
         let q = hub.new_queue();
-        let (_, matched) = hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(2));
+        let (_, matched) = hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(2));
         assert_eq!(matched.len(), 1);
         hub.publish("a", lines(&["4"])).unwrap();
         assert_eq!(seqs(&q.drain()), [2, 3, 4]);
@@ -598,7 +598,7 @@ mod tests {
         });
         hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
         let q = hub.new_queue();
-        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(5));
+        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(5));
         let items = q.drain();
         assert!(
             matches!(
@@ -616,7 +616,7 @@ mod tests {
         // A resume too: the newest that fit, the rest as a gap.
         let q = hub.new_queue();
         let since = Start::Since(HashMap::from([("a".to_string(), 0)]), 0);
-        hub.subscribe(&q, Pattern::new("a").unwrap(), &since);
+        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &since);
         let items = q.drain();
         assert!(matches!(
             items[0],
@@ -636,7 +636,7 @@ mod tests {
             ..HubConfig::default()
         });
         let q = hub.new_queue();
-        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
         hub.publish("a", lines(&["1", "2", "3", "4"])).unwrap();
         let first = q.drain_upto(2 * (LINE_OVERHEAD + 1));
         assert_eq!(first.len(), 2, "the drop waits for the queue to empty");
@@ -657,7 +657,7 @@ mod tests {
     fn glob_subscription_picks_up_new_categories() {
         let hub = Hub::new(HubConfig::default());
         let q = hub.new_queue();
-        hub.subscribe(&q, Pattern::new("web.*").unwrap(), &Start::Backlog(0));
+        hub.subscribe(&q, CategoryGlob::new("web.*").unwrap(), &Start::Backlog(0));
         hub.publish("web.a", lines(&["x"])).unwrap();
         hub.publish("db", lines(&["y"])).unwrap();
         let items = q.drain();
@@ -672,7 +672,7 @@ mod tests {
             ..HubConfig::default()
         });
         let q = hub.new_queue();
-        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
         hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
         let items = q.drain();
         assert_eq!(seqs(&items), [1, 2, 3]);
@@ -699,7 +699,7 @@ mod tests {
         hub.publish("b", lines(&["1", "2", "3"])).unwrap();
         let q = hub.new_queue();
         let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
-        hub.subscribe(&q, Pattern::new("*").unwrap(), &Start::Since(since, 0));
+        hub.subscribe(&q, CategoryGlob::new("*").unwrap(), &Start::Since(since, 0));
         let items = q.drain();
         // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
         assert_eq!(seqs(&items), [1, 2, 3, 3]);

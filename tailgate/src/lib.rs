@@ -10,7 +10,6 @@ pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod listener;
-pub mod pattern;
 pub mod protocol;
 pub mod ring;
 pub mod scribe;

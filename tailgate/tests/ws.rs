@@ -66,6 +66,52 @@ async fn glob_subscription_covers_matching_and_new_categories() {
 }
 
 #[tokio::test]
+async fn class_and_brace_globs_subscribe_like_any_glob() {
+    let tg = Tailgate::start(&scribe_args());
+    for c in ["web.a1", "web.b1", "web.c1", "db"] {
+        tg.push(c, &[b"old"]).await;
+    }
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"ab","category":"web.[ab]*"}),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut ws, "subscribed").await["matched"],
+        json!(["web.a1", "web.b1"])
+    );
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"alt","category":"{db,web.c*}"}),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut ws, "subscribed").await["matched"],
+        json!(["db", "web.c1"])
+    );
+    tg.push("web.b2", &[b"b2"]).await; // new categories, matched on arrival
+    tg.push("web.c2", &[b"c2"]).await;
+    tg.push("web.d", &[b"for no one"]).await;
+    tg.push("db", &[b"d"]).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let v = next(&mut ws).await;
+        if v["type"] == "lines" {
+            got.push((v["id"].clone(), v["category"].clone(), v["lines"].clone()));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (json!("ab"), json!("web.b2"), json!(["b2"])),
+            (json!("alt"), json!("web.c2"), json!(["c2"])),
+            (json!("alt"), json!("db"), json!(["d"])),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn backlog_then_live_lines_without_gap_or_duplicate() {
     let tg = Tailgate::start(&scribe_args());
     tg.push_n("app", 0, 10).await;
@@ -187,6 +233,10 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
         (
             r#"{"type":"subscribe","category":"../etc"}"#,
             "not a category",
+        ),
+        (
+            r#"{"type":"subscribe","category":"web.[ab"}"#,
+            "never closed",
         ),
         (
             r#"{"type":"subscribe","category":"a","filter":"("}"#,

@@ -1,12 +1,28 @@
-//! Category names: which byte strings may name a category, and therefore a directory.
+//! Category names: which byte strings may name a category, and therefore a directory; and
+//! [`CategoryGlob`], the one glob that selects categories by name.
 //!
-//! Allowed: 1..=200 bytes of `[A-Za-z0-9._-]`, except `.` and `..`. No separator can appear,
-//! so `<data-dir>/<category>` always names a direct child of the data directory.
+//! Allowed: 1..=[`MAX_CATEGORY_LEN`] bytes for which [`is_category_byte`] holds
+//! (`[A-Za-z0-9._-]`), except `.` and `..`. No separator can appear, so
+//! `<data-dir>/<category>` always names a direct child of the data directory.
+//!
+//! Every binary takes these rules from here: scribed validates the categories it is sent and
+//! its routing patterns with them, and tailgate subscriptions and `logq --category` select
+//! categories with [`CategoryGlob`], so one pattern means the same in both.
 
 use std::fmt;
 
+mod glob;
+
+pub use glob::{CategoryGlob, GlobError, MAX_GLOB_ALTERNATIVES, MAX_GLOB_DEPTH, MAX_GLOB_LEN};
+
 /// Longest accepted category name, in bytes.
 pub const MAX_CATEGORY_LEN: usize = 200;
+
+/// Whether `b` may appear in a category name: `[A-Za-z0-9._-]`. Nothing that separates path
+/// components, quotes, or needs escaping in a URL, a shell word or a metric label.
+pub const fn is_category_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CategoryError {
@@ -32,10 +48,7 @@ impl Category {
         if name.len() > MAX_CATEGORY_LEN {
             return Err(CategoryError::TooLong(name.len()));
         }
-        if let Some(offset) = name
-            .iter()
-            .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
-        {
+        if let Some(offset) = name.iter().position(|&b| !is_category_byte(b)) {
             return Err(CategoryError::InvalidByte {
                 byte: name[offset],
                 offset,

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::FileId;
+use crate::identity::FileId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {

@@ -1,207 +1,23 @@
 //! The [`Follower`]: one reconcile pass per [`Follower::poll`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
-use std::fs::{self, File};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::error::FollowError;
-use crate::identity::{FileKey, Fingerprint};
+use crate::identity::{FileId, FileKey};
 use crate::pass::Pass;
-
-/// Names one generation of one followed file in [`Event`]s and in [`Follower::commit`]. A new
-/// file at a watched path, and a file that was truncated, get a new id, so a late commit for
-/// the old contents can never move the new contents' offset.
-///
-/// A `FileId` lives only as long as the [`Follower`]; what names a generation across restarts
-/// is its stream nonce ([`Follower::stream_of`]), kept in the [`Checkpoint`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(pub(crate) u64);
-
-impl fmt::Display for FileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// How a [`Follower`] reads.
-#[derive(Debug, Clone)]
-pub struct FollowOptions {
-    /// Read files that exist when following starts from their beginning instead of their end.
-    /// Only applies to paths watched before the first poll that have no checkpoint.
-    pub from_beginning: bool,
-    /// How many leading bytes the identity fingerprint covers (once the file has them).
-    pub fingerprint_bytes: u32,
-    /// The longest line delivered, counting its `\n`. A longer line is reported as
-    /// [`Event::LineTooLong`] and skipped; it is never held whole in memory.
-    pub max_line_bytes: usize,
-    /// At most this many bytes are read from one file in one poll, so one busy file cannot
-    /// starve the others; [`PollOutcome::pending`] says when a file has more.
-    pub max_read_bytes: u64,
-    /// A file rotated away from its path is kept open and read until it has had no new bytes
-    /// for this long (the writer may not have reopened its log yet), then closed.
-    pub rotate_wait: Duration,
-}
-
-impl Default for FollowOptions {
-    fn default() -> Self {
-        FollowOptions {
-            from_beginning: false,
-            fingerprint_bytes: 1024,
-            // A line must fit in one 16 MiB Scribe frame with its envelope.
-            max_line_bytes: (16 << 20) - (64 << 10),
-            max_read_bytes: 4 << 20,
-            rotate_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-/// What one poll found. `path` is always the watched path, even for a file being drained
-/// under its rotated name.
-#[derive(Debug)]
-pub enum Event<'a> {
-    /// A complete line (ending in `\n`), or the held partial last line of a file that rotated
-    /// away or was truncated (no `\n`). Bytes are passed through unchanged. Commit
-    /// `offset_after` once the line is acknowledged. The line is the bytes
-    /// `[offset_after - bytes.len(), offset_after)` of the generation named by `stream`.
-    Line {
-        path: &'a Path,
-        file_id: FileId,
-        /// The generation's stream nonce (see [`Follower::stream_of`]).
-        stream: u64,
-        offset_after: u64,
-        bytes: &'a [u8],
-    },
-    /// Started following a file at `offset`: a new generation, with a fresh `stream` nonce,
-    /// or one restored from a checkpoint (then `stream` is the checkpoint's).
-    Opened {
-        path: &'a Path,
-        file_id: FileId,
-        stream: u64,
-        offset: u64,
-    },
-    /// The file left the watched path and was found again at `to`; it is drained to its end
-    /// before the next file at the path is read.
-    Rotated {
-        path: &'a Path,
-        file_id: FileId,
-        to: &'a Path,
-    },
-    /// The file shrank below the read offset, or no longer starts with its fingerprinted
-    /// bytes (copytruncate, or a rewrite in place). Reading restarts at 0 under a new id
-    /// and a new stream nonce, `new_stream` (the byte offsets start over). Whatever was
-    /// written after `offset` and before the truncation is lost.
-    Truncated {
-        path: &'a Path,
-        file_id: FileId,
-        new_file_id: FileId,
-        new_stream: u64,
-        offset: u64,
-        size: u64,
-        /// The copy (copytruncate's) the unread rest of the old contents is read from, under
-        /// `file_id`, before the truncated file; `None`: that rest is lost.
-        copy: Option<&'a Path>,
-    },
-    /// The file left the path and could not be found again (deleted, or moved to another
-    /// directory). Bytes written after `offset` and not yet read are lost.
-    Vanished {
-        path: &'a Path,
-        file_id: FileId,
-        offset: u64,
-    },
-    /// A rotated file was drained and closed at `offset`.
-    Closed {
-        path: &'a Path,
-        file_id: FileId,
-        offset: u64,
-    },
-    /// A line starting at `offset` exceeds `max` bytes; it is skipped up to its `\n`.
-    LineTooLong {
-        path: &'a Path,
-        file_id: FileId,
-        offset: u64,
-        max: usize,
-    },
-    /// The path could not be read (reported once until it recovers).
-    Error { path: &'a Path, error: FollowError },
-}
+use crate::state::{
+    alloc_id, dirs_for, new_stream, Event, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
+};
 
 /// The result of one [`Follower::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PollOutcome {
     /// Some file stopped at [`FollowOptions::max_read_bytes`]: poll again without waiting.
     pub pending: bool,
-}
-
-/// Counters since the follower was created.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FollowStats {
-    pub lines: u64,
-    pub bytes: u64,
-    pub rotations: u64,
-    pub truncations: u64,
-    /// Bytes seen to exist past the read offset when a truncation was detected: a lower
-    /// bound of what copytruncate lost. Bytes written and truncated between two polls are
-    /// invisible and not counted.
-    pub truncated_unread: u64,
-    pub vanished: u64,
-    pub long_lines: u64,
-    pub errors: u64,
-}
-
-/// One generation of one file.
-pub(crate) struct Tracked {
-    pub(crate) id: FileId,
-    /// The stream nonce: names this generation's byte offsets across restarts (never 0).
-    pub(crate) stream: u64,
-    pub(crate) key: FileKey,
-    pub(crate) fp: Fingerprint,
-    /// Read position: every byte before it was delivered or is in `partial`.
-    pub(crate) offset: u64,
-    pub(crate) committed: u64,
-    /// Size at the last `fstat`, for [`FollowStats::truncated_unread`].
-    pub(crate) size_seen: u64,
-    /// Modification time at the last `fstat`: a change without growth means a rewrite in
-    /// place (or a reused inode) that only the fingerprint can tell apart.
-    pub(crate) mtime_seen: (i64, i64),
-    pub(crate) partial: Vec<u8>,
-    pub(crate) partial_start: u64,
-    /// Inside a too-long line: discard bytes up to the next `\n`.
-    pub(crate) skipping: bool,
-    /// False for a checkpoint entry whose fingerprint was not checked yet.
-    pub(crate) verified: bool,
-    /// Where to look for the file if it leaves the path: the path's directory and the
-    /// directory of its symlink target.
-    pub(crate) dirs: Vec<PathBuf>,
-    /// Open only while being drained after a rotation.
-    pub(crate) file: Option<File>,
-    pub(crate) last_growth: Instant,
-    /// A copy made by copytruncate: it never grows, so it is closed at its end instead of
-    /// after `rotate_wait`.
-    pub(crate) snapshot: bool,
-}
-
-pub(crate) struct Watch {
-    pub(crate) path: PathBuf,
-    /// Start a file found at the first reconcile at its end.
-    pub(crate) from_end: bool,
-    pub(crate) current: Option<Tracked>,
-    /// Rotated-away files, oldest first; each is drained before anything newer is read.
-    pub(crate) draining: Vec<Tracked>,
-    /// Checkpoint entries not yet matched to a file.
-    pub(crate) restored: Vec<Tracked>,
-    /// Closed files whose lines are not all committed yet (kept for checkpoints).
-    pub(crate) retired: Vec<Tracked>,
-    /// Identities of the last files closed here: a sweep for skipped generations never
-    /// takes them for new ones.
-    pub(crate) closed_keys: VecDeque<FileKey>,
-    /// Wall-clock time of the previous reconcile (file times are wall-clock times).
-    pub(crate) last_poll: Option<SystemTime>,
-    pub(crate) error_reported: bool,
 }
 
 /// Follows a set of paths. See the crate documentation.
@@ -219,8 +35,6 @@ pub struct Follower {
     stats: FollowStats,
     buf: Vec<u8>,
 }
-
-pub(crate) const CHUNK: usize = 64 << 10;
 
 impl Follower {
     pub fn new(opts: FollowOptions) -> Follower {
@@ -457,86 +271,5 @@ impl Follower {
             }
         }
         Checkpoints { entries }
-    }
-}
-
-pub(crate) fn alloc_id(next: &mut u64) -> FileId {
-    *next += 1;
-    FileId(*next)
-}
-
-/// A fresh stream nonce: random, never 0 (0 means "unknown" in a positions file).
-pub(crate) fn new_stream() -> u64 {
-    fastrand::u64(1..)
-}
-
-pub(crate) fn dirs_for(path: &Path) -> Vec<PathBuf> {
-    let parent = |p: &Path| match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut dirs = vec![parent(path)];
-    if let Ok(target) = fs::canonicalize(path) {
-        let d = parent(&target);
-        if !dirs.contains(&d) {
-            dirs.push(d);
-        }
-    }
-    dirs
-}
-
-/// Opens what is at `path` now. A FIFO or device would block or never end, so the path is
-/// `stat`ed before it is opened; the `fstat` after opening is the identity that counts.
-pub(crate) fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, FollowError> {
-    let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-    match fs::metadata(path) {
-        Err(e) if not_found(&e) => return Ok(None),
-        Err(e) => return Err(FollowError::io("stat", path, e)),
-        Ok(m) if !m.is_file() => {
-            return Err(FollowError::NotAFile {
-                path: path.to_path_buf(),
-            })
-        }
-        Ok(_) => {}
-    }
-    let file = match File::open(path) {
-        Err(e) if not_found(&e) => return Ok(None),
-        Err(e) => return Err(FollowError::io("open", path, e)),
-        Ok(f) => f,
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| FollowError::io("fstat", path, e))?;
-    Ok(Some((file, meta)))
-}
-
-impl Tracked {
-    pub(crate) fn new(
-        id: FileId,
-        stream: u64,
-        key: FileKey,
-        fp: Fingerprint,
-        offset: u64,
-        dirs: Vec<PathBuf>,
-        now: Instant,
-    ) -> Tracked {
-        Tracked {
-            id,
-            stream,
-            key,
-            fp,
-            offset,
-            committed: offset,
-            size_seen: offset,
-            mtime_seen: (0, 0),
-            partial: Vec::new(),
-            partial_start: offset,
-            skipping: false,
-            verified: true,
-            dirs,
-            file: None,
-            last_growth: now,
-            snapshot: false,
-        }
     }
 }

@@ -6,7 +6,10 @@
 //! Unlike Vector and Filebeat, which refuse to read a file until it holds a full fingerprint's
 //! worth of bytes, a [`Fingerprint`] covers the first `min(size, N)` bytes and grows with the
 //! file until it covers N, so small files are followed immediately.
+//!
+//! A [`FileId`] names one such file (one generation at a watched path) within a follower.
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
@@ -110,6 +113,24 @@ pub(crate) fn find_by_key(dirs: &[&Path], key: FileKey) -> Option<(PathBuf, File
         }
     }
     None
+}
+
+/// Names one generation of one followed file in [`Event`](crate::Event)s and in
+/// [`Follower::commit`](crate::Follower::commit). A new file at a watched path, and a file
+/// that was truncated, get a new id, so a late commit for the old contents can never move the
+/// new contents' offset.
+///
+/// A `FileId` lives only as long as the [`Follower`](crate::Follower); what names a
+/// generation across restarts is its stream nonce
+/// ([`Follower::stream_of`](crate::Follower::stream_of)), kept in the
+/// [`Checkpoint`](crate::Checkpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub(crate) u64);
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
 }
 
 #[cfg(test)]

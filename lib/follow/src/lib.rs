@@ -139,11 +139,13 @@ mod error;
 mod follower;
 mod identity;
 mod pass;
+mod state;
 mod wake;
 
 pub use checkpoint::{Checkpoint, Checkpoints};
 pub use discover::{is_glob, Globs};
 pub use error::FollowError;
-pub use follower::{Event, FileId, FollowOptions, FollowStats, Follower, PollOutcome};
-pub use identity::Fingerprint;
+pub use follower::{Follower, PollOutcome};
+pub use identity::{FileId, Fingerprint};
+pub use state::{Event, FollowOptions, FollowStats};
 pub use wake::Waker;

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::FollowError;
-use crate::follower::{
-    alloc_id, dirs_for, new_stream, open_path, Event, FileId, FollowOptions, FollowStats, Tracked,
-    Watch, CHUNK,
+use crate::identity::{find_by_key, FileId, FileKey, Fingerprint};
+use crate::state::{
+    alloc_id, dirs_for, new_stream, Event, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
 };
-use crate::identity::{find_by_key, FileKey, Fingerprint};
 
 /// How many closed files each watch remembers (see `Watch::closed_keys`).
 pub(crate) const CLOSED_KEYS: usize = 64;
@@ -596,4 +595,29 @@ impl Pass<'_> {
         self.stats.errors += 1;
         out(Event::Error { path, error });
     }
+}
+
+/// Opens what is at `path` now. A FIFO or device would block or never end, so the path is
+/// `stat`ed before it is opened; the `fstat` after opening is the identity that counts.
+pub(crate) fn open_path(path: &Path) -> Result<Option<(File, fs::Metadata)>, FollowError> {
+    let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    match fs::metadata(path) {
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(FollowError::io("stat", path, e)),
+        Ok(m) if !m.is_file() => {
+            return Err(FollowError::NotAFile {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    let file = match File::open(path) {
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(FollowError::io("open", path, e)),
+        Ok(f) => f,
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| FollowError::io("fstat", path, e))?;
+    Ok(Some((file, meta)))
 }

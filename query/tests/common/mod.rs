@@ -44,34 +44,12 @@ pub fn require(tool: &str) {
     );
 }
 
-/// Deterministic pseudo-random generator (xorshift), so that failures reproduce.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
-
 /// Text with the edge cases line tools get wrong: empty lines, CRLF endings, invalid UTF-8,
 /// tabs and commas, repeated delimiters, and (when `trailing_newline` is false) a last line
 /// without `\n`.
 pub fn edge_text(seed: u64, lines: usize, trailing_newline: bool) -> Vec<u8> {
-    let mut r = Rng::new(seed);
+    // Seeded, so that failures reproduce.
+    let mut r = fastrand::Rng::with_seed(seed);
     let words: [&[u8]; 14] = [
         b"foo",
         b"bar",
@@ -91,16 +69,16 @@ pub fn edge_text(seed: u64, lines: usize, trailing_newline: bool) -> Vec<u8> {
     let seps: [&[u8]; 6] = [b" ", b"\t", b",", b":", b"  ", b", "];
     let mut out = Vec::new();
     for i in 0..lines {
-        let n = r.below(7);
+        let n = r.usize(..7);
         for j in 0..n {
             if j > 0 {
-                let sep = seps[r.below(seps.len())];
+                let sep = seps[r.usize(..seps.len())];
                 out.extend_from_slice(sep);
             }
-            let word = words[r.below(words.len())];
+            let word = words[r.usize(..words.len())];
             out.extend_from_slice(word);
         }
-        if r.below(8) == 0 {
+        if r.usize(..8) == 0 {
             out.push(b'\r');
         }
         if i + 1 < lines || trailing_newline {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub use cli::Args;
 pub use schema::{BucketSpec, BufferSpec, FileSpec, MultiSpec, NetworkSpec, NullSpec, StoreSpec};
+use scribe_archive::category::{is_category_byte, MAX_CATEGORY_LEN};
 use scribe_archive::Category;
 use serde::Deserialize;
 
@@ -50,12 +51,14 @@ impl CategoryPattern {
             return Ok(CategoryPattern::Default);
         }
         if let Some(prefix) = s.strip_suffix('*') {
-            if !prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            {
+            if !prefix.bytes().all(is_category_byte) {
                 return Err(format!(
                     "prefix pattern {s:?} may only contain A-Z a-z 0-9 . _ - before the '*'"
+                ));
+            }
+            if prefix.len() > MAX_CATEGORY_LEN {
+                return Err(format!(
+                    "prefix pattern {s:?} is longer than any category ({MAX_CATEGORY_LEN} bytes)"
                 ));
             }
             return Ok(CategoryPattern::Prefix(prefix.to_string()));

@@ -253,3 +253,17 @@ fn check_config_text_agrees_with_loading_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn prefix_patterns_follow_the_category_rules() {
+    assert_eq!(
+        CategoryPattern::parse("web.*"),
+        Ok(CategoryPattern::Prefix("web.".into()))
+    );
+    let e = CategoryPattern::parse("we/b*").unwrap_err();
+    assert!(e.contains("may only contain"), "{e}");
+    let longest = format!("{}*", "a".repeat(MAX_CATEGORY_LEN));
+    assert!(CategoryPattern::parse(&longest).is_ok());
+    let e = CategoryPattern::parse(&format!("a{longest}")).unwrap_err();
+    assert!(e.contains("longer than any category"), "{e}");
+}

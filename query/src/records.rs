@@ -3,19 +3,19 @@
 //! (format detected line by line unless `--format`, see [`Detector`]), and aggregate states are merged
 //! in task order at the end.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
 
 use anyhow::{bail, Context, Result};
 
 use crate::agg::{parse_aggs, AggSpec, Cell, State};
-use crate::app::{stdout, Source};
 use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
 use crate::expr::Expr;
 use crate::formats::{Detector, FieldRef, Record};
 use crate::output::{self, Table};
 use crate::plan::plan;
+use crate::source::{stdout, Source};
 use crate::{lines, par, timefmt};
 
 /// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`.
@@ -29,25 +29,6 @@ pub fn parse_fields(s: &str) -> Result<Vec<FieldRef>> {
         bail!("no fields given");
     }
     Ok(v)
-}
-
-/// The last `n` lines of the whole input, in order.
-pub fn tail_lines(src: &Source, n: usize) -> Result<Vec<Vec<u8>>> {
-    let mut ring: VecDeque<Vec<u8>> = VecDeque::with_capacity(n.min(1 << 16));
-    for t in plan(&src.inputs, false)? {
-        let r = src.open(&t)?;
-        lines::for_each_line(r, |l| {
-            if n > 0 {
-                if ring.len() == n {
-                    ring.pop_front();
-                }
-                ring.push_back(l.to_vec());
-            }
-            ControlFlow::Continue(())
-        })
-        .with_context(|| format!("reading {}", src.inputs[t.input].name))?;
-    }
-    Ok(ring.into())
 }
 
 /// What a printing command does with each line.
@@ -90,7 +71,7 @@ impl Printer {
         if let Some(n) = tail {
             let mut pick = Detector::new(src.format);
             let mut any = false;
-            for l in tail_lines(src, n)? {
+            for l in src.tail_lines(n)? {
                 any |= self.line(pick.record(&l, now), &mut out)?;
             }
             out.flush()?;
@@ -459,7 +440,7 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
     let src = Source::new(&a.input, &a.files)?;
     let groups = if let Some(n) = a.input.tail {
         let mut data = Vec::new();
-        for l in tail_lines(&src, n)? {
+        for l in src.tail_lines(n)? {
             data.extend_from_slice(&l);
             data.push(b'\n');
         }

@@ -1,0 +1,127 @@
+//! What every command reads: the resolved inputs, the `--since`/`--until` range, and how a
+//! task's bytes are read (mapped or streamed, decompressed, time-filtered, counted for the
+//! progress bar); and the buffered standard output every command writes to.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+
+use anyhow::{Context, Result};
+
+use crate::cli::InputArgs;
+use crate::input::{resolve, Input, InputSpec};
+use crate::plan::{plan, Task};
+use crate::{lines, progress, timerange};
+
+/// Inputs plus everything that decides how a task's bytes are read.
+pub struct Source {
+    pub inputs: Vec<Input>,
+    /// Inputs `--since`/`--until` showed to hold no line in range: read as empty, but still
+    /// there (so that `grep -c` prints their `name:0` line like GNU grep).
+    skipped: Vec<bool>,
+    pub range: timerange::TimeRange,
+    pub format: Option<crate::cli::FormatArg>,
+    pub progress: progress::Progress,
+    pub no_mmap: bool,
+}
+
+impl Source {
+    pub fn new(args: &InputArgs, paths: &[String]) -> Result<Source> {
+        crate::lines::set_max_line(usize::try_from(args.max_line).unwrap_or(usize::MAX));
+        let spec = InputSpec {
+            paths: paths.to_vec(),
+            categories: args.categories.clone(),
+            data_dir: args.data_dir.clone(),
+        };
+        let inputs = resolve(&spec)?;
+        let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
+        let skipped = if range.is_all() {
+            vec![false; inputs.len()]
+        } else {
+            let keep = timerange::prune(&inputs, &range, args.format)?;
+            keep.into_iter().map(|k| !k).collect()
+        };
+        let progress = progress::Progress::new(&inputs, args.no_progress);
+        Ok(Source {
+            inputs,
+            skipped,
+            range,
+            format: args.format,
+            progress,
+            no_mmap: args.no_mmap,
+        })
+    }
+
+    /// A task's bytes in memory, when they can be mapped and need no line filtering (see
+    /// [`crate::plan::map`]); the caller then skips [`Source::open`].
+    pub fn mapped(&self, task: &Task) -> Result<Option<crate::plan::Mapped>> {
+        if !self.range.is_all() || self.no_mmap {
+            return Ok(None);
+        }
+        crate::plan::map(&self.inputs, task)
+    }
+
+    /// Counts a mapped task's bytes as done, for the progress bar.
+    pub fn mapped_done(&self, m: &crate::plan::Mapped) {
+        self.progress.add(m.len() as u64);
+    }
+
+    /// Calls `f` on every line of a task: from a mapping when possible, else read.
+    pub fn for_each_line(
+        &self,
+        task: &Task,
+        f: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        if let Some(m) = self.mapped(task)? {
+            lines::for_each_line_in(&m, f);
+            self.mapped_done(&m);
+            return Ok(());
+        }
+        let r = self.open(task)?;
+        lines::for_each_line(r, f)
+            .with_context(|| format!("reading {}", self.inputs[task.input].name))?;
+        Ok(())
+    }
+
+    /// A task's bytes: decompressed, restricted to the time range, counted for progress.
+    pub fn open(&self, task: &Task) -> Result<Box<dyn Read + Send + '_>> {
+        if self.skipped[task.input] {
+            return Ok(Box::new(io::empty()));
+        }
+        let r = crate::plan::open(&self.inputs, task)?;
+        let r = self.progress.wrap(r, &self.inputs[task.input]);
+        if self.range.is_all() {
+            Ok(r)
+        } else {
+            Ok(Box::new(timerange::FilterReader::new(
+                r,
+                self.range.clone(),
+                self.format,
+            )))
+        }
+    }
+
+    /// The last `n` lines of the whole input, in order.
+    pub fn tail_lines(&self, n: usize) -> Result<Vec<Vec<u8>>> {
+        let mut ring: VecDeque<Vec<u8>> = VecDeque::with_capacity(n.min(1 << 16));
+        for t in plan(&self.inputs, false)? {
+            let r = self.open(&t)?;
+            lines::for_each_line(r, |l| {
+                if n > 0 {
+                    if ring.len() == n {
+                        ring.pop_front();
+                    }
+                    ring.push_back(l.to_vec());
+                }
+                ControlFlow::Continue(())
+            })
+            .with_context(|| format!("reading {}", self.inputs[t.input].name))?;
+        }
+        Ok(ring.into())
+    }
+}
+
+/// Standard output with a large buffer (one write per 256 KiB).
+pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
+    io::BufWriter::with_capacity(256 * 1024, io::stdout().lock())
+}
