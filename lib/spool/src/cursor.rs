@@ -1,10 +1,12 @@
 //! The cursor file that makes the committed read position durable.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
-use crate::error::{io_err, SpoolError};
+use scribe_fs::{AtomicFile, SyncMode};
+
+use crate::error::SpoolError;
 use crate::position::Position;
 
 const CURSOR: &str = "cursor";
@@ -60,33 +62,16 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Position>, SpoolError> {
 /// Replaces the cursor atomically and durably: write `cursor.tmp`, fsync it, rename it over
 /// `cursor`, fsync the directory. A crash at any step leaves either the old or the new cursor.
 pub(crate) fn store(dir: &Path, pos: Position) -> Result<(), SpoolError> {
-    let tmp = dir.join(CURSOR_TMP);
-    let path = dir.join(CURSOR);
-    let mut f = File::create(&tmp).map_err(io_err("create cursor", &tmp))?;
-    f.write_all(&encode(pos))
-        .map_err(io_err("write cursor", &tmp))?;
-    f.sync_all().map_err(io_err("fsync cursor", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io_err("rename cursor", &path))?;
-    sync_dir(dir)
+    let mut f = AtomicFile::create(&dir.join(CURSOR), &dir.join(CURSOR_TMP))?;
+    f.write_all(&encode(pos))?;
+    f.commit(SyncMode::All)?;
+    Ok(scribe_fs::sync_dir(dir)?)
 }
 
 /// Removes a `cursor.tmp` left by a crash mid-`store` (the real cursor is intact).
 pub(crate) fn remove_temp(dir: &Path) -> Result<(), SpoolError> {
-    let tmp = dir.join(CURSOR_TMP);
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(SpoolError::io("remove stale cursor", &tmp, e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// fsyncs a directory so that files created, renamed or removed in it survive a power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    scribe_fs::remove_if_exists(&dir.join(CURSOR_TMP))?;
+    Ok(())
 }
 
 #[cfg(test)]

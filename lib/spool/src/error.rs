@@ -56,3 +56,14 @@ pub(crate) fn io_err<'a>(
 ) -> impl FnOnce(io::Error) -> SpoolError + 'a {
     move |source| SpoolError::io(op, path, source)
 }
+
+/// The shared crash-safe steps (`scribe_fs`) fail with the step and path, as ours do.
+impl From<scribe_fs::FsError> for SpoolError {
+    fn from(e: scribe_fs::FsError) -> SpoolError {
+        SpoolError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -295,7 +295,7 @@ impl Spool {
             self.head_dirty = false;
         }
         if self.dir_dirty {
-            cursor::sync_dir(&self.dir)?;
+            scribe_fs::sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
         Ok(())
@@ -564,21 +564,14 @@ impl Spool {
     }
 }
 
-/// Takes the directory's exclusive lock (an advisory `flock`, released when the file closes,
-/// including when the process dies).
+/// Takes the spool directory's lock (`scribe_fs::lock_dir`: `<dir>/lock`, held while the
+/// `Spool` lives): two writers appending to one spool would interleave records and each commit
+/// the other's reads.
 fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("open lock file", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SpoolError::Locked {
+    scribe_fs::lock_dir(dir).map_err(|e| match e {
+        scribe_fs::LockError::Held { .. } => SpoolError::Locked {
             dir: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(SpoolError::io("lock", &path, e)),
-    }
+        },
+        scribe_fs::LockError::Fs(e) => e.into(),
+    })
 }

@@ -8,30 +8,26 @@ use scribe_spool::{Entry, Spool, SpoolOptions};
 
 pub type Batch = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Small, deterministic PRNG (splitmix64), so tests need no extra crates and a failing seed
-/// can be replayed.
-pub struct Rng(u64);
+/// Seeded randomness (`fastrand`), so a failing seed can be replayed, with the few shapes the
+/// tests draw.
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(fastrand::Rng::with_seed(seed))
     }
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.u64(..)
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.u64(..n)
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
+        (0..len).map(|_| self.0.u8(..)).collect()
     }
 }
 
