@@ -33,7 +33,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use scribe_fs::{remove_if_exists, sync_dir};
+use scribe_fs::{remove_if_exists, sync_dir, AtomicFile, SyncMode};
 
 use crate::error::{io_err, WriteError};
 use crate::layout::{self, FileKey, Slot};
@@ -291,38 +291,32 @@ fn compress_file(inner: &Inner, src: &Path) -> Result<Outcome, WriteError> {
         Err(e) => return Err(io_err("open", src)(e)),
     };
     let meta = input.metadata().map_err(io_err("stat", src))?;
-    let written = write_gz(inner, src, input, &tmp, &meta);
-    if let Err(e) = written {
-        let _ = remove_if_exists(&tmp);
-        return Err(e);
-    }
+    let gz = layout::gz_path(src);
+    // Dropped on any error below, the replacement removes its temporary file.
+    let mut out = AtomicFile::create(&gz, &tmp)?;
+    write_gz(inner, src, input, &mut out, &meta)?;
+    out.sync(SyncMode::All)?;
     // The rename happens under the lock: retention (and recovery) may not delete `src`
     // between our check and the rename, or the .gz would bring a deleted file back. Only the
-    // check and the rename: the directory fsync and the removal need no exclusion (a removal
-    // racing retention's finds the file gone, which is fine), and writers queueing work must
-    // not wait for an fsync.
-    let gz = layout::gz_path(src);
+    // check and the rename: the fsyncs and the removal need no exclusion (a removal racing
+    // retention's finds the file gone, which is fine), and writers queueing work must not
+    // wait for an fsync.
     {
         let _st = inner.lock();
-        let committed = match std::fs::symlink_metadata(src) {
+        match std::fs::symlink_metadata(src) {
             Ok(m) if m.len() == meta.len() => {
-                std::fs::rename(&tmp, &gz).map_err(io_err("rename", &gz))
+                out.commit(SyncMode::Nothing)?;
             }
             // A closed file never changes; if this one did, someone still writes it.
-            Ok(_) => Err(WriteError::Io {
-                op: "compress (file changed while compressing)",
-                path: src.to_path_buf(),
-                source: io::Error::other("size changed"),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                remove_if_exists(&tmp)?;
-                return Ok(Outcome::Skipped);
+            Ok(_) => {
+                return Err(WriteError::Io {
+                    op: "compress (file changed while compressing)",
+                    path: src.to_path_buf(),
+                    source: io::Error::other("size changed"),
+                })
             }
-            Err(e) => Err(io_err("stat", src)(e)),
-        };
-        if let Err(e) = committed {
-            let _ = remove_if_exists(&tmp);
-            return Err(e);
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcome::Skipped),
+            Err(e) => return Err(io_err("stat", src)(e)),
         }
     }
     // The .gz must be durable under its final name before the original goes.
@@ -333,14 +327,16 @@ fn compress_file(inner: &Inner, src: &Path) -> Result<Outcome, WriteError> {
     Ok(Outcome::Compressed)
 }
 
+/// Streams `src` gzipped into `out`, with the original's name and mtime in the gzip header
+/// and on the file.
 fn write_gz(
     inner: &Inner,
     src: &Path,
     input: File,
-    tmp: &Path,
+    out: &mut AtomicFile,
     meta: &std::fs::Metadata,
 ) -> Result<(), WriteError> {
-    let out = File::create(tmp).map_err(io_err("create", tmp))?;
+    let tmp = &out.tmp_path().to_path_buf();
     let mtime = meta.modified().ok();
     let header_mtime = mtime
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -353,7 +349,10 @@ fn write_gz(
     let mut enc = flate2::GzBuilder::new()
         .filename(name)
         .mtime(header_mtime)
-        .write(BufWriter::with_capacity(256 * 1024, out), inner.level);
+        .write(
+            BufWriter::with_capacity(256 * 1024, out.file()),
+            inner.level,
+        );
     let copied = io::copy(&mut BufReader::with_capacity(256 * 1024, input), &mut enc)
         .map_err(io_err("compress", src))?;
     if copied != meta.len() {
@@ -371,7 +370,7 @@ fn write_gz(
     if let Some(t) = mtime {
         out.set_modified(t).map_err(io_err("set mtime", tmp))?;
     }
-    out.sync_all().map_err(io_err("fsync", tmp))
+    Ok(())
 }
 
 /// Whether `gz` looks like a complete gzip of `plain_len` bytes: the magic number, and a

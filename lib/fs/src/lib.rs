@@ -107,21 +107,39 @@ impl AtomicFile {
             .map_err(FsError::at("write", &self.tmp))
     }
 
+    /// The temporary file, to stream into (`&mut File` is `Write`) or to set its metadata.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("present until commit")
+    }
+
+    /// The temporary file's path (for error messages).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Forces the contents to the device now, so that a later [`AtomicFile::commit`] with
+    /// [`SyncMode::Nothing`] is only the rename: for a caller that must rename under a lock
+    /// and should not hold the lock through an fsync.
+    pub fn sync(&mut self, sync: SyncMode) -> Result<(), FsError> {
+        let file = self.file.as_ref().expect("present until commit");
+        let synced = match sync {
+            SyncMode::All => file.sync_all(),
+            SyncMode::Data => file.sync_data(),
+            SyncMode::Nothing => Ok(()),
+        };
+        synced.map_err(FsError::at("fsync", &self.tmp))
+    }
+
     /// Forces the contents to the device as `sync` says, then renames the temporary file over
     /// `dest`; returns the open handle, which now names `dest`. The rename is durable only
     /// once the directory is fsynced: call [`sync_dir`] on the parent (skipped here because
     /// some callers may carry on without it: an older, consistent file coming back after a
     /// power loss is acceptable to them).
     pub fn commit(mut self, sync: SyncMode) -> Result<File, FsError> {
-        let file = self.file.take().expect("present until commit");
-        let synced = match sync {
-            SyncMode::All => file.sync_all(),
-            SyncMode::Data => file.sync_data(),
-            SyncMode::Nothing => Ok(()),
-        };
-        synced.map_err(FsError::at("fsync", &self.tmp))?;
+        // On an error `self` drops with its file, which removes the temporary file.
+        self.sync(sync)?;
         std::fs::rename(&self.tmp, &self.dest).map_err(FsError::at("rename", &self.dest))?;
-        Ok(file)
+        Ok(self.file.take().expect("present until commit"))
     }
 }
 
