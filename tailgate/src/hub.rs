@@ -11,6 +11,10 @@
 //! registers the subscription under that same feed lock, so a subscriber sees every line
 //! exactly once, in order, with no gap between backlog and live lines.
 //!
+//! Lines a source could not read ([`Hub::publish_gap`]) take seqs without lines: live
+//! subscribers get a `gap` item in their place, and a backlog or resume across them gets one
+//! where the seqs jump, so no subscriber ever meets a hole without a notice.
+//!
 //! Lock order: hub → feed → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -61,6 +65,8 @@ pub struct Metrics {
     pub lines_sent: AtomicU64,
     pub lines_dropped: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Gaps published by sources (lines they could not read).
+    pub source_gaps: AtomicU64,
 }
 
 pub struct Hub {
@@ -231,6 +237,45 @@ impl ClientQueue {
         }
     }
 
+    /// A gap in the seqs of `category` (lines lost at the source), after the lines and drops
+    /// queued before it. Consecutive gaps merge, and while the client is over its bound the
+    /// gap's seqs are counted with its dropped lines, so lost files cannot grow the queue.
+    fn push_gap(&self, key: u64, category: &Arc<str>, from: u64, to: u64) {
+        let mut q = lock(&self.state);
+        let id = (key, category.clone());
+        if q.bytes >= self.cap {
+            let e = q.dropping.entry(id).or_insert((0, from));
+            e.0 += to - from + 1;
+            return;
+        }
+        if let Some((count, from_seq)) = q.dropping.remove(&id) {
+            q.items.push_back(Item::Dropped {
+                key,
+                category: category.clone(),
+                count,
+                from_seq,
+            });
+        }
+        if let Some(Item::Gap {
+            key: k,
+            category: c,
+            to_seq,
+            ..
+        }) = q.items.back_mut()
+        {
+            if *k == key && c == category && *to_seq + 1 == from {
+                *to_seq = to;
+                return;
+            }
+        }
+        q.items.push_back(Item::Gap {
+            key,
+            category: category.clone(),
+            from_seq: from,
+            to_seq: to,
+        });
+    }
+
     /// Bytes that fit before the bound.
     fn room(&self) -> usize {
         self.cap.saturating_sub(lock(&self.state).bytes)
@@ -306,6 +351,74 @@ fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usi
         n += 1;
     }
     n
+}
+
+/// Queues where subscription `key` starts in one feed: its backlog (`backlog` lines) or the
+/// lines after `since`, the newest that fit in `budget` lines and `room` bytes, with a `Gap`
+/// item for each run of seqs it does not send (skipped for lack of room, evicted, or lost at
+/// the source). What it queues is taken from `left`.
+fn queue_start(
+    queue: &ClientQueue,
+    key: u64,
+    name: &Arc<str>,
+    ring: &Ring,
+    since: Option<u64>,
+    backlog: usize,
+    left: &mut Allowance,
+) {
+    let (resume, lines): (Option<Resume>, Vec<&RingLine>) = match since {
+        Some(since) => {
+            let (resume, lines) = ring.after(since);
+            (Some(resume), lines.collect())
+        }
+        None => (None, ring.last(backlog.min(left.lines)).collect()),
+    };
+    let keep = newest_within(&lines, left.lines, left.bytes);
+    let skip = lines.len() - keep;
+    let gap = |from_seq, to_seq| Item::Gap {
+        key,
+        category: name.clone(),
+        from_seq,
+        to_seq,
+    };
+    // Lines missed before the first one sent: evicted from the ring, or over the budget or
+    // the room.
+    let from = match resume {
+        Some(Resume::Gap { from, .. }) => Some(from),
+        _ if skip > 0 => Some(lines[0].0),
+        _ => None,
+    };
+    let sent = &lines[skip..];
+    let mut prev = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+    if let Some(from) = from {
+        queue.push_unbounded(gap(from, prev));
+    }
+    let mut bytes = 0;
+    for (seq, line) in sent {
+        // A jump: seqs the source skipped, or a line too big for the ring.
+        if *seq > prev + 1 {
+            queue.push_unbounded(gap(prev + 1, seq - 1));
+        }
+        queue.push_unbounded(Item::Line {
+            key,
+            category: name.clone(),
+            seq: *seq,
+            line: line.clone(),
+        });
+        bytes += line.len() + LINE_OVERHEAD;
+        prev = *seq;
+    }
+    if !sent.is_empty() && prev < ring.last_seq() {
+        queue.push_unbounded(gap(prev + 1, ring.last_seq()));
+    }
+    left.lines -= sent.len();
+    left.bytes = left.bytes.saturating_sub(bytes);
+}
+
+/// What one subscribe may still queue, over all its categories.
+struct Allowance {
+    lines: usize,
+    bytes: usize,
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain counters and
@@ -421,6 +534,23 @@ impl Hub {
         Ok(())
     }
 
+    /// Records that `count` lines of `category` (at least 1; a whole file whose lines could
+    /// not be counted is 1) were lost by its source: they take the next seqs without lines,
+    /// and every subscriber gets a `gap` for them, in order with the lines around it. Returns
+    /// the seqs.
+    pub fn publish_gap(&self, category: &str, count: u64) -> Result<(u64, u64), TooManyCategories> {
+        let feed = self.feed(category)?;
+        let mut st = lock(&feed.state);
+        let (from, to) = st.ring.skip(count);
+        st.last_update = Some(SystemTime::now());
+        for sub in &st.subs {
+            sub.queue.push_gap(sub.key, &feed.name, from, to);
+        }
+        drop(st);
+        self.metrics.source_gaps.fetch_add(1, Ordering::Relaxed);
+        Ok((from, to))
+    }
+
     /// Registers a subscription and queues its starting lines; returns the key its items
     /// carry and the categories it matches now.
     pub fn subscribe(
@@ -441,55 +571,24 @@ impl Hub {
         // Backlog and resume lines are bounded per request in number (a glob over many
         // categories cannot queue every ring at once) and by the room left in the client's
         // queue, so they cannot take a client past `--client-buffer`.
-        let mut budget = self.cfg.ring_lines;
-        let mut room = queue.room();
+        let mut left = Allowance {
+            lines: self.cfg.ring_lines,
+            bytes: queue.room(),
+        };
         for (name, feed) in &inner.feeds {
             if !sub.pattern.matches(name) {
                 continue;
             }
             let mut st = lock(&feed.state);
             matched.push((name.clone(), st.ring.last_seq()));
-            let (backlog, since) = match start {
-                Start::Backlog(n) => (*n, None),
-                Start::Since(map, n) => (*n, map.get(&**name).copied()),
+            let since = match start {
+                Start::Backlog(_) => None,
+                Start::Since(map, _) => map.get(&**name).copied(),
             };
-            let line = |(seq, line): &(u64, Bytes)| Item::Line {
-                key,
-                category: name.clone(),
-                seq: *seq,
-                line: line.clone(),
+            let backlog = match start {
+                Start::Backlog(n) | Start::Since(_, n) => *n,
             };
-            let (resume, lines): (Option<(Resume, u64)>, Vec<&RingLine>) = match since {
-                Some(since) => {
-                    let (resume, lines) = st.ring.after(since);
-                    (Some((resume, since)), lines.collect())
-                }
-                None => (None, st.ring.last(backlog.min(budget)).collect()),
-            };
-            let keep = newest_within(&lines, budget, room);
-            let skip = lines.len() - keep;
-            // Lines missed: evicted from the ring, or over the budget or the room.
-            let from = match resume {
-                Some((Resume::Gap { from, .. }, _)) => Some(from),
-                Some((Resume::Complete, since)) if skip > 0 => Some(since + 1),
-                None if skip > 0 => Some(lines[0].0),
-                _ => None,
-            };
-            if let Some(from) = from {
-                let to = lines.get(skip).map_or(st.ring.last_seq(), |(s, _)| s - 1);
-                queue.push_unbounded(Item::Gap {
-                    key,
-                    category: name.clone(),
-                    from_seq: from,
-                    to_seq: to,
-                });
-            }
-            for l in &lines[skip..] {
-                queue.push_unbounded(line(l));
-                budget -= 1;
-                room = room.saturating_sub(l.1.len() + LINE_OVERHEAD);
-            }
-            drop(lines);
+            queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
             st.subs.push(sub.clone());
         }
         drop(inner);
@@ -707,6 +806,112 @@ mod tests {
             &items[3],
             Item::Gap { from_seq: 1, to_seq: 2, category, .. } if &**category == "b"
         ));
+    }
+
+    /// (from, to) of each gap item.
+    fn gaps(items: &[Item]) -> Vec<(u64, u64)> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Gap {
+                    from_seq, to_seq, ..
+                } => Some((*from_seq, *to_seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_source_gap_reaches_live_subscribers_in_order() {
+        let hub = Hub::new(HubConfig::default());
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.publish("a", lines(&["1"])).unwrap();
+        assert_eq!(hub.publish_gap("a", 2).unwrap(), (2, 3));
+        assert_eq!(
+            hub.publish_gap("a", 0).unwrap(),
+            (4, 4),
+            "merged with the last"
+        );
+        hub.publish("a", lines(&["5"])).unwrap();
+        let items = q.drain();
+        assert_eq!(seqs(&items), [1, 5]);
+        assert!(matches!(
+            items[1],
+            Item::Gap {
+                from_seq: 2,
+                to_seq: 4,
+                ..
+            }
+        ));
+        assert_eq!(hub.metrics.source_gaps.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_source_gap_while_a_client_is_over_its_bound_counts_as_dropped() {
+        let hub = Hub::new(HubConfig {
+            client_buffer: 2 * (LINE_OVERHEAD + 1),
+            ..HubConfig::default()
+        });
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(0));
+        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+        hub.publish_gap("a", 2).unwrap();
+        let items = q.drain();
+        assert_eq!(seqs(&items), [1, 2]);
+        assert!(matches!(
+            items[2],
+            Item::Dropped {
+                count: 3,
+                from_seq: 3,
+                ..
+            }
+        ));
+        // Room again: a drop still pending is reported before the gap.
+        hub.publish("a", lines(&["6", "7", "8", "9"])).unwrap();
+        assert_eq!(seqs(&q.drain_upto(1)), [6]);
+        hub.publish_gap("a", 1).unwrap();
+        let items = q.drain();
+        assert_eq!(seqs(&items), [7]);
+        assert!(
+            matches!(
+                items[1],
+                Item::Dropped {
+                    from_seq: 8,
+                    count: 2,
+                    ..
+                }
+            ),
+            "{items:?}"
+        );
+        assert_eq!(gaps(&items), [(10, 10)]);
+    }
+
+    #[test]
+    fn backlog_and_resume_across_source_gaps_report_them() {
+        let hub = Hub::new(HubConfig::default());
+        hub.publish("a", lines(&["1", "2"])).unwrap();
+        hub.publish_gap("a", 3).unwrap(); // 3..=5
+        hub.publish("a", lines(&["6"])).unwrap();
+        hub.publish_gap("a", 1).unwrap(); // 7
+        let q = hub.new_queue();
+        hub.subscribe(&q, Pattern::new("a").unwrap(), &Start::Backlog(10));
+        let items = q.drain();
+        assert_eq!(seqs(&items), [1, 2, 6]);
+        assert_eq!(gaps(&items), [(3, 5), (7, 7)]);
+        // Resumed right before a gap, and after the last line.
+        for (since, want_seqs, want_gaps) in [
+            (2, vec![6], vec![(3, 5), (7, 7)]),
+            (6, vec![], vec![(7, 7)]),
+            (7, vec![], vec![]),
+        ] {
+            let q = hub.new_queue();
+            let start = Start::Since(HashMap::from([("a".to_string(), since)]), 0);
+            hub.subscribe(&q, Pattern::new("a").unwrap(), &start);
+            let items = q.drain();
+            assert_eq!(seqs(&items), want_seqs, "since {since}");
+            assert_eq!(gaps(&items), want_gaps, "since {since}");
+        }
     }
 
     #[test]
