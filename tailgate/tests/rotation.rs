@@ -52,6 +52,17 @@ impl Drop for Scribed {
 
 impl Scribed {
     fn start(data_dir: &Path, max_size: &str) -> Scribed {
+        Scribed::launch(data_dir, &["--max-size", max_size])
+    }
+
+    /// With this TOML config (written beside the data dir).
+    fn with_config(data_dir: &Path, toml: &str) -> Scribed {
+        let path = data_dir.with_extension("toml");
+        std::fs::write(&path, toml).unwrap();
+        Scribed::launch(data_dir, &["--config", path.to_str().unwrap()])
+    }
+
+    fn launch(data_dir: &Path, args: &[&str]) -> Scribed {
         let ready = data_dir.with_extension("ready");
         let child = Command::new(scribed_bin())
             .args(["--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0"])
@@ -59,7 +70,7 @@ impl Scribed {
             .arg(data_dir)
             .arg("--ready-file")
             .arg(&ready)
-            .args(["--max-size", max_size])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -107,11 +118,14 @@ async fn ship(c: &mut Client, category: &str, from: usize, to: usize) {
     }
 }
 
-/// What a subscriber got for one category: lines as (seq, text), and every notice.
+/// What a subscriber got for one category: lines as (seq, text), every notice, and both in
+/// the order they came.
 #[derive(Default, Debug)]
 struct Got {
     lines: Vec<(u64, String)>,
     notices: Vec<Value>,
+    /// (first seq, last seq, line text if a line)
+    order: Vec<(u64, u64, Option<String>)>,
 }
 
 /// Reads messages until `last` arrives in `category` (or `limit` passes).
@@ -129,11 +143,17 @@ async fn collect(ws: &mut Ws, category: &str, last: &str, limit: Duration) -> Go
             "lines" => {
                 let seq = v["seq"].as_u64().unwrap();
                 for (i, l) in v["lines"].as_array().unwrap().iter().enumerate() {
-                    got.lines
-                        .push((seq + i as u64, l.as_str().unwrap().to_string()));
+                    let (seq, text) = (seq + i as u64, l.as_str().unwrap().to_string());
+                    got.order.push((seq, seq, Some(text.clone())));
+                    got.lines.push((seq, text));
                 }
             }
-            "gap" | "dropped" => got.notices.push(v),
+            "gap" => {
+                let from = v["from_seq"].as_u64().unwrap();
+                got.order.push((from, v["to_seq"].as_u64().unwrap(), None));
+                got.notices.push(v);
+            }
+            "dropped" => got.notices.push(v),
             _ => {}
         }
     }
@@ -204,6 +224,77 @@ async fn new_category_rotated_before_the_rescan_is_read_from_its_first_line() {
     let got = collect(&mut ws, "fresh", &seq_line(N - 1), Duration::from_secs(30)).await;
     assert_complete(&got, 0, N);
     assert_eq!(got.lines[0].0, 1, "the category's first line is its seq 1");
+}
+
+/// Retention removes files faster than tailgate can read them: lines are lost, but every
+/// loss is a `gap`, in its place.
+#[tokio::test]
+async fn files_removed_before_they_were_read_are_gaps_never_silent_holes() {
+    const N: usize = 5000;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let config = r#"
+        [[store]]
+        category = "default"
+        type = "file"
+        max_size = "8K"
+        compress = true
+        keep_files = 3
+    "#;
+    let scribed = Scribed::with_config(&data, config);
+    let mut c = scribed.client().await;
+    ship(&mut c, "kept", 0, 10).await;
+    // Polling twice a second: a dozen files come and go between two polls.
+    let tg = Tailgate::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--poll-interval",
+        "500ms",
+    ]);
+    let mut ws = subscribe_all(&tg).await;
+    if !tg.get("/api/categories").await.1.contains("kept") {
+        next_of(&mut ws, "categories").await;
+    }
+    ship(&mut c, "kept", 10, 10 + N).await;
+    let got = collect(&mut ws, "kept", &seq_line(9 + N), Duration::from_secs(30)).await;
+    assert_eq!(got.lines.last().map(|l| &l.1), Some(&seq_line(9 + N)));
+    assert!(
+        !got.notices.is_empty(),
+        "retention outran tailgate: there are gaps"
+    );
+    assert!(
+        got.notices.iter().all(|n| n["type"] == "gap"),
+        "{:?}",
+        got.notices
+    );
+    // Every seq is a line or inside a gap, in order; a jump in the line numbers only ever
+    // comes with a gap before it.
+    let number = |t: &str| t[4..10].parse::<usize>().unwrap();
+    let mut prev: Option<(u64, Option<usize>)> = None;
+    let mut gap_since_last_line = false;
+    for (from, to, text) in &got.order {
+        if let Some((last_seq, _)) = prev {
+            assert_eq!(*from, last_seq + 1, "seqs are contiguous: {:?}", got.order);
+        }
+        let last_number = prev.and_then(|p| p.1);
+        match text {
+            None => gap_since_last_line = true,
+            Some(t) => {
+                let n = number(t);
+                if let Some(m) = last_number {
+                    assert!(n > m, "in order");
+                    assert!(
+                        n == m + 1 || gap_since_last_line,
+                        "silent hole between {m} and {n}"
+                    );
+                }
+                gap_since_last_line = false;
+                prev = Some((*to, Some(n)));
+                continue;
+            }
+        }
+        prev = Some((*to, last_number));
+    }
 }
 
 fn write(path: &Path, text: &str) {
