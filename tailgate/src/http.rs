@@ -376,6 +376,12 @@ async fn metrics(
         m.lines_dropped.load(Ordering::Relaxed),
     );
     put(
+        "tailgate_source_gaps_total",
+        "counter",
+        "Gaps sources published: lines they could not read (files removed before they were read, overlong lines, corrupt .gz).",
+        m.source_gaps.load(Ordering::Relaxed),
+    );
+    put(
         "tailgate_connections_refused_total",
         "counter",
         "Websocket connections refused at the connection limit.",

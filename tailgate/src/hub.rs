@@ -11,6 +11,10 @@
 //! registers the subscription under that same feed lock, so a subscriber sees every line
 //! exactly once, in order, with no gap between backlog and live lines.
 //!
+//! Lines a source could not read ([`Hub::publish_gap`]) take seqs without lines: live
+//! subscribers get a `gap` item in their place, and a backlog or resume across them gets one
+//! where the seqs jump, so no subscriber ever meets a hole without a notice.
+//!
 //! Lock order: hub → feed → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -61,6 +65,8 @@ pub struct Metrics {
     pub lines_sent: AtomicU64,
     pub lines_dropped: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Gaps published by sources (lines they could not read).
+    pub source_gaps: AtomicU64,
 }
 
 pub struct Hub {
@@ -231,6 +237,45 @@ impl ClientQueue {
         }
     }
 
+    /// A gap in the seqs of `category` (lines lost at the source), after the lines and drops
+    /// queued before it. Consecutive gaps merge, and while the client is over its bound the
+    /// gap's seqs are counted with its dropped lines, so lost files cannot grow the queue.
+    fn push_gap(&self, key: u64, category: &Arc<str>, from: u64, to: u64) {
+        let mut q = lock(&self.state);
+        let id = (key, category.clone());
+        if q.bytes >= self.cap {
+            let e = q.dropping.entry(id).or_insert((0, from));
+            e.0 += to - from + 1;
+            return;
+        }
+        if let Some((count, from_seq)) = q.dropping.remove(&id) {
+            q.items.push_back(Item::Dropped {
+                key,
+                category: category.clone(),
+                count,
+                from_seq,
+            });
+        }
+        if let Some(Item::Gap {
+            key: k,
+            category: c,
+            to_seq,
+            ..
+        }) = q.items.back_mut()
+        {
+            if *k == key && c == category && *to_seq + 1 == from {
+                *to_seq = to;
+                return;
+            }
+        }
+        q.items.push_back(Item::Gap {
+            key,
+            category: category.clone(),
+            from_seq: from,
+            to_seq: to,
+        });
+    }
+
     /// Bytes that fit before the bound.
     fn room(&self) -> usize {
         self.cap.saturating_sub(lock(&self.state).bytes)
@@ -306,6 +351,74 @@ fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usi
         n += 1;
     }
     n
+}
+
+/// Queues where subscription `key` starts in one feed: its backlog (`backlog` lines) or the
+/// lines after `since`, the newest that fit in `budget` lines and `room` bytes, with a `Gap`
+/// item for each run of seqs it does not send (skipped for lack of room, evicted, or lost at
+/// the source). What it queues is taken from `left`.
+fn queue_start(
+    queue: &ClientQueue,
+    key: u64,
+    name: &Arc<str>,
+    ring: &Ring,
+    since: Option<u64>,
+    backlog: usize,
+    left: &mut Allowance,
+) {
+    let (resume, lines): (Option<Resume>, Vec<&RingLine>) = match since {
+        Some(since) => {
+            let (resume, lines) = ring.after(since);
+            (Some(resume), lines.collect())
+        }
+        None => (None, ring.last(backlog.min(left.lines)).collect()),
+    };
+    let keep = newest_within(&lines, left.lines, left.bytes);
+    let skip = lines.len() - keep;
+    let gap = |from_seq, to_seq| Item::Gap {
+        key,
+        category: name.clone(),
+        from_seq,
+        to_seq,
+    };
+    // Lines missed before the first one sent: evicted from the ring, or over the budget or
+    // the room.
+    let from = match resume {
+        Some(Resume::Gap { from, .. }) => Some(from),
+        _ if skip > 0 => Some(lines[0].0),
+        _ => None,
+    };
+    let sent = &lines[skip..];
+    let mut prev = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+    if let Some(from) = from {
+        queue.push_unbounded(gap(from, prev));
+    }
+    let mut bytes = 0;
+    for (seq, line) in sent {
+        // A jump: seqs the source skipped, or a line too big for the ring.
+        if *seq > prev + 1 {
+            queue.push_unbounded(gap(prev + 1, seq - 1));
+        }
+        queue.push_unbounded(Item::Line {
+            key,
+            category: name.clone(),
+            seq: *seq,
+            line: line.clone(),
+        });
+        bytes += line.len() + LINE_OVERHEAD;
+        prev = *seq;
+    }
+    if !sent.is_empty() && prev < ring.last_seq() {
+        queue.push_unbounded(gap(prev + 1, ring.last_seq()));
+    }
+    left.lines -= sent.len();
+    left.bytes = left.bytes.saturating_sub(bytes);
+}
+
+/// What one subscribe may still queue, over all its categories.
+struct Allowance {
+    lines: usize,
+    bytes: usize,
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain counters and
@@ -421,6 +534,23 @@ impl Hub {
         Ok(())
     }
 
+    /// Records that `count` lines of `category` (at least 1; a whole file whose lines could
+    /// not be counted is 1) were lost by its source: they take the next seqs without lines,
+    /// and every subscriber gets a `gap` for them, in order with the lines around it. Returns
+    /// the seqs.
+    pub fn publish_gap(&self, category: &str, count: u64) -> Result<(u64, u64), TooManyCategories> {
+        let feed = self.feed(category)?;
+        let mut st = lock(&feed.state);
+        let (from, to) = st.ring.skip(count);
+        st.last_update = Some(SystemTime::now());
+        for sub in &st.subs {
+            sub.queue.push_gap(sub.key, &feed.name, from, to);
+        }
+        drop(st);
+        self.metrics.source_gaps.fetch_add(1, Ordering::Relaxed);
+        Ok((from, to))
+    }
+
     /// Registers a subscription and queues its starting lines; returns the key its items
     /// carry and the categories it matches now.
     pub fn subscribe(
@@ -441,55 +571,24 @@ impl Hub {
         // Backlog and resume lines are bounded per request in number (a glob over many
         // categories cannot queue every ring at once) and by the room left in the client's
         // queue, so they cannot take a client past `--client-buffer`.
-        let mut budget = self.cfg.ring_lines;
-        let mut room = queue.room();
+        let mut left = Allowance {
+            lines: self.cfg.ring_lines,
+            bytes: queue.room(),
+        };
         for (name, feed) in &inner.feeds {
             if !sub.pattern.matches(name) {
                 continue;
             }
             let mut st = lock(&feed.state);
             matched.push((name.clone(), st.ring.last_seq()));
-            let (backlog, since) = match start {
-                Start::Backlog(n) => (*n, None),
-                Start::Since(map, n) => (*n, map.get(&**name).copied()),
+            let since = match start {
+                Start::Backlog(_) => None,
+                Start::Since(map, _) => map.get(&**name).copied(),
             };
-            let line = |(seq, line): &(u64, Bytes)| Item::Line {
-                key,
-                category: name.clone(),
-                seq: *seq,
-                line: line.clone(),
+            let backlog = match start {
+                Start::Backlog(n) | Start::Since(_, n) => *n,
             };
-            let (resume, lines): (Option<(Resume, u64)>, Vec<&RingLine>) = match since {
-                Some(since) => {
-                    let (resume, lines) = st.ring.after(since);
-                    (Some((resume, since)), lines.collect())
-                }
-                None => (None, st.ring.last(backlog.min(budget)).collect()),
-            };
-            let keep = newest_within(&lines, budget, room);
-            let skip = lines.len() - keep;
-            // Lines missed: evicted from the ring, or over the budget or the room.
-            let from = match resume {
-                Some((Resume::Gap { from, .. }, _)) => Some(from),
-                Some((Resume::Complete, since)) if skip > 0 => Some(since + 1),
-                None if skip > 0 => Some(lines[0].0),
-                _ => None,
-            };
-            if let Some(from) = from {
-                let to = lines.get(skip).map_or(st.ring.last_seq(), |(s, _)| s - 1);
-                queue.push_unbounded(Item::Gap {
-                    key,
-                    category: name.clone(),
-                    from_seq: from,
-                    to_seq: to,
-                });
-            }
-            for l in &lines[skip..] {
-                queue.push_unbounded(line(l));
-                budget -= 1;
-                room = room.saturating_sub(l.1.len() + LINE_OVERHEAD);
-            }
-            drop(lines);
+            queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
             st.subs.push(sub.clone());
         }
         drop(inner);
@@ -562,161 +661,5 @@ impl Feed {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(v: &[&str]) -> Vec<Bytes> {
-        v.iter().map(|s| Bytes::from(s.to_string())).collect()
-    }
-
-    fn seqs(items: &[Item]) -> Vec<u64> {
-        items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Line { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn backlog_then_live_without_gap() {
-        let hub = Hub::new(HubConfig::default());
-        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
-        let q = hub.new_queue();
-        let (_, matched) = hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(2));
-        assert_eq!(matched.len(), 1);
-        hub.publish("a", lines(&["4"])).unwrap();
-        assert_eq!(seqs(&q.drain()), [2, 3, 4]);
-    }
-
-    #[test]
-    fn backlog_is_bounded_by_the_client_buffer_and_reports_the_rest() {
-        let hub = Hub::new(HubConfig {
-            client_buffer: 3 * (LINE_OVERHEAD + 1),
-            ..HubConfig::default()
-        });
-        hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
-        let q = hub.new_queue();
-        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(5));
-        let items = q.drain();
-        assert!(
-            matches!(
-                items[0],
-                Item::Gap {
-                    from_seq: 1,
-                    to_seq: 2,
-                    ..
-                }
-            ),
-            "{:?}",
-            items.len()
-        );
-        assert_eq!(seqs(&items), [3, 4, 5]);
-        // A resume too: the newest that fit, the rest as a gap.
-        let q = hub.new_queue();
-        let since = Start::Since(HashMap::from([("a".to_string(), 0)]), 0);
-        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &since);
-        let items = q.drain();
-        assert!(matches!(
-            items[0],
-            Item::Gap {
-                from_seq: 1,
-                to_seq: 2,
-                ..
-            }
-        ));
-        assert_eq!(seqs(&items), [3, 4, 5]);
-    }
-
-    #[test]
-    fn drain_upto_takes_a_bounded_share_and_drops_come_last() {
-        let hub = Hub::new(HubConfig {
-            client_buffer: 3 * (LINE_OVERHEAD + 1),
-            ..HubConfig::default()
-        });
-        let q = hub.new_queue();
-        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
-        hub.publish("a", lines(&["1", "2", "3", "4"])).unwrap();
-        let first = q.drain_upto(2 * (LINE_OVERHEAD + 1));
-        assert_eq!(first.len(), 2, "the drop waits for the queue to empty");
-        let rest = q.drain_upto(2 * (LINE_OVERHEAD + 1));
-        assert_eq!(seqs(&rest), [3]);
-        assert!(matches!(
-            rest[1],
-            Item::Dropped {
-                count: 1,
-                from_seq: 4,
-                ..
-            }
-        ));
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn glob_subscription_picks_up_new_categories() {
-        let hub = Hub::new(HubConfig::default());
-        let q = hub.new_queue();
-        hub.subscribe(&q, CategoryGlob::new("web.*").unwrap(), &Start::Backlog(0));
-        hub.publish("web.a", lines(&["x"])).unwrap();
-        hub.publish("db", lines(&["y"])).unwrap();
-        let items = q.drain();
-        assert_eq!(items.len(), 1);
-        assert!(matches!(&items[0], Item::Line { category, .. } if &**category == "web.a"));
-    }
-
-    #[test]
-    fn full_queue_counts_drops_in_order() {
-        let hub = Hub::new(HubConfig {
-            client_buffer: 3 * (LINE_OVERHEAD + 1),
-            ..HubConfig::default()
-        });
-        let q = hub.new_queue();
-        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
-        hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
-        let items = q.drain();
-        assert_eq!(seqs(&items), [1, 2, 3]);
-        assert!(matches!(
-            items.last(),
-            Some(Item::Dropped {
-                count: 2,
-                from_seq: 4,
-                ..
-            })
-        ));
-        assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
-        hub.publish("a", lines(&["6"])).unwrap();
-        assert_eq!(seqs(&q.drain()), [6]);
-    }
-
-    #[test]
-    fn resume_lines_are_bounded_per_request() {
-        let hub = Hub::new(HubConfig {
-            ring_lines: 4,
-            ..HubConfig::default()
-        });
-        hub.publish("a", lines(&["1", "2", "3"])).unwrap();
-        hub.publish("b", lines(&["1", "2", "3"])).unwrap();
-        let q = hub.new_queue();
-        let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
-        hub.subscribe(&q, CategoryGlob::new("*").unwrap(), &Start::Since(since, 0));
-        let items = q.drain();
-        // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
-        assert_eq!(seqs(&items), [1, 2, 3, 3]);
-        assert!(matches!(
-            &items[3],
-            Item::Gap { from_seq: 1, to_seq: 2, category, .. } if &**category == "b"
-        ));
-    }
-
-    #[test]
-    fn category_cap() {
-        let hub = Hub::new(HubConfig {
-            max_categories: 1,
-            ..HubConfig::default()
-        });
-        hub.publish("a", lines(&["1"])).unwrap();
-        assert!(hub.publish("b", lines(&["1"])).is_err());
-        assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), 1);
-    }
-}
+#[path = "hub_tests.rs"]
+mod tests;

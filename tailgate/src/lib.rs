@@ -1,8 +1,9 @@
 //! tailgate: live tails of log categories, over websockets and in a browser page.
 //!
-//! Sources ([`source`]: scribed's data dir and single files via `scribe_follow`;
-//! [`scribe`]: Scribe `Log()` pushes) publish lines into the [`hub`], which numbers them,
-//! keeps a bounded [`ring`] per category and fans them out to per-client bounded queues.
+//! Sources ([`source`]: scribed's data dir via `scribe_archive::ArchiveTail`, single files
+//! via `scribe_follow`; [`scribe`]: Scribe `Log()` pushes) publish lines into the [`hub`],
+//! which numbers them, keeps a bounded [`ring`] per category and fans them out to per-client
+//! bounded queues.
 //! [`connection`] turns a client's queue into `/ws` messages ([`protocol`]); [`http`] serves
 //! the page, the API and `/metrics`. The binary is [`run`] with parsed [`Args`].
 

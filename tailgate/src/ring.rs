@@ -2,7 +2,8 @@
 //!
 //! Sequence numbers start at 1 and increase by one per line for the life of the process, so a
 //! client that saw up to `seq` can ask for exactly what follows, and learn whether the ring
-//! still holds it.
+//! still holds it. Lines a source could not read take seqs too ([`Ring::skip`]), without
+//! lines: a hole between two held lines is a gap, and is reported as one.
 
 use std::collections::VecDeque;
 
@@ -62,7 +63,15 @@ impl Ring {
         seq
     }
 
-    /// The sequence number of the newest line ever pushed (0 before the first).
+    /// Gives the next `count` (at least 1) seqs to lines that will never be pushed (a source
+    /// lost them); returns the range.
+    pub fn skip(&mut self, count: u64) -> (u64, u64) {
+        let from = self.next_seq;
+        self.next_seq += count.max(1);
+        (from, self.next_seq - 1)
+    }
+
+    /// The sequence number of the newest line ever pushed or skipped (0 before the first).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
     }
@@ -80,22 +89,24 @@ impl Ring {
         self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
 
-    /// The lines after `since`, oldest first, and whether any between are missing.
+    /// The lines after `since`, oldest first, and whether any right after `since` are
+    /// missing (holes further on show as jumps in the lines' seqs).
     pub fn after(&self, since: u64) -> (Resume, impl ExactSizeIterator<Item = &(u64, Bytes)>) {
-        let oldest = self.lines.front().map_or(self.next_seq, |(s, _)| *s);
         // A resume point this ring never reached means the server restarted (sequence
         // numbers begin again at 1): everything held is new to the client. A stale point
         // below the newest seq cannot be told apart; clients compare `hello.instance`
         // (docs/tailgate-protocol.md).
         let since = if since >= self.next_seq { 0 } else { since };
-        let (resume, start) = if since + 1 < oldest {
-            let gap = Resume::Gap {
+        // Seqs increase along the ring but may jump (skipped seqs, lines too big to keep).
+        let start = self.lines.partition_point(|(s, _)| *s <= since);
+        let first = self.lines.get(start).map_or(self.next_seq, |(s, _)| *s);
+        let resume = if since + 1 < first {
+            Resume::Gap {
                 from: since + 1,
-                to: oldest - 1,
-            };
-            (gap, 0)
+                to: first - 1,
+            }
         } else {
-            (Resume::Complete, (since + 1 - oldest) as usize)
+            Resume::Complete
         };
         (resume, self.lines.iter().skip(start))
     }
@@ -151,5 +162,27 @@ mod tests {
         let (res, it) = r.after(50);
         assert_eq!(res, Resume::Complete);
         assert_eq!(it.count(), 3);
+    }
+
+    #[test]
+    fn skipped_seqs_are_holes() {
+        let mut r = ring_with(3, 10);
+        assert_eq!(r.skip(2), (4, 5));
+        assert_eq!(r.push(Bytes::from_static(b"l6")), 6);
+        assert_eq!(r.skip(0), (7, 7), "at least one seq");
+        assert_eq!(r.last_seq(), 7);
+        let seqs =
+            |it: &mut dyn Iterator<Item = &(u64, Bytes)>| it.map(|(s, _)| *s).collect::<Vec<_>>();
+        let (res, mut it) = r.after(2);
+        assert_eq!(res, Resume::Complete);
+        assert_eq!(seqs(&mut it), [3, 6]);
+        // Right after the resume point: a gap up to the next line held.
+        let (res, mut it) = r.after(3);
+        assert_eq!(res, Resume::Gap { from: 4, to: 5 });
+        assert_eq!(seqs(&mut it), [6]);
+        let (res, mut it) = r.after(6);
+        assert_eq!(res, Resume::Gap { from: 7, to: 7 });
+        assert_eq!(seqs(&mut it), [0u64; 0]);
+        assert_eq!(r.after(7).0, Resume::Complete);
     }
 }

@@ -1,20 +1,27 @@
-//! File sources: scribed's data dir (one feed per `<cat>/`, read through `<cat>_current`)
-//! and single files (`--file PATH=NAME`), all read by one `scribe_follow::Follower` on a
-//! blocking thread.
+//! File sources: scribed's data dir (one feed per `<cat>/`) and single files
+//! (`--file PATH=NAME`), all read on one blocking thread.
 //!
-//! The follower handles the rotations: `<cat>_current` is a symlink that scribed retargets
-//! at each new file, which the follower treats like rename + create (the old file is drained
-//! to its end first). New category directories are found by rescanning the data dir every
-//! [`SCAN_EVERY`]; a category's first lines are read from the beginning of its file, since
-//! the category is new to us.
+//! A data-dir category is read by a [`scribe_archive::ArchiveTail`], which follows the
+//! category's files in write order: when `<cat>_current` moves on, every file between the old
+//! target and the new one is read, in order (from its `.gz` if compression got there first),
+//! however many rotations happened between two polls. What can no longer be read (a file
+//! removed by retention before it was reached, an overlong line, a corrupt `.gz`) is published
+//! as a gap ([`Hub::publish_gap`]): the lines' seqs are used up and subscribers get a `gap`
+//! notice, never a silent hole. New category directories are found by rescanning the data dir
+//! every [`SCAN_EVERY`]; a new category is read from its oldest lines the ring can hold (its
+//! files may have rotated several times before the rescan found it).
+//!
+//! `--file` sources go through one `scribe_follow::Follower` (rename + create, copytruncate,
+//! symlink retargeting); its unreadable parts are gaps too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use scribe_archive::Category;
+use scribe_archive::{ArchiveTail, Category, StartAt, TailEvent, TailOptions};
+use scribe_cli::RateLimitedWarn;
 use scribe_follow::{Event, FollowOptions, Follower};
 use tokio_util::sync::CancellationToken;
 
@@ -56,117 +63,298 @@ pub fn spawn(
 }
 
 fn run(hub: &Hub, src: &FileSources, shutdown: &CancellationToken) {
-    let mut follower = Follower::new(FollowOptions::default());
-    let mut names: HashMap<PathBuf, String> = HashMap::new();
-    let mut batches: HashMap<String, Vec<Bytes>> = HashMap::new();
-    // What exists at start is tailed from its end as of the first poll, so the first poll
-    // runs before any of it is announced (`hub.feed`): a line written after a category is
-    // listed is read, never skipped as old. Announced first, a line written between the
-    // announcement and a late first poll (a loaded machine) was taken for old and skipped.
-    // The first poll reads no lines: every file it finds starts at its end.
-    let mut initial = src.files.clone();
-    if let Some(dir) = &src.data_dir {
-        initial.extend(scan(dir));
+    let mut files = FileFeeds {
+        follower: Follower::new(FollowOptions::default()),
+        names: HashMap::new(),
+    };
+    let mut dirs = DirFeeds {
+        dir: src.data_dir.clone(),
+        tails: BTreeMap::new(),
+        refused: HashSet::new(),
+        warn: RateLimitedWarn::new(Duration::from_secs(1)),
+    };
+    // What exists at start is tailed from its end as of a first look made before any of it is
+    // announced (`hub.feed`): a line written after a category is listed is read, never
+    // skipped as old. Announced first, a line written between the announcement and a late
+    // first look (a loaded machine) was taken for old and skipped. Data-dir tails fix their
+    // end when they open; the follower fixes its on its first poll, which reads no lines.
+    for (path, _) in &src.files {
+        files.follower.watch(path.clone());
     }
-    for (path, _) in &initial {
-        follower.watch(path.clone());
-    }
-    poll(hub, &mut follower, &names, &mut batches);
+    let initial: Vec<(Category, ArchiveTail)> = dirs
+        .scan()
+        .into_iter()
+        .filter_map(|cat| Some((cat.clone(), dirs.open(&cat, StartAt::End)?)))
+        .collect();
+    files.poll(hub);
     // A path refused here (`--max-categories`) stays watched, its lines unpublished; the
     // follower has no unwatch for a path with a file, and categories are never removed.
-    for (path, name) in initial {
-        add(hub, &mut follower, &mut names, path, &name);
+    for (path, name) in src.files.clone() {
+        files.add(hub, path, &name);
+    }
+    for (cat, tail) in initial {
+        dirs.add(hub, &cat, tail);
     }
     let mut last_scan = Instant::now();
     while !shutdown.is_cancelled() {
-        if let Some(dir) = &src.data_dir {
-            if last_scan.elapsed() >= SCAN_EVERY {
-                for (path, name) in scan(dir) {
-                    add(hub, &mut follower, &mut names, path, &name);
-                }
-                last_scan = Instant::now();
-            }
+        if last_scan.elapsed() >= SCAN_EVERY {
+            dirs.rescan(hub);
+            last_scan = Instant::now();
         }
-        if !poll(hub, &mut follower, &names, &mut batches) {
+        let pending = files.poll(hub) | dirs.poll(hub);
+        if !pending {
             std::thread::sleep(src.poll_interval);
         }
     }
 }
 
-/// One follower poll; its lines are published per category. Returns whether a file has more
-/// to read right away.
-fn poll(
-    hub: &Hub,
-    follower: &mut Follower,
-    names: &HashMap<PathBuf, String>,
-    batches: &mut HashMap<String, Vec<Bytes>>,
-) -> bool {
-    let outcome = follower.poll(&mut |event| match event {
-        Event::Line { path, bytes, .. } => {
-            if let Some(name) = names.get(path) {
-                let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-                batches
-                    .entry(name.clone())
-                    .or_default()
-                    .push(Bytes::copy_from_slice(line));
+/// The data dir's categories, each read by its own archive tail.
+struct DirFeeds {
+    dir: Option<PathBuf>,
+    tails: BTreeMap<String, ArchiveTail>,
+    /// Over `--max-categories`: not opened again at every rescan.
+    refused: HashSet<String>,
+    warn: RateLimitedWarn,
+}
+
+impl DirFeeds {
+    /// The category directories there are now.
+    fn scan(&self) -> Vec<Category> {
+        self.dir.as_deref().map(scan).unwrap_or_default()
+    }
+
+    /// Opens and adds the categories that are new since the last scan.
+    fn rescan(&mut self, hub: &Hub) {
+        for cat in self.scan() {
+            let name = cat.as_str();
+            if self.tails.contains_key(name) || self.refused.contains(name) {
+                continue;
+            }
+            // New, so announced before it is read (its lines are read from the oldest on,
+            // none is taken for old), and not read at all if refused.
+            if let Err(e) = hub.feed(name) {
+                tracing::warn!("not following {name}: {e}");
+                self.refused.insert(name.to_string());
+                continue;
+            }
+            // Its first files may have rotated already; the ring keeps only the last
+            // `--ring-lines` (and `--ring-bytes`), so reading further back would be wasted.
+            let cfg = hub.config();
+            let start = StartAt::Recent {
+                lines: cfg.ring_lines as u64,
+                bytes: cfg.ring_bytes as u64,
+            };
+            if let Some(tail) = self.open(&cat, start) {
+                self.add(hub, &cat, tail);
             }
         }
-        Event::Rotated { path, to, .. } => {
-            tracing::debug!("{} rotated to {}", path.display(), to.display())
-        }
-        Event::Truncated { path, .. } => {
-            tracing::info!(
-                "{} was truncated; reading it from the start",
-                path.display()
-            )
-        }
-        Event::Vanished { path, .. } => {
-            tracing::info!("{} vanished before it was read to its end", path.display())
-        }
-        Event::LineTooLong {
-            path, offset, max, ..
-        } => {
-            tracing::warn!(
-                "{}: line at offset {offset} is over {max} bytes; skipped",
-                path.display()
-            )
-        }
-        Event::Error { path, error } => {
-            tracing::warn!("{}: {error}", path.display())
-        }
-        Event::Opened { .. } | Event::Closed { .. } => {}
-    });
-    for (name, lines) in batches.drain() {
-        if let Err(e) = hub.publish(&name, lines) {
-            tracing::warn!("lines of {name} not kept: {e}");
+    }
+
+    /// A tail of `cat`, or `None` (logged) to try again at the next scan.
+    fn open(&self, cat: &Category, start: StartAt) -> Option<ArchiveTail> {
+        let dir = self.dir.as_deref()?;
+        match ArchiveTail::open(dir, cat, start, TailOptions::default()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.warn.warn(|| format!("not following {cat} yet: {e}"));
+                None
+            }
         }
     }
-    outcome.pending
+
+    fn add(&mut self, hub: &Hub, cat: &Category, tail: ArchiveTail) {
+        let name = cat.as_str();
+        if let Err(e) = hub.feed(name) {
+            tracing::warn!("not following {name}: {e}");
+            self.refused.insert(name.to_string());
+            return;
+        }
+        tracing::info!("following category {name} in the data dir");
+        self.tails.insert(name.to_string(), tail);
+    }
+
+    /// One poll of every tail; lines are published per category, gaps in their place.
+    /// Returns whether a tail has more to read right away.
+    fn poll(&mut self, hub: &Hub) -> bool {
+        let mut pending = false;
+        for (name, tail) in &mut self.tails {
+            let mut lines = Vec::new();
+            let warn = &self.warn;
+            let polled = tail.poll(&mut |event| on_tail_event(hub, name, &mut lines, warn, event));
+            publish(hub, name, &mut lines);
+            match polled {
+                Ok(more) => pending |= more,
+                Err(e) => self.warn.warn(|| format!("{name}: {e}")),
+            }
+        }
+        pending
+    }
 }
 
-fn add(
+fn on_tail_event(
     hub: &Hub,
-    follower: &mut Follower,
-    names: &mut HashMap<PathBuf, String>,
-    path: PathBuf,
     name: &str,
+    lines: &mut Vec<Bytes>,
+    warn: &RateLimitedWarn,
+    event: TailEvent<'_>,
 ) {
-    if names.contains_key(&path) {
-        return;
-    }
-    if let Err(e) = hub.feed(name) {
-        tracing::warn!("not following {}: {e}", path.display());
-        return;
-    }
-    tracing::info!("following {} as {name}", path.display());
-    follower.watch(path.clone());
-    names.insert(path, name.to_string());
+    let lost = match event {
+        TailEvent::Line(l) => {
+            lines.push(Bytes::copy_from_slice(l));
+            return;
+        }
+        TailEvent::Opened { path, .. } => {
+            tracing::debug!("{name}: reading {}", path.display());
+            return;
+        }
+        TailEvent::Truncated { path, from, to } => {
+            // scribed cutting back a failed write: those bytes were never acknowledged.
+            tracing::info!("{}: cut back from {from} to {to} bytes", path.display());
+            return;
+        }
+        TailEvent::Lost { files, next } => {
+            warn.warn(|| {
+                format!(
+                    "{name}: {files} file(s) before {} were removed before tailgate read them; their lines are lost",
+                    next.display()
+                )
+            });
+            files
+        }
+        TailEvent::Vanished { path, offset } => {
+            warn.warn(|| {
+                format!(
+                    "{}: removed while being read; lost after byte {offset}",
+                    path.display()
+                )
+            });
+            1
+        }
+        TailEvent::Unreadable {
+            path,
+            offset,
+            error,
+        } => {
+            warn.warn(|| {
+                format!(
+                    "{}: unreadable after byte {offset}: {error}",
+                    path.display()
+                )
+            });
+            1
+        }
+        TailEvent::LineTooLong { path, offset, max } => {
+            warn.warn(|| {
+                format!(
+                    "{}: line at offset {offset} is over {max} bytes; skipped",
+                    path.display()
+                )
+            });
+            1
+        }
+    };
+    gap(hub, name, lines, lost);
 }
 
-/// Each directory of `dir` whose name is a valid category is a feed, read through its
-/// `<cat>_current` link (which need not exist yet: the follower picks it up when it does).
-/// Returns (link, category name) pairs.
-fn scan(dir: &Path) -> Vec<(PathBuf, String)> {
+/// Publishes the lines gathered so far, then a gap of `count` seqs after them.
+fn gap(hub: &Hub, name: &str, lines: &mut Vec<Bytes>, count: u64) {
+    publish(hub, name, lines);
+    if let Err(e) = hub.publish_gap(name, count) {
+        tracing::warn!("gap in {name} not kept: {e}");
+    }
+}
+
+fn publish(hub: &Hub, name: &str, lines: &mut Vec<Bytes>) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Err(e) = hub.publish(name, std::mem::take(lines)) {
+        tracing::warn!("lines of {name} not kept: {e}");
+    }
+}
+
+/// `--file` sources, through one follower.
+struct FileFeeds {
+    follower: Follower,
+    /// Followed path → category name.
+    names: HashMap<PathBuf, String>,
+}
+
+impl FileFeeds {
+    /// One follower poll; its lines are published per category. Returns whether a file has
+    /// more to read right away.
+    fn poll(&mut self, hub: &Hub) -> bool {
+        let names = &self.names;
+        let mut batches: HashMap<&str, Vec<Bytes>> = HashMap::new();
+        let outcome = self.follower.poll(&mut |event| {
+            let lost = match event {
+                Event::Line { path, bytes, .. } => {
+                    if let Some(name) = names.get(path) {
+                        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+                        let batch = batches.entry(name.as_str()).or_default();
+                        batch.push(Bytes::copy_from_slice(line));
+                    }
+                    None
+                }
+                Event::Rotated { path, to, .. } => {
+                    tracing::debug!("{} rotated to {}", path.display(), to.display());
+                    None
+                }
+                Event::Truncated { path, .. } => {
+                    tracing::info!(
+                        "{} was truncated; reading it from the start",
+                        path.display()
+                    );
+                    None
+                }
+                Event::Vanished { path, .. } => {
+                    tracing::info!("{} vanished before it was read to its end", path.display());
+                    Some(path)
+                }
+                Event::LineTooLong {
+                    path, offset, max, ..
+                } => {
+                    tracing::warn!(
+                        "{}: line at offset {offset} is over {max} bytes; skipped",
+                        path.display()
+                    );
+                    Some(path)
+                }
+                Event::Error { path, error } => {
+                    tracing::warn!("{}: {error}", path.display());
+                    None
+                }
+                Event::Opened { .. } | Event::Closed { .. } => None,
+            };
+            // What could not be read is a gap, after the lines read before it.
+            if let Some(name) = lost.and_then(|p| names.get(p)) {
+                let mut lines = batches.remove(name.as_str()).unwrap_or_default();
+                gap(hub, name, &mut lines, 1);
+            }
+        });
+        for (name, mut lines) in batches {
+            publish(hub, name, &mut lines);
+        }
+        outcome.pending
+    }
+
+    fn add(&mut self, hub: &Hub, path: PathBuf, name: &str) {
+        if self.names.contains_key(&path) {
+            return;
+        }
+        if let Err(e) = hub.feed(name) {
+            tracing::warn!("not following {}: {e}", path.display());
+            return;
+        }
+        tracing::info!("following {} as {name}", path.display());
+        self.follower.watch(path.clone());
+        self.names.insert(path, name.to_string());
+    }
+}
+
+/// Each directory of `dir` whose name is a valid category is a feed (its files need not
+/// exist yet: the tail picks them up when they do).
+fn scan(dir: &Path) -> Vec<Category> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -179,14 +367,9 @@ fn scan(dir: &Path) -> Vec<(PathBuf, String)> {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let file_name = entry.file_name();
-        let Ok(cat) = Category::new(file_name.as_encoded_bytes()) else {
-            continue;
-        };
-        let link = entry
-            .path()
-            .join(scribe_archive::layout::current_link_name(&cat));
-        found.push((link, cat.as_str().to_string()));
+        if let Ok(cat) = Category::new(entry.file_name().as_encoded_bytes()) {
+            found.push(cat);
+        }
     }
     found
 }

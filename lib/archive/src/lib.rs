@@ -3,8 +3,8 @@
 //! (compression, retention).
 //!
 //! `scribed`'s file store writes through [`writer::RotatingWriter`]; readers (tailgate, logq)
-//! find files through [`layout::list_archive`]. One implementation of the layout keeps them in
-//! agreement.
+//! find files through [`layout::list_archive`], and follow a category as it is written
+//! through [`tail::ArchiveTail`]. One implementation of the layout keeps them in agreement.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ mod error;
 pub mod layout;
 pub mod retention;
 pub mod rotation;
+pub mod tail;
 pub mod writer;
 
 pub use category::{Category, CategoryError};
@@ -27,4 +28,5 @@ pub use layout::{ArchiveFile, FileKey};
 pub use retention::Retention;
 pub use rotation::{RotatePeriod, RotatePeriodError};
 pub use scribe_ids::{EntryId, ProducerId};
+pub use tail::{ArchiveTail, StartAt, TailError, TailEvent, TailOptions};
 pub use writer::{Fsync, RotatingWriter, WriteStats, WriterOptions};

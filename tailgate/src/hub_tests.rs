@@ -1,0 +1,264 @@
+//! Unit tests of the hub: fan-out, bounds, backlog and resume, gaps.
+
+use super::*;
+
+fn lines(v: &[&str]) -> Vec<Bytes> {
+    v.iter().map(|s| Bytes::from(s.to_string())).collect()
+}
+
+fn seqs(items: &[Item]) -> Vec<u64> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Line { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn backlog_then_live_without_gap() {
+    let hub = Hub::new(HubConfig::default());
+    hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+    let q = hub.new_queue();
+    let (_, matched) = hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(2));
+    assert_eq!(matched.len(), 1);
+    hub.publish("a", lines(&["4"])).unwrap();
+    assert_eq!(seqs(&q.drain()), [2, 3, 4]);
+}
+
+#[test]
+fn backlog_is_bounded_by_the_client_buffer_and_reports_the_rest() {
+    let hub = Hub::new(HubConfig {
+        client_buffer: 3 * (LINE_OVERHEAD + 1),
+        ..HubConfig::default()
+    });
+    hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(5));
+    let items = q.drain();
+    assert!(
+        matches!(
+            items[0],
+            Item::Gap {
+                from_seq: 1,
+                to_seq: 2,
+                ..
+            }
+        ),
+        "{:?}",
+        items.len()
+    );
+    assert_eq!(seqs(&items), [3, 4, 5]);
+    // A resume too: the newest that fit, the rest as a gap.
+    let q = hub.new_queue();
+    let since = Start::Since(HashMap::from([("a".to_string(), 0)]), 0);
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &since);
+    let items = q.drain();
+    assert!(matches!(
+        items[0],
+        Item::Gap {
+            from_seq: 1,
+            to_seq: 2,
+            ..
+        }
+    ));
+    assert_eq!(seqs(&items), [3, 4, 5]);
+}
+
+#[test]
+fn drain_upto_takes_a_bounded_share_and_drops_come_last() {
+    let hub = Hub::new(HubConfig {
+        client_buffer: 3 * (LINE_OVERHEAD + 1),
+        ..HubConfig::default()
+    });
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    hub.publish("a", lines(&["1", "2", "3", "4"])).unwrap();
+    let first = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+    assert_eq!(first.len(), 2, "the drop waits for the queue to empty");
+    let rest = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+    assert_eq!(seqs(&rest), [3]);
+    assert!(matches!(
+        rest[1],
+        Item::Dropped {
+            count: 1,
+            from_seq: 4,
+            ..
+        }
+    ));
+    assert!(q.is_empty());
+}
+
+#[test]
+fn glob_subscription_picks_up_new_categories() {
+    let hub = Hub::new(HubConfig::default());
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("web.*").unwrap(), &Start::Backlog(0));
+    hub.publish("web.a", lines(&["x"])).unwrap();
+    hub.publish("db", lines(&["y"])).unwrap();
+    let items = q.drain();
+    assert_eq!(items.len(), 1);
+    assert!(matches!(&items[0], Item::Line { category, .. } if &**category == "web.a"));
+}
+
+#[test]
+fn full_queue_counts_drops_in_order() {
+    let hub = Hub::new(HubConfig {
+        client_buffer: 3 * (LINE_OVERHEAD + 1),
+        ..HubConfig::default()
+    });
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
+    let items = q.drain();
+    assert_eq!(seqs(&items), [1, 2, 3]);
+    assert!(matches!(
+        items.last(),
+        Some(Item::Dropped {
+            count: 2,
+            from_seq: 4,
+            ..
+        })
+    ));
+    assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
+    hub.publish("a", lines(&["6"])).unwrap();
+    assert_eq!(seqs(&q.drain()), [6]);
+}
+
+#[test]
+fn resume_lines_are_bounded_per_request() {
+    let hub = Hub::new(HubConfig {
+        ring_lines: 4,
+        ..HubConfig::default()
+    });
+    hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+    hub.publish("b", lines(&["1", "2", "3"])).unwrap();
+    let q = hub.new_queue();
+    let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
+    hub.subscribe(&q, CategoryGlob::new("*").unwrap(), &Start::Since(since, 0));
+    let items = q.drain();
+    // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
+    assert_eq!(seqs(&items), [1, 2, 3, 3]);
+    assert!(matches!(
+        &items[3],
+        Item::Gap { from_seq: 1, to_seq: 2, category, .. } if &**category == "b"
+    ));
+}
+
+/// (from, to) of each gap item.
+fn gaps(items: &[Item]) -> Vec<(u64, u64)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Gap {
+                from_seq, to_seq, ..
+            } => Some((*from_seq, *to_seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_source_gap_reaches_live_subscribers_in_order() {
+    let hub = Hub::new(HubConfig::default());
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    hub.publish("a", lines(&["1"])).unwrap();
+    assert_eq!(hub.publish_gap("a", 2).unwrap(), (2, 3));
+    assert_eq!(
+        hub.publish_gap("a", 0).unwrap(),
+        (4, 4),
+        "merged with the last"
+    );
+    hub.publish("a", lines(&["5"])).unwrap();
+    let items = q.drain();
+    assert_eq!(seqs(&items), [1, 5]);
+    assert!(matches!(
+        items[1],
+        Item::Gap {
+            from_seq: 2,
+            to_seq: 4,
+            ..
+        }
+    ));
+    assert_eq!(hub.metrics.source_gaps.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_source_gap_while_a_client_is_over_its_bound_counts_as_dropped() {
+    let hub = Hub::new(HubConfig {
+        client_buffer: 2 * (LINE_OVERHEAD + 1),
+        ..HubConfig::default()
+    });
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    hub.publish("a", lines(&["1", "2", "3"])).unwrap();
+    hub.publish_gap("a", 2).unwrap();
+    let items = q.drain();
+    assert_eq!(seqs(&items), [1, 2]);
+    assert!(matches!(
+        items[2],
+        Item::Dropped {
+            count: 3,
+            from_seq: 3,
+            ..
+        }
+    ));
+    // Room again: a drop still pending is reported before the gap.
+    hub.publish("a", lines(&["6", "7", "8", "9"])).unwrap();
+    assert_eq!(seqs(&q.drain_upto(1)), [6]);
+    hub.publish_gap("a", 1).unwrap();
+    let items = q.drain();
+    assert_eq!(seqs(&items), [7]);
+    assert!(
+        matches!(
+            items[1],
+            Item::Dropped {
+                from_seq: 8,
+                count: 2,
+                ..
+            }
+        ),
+        "{items:?}"
+    );
+    assert_eq!(gaps(&items), [(10, 10)]);
+}
+
+#[test]
+fn backlog_and_resume_across_source_gaps_report_them() {
+    let hub = Hub::new(HubConfig::default());
+    hub.publish("a", lines(&["1", "2"])).unwrap();
+    hub.publish_gap("a", 3).unwrap(); // 3..=5
+    hub.publish("a", lines(&["6"])).unwrap();
+    hub.publish_gap("a", 1).unwrap(); // 7
+    let q = hub.new_queue();
+    hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(10));
+    let items = q.drain();
+    assert_eq!(seqs(&items), [1, 2, 6]);
+    assert_eq!(gaps(&items), [(3, 5), (7, 7)]);
+    // Resumed right before a gap, and after the last line.
+    for (since, want_seqs, want_gaps) in [
+        (2, vec![6], vec![(3, 5), (7, 7)]),
+        (6, vec![], vec![(7, 7)]),
+        (7, vec![], vec![]),
+    ] {
+        let q = hub.new_queue();
+        let start = Start::Since(HashMap::from([("a".to_string(), since)]), 0);
+        hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &start);
+        let items = q.drain();
+        assert_eq!(seqs(&items), want_seqs, "since {since}");
+        assert_eq!(gaps(&items), want_gaps, "since {since}");
+    }
+}
+
+#[test]
+fn category_cap() {
+    let hub = Hub::new(HubConfig {
+        max_categories: 1,
+        ..HubConfig::default()
+    });
+    hub.publish("a", lines(&["1"])).unwrap();
+    assert!(hub.publish("b", lines(&["1"])).is_err());
+    assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), 1);
+}
