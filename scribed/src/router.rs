@@ -31,6 +31,8 @@ pub struct Routing {
     default: Vec<usize>,
     pub caps: QueueCaps,
     pub rate: RateLimit,
+    /// Held while this configuration is in force (shared with the next one during a reload).
+    _data_dir_lock: Arc<scribe_fs::DirLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +46,10 @@ pub enum RouteError {
 }
 
 impl Routing {
+    /// Builds the stores of `settings`. The data directory is locked first, before any store
+    /// exists and so before any recovery of what is in it (see [`crate::locks`]).
     pub async fn build(settings: Settings, counters: Arc<Counters>) -> anyhow::Result<Routing> {
+        let data_dir_lock = crate::locks::lock(&settings.data_dir, "data directory")?;
         let mut stores = Vec::new();
         let mut exact: HashMap<Category, Vec<usize>> = HashMap::new();
         let mut prefixes: HashMap<String, Vec<usize>> = HashMap::new();
@@ -86,6 +91,7 @@ impl Routing {
             exact,
             prefixes,
             default,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
