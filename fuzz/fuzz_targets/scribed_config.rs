@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
     let name = Path::new("fuzz.toml");
     match check_config_text(name, text) {
         Err(e) => {
-            // Operators get `file: key: problem`.
-            assert!(e.to_string().starts_with("fuzz.toml: "), "{e}");
+            // Operators get `file:line:col: key: problem` (the place and key when there is one).
+            assert!(e.to_string().starts_with("fuzz.toml:"), "{e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
         }
         Ok(s) => {
             assert!(!s.listen.is_empty());

@@ -1,8 +1,12 @@
 //! The status endpoint (default `127.0.0.1:1464`):
 //!
 //! - `GET /metrics` — Prometheus text format: per-category counters and per-store gauges.
-//! - `GET /health` — `200 ok` while serving; `503` during shutdown, or when a failed reload
-//!   left no stores in service.
+//! - `GET /health` — `200 ok` while serving; `503` during shutdown, when a failed reload left
+//!   no stores in service, or `503 degraded` while a store refuses writes (its last write
+//!   failed: a full disk, an upstream down with no spool, a full spool), naming each such store
+//!   and why, until a write to it succeeds again.
+//! - `GET /ready` — `200 ready` when batches can be acknowledged; `503 not ready` and why
+//!   otherwise (the same conditions): for load balancers, to send clients elsewhere.
 //! - `GET /status` — JSON: version, uptime, fb303 status, stores, counters.
 //!
 //! The exposition format is written by hand: the counters already live in one map with
@@ -27,6 +31,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) {
     let app = axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/status", get(status))
         .with_state(server);
     let result = axum::serve(listener, app)
@@ -37,13 +42,43 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) {
     }
 }
 
-async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
+/// Why scribed cannot acknowledge batches now, if it cannot.
+async fn trouble(server: &Server) -> Option<String> {
     if server.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".to_string())
-    } else if let Some(why) = server.unserviceable() {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"))
-    } else {
-        (StatusCode::OK, "ok\n".to_string())
+        return Some("stopping".into());
+    }
+    if let Some(why) = server.unserviceable() {
+        return Some(why);
+    }
+    let refusing = server.routing.read().await.refusing();
+    if refusing.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = refusing
+        .into_iter()
+        .map(|(name, why)| {
+            // A store error usually begins with the store's own name already.
+            let why = why.strip_prefix(&format!("{name}: ")).unwrap_or(&why);
+            format!("{name} refuses writes: {why}")
+        })
+        .collect();
+    Some(format!("degraded\n{}", lines.join("\n")))
+}
+
+async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    match trouble(&server).await {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+async fn ready(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    match trouble(&server).await {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
@@ -57,6 +92,11 @@ async fn status(State(server): State<Arc<Server>>) -> impl IntoResponse {
         "config": routing.settings.config_path,
         "queued_bytes": routing.caps.total_queued(),
         "stores": routing.status(),
+        "refusing": routing
+            .refusing()
+            .into_iter()
+            .map(|(store, error)| serde_json::json!({ "store": store, "error": error }))
+            .collect::<Vec<_>>(),
         "counters": server.counters.snapshot(),
     });
     (
@@ -147,6 +187,12 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
             escape(&s.state)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP scribed_refusing_stores Store blocks whose last write was refused.\n\
+         # TYPE scribed_refusing_stores gauge\nscribed_refusing_stores {}",
+        routing.refusing().len()
+    );
     let _ = writeln!(
         out,
         "# TYPE scribed_queued_bytes gauge\nscribed_queued_bytes {}",

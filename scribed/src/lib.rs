@@ -12,6 +12,7 @@
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
+//! - [`locks`] — one directory, one scribed: the data and store directory locks.
 //! - [`counters`] — fb303 counters with Scribe's names.
 //!
 //! Acknowledgement: `Log` answers `OK` only when every store the batch's categories route to
@@ -24,6 +25,7 @@ pub mod counters;
 pub mod handler;
 pub mod http;
 pub mod listener;
+pub mod locks;
 pub mod native;
 pub mod reload;
 pub mod router;

@@ -11,7 +11,7 @@
 //! (`received bad`), as Scribe does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use scribe_archive::Category;
 
@@ -31,6 +31,11 @@ pub struct Routing {
     default: Vec<usize>,
     pub caps: QueueCaps,
     pub rate: RateLimit,
+    /// Per store block: why its last write was refused, until a write to it succeeds again.
+    /// What `/health` and `/ready` report: acknowledged writes are being refused.
+    refusing: Vec<Mutex<Option<String>>>,
+    /// Held while this configuration is in force (shared with the next one during a reload).
+    _data_dir_lock: Arc<scribe_fs::DirLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +49,10 @@ pub enum RouteError {
 }
 
 impl Routing {
+    /// Builds the stores of `settings`. The data directory is locked first, before any store
+    /// exists and so before any recovery of what is in it (see [`crate::locks`]).
     pub async fn build(settings: Settings, counters: Arc<Counters>) -> anyhow::Result<Routing> {
+        let data_dir_lock = crate::locks::lock(&settings.data_dir, "data directory")?;
         let mut stores = Vec::new();
         let mut exact: HashMap<Category, Vec<usize>> = HashMap::new();
         let mut prefixes: HashMap<String, Vec<usize>> = HashMap::new();
@@ -81,11 +89,13 @@ impl Routing {
         Ok(Routing {
             caps: QueueCaps::new(settings.max_queue_bytes, settings.max_total_queue_bytes),
             rate: RateLimit::new(settings.max_msg_per_second),
+            refusing: stores.iter().map(|_| Mutex::new(None)).collect(),
             settings,
             stores,
             exact,
             prefixes,
             default,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -132,11 +142,42 @@ impl Routing {
             .iter()
             .enumerate()
             .filter(|(_, bs)| !bs.is_empty())
-            .map(|(i, bs)| self.stores[i].1.write(bs));
-        for r in futures::future::join_all(writes).await {
-            r?;
+            .map(|(i, bs)| async move { (i, self.stores[i].1.write(bs).await) });
+        let mut first_error = None;
+        for (i, r) in futures::future::join_all(writes).await {
+            self.note(i, &r);
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Remembers whether store block `i` refused its last write.
+    fn note(&self, i: usize, result: &Result<(), StoreError>) {
+        let mut refusing = self.refusing[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) if refusing.is_some() => {
+                tracing::info!(store = %self.stores[i].0, "store accepts writes again");
+                *refusing = None;
+            }
+            Ok(()) => {}
+            Err(e) => *refusing = Some(e.to_string()),
+        }
+    }
+
+    /// The store blocks whose last write was refused, and why: (block name, error).
+    pub fn refusing(&self) -> Vec<(String, String)> {
+        self.stores
+            .iter()
+            .zip(&self.refusing)
+            .filter_map(|((name, _), r)| {
+                let r = r.lock().unwrap_or_else(PoisonError::into_inner);
+                r.clone().map(|why| (name.clone(), why))
+            })
+            .collect()
     }
 
     pub fn status(&self) -> Vec<StoreStatus> {

@@ -62,6 +62,10 @@ pub struct Launch<'a> {
     pub extra: &'a [&'a str],
     /// Run under this descriptor limit (soft and hard), as `ulimit -n` would set it.
     pub nofile: Option<u64>,
+    /// Where the ready file, the log and the config go (`<files>.ready`, `.log`, `.toml`);
+    /// default: beside the data dir, named after it. Two scribeds on one data dir need their
+    /// own.
+    pub files: Option<PathBuf>,
 }
 
 /// A running `scribed`.
@@ -88,8 +92,17 @@ impl Scribed {
 
     /// Starts scribed as `how` says and waits (at most 20 s) until it listens.
     pub fn launch(data_dir: &Path, how: Launch<'_>) -> Scribed {
-        let ready = data_dir.with_extension("ready");
-        let log = data_dir.with_extension("log");
+        Scribed::try_launch(data_dir, how).unwrap_or_else(|(st, log)| {
+            panic!("scribed exited early ({st}): {log}");
+        })
+    }
+
+    /// As [`Scribed::launch`], but a scribed that exits before it listens is an `Err` with its
+    /// exit status and log (for tests of what scribed refuses to start with).
+    pub fn try_launch(data_dir: &Path, how: Launch<'_>) -> Result<Scribed, (ExitStatus, String)> {
+        let files = how.files.clone().unwrap_or_else(|| data_dir.to_path_buf());
+        let ready = files.with_extension("ready");
+        let log = files.with_extension("log");
         let _ = std::fs::remove_file(&ready);
         let mut cmd = match how.nofile {
             None => Command::new(bin("scribed")),
@@ -106,7 +119,7 @@ impl Scribed {
             .arg("--ready-file")
             .arg(&ready);
         if let Some(text) = &how.config {
-            let path = data_dir.with_extension("toml");
+            let path = files.with_extension("toml");
             std::fs::write(&path, text).expect("writing config");
             cmd.arg("--config").arg(path);
         }
@@ -131,12 +144,15 @@ impl Scribed {
             data_dir: data_dir.to_path_buf(),
             log,
         };
+        let mut exited = None;
         wait_for(Duration::from_secs(20), "scribed's ready file", || {
-            if let Some(st) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("scribed exited early ({st}): {}", s.log_text());
-            }
-            ready.exists()
+            exited = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            exited.is_some() || ready.exists()
         });
+        if let Some(st) = exited {
+            s.child = None;
+            return Err((st, s.log_text()));
+        }
         let text = std::fs::read_to_string(&ready).expect("reading ready file");
         for line in text.lines() {
             match line.strip_prefix("status ") {
@@ -146,7 +162,7 @@ impl Scribed {
             }
         }
         assert!(!s.addr.is_empty(), "ready file names an address: {text:?}");
-        s
+        Ok(s)
     }
 
     pub fn pid(&self) -> i32 {

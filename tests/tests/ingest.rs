@@ -155,11 +155,12 @@ fn hostile_categories_are_dropped_and_cannot_escape_the_data_dir() {
         .collect();
     entries.sort();
     assert_eq!(entries, ["data", "data.log", "data.ready"]);
-    let in_data: Vec<String> = std::fs::read_dir(&data)
+    let mut in_data: Vec<String> = std::fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(in_data, ["good"]);
+    in_data.sort();
+    assert_eq!(in_data, [".scribed+lock", "good"]);
     assert_eq!(get_counter(&server.addr, "scribe_overall:received bad"), 6);
     assert_eq!(
         get_counter(&server.addr, "scribe_overall:received blank category"),

@@ -1,12 +1,18 @@
 //! Operating scribed: the status endpoint, reload on SIGHUP while traffic flows, rate limits,
-//! `--check-config`.
+//! `--check-config`, one scribed per data directory, health on a full disk.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use nix::sys::signal::Signal;
-use pipeline_tests::{bin, metric, read_category, wait_for, Launch, Scribed};
+use pipeline_tests::torture::{fill, Tally, TmpfsMount};
+use pipeline_tests::{
+    bin, metric, read_category, seq_line, ship, wait_for, Launch, RawConn, Scribed,
+};
+use scribe_protocol::scribe::{decode_log_reply, encode_log_call};
+use scribe_protocol::{HeaderStyle, LogEntry, ResultCode};
 
 fn file_store(path: &std::path::Path) -> String {
     format!(
@@ -193,4 +199,133 @@ fn check_config_accepts_good_files_and_names_the_problem_in_bad_ones() {
         "the shipped example is valid: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `count` sequenced lines of `src`, numbered from `from`.
+fn seq_lines(src: &str, from: u64, count: u64) -> Vec<u8> {
+    (from..from + count)
+        .flat_map(|n| seq_line(src, n))
+        .collect()
+}
+
+/// Two scribeds on one data directory each recover and append to the same category files, so
+/// a restart's recovery cuts what the other acknowledged (an incident lost half of 600,000
+/// lines). The second must refuse to start, every time, naming the directory and the pid that
+/// holds it, and nothing the first acknowledged may be lost.
+#[test]
+fn a_second_scribed_on_the_same_data_dir_refuses_and_nothing_acknowledged_is_lost() {
+    const ROUNDS: u64 = 4;
+    const LINES: u64 = 3_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let first = Scribed::start(&data, &[]);
+    let mut written = vec![("first".to_string(), 0), ("second".to_string(), 0)];
+    let mut started_anyway = 0;
+    for round in 0..ROUNDS {
+        let lines = seq_lines("first", written[0].1, LINES);
+        assert!(ship(&first.addr, "shared", &lines, &[]).status.success());
+        written[0].1 += LINES;
+        let how = Launch {
+            files: Some(tmp.path().join(format!("second{round}"))),
+            ..Launch::default()
+        };
+        match Scribed::try_launch(&data, how) {
+            Err((status, log)) => {
+                assert!(!status.success());
+                let pid = first.pid().to_string();
+                assert!(
+                    log.contains(&data.display().to_string()) && log.contains(&pid),
+                    "the refusal names the directory and pid {pid}: {log}"
+                );
+            }
+            Ok(second) => {
+                // What the incident did: ship through both, then stop the second.
+                started_anyway += 1;
+                let lines = seq_lines("second", written[1].1, LINES);
+                assert!(ship(&second.addr, "shared", &lines, &[]).status.success());
+                written[1].1 += LINES;
+                assert!(second.stop().success());
+            }
+        }
+    }
+    // A restart recovers the category: it must find every acknowledged line.
+    assert!(first.stop().success());
+    let again = Scribed::start(&data, &[]);
+    assert!(again.stop().success());
+    let tally = Tally::of(&read_category(&data, "shared"), &written);
+    println!("{}", tally.line("two-scribeds-one-dir", 0.0, ""));
+    assert_eq!(
+        (tally.lost, tally.duplicated, tally.torn),
+        (0, 0, 0),
+        "acknowledged lines lost, repeated or cut ({started_anyway} second scribeds started): \
+         {:?}",
+        tally.detail
+    );
+    assert_eq!(
+        started_anyway, 0,
+        "a second scribed started on a locked data dir"
+    );
+}
+
+fn log_call(category: &str, message: &[u8]) -> Vec<u8> {
+    let entry = LogEntry {
+        category: Bytes::copy_from_slice(category.as_bytes()),
+        message: Bytes::copy_from_slice(message),
+    };
+    encode_log_call(HeaderStyle::Strict, &[entry]).to_vec()
+}
+
+/// While a file store refuses writes on a full disk, `/health` says degraded (with the store and
+/// the reason) and `/ready` says not ready; once a write succeeds again both recover. The disk
+/// is a 1 MiB tmpfs the test mounts (root, as in CI), else the test is skipped.
+#[test]
+fn health_and_ready_report_a_store_refusing_writes_on_a_full_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    let mount = match TmpfsMount::mount(&disk, 1 << 20) {
+        Ok(m) => m,
+        Err(why) => {
+            println!("SKIPPED health_and_ready_report_a_store_refusing_writes_on_a_full_disk: cannot mount a tmpfs: {why}");
+            return;
+        }
+    };
+    let server = Scribed::launch(
+        &tmp.path().join("data"),
+        Launch {
+            config: Some(file_store(&disk)),
+            ..Launch::default()
+        },
+    );
+    assert_eq!(server.http_get("/health"), (200, "ok\n".to_string()));
+    let mut conn = RawConn::connect(&server.addr);
+    let message = vec![b'x'; 64 << 10];
+    let reply = decode_log_reply(conn.call(&log_call("full", &message)));
+    assert_eq!(reply.ok(), Some(ResultCode::Ok));
+
+    let filler = disk.join("filler");
+    fill(&filler, 0, 2 << 20);
+    let reply = decode_log_reply(conn.call(&log_call("full", &message)));
+    assert_eq!(reply.ok(), Some(ResultCode::TryLater));
+    let (code, body) = server.http_get("/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("degraded") && body.contains("store[0]") && body.contains("No space left"),
+        "{body}"
+    );
+    let (code, body) = server.http_get("/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("not ready") && body.contains("store[0]"),
+        "{body}"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let reply = decode_log_reply(conn.call(&log_call("full", &message)));
+    assert_eq!(reply.ok(), Some(ResultCode::Ok));
+    assert_eq!(server.http_get("/health"), (200, "ok\n".to_string()));
+    assert_eq!(server.http_get("/ready"), (200, "ready\n".to_string()));
+    drop(conn);
+    // Stopped before the tmpfs goes.
+    assert!(server.stop().success());
+    drop(mount);
 }

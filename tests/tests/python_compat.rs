@@ -269,9 +269,12 @@ fn python_scribe_client_bytes_land_exactly() {
         assert_same_bytes(category, &got, want);
     }
 
-    // The data dir holds exactly the valid categories, each only its own files.
+    // The data dir holds exactly the valid categories, each only its own files (and the
+    // directory's lock).
     let want_dirs: BTreeSet<String> = sent.expected.keys().cloned().collect();
-    assert_eq!(names(&data), want_dirs, "directories in the data dir");
+    let mut want_entries = want_dirs.clone();
+    want_entries.insert(".scribed+lock".into());
+    assert_eq!(names(&data), want_entries, "entries of the data dir");
     for category in &want_dirs {
         // The commit log (exactly-once) lives beside the data files.
         for name in names(&data.join(category))

@@ -6,7 +6,8 @@
 //! file: write, fsync, rename over the old one, then fsync the directory so the rename itself
 //! survives a power loss. [`AtomicFile`] is that sequence; [`write_atomically`] is it for a
 //! buffer in one call. [`sync_dir`], [`remove_if_exists`] and [`lock_dir`] are the other
-//! steps every store of files needs.
+//! steps every store of files needs; [`lock_dir_with_pid`] is the lock that also says who
+//! holds it.
 //!
 //! The crate depends on nothing of the workspace and holds no `unsafe`, so every library may
 //! use it. Errors name the step and the path ([`FsError`]); callers fold them into their own
@@ -16,7 +17,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// A failed file-system step: which one, on which path.
@@ -187,7 +188,7 @@ pub fn remove_if_exists(path: &Path) -> Result<bool, FsError> {
     }
 }
 
-/// Why [`lock_dir`] did not get its lock.
+/// Why [`lock_dir`] (or [`lock_dir_with_pid`]) did not get its lock.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another open file description holds the lock: another process (or another user in
@@ -197,9 +198,26 @@ pub enum LockError {
         /// The directory whose lock is held.
         dir: PathBuf,
     },
+    /// As `Held`, from [`lock_dir_with_pid`]: with the holder's pid as its lock file records
+    /// it (`None` while the holder has not written it yet, or for a holder that locked
+    /// through [`lock_dir`], which records nothing).
+    #[error("{} is in use by {}", dir.display(), holder(*pid))]
+    HeldBy {
+        /// The directory whose lock is held.
+        dir: PathBuf,
+        /// The holder's process id.
+        pid: Option<u32>,
+    },
     /// The lock file could not be opened or locked.
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process (its pid is not recorded)".into(),
+    }
 }
 
 /// Takes the exclusive lock on `<dir>/lock` (created if missing, never truncated), held as long
@@ -207,12 +225,7 @@ pub enum LockError {
 /// never leaves a directory locked.
 pub fn lock_dir(dir: &Path) -> Result<File, LockError> {
     let path = dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(FsError::at("open lock file", &path))?;
+    let file = open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(LockError::Held {
@@ -220,6 +233,69 @@ pub fn lock_dir(dir: &Path) -> Result<File, LockError> {
         }),
         Err(TryLockError::Error(e)) => Err(FsError::at("lock", &path)(e).into()),
     }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, FsError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(FsError::at("open lock file", path))
+}
+
+/// A directory lock taken by [`lock_dir_with_pid`]; released when dropped (the file closes).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// As [`lock_dir`] (the same `<dir>/lock`, so the two exclude each other), and the holder
+/// writes its pid into the lock file, so that a process refused the lock can say who has it
+/// ([`LockError::HeldBy`]).
+pub fn lock_dir_with_pid(dir: &Path) -> Result<DirLock, LockError> {
+    lock_dir_with_pid_in(dir, "lock")
+}
+
+/// As [`lock_dir_with_pid`], with the lock file `<dir>/<file_name>`: for a directory whose
+/// other entries' names could collide with `lock`.
+pub fn lock_dir_with_pid_in(dir: &Path, file_name: &str) -> Result<DirLock, LockError> {
+    let path = dir.join(file_name);
+    let mut file = open_lock_file(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(LockError::HeldBy {
+                dir: dir.to_path_buf(),
+                pid: recorded_pid(&mut file),
+            })
+        }
+        Err(TryLockError::Error(e)) => return Err(FsError::at("lock", &path)(e).into()),
+    }
+    // Only the holder rewrites the file, so a refused process never wipes the holder's pid.
+    // Not fsynced: the pid is for messages, and a crash releases the lock anyway.
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()))
+        .map_err(FsError::at("write pid to", &path))?;
+    Ok(DirLock { _file: file, path })
+}
+
+/// The pid a lock file records, if it holds one.
+fn recorded_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -280,6 +356,51 @@ mod tests {
             other => panic!("second lock: {other:?}"),
         }
         drop(held);
+        lock_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_pid_lock_records_the_holder_and_reports_it_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir_with_pid(dir.path()).unwrap();
+        let me = std::process::id();
+        let recorded = std::fs::read_to_string(held.path()).unwrap();
+        assert_eq!(recorded.trim(), me.to_string());
+        match lock_dir_with_pid(dir.path()) {
+            Err(e @ LockError::HeldBy { .. }) => {
+                let shown = e.to_string();
+                assert!(
+                    shown.contains(&format!("process {me}")) && shown.contains("in use"),
+                    "{shown}"
+                );
+                assert!(matches!(e, LockError::HeldBy { pid: Some(p), .. } if p == me));
+            }
+            other => panic!("second lock: {other:?}"),
+        }
+        // The same file as lock_dir's: the two exclude each other.
+        assert!(matches!(lock_dir(dir.path()), Err(LockError::Held { .. })));
+        drop(held);
+        let plain = lock_dir(dir.path()).unwrap();
+        match lock_dir_with_pid(dir.path()) {
+            Err(LockError::HeldBy { .. }) => {}
+            other => panic!("under lock_dir's lock: {other:?}"),
+        }
+        drop(plain);
+        // A stale pid left by a crashed holder is simply overwritten.
+        std::fs::write(dir.path().join("lock"), "999999999\n").unwrap();
+        let again = lock_dir_with_pid(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(again.path()).unwrap().trim(),
+            me.to_string()
+        );
+    }
+
+    #[test]
+    fn a_named_pid_lock_uses_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = lock_dir_with_pid_in(dir.path(), ".x+lock").unwrap();
+        assert_eq!(named.path(), dir.path().join(".x+lock"));
+        // A different file: `lock` is still free.
         lock_dir(dir.path()).unwrap();
     }
 

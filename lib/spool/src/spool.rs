@@ -569,9 +569,11 @@ impl Spool {
 /// the other's reads.
 fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
     scribe_fs::lock_dir(dir).map_err(|e| match e {
-        scribe_fs::LockError::Held { .. } => SpoolError::Locked {
-            dir: dir.to_path_buf(),
-        },
+        scribe_fs::LockError::Held { .. } | scribe_fs::LockError::HeldBy { .. } => {
+            SpoolError::Locked {
+                dir: dir.to_path_buf(),
+            }
+        }
         scribe_fs::LockError::Fs(e) => e.into(),
     })
 }

@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<std::time::Duration>,
 
-    /// HTTP address for /metrics, /health and /status. Key `status_listen`.
+    /// HTTP address for /metrics, /health, /ready and /status. Key `status_listen`.
     /// [default: 127.0.0.1:1464]
     #[arg(long, value_name = "ADDR")]
     pub status_listen: Option<SocketAddr>,

@@ -1,20 +1,31 @@
 //! Settings: a TOML file (`--config`) overridden by flags, resolved and validated into
-//! [`Settings`]. `scribed --check-config FILE` runs exactly this validation.
+//! [`Settings`]. `scribed --check-config FILE` runs exactly this validation, and so does a
+//! reload.
+//!
+//! - `schema` — what the file may contain; `values` — sizes, durations, enumerated strings.
+//! - `blocks` — `[[store]]` blocks: categories, the spec read with its key paths, checks.
+//! - `dirs` — the directories stores write; two stores writing one are refused.
+//! - `locate` — placing every error at `file:line:col` with its key.
 
+mod blocks;
 mod cli;
+mod dirs;
+mod locate;
 mod schema;
 pub mod values;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cli::Args;
+pub use dirs::{
+    child_key, claimed_spools, file_base, spool_dir, unclaimed_spools, warn_unclaimed_spools,
+};
+use locate::{KeyError, Source};
 pub use schema::{BucketSpec, BufferSpec, FileSpec, MultiSpec, NetworkSpec, NullSpec, StoreSpec};
 use scribe_archive::category::{is_category_byte, MAX_CATEGORY_LEN};
 use scribe_archive::Category;
-use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1463";
 pub const DEFAULT_STATUS_LISTEN: &str = "127.0.0.1:1464";
@@ -27,13 +38,34 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// batches (Scribe clients do), short enough that abandoned connections free their slots.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A config problem, phrased for the operator: which file, which key, what is wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
+/// A config problem, phrased for the operator: `file:line:col: key: problem`.
+#[derive(Debug)]
 pub struct ConfigError {
+    /// The config file, or `command line` for a flag.
     pub file: String,
+    /// Line and column (1-based) of the key in the file; `None` when the problem is not in the
+    /// file (a flag) or the key is absent from it (a default).
+    pub at: Option<(usize, usize)>,
+    /// The key as a path (`max_frame`, `store[2].primary.remote`, `--max-frame`); `None` only
+    /// for a syntax error outside any key.
+    pub key: Option<String>,
     pub message: String,
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, col)) = self.at {
+            write!(f, ":{line}:{col}")?;
+        }
+        match &self.key {
+            Some(key) => write!(f, ": {key}: {}", self.message),
+            None => write!(f, ": {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// How a store block selects categories.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -105,12 +137,17 @@ pub struct Settings {
 impl Settings {
     /// Reads `args.config` (if any), applies the flags on top, validates.
     pub fn load(args: &Args) -> Result<Settings, ConfigError> {
-        let path = args.config.clone().or_else(|| args.check_config.clone());
-        let file = match &path {
-            Some(p) => read_file(p)?,
-            None => schema::FileConfig::default(),
+        let Some(path) = args.config.clone().or_else(|| args.check_config.clone()) else {
+            let source = Source::none("command line".into());
+            return resolve(schema::FileConfig::default(), args, None, &source);
         };
-        resolve(file, args, path)
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            at: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        check_text(&path, &text, args)
     }
 }
 
@@ -118,37 +155,61 @@ impl Settings {
 /// and no file access (`name` stands for the file in errors). The entry point of the
 /// `scribed_config` fuzz target.
 pub fn check_config_text(name: &Path, text: &str) -> Result<Settings, ConfigError> {
-    let file = parse_text(name, text)?;
-    resolve(file, &Args::default(), Some(name.to_path_buf()))
+    check_text(name, text, &Args::default())
 }
 
-fn read_file(path: &Path) -> Result<schema::FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse_text(path, &text)
-}
-
-fn parse_text(path: &Path, text: &str) -> Result<schema::FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError {
-        file: path.display().to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })
+fn check_text(path: &Path, text: &str, args: &Args) -> Result<Settings, ConfigError> {
+    let source = Source::parse(path.display().to_string(), text)?;
+    let file: schema::FileConfig = toml::from_str(text).map_err(|e| source.toml_error(&e))?;
+    resolve(file, args, Some(path.to_path_buf()), &source)
 }
 
 fn resolve(
+    mut file: schema::FileConfig,
+    args: &Args,
+    path: Option<PathBuf>,
+    source: &Source<'_>,
+) -> Result<Settings, ConfigError> {
+    let blocks = std::mem::take(&mut file.store);
+    let mut settings = globals(file, args, path).map_err(|e| source.key_error(e))?;
+    for (i, table) in blocks.into_iter().enumerate() {
+        let block = blocks::store_block(i, table).map_err(|e| source.key_error(e))?;
+        settings.stores.push(block);
+    }
+    if settings.stores.is_empty() {
+        // No [[store]]: every category goes to one file store under data_dir, as the flags-only
+        // walking skeleton did.
+        settings.stores.push(StoreBlock {
+            name: "store[default]".into(),
+            at: "store[default]".into(),
+            patterns: vec![CategoryPattern::Default],
+            spec: StoreSpec::File(FileSpec::default()),
+            key: "default".into(),
+        });
+    }
+    for b in &settings.stores {
+        blocks::validate_spec(&b.spec, &b.at).map_err(|e| source.key_error(e))?;
+    }
+    dirs::check_writers(&settings).map_err(|e| source.key_error(e))?;
+    Ok(settings)
+}
+
+/// The key a global setting's problem is named by: the flag when the value came from one (it is
+/// not in the file then), else the file's key.
+fn key_of(flag_given: bool, key: &str) -> String {
+    if flag_given {
+        format!("--{}", key.replace('_', "-"))
+    } else {
+        key.to_string()
+    }
+}
+
+/// The global settings: flags over the file's keys over defaults (no stores yet).
+fn globals(
     file: schema::FileConfig,
     args: &Args,
     path: Option<PathBuf>,
-) -> Result<Settings, ConfigError> {
-    let file_name = path
-        .as_ref()
-        .map_or_else(|| "command line".to_string(), |p| p.display().to_string());
-    let err = |message: String| ConfigError {
-        file: file_name.clone(),
-        message,
-    };
+) -> Result<Settings, KeyError> {
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else {
@@ -156,39 +217,25 @@ fn resolve(
             .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("valid default")])
     };
     if listen.is_empty() {
-        return Err(err("listen: at least one address is needed".into()));
+        return Err(KeyError::new("listen", "at least one address is needed"));
     }
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let size = |flag: Option<u64>, key: Option<values::Size>, default: u64| {
         flag.or(key.map(|s| s.0)).unwrap_or(default)
     };
-    let max_frame = size(
-        args.max_frame,
-        file.max_frame,
-        scribe_protocol::frame::DEFAULT_MAX_FRAME as u64,
-    );
-    if max_frame < 1024 {
-        return Err(err(format!(
-            "max_frame: {max_frame} bytes is too small (at least 1K)"
-        )));
-    }
-    // Above 1 GiB a Thrift frame length could begin with the native protocol's magic byte
-    // (0xF5), and the two protocols could no longer be told apart (docs/protocol.md).
-    if max_frame > 1 << 30 {
-        return Err(err(format!(
-            "max_frame: {max_frame} bytes is too large (at most 1G)"
-        )));
-    }
-    let mut settings = Settings {
-        config_path: path.clone(),
+    let settings = Settings {
+        config_path: path,
         listen,
-        data_dir,
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         max_size: size(args.max_size, file.max_size, DEFAULT_MAX_SIZE),
-        max_frame,
+        max_frame: size(
+            args.max_frame,
+            file.max_frame,
+            scribe_protocol::frame::DEFAULT_MAX_FRAME as u64,
+        ),
         max_queue_bytes: size(
             args.max_queue_bytes,
             file.max_queue_bytes,
@@ -218,281 +265,32 @@ fn resolve(
         ready_file: args.ready_file.clone(),
         stores: Vec::new(),
     };
-    if settings.idle_timeout.is_zero() {
-        return Err(err("idle_timeout: must be more than 0".into()));
-    }
-    if settings.max_connections == 0 {
-        return Err(err("max_connections: must be at least 1".into()));
-    }
-    for (i, table) in file.store.into_iter().enumerate() {
-        settings.stores.push(store_block(i, table).map_err(err)?);
-    }
-    if settings.stores.is_empty() {
-        // No [[store]]: every category goes to one file store under data_dir, as the flags-only
-        // walking skeleton did.
-        settings.stores.push(StoreBlock {
-            name: "store[default]".into(),
-            at: "store[default]".into(),
-            patterns: vec![CategoryPattern::Default],
-            spec: StoreSpec::File(FileSpec::default()),
-            key: "default".into(),
-        });
-    }
-    let mut spools = HashSet::new();
-    for b in &settings.stores {
-        validate_spec(&b.spec, &b.at, &b.key, &settings, &mut spools).map_err(err)?;
-    }
+    check_globals(&settings, args)?;
     Ok(settings)
 }
 
-fn store_block(i: usize, mut table: toml::Table) -> Result<StoreBlock, String> {
-    let at = format!("store[{i}]");
-    let mut names: Vec<String> = Vec::new();
-    for key in ["category", "categories"] {
-        match table.remove(key) {
-            None => {}
-            Some(toml::Value::String(s)) => names.extend(s.split_whitespace().map(String::from)),
-            Some(toml::Value::Array(a)) => {
-                for v in a {
-                    match v {
-                        toml::Value::String(s) => names.push(s),
-                        other => {
-                            return Err(format!(
-                                "{at}.{key}: expected category names as strings, found {}",
-                                other.type_str()
-                            ))
-                        }
-                    }
-                }
-            }
-            Some(other) => {
-                return Err(format!(
-                    "{at}.{key}: expected a string or an array of strings, found {}",
-                    other.type_str()
-                ))
-            }
-        }
+fn check_globals(s: &Settings, args: &Args) -> Result<(), KeyError> {
+    let frame_key = key_of(args.max_frame.is_some(), "max_frame");
+    let max_frame = s.max_frame;
+    if max_frame < 1024 {
+        let problem = format!("{max_frame} bytes is too small (at least 1K)");
+        return Err(KeyError::new(frame_key, problem));
     }
-    if names.is_empty() {
-        return Err(format!(
-            "{at}: needs `category` or `categories` (a name, a prefix like \"web*\", or \"default\")"
-        ));
+    // Above 1 GiB a Thrift frame length could begin with the native protocol's magic byte
+    // (0xF5), and the two protocols could no longer be told apart (docs/protocol.md).
+    if max_frame > 1 << 30 {
+        let problem = format!("{max_frame} bytes is too large (at most 1G)");
+        return Err(KeyError::new(frame_key, problem));
     }
-    let patterns = names
-        .iter()
-        .map(|n| CategoryPattern::parse(n).map_err(|e| format!("{at}.categories: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !table.contains_key("type") {
-        return Err(format!(
-            "{at}: missing `type` (file, network, buffer, multi, bucket or null)"
-        ));
+    if s.idle_timeout.is_zero() {
+        let key = key_of(args.idle_timeout.is_some(), "idle_timeout");
+        return Err(KeyError::new(key, "must be more than 0"));
     }
-    let spec = StoreSpec::deserialize(toml::Value::Table(table))
-        .map_err(|e| format!("{at}: {}", e.to_string().trim_end()))?;
-    let key = spool_key(&names);
-    Ok(StoreBlock {
-        name: format!("{at} ({})", names.join(" ")),
-        at: at.clone(),
-        patterns,
-        spec,
-        key,
-    })
-}
-
-/// A directory name for a block's categories that does not depend on their order in the file:
-/// the sorted names, or a hash of them when that would be too long for a file name.
-fn spool_key(names: &[String]) -> String {
-    let mut sorted: Vec<String> = names.iter().map(|n| n.replace('*', "_prefix")).collect();
-    sorted.sort();
-    sorted.dedup();
-    let joined = sorted.join("+");
-    if joined.len() <= 100 {
-        return joined;
-    }
-    // FNV-1a: stable across builds and versions, unlike std's hasher.
-    let hash = joined.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{}-{hash:016x}", &joined[..40])
-}
-
-/// Longest accepted duration for timeouts and retry intervals: longer ones are typos, and
-/// they would overflow deadline arithmetic.
-const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
-
-fn check_duration(at: &str, key: &str, d: Option<values::Dur>) -> Result<(), String> {
-    match d {
-        Some(values::Dur(d)) if d.is_zero() => Err(format!("{at}.{key}: must be more than 0")),
-        Some(values::Dur(d)) if d > MAX_DURATION => Err(format!(
-            "{at}.{key}: {} is longer than the limit of 7 days",
-            humantime::format_duration(d)
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Checks what serde cannot: enumerated strings, ranges, combinations.
-fn validate_spec(
-    spec: &StoreSpec,
-    at: &str,
-    key: &str,
-    settings: &Settings,
-    spools: &mut HashSet<PathBuf>,
-) -> Result<(), String> {
-    match spec {
-        StoreSpec::File(f) => {
-            if let Some(p) = &f.rotate_period {
-                values::parse_rotate_period(p).map_err(|e| format!("{at}.rotate_period: {e}"))?;
-            }
-            if let Some(h) = f.rotate_hour.filter(|h| *h > 23) {
-                return Err(format!("{at}.rotate_hour: {h} is not an hour (0-23)"));
-            }
-            if let Some(m) = f.rotate_minute.filter(|m| *m > 59) {
-                return Err(format!("{at}.rotate_minute: {m} is not a minute (0-59)"));
-            }
-            if let Some(p) = &f.fsync {
-                values::parse_fsync(p).map_err(|e| format!("{at}.fsync: {e}"))?;
-            }
-        }
-        StoreSpec::Network(n) => {
-            if n.remote.is_empty() {
-                return Err(format!(
-                    "{at}.remote: at least one upstream host:port is needed"
-                ));
-            }
-            for r in &n.remote {
-                if r.rsplit_once(':')
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-                    .is_none()
-                {
-                    return Err(format!("{at}.remote: {r:?} is not host:port"));
-                }
-            }
-            if n.connections == Some(0) {
-                return Err(format!("{at}.connections: must be at least 1"));
-            }
-            check_duration(at, "connect_timeout", n.connect_timeout)?;
-            check_duration(at, "timeout", n.timeout)?;
-        }
-        StoreSpec::Buffer(b) => {
-            if matches!(*b.primary, StoreSpec::Multi(_) | StoreSpec::Buffer(_)) {
-                return Err(format!(
-                    "{at}.primary: a buffer's primary may not be a {} store",
-                    b.primary.type_name()
-                ));
-            }
-            check_duration(at, "retry_interval", b.retry_interval)?;
-            if b.max_spool_bytes.is_some_and(|s| s.0 == 0) {
-                return Err(format!("{at}.max_spool_bytes: must be more than 0"));
-            }
-            let dir = spool_dir(b, key, settings);
-            if !spools.insert(dir.clone()) {
-                return Err(format!(
-                    "{at}: spool directory {} is used by another buffer store; set spool_dir",
-                    dir.display()
-                ));
-            }
-            validate_spec(&b.primary, &format!("{at}.primary"), key, settings, spools)?;
-        }
-        StoreSpec::Multi(m) => {
-            if m.stores.is_empty() {
-                return Err(format!("{at}.stores: at least one store is needed"));
-            }
-            parse_report_success(m.report_success.as_deref())
-                .map_err(|e| format!("{at}.report_success: {e}"))?;
-            for (i, s) in m.stores.iter().enumerate() {
-                validate_spec(
-                    s,
-                    &format!("{at}.stores[{i}]"),
-                    &child_key(key, i),
-                    settings,
-                    spools,
-                )?;
-            }
-        }
-        StoreSpec::Bucket(b) => {
-            if b.num_buckets == 0 || b.num_buckets > 999 {
-                return Err(format!(
-                    "{at}.num_buckets: must be 1 to 999, not {}",
-                    b.num_buckets
-                ));
-            }
-            parse_bucket_type(b.bucket_type.as_deref())
-                .map_err(|e| format!("{at}.bucket_type: {e}"))?;
-            parse_delimiter(b.delimiter.as_deref()).map_err(|e| format!("{at}.delimiter: {e}"))?;
-            if !matches!(*b.bucket, StoreSpec::File(_) | StoreSpec::Null(_)) {
-                return Err(format!(
-                    "{at}.bucket: bucket copies must be file or null stores, not {}",
-                    b.bucket.type_name()
-                ));
-            }
-            validate_spec(&b.bucket, &format!("{at}.bucket"), key, settings, spools)?;
-        }
-        StoreSpec::Null(_) => {}
+    if s.max_connections == 0 {
+        let key = key_of(args.max_connections.is_some(), "max_connections");
+        return Err(KeyError::new(key, "must be at least 1"));
     }
     Ok(())
-}
-
-/// Spool directories under `<data_dir>/.spool` that no buffer store of `settings` uses but that
-/// still hold data: a backlog stranded by a config change. scribed warns about them at start
-/// and on reload (it never deletes them).
-pub fn unclaimed_spools(settings: &Settings) -> Vec<PathBuf> {
-    fn claimed(spec: &StoreSpec, key: &str, settings: &Settings, out: &mut HashSet<PathBuf>) {
-        match spec {
-            StoreSpec::Buffer(b) => {
-                out.insert(spool_dir(b, key, settings));
-            }
-            StoreSpec::Multi(m) => {
-                for (i, s) in m.stores.iter().enumerate() {
-                    claimed(s, &child_key(key, i), settings, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut used = HashSet::new();
-    for b in &settings.stores {
-        claimed(&b.spec, &b.key, settings, &mut used);
-    }
-    let Ok(entries) = std::fs::read_dir(settings.data_dir.join(".spool")) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|dir| !used.contains(dir))
-        .filter(|dir| {
-            std::fs::read_dir(dir).is_ok_and(|files| {
-                files.filter_map(|f| f.ok()).any(|f| {
-                    f.path().extension().is_some_and(|x| x == "seg")
-                        && f.metadata().is_ok_and(|m| m.len() > 0)
-                })
-            })
-        })
-        .collect()
-}
-
-/// Logs a warning for every spool holding a backlog that no buffer store will replay.
-pub fn warn_unclaimed_spools(settings: &Settings) {
-    for dir in unclaimed_spools(settings) {
-        tracing::warn!(
-            spool = %dir.display(),
-            "a spool with a backlog belongs to no buffer store in this configuration; \
-             point a buffer store's spool_dir at it to replay it"
-        );
-    }
-}
-
-/// The key of a multi store's `i`-th child, from which a nested buffer store's default spool
-/// directory is named. Validation, building and the unclaimed-spool check must agree on it.
-pub fn child_key(key: &str, i: usize) -> String {
-    format!("{key}.{i}")
-}
-
-/// Where a buffer store spools.
-pub fn spool_dir(b: &BufferSpec, key: &str, settings: &Settings) -> PathBuf {
-    b.spool_dir
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join(".spool").join(key))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

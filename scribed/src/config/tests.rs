@@ -1,3 +1,4 @@
+use super::blocks::spool_key;
 use super::*;
 
 fn load_str(toml_text: &str, extra_flags: &[&str]) -> Result<Settings, ConfigError> {
@@ -145,7 +146,7 @@ fn errors_name_the_file_the_key_and_the_problem() {
 
     let e = err("[[store]]\ncategory = \"../etc\"\ntype = \"null\"\n");
     assert!(
-        e.contains("store[0].categories") && e.contains("not a valid category"),
+        e.contains("store[0].category:") && e.contains("not a valid category"),
         "{e}"
     );
 
@@ -249,7 +250,7 @@ fn check_config_text_agrees_with_loading_the_file() {
     let e = check_config_text(path, "max_frame = \"1\"\n").unwrap_err();
     assert!(
         e.to_string()
-            .starts_with("examples/scribed.toml: max_frame"),
+            .starts_with("examples/scribed.toml:1:1: max_frame: "),
         "{e}"
     );
 }
@@ -266,4 +267,133 @@ fn prefix_patterns_follow_the_category_rules() {
     assert!(CategoryPattern::parse(&longest).is_ok());
     let e = CategoryPattern::parse(&format!("a{longest}")).unwrap_err();
     assert!(e.contains("longer than any category"), "{e}");
+}
+
+/// Every error says where (`file:line:col`, the key's place) and which key, at the top level
+/// and inside store blocks, nested ones included.
+#[test]
+fn errors_give_file_line_column_and_key_path() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "max_sise = 3\n",
+            "scribed.toml:1:1: max_sise: ",
+            "unknown field",
+        ),
+        (
+            "listen = [\"127.0.0.1:1\"]\nmax_size = \"12Q\"\n",
+            "scribed.toml:2:1: max_size: ",
+            "unknown unit",
+        ),
+        (
+            "\nmax_frame = \"1\"\n",
+            "scribed.toml:2:1: max_frame: ",
+            "too small",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"file\"\nmax_sizee = 1\n",
+            "scribed.toml:4:1: store[0].max_sizee: ",
+            "unknown field",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"file\"\nkeep_days = \"many\"\n",
+            "scribed.toml:4:1: store[0].keep_days: ",
+            "invalid type",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"buffer\"\n[store.primary]\ntype = \"network\"\n\
+             remote = [\"h:1\"]\n  timeout = \"soon\"\n",
+            "scribed.toml:7:3: store[0].primary.timeout: ",
+            "soon",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"multi\"\n[[store.stores]]\ntype = \"null\"\n\
+             [[store.stores]]\ntype = \"file\"\nfsync = \"sometimes\"\n",
+            "scribed.toml:8:1: store[0].stores[1].fsync: ",
+            "sometimes",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"null\"\n\n[[store]]\ncategory = \"b\"\n\
+             type = \"tape\"\n",
+            "scribed.toml:7:1: store[1].type: ",
+            "tape",
+        ),
+        (
+            "[[store]]\ntype = \"null\"\n",
+            "scribed.toml:1:1: store[0]: ",
+            "categories",
+        ),
+        (
+            "[[store]]\ncategory = \"../etc\"\ntype = \"null\"\n",
+            "scribed.toml:2:1: store[0].category: ",
+            "not a valid category",
+        ),
+        (
+            "[[store]]\ncategory = \"a\"\ntype = \"network\"\nremote = [\"nohost\"]\n",
+            "scribed.toml:4:1: store[0].remote: ",
+            "host:port",
+        ),
+    ];
+    for (text, prefix, problem) in cases {
+        let e = err(text);
+        let shown = e
+            .split_once("scribed.toml")
+            .map_or(&e[..], |(_, rest)| rest);
+        let want = prefix.trim_start_matches("scribed.toml");
+        assert!(
+            shown.starts_with(want) && e.contains(problem),
+            "{text:?}:\n  got  {e}\n  want {prefix}...{problem}"
+        );
+    }
+    // A syntax error has a place but may have no key.
+    let e = err("[[store]\n");
+    assert!(e.contains("scribed.toml:1:"), "{e}");
+}
+
+/// A value from a flag is not the file's: its error names the flag, not a line.
+#[test]
+fn a_bad_flag_is_named_as_the_flag() {
+    let e = load_str("max_frame = \"16M\"\n", &["--max-frame", "1"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("command line: --max-frame: "), "{e}");
+}
+
+/// Two writers of one category directory each cut the other's data at recovery: refused,
+/// whether two children of one block, or two blocks a category can reach together.
+#[test]
+fn two_stores_may_not_write_one_category_directory() {
+    let e = err(r#"
+        [[store]]
+        category = "default"
+        type = "multi"
+        [[store.stores]]
+        type = "file"
+        [[store.stores]]
+        type = "file"
+        "#);
+    assert!(
+        e.contains("store[0].stores[1]") && e.contains("store[0].stores[0]"),
+        "{e}"
+    );
+    for (a, b) in [("default", "default"), ("web", "web"), ("web*", "web*")] {
+        let e = err(&format!(
+            "[[store]]\ncategory = \"{a}\"\ntype = \"file\"\npath = \"/x\"\n\
+             [[store]]\ncategory = \"{b}\"\ntype = \"file\"\npath = \"/x/\"\n"
+        ));
+        assert!(
+            e.contains("scribed.toml:5:1: store[1]") && e.contains("/x"),
+            "{a}/{b}: {e}"
+        );
+    }
+    let e = err("[[store]]\ncategory = \"default\"\ntype = \"file\"\n\
+         [[store]]\ncategory = \"default\"\ntype = \"buffer\"\n[store.primary]\ntype = \"file\"\n");
+    assert!(e.contains("store[1].primary"), "{e}");
+    // A category reaches one of these blocks only: sharing the base directory is fine.
+    load_str(
+        "[[store]]\ncategory = \"web\"\ntype = \"file\"\npath = \"/x\"\n\
+         [[store]]\ncategory = \"web*\"\ntype = \"file\"\npath = \"/x\"\n\
+         [[store]]\ncategory = \"default\"\ntype = \"file\"\npath = \"/x\"\n",
+        &[],
+    )
+    .unwrap();
 }

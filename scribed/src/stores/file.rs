@@ -115,6 +115,9 @@ pub struct FileStore {
     writers: Writers,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     failing: Arc<Mutex<Option<String>>>,
+    /// The lock on the base directory the spec names (shared by bucket copies and by other
+    /// stores of this process under it; see [`crate::locks`]).
+    _lock: Arc<scribe_fs::DirLock>,
 }
 
 impl FileStore {
@@ -124,9 +127,10 @@ impl FileStore {
         ctx: &BuildContext<'_>,
         base: Option<PathBuf>,
     ) -> anyhow::Result<FileStore> {
-        let base = base
-            .or_else(|| spec.path.clone())
-            .unwrap_or_else(|| ctx.settings.data_dir.clone());
+        // Locked before any category in it is opened (and recovered).
+        let locked = crate::config::file_base(spec, ctx.settings);
+        let lock = crate::locks::lock(&locked, &format!("{} directory", ctx.name))?;
+        let base = base.unwrap_or(locked);
         std::fs::create_dir_all(&base)
             .map_err(|e| anyhow::anyhow!("{}: creating {}: {e}", ctx.name, base.display()))?;
         Ok(FileStore {
@@ -138,6 +142,7 @@ impl FileStore {
             writers: Arc::new(Mutex::new(HashMap::new())),
             tasks: Mutex::new(Vec::new()),
             failing: Arc::new(Mutex::new(None)),
+            _lock: lock,
         })
     }
 
