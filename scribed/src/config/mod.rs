@@ -370,6 +370,12 @@ fn validate_spec(
             }
             check_duration(at, "connect_timeout", n.connect_timeout)?;
             check_duration(at, "timeout", n.timeout)?;
+            if let Some(m) = n.max_frame.filter(|m| !(1024..=1 << 30).contains(&m.0)) {
+                return Err(format!(
+                    "{at}.max_frame: {} bytes is out of range (1K to 1G)",
+                    m.0
+                ));
+            }
         }
         StoreSpec::Buffer(b) => {
             if matches!(*b.primary, StoreSpec::Multi(_) | StoreSpec::Buffer(_)) {
@@ -490,6 +496,12 @@ pub fn spool_dir(b: &BufferSpec, key: &str, settings: &Settings) -> PathBuf {
     b.spool_dir
         .clone()
         .unwrap_or_else(|| settings.data_dir.join(".spool").join(key))
+}
+
+/// The dead-letter directory beside (inside) a spool directory: the spool itself only reads
+/// its segment files and cursor, and its directory lock covers this too.
+pub fn dead_letter_dir(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("dead-letter")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
