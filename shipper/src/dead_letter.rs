@@ -13,12 +13,14 @@
 //! A batch sent again (after a lost connection) hands the same lines over again; lines with
 //! ids seen lately are not reported or kept twice (`OversizeSink` remembers them).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use scribe_archive::{Category, DeadLetter};
 use scribe_protocol::split::{Oversize, OversizeSink};
+use scribe_protocol::ProducerId;
 
 /// Says where a line came from, for the report ("line at byte offset 120 of standard input").
 pub type Describe = Arc<dyn Fn(&Oversize) -> String + Send + Sync>;
@@ -120,6 +122,39 @@ pub fn describe_stdin() -> Describe {
     Arc::new(|o: &Oversize| match o.id {
         Some(id) => format!("line at byte offset {} of standard input", id.start),
         None => "a line of standard input".to_string(),
+    })
+}
+
+/// Which file each followed file generation's producer id stands for, so a report can name
+/// the file (the follow thread keeps it, one entry per generation it is reading).
+#[derive(Debug, Clone, Default)]
+pub struct FileNames(Arc<Mutex<HashMap<ProducerId, PathBuf>>>);
+
+impl FileNames {
+    pub fn insert(&self, producer: ProducerId, path: PathBuf) {
+        self.map().insert(producer, path);
+    }
+
+    pub fn remove(&self, producer: &ProducerId) {
+        self.map().remove(producer);
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ProducerId, PathBuf>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// For followed files: the file and the line's byte offset in it.
+pub fn describe_followed(names: FileNames) -> Describe {
+    Arc::new(move |o: &Oversize| {
+        let file = o.id.and_then(|id| names.map().get(&id.producer).cloned());
+        match (o.id, file) {
+            (Some(id), Some(file)) => {
+                format!("line at byte offset {} of {}", id.start, file.display())
+            }
+            // The file was closed since: its category and offset still say where to look.
+            _ => describe_stream("followed file")(o),
+        }
     })
 }
 

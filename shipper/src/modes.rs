@@ -172,10 +172,11 @@ pub async fn follow_mode(
         .delivery
         .resolve(file, |state| Some(state.join("spool")))?;
     let dead_dir = settings.state_dir.join("dead-letter");
+    let names = dead_letter::FileNames::default();
     let oversized = set_aside(
         &mut settings,
         Some(dead_dir),
-        dead_letter::describe_stream("followed file"),
+        dead_letter::describe_followed(names.clone()),
     );
     let following = cli.following(file)?;
     let state_dir = &settings.state_dir;
@@ -199,6 +200,7 @@ pub async fn follow_mode(
         rescan_interval: Duration::from_secs(1),
         limits: settings.limits,
         producer: crate::batch::load_producer_id(state_dir)?,
+        names,
     };
     let grace = cli.delivery.timeout.min(FOLLOW_GRACE);
     let report = follow::ship_files(follow_settings, settings.outbox, grace, shutdown).await?;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{check_order_no_loss, read_category, ship, Scribed};
+use pipeline_tests::{check_order_no_loss, read_category, ship, wait_for, Scribed, ShipProc};
 use scribe_protocol::native;
 
 /// The server's frame limit in these tests, and the largest message it advertises with it.
@@ -109,5 +109,42 @@ fn with_dead_letter_ship_keeps_the_line_there_and_exits_zero() {
     assert!(err.contains(dead_arg), "the report names the file: {err}");
     assert!(std::fs::read(dead.join("big")).unwrap() == big);
     let stored = read_category(&data, "big");
+    assert_eq!(check_order_no_loss(&stored, &normal), Ok(0));
+}
+
+#[test]
+fn follow_mode_keeps_an_over_long_line_in_its_state_dir_and_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Scribed::start(&data, &["--max-frame", "16K"]);
+    let normal = lines(200, 80);
+    let big = big_line(50_000);
+    let (input, offset) = with_big_line(&normal, 100, &big);
+    let log = tmp.path().join("app.log");
+    std::fs::write(&log, &input).unwrap();
+    let state = tmp.path().join("state");
+    let follow = format!("{}=app", log.display());
+    let args = [
+        "--to",
+        &server.addr,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--from-beginning",
+        "--follow",
+        &follow,
+    ];
+    let mut shipper = ShipProc::spawn(&args, &tmp.path().join("ship.err"), None);
+    let want: usize = normal.iter().map(Vec::len).sum();
+    wait_for(Duration::from_secs(30), "the other lines to arrive", || {
+        shipper.assert_running();
+        read_category(&data, "app").len() >= want
+    });
+    let (status, err) = shipper.stop();
+    assert!(status.success(), "{err}");
+    let at = format!("byte offset {offset} of {}", log.display());
+    assert!(err.contains(&at), "no {at:?} in: {err}");
+    let kept = std::fs::read(state.join("dead-letter").join("app")).unwrap();
+    assert!(kept == big, "kept whole in STATE/dead-letter");
+    let stored = read_category(&data, "app");
     assert_eq!(check_order_no_loss(&stored, &normal), Ok(0));
 }
