@@ -193,7 +193,7 @@ type Handler = dyn Fn(Oversize) -> BoxFuture<'static, Result<(), String>> + Send
 /// Where a client puts each [`Oversize`] it takes out of a batch, before it sends the rest.
 /// The handler is async, so it may write a file on the blocking pool; an error fails the
 /// batch like a lost connection (it is sent again, and the message handed over again). A
-/// message whose id was handed over among the last [`RECENT_IDS`] is not handed over again.
+/// message whose id was handed over among the last 1024 is not handed over again.
 #[derive(Clone)]
 pub struct OversizeSink {
     handler: Arc<Handler>,
