@@ -394,6 +394,26 @@ mod tests {
         assert_eq!(counters.get("scribe_overall:dead lettered"), 1);
     }
 
+    #[test]
+    fn without_a_buffer_the_dead_letter_dir_is_where_a_spool_of_the_key_would_be() {
+        let settings = Settings::load(&Args::parse_from(["scribed", "--data-dir", "/d"])).unwrap();
+        let ctx = BuildContext {
+            settings: &settings,
+            counters: Arc::default(),
+            name: "net".into(),
+            key: "k".into(),
+            dead_letter: None,
+        };
+        let want = std::path::Path::new("/d/.spool/k/dead-letter");
+        assert_eq!(ctx.dead_letter_dir(), want);
+        let beside = std::path::PathBuf::from("/spool/dead-letter");
+        let ctx = BuildContext {
+            dead_letter: Some(beside.clone()),
+            ..ctx
+        };
+        assert_eq!(ctx.dead_letter_dir(), beside);
+    }
+
     #[tokio::test]
     async fn a_pooled_connection_closed_by_the_upstream_is_not_a_failure() {
         let (addr, got) = upstream(1 << 20, true).await;
