@@ -19,6 +19,8 @@ pub const IGNORED: &str = "ignored";
 pub const SPOOLED: &str = "spooled";
 pub const REPLAYED: &str = "replayed";
 pub const DROPPED_CORRUPT: &str = "dropped corrupt";
+/// Messages an upstream can never accept (longer than it takes), kept in a dead-letter file.
+pub const DEAD_LETTERED: &str = "dead lettered";
 pub const RELOADS: &str = "reloads";
 pub const RELOAD_FAILURES: &str = "reload failures";
 

@@ -1,5 +1,5 @@
 //! One native-protocol connection (see `scribe_protocol::native` and docs/protocol.md):
-//! `HELLO` → `WELCOME`, then batches, each answered by an `ACK` with its number, strictly in
+//! `HELLO` → `WELCOME` (with this server's frame and message limits), then batches, each answered by an `ACK` with its number, strictly in
 //! order. After any answer but `OK` the connection is closed without reading further, so a
 //! client that pipelines never has a batch written behind one that was refused.
 //!
@@ -50,6 +50,15 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Compression::None
         },
         max_frame: u32::try_from(server.limits.max_frame).unwrap_or(u32::MAX),
+        // What fits one frame with the longest category this server accepts: a client
+        // sets aside a longer message at once instead of sending it for ever.
+        max_message: Some(
+            u32::try_from(native::max_message(
+                server.limits.max_frame,
+                scribe_archive::category::MAX_CATEGORY_LEN,
+            ))
+            .unwrap_or(u32::MAX),
+        ),
     };
     if !reply(&mut conn, &welcome.encode(), peer).await || hello.version != native::VERSION {
         // A client of another version reads our version from the WELCOME and gives up.

@@ -63,6 +63,7 @@ impl Routing {
                 counters: counters.clone(),
                 name: block.name.clone(),
                 key: block.key.clone(),
+                dead_letter: None,
             };
             let store = match stores::build(&block.spec, &ctx) {
                 Ok(s) => s,

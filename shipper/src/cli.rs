@@ -113,9 +113,16 @@ pub struct Delivery {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_line: Option<u64>,
 
-    /// Largest frame to send; must not exceed the server's limit (scribed: --max-frame, 16M).
+    /// Largest frame to send. scribed says its own limit when ship connects (and ship cuts
+    /// batches to it); to other servers, which cannot, keep this within theirs.
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
     pub max_frame: u64,
+
+    /// Keep lines longer than the aggregator takes in DIR/CATEGORY (replay with
+    /// `ship CATEGORY < DIR/CATEGORY`) and go on. Default with --follow and run:
+    /// STATE_DIR/dead-letter; standard input: report such lines and exit 1 at the end.
+    #[arg(long, value_name = "DIR")]
+    pub dead_letter: Option<PathBuf>,
 
     /// Most lines per batch.
     #[arg(long, value_name = "N", default_value_t = 16_384)]

@@ -59,6 +59,7 @@ pub struct ConfigFile {
     pub state_dir: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
     pub spool_max: Option<Size>,
+    pub dead_letter: Option<PathBuf>,
     pub poll_interval: Option<Dur>,
     pub poll: Option<bool>,
     #[serde(default)]
@@ -153,6 +154,8 @@ pub struct DeliverySettings {
     pub limits: BatchLimits,
     pub outbox: OutboxOptions,
     pub state_dir: PathBuf,
+    /// `--dead-letter` / `dead_letter`, if given (the modes supply their defaults).
+    pub dead_letter: Option<PathBuf>,
 }
 
 impl Delivery {
@@ -229,6 +232,10 @@ impl Delivery {
                 max_frame,
             },
             state_dir,
+            dead_letter: self
+                .dead_letter
+                .clone()
+                .or_else(|| file.dead_letter.clone()),
         })
     }
 }

@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchBuf, BatchLimits};
+use crate::dead_letter::FileNames;
 use crate::multiline::{Joiner, MultilineRule, Record};
 use crate::outbox::{self, Batch, OutboxError, OutboxOptions, OutboxReport};
 use crate::template::CategoryTemplate;
@@ -69,6 +70,8 @@ pub struct FollowSettings {
     pub limits: BatchLimits,
     /// This ship's producer id (see [`crate::batch::load_producer_id`]).
     pub producer: ProducerId,
+    /// Filled with the file each producer id stands for (for reports of over-long lines).
+    pub names: FileNames,
 }
 
 /// What a follow run did: the follower's counters and the outbox's.
@@ -185,6 +188,8 @@ struct Batcher {
     producer: ProducerId,
     /// Per file generation: its producer id and where its next entry starts.
     streams: HashMap<FileId, (ProducerId, u64)>,
+    /// The path of each generation's producer id.
+    names: FileNames,
     /// The outbox has gone: stop.
     closed: bool,
 }
@@ -223,6 +228,7 @@ pub fn spawn(
         ready: Vec::new(),
         producer: settings.producer,
         streams: HashMap::new(),
+        names: settings.names.clone(),
         closed: false,
     };
     let mut tail = Tail {
@@ -379,16 +385,18 @@ impl Tail {
                 match settings.entries[target.entry].multiline.as_ref() {
                     Some(rule) => {
                         // The record this line joins is added later, without the event.
-                        batcher.note_stream(file_id, stream, offset_after - bytes.len() as u64);
+                        let start = offset_after - bytes.len() as u64;
+                        batcher.note_stream(path, file_id, stream, start);
                         let j = joiners.entry(path.to_path_buf()).or_default();
                         if let Some(r) = j.push(rule, max_line, bytes, file_id, offset_after, now)
                         {
-                            batcher.add(&target.category, &r.bytes, r.file_id, r.offset_after, None);
+                            let at = (r.file_id, r.offset_after);
+                            batcher.add(path, &target.category, &r.bytes, at, None);
                         }
                     }
                     None => {
-                        let s = Some(stream);
-                        batcher.add(&target.category, bytes, file_id, offset_after, s);
+                        let at = (file_id, offset_after);
+                        batcher.add(path, &target.category, bytes, at, Some(stream));
                     }
                 }
             }
@@ -402,7 +410,7 @@ impl Tail {
                 ..
             } => {
                 finished.push(path.to_path_buf());
-                batcher.note_stream(new_file_id, new_stream, 0);
+                batcher.note_stream(path, new_file_id, new_stream, 0);
                 match copy {
                     Some(copy) => tracing::info!(
                         path = %path.display(),
@@ -427,7 +435,7 @@ impl Tail {
                 file_id,
             } => {
                 finished.push(path.to_path_buf());
-                batcher.streams.remove(&file_id);
+                batcher.forget_stream(file_id);
                 tracing::warn!(
                     path = %path.display(),
                     read = offset,
@@ -439,7 +447,7 @@ impl Tail {
             }
             Event::Closed { path, file_id, .. } => {
                 finished.push(path.to_path_buf());
-                batcher.streams.remove(&file_id);
+                batcher.forget_stream(file_id);
             }
             Event::LineTooLong {
                 path, offset, max, ..
@@ -448,11 +456,11 @@ impl Tail {
             }
             Event::Error { path, error } => tracing::warn!(path = %path.display(), "{error}"),
             Event::Opened {
+                path,
                 file_id,
                 offset,
                 stream,
-                ..
-            } => batcher.note_stream(file_id, stream, offset),
+            } => batcher.note_stream(path, file_id, stream, offset),
         });
         // A record never spans two files: send what a finished file left pending.
         for path in finished {
@@ -484,8 +492,8 @@ impl Tail {
 
     fn add_record(&mut self, path: &Path, r: Record) {
         if let Some(target) = self.targets.get(path) {
-            self.batcher
-                .add(&target.category, &r.bytes, r.file_id, r.offset_after, None);
+            let at = (r.file_id, r.offset_after);
+            self.batcher.add(path, &target.category, &r.bytes, at, None);
         }
     }
 
@@ -533,36 +541,47 @@ impl Tail {
 impl Batcher {
     /// Records a file generation's stream nonce and where its next entry starts, the first
     /// time the generation is seen (an open, a truncation's new generation, or its first line).
-    fn note_stream(&mut self, file_id: FileId, stream: u64, start: u64) {
-        let producer = self.producer;
-        self.streams
-            .entry(file_id)
-            .or_insert_with(|| (producer.derive(stream), start));
+    fn note_stream(&mut self, path: &Path, file_id: FileId, stream: u64, start: u64) {
+        let (producer, names) = (self.producer, &self.names);
+        self.streams.entry(file_id).or_insert_with(|| {
+            let p = producer.derive(stream);
+            names.insert(p, path.to_path_buf());
+            (p, start)
+        });
     }
 
-    /// Adds one message to the batch being built, finishing the batch first if it is full.
-    /// `stream`: the nonce of the line's file generation, when the caller has the event (one
-    /// map lookup both notes a new generation and finds the entry's start).
+    /// The file generation is done: no more lines will come from it.
+    fn forget_stream(&mut self, file_id: FileId) {
+        if let Some((producer, _)) = self.streams.remove(&file_id) {
+            self.names.remove(&producer);
+        }
+    }
+
+    /// Adds one message of `path`, ending at `(file, offset)`, to the batch being built,
+    /// finishing the batch first if it is full. `stream`: the nonce of the line's file
+    /// generation, when the caller has the event (one map lookup both notes a new generation
+    /// and finds the entry's start).
     fn add(
         &mut self,
+        path: &Path,
         category: &Category,
         bytes: &[u8],
-        file_id: FileId,
-        offset_after: u64,
+        (file_id, offset_after): (FileId, u64),
         stream: Option<u64>,
     ) {
         let cat = category.as_str().as_bytes();
         if self.builder.is_full_for(&self.limits, cat, bytes.len()) {
             self.flush();
         }
-        let producer = self.producer;
-        let position =
-            match stream {
-                Some(nonce) => Some(self.streams.entry(file_id).or_insert_with(|| {
-                    (producer.derive(nonce), offset_after - bytes.len() as u64)
-                })),
-                None => self.streams.get_mut(&file_id),
-            };
+        let (producer, names) = (self.producer, &self.names);
+        let position = match stream {
+            Some(nonce) => Some(self.streams.entry(file_id).or_insert_with(|| {
+                let p = producer.derive(nonce);
+                names.insert(p, path.to_path_buf());
+                (p, offset_after - bytes.len() as u64)
+            })),
+            None => self.streams.get_mut(&file_id),
+        };
         // The entry covers the file's bytes from where the previous one ended (including
         // any skipped over-long line) to the end of this line or record.
         let id = match position {

@@ -16,7 +16,8 @@ use scribe_fs::LockError;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Cmd, Delivery, RunArgs};
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, DeliverySettings};
+use crate::dead_letter::{self, Describe, Oversized};
 use crate::follow::{self, FollowSettings};
 use crate::rotatelogs::args::parse_specs;
 use crate::rotatelogs::naming::init_local_zone;
@@ -62,14 +63,35 @@ pub async fn stdin_mode(
     if settings.outbox.spool.is_none() {
         settings.outbox.give_up = Some(delivery.timeout);
     }
+    // Standard input keeps over-long lines only when asked: by default they fail the run.
+    let oversized = set_aside(&mut settings, None, dead_letter::describe_stdin());
     let opts = StreamOptions {
         category,
         limits: settings.limits,
         outbox: settings.outbox,
     };
     let report = ship_stream(std::io::stdin(), opts).await?;
+    if let Some(summary) = oversized.summary() {
+        eprintln!("ship: {summary}");
+    }
+    if let Some(why) = oversized.failure() {
+        let delivered = report.lines_delivered.saturating_sub(oversized.reported());
+        bail!("{why}; {delivered} lines delivered");
+    }
     tracing::info!(?report, "all lines delivered");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hands lines too long for the aggregator to an [`Oversized`] that keeps them in
+/// `--dead-letter` (else in `default_dir`, if any) and reports them as `describe` says.
+fn set_aside(
+    settings: &mut DeliverySettings,
+    default_dir: Option<std::path::PathBuf>,
+    describe: Describe,
+) -> std::sync::Arc<Oversized> {
+    let oversized = Oversized::new(settings.dead_letter.clone().or(default_dir));
+    settings.outbox.client.oversize = Some(oversized.sink(describe));
+    oversized
 }
 
 /// `ship run -- COMMAND`: exits with the command's status (see [`crate::run`]).
@@ -80,9 +102,15 @@ pub async fn run_mode(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(c) => format!("run-{c}"),
         None => "run".to_string(),
     };
-    let settings = args
+    let mut settings = args
         .delivery
-        .resolve(&file, |state| Some(state.join(spool_name).join("spool")))?;
+        .resolve(&file, |state| Some(state.join(&spool_name).join("spool")))?;
+    let dead_dir = settings.state_dir.join(&spool_name).join("dead-letter");
+    let oversized = set_aside(
+        &mut settings,
+        Some(dead_dir),
+        dead_letter::describe_stream("command output"),
+    );
     let categories = match &args.category {
         Some(out) => {
             let err = match &args.stderr_category {
@@ -104,6 +132,12 @@ pub async fn run_mode(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     tracing::info!(?report, code, "command finished");
+    if let Some(summary) = oversized.summary() {
+        eprintln!("ship: {summary}");
+    }
+    if let (0, Some(why)) = (code, oversized.failure()) {
+        bail!("{why}");
+    }
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -134,9 +168,16 @@ pub async fn follow_mode(
     file: &ConfigFile,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let settings = cli
+    let mut settings = cli
         .delivery
         .resolve(file, |state| Some(state.join("spool")))?;
+    let dead_dir = settings.state_dir.join("dead-letter");
+    let names = dead_letter::FileNames::default();
+    let oversized = set_aside(
+        &mut settings,
+        Some(dead_dir),
+        dead_letter::describe_followed(names.clone()),
+    );
     let following = cli.following(file)?;
     let state_dir = &settings.state_dir;
     std::fs::create_dir_all(state_dir)
@@ -159,12 +200,19 @@ pub async fn follow_mode(
         rescan_interval: Duration::from_secs(1),
         limits: settings.limits,
         producer: crate::batch::load_producer_id(state_dir)?,
+        names,
     };
     let grace = cli.delivery.timeout.min(FOLLOW_GRACE);
     let report = follow::ship_files(follow_settings, settings.outbox, grace, shutdown).await?;
     eprintln!("ship: stats {report}");
+    if let Some(summary) = oversized.summary() {
+        eprintln!("ship: {summary}");
+    }
     if let Some(e) = report.failed {
         bail!("{e}");
+    }
+    if let Some(why) = oversized.failure() {
+        bail!("{why}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use pipeline_tests::{get_counter, read_category, RawConn, Scribed};
 use scribe_protocol::native::{
-    Ack, AckStatus, BatchBuilder, BatchFrame, Compression, Hello, Welcome, VERSION,
+    max_message, Ack, AckStatus, BatchBuilder, BatchFrame, Compression, Hello, Welcome, VERSION,
 };
 use scribe_protocol::{EntryId, ProducerId};
 
@@ -24,6 +24,12 @@ fn open(addr: &str, gzip: bool) -> RawConn {
     conn.send_raw(&hello.encode()).unwrap();
     let welcome = Welcome::decode(conn.recv().expect("a WELCOME")).unwrap();
     assert_eq!(welcome.version, VERSION);
+    // The limits a client cuts its batches to: the longest message fits one frame with the
+    // longest category scribed accepts.
+    assert_eq!(
+        welcome.max_message,
+        Some(max_message(welcome.max_frame as usize, 200) as u32)
+    );
     let want = if gzip {
         Compression::Gzip
     } else {
@@ -198,4 +204,34 @@ fn the_magic_without_a_hello_and_a_wrong_version_are_turned_away() {
     let w = Welcome::decode(conn.recv().unwrap()).unwrap();
     assert_eq!(w.version, VERSION);
     assert!(conn.recv().is_none());
+}
+
+#[test]
+fn the_welcome_advertises_the_frame_and_message_limits_and_an_older_client_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp, &["--max-frame", "64K"]);
+    let mut conn = RawConn::connect(&server.addr);
+    let hello = Hello {
+        version: VERSION,
+        gzip: false,
+        name: Bytes::from_static(b"older-client"),
+    };
+    conn.send_raw(&hello.encode()).unwrap();
+    let frame = conn.recv().expect("a WELCOME");
+    // A client of the first version reads version, compression and max frame, in that
+    // place, and nothing after them.
+    assert_eq!(frame[0], scribe_protocol::native::kind::WELCOME);
+    assert_eq!(u16::from_be_bytes([frame[1], frame[2]]), VERSION);
+    assert_eq!(frame[3], 0);
+    assert_eq!(
+        u32::from_be_bytes(frame[4..8].try_into().unwrap()),
+        64 << 10
+    );
+    let w = Welcome::decode(frame).unwrap();
+    assert_eq!(w.max_message, Some(max_message(64 << 10, 200) as u32));
+    // The connection goes on as it always did.
+    let p = ProducerId::random();
+    conn.send_raw(&BatchFrame::encode(0, &body(p, 0, 3), Compression::None))
+        .unwrap();
+    assert_eq!(ack(&mut conn).status, AckStatus::Ok);
 }

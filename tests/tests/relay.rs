@@ -2,11 +2,11 @@
 //! disk spool) → central scribed (file store). Outages, kills, and a damaged spool.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pipeline_tests::{
-    check_order_no_loss, free_port, get_counter, http_get, leaf_config, read_category, ship,
-    wait_for, Launch, Scribed,
+    check_order_no_loss, free_port, get_counter, http_get, leaf_config, metric, read_category,
+    ship, wait_for, Launch, Scribed,
 };
 
 /// A central scribed (default file store) on a fixed address, so it can be restarted there.
@@ -243,4 +243,72 @@ fn damaged_spool_records_are_skipped_and_counted_and_the_rest_delivered() {
     assert!(get_counter(&leaf.addr, "scribe_overall:dropped corrupt") >= 1);
     let (code, _) = http_get(&leaf.status_addr, "/health");
     assert_eq!(code, 200);
+}
+
+/// One message larger than the central accepts (`--max-frame 16K`), among ordinary lines: the
+/// leaf must not retry it for ever with every later line stuck behind it. The central
+/// advertises its limits in the native `WELCOME`; the leaf splits batches to fit, puts the
+/// message that can never fit into the dead-letter file beside its spool (intact, counted)
+/// and moves on, so the ordinary lines all arrive, in order, in bounded time.
+#[test]
+fn a_message_too_big_for_the_central_is_dead_lettered_and_the_rest_flows_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let central_data = tmp.path().join("central");
+    let central = Scribed::start(&central_data, &["--max-frame", "16K"]);
+    let spool = tmp.path().join("spool");
+    let leaf = Scribed::launch(
+        &tmp.path().join("leaf"),
+        Launch {
+            config: Some(leaf_config(&central.addr, &spool)),
+            ..Launch::default()
+        },
+    );
+    let normal = numbered("oversize", 3_000);
+    // Recognisable bytes from end to end, so "intact" means something.
+    let mut big: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    big.push(b'\n');
+    let mut input = normal[..1_500].concat();
+    input.extend_from_slice(&big);
+    input.extend_from_slice(&normal[1_500..].concat());
+
+    let started = Instant::now();
+    // Small batches, so lines follow the big one in batches of their own.
+    let out = ship(&leaf.addr, "oversize", &input, &["--batch-lines", "100"]);
+    assert!(
+        out.status.success(),
+        "the leaf accepts everything: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: usize = normal.iter().map(Vec::len).sum();
+    wait_for(
+        Duration::from_secs(30),
+        "the ordinary lines to reach the central past the big one",
+        || read_category(&central_data, "oversize").len() >= want,
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let stored = read_category(&central_data, "oversize");
+    assert_eq!(check_order_no_loss(&stored, &normal), Ok(0));
+
+    let dead = std::fs::read(spool.join("dead-letter").join("oversize")).unwrap();
+    assert!(dead == big, "the dead-letter file holds the message intact");
+    assert_eq!(get_counter(&leaf.addr, "oversize:dead lettered"), 1);
+    let (_, metrics) = leaf.http_get("/metrics");
+    assert_eq!(
+        metric(
+            &metrics,
+            "scribed_dead_lettered_total{category=\"oversize\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    wait_for(Duration::from_secs(10), "the leaf to stream again", || {
+        let st = leaf_status(&leaf);
+        st.spool_bytes_zero && st.streaming
+    });
+    let log = leaf.log_text();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("dead-letter")).count(),
+        1,
+        "logged once for the category: {log}"
+    );
 }

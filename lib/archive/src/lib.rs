@@ -5,6 +5,8 @@
 //! `scribed`'s file store writes through [`writer::RotatingWriter`]; readers (tailgate, logq)
 //! find files through [`layout::list_archive`], and follow a category as it is written
 //! through [`tail::ArchiveTail`]. One implementation of the layout keeps them in agreement.
+//! [`dead_letter`] keeps, in the same framing, the messages a next hop can never accept
+//! (scribed's relays, `ship --dead-letter`).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +14,7 @@ pub mod category;
 pub mod clock;
 pub mod commit;
 pub mod compress;
+pub mod dead_letter;
 mod error;
 pub mod layout;
 pub mod retention;
@@ -23,6 +26,7 @@ pub use category::{Category, CategoryError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::CommitStats;
 pub use compress::{Compressor, CompressorStats, Submit};
+pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::WriteError;
 pub use layout::{ArchiveFile, FileKey};
 pub use retention::Retention;

@@ -7,7 +7,13 @@
 //! connection they go as they are (entry ids included, so the server can recognise a resent
 //! entry); on a Thrift connection they are re-encoded as a `Log` call and the ids are lost
 //! (at-least-once, as Scribe itself).
+//!
+//! A batch is cut to the connection's [`Limits`] on its way out ([`crate::split`]): what a
+//! native server advertised in its `WELCOME`, else the configured `max_frame`. The parts of
+//! one batch are still one batch to the caller (one [`Client::recv_result`]); a message
+//! that fits no frame goes to the [`OversizeSink`] instead of the server.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -22,7 +28,8 @@ use crate::native::{self, Ack, AckStatus, BatchFrame, Compression, Hello, Native
 use crate::scribe::{
     decode_log_reply, decode_string_reply, encode_string_call, ReplyError, ResultCode,
 };
-use crate::{HeaderStyle, LogBatchBuilder};
+use crate::split::{split_native, split_thrift, Limits, Oversize, OversizeSink};
+use crate::HeaderStyle;
 
 /// How long a handshake may take before the server is taken for one that does not do it.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,10 +71,15 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// How long to wait for the reply to one batch.
     pub request_timeout: Duration,
+    /// Largest frame sent: the server's limit over Thrift (which cannot say); a native
+    /// server's `WELCOME` may lower it further.
     pub max_frame: usize,
     pub protocol: Protocol,
     /// Offer gzip for batch bodies on native connections.
     pub gzip: bool,
+    /// Takes each message too large for the server out of its batch. Without one, such a
+    /// batch fails with [`ClientError::Oversize`] every time it is sent.
+    pub oversize: Option<OversizeSink>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +90,7 @@ impl Default for ClientOptions {
             max_frame: frame::DEFAULT_MAX_FRAME,
             protocol: Protocol::Auto,
             gzip: false,
+            oversize: None,
         }
     }
 }
@@ -102,6 +115,18 @@ pub enum ClientError {
     Refused { addr: String, message: String },
     #[error("handshake with {addr}: {reason}")]
     Handshake { addr: String, reason: String },
+    #[error(
+        "a message of {len} bytes in category {category} can never be sent to {addr}: \
+         it takes messages of at most {limit} bytes"
+    )]
+    Oversize {
+        addr: String,
+        category: String,
+        len: usize,
+        limit: usize,
+    },
+    #[error("setting aside a message too large for {addr}: {reason}")]
+    SetAside { addr: String, reason: String },
 }
 
 /// What a connection speaks, once negotiated.
@@ -120,9 +145,22 @@ pub struct Client {
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     opts: ClientOptions,
     wire: Wire,
+    /// What a frame may carry on this connection.
+    limits: Limits,
+    /// Batches sent and not yet answered, oldest first.
+    pending: VecDeque<Pending>,
     /// Native: number of the next batch sent, and of the next ack expected.
     next_batch: u64,
     next_ack: u64,
+}
+
+/// A batch given to [`Client::send_body`], as one or more frames.
+struct Pending {
+    /// Frames not written yet: where the connection does not pipeline, each waits for the
+    /// `OK` to the one before.
+    unsent: VecDeque<Bytes>,
+    /// Frames not yet answered (written or not).
+    unanswered: usize,
 }
 
 impl Client {
@@ -144,8 +182,10 @@ impl Client {
         Ok(Client {
             addr: addr.to_string(),
             framed: Framed::new(stream, frame::codec(opts.max_frame)),
+            limits: Limits::frame(opts.max_frame),
             opts,
             wire: Wire::Thrift { pipelines: false },
+            pending: VecDeque::new(),
             next_batch: 0,
             next_ack: 0,
         })
@@ -209,6 +249,12 @@ impl Client {
     /// The protocol this connection speaks.
     pub fn wire(&self) -> Wire {
         self.wire
+    }
+
+    /// What a frame may carry on this connection: the `WELCOME`'s limits within
+    /// `max_frame` (native), else `max_frame`.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Whether several batches may be in flight.
@@ -282,6 +328,7 @@ impl Client {
         };
         match Welcome::decode(reply) {
             Ok(w) if w.version == native::VERSION => {
+                self.limits = Limits::from_welcome(&w, self.opts.max_frame);
                 self.wire = Wire::Native {
                     compression: if self.opts.gzip {
                         w.compression
@@ -346,25 +393,84 @@ impl Client {
     }
 
     /// Sends one native batch body (see [`native::BatchBuilder`]) without waiting, in this
-    /// connection's protocol.
+    /// connection's protocol, cut into as many frames as its [`Limits`] need; messages too
+    /// large for any frame go to the [`OversizeSink`] first (or fail the batch, without one).
     pub async fn send_body(&mut self, body: &Bytes) -> Result<(), ClientError> {
-        let payload = match self.wire {
-            Wire::Native { compression } => {
-                let f = BatchFrame::encode(self.next_batch, body, compression);
-                self.next_batch += 1;
-                f.slice(4..)
-            }
-            Wire::Thrift { .. } => thrift_call(body).map_err(|source| ClientError::Native {
-                addr: self.addr.clone(),
-                source,
-            })?,
+        let split = match self.wire {
+            Wire::Native { .. } => split_native(body, self.limits, &self.addr),
+            Wire::Thrift { .. } => split_thrift(body, self.limits, &self.addr),
+        }
+        .map_err(|source| ClientError::Native {
+            addr: self.addr.clone(),
+            source,
+        })?;
+        for o in split.oversize {
+            self.set_aside(o).await?;
+        }
+        let mut frames: VecDeque<Bytes> = match self.wire {
+            Wire::Native { compression } => split
+                .parts
+                .iter()
+                .map(|part| {
+                    let f = BatchFrame::encode(self.next_batch, part, compression);
+                    self.next_batch += 1;
+                    f.slice(4..)
+                })
+                .collect(),
+            Wire::Thrift { .. } => split.parts.into(),
         };
-        self.send(payload).await
+        let now = if self.pipelines() { frames.len() } else { 1 };
+        let first: Vec<Bytes> = frames.drain(..now.min(frames.len())).collect();
+        self.pending.push_back(Pending {
+            unanswered: first.len() + frames.len(),
+            unsent: frames,
+        });
+        for f in first {
+            self.send(f).await?;
+        }
+        Ok(())
     }
 
-    /// Waits for the result of the oldest batch sent with [`Self::send_body`]. A native
-    /// `ERROR` (the server could not accept the batch as sent) is [`ClientError::Refused`].
+    async fn set_aside(&self, o: Oversize) -> Result<(), ClientError> {
+        let Some(sink) = &self.opts.oversize else {
+            return Err(ClientError::Oversize {
+                addr: self.addr.clone(),
+                category: String::from_utf8_lossy(&o.category).into_owned(),
+                len: o.message.len(),
+                limit: o.limit,
+            });
+        };
+        sink.take(o).await.map_err(|reason| ClientError::SetAside {
+            addr: self.addr.clone(),
+            reason,
+        })
+    }
+
+    /// Waits for the result of the oldest batch sent with [`Self::send_body`]: `OK` once
+    /// every frame it was cut into was answered `OK`, else the first other answer (the rest
+    /// of the batch is then not written: the server closes the connection, or, not
+    /// pipelining, was never sent it). A native `ERROR` (the server could not accept the
+    /// batch as sent) is [`ClientError::Refused`].
     pub async fn recv_result(&mut self) -> Result<ResultCode, ClientError> {
+        let Some(mut batch) = self.pending.pop_front() else {
+            // A frame the caller wrote with `send`: one answer.
+            return self.recv_frame_result().await;
+        };
+        while batch.unanswered > 0 {
+            let code = self.recv_frame_result().await?;
+            if code != ResultCode::Ok {
+                return Ok(code);
+            }
+            batch.unanswered -= 1;
+            if let Some(next) = batch.unsent.pop_front() {
+                self.send(next).await?;
+            }
+        }
+        Ok(ResultCode::Ok)
+    }
+
+    /// The answer to the oldest frame written.
+    async fn recv_frame_result(&mut self) -> Result<ResultCode, ClientError> {
         if let Wire::Thrift { .. } = self.wire {
             return self.recv_log_reply().await;
         }
@@ -425,12 +531,5 @@ async fn within<T>(
     }
 }
 
-/// Re-encodes a native batch body as a Thrift `Log` call (entry ids are dropped).
-pub fn thrift_call(body: &Bytes) -> Result<Bytes, NativeError> {
-    let entries = native::decode_body(body.clone())?;
-    let mut b = LogBatchBuilder::new(HeaderStyle::Unversioned, body.len());
-    for e in &entries {
-        b.push(&e.category, &e.message);
-    }
-    Ok(b.finish())
-}
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,9 @@
 //!   acknowledged by number, optionally gzip-compressed.
 //! - [`EntryId`], [`ProducerId`] — entry identities (crate `scribe-ids`, re-exported).
 //! - [`client`] — one connection in either protocol; [`sender`] — delivery that pipelines,
-//!   retries `TRY_LATER` and connection failures with jittered exponential backoff.
+//!   retries `TRY_LATER` and connection failures with jittered exponential backoff;
+//!   [`split`] — cutting batches to a server's limits, and setting aside a message that
+//!   fits none.
 //! - [`server`] — the server side of the Thrift protocol (scribed, tailgate): a connection
 //!   that reads calls and writes framed replies, default fb303 answers
 //!   ([`ScribeService`]), and [`group_by_category`].
@@ -27,6 +29,7 @@ pub mod native;
 pub mod scribe;
 pub mod sender;
 pub mod server;
+pub mod split;
 pub mod thrift;
 
 pub use message::HeaderStyle;

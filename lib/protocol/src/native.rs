@@ -8,7 +8,9 @@
 //! length (of what follows), a kind byte, and the body.
 //!
 //! - `HELLO` (client): version, the compressions it can send, a name for logs.
-//! - `WELCOME` (server): version, the compression it chose, its frame limit.
+//! - `WELCOME` (server): version, the compression it chose, its frame limit and (since the
+//!   first extension) the longest message it accepts, so a client can cut batches to fit
+//!   and set aside a message that never will.
 //! - `BATCH` (client): a connection-local batch number, the compression used, the body's
 //!   uncompressed length, the body (see [`BatchBuilder`]).
 //! - `ACK` (server): the batch number and a status; after any status but `OK` the server
@@ -19,6 +21,10 @@
 //! first entry in the batch) and the entries; an entry may name its producer and the length of
 //! the sequence range it covers, so every entry has an [`EntryId`] without repeating 16-byte
 //! ids per line.
+//!
+//! `HELLO` and `WELCOME` grow only by appending fields: a receiver reads the fields it knows
+//! and ignores any bytes after them, so peers of different ages interoperate without a new
+//! version number (docs/protocol.md, "Extensions").
 //!
 //! Like the Thrift decoder, nothing here trusts a length or count: each is checked against the
 //! bytes present before anything is allocated, and inflating a compressed body stops at the
@@ -72,6 +78,21 @@ impl Compression {
 
 /// Bit of `HELLO`'s compression offer.
 const OFFER_GZIP: u8 = 1;
+
+/// Bytes of a `BATCH` frame's payload before its body: kind, batch number, compression, body
+/// length. A body fits a server's frame limit when it is at most that limit less this.
+pub const BATCH_FRAME_OVERHEAD: usize = 1 + 8 + 1 + 4;
+
+/// The longest message that fits a batch of its own, with a category of `category_len` bytes
+/// and an entry id, in a frame of `max_frame` bytes (what scribed advertises in `WELCOME`,
+/// for its longest category name). Counts every varint at its longest.
+pub fn max_message(max_frame: usize, category_len: usize) -> usize {
+    // Tables (3 counts, one category, one producer row), then the entry's varints: category
+    // index, row, span (up to 10 bytes), message length (up to 5 for a frame under 4 GiB).
+    let tables = 12 + 2 + category_len + 24;
+    let entry = 1 + 1 + 10 + 5;
+    max_frame.saturating_sub(BATCH_FRAME_OVERHEAD + tables + entry)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
@@ -167,7 +188,11 @@ impl Hello {
 pub struct Welcome {
     pub version: u16,
     pub compression: Compression,
+    /// The largest frame the server reads (length prefix not counted).
     pub max_frame: u32,
+    /// The longest message the server accepts in any batch. `None` from a server that
+    /// predates the field: then only `max_frame` bounds a message.
+    pub max_message: Option<u32>,
 }
 
 impl Welcome {
@@ -176,15 +201,30 @@ impl Welcome {
         body.put_u16(self.version);
         body.put_u8(self.compression.code());
         body.put_u32(self.max_frame);
+        // Appended, so a client that predates it reads the fields above and ignores it.
+        if let Some(m) = self.max_message {
+            body.put_u32(m);
+        }
         frame(kind::WELCOME, &body)
     }
 
+    /// Decodes a `WELCOME` of any age: fields a newer server appended after the ones known
+    /// here are ignored.
     pub fn decode(frame: Bytes) -> Result<Welcome, NativeError> {
         let mut r = expect_kind(frame, kind::WELCOME)?;
+        let version = r.read_i16()? as u16;
+        let compression = Compression::from_code(r.read_u8()?)?;
+        let max_frame = r.read_i32()? as u32;
+        let max_message = if r.remaining() >= 4 {
+            Some(r.read_i32()? as u32)
+        } else {
+            None
+        };
         Ok(Welcome {
-            version: r.read_i16()? as u16,
-            compression: Compression::from_code(r.read_u8()?)?,
-            max_frame: r.read_i32()? as u32,
+            version,
+            compression,
+            max_frame,
+            max_message,
         })
     }
 }
@@ -264,11 +304,12 @@ pub struct BatchFrame {
 
 impl BatchFrame {
     /// Frames `body` (an uncompressed [`BatchBuilder`] body) as batch number `batch`,
-    /// compressing it when asked.
+    /// compressing it when asked and when that makes it smaller: a body that gzip would
+    /// grow (random bytes) goes plain, so a body that fits a frame limit always fits it
+    /// framed (every batch says its own compression).
     pub fn encode(batch: u64, body: &Bytes, compression: Compression) -> Bytes {
-        let compressed;
-        let payload: &[u8] = match compression {
-            Compression::None => body,
+        let compressed = match compression {
+            Compression::None => None,
             Compression::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(
                     Vec::with_capacity(body.len() / 4),
@@ -276,12 +317,15 @@ impl BatchFrame {
                 );
                 // Writing to a Vec cannot fail.
                 let _ = enc.write_all(body);
-                compressed = enc.finish().unwrap_or_default();
-                &compressed
+                enc.finish().ok().filter(|c| c.len() < body.len())
             }
         };
-        let mut out = BytesMut::with_capacity(4 + 1 + 8 + 1 + 4 + payload.len());
-        out.put_u32((1 + 8 + 1 + 4 + payload.len()) as u32);
+        let (compression, payload): (_, &[u8]) = match &compressed {
+            Some(c) => (Compression::Gzip, c),
+            None => (Compression::None, body),
+        };
+        let mut out = BytesMut::with_capacity(4 + BATCH_FRAME_OVERHEAD + payload.len());
+        out.put_u32((BATCH_FRAME_OVERHEAD + payload.len()) as u32);
         out.put_u8(kind::BATCH);
         out.put_u64(batch);
         out.put_u8(compression.code());
@@ -433,6 +477,26 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
     Ok(out)
 }
 
+/// Where [`BatchBuilder::push`] puts an entry; `None`: a new table row.
+struct Slot {
+    category: Option<usize>,
+    row: Option<usize>,
+}
+
+/// An id's end as encoded: a range is at least one long.
+fn span_end(id: &EntryId) -> u64 {
+    id.end.max(id.start.saturating_add(1))
+}
+
+fn span(id: &EntryId) -> u64 {
+    span_end(id) - id.start
+}
+
+/// Bytes [`put_varint`] writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - v.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
 fn too_many(what: &str, n: usize, bytes: usize) -> NativeError {
     NativeError::Invalid(format!("{n} {what} cannot fit in {bytes} bytes"))
 }
@@ -469,42 +533,79 @@ impl BatchBuilder {
     /// accepts such names anyway; scribed's limit is 200).
     pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
         let category = &category[..category.len().min(u16::MAX as usize)];
-        // Most batches hold one category: check the last one before hashing.
-        let c = match self.cats.last() {
-            Some(last) if &last[..] == category => self.cats.len() - 1,
-            _ => match self.cat_index.get(category) {
-                Some(&c) => c,
-                None => {
-                    let c = Bytes::copy_from_slice(category);
-                    self.cats.push(c.clone());
-                    self.cat_index.insert(c, self.cats.len() - 1);
-                    self.cats.len() - 1
-                }
-            },
-        };
+        let slot = self.locate(category, id);
+        let c = slot.category.unwrap_or_else(|| {
+            let c = Bytes::copy_from_slice(category);
+            self.cats.push(c.clone());
+            self.cat_index.insert(c, self.cats.len() - 1);
+            self.cats.len() - 1
+        });
         put_varint(&mut self.entries, c as u64);
-        match id {
-            None => put_varint(&mut self.entries, 0),
-            Some(id) => {
-                let end = id.end.max(id.start.saturating_add(1));
-                let row = match self.prod_index.get(&id.producer) {
-                    Some(&r) if self.prods[r].2 == id.start => r,
-                    _ => {
-                        self.prods.push((id.producer, id.start, id.start));
-                        let r = self.prods.len() - 1;
-                        self.prod_index.insert(id.producer, r);
-                        r
-                    }
-                };
+        match (id, slot.row) {
+            (Some(id), row) => {
+                let end = span_end(&id);
+                let row = row.unwrap_or_else(|| {
+                    self.prods.push((id.producer, id.start, id.start));
+                    let r = self.prods.len() - 1;
+                    self.prod_index.insert(id.producer, r);
+                    r
+                });
                 self.prods[row].2 = end;
                 put_varint(&mut self.entries, row as u64 + 1);
                 put_varint(&mut self.entries, end - id.start);
             }
+            (None, _) => put_varint(&mut self.entries, 0),
         }
         put_varint(&mut self.entries, message.len() as u64);
         self.entries.put_slice(message);
         self.count += 1;
         self.message_bytes += message.len() as u64;
+    }
+
+    /// What [`Self::encoded_len`] would be after pushing this entry: how a caller cutting
+    /// batches to a size limit asks before it pushes (see [`crate::split`]).
+    pub fn encoded_len_with(
+        &self,
+        category: &[u8],
+        message_len: usize,
+        id: Option<EntryId>,
+    ) -> usize {
+        let category = &category[..category.len().min(u16::MAX as usize)];
+        let slot = self.locate(category, id);
+        let (cat_index, cat_table) = match slot.category {
+            Some(c) => (c, 0),
+            None => (self.cats.len(), 2 + category.len()),
+        };
+        let id_len = match (id, slot.row) {
+            (None, _) => 1,
+            (Some(id), Some(row)) => varint_len(row as u64 + 1) + varint_len(span(&id)),
+            (Some(id), None) => {
+                24 + varint_len(self.prods.len() as u64 + 1) + varint_len(span(&id))
+            }
+        };
+        self.encoded_len()
+            + cat_table
+            + varint_len(cat_index as u64)
+            + id_len
+            + varint_len(message_len as u64)
+            + message_len
+    }
+
+    /// Where an entry would go: its category's index and its producer row, if they exist
+    /// (entries of one producer share a row while each starts where the last ended).
+    fn locate(&self, category: &[u8], id: Option<EntryId>) -> Slot {
+        // Most batches hold one category: check the last one before hashing.
+        let category = match self.cats.last() {
+            Some(last) if &last[..] == category => Some(self.cats.len() - 1),
+            _ => self.cat_index.get(category).copied(),
+        };
+        let row = id.and_then(|id| {
+            self.prod_index
+                .get(&id.producer)
+                .copied()
+                .filter(|&r| self.prods[r].2 == id.start)
+        });
+        Slot { category, row }
     }
 
     pub fn len(&self) -> usize {

@@ -224,6 +224,13 @@ pub fn validate_spec(spec: &StoreSpec, at: &str) -> Result<(), KeyError> {
             }
             check_duration(at, "connect_timeout", n.connect_timeout)?;
             check_duration(at, "timeout", n.timeout)?;
+            if let Some(m) = n.max_frame.filter(|m| !(1024..=1 << 30).contains(&m.0)) {
+                return bad(
+                    at,
+                    "max_frame",
+                    format!("{} bytes is out of range (1K to 1G)", m.0),
+                );
+            }
         }
         StoreSpec::Buffer(b) => {
             if matches!(*b.primary, StoreSpec::Multi(_) | StoreSpec::Buffer(_)) {

@@ -173,6 +173,12 @@ pub fn spool_dir(b: &BufferSpec, key: &str, settings: &Settings) -> PathBuf {
         .unwrap_or_else(|| settings.data_dir.join(".spool").join(key))
 }
 
+/// The dead-letter directory beside (inside) a spool directory: the spool itself only reads
+/// its segment files and cursor, and its directory lock covers this too.
+pub fn dead_letter_dir(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("dead-letter")
+}
+
 /// Every spool directory a buffer store of `settings` uses (lexically plain), with the store's
 /// key path.
 pub fn claimed_spools(settings: &Settings) -> Vec<(PathBuf, String)> {

@@ -100,6 +100,10 @@ pub struct NetworkSpec {
     pub protocol: Option<scribe_protocol::client::Protocol>,
     /// Gzip batch bodies to a native upstream (for slow links).
     pub compress: Option<bool>,
+    /// Largest frame the upstreams read. Default: this server's `max_frame`. A native
+    /// upstream says its own limit when connecting, which lowers this; a Thrift upstream
+    /// cannot, so this is all the store knows of it.
+    pub max_frame: Option<Size>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

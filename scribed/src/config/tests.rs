@@ -397,3 +397,22 @@ fn two_stores_may_not_write_one_category_directory() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_network_stores_max_frame_is_checked_and_its_dead_letter_dir_sits_beside_a_spool() {
+    let net = "[[store]]\ncategory = \"a\"\ntype = \"network\"\nremote = [\"h:1\"]\n";
+    for bad in ["\"100\"", "\"2G\""] {
+        let e = err(&format!("{net}max_frame = {bad}\n"));
+        assert!(e.contains("store[0].max_frame"), "{e}");
+    }
+    let s = load_str(&format!("{net}max_frame = \"64K\"\n"), &[]).unwrap();
+    let StoreSpec::Network(n) = &s.stores[0].spec else {
+        panic!("a network store");
+    };
+    assert_eq!(n.max_frame.map(|m| m.0), Some(64 << 10));
+    let spool = std::path::Path::new("/var/spool/x");
+    assert_eq!(
+        dead_letter_dir(spool),
+        std::path::Path::new("/var/spool/x/dead-letter")
+    );
+}

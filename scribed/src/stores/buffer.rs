@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use super::{
     build, take_queued, Batch, BuildContext, CategoryBatch, Store, StoreError, StoreStatus,
 };
-use crate::config::{defaults, spool_dir, BufferSpec};
+use crate::config::{dead_letter_dir, defaults, spool_dir, BufferSpec};
 use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
 
 /// Most bytes of queued batches handled (sent or spooled) together.
@@ -86,7 +86,11 @@ struct Actor {
 
 impl BufferStore {
     pub fn from_spec(spec: &BufferSpec, ctx: &BuildContext<'_>) -> anyhow::Result<BufferStore> {
-        let primary = build(&spec.primary, &ctx.child(".primary", None))?;
+        let mut primary_ctx = ctx.child(".primary", None);
+        // A message the primary's upstream can never take is kept beside the spool, under
+        // the same directory lock, and replay moves past it.
+        primary_ctx.dead_letter = Some(dead_letter_dir(&spool_dir(spec, &ctx.key, ctx.settings)));
+        let primary = build(&spec.primary, &primary_ctx)?;
         BufferStore::with_primary(spec, ctx, primary)
     }
 
@@ -503,6 +507,7 @@ mod tests {
             counters: Arc::new(Counters::default()),
             name: "buffer".into(),
             key: "k".into(),
+            dead_letter: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod null;
 #[cfg(test)]
 pub mod testing;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -171,6 +172,10 @@ pub struct BuildContext<'a> {
     pub name: String,
     /// Stable key of the top-level block (spool directories).
     pub key: String,
+    /// Where a network store keeps the messages its upstream can never accept: set by a
+    /// buffer store for its primary (beside its spool); else [`BuildContext::dead_letter_dir`]
+    /// derives it from `data_dir` and the key.
+    pub dead_letter: Option<PathBuf>,
 }
 
 impl BuildContext<'_> {
@@ -185,7 +190,16 @@ impl BuildContext<'_> {
                 Some(i) => crate::config::child_key(&self.key, i),
                 None => self.key.clone(),
             },
+            dead_letter: None,
         }
+    }
+
+    /// The dead-letter directory of a network store built in this context: the one its
+    /// buffer store gave it, else where a spool of this key would be, plus `dead-letter`.
+    pub fn dead_letter_dir(&self) -> PathBuf {
+        self.dead_letter.clone().unwrap_or_else(|| {
+            crate::config::dead_letter_dir(&self.settings.data_dir.join(".spool").join(&self.key))
+        })
     }
 }
 

@@ -9,19 +9,34 @@
 //! To a native upstream (the default when it speaks it) entries travel with their ids, so the
 //! archive at the end of a relay tree recognises an entry sent twice (a retry after a lost
 //! answer, a replayed spool); to a Thrift upstream the ids are lost (at-least-once).
+//!
+//! Each connection cuts batches further to what its upstream takes: the limits a native
+//! upstream advertises in its `WELCOME`, within the store's `max_frame` (all a Thrift
+//! upstream's limit can be known by). A message longer than the upstream takes could never be
+//! delivered, and retrying it would hold up everything behind it (a buffer store replays in
+//! order): it goes to the store's dead-letter directory (`<spool_dir>/dead-letter/<category>`,
+//! fsynced before the batch is acknowledged), is counted (`dead lettered`) and logged once per
+//! category, and the rest of the batch goes on.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use scribe_archive::{Category, DeadLetter};
 use scribe_protocol::client::{Client, ClientOptions};
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::native::BatchBuilder;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
+use scribe_protocol::split::{Oversize, OversizeSink};
 use scribe_protocol::ResultCode;
 use tokio::sync::Semaphore;
 
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::{defaults, NetworkSpec};
+use crate::counters::{Counters, DEAD_LETTERED};
+
+/// Categories whose first dead letter is logged; past this many, the counter alone tells.
+const MAX_LOGGED_CATEGORIES: usize = 10_000;
 
 pub struct NetworkStore {
     name: String,
@@ -45,9 +60,15 @@ impl NetworkStore {
                     .connect_timeout
                     .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
                 request_timeout: spec.timeout.map_or(defaults::REQUEST_TIMEOUT, |d| d.0),
-                max_frame: usize::try_from(ctx.settings.max_frame).unwrap_or(usize::MAX),
+                max_frame: usize::try_from(spec.max_frame.map_or(ctx.settings.max_frame, |m| m.0))
+                    .unwrap_or(usize::MAX),
                 protocol: spec.protocol.unwrap_or_default(),
                 gzip: spec.compress.unwrap_or(false),
+                oversize: Some(dead_letter_sink(
+                    ctx.name.clone(),
+                    Arc::new(DeadLetter::new(ctx.dead_letter_dir())),
+                    ctx.counters.clone(),
+                )),
             },
             preferred: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
@@ -137,8 +158,8 @@ impl NetworkStore {
 impl Store for NetworkStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
         // Split at message boundaries by encoded size, so no call exceeds the frame limit
-        // whatever the batches look like. The limit leaves room for the envelope; the
-        // upstream's own `max_frame` must be at least this relay's.
+        // whatever the batches look like. The limit leaves room for the envelope; each
+        // connection cuts further to what its upstream advertised.
         let limit = self
             .opts
             .max_frame
@@ -199,6 +220,47 @@ impl Store for NetworkStore {
     }
 }
 
+/// Writes each message too long for an upstream to the dead-letter directory (on the blocking
+/// pool: an append and an fdatasync), counts it, and logs the first one of each category.
+fn dead_letter_sink(store: String, dead: Arc<DeadLetter>, counters: Arc<Counters>) -> OversizeSink {
+    let logged: Arc<Mutex<HashSet<String>>> = Arc::default();
+    OversizeSink::new(move |o: Oversize| {
+        let (store, dead, counters, logged) = (
+            store.clone(),
+            dead.clone(),
+            counters.clone(),
+            logged.clone(),
+        );
+        Box::pin(async move {
+            // Categories were validated when the batch came in.
+            let category = Category::new(&o.category).map_err(|e| e.to_string())?;
+            let (c, message) = (category.clone(), o.message.clone());
+            let path = tokio::task::spawn_blocking(move || dead.append(&c, &message))
+                .await
+                .map_err(|e| format!("dead-letter task: {e}"))?
+                .map_err(|e| e.to_string())?;
+            counters.add(Some(category.as_str()), DEAD_LETTERED, 1);
+            let first = {
+                let mut l = logged.lock().unwrap_or_else(|e| e.into_inner());
+                l.len() < MAX_LOGGED_CATEGORIES && l.insert(category.to_string())
+            };
+            if first {
+                tracing::warn!(
+                    %store,
+                    upstream = %o.server,
+                    "a message of {} bytes in category {category} is longer than the upstream \
+                     takes ({} bytes): kept in the dead-letter file {} and delivery goes on; \
+                     more in this category are only counted (`dead lettered`)",
+                    o.message.len(),
+                    o.limit,
+                    path.display()
+                );
+            }
+            Ok(())
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +318,16 @@ mod tests {
     }
 
     fn store(settings: &Settings, remote: &str) -> NetworkStore {
+        store_with(settings, remote, None, None).0
+    }
+
+    /// A store with the upstream's `max_frame` and a dead-letter directory, and its counters.
+    fn store_with(
+        settings: &Settings,
+        remote: &str,
+        max_frame: Option<u64>,
+        dead_letter: Option<std::path::PathBuf>,
+    ) -> (NetworkStore, Arc<Counters>) {
         let spec = NetworkSpec {
             remote: vec![remote.to_string()],
             connect_timeout: None,
@@ -264,14 +336,17 @@ mod tests {
             // The mock speaks Thrift only; `auto` would fall back to it after the native try.
             protocol: None,
             compress: None,
+            max_frame: max_frame.map(crate::config::values::Size),
         };
+        let counters = Arc::new(Counters::default());
         let ctx = BuildContext {
             settings,
-            counters: Arc::new(crate::counters::Counters::default()),
+            counters: counters.clone(),
             name: "net".into(),
             key: "k".into(),
+            dead_letter,
         };
-        NetworkStore::from_spec(&spec, &ctx)
+        (NetworkStore::from_spec(&spec, &ctx), counters)
     }
 
     fn batch(n: usize, size: usize) -> Batch {
@@ -293,6 +368,50 @@ mod tests {
         let got = got.lock().unwrap().clone();
         assert_eq!(got.len(), 80);
         assert_eq!(got[..40], b.messages[..]);
+    }
+
+    /// A Thrift upstream cannot say its limit: the store's `max_frame` says it. A message
+    /// longer than that goes to the dead-letter directory, counted; the rest is delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_too_long_for_the_upstream_is_dead_lettered_and_the_rest_delivered() {
+        let (addr, got) = upstream(2048, false).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+        let dead = tmp.path().join("dead-letter");
+        let (net, counters) = store_with(&settings, &addr, Some(2048), Some(dead.clone()));
+        let big = bytes::Bytes::from(vec![b'B'; 5000]);
+        let mut messages = batch(10, 100).messages.clone();
+        messages.insert(5, big.clone());
+        let b = Arc::new(CategoryBatch::new("c".parse().unwrap(), messages.clone()));
+        net.write(&[b]).await.unwrap();
+        messages.remove(5);
+        assert_eq!(*got.lock().unwrap(), messages);
+        assert_eq!(
+            std::fs::read(dead.join("c")).unwrap(),
+            [&big[..], b"\n"].concat()
+        );
+        assert_eq!(counters.get("c:dead lettered"), 1);
+        assert_eq!(counters.get("scribe_overall:dead lettered"), 1);
+    }
+
+    #[test]
+    fn without_a_buffer_the_dead_letter_dir_is_where_a_spool_of_the_key_would_be() {
+        let settings = Settings::load(&Args::parse_from(["scribed", "--data-dir", "/d"])).unwrap();
+        let ctx = BuildContext {
+            settings: &settings,
+            counters: Arc::default(),
+            name: "net".into(),
+            key: "k".into(),
+            dead_letter: None,
+        };
+        let want = std::path::Path::new("/d/.spool/k/dead-letter");
+        assert_eq!(ctx.dead_letter_dir(), want);
+        let beside = std::path::PathBuf::from("/spool/dead-letter");
+        let ctx = BuildContext {
+            dead_letter: Some(beside.clone()),
+            ..ctx
+        };
+        assert_eq!(ctx.dead_letter_dir(), beside);
     }
 
     #[tokio::test]

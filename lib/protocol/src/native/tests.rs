@@ -81,9 +81,21 @@ fn huge_counts_are_refused_before_allocating() {
     assert!(decode_body(b.freeze()).is_err());
 }
 
+/// The sample's entries, many times over: a body gzip shrinks.
+fn compressible() -> (Bytes, Vec<Entry>) {
+    let (_, one) = sample();
+    let mut b = BatchBuilder::new();
+    let want: Vec<Entry> = (0..50).flat_map(|_| one.clone()).collect();
+    for e in &want {
+        b.push(&e.category, &e.message, None);
+    }
+    let want = want.into_iter().map(|e| Entry { id: None, ..e }).collect();
+    (b.finish(), want)
+}
+
 #[test]
 fn batch_frames_round_trip_plain_and_gzip() {
-    let (body, want) = sample();
+    let (body, want) = compressible();
     for c in [Compression::None, Compression::Gzip] {
         let f = BatchFrame::encode(42, &body, c);
         let len = u32::from_be_bytes(f[..4].try_into().unwrap()) as usize;
@@ -128,6 +140,7 @@ fn handshake_and_ack_frames_round_trip() {
         version: VERSION,
         compression: Compression::Gzip,
         max_frame: 1 << 24,
+        max_message: Some(1 << 23),
     };
     assert_eq!(Welcome::decode(w.encode().slice(4..)).unwrap(), w);
     let a = Ack {
@@ -159,4 +172,121 @@ fn varints_reject_overflow() {
         get_varint(&mut Reader::new(out.freeze())).unwrap(),
         u64::MAX
     );
+}
+
+#[test]
+fn a_body_gzip_would_grow_goes_plain() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let noise: Vec<u8> = (0..2000).map(|_| rng.u8(..)).collect();
+    let mut b = BatchBuilder::new();
+    b.push(b"c", &noise, None);
+    let body = b.finish();
+    let want = decode_body(body.clone()).unwrap();
+    let f = BatchFrame::encode(3, &body, Compression::Gzip);
+    assert_eq!(f.len(), 4 + BATCH_FRAME_OVERHEAD + body.len());
+    let bf = BatchFrame::decode(f.slice(4..)).unwrap();
+    assert_eq!(bf.compression, Compression::None);
+    assert_eq!(decode_body(bf.into_body(1 << 20).unwrap()).unwrap(), want);
+}
+
+/// The `WELCOME` as the first version of the protocol laid it out (before `max_message`):
+/// what an older peer sends, and the only fields an older peer reads.
+fn welcome_v1(compression: u8, max_frame: u32) -> Bytes {
+    let mut f = vec![kind::WELCOME];
+    f.extend_from_slice(&VERSION.to_be_bytes());
+    f.push(compression);
+    f.extend_from_slice(&max_frame.to_be_bytes());
+    f.into()
+}
+
+/// A decoder of that first layout, as older clients have it: three fields, then nothing read.
+fn decode_v1(frame: &[u8]) -> (u16, u8, u32) {
+    assert_eq!(frame[0], kind::WELCOME);
+    (
+        u16::from_be_bytes([frame[1], frame[2]]),
+        frame[3],
+        u32::from_be_bytes(frame[4..8].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn a_welcome_from_an_older_server_decodes_without_max_message() {
+    let w = Welcome::decode(welcome_v1(0, 65_536)).unwrap();
+    assert_eq!(
+        w,
+        Welcome {
+            version: VERSION,
+            compression: Compression::None,
+            max_frame: 65_536,
+            max_message: None,
+        }
+    );
+}
+
+#[test]
+fn an_older_client_reads_the_extended_welcome_as_before() {
+    let w = Welcome {
+        version: VERSION,
+        compression: Compression::Gzip,
+        max_frame: 20_000,
+        max_message: Some(19_000),
+    };
+    let f = w.encode();
+    // The first fields keep their layout; the new one comes after them.
+    assert_eq!(&f[4..12], &welcome_v1(1, 20_000)[..]);
+    assert_eq!(decode_v1(&f[4..]), (VERSION, 1, 20_000));
+    // And this decoder ignores what a still newer server may append.
+    let mut newer = f.slice(4..).to_vec();
+    newer.extend_from_slice(&[7; 9]);
+    assert_eq!(Welcome::decode(newer.into()).unwrap(), w);
+}
+
+#[test]
+fn encoded_len_with_predicts_every_push() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut b = BatchBuilder::new();
+    for i in 0..2_000u64 {
+        let cat: &[u8] = [&b"web"[..], b"db", b"x.y"][rng.usize(..3)];
+        let len = [0, 1, 127, 128, 300, 20_000][rng.usize(..6)];
+        let id = match rng.u8(..4) {
+            0 => None,
+            p => Some(EntryId {
+                producer: ProducerId([p; 16]),
+                // Mostly continuing rows, sometimes a jump.
+                start: if rng.bool() {
+                    i * 1000
+                } else {
+                    rng.u64(..1 << 40)
+                },
+                end: 0,
+            })
+            .map(|id| EntryId {
+                end: id.start + rng.u64(1..1 << 20),
+                ..id
+            }),
+        };
+        let predicted = b.encoded_len_with(cat, len, id);
+        b.push(cat, &vec![b'm'; len], id);
+        assert_eq!(b.encoded_len(), predicted, "entry {i}");
+    }
+    assert_eq!(b.encoded_len(), b.finish().len());
+}
+
+#[test]
+fn max_message_fits_a_frame_with_the_longest_category() {
+    for max_frame in [1024, 16 * 1024, 16 << 20, 1 << 30] {
+        let m = max_message(max_frame, 200);
+        let b = BatchBuilder::new();
+        let id = Some(EntryId {
+            producer: ProducerId([1; 16]),
+            start: u64::MAX - (1 << 62),
+            end: u64::MAX,
+        });
+        let len = b.encoded_len_with(&[b'c'; 200], m, id);
+        assert!(len + BATCH_FRAME_OVERHEAD <= max_frame, "{max_frame}");
+        assert!(
+            len + BATCH_FRAME_OVERHEAD + 20 > max_frame,
+            "{max_frame}: not wasteful"
+        );
+    }
 }
