@@ -61,6 +61,8 @@ pub struct Metrics {
     pub lines_sent: AtomicU64,
     pub lines_dropped: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Clients closed because a send to them timed out (they stopped reading).
+    pub send_timeouts: AtomicU64,
 }
 
 pub struct Hub {
