@@ -163,7 +163,7 @@ impl Default for Hll {
 /// buckets are integer counts in a sparse map, so a merge is exact addition: the quantiles do
 /// not depend on how the input was split into tasks or in which order the workers finished,
 /// and `--approx` prints the same answer for any number of workers. The rank is picked with
-/// [`nearest_rank`], the rule exact mode uses, so `--approx` differs from exact mode only by a
+/// `nearest_rank`, the rule exact mode uses, so `--approx` differs from exact mode only by a
 /// bucket's width (the crate ranks by `q * (n - 1)`, and its default store keeps at most 2048
 /// buckets, collapsing the lowest ones and losing their error bound). And it is seventy lines,
 /// not another dependency.
