@@ -64,15 +64,15 @@ async fn a_file_that_grows_while_delivery_is_stuck_and_is_deleted_counts_as_vani
     }
     // The next line's batch finds the outbox full: the thread stops reading...
     append(&log, "two");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     // ...and this line is never read; the file is then deleted.
     append(&log, "three");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     std::fs::remove_file(&log).unwrap();
 
     // Delivery resumes: the thread polls again and finds the file gone.
     let mut got = Vec::new();
-    let resumed = Instant::now() + Duration::from_millis(500);
+    let resumed = Instant::now() + Duration::from_millis(700);
     while Instant::now() < resumed {
         if let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
             got.push(batch.lines);
