@@ -71,7 +71,7 @@ fn first_time(data: &[u8], forced: Option<FormatArg>) -> Option<i64> {
 }
 
 fn head(input: &Input) -> Option<Vec<u8>> {
-    let r = input.open().ok()?;
+    let r = input.open_quiet().ok()?;
     let mut buf = Vec::new();
     r.take(64 * 1024).read_to_end(&mut buf).ok()?;
     // Drop a partial last line.

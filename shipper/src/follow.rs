@@ -5,7 +5,9 @@
 //! back (saving checkpoints), re-scan globs when due, poll every followed file, send full
 //! batches, then sleep until a change notification or the poll interval. Sending blocks when
 //! the outbox is full — that is the backpressure that stops reading while the aggregator is
-//! down and the spool is full: unread lines wait in the files.
+//! down and the spool is full: unread lines wait in the files. While it waits, the thread
+//! still looks at the files (their sizes, not their lines), so a file deleted before it could
+//! be read is counted as vanished with what it held.
 //!
 //! Each batch carries the file offsets its lines end at; they are committed only when the
 //! outbox says the batch is safe (acknowledged, or fsynced into the spool). Checkpoints are
@@ -90,13 +92,15 @@ impl fmt::Display for FollowReport {
         write!(
             f,
             "lines={} bytes={} rotations={} truncations={} truncated_unread_bytes={} \
-             vanished={} long_lines={} delivered={} spooled={} replayed={} retries={}",
+             vanished={} vanished_unread_bytes={} long_lines={} delivered={} spooled={} \
+             replayed={} retries={}",
             s.lines,
             s.bytes,
             s.rotations,
             s.truncations,
             s.truncated_unread,
             s.vanished,
+            s.vanished_unread,
             s.long_lines,
             r.lines_delivered,
             r.lines_spooled,
@@ -192,6 +196,12 @@ struct Batcher {
     names: FileNames,
     /// The outbox has gone: stop.
     closed: bool,
+    /// The runtime the outbox runs on, to wait for room in it with a timeout (none when
+    /// started outside one: plain blocking sends).
+    runtime: Option<tokio::runtime::Handle>,
+    /// While the outbox is full, how often the followed files are looked at (see
+    /// [`Batcher::send_ready`]).
+    look_every: Duration,
 }
 
 /// Starts following; returns the thread, which ends after `stop` is set and the commit
@@ -230,6 +240,8 @@ pub fn spawn(
         streams: HashMap::new(),
         names: settings.names.clone(),
         closed: false,
+        runtime: tokio::runtime::Handle::try_current().ok(),
+        look_every: settings.poll_interval.max(Duration::from_millis(10)),
     };
     let mut tail = Tail {
         follower: Follower::with_checkpoints(opts, &checkpoints),
@@ -433,13 +445,16 @@ impl Tail {
                 path,
                 offset,
                 file_id,
+                unread,
             } => {
                 finished.push(path.to_path_buf());
                 batcher.forget_stream(file_id);
                 tracing::warn!(
                     path = %path.display(),
                     read = offset,
-                    "file vanished before it was read to its end"
+                    unread,
+                    "file deleted (or moved away) before it was read to its end: at least \
+                     {unread} bytes lost"
                 );
             }
             Event::Rotated { path, to, .. } => {
@@ -516,7 +531,10 @@ impl Tail {
         if self.follower.has_unsaved_streams() {
             self.save_now(positions, true, last_durable);
         }
-        self.batcher.send_ready();
+        let Tail {
+            batcher, follower, ..
+        } = self;
+        batcher.send_ready(&mut || follower.observe());
     }
 
     fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
@@ -620,11 +638,36 @@ impl Batcher {
         });
     }
 
-    /// Sends the finished batches (blocking while the outbox is full).
-    fn send_ready(&mut self) {
+    /// Sends the finished batches, blocking while the outbox is full.
+    ///
+    /// Blocked, the thread does not poll, and a file deleted meanwhile would look read to its
+    /// end (the follower goes by the size it last saw). So every `look_every` it calls
+    /// `waiting` (the follower's `observe`): a file that grows while delivery is stuck and is
+    /// then deleted is counted as vanished with the bytes it had.
+    fn send_ready(&mut self, waiting: &mut dyn FnMut()) {
         for batch in std::mem::take(&mut self.ready) {
-            if self.closed || self.out.blocking_send(batch).is_err() {
+            if self.closed || !self.send(batch, waiting) {
                 self.closed = true;
+            }
+        }
+    }
+
+    /// One batch into the outbox; false if the outbox has gone.
+    fn send(&mut self, batch: Batch<Commits>, waiting: &mut dyn FnMut()) -> bool {
+        let Some(runtime) = self.runtime.clone() else {
+            return self.out.blocking_send(batch).is_ok();
+        };
+        let (out, every) = (&self.out, self.look_every);
+        loop {
+            // The timer is made inside `block_on`: it needs the runtime's context.
+            let room = runtime.block_on(async { tokio::time::timeout(every, out.reserve()).await });
+            match room {
+                Ok(Ok(permit)) => {
+                    permit.send(batch);
+                    return true;
+                }
+                Ok(Err(_)) => return false,
+                Err(_) => waiting(),
             }
         }
     }

@@ -2,7 +2,11 @@
 //! has a batch's worth) sends what its queue holds as `lines` / `dropped` / `gap` messages.
 //!
 //! Sending may block on a slow client's TCP window; meanwhile the hub keeps filling (and,
-//! past the byte bound, dropping from) this client's queue without waiting for it. Filters
+//! past the byte bound, dropping from) this client's queue without waiting for it. A send
+//! waits at most [`ConnOptions::send_timeout`]: a client that stopped reading is closed
+//! then, so it does not hold its `--max-clients` slot and its queue for as long as it keeps
+//! the TCP connection open (the idle timeout, checked between sends, cannot end a task that
+//! is stuck in one). Filters
 //! run for this client only, and on tokio's blocking pool rather than an async worker, so a
 //! costly regex slows only its own client (an async worker stuck in a regex would stall
 //! every connection scheduled on it).
@@ -16,6 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use regex::bytes::{Regex, RegexBuilder};
 use scribe_archive::category::{CategoryGlob, MAX_CATEGORY_LEN};
+use scribe_cli::RateLimitedWarn;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{ClientQueue, Hub, Item, Start};
@@ -37,11 +42,18 @@ const DFA_SIZE_LIMIT: usize = 256 << 10;
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Longest request accepted (a websocket message).
 pub const MAX_REQUEST: usize = 64 << 10;
+/// Longest wait to hand a client its close frame at shutdown.
+const SHUTDOWN_CLOSE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct ConnOptions {
     pub idle_timeout: Duration,
     pub ping_every: Duration,
+    /// Longest wait for the client to take one message; past it the connection is closed
+    /// (and counted in `/metrics`).
+    pub send_timeout: Duration,
+    /// Warns about clients closed for not reading, at most once a second.
+    pub slow_warn: Arc<RateLimitedWarn>,
     /// One permit per filtered subscription, process-wide: filters are the one per-request
     /// memory cost that the client buffer does not bound.
     pub filter_slots: Arc<tokio::sync::Semaphore>,
@@ -80,6 +92,24 @@ struct Batch {
     bytes: usize,
 }
 
+/// Why a connection's loop ended.
+enum End {
+    /// The client closed, the server is shutting down, or a send failed.
+    Done,
+    /// A send waited longer than `send_timeout`: the client is not reading.
+    SendTimeout,
+}
+
+/// Sends one message, waiting at most `limit` for the client to take it; `Err` when the
+/// connection is gone or the client did not take it in time.
+async fn send_within(ws: &mut WebSocket, msg: Message, limit: Duration) -> Result<(), End> {
+    match tokio::time::timeout(limit, ws.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Done),
+        Err(_) => Err(End::SendTimeout),
+    }
+}
+
 pub async fn serve(
     mut ws: WebSocket,
     hub: Arc<Hub>,
@@ -95,93 +125,32 @@ pub async fn serve(
         subs: HashMap::new(),
         raw: raw.is_some(),
     };
-    let mut cats = hub.watch_categories();
-    cats.borrow_and_update();
-    let mut ok = true;
-    if let Some(r) = raw {
-        if let Err(reason) = s.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
-            let _ = ws
-                .send(Message::Text(format!("[tailgate] {reason}\n").into()))
-                .await;
-            ok = false;
-        }
-    } else {
-        let hello = ServerMsg::Hello {
-            server: "tailgate",
-            version: env!("CARGO_PKG_VERSION"),
-            instance: &hub.instance,
-            categories: hub.category_names(),
-        };
-        ok = ws.send(Message::Text(hello.to_json().into())).await.is_ok();
+    let end = match s.greet(&mut ws, raw, &opts).await {
+        Ok(()) => s.run(&mut ws, &opts, &shutdown).await,
+        Err(end) => end,
+    };
+    if let End::SendTimeout = end {
+        hub.metrics.send_timeouts.fetch_add(1, Ordering::Relaxed);
+        opts.slow_warn.warn(|| {
+            format!(
+                "closed a websocket client that took no message for {:?} (it stopped reading)",
+                opts.send_timeout
+            )
+        });
     }
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_seen = Instant::now();
-    let mut last_ping = Instant::now();
-    while ok {
-        let mut out: Vec<String> = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let close = ws.send(Message::Close(Some(CloseFrame {
-                    code: 1001,
-                    reason: "tailgate is shutting down".into(),
-                })));
-                // A client that does not read cannot hold the shutdown up.
-                let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
-                break;
-            }
-            msg = ws.recv() => {
-                last_seen = Instant::now();
-                match msg {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                    Some(Ok(Message::Text(t))) if !s.raw => s.request(t.as_str()),
-                    Some(Ok(Message::Binary(_))) if !s.raw => vec![error("send JSON text frames", None)],
-                    Some(Ok(_)) => Vec::new(),
-                }
-            }
-            _ = s.queue.notify.notified() => s.flush().await,
-            _ = tick.tick() => {
-                if last_seen.elapsed() > opts.idle_timeout {
-                    let _ = ws.send(Message::Close(Some(CloseFrame {
-                        code: 1000,
-                        reason: "idle timeout".into(),
-                    }))).await;
-                    break;
-                }
-                if last_ping.elapsed() >= opts.ping_every {
-                    last_ping = Instant::now();
-                    if ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break;
-                    }
-                }
-                s.flush().await
-            }
-            Ok(()) = cats.changed(), if !s.raw => {
-                vec![ServerMsg::Categories { categories: hub.category_names() }.to_json()]
-            }
-        };
-        // A new category is announced before its first lines: the lines just taken from
-        // the queue were pushed after their feed was created, which bumped `cats` first, so
-        // a change not yet reported is seen here. Without this, which of the two ready
-        // branches ran first was up to `select!`, and a client that waits for the
-        // `categories` update (the page's category list) met lines of an unknown category.
-        if !s.raw && !out.is_empty() && cats.has_changed().unwrap_or(false) {
-            cats.borrow_and_update();
-            let update = ServerMsg::Categories {
-                categories: hub.category_names(),
-            };
-            out.insert(0, update.to_json());
-        }
-        for m in out {
-            if ws.send(Message::Text(m.into())).await.is_err() {
-                ok = false;
-                break;
-            }
-        }
-    }
+    // Dropping the socket closes it; a close frame would only wait behind the unread data.
+    drop(ws);
     for key in s.subs.keys() {
         hub.unsubscribe(*key);
     }
     hub.metrics.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 fn error(reason: impl Into<String>, id: Option<&str>) -> String {
@@ -193,6 +162,115 @@ fn error(reason: impl Into<String>, id: Option<&str>) -> String {
 }
 
 impl Session {
+    /// Raw mode: subscribes from the URL (a failure is told and ends the connection);
+    /// otherwise sends `hello`.
+    async fn greet(
+        &mut self,
+        ws: &mut WebSocket,
+        raw: Option<RawRequest>,
+        opts: &ConnOptions,
+    ) -> Result<(), End> {
+        let Some(r) = raw else {
+            let hello = ServerMsg::Hello {
+                server: "tailgate",
+                version: env!("CARGO_PKG_VERSION"),
+                instance: &self.hub.instance,
+                categories: self.hub.category_names(),
+            };
+            let hello = Message::Text(hello.to_json().into());
+            return send_within(ws, hello, opts.send_timeout).await;
+        };
+        match self.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                let m = Message::Text(format!("[tailgate] {reason}\n").into());
+                send_within(ws, m, opts.send_timeout).await?;
+                Err(End::Done)
+            }
+        }
+    }
+
+    /// Serves requests and sends what the queue holds until the client goes, the server
+    /// shuts down, the client is idle past the idle timeout, or a send times out.
+    async fn run(
+        &mut self,
+        ws: &mut WebSocket,
+        opts: &ConnOptions,
+        shutdown: &CancellationToken,
+    ) -> End {
+        let hub = self.hub.clone();
+        let mut cats = hub.watch_categories();
+        cats.borrow_and_update();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_seen = Instant::now();
+        let mut last_ping = Instant::now();
+        loop {
+            let mut out: Vec<String> = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // A client that does not read cannot hold the shutdown up.
+                    let limit = opts.send_timeout.min(SHUTDOWN_CLOSE);
+                    let _ = send_within(ws, close(1001, "tailgate is shutting down"), limit).await;
+                    return End::Done;
+                }
+                msg = ws.recv() => {
+                    last_seen = Instant::now();
+                    match msg {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Done,
+                        Some(Ok(Message::Text(t))) if !self.raw => self.request(t.as_str()),
+                        Some(Ok(Message::Binary(_))) if !self.raw => vec![error("send JSON text frames", None)],
+                        Some(Ok(_)) => Vec::new(),
+                    }
+                }
+                _ = self.queue.notify.notified() => self.flush().await,
+                _ = tick.tick() => match self.on_tick(ws, opts, last_seen, &mut last_ping).await {
+                    Ok(out) => out,
+                    Err(end) => return end,
+                },
+                Ok(()) = cats.changed(), if !self.raw => {
+                    vec![ServerMsg::Categories { categories: hub.category_names() }.to_json()]
+                }
+            };
+            // A new category is announced before its first lines: the lines just taken from
+            // the queue were pushed after their feed was created, which bumped `cats` first,
+            // so a change not yet reported is seen here. Without this, which of the two ready
+            // branches ran first was up to `select!`, and a client that waits for the
+            // `categories` update (the page's category list) met lines of an unknown category.
+            if !self.raw && !out.is_empty() && cats.has_changed().unwrap_or(false) {
+                cats.borrow_and_update();
+                let update = ServerMsg::Categories {
+                    categories: hub.category_names(),
+                };
+                out.insert(0, update.to_json());
+            }
+            for m in out {
+                let m = Message::Text(m.into());
+                if let Err(end) = send_within(ws, m, opts.send_timeout).await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Every [`TICK`]: close an idle client, ping when due, and take what the queue holds.
+    async fn on_tick(
+        &mut self,
+        ws: &mut WebSocket,
+        opts: &ConnOptions,
+        last_seen: Instant,
+        last_ping: &mut Instant,
+    ) -> Result<Vec<String>, End> {
+        if last_seen.elapsed() > opts.idle_timeout {
+            send_within(ws, close(1000, "idle timeout"), opts.send_timeout).await?;
+            return Err(End::Done);
+        }
+        if last_ping.elapsed() >= opts.ping_every {
+            *last_ping = Instant::now();
+            send_within(ws, Message::Ping(Bytes::new()), opts.send_timeout).await?;
+        }
+        Ok(self.flush().await)
+    }
+
     fn request(&mut self, text: &str) -> Vec<String> {
         if text.len() > MAX_REQUEST {
             return vec![error(format!("request over {MAX_REQUEST} bytes"), None)];

@@ -387,5 +387,11 @@ async fn metrics(
         "Websocket connections refused at the connection limit.",
         m.connections_refused.load(Ordering::Relaxed),
     );
+    put(
+        "tailgate_send_timeouts_total",
+        "counter",
+        "Websocket clients closed because they took no message within the send timeout.",
+        m.send_timeouts.load(Ordering::Relaxed),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

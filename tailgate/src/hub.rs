@@ -67,6 +67,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Gaps published by sources (lines they could not read).
     pub source_gaps: AtomicU64,
+    /// Clients closed because a send to them timed out (they stopped reading).
+    pub send_timeouts: AtomicU64,
 }
 
 pub struct Hub {

@@ -93,6 +93,10 @@ pub struct Args {
     /// Close a websocket that sent nothing (not even a pong) for this long.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// Close a websocket whose client has not taken a message for this long (it stopped
+    /// reading), freeing its slot and buffer. `--idle-timeout` if that is shorter.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
     /// How often files are polled for new lines.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -180,6 +184,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             )),
             idle_timeout: args.idle_timeout,
             ping_every: Duration::from_secs(30).min(args.idle_timeout / 2),
+            // A client that takes nothing for the idle timeout hears no pings either: it
+            // gets no longer than an idle one.
+            send_timeout: args.send_timeout.min(args.idle_timeout),
+            slow_warn: Arc::new(scribe_cli::RateLimitedWarn::new(Duration::from_secs(1))),
         },
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),

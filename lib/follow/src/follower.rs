@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::error::FollowError;
 use crate::identity::{FileId, FileKey};
-use crate::pass::Pass;
+use crate::pass::{open_path, Pass};
 use crate::state::{
     alloc_id, dirs_for, new_stream, Event, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
 };
@@ -187,6 +187,31 @@ impl Follower {
         }
         self.started = true;
         PollOutcome { pending }
+    }
+
+    /// Looks at the file at each watched path without reading it, and remembers its size.
+    ///
+    /// For a caller that stops polling for a while (its output is full): a file that grows
+    /// meanwhile and is deleted before the next poll is then known to have had unread bytes,
+    /// and reported as [`Event::Vanished`] instead of [`Event::Closed`] (and a truncation's
+    /// unread bytes are counted better). Emits nothing. Costs an `open`, an `fstat` and a read
+    /// of the fingerprinted bytes per watched path that has a file.
+    pub fn observe(&mut self) {
+        for w in &mut self.watches {
+            let Some(t) = w.current.as_mut() else {
+                continue;
+            };
+            let Ok(Some((file, meta))) = open_path(&w.path) else {
+                continue;
+            };
+            // Only the same file, still starting with the same bytes: anything else is the
+            // next poll's to sort out (rotation, rewrite in place).
+            let len = meta.len();
+            let same = FileKey::of(&meta) == t.key && t.fp.matches(&file, len).unwrap_or(false);
+            if same && len > t.size_seen {
+                t.size_seen = len;
+            }
+        }
     }
 
     /// Records that the lines of `file_id` up to `offset` (an `offset_after` from a

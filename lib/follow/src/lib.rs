@@ -68,7 +68,14 @@
 //!   two polls is caught only if its modification time or first bytes differ.
 //! - **delete + recreate**, a file that appears later, a directory that appears later: the
 //!   new file is read from its beginning. If the old file was deleted before it was read to
-//!   its end, the rest is lost ([`Event::Vanished`]); so is a file moved to another directory.
+//!   its end, the rest is lost ([`Event::Vanished`], counted in [`FollowStats::vanished`]);
+//!   so is a file moved to another directory. "Its end" is its size when the follower last
+//!   looked (a poll, or [`Follower::observe`]): a file that had been read that far and is
+//!   then removed — a rotated file compressed right away (logrotate's `compress` without
+//!   `delaycompress`), an old rotated name deleted by the rotation count, a file rotated
+//!   while the caller was stopped and removed before it restarted — lost nothing anyone can
+//!   tell and is [`Event::Closed`]. Bytes written after the last look and deleted before
+//!   the next are invisible, as they would be to any reader that does not hold the file open.
 //! - **symlinks** are followed; a retargeted link is handled like rename + create.
 //!
 //! # Where reading starts

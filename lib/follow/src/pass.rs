@@ -208,20 +208,36 @@ impl Pass<'_> {
                 w.closed_keys.pop_front();
             }
             w.closed_keys.push_back(t.key);
-            self.flush_partial(&w.path, &mut t, out);
-            out(Event::Closed {
-                path: &w.path,
-                file_id: t.id,
-                offset: t.offset,
-            });
-            if t.committed < t.offset {
-                w.retired.push(t);
-            }
+            self.close(w, t, out);
         }
         false
     }
 
+    /// Reading `t` is over with nothing seen left unread: deliver its partial line, report it
+    /// closed, and keep it for checkpoints until its lines are committed.
+    fn close(&mut self, w: &mut Watch, mut t: Tracked, out: &mut dyn FnMut(Event<'_>)) {
+        self.flush_partial(&w.path, &mut t, out);
+        out(Event::Closed {
+            path: &w.path,
+            file_id: t.id,
+            offset: t.offset,
+        });
+        if t.committed < t.offset {
+            w.retired.push(t);
+        }
+    }
+
     /// `t` left the watched path: find it by identity and drain it, or report it gone.
+    ///
+    /// A file that is gone was lost only if it had bytes past the read offset. Its size when
+    /// last seen is all there is to go by: a rotated file that logrotate compressed and
+    /// removed before this poll, or an old rotated name deleted by the rotation count, was
+    /// usually read to its end long before, and calling that a loss would make every
+    /// `compress` rotation look like one. What a file gained after the last look and lost
+    /// before this one cannot be seen (as with copytruncate's window); callers that stop
+    /// polling for a while keep the last look recent with [`Follower::observe`].
+    ///
+    /// [`Follower::observe`]: crate::Follower::observe
     fn relocate(&mut self, w: &mut Watch, mut t: Tracked, out: &mut dyn FnMut(Event<'_>)) {
         let dirs: Vec<&Path> = t.dirs.iter().map(PathBuf::as_path).collect();
         let found = find_by_key(&dirs, t.key).filter(|(_, file, meta)| {
@@ -240,13 +256,21 @@ impl Pass<'_> {
                 t.last_growth = self.now;
                 w.draining.push(t);
             }
+            None if t.size_seen <= t.offset => {
+                // Not remembered in `closed_keys`: the inode is free for reuse, and a
+                // generation that gets it must not be taken for this file by the sweep.
+                self.close(w, t, out);
+            }
             None => {
                 self.flush_partial(&w.path, &mut t, out);
+                let unread = t.size_seen - t.offset;
                 self.stats.vanished += 1;
+                self.stats.vanished_unread += unread;
                 out(Event::Vanished {
                     path: &w.path,
                     file_id: t.id,
                     offset: t.offset,
+                    unread,
                 });
             }
         }

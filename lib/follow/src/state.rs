@@ -91,13 +91,19 @@ pub enum Event<'a> {
         copy: Option<&'a Path>,
     },
     /// The file left the path and could not be found again (deleted, or moved to another
-    /// directory). Bytes written after `offset` and not yet read are lost.
+    /// directory) before it was read to its end: lines were lost. `unread` is how many bytes
+    /// past `offset` the file was last seen to have (a lower bound of the loss: what was
+    /// written after that look is invisible). A file that disappears after it was read to the
+    /// end of what was seen is [`Event::Closed`] instead: nothing is known to be lost.
     Vanished {
         path: &'a Path,
         file_id: FileId,
         offset: u64,
+        unread: u64,
     },
-    /// A rotated file was drained and closed at `offset`.
+    /// Reading a file ended at `offset`, with nothing seen left unread: a rotated file was
+    /// drained and closed, or a file read to its end left the path and was not found again
+    /// (a rotated file compressed and removed, an old rotated name deleted).
     Closed {
         path: &'a Path,
         file_id: FileId,
@@ -125,7 +131,11 @@ pub struct FollowStats {
     /// bound of what copytruncate lost. Bytes written and truncated between two polls are
     /// invisible and not counted.
     pub truncated_unread: u64,
+    /// Files that disappeared before they were read to their end (see [`Event::Vanished`]).
     pub vanished: u64,
+    /// Bytes those files were seen to have past the read offset: a lower bound of what was
+    /// lost, like `truncated_unread`.
+    pub vanished_unread: u64,
     pub long_lines: u64,
     pub errors: u64,
 }
@@ -140,7 +150,9 @@ pub(crate) struct Tracked {
     /// Read position: every byte before it was delivered or is in `partial`.
     pub(crate) offset: u64,
     pub(crate) committed: u64,
-    /// Size at the last `fstat`, for [`FollowStats::truncated_unread`].
+    /// Size at the last `fstat` (or [`Follower::observe`](crate::Follower::observe)), for
+    /// [`FollowStats::truncated_unread`] and to tell a file that vanished unread from one
+    /// that was read to its end.
     pub(crate) size_seen: u64,
     /// Modification time at the last `fstat`: a change without growth means a rewrite in
     /// place (or a reused inode) that only the fingerprint can tell apart.
