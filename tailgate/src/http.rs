@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -320,78 +320,27 @@ async fn metrics(
         return unauthorized();
     }
     let m = &st.hub.metrics;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    // (name, type, help, value): one table, so a new metric is one line.
+    let series: [(&str, &str, &str, u64); 11] = [
+        ("tailgate_clients", "gauge", "Connected websocket clients.", load(&m.clients)),
+        ("tailgate_subscriptions", "gauge", "Active subscriptions.", load(&m.subscriptions)),
+        ("tailgate_categories", "gauge", "Known categories.", st.hub.category_names().len() as u64),
+        ("tailgate_lines_in_total", "counter", "Lines received from sources.", load(&m.lines_in)),
+        ("tailgate_bytes_in_total", "counter", "Line bytes received from sources.", load(&m.bytes_in)),
+        ("tailgate_lines_refused_total", "counter", "Lines refused (bad category or category limit).", load(&m.lines_refused)),
+        ("tailgate_lines_sent_total", "counter", "Lines sent to clients.", load(&m.lines_sent)),
+        ("tailgate_lines_dropped_total", "counter", "Lines dropped for clients that fell behind.", load(&m.lines_dropped)),
+        ("tailgate_source_gaps_total", "counter", "Gaps sources published: lines they could not read (files removed before they were read, overlong lines, corrupt .gz).", load(&m.source_gaps)),
+        ("tailgate_connections_refused_total", "counter", "Websocket connections refused at the connection limit.", load(&m.connections_refused)),
+        ("tailgate_send_timeouts_total", "counter", "Websocket clients closed because they took no message within the send timeout.", load(&m.send_timeouts)),
+    ];
     let mut out = String::new();
-    let mut put = |name: &str, kind: &str, help: &str, v: u64| {
+    for (name, kind, help, v) in series {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
         );
-    };
-    put(
-        "tailgate_clients",
-        "gauge",
-        "Connected websocket clients.",
-        m.clients.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_subscriptions",
-        "gauge",
-        "Active subscriptions.",
-        m.subscriptions.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_categories",
-        "gauge",
-        "Known categories.",
-        st.hub.category_names().len() as u64,
-    );
-    put(
-        "tailgate_lines_in_total",
-        "counter",
-        "Lines received from sources.",
-        m.lines_in.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_bytes_in_total",
-        "counter",
-        "Line bytes received from sources.",
-        m.bytes_in.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_lines_refused_total",
-        "counter",
-        "Lines refused (bad category or category limit).",
-        m.lines_refused.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_lines_sent_total",
-        "counter",
-        "Lines sent to clients.",
-        m.lines_sent.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_lines_dropped_total",
-        "counter",
-        "Lines dropped for clients that fell behind.",
-        m.lines_dropped.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_source_gaps_total",
-        "counter",
-        "Gaps sources published: lines they could not read (files removed before they were read, overlong lines, corrupt .gz).",
-        m.source_gaps.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_connections_refused_total",
-        "counter",
-        "Websocket connections refused at the connection limit.",
-        m.connections_refused.load(Ordering::Relaxed),
-    );
-    put(
-        "tailgate_send_timeouts_total",
-        "counter",
-        "Websocket clients closed because they took no message within the send timeout.",
-        m.send_timeouts.load(Ordering::Relaxed),
-    );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
