@@ -40,6 +40,17 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// The file system has no room (`ENOSPC`) or the quota is used up (`EDQUOT`): a condition
+    /// that passes once space is freed, unlike the other I/O errors. The spool is consistent
+    /// after any such error (a failed append was cut back, a failed commit left the previous
+    /// cursor), so the caller may hold what it was writing and retry later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            SpoolError::Io { source, .. } => is_disk_full(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> SpoolError {
         SpoolError::Io {
             op,
@@ -55,4 +66,12 @@ pub(crate) fn io_err<'a>(
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> SpoolError + 'a {
     move |source| SpoolError::io(op, path, source)
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
