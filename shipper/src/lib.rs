@@ -3,7 +3,8 @@
 //! - [`lines`] — reads a byte stream on its own thread, in chunks that end on line boundaries.
 //! - [`stream`] — batches those lines ([`batch`]: native bodies with entry ids); `cat access.log | ship cat`.
 //! - [`outbox`] — delivers batches (pipelined, with failover) and spools them to disk while
-//!   the aggregator is down; every mode goes through it.
+//!   the aggregator is down; every mode goes through it. [`disk`]: waiting out a full disk
+//!   under the state directory instead of failing.
 //! - [`follow`] — `ship --follow`: follows files across rotation (with `scribe-follow`),
 //!   commits their offsets only once batches are safe; [`template`] names categories after
 //!   files, [`multiline`] joins continuation lines, [`config`] reads the TOML file.
@@ -16,6 +17,7 @@
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod follow;
 pub mod lines;
 pub mod modes;
