@@ -541,12 +541,11 @@ impl Tail {
     }
 
     fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
-        let durable = self.nonces_unsaved
-            || self.follower.has_unsaved_streams()
-            || last_durable.elapsed() >= Duration::from_secs(1);
-        if self.save_now(positions, durable, last_durable) && durable {
-            self.nonces_unsaved = false;
-        }
+        let nonces = self.nonces_unsaved || self.follower.has_unsaved_streams();
+        let durable = nonces || last_durable.elapsed() >= Duration::from_secs(1);
+        // A new nonce is on disk only after a durable save that worked; the follower forgets
+        // it either way (`checkpoints()`), so it is remembered here.
+        self.nonces_unsaved = nonces && !self.save_now(positions, durable, last_durable);
     }
 
     /// Saves the positions; false if that failed (said once until a save works again).

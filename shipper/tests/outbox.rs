@@ -280,11 +280,30 @@ struct FullDisk {
 
 impl FullDisk {
     fn mount(test: &str) -> Option<FullDisk> {
+        let disk = FullDisk::mount_with(test, "size=1m")?;
+        let mut filler = std::fs::File::create(disk.dir.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut filler, &[0; 4096]).is_ok() {}
+        Some(disk)
+    }
+
+    /// A tmpfs with room for 1 MiB but not a single new file or directory (ENOSPC too): its
+    /// few inodes are taken by empty fillers.
+    fn mount_without_inodes(test: &str) -> Option<FullDisk> {
+        let disk = FullDisk::mount_with(test, "size=1m,nr_inodes=16")?;
+        for i in 0.. {
+            if std::fs::File::create(disk.dir.join(format!("filler{i}"))).is_err() {
+                break;
+            }
+        }
+        Some(disk)
+    }
+
+    fn mount_with(test: &str, options: &str) -> Option<FullDisk> {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("mnt");
         std::fs::create_dir(&dir).unwrap();
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&dir)
             .output()
             .unwrap();
@@ -293,14 +312,22 @@ impl FullDisk {
             println!("{test} SKIPPED: cannot mount a tmpfs: {}", why.trim());
             return None;
         }
-        let disk = FullDisk { dir, _tmp: tmp };
-        let mut filler = std::fs::File::create(disk.dir.join("filler")).unwrap();
-        while std::io::Write::write_all(&mut filler, &[0; 4096]).is_ok() {}
-        Some(disk)
+        Some(FullDisk { dir, _tmp: tmp })
     }
 
+    /// Removes the fillers.
     fn free(&self) {
-        std::fs::remove_file(self.dir.join("filler")).unwrap();
+        for e in std::fs::read_dir(&self.dir).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("filler")
+            {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
     }
 }
 
@@ -359,6 +386,20 @@ async fn a_full_disk_holds_batches_until_the_spool_has_room() {
     let Some(disk) = FullDisk::mount("a_full_disk_holds_batches_until_the_spool_has_room") else {
         return;
     };
+    held_until_the_spool_has_room(disk).await;
+}
+
+/// Not even the spool's directory can be created: the outbox starts without it, and creates
+/// it when it is needed and there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_that_cannot_be_created_yet_is_created_when_needed() {
+    let Some(disk) = FullDisk::mount_without_inodes("a_spool_that_cannot_be_created_yet") else {
+        return;
+    };
+    held_until_the_spool_has_room(disk).await;
+}
+
+async fn held_until_the_spool_has_room(disk: FullDisk) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::torture::knob;
 use crate::wait_for;
 
 /// A tmpfs mounted for a test, unmounted (lazily, so a straggler cannot keep it) when dropped.
@@ -119,7 +118,7 @@ const MOUNTED: &str = ".mounted";
 impl Disk {
     /// Mounts the tmpfs, or checks that the namespace route works; `Err` says why neither does.
     pub fn new(dir: &Path, size: u64) -> Result<Disk, String> {
-        let direct = if knob("TORTURE_FORCE_UNSHARE", 0) == 1 {
+        let direct = if std::env::var("TORTURE_FORCE_UNSHARE").is_ok_and(|v| v == "1") {
             Err("TORTURE_FORCE_UNSHARE=1".to_string())
         } else {
             TmpfsMount::mount(dir, size)

@@ -206,26 +206,34 @@ fn follow_keeps_files_unread_while_the_spool_disk_is_full() {
     );
 
     // The aggregator comes back while the disk is still full: the spool is replayed, what
-    // ship held and the rest of the file follow (positions cannot be saved meanwhile).
+    // ship held and the rest of the file follow.
     let data = tmp.path().join("data");
     let scribed = scribed_at(&data, &addr);
     wait_lines(&data, "app", LINES, &mut ship);
-    // Room again; more lines.
-    std::fs::remove_file(view.join("filler")).unwrap();
+    // Draining the spool gave its space back; fill it again: now the positions file cannot be
+    // saved, and delivery goes on all the same.
+    fill(&view.join("filler"), 0, u64::MAX);
     append(&log, "app", LINES, LINES + 1000);
     wait_lines(&data, "app", LINES + 1000, &mut ship);
+    hold_for(&mut ship, Duration::from_secs(1));
+    // Room again; more lines.
+    std::fs::remove_file(view.join("filler")).unwrap();
+    append(&log, "app", LINES + 1000, LINES + 2000);
+    wait_lines(&data, "app", LINES + 2000, &mut ship);
 
     let (status, stderr) = ship.stop();
     assert!(status.success(), "ship on SIGTERM: {stderr}");
     assert!(
-        read_category(&data, "app") == lines("app", 0, LINES + 1000),
+        read_category(&data, "app") == lines("app", 0, LINES + 2000),
         "every line once, in order"
     );
     assert!(
         ShipStats::from_stderr(&stderr).get("disk_full") >= 1,
         "{stderr}"
     );
-    assert_eq!(count(&stderr, "saving positions"), 1, "{stderr}");
+    // Once per stretch of failures (the first fill may or may not have made one).
+    let positions = count(&stderr, "saving positions");
+    assert!((1..=2).contains(&positions), "{stderr}");
     drop(scribed);
 }
 
