@@ -543,9 +543,10 @@ impl Tail {
     fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
         let nonces = self.nonces_unsaved || self.follower.has_unsaved_streams();
         let durable = nonces || last_durable.elapsed() >= Duration::from_secs(1);
+        let saved = self.save_now(positions, durable, last_durable);
         // A new nonce is on disk only after a durable save that worked; the follower forgets
         // it either way (`checkpoints()`), so it is remembered here.
-        self.nonces_unsaved = nonces && !self.save_now(positions, durable, last_durable);
+        self.nonces_unsaved = nonces && !saved;
     }
 
     /// Saves the positions; false if that failed (said once until a save works again).

@@ -50,6 +50,9 @@ use tokio::time::Instant;
 
 use crate::disk::DiskWait;
 
+/// A spool's directory and options.
+pub type SpoolAt = (PathBuf, SpoolOptions);
+
 /// One batch body (see [`crate::batch::BatchBuf`]) and what it covers.
 pub struct Batch<T> {
     pub body: Bytes,
@@ -68,7 +71,7 @@ pub struct OutboxOptions {
     pub spool_after: Duration,
     /// Without a spool: give up after this long without progress (`None`: never).
     pub give_up: Option<Duration>,
-    pub spool: Option<(PathBuf, SpoolOptions)>,
+    pub spool: Option<SpoolAt>,
     /// With a spool: once the input has ended and everything is safe, keep replaying for at
     /// most this long, then return and leave the rest in the spool for the next run.
     pub drain_after_input: Duration,
@@ -230,7 +233,7 @@ struct Outbox<'r, T, D> {
     sender: PipelinedSender<Tag<T>>,
     spool: Option<Forwarder>,
     /// A configured spool that could not be created for lack of room: opened when needed.
-    unopened: Option<(PathBuf, SpoolOptions)>,
+    unopened: Option<SpoolAt>,
     /// With the spool still unopened: the aggregator failed, and what it did not take waits
     /// for the spool (the mode is spooling).
     awaiting_spool: bool,
@@ -265,23 +268,7 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             opts.window,
             timeout,
         );
-        let (spool, unopened) = match &opts.spool {
-            Some((dir, o)) => match blocking(|| Spool::open(dir, o.clone())) {
-                Ok(s) => (Some(Forwarder::new(s)), None),
-                // Opening an existing spool needs no room (creating one does): one that does
-                // not fit yet has no backlog to replay before new batches.
-                Err(e) if e.is_disk_full() => {
-                    tracing::info!("{e}; the spool is created when it is needed");
-                    (None, Some((dir.clone(), o.clone())))
-                }
-                Err(e) => return Err(e.into()),
-            },
-            None => (None, None),
-        };
-        if let Some(f) = spool.as_ref().filter(|f| f.mode() == Mode::Draining) {
-            let bytes = f.spool().bytes();
-            tracing::info!(bytes, "replaying the spool left by the last run");
-        }
+        let (spool, unopened) = open_at_start(opts.spool.as_ref())?;
         Ok(Outbox {
             input: Input {
                 rx,
@@ -561,25 +548,7 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             }
         }
         if !spooled.is_empty() {
-            match blocking(|| fwd.sync()) {
-                Ok(()) => {
-                    for b in spooled {
-                        self.report.lines_spooled += b.lines;
-                        (self.done)(b.tag);
-                    }
-                    self.disk.ended("the spool has room again");
-                }
-                Err(e) if e.is_disk_full() => {
-                    // Not durable, and a later fsync would prove nothing about these pages:
-                    // cut them off and append the batches again on the next try.
-                    if let Err(cut) = blocking(|| fwd.discard_unsynced()) {
-                        tracing::warn!("{cut}; those lines may be delivered twice");
-                    }
-                    self.input.hold_first(spooled);
-                    refused = Some(e);
-                }
-                Err(e) => return Err(e.into()),
-            }
+            refused = self.sync_spooled(spooled)?.or(refused);
         }
         match refused {
             Some(e) if e.is_disk_full() => self.disk_full(&e),
@@ -587,6 +556,34 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             None => return Ok(!self.input.closed),
         }
         Ok(false)
+    }
+
+    /// fsyncs the batches just appended and hands their tags back; after a failed fsync on a
+    /// full disk, holds them again (first) and returns that error.
+    fn sync_spooled(&mut self, spooled: Vec<Batch<T>>) -> Result<Option<SpoolError>, OutboxError> {
+        let Some(fwd) = self.spool.as_mut() else {
+            return Ok(None);
+        };
+        match blocking(|| fwd.sync()) {
+            Ok(()) => {
+                for b in spooled {
+                    self.report.lines_spooled += b.lines;
+                    (self.done)(b.tag);
+                }
+                self.disk.ended("the spool has room again");
+                Ok(None)
+            }
+            Err(e) if e.is_disk_full() => {
+                // Not durable, and a later fsync would prove nothing about these pages: cut
+                // them off and append the batches again on the next try.
+                if let Err(cut) = blocking(|| fwd.discard_unsynced()) {
+                    tracing::warn!("{cut}; those lines may be delivered twice");
+                }
+                self.input.hold_first(spooled);
+                Ok(Some(e))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The spool, opened now if it could not be created at start. False while it still
@@ -641,6 +638,32 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
 
     fn retry_later(&mut self) {
         self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+}
+
+/// The configured spool, or, when its disk has no room to create it, what to open later
+/// (opening an existing spool needs no room, so one that does not fit yet has no backlog to
+/// replay before new batches).
+fn open_at_start(
+    spool: Option<&SpoolAt>,
+) -> Result<(Option<Forwarder>, Option<SpoolAt>), OutboxError> {
+    let Some((dir, o)) = spool else {
+        return Ok((None, None));
+    };
+    match blocking(|| Spool::open(dir, o.clone())) {
+        Ok(s) => {
+            let fwd = Forwarder::new(s);
+            if fwd.mode() == Mode::Draining {
+                let bytes = fwd.spool().bytes();
+                tracing::info!(bytes, "replaying the spool left by the last run");
+            }
+            Ok((Some(fwd), None))
+        }
+        Err(e) if e.is_disk_full() => {
+            tracing::info!("{e}; the spool is created when it is needed");
+            Ok((None, Some((dir.clone(), o.clone()))))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cursor;
 use crate::error::{io_err, SpoolError};
@@ -455,12 +456,28 @@ impl Spool {
                 return Err(e);
             }
             tracing::info!(dir = %self.dir.display(), "disk full: removed delivered spool segments to make room for the cursor");
-            cursor::store(&self.dir, target)?;
+            self.store_after_freeing(target)?;
         }
         self.committed = target;
         self.read = self.read.max(target);
         self.remove_before(target);
         Ok(())
+    }
+
+    /// Writes the cursor once files were removed to make room for it: a few tries over about
+    /// 60 ms, because the blocks of a removed file can take a moment to be counted as free
+    /// (a few milliseconds on tmpfs, seen with other writers busy).
+    fn store_after_freeing(&self, target: Position) -> Result<(), SpoolError> {
+        let mut wait = Duration::from_millis(2);
+        loop {
+            match cursor::store(&self.dir, target) {
+                Err(e) if e.is_disk_full() && wait <= Duration::from_millis(32) => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                stored => return stored,
+            }
+        }
     }
 
     /// Moves the read position back to the last commit, so that records read but not
