@@ -98,6 +98,46 @@ fn a_spool_that_filled_the_disk_commits_and_gives_the_space_back() {
 }
 
 #[test]
+fn a_segment_that_cannot_be_created_changes_nothing() {
+    // Room for data, but (once the fillers are made) not for one more file.
+    let Some(disk) = Tmpfs::mount_with("spool a_segment_that_cannot_be_created", "nr_inodes=16")
+    else {
+        return;
+    };
+    let dir = disk.dir.join("spool");
+    let o = opts(25_000, 1 << 30);
+    let mut s = Spool::open(&dir, o.clone()).unwrap();
+    s.append(&big(0)).unwrap();
+    s.append(&big(1)).unwrap();
+    s.sync().unwrap();
+    let fillers: Vec<_> = (0..)
+        .map(|i| disk.dir.join(format!("filler{i}")))
+        .take_while(|p| std::fs::File::create(p).is_ok())
+        .collect();
+    // The next record needs a new segment (25 KB each): refused, and refused again.
+    for _ in 0..2 {
+        let e = s.append(&big(2)).unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
+        assert!(e.to_string().contains("create segment"), "{e}");
+    }
+    assert_eq!(
+        segment_files(&dir).len(),
+        1,
+        "the refused segment was left behind"
+    );
+    for f in fillers {
+        std::fs::remove_file(f).unwrap();
+    }
+    s.append(&big(2)).unwrap();
+    s.sync().unwrap();
+    assert_eq!(read_records(&mut s), want(0..3));
+    drop(s);
+    let mut s = Spool::open(&dir, o).unwrap();
+    assert_eq!(read_records(&mut s), want(0..3), "after a reopen");
+    assert_eq!(s.stats().corrupt_records, 0);
+}
+
+#[test]
 fn records_a_failed_sync_leaves_can_be_cut_off_and_appended_again() {
     let d = tempfile::tempdir().unwrap();
     // Small segments: the unsynced records span a roll.

@@ -133,11 +133,16 @@ pub struct Tmpfs {
 impl Tmpfs {
     /// Mounts a tmpfs of `bytes`; `None`, after printing why, when that is not permitted here.
     pub fn mount(test: &str, bytes: u64) -> Option<Tmpfs> {
+        Tmpfs::mount_with(test, &format!("size={bytes}"))
+    }
+
+    /// Mounts a tmpfs with mount `options` (`size=1m,nr_inodes=16`).
+    pub fn mount_with(test: &str, options: &str) -> Option<Tmpfs> {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("mnt");
         fs::create_dir(&dir).unwrap();
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&dir)
             .output();
         match out {
