@@ -567,8 +567,8 @@ impl Tail {
             Err(e) => {
                 if !std::mem::replace(&mut self.save_failing, true) {
                     tracing::warn!(
-                        "saving positions: {e}; trying again at every poll (lines of new \
-                         files wait for it; the rest goes on)"
+                        "saving positions: {e}; trying again at every poll (until it works, \
+                         lines of a file not recorded yet hold up reading; the others go on)"
                     );
                 }
                 false
