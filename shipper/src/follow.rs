@@ -21,6 +21,12 @@
 //! nonce of a new file must be on disk before any of its lines leaves: batches made during a
 //! poll wait until the positions (with any new nonce) are saved with fsync.
 //!
+//! A positions file that cannot be saved (a full disk) stops nothing but new files: the save is
+//! tried again at every turn of the loop (logged once until it works), and batches holding
+//! lines of a new stream nonce wait for it — meanwhile no file is read, so the files are the
+//! buffer. Lines of files whose nonce is on disk go on: a stale positions file only makes a
+//! restart send lines again under the same ids.
+//!
 //! [`ship_files`] is the whole mode: this thread and the outbox, until a shutdown; then a
 //! bounded grace for what was read to be delivered, and the final positions.
 
@@ -93,7 +99,7 @@ impl fmt::Display for FollowReport {
             f,
             "lines={} bytes={} rotations={} truncations={} truncated_unread_bytes={} \
              vanished={} vanished_unread_bytes={} long_lines={} delivered={} spooled={} \
-             replayed={} retries={}",
+             replayed={} retries={} disk_full={}",
             s.lines,
             s.bytes,
             s.rotations,
@@ -106,6 +112,7 @@ impl fmt::Display for FollowReport {
             r.lines_spooled,
             r.lines_replayed,
             r.retries,
+            r.disk_full,
         )
     }
 }
@@ -179,6 +186,11 @@ struct Tail {
     skipped: HashMap<PathBuf, (u64, u64)>,
     waker: Waker,
     batcher: Batcher,
+    /// The last save of the positions failed: it is tried again at every turn.
+    save_failing: bool,
+    /// New stream nonces are not on disk yet (`Follower::has_unsaved_streams` was cleared by
+    /// the save that failed): the ready batches wait for a durable save.
+    nonces_unsaved: bool,
 }
 
 /// The batch being built, and where it goes.
@@ -251,6 +263,8 @@ pub fn spawn(
         skipped: HashMap::new(),
         waker,
         batcher,
+        save_failing: false,
+        nonces_unsaved: false,
     };
     // Files found now, before the first poll, existed before this run: they start at their
     // end unless asked otherwise (or a checkpoint says where).
@@ -272,18 +286,22 @@ impl Tail {
         let mut last_durable = Instant::now();
         let mut last_scan = Instant::now();
         while !stop.load(Ordering::Acquire) && !self.batcher.closed {
-            if self.apply_commits(&commits) {
+            if self.apply_commits(&commits) || self.save_failing {
                 self.save(&positions, &mut last_durable);
             }
             if last_scan.elapsed() >= self.settings.rescan_interval {
                 self.discover();
                 last_scan = Instant::now();
             }
-            let outcome = self.poll();
-            self.expire_joiners(Instant::now());
-            self.batcher.flush();
+            // Batches waiting for their nonces to be saved: read nothing more meanwhile.
+            let mut pending = false;
+            if self.batcher.ready.is_empty() {
+                pending = self.poll().pending;
+                self.expire_joiners(Instant::now());
+                self.batcher.flush();
+            }
             self.send_ready(&positions, &mut last_durable);
-            if !outcome.pending {
+            if !pending {
                 self.waker.wait();
             }
         }
@@ -308,10 +326,16 @@ impl Tail {
         for c in commits.iter() {
             commit(&mut follower, c);
         }
-        follower
-            .checkpoints()
-            .save(&positions)
-            .context("saving positions")?;
+        match follower.checkpoints().save(&positions) {
+            Ok(()) => {}
+            // Nothing is lost: the next start sends again what was committed since the last
+            // save, under the same ids (the nonces were saved before their lines left).
+            Err(e) if crate::disk::is_disk_full(&e) => tracing::warn!(
+                "saving positions at exit: {e}; the next start resends lines since the last \
+                 save, which the aggregator recognises"
+            ),
+            Err(e) => return Err(e).context("saving positions"),
+        }
         Ok(follower.stats().clone())
     }
 
@@ -523,13 +547,17 @@ impl Tail {
     }
 
     /// Sends the batches made since the last call, after saving the positions with fsync if
-    /// a file got a new stream nonce (so its lines can never come back under another id).
+    /// a file got a new stream nonce (so its lines can never come back under another id). If
+    /// that save fails, the batches wait for the next turn.
     fn send_ready(&mut self, positions: &Path, last_durable: &mut Instant) {
         if self.batcher.ready.is_empty() {
             return;
         }
-        if self.follower.has_unsaved_streams() {
-            self.save_now(positions, true, last_durable);
+        if self.follower.has_unsaved_streams() || self.nonces_unsaved {
+            self.nonces_unsaved = !self.save_now(positions, true, last_durable);
+            if self.nonces_unsaved {
+                return;
+            }
         }
         let Tail {
             batcher, follower, ..
@@ -538,11 +566,16 @@ impl Tail {
     }
 
     fn save(&mut self, positions: &Path, last_durable: &mut Instant) {
-        let durable = last_durable.elapsed() >= Duration::from_secs(1);
-        self.save_now(positions, durable, last_durable);
+        let nonces = self.nonces_unsaved || self.follower.has_unsaved_streams();
+        let durable = nonces || last_durable.elapsed() >= Duration::from_secs(1);
+        let saved = self.save_now(positions, durable, last_durable);
+        // A new nonce is on disk only after a durable save that worked; the follower forgets
+        // it either way (`checkpoints()`), so it is remembered here.
+        self.nonces_unsaved = nonces && !saved;
     }
 
-    fn save_now(&mut self, positions: &Path, durable: bool, last_durable: &mut Instant) {
+    /// Saves the positions; false if that failed (said once until a save works again).
+    fn save_now(&mut self, positions: &Path, durable: bool, last_durable: &mut Instant) -> bool {
         let cps = self.follower.checkpoints();
         let saved = if durable {
             *last_durable = Instant::now();
@@ -550,8 +583,21 @@ impl Tail {
         } else {
             cps.save_unsynced(positions)
         };
-        if let Err(e) = saved {
-            tracing::warn!("saving positions: {e}");
+        match saved {
+            Ok(()) if std::mem::take(&mut self.save_failing) => {
+                tracing::info!("positions saved again");
+                true
+            }
+            Ok(()) => true,
+            Err(e) => {
+                if !std::mem::replace(&mut self.save_failing, true) {
+                    tracing::warn!(
+                        "saving positions: {e}; trying again at every poll (until it works, \
+                         lines of a file not recorded yet hold up reading; the others go on)"
+                    );
+                }
+                false
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - [`stream`] — batches those lines ([`batch`]: native bodies with entry ids); `cat access.log | ship cat`.
 //! - [`outbox`] — delivers batches (pipelined, with failover) and spools them to disk while
 //!   the aggregator is down; every mode goes through it. [`dead_letter`] — what happens to a
-//!   line longer than the aggregator takes (reported, kept with `--dead-letter`).
+//!   line longer than the aggregator takes (reported, kept with `--dead-letter`). [`disk`] —
+//!   waiting out a full disk under the state directory instead of failing.
 //! - [`follow`] — `ship --follow`: follows files across rotation (with `scribe-follow`),
 //!   commits their offsets only once batches are safe; [`template`] names categories after
 //!   files, [`multiline`] joins continuation lines, [`config`] reads the TOML file.
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
+pub mod disk;
 pub mod follow;
 pub mod lines;
 pub mod modes;

@@ -7,12 +7,15 @@
 //! command line nor the config file (`config` itself builds on `follow`: an import loop
 //! otherwise).
 
+use std::fs::File;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use scribe_archive::Category;
 use scribe_fs::LockError;
+use scribe_protocol::ProducerId;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Cmd, Delivery, RunArgs};
@@ -70,6 +73,7 @@ pub async fn stdin_mode(
         limits: settings.limits,
         outbox: settings.outbox,
     };
+    let spooling = opts.outbox.spool.is_some();
     let report = ship_stream(std::io::stdin(), opts).await?;
     if let Some(summary) = oversized.summary() {
         eprintln!("ship: {summary}");
@@ -79,6 +83,11 @@ pub async fn stdin_mode(
         bail!("{why}; {delivered} lines delivered");
     }
     tracing::info!(?report, "all lines delivered");
+    // With a spool, how it went is worth a line (as for the other modes); a plain pipe stays
+    // quiet on success.
+    if spooling {
+        eprintln!("ship: stats {report}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -132,6 +141,9 @@ pub async fn run_mode(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     tracing::info!(?report, code, "command finished");
+    if args.category.is_some() {
+        eprintln!("ship: stats {report}");
+    }
     if let Some(summary) = oversized.summary() {
         eprintln!("ship: {summary}");
     }
@@ -180,17 +192,11 @@ pub async fn follow_mode(
     );
     let following = cli.following(file)?;
     let state_dir = &settings.state_dir;
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating state dir {}", state_dir.display()))?;
-    // Two ships following with one positions file would each resend what the other
-    // committed: one state directory, one ship.
-    let _lock = match scribe_fs::lock_dir(state_dir) {
-        Ok(lock) => lock,
-        Err(LockError::Held { dir }) => bail!(
-            "state dir {} is in use by another ship (give each its own --state-dir)",
-            dir.display()
-        ),
-        Err(e) => return Err(e.into()),
+    // Nothing is read before the state directory is ready, so a full disk is simply waited
+    // out (a stop meanwhile loses nothing).
+    let ready = crate::disk::wait_for_room(&shutdown, || open_state_dir(state_dir)).await?;
+    let Some((_lock, producer)) = ready else {
+        return Ok(ExitCode::SUCCESS);
     };
     let follow_settings = FollowSettings {
         entries: following.entries,
@@ -199,7 +205,7 @@ pub async fn follow_mode(
         notify: following.notify,
         rescan_interval: Duration::from_secs(1),
         limits: settings.limits,
-        producer: crate::batch::load_producer_id(state_dir)?,
+        producer,
         names,
     };
     let grace = cli.delivery.timeout.min(FOLLOW_GRACE);
@@ -215,4 +221,21 @@ pub async fn follow_mode(
         bail!("{why}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates and locks the state directory and loads (or makes) this ship's producer id.
+fn open_state_dir(state_dir: &Path) -> anyhow::Result<(File, ProducerId)> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    // Two ships following with one positions file would each resend what the other
+    // committed: one state directory, one ship.
+    let lock = match scribe_fs::lock_dir(state_dir) {
+        Ok(lock) => lock,
+        Err(LockError::Held { dir }) => bail!(
+            "state dir {} is in use by another ship (give each its own --state-dir)",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((lock, crate::batch::load_producer_id(state_dir)?))
 }

@@ -23,7 +23,19 @@
 //! the one that did not fit), so the caller blocks, and for followed files that means it stops
 //! reading — the files are the buffer, nothing is dropped. Without a spool, the outbox keeps
 //! retrying (or gives up after `give_up`, for stdin).
+//!
+//! A full **disk** under the spool (`ENOSPC`, `EDQUOT`: an append, its fsync, creating the
+//! spool) is handled like a full spool, never as an error ([`crate::disk`]): the batches the
+//! spool could not take are held, oldest first, and no more input is taken (`ship run`'s
+//! command blocks on its pipe, followed files wait, stdin is not read). The spool is tried
+//! again with its own backoff (at most 5 s apart) and the aggregator with the usual one (the
+//! spool's backlog is replayed, then the held batches are sent); whichever takes the held
+//! batches first ends the wait. A spool that could not even be created is opened when it is
+//! next needed. A failed commit of the replay position is not an error either: the lines were
+//! delivered, and a restart before the next commit sends them again under the same ids.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +47,11 @@ use scribe_spool::forward::{Forwarder, Mode, Next};
 use scribe_spool::{Entry, ReplayBatch, Spool, SpoolError, SpoolOptions};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::disk::DiskWait;
+
+/// A spool's directory and options.
+pub type SpoolAt = (PathBuf, SpoolOptions);
 
 /// One batch body (see [`crate::batch::BatchBuf`]) and what it covers.
 pub struct Batch<T> {
@@ -54,7 +71,7 @@ pub struct OutboxOptions {
     pub spool_after: Duration,
     /// Without a spool: give up after this long without progress (`None`: never).
     pub give_up: Option<Duration>,
-    pub spool: Option<(PathBuf, SpoolOptions)>,
+    pub spool: Option<SpoolAt>,
     /// With a spool: once the input has ended and everything is safe, keep replaying for at
     /// most this long, then return and leave the rest in the spool for the next run.
     pub drain_after_input: Duration,
@@ -75,6 +92,24 @@ pub struct OutboxReport {
     pub lines_replayed: u64,
     /// Spool bytes not delivered when the outbox stopped.
     pub left_in_spool: u64,
+    /// Times the spool's disk was full (each wait for room counted once).
+    pub disk_full: u64,
+}
+
+/// The counters as ship prints them at exit (`delivered=... disk_full=...`).
+impl fmt::Display for OutboxReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "delivered={} spooled={} replayed={} retries={} disk_full={} left_in_spool={}",
+            self.lines_delivered,
+            self.lines_spooled,
+            self.lines_replayed,
+            self.retries,
+            self.disk_full,
+            self.left_in_spool,
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,20 +158,21 @@ pub async fn run<T: Send + 'static>(
     result
 }
 
-/// The batches coming in, and the one a full spool could not take.
+/// The batches coming in, and those waiting to go before them.
 struct Input<T> {
     rx: mpsc::Receiver<Batch<T>>,
     /// The channel is closed and empty.
     closed: bool,
-    /// A batch that did not fit in the full spool: it goes first once there is room.
-    held: Option<Batch<T>>,
+    /// Batches that go before any new one, oldest first: what a full spool or a full disk
+    /// could not take, and unacknowledged batches on their way to the spool.
+    held: VecDeque<Batch<T>>,
 }
 
 impl<T> Input<T> {
-    /// The held batch, or the next one from the channel: waiting for it until `until`, or
-    /// without waiting if `None`. `None` when there is none by then.
+    /// The oldest held batch, or the next one from the channel: waiting for it until `until`,
+    /// or without waiting if `None`. `None` when there is none by then.
     async fn next(&mut self, until: Option<Instant>) -> Option<Batch<T>> {
-        if let Some(b) = self.held.take() {
+        if let Some(b) = self.held.pop_front() {
             return Some(b);
         }
         if self.closed {
@@ -156,10 +192,10 @@ impl<T> Input<T> {
         got
     }
 
-    /// The held batch, or the next one from the channel however long it takes; `None` once
-    /// the channel is closed.
+    /// The oldest held batch, or the next one from the channel however long it takes; `None`
+    /// once the channel is closed.
     async fn wait(&mut self) -> Option<Batch<T>> {
-        if let Some(b) = self.held.take() {
+        if let Some(b) = self.held.pop_front() {
             return Some(b);
         }
         if self.closed {
@@ -172,7 +208,18 @@ impl<T> Input<T> {
 
     /// Nothing more will come.
     fn finished(&self) -> bool {
-        self.closed && self.held.is_none()
+        self.closed && self.held.is_empty()
+    }
+
+    /// Puts `batches` (oldest first) back ahead of everything else.
+    fn hold_first(&mut self, batches: Vec<Batch<T>>) {
+        for b in batches.into_iter().rev() {
+            self.held.push_front(b);
+        }
+    }
+
+    fn held_lines(&self) -> u64 {
+        self.held.iter().map(|b| b.lines).sum()
     }
 }
 
@@ -185,6 +232,13 @@ struct Outbox<'r, T, D> {
     report: &'r mut OutboxReport,
     sender: PipelinedSender<Tag<T>>,
     spool: Option<Forwarder>,
+    /// A configured spool that could not be created for lack of room: opened when needed.
+    unopened: Option<SpoolAt>,
+    /// With the spool still unopened: the aggregator failed, and what it did not take waits
+    /// for the spool (the mode is spooling).
+    awaiting_spool: bool,
+    /// The wait for room when the spool's disk is full.
+    disk: DiskWait,
     backoff: Backoff,
     /// While spooling: when to try draining.
     retry_at: Instant,
@@ -214,24 +268,20 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             opts.window,
             timeout,
         );
-        let spool = match &opts.spool {
-            Some((dir, o)) => Some(Forwarder::new(blocking(|| Spool::open(dir, o.clone()))?)),
-            None => None,
-        };
-        if let Some(f) = spool.as_ref().filter(|f| f.mode() == Mode::Draining) {
-            let bytes = f.spool().bytes();
-            tracing::info!(bytes, "replaying the spool left by the last run");
-        }
+        let (spool, unopened) = open_at_start(opts.spool.as_ref())?;
         Ok(Outbox {
             input: Input {
                 rx,
                 closed: false,
-                held: None,
+                held: VecDeque::new(),
             },
             done,
             report,
             sender,
             spool,
+            unopened,
+            awaiting_spool: false,
+            disk: DiskWait::default(),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             retry_at: Instant::now(),
             drain_deadline: None,
@@ -257,7 +307,11 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
     }
 
     fn mode(&self) -> Mode {
-        self.spool.as_ref().map_or(Mode::Streaming, Forwarder::mode)
+        match &self.spool {
+            Some(fwd) => fwd.mode(),
+            None if self.awaiting_spool => Mode::Spooling,
+            None => Mode::Streaming,
+        }
     }
 
     /// Once the input has ended and everything is safe in the spool, replay goes on for at
@@ -275,8 +329,9 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
         }
         let mut left = 0;
         if let Some(fwd) = self.spool.as_mut() {
-            blocking(|| fwd.commit_acked())?;
+            let committed = blocking(|| fwd.commit_acked());
             left = fwd.spool().bytes();
+            self.commit_result(committed)?;
         }
         tracing::warn!(
             left_bytes = left,
@@ -316,23 +371,36 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
     }
 
     /// The aggregator failed while streaming: every unacknowledged batch goes to the spool, in
-    /// order, and is safe once fsynced.
+    /// order, ahead of anything held (spooling appends them first; each is safe once fsynced).
     fn spool_unacked(&mut self, e: DeliveryError) -> Result<(), OutboxError> {
-        let Some(fwd) = self.spool.as_mut() else {
+        if self.spool.is_none() && self.unopened.is_none() {
             return Err(e.into());
-        };
-        tracing::warn!("{e}; spooling to disk until it is back");
-        fwd.failed()?;
-        let mut tags = Vec::new();
-        for (body, tag) in self.sender.take_unacked() {
-            if let Tag::Live { tag, lines, .. } = tag {
-                spool_batch(fwd, &body)?;
-                self.report.lines_spooled += lines;
-                tags.push(tag);
-            }
         }
-        blocking(|| fwd.sync())?;
-        tags.into_iter().for_each(&mut self.done);
+        if self.disk.waiting() {
+            tracing::debug!("{e}; the spool's disk is still full");
+        } else {
+            tracing::warn!("{e}; spooling to disk until it is back");
+        }
+        let unacked = self
+            .sender
+            .take_unacked()
+            .into_iter()
+            .filter_map(|(body, tag)| match tag {
+                Tag::Live { tag, lines, bytes } => Some(Batch {
+                    body,
+                    lines,
+                    bytes,
+                    tag,
+                }),
+                Tag::Replay { .. } => None,
+            })
+            .collect();
+        self.input.hold_first(unacked);
+        match self.spool.as_mut() {
+            // Streaming: this only changes the mode (no commit).
+            Some(fwd) => fwd.failed()?,
+            None => self.awaiting_spool = true,
+        }
         self.retry_later();
         Ok(())
     }
@@ -345,12 +413,19 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             if more {
                 return Ok(Flow::Continue);
             }
-            // Nothing can be taken now (spool full, or input closed): just wait.
-            let wake = self.drain_deadline.map_or(retry_at, |d| d.min(retry_at));
+            // Nothing can be taken now (spool or disk full, or input closed): wait for the
+            // aggregator's next try, or the disk's.
+            let mut wake = self.drain_deadline.map_or(retry_at, |d| d.min(retry_at));
+            wake = self.disk.next_try().map_or(wake, |t| t.min(wake));
             tokio::time::sleep_until(wake).await;
+            if Instant::now() < retry_at {
+                return Ok(Flow::Continue);
+            }
         }
-        if let Some(fwd) = self.spool.as_mut() {
-            fwd.start_draining();
+        match self.spool.as_mut() {
+            Some(fwd) => fwd.start_draining(),
+            // No spool could be created, so no backlog: try the aggregator with what is held.
+            None => self.awaiting_spool = false,
         }
         Ok(Flow::Continue)
     }
@@ -380,14 +455,20 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             return Ok(false);
         };
         while self.sender.has_room() {
-            match blocking(|| fwd.next_batch(self.max_replay))? {
-                Next::Send(batch) => {
+            match blocking(|| fwd.next_batch(self.max_replay)) {
+                Ok(Next::Send(batch)) => {
                     let lines = batch.entries.len() as u64;
                     let body = replay_body(&batch, self.max_replay);
                     self.sender.send(body, Tag::Replay { lines }).await;
                 }
-                Next::Wait => break,
-                Next::Drained => return Ok(true),
+                Ok(Next::Wait) => break,
+                Ok(Next::Drained) => return Ok(true),
+                // Everything was delivered, only the final commit failed: streaming anyway.
+                Err(e) if e.is_disk_full() && fwd.mode() == Mode::Streaming => {
+                    self.disk.commit_failed(fwd.spool().dir(), &e);
+                    return Ok(true);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(false)
@@ -406,56 +487,137 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
                 self.report.lines_replayed += lines;
                 self.report.lines_delivered += lines;
                 self.report.batches += 1;
-                blocking(|| fwd.acked())?;
+                let committed = blocking(|| fwd.acked());
+                self.commit_result(committed)?;
             }
             Ok(live) => self.complete(live),
             Err(e) => {
                 tracing::warn!("{e}; replay paused");
                 // The replayed batches are still in the spool: the forwarder rewinds to them.
                 self.sender.take_unacked();
-                blocking(|| fwd.failed())?;
+                let committed = blocking(|| fwd.failed());
+                self.commit_result(committed)?;
                 self.retry_later();
             }
         }
         Ok(())
     }
 
-    /// Moves batches from the input to the spool until `until` (or, without a deadline, until
-    /// the input has nothing ready), fsyncing once per group before handing the tags back.
-    /// Returns false when nothing more can be taken now (spool full or input closed).
+    /// A commit's outcome: a full disk is only reported (see the module docs).
+    fn commit_result(&mut self, r: Result<(), SpoolError>) -> Result<(), OutboxError> {
+        match (r, self.spool.as_ref()) {
+            (Err(e), Some(fwd)) if e.is_disk_full() => {
+                self.disk.commit_failed(fwd.spool().dir(), &e);
+                Ok(())
+            }
+            (r, _) => Ok(r?),
+        }
+    }
+
+    /// Moves batches (held ones first) from the input to the spool until `until` (or, without
+    /// a deadline, until the input has nothing ready), fsyncing once per group before handing
+    /// the tags back. Returns false when nothing more can be taken now (spool or disk full,
+    /// or input closed). While the disk is full, tries only when its next try is due.
     async fn spool_input(&mut self, until: Option<Instant>) -> Result<bool, OutboxError> {
+        if !self.disk.may_try(Instant::now()) || !self.open_spool()? {
+            return Ok(false);
+        }
         let Some(fwd) = self.spool.as_mut() else {
             return Ok(false);
         };
-        let mut tags = Vec::new();
-        let mut full = false;
+        let mut spooled = Vec::new();
+        let mut refused = None;
         // Wait for input until the deadline, but hand back what is spooled first.
-        while let Some(b) = self.input.next(until.filter(|_| tags.is_empty())).await {
+        while let Some(b) = self.input.next(until.filter(|_| spooled.is_empty())).await {
             match spool_batch(fwd, &b.body) {
-                Ok(()) => {
-                    self.report.lines_spooled += b.lines;
-                    tags.push(b.tag);
-                }
-                Err(OutboxError::Spool(SpoolError::Full { .. })) => {
+                Ok(()) => spooled.push(b),
+                Err(OutboxError::Spool(e @ SpoolError::Full { .. })) => {
                     // Stop taking input (the caller blocks, files stay unread) until replay
                     // frees room.
-                    self.input.held = Some(b);
-                    full = true;
+                    self.input.held.push_front(b);
+                    refused = Some(e);
+                    break;
+                }
+                Err(OutboxError::Spool(e)) if e.is_disk_full() => {
+                    // The append was cut back: the same batch goes first on the next try.
+                    self.input.held.push_front(b);
+                    refused = Some(e);
                     break;
                 }
                 Err(e) => return Err(e),
             }
         }
-        if tags.is_empty() {
-            if let (true, Some(deadline)) = (full, until) {
-                // Nothing to hand back: wait out the deadline instead of spinning.
-                tokio::time::sleep_until(deadline).await;
-            }
-        } else {
-            blocking(|| fwd.sync())?;
-            tags.into_iter().for_each(&mut self.done);
+        if !spooled.is_empty() {
+            refused = self.sync_spooled(spooled)?.or(refused);
         }
-        Ok(!full && !self.input.closed)
+        match refused {
+            Some(e) if e.is_disk_full() => self.disk_full(&e),
+            Some(_) => {}
+            None => return Ok(!self.input.closed),
+        }
+        Ok(false)
+    }
+
+    /// fsyncs the batches just appended and hands their tags back; after a failed fsync on a
+    /// full disk, holds them again (first) and returns that error.
+    fn sync_spooled(&mut self, spooled: Vec<Batch<T>>) -> Result<Option<SpoolError>, OutboxError> {
+        let Some(fwd) = self.spool.as_mut() else {
+            return Ok(None);
+        };
+        match blocking(|| fwd.sync()) {
+            Ok(()) => {
+                for b in spooled {
+                    self.report.lines_spooled += b.lines;
+                    (self.done)(b.tag);
+                }
+                self.disk.ended("the spool has room again");
+                Ok(None)
+            }
+            Err(e) if e.is_disk_full() => {
+                // Not durable, and a later fsync would prove nothing about these pages: cut
+                // them off and append the batches again on the next try.
+                if let Err(cut) = blocking(|| fwd.discard_unsynced()) {
+                    tracing::warn!("{cut}; those lines may be delivered twice");
+                }
+                self.input.hold_first(spooled);
+                Ok(Some(e))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The spool, opened now if it could not be created at start. False while it still
+    /// cannot (a full disk, handled as a failed append).
+    fn open_spool(&mut self) -> Result<bool, OutboxError> {
+        if self.spool.is_some() {
+            return Ok(true);
+        }
+        let Some((dir, o)) = &self.unopened else {
+            return Ok(false);
+        };
+        match blocking(|| Spool::open(dir, o.clone())) {
+            Ok(spool) => {
+                let mut fwd = Forwarder::new(spool);
+                // Opened during an outage: spooling (nothing to commit, so no I/O).
+                fwd.failed()?;
+                self.spool = Some(fwd);
+                self.unopened = None;
+                self.awaiting_spool = false;
+                Ok(true)
+            }
+            Err(e) if e.is_disk_full() => {
+                self.disk_full(&e);
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writing the spool failed for lack of room: hold on (see [`DiskWait`]).
+    fn disk_full(&mut self, e: &SpoolError) {
+        if self.disk.failed(e, self.input.held_lines()) {
+            self.report.disk_full += 1;
+        }
     }
 
     fn complete(&mut self, tag: Tag<T>) {
@@ -465,6 +627,9 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
                 self.report.bytes_delivered += bytes;
                 self.report.batches += 1;
                 (self.done)(tag);
+                if self.input.held.is_empty() {
+                    self.disk.ended("the aggregator took what was held");
+                }
             }
             // Replay tags are handled where the forwarder is at hand.
             Tag::Replay { lines } => self.report.lines_replayed += lines,
@@ -473,6 +638,32 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
 
     fn retry_later(&mut self) {
         self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+}
+
+/// The configured spool, or, when its disk has no room to create it, what to open later
+/// (opening an existing spool needs no room, so one that does not fit yet has no backlog to
+/// replay before new batches).
+fn open_at_start(
+    spool: Option<&SpoolAt>,
+) -> Result<(Option<Forwarder>, Option<SpoolAt>), OutboxError> {
+    let Some((dir, o)) = spool else {
+        return Ok((None, None));
+    };
+    match blocking(|| Spool::open(dir, o.clone())) {
+        Ok(s) => {
+            let fwd = Forwarder::new(s);
+            if fwd.mode() == Mode::Draining {
+                let bytes = fwd.spool().bytes();
+                tracing::info!(bytes, "replaying the spool left by the last run");
+            }
+            Ok((Some(fwd), None))
+        }
+        Err(e) if e.is_disk_full() => {
+            tracing::info!("{e}; the spool is created when it is needed");
+            Ok((None, Some((dir.clone(), o.clone()))))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

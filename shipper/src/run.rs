@@ -16,7 +16,9 @@
 //! The command's stdout lines go to one category and its stderr lines to another (by default
 //! `CATEGORY.stderr`), through the same batcher and outbox as stdin mode, so an aggregator
 //! outage spools to disk (when a spool is configured) instead of blocking the daemon; without a
-//! spool, a full pipe blocks the daemon's writes, as a pipe to any logger does. SIGTERM,
+//! spool, or while the spool (or the disk under it) is full, a full pipe blocks the daemon's
+//! writes, as a pipe to any logger does — ship never stops reading for good, so the daemon
+//! never gets SIGPIPE from it. SIGTERM,
 //! SIGINT and SIGHUP are forwarded to the command. `ship run` exits with the command's exit
 //! status (128 + signal number if it was killed) once everything it wrote was delivered or
 //! is safe in the spool; if delivery failed for good it exits 1 unless the command itself

@@ -270,3 +270,196 @@ async fn a_damaged_spool_is_replayed_and_left_empty() {
         server.abort();
     }
 }
+
+/// A 1 MiB tmpfs, full (a filler takes it all), unmounted when dropped; `None` (after saying
+/// why) where a tmpfs cannot be mounted.
+struct FullDisk {
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl FullDisk {
+    fn mount(test: &str) -> Option<FullDisk> {
+        let disk = FullDisk::mount_with(test, "size=1m")?;
+        let mut filler = std::fs::File::create(disk.dir.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut filler, &[0; 4096]).is_ok() {}
+        Some(disk)
+    }
+
+    /// A tmpfs with room for 1 MiB but not a single new file or directory (ENOSPC too): its
+    /// few inodes are taken by empty fillers.
+    fn mount_without_inodes(test: &str) -> Option<FullDisk> {
+        let disk = FullDisk::mount_with(test, "size=1m,nr_inodes=16")?;
+        for i in 0.. {
+            if std::fs::File::create(disk.dir.join(format!("filler{i}"))).is_err() {
+                break;
+            }
+        }
+        Some(disk)
+    }
+
+    fn mount_with(test: &str, options: &str) -> Option<FullDisk> {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            println!("{test} SKIPPED: cannot mount a tmpfs: {}", why.trim());
+            return None;
+        }
+        Some(FullDisk { dir, _tmp: tmp })
+    }
+
+    /// Removes the fillers.
+    fn free(&self) {
+        for e in std::fs::read_dir(&self.dir).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("filler")
+            {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+type OutboxTask = tokio::task::JoinHandle<(Result<(), outbox::OutboxError>, OutboxReport)>;
+
+/// Runs an outbox whose spool is on `disk` (full) with the aggregator at `addr` down; starts
+/// sending ten batches (lines 0..100, the task returned second); checks that none is safe,
+/// that the outbox stopped taking them, and that it holds on rather than failing.
+async fn outbox_on_a_full_disk(
+    disk: &FullDisk,
+    addr: &str,
+) -> (
+    mpsc::Sender<Batch<u32>>,
+    tokio::task::JoinHandle<()>,
+    Arc<Mutex<Vec<u32>>>,
+    OutboxTask,
+) {
+    let (tx, rx) = mpsc::channel(2);
+    let safe = Arc::new(Mutex::new(Vec::new()));
+    let s = safe.clone();
+    let opts = options(vec![addr.to_string()], Some(&disk.dir.join("spool")));
+    let task = tokio::spawn(async move {
+        let mut report = OutboxReport::default();
+        let r = outbox::run(rx, move |t| s.lock().unwrap().push(t), opts, &mut report).await;
+        (r, report)
+    });
+    let sent = tokio::spawn({
+        let tx = tx.clone();
+        async move {
+            for i in 0..10 {
+                tx.send(batch(i * 10, i * 10 + 10)).await.unwrap();
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!task.is_finished(), "the outbox stopped on a full disk");
+    assert!(safe.lock().unwrap().is_empty(), "a batch counted as safe");
+    assert!(
+        !sent.is_finished(),
+        "the outbox kept taking batches it could not place"
+    );
+    (tx, sent, safe, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_batches_until_the_spool_has_room() {
+    let Some(disk) = FullDisk::mount("a_full_disk_holds_batches_until_the_spool_has_room") else {
+        return;
+    };
+    held_until_the_spool_has_room(disk).await;
+}
+
+/// Not even the spool's directory can be created: the outbox starts without it, and creates
+/// it when it is needed and there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_that_cannot_be_created_yet_is_created_when_needed() {
+    let Some(disk) = FullDisk::mount_without_inodes("a_spool_that_cannot_be_created_yet") else {
+        return;
+    };
+    held_until_the_spool_has_room(disk).await;
+}
+
+async fn held_until_the_spool_has_room(disk: FullDisk) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let (tx, sent, safe, task) = outbox_on_a_full_disk(&disk, &addr).await;
+    // Room again: what was held is spooled (and so safe) without the aggregator.
+    disk.free();
+    sent.await.unwrap();
+    for i in 0..10 {
+        tx.send(batch(100 + i, 101 + i)).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while safe.lock().unwrap().len() < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "never spooled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = Received::default();
+    tokio::spawn(serve(TcpListener::bind(&addr).await.unwrap(), got.clone()));
+    drop(tx);
+    let (r, report) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("outbox finished")
+        .unwrap();
+    r.unwrap();
+    assert_eq!(
+        *got.lock().unwrap(),
+        expected(110),
+        "every line once, in order"
+    );
+    assert_eq!(report.disk_full, 1, "{report:?}");
+    assert_eq!(report.lines_spooled, 110);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_batches_until_the_aggregator_takes_them() {
+    let Some(disk) = FullDisk::mount("a_full_disk_holds_batches_until_the_aggregator") else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let (tx, sent, safe, task) = outbox_on_a_full_disk(&disk, &addr).await;
+    // The aggregator is back while the disk stays full.
+    let got = Received::default();
+    tokio::spawn(serve(TcpListener::bind(&addr).await.unwrap(), got.clone()));
+    sent.await.unwrap();
+    for i in 0..10 {
+        tx.send(batch(100 + i, 101 + i)).await.unwrap();
+    }
+    drop(tx);
+    let (r, report) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("outbox finished")
+        .unwrap();
+    r.unwrap();
+    assert_eq!(
+        *got.lock().unwrap(),
+        expected(110),
+        "every line once, in order"
+    );
+    assert_eq!(safe.lock().unwrap().len(), 20);
+    assert_eq!(report.disk_full, 1, "{report:?}");
+    assert_eq!(report.lines_spooled, 0);
+}

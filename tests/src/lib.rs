@@ -6,11 +6,12 @@
 //!
 //! By role: [`procs`] (the binaries as processes), [`wire`] (talking to servers by hand),
 //! [`seq`] (sequenced lines and loss/order checks), [`archive`] (reading categories back),
-//! [`torture`] (the fault-injection scenarios).
+//! [`tmpfs`] (small disks to fill), [`torture`] (the fault-injection scenarios).
 
 pub mod archive;
 pub mod procs;
 pub mod seq;
+pub mod tmpfs;
 pub mod torture;
 pub mod wire;
 

@@ -295,7 +295,7 @@ impl ShipProc {
         args: &[S],
         stderr_path: &Path,
     ) -> ShipProc {
-        let mut cmd = match setup {
+        let cmd = match setup {
             None => Command::new(bin("ship")),
             Some(setup) => {
                 let mut c = Command::new("bash");
@@ -304,6 +304,17 @@ impl ShipProc {
                 c
             }
         };
+        Self::spawn_command(cmd, args, Stdio::null(), stderr_path)
+    }
+
+    /// Starts `cmd ARGS...`, where `cmd` ends up running ship (say, `unshare ... ship`), with
+    /// `stdin` (see [`ShipProc::take_stdin`]) and stderr appended to `stderr_path`.
+    pub fn spawn_command<S: AsRef<std::ffi::OsStr>>(
+        mut cmd: Command,
+        args: &[S],
+        stdin: Stdio,
+        stderr_path: &Path,
+    ) -> ShipProc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -312,7 +323,7 @@ impl ShipProc {
         let child = cmd
             .args(args)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -325,6 +336,11 @@ impl ShipProc {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Ship's standard input, when it was started with [`Stdio::piped`].
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut().and_then(|c| c.stdin.take())
     }
 
     /// Everything ship wrote to stderr so far.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use scribe_archive::{layout, Category};
 
+pub use crate::tmpfs::{fill, free_bytes, TmpfsMount};
 use crate::{seq_line, Rng, SeqReport, SEQ_LINE_LEN};
 
 /// An integer environment knob, `default` when unset or unparsable.
@@ -418,82 +419,6 @@ fn category_dir_bytes(data_dir: &Path, category: &str) -> u64 {
             Some(if f.compressed { len * 1000 } else { len })
         })
         .sum()
-}
-
-/// A tmpfs mounted for a test, unmounted (lazily, so a straggler cannot keep it) when dropped.
-pub struct TmpfsMount {
-    pub dir: PathBuf,
-}
-
-impl TmpfsMount {
-    /// Mounts a tmpfs of `bytes` on `dir` (created); `Err` with the reason when not permitted.
-    pub fn mount(dir: &Path, bytes: u64) -> Result<TmpfsMount, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("running mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(TmpfsMount {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// Free bytes on the filesystem (statvfs through `df`-free means: `stat -f`).
-    pub fn free_bytes(&self) -> u64 {
-        free_bytes(&self.dir)
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-/// Free bytes (for unprivileged users) of the filesystem holding `dir`, via `stat -f`.
-pub fn free_bytes(dir: &Path) -> u64 {
-    let out = std::process::Command::new("stat")
-        .args(["-f", "-c", "%a %S"])
-        .arg(dir)
-        .output()
-        .expect("running stat -f");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse::<u64>().unwrap_or(0));
-    it.next().unwrap_or(0) * it.next().unwrap_or(0)
-}
-
-/// Writes zeros to `path` until about `keep` bytes are left free on its filesystem (or the
-/// filesystem is full); returns the bytes written. Bounded by `max` bytes.
-pub fn fill(path: &Path, keep: u64, max: u64) -> u64 {
-    let dir = path.parent().expect("filler has a parent");
-    let mut f = File::create(path).expect("creating the filler");
-    let chunk = vec![0u8; 256 * 1024];
-    let mut written = 0;
-    while written < max {
-        let free = free_bytes(dir);
-        if free <= keep {
-            break;
-        }
-        let n = (free - keep).min(chunk.len() as u64) as usize;
-        match f.write_all(&chunk[..n]) {
-            Ok(()) => written += n as u64,
-            Err(_) => break,
-        }
-    }
-    written
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The exactly-once torture suite: file -> `ship --follow` -> scribed (-> relay) -> archive,
-//! while processes are killed with SIGKILL, the central is away, its disk fills up, and the
-//! followed files rotate every 100 ms.
+//! while processes are killed with SIGKILL, the central is away, its disk fills up, the
+//! shippers' own disk (their spool) fills up, and the followed files rotate every 100 ms.
 //!
 //! Each scenario runs 3 writers appending sequenced lines ([`seq_line`]: source, sequence
 //! number) to their own file at `TORTURE_RATE` lines/s (default 2,000) for `TORTURE_SECS`
@@ -19,6 +19,8 @@
 mod disk_full;
 #[path = "exactly_once/rig.rs"]
 mod rig;
+#[path = "exactly_once/spool_disk_full.rs"]
+mod spool_disk_full;
 
 use std::collections::BTreeMap;
 use std::path::Path;

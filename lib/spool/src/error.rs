@@ -40,6 +40,17 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// The file system has no room (`ENOSPC`) or the quota is used up (`EDQUOT`): a condition
+    /// that passes once space is freed, unlike the other I/O errors. The spool is consistent
+    /// after any such error (a failed append was cut back, a failed commit left the previous
+    /// cursor), so the caller may hold what it was writing and retry later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            SpoolError::Io { source, .. } => is_disk_full(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> SpoolError {
         SpoolError::Io {
             op,
@@ -66,4 +77,12 @@ impl From<scribe_fs::FsError> for SpoolError {
             source: e.source,
         }
     }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }

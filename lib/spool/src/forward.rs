@@ -206,6 +206,10 @@ impl Forwarder {
     /// commits the read position — past any damage the reader skipped after the last record,
     /// so that damage is neither counted nor found again after a restart — and turns to
     /// [`Mode::Streaming`].
+    ///
+    /// If that commit fails (a full disk), the mode is [`Mode::Streaming`] all the same —
+    /// everything read was delivered — and the position is committed by the next
+    /// [`Forwarder::commit_acked`] (a restart meanwhile replays from the last commit).
     pub fn next_batch(&mut self, max_bytes: usize) -> Result<Next, SpoolError> {
         if self.mode != Mode::Draining {
             return Ok(Next::Wait);
@@ -217,10 +221,9 @@ impl Forwarder {
         if !self.in_flight.is_empty() {
             return Ok(Next::Wait);
         }
-        self.spool.commit(self.spool.read_position())?;
-        self.acked = None;
-        self.acked_bytes = 0;
+        self.acked = Some(self.spool.read_position());
         self.mode = Mode::Streaming;
+        self.commit_acked()?;
         tracing::debug!(dir = %self.spool.dir().display(), "spool drained");
         Ok(Next::Drained)
     }
@@ -242,13 +245,21 @@ impl Forwarder {
     }
 
     /// Commits the position after the last acknowledged batch, if not done yet: at a
-    /// shutdown, so a restart does not replay what was delivered.
+    /// shutdown, so a restart does not replay what was delivered. After an error the position
+    /// is kept, and the next commit tries again (with a later one, if more was acknowledged).
     pub fn commit_acked(&mut self) -> Result<(), SpoolError> {
-        self.acked_bytes = 0;
-        match self.acked.take() {
-            Some(position) => self.spool.commit(position),
-            None => Ok(()),
+        if let Some(position) = self.acked {
+            self.spool.commit(position)?;
         }
+        self.acked = None;
+        self.acked_bytes = 0;
+        Ok(())
+    }
+
+    /// [`Spool::discard_unsynced`]: after a failed [`Forwarder::sync`], before appending the
+    /// same batches again.
+    pub fn discard_unsynced(&mut self) -> Result<(), SpoolError> {
+        self.spool.discard_unsynced()
     }
 
     /// Damaged regions the reader skipped since the last call (see

@@ -70,6 +70,24 @@
 //!   resumes after it. Without a commit, a restart replays from the previous commit: delivery
 //!   is at-least-once, and a crash between sending and committing sends those records again.
 //!
+//! # A full disk
+//!
+//! Every failure to write leaves the spool consistent, so a caller can hold what it was
+//! writing and try again once there is room ([`SpoolError::is_disk_full`] tells `ENOSPC` and
+//! `EDQUOT` from other errors):
+//!
+//! - a failed append (which may have written part of the record first) is cut back to where
+//!   the record began; if even that fails, the segment is retired, so nothing is ever appended
+//!   behind the leftover, which replay skips as damage. A failed segment creation changes
+//!   nothing.
+//! - after a failed [`Spool::sync`], [`Spool::discard_unsynced`] cuts off what was appended
+//!   since the last successful one, so the caller can append those batches again without a
+//!   second copy in the spool.
+//! - a commit whose cursor does not fit removes the segments it consumes first (the spool may
+//!   be what fills the disk) and writes the cursor again; a failed commit leaves the previous
+//!   cursor. A commit that drains the spool removes the head segment too, so an empty spool
+//!   holds no disk space.
+//!
 //! # Damage
 //!
 //! A record whose magic, header CRC, length bound or payload CRC does not check out is skipped:

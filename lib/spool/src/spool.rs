@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cursor;
 use crate::error::{io_err, SpoolError};
@@ -89,6 +90,16 @@ struct Head {
     file: File,
 }
 
+/// A former head with records not fsynced yet: [`Spool::sync`] must cover it too, and
+/// [`Spool::discard_unsynced`] cuts it back to `synced`.
+struct Unsynced {
+    id: u64,
+    path: PathBuf,
+    file: File,
+    /// Its length at the last successful sync.
+    synced: u64,
+}
+
 /// A durable, bounded, append-only disk queue of entry batches. See the crate docs.
 pub struct Spool {
     dir: PathBuf,
@@ -102,8 +113,10 @@ pub struct Spool {
     head: Option<Head>,
     /// Whether the head has data written since the last `sync`.
     head_dirty: bool,
-    /// Former heads with data not yet fsynced: `sync` must cover them too.
-    unsynced: Vec<(PathBuf, File)>,
+    /// The head's length at the last successful `sync` (0 when it was created since).
+    head_synced: u64,
+    /// Former heads with data not yet fsynced.
+    unsynced: Vec<Unsynced>,
     /// A segment was created since the last `sync`; its directory entry needs an fsync.
     dir_dirty: bool,
     next_id: u64,
@@ -172,6 +185,7 @@ impl Spool {
             segments,
             head: None,
             head_dirty: false,
+            head_synced: 0,
             unsynced: Vec::new(),
             dir_dirty: false,
             next_id,
@@ -186,7 +200,7 @@ impl Spool {
         spool.committed = spool.normalized(start);
         spool.read = spool.committed;
         spool.furthest = spool.committed;
-        spool.remove_consumed();
+        spool.remove_before(spool.committed);
         tracing::info!(
             dir = %spool.dir.display(),
             segments = spool.segments.len(),
@@ -211,9 +225,11 @@ impl Spool {
     ///
     /// Refused without writing anything: [`SpoolError::Full`] when the uncommitted bytes plus
     /// this record would pass `max_bytes` (retry after a commit), [`SpoolError::RecordTooLarge`]
-    /// or [`SpoolError::CategoryTooLong`] when it can never fit. A failed write is cut back, so
-    /// it leaves no partial record behind either (if even that fails, the segment is retired
-    /// and replay treats the leftover as damage).
+    /// or [`SpoolError::CategoryTooLong`] when it can never fit. A failed write — typically a
+    /// full disk ([`SpoolError::is_disk_full`]), which may strike after part of the record
+    /// was written — is cut back, so it leaves no partial record behind either and the same
+    /// append can simply be tried again later (if even the cut fails, the segment is retired,
+    /// so no record ever follows the leftover, and replay treats the leftover as damage).
     pub fn append<E: AsEntry>(&mut self, entries: &[E]) -> Result<(), SpoolError> {
         if entries.is_empty() {
             return Ok(());
@@ -283,8 +299,10 @@ impl Spool {
     /// durability acknowledge upstream only after this returns `Ok`. After an error, treat the
     /// records since the last successful sync as not durable.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
-        while let Some((path, file)) = self.unsynced.last() {
-            file.sync_data().map_err(io_err("fsync segment", path))?;
+        while let Some(u) = self.unsynced.last() {
+            u.file
+                .sync_data()
+                .map_err(io_err("fsync segment", &u.path))?;
             self.unsynced.pop();
         }
         if self.head_dirty {
@@ -293,6 +311,7 @@ impl Spool {
                 h.file.sync_data().map_err(io_err("fsync segment", &path))?;
             }
             self.head_dirty = false;
+            self.head_synced = self.head_len();
         }
         if self.dir_dirty {
             scribe_fs::sync_dir(&self.dir)?;
@@ -305,6 +324,45 @@ impl Spool {
     pub fn append_and_sync<E: AsEntry>(&mut self, entries: &[E]) -> Result<(), SpoolError> {
         self.append(entries)?;
         self.sync()
+    }
+
+    /// Cuts off every record appended since the last successful [`Spool::sync`], for a caller
+    /// whose `sync` failed and that will append those batches again: after a failed fsync the
+    /// kernel may have dropped the written pages, so the records are neither known durable nor
+    /// known gone, and a later fsync that succeeds proves nothing about them. Cutting them off
+    /// and appending again is what makes the copies that count durable, without a second copy
+    /// in the spool. Only for records not read yet (the reader is moved back if it had).
+    ///
+    /// On an error (a cut failed) the rest of those records stay, and may be replayed besides
+    /// the copies appended again: duplicates, never a loss.
+    pub fn discard_unsynced(&mut self) -> Result<(), SpoolError> {
+        let mut cut: Vec<(u64, u64)> = Vec::new();
+        for u in std::mem::take(&mut self.unsynced) {
+            u.file
+                .set_len(u.synced)
+                .map_err(io_err("cut back segment", &u.path))?;
+            cut.push((u.id, u.synced));
+        }
+        if std::mem::take(&mut self.head_dirty) {
+            if let Some(h) = &self.head {
+                let path = self.segment_path(h.id);
+                h.file
+                    .set_len(self.head_synced)
+                    .map_err(io_err("cut back segment", &path))?;
+                cut.push((h.id, self.head_synced));
+            }
+        }
+        for &(id, len) in &cut {
+            if let Some(s) = self.segments.iter_mut().find(|s| s.id == id) {
+                s.len = s.len.min(len);
+            }
+        }
+        if let Some(&(segment, offset)) = cut.iter().min() {
+            let at = Position { segment, offset }.max(self.committed);
+            self.read = self.read.min(at);
+            self.furthest = self.furthest.min(at);
+        }
+        Ok(())
     }
 
     /// Reads records from the read position on, and returns their entries: whole records, as
@@ -373,8 +431,15 @@ impl Spool {
     /// Makes `position` (a [`ReplayBatch::position`], or [`Spool::read_position`]) the durable
     /// read position: after a restart, replay resumes there. The cursor file is replaced
     /// atomically and fsynced before this returns; then segment files wholly before the
-    /// position are removed (a failed removal is logged and retried by the next commit).
-    /// Committing a position at or before the committed one does nothing.
+    /// position are removed (a failed removal is logged and retried by the next commit), and
+    /// when nothing is left after it, the head's too: a drained spool keeps no segment file,
+    /// and gives its disk space back. Committing a position at or before the committed one
+    /// does nothing.
+    ///
+    /// On a full disk the spool itself may be what fills it, and even the small cursor file
+    /// would not fit: then the segments the position consumes are removed first and the cursor
+    /// written again. A crash before it lands replays from the start of the position's segment
+    /// (duplicates, never a loss).
     pub fn commit(&mut self, position: Position) -> Result<(), SpoolError> {
         if position > self.furthest {
             return Err(SpoolError::InvalidPosition {
@@ -386,11 +451,33 @@ impl Spool {
         if target <= self.committed {
             return Ok(());
         }
-        cursor::store(&self.dir, target)?;
+        if let Err(e) = cursor::store(&self.dir, target) {
+            if !e.is_disk_full() || !self.remove_before(target) {
+                return Err(e);
+            }
+            tracing::info!(dir = %self.dir.display(), "disk full: removed delivered spool segments to make room for the cursor");
+            self.store_after_freeing(target)?;
+        }
         self.committed = target;
         self.read = self.read.max(target);
-        self.remove_consumed();
+        self.remove_before(target);
         Ok(())
+    }
+
+    /// Writes the cursor once files were removed to make room for it: a few tries over about
+    /// 60 ms, because the blocks of a removed file can take a moment to be counted as free
+    /// (a few milliseconds on tmpfs, seen with other writers busy).
+    fn store_after_freeing(&self, target: Position) -> Result<(), SpoolError> {
+        let mut wait = Duration::from_millis(2);
+        loop {
+            match cursor::store(&self.dir, target) {
+                Err(e) if e.is_disk_full() && wait <= Duration::from_millis(32) => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                stored => return stored,
+            }
+        }
     }
 
     /// Moves the read position back to the last commit, so that records read but not
@@ -508,14 +595,21 @@ impl Spool {
         self.next_id += 1;
         self.segments.push_back(Segment { id, len: 0 });
         self.dir_dirty = true;
+        self.head_synced = 0;
         Ok(Head { id, file })
     }
 
     /// Stops appending to `head`; it becomes an ordinary finished segment. Its unsynced data
     /// stays on the list for the next `sync`.
     fn retire(&mut self, head: Head) {
+        let synced = std::mem::take(&mut self.head_synced);
         if std::mem::take(&mut self.head_dirty) {
-            self.unsynced.push((self.segment_path(head.id), head.file));
+            self.unsynced.push(Unsynced {
+                id: head.id,
+                path: self.segment_path(head.id),
+                file: head.file,
+                synced,
+            });
         }
     }
 
@@ -541,10 +635,24 @@ impl Spool {
         }
     }
 
-    /// Removes the files of segments wholly before the committed position.
-    fn remove_consumed(&mut self) {
+    /// Removes the files of segments wholly before `upto`, and the head's when `upto` is its
+    /// end (nothing is left to read: the next record starts a new segment). True when any was
+    /// removed.
+    fn remove_before(&mut self, upto: Position) -> bool {
+        let mut end = upto.segment;
+        if self
+            .head
+            .as_ref()
+            .is_some_and(|h| h.id == upto.segment && upto.offset >= self.head_len())
+        {
+            self.head = None;
+            self.head_dirty = false;
+            self.head_synced = 0;
+            end = end.saturating_add(1);
+        }
+        let before = self.segments.len();
         while let Some(s) = self.segments.front().copied() {
-            if s.id >= self.committed.segment {
+            if s.id >= end {
                 break;
             }
             let path = self.segment_path(s.id);
@@ -557,10 +665,12 @@ impl Spool {
                 }
             }
             self.segments.pop_front();
+            self.unsynced.retain(|u| u.id != s.id);
             if self.reader.as_ref().is_some_and(|(id, _)| *id == s.id) {
                 self.reader = None;
             }
         }
+        self.segments.len() < before
     }
 }
 

@@ -184,11 +184,17 @@ fn commit_removes_consumed_segments() {
             .to_string_lossy(),
         format!("{:020}.seg", b.position.segment())
     );
-    // Draining and committing everything leaves only the head segment.
+    // Draining and committing everything leaves no segment: the head goes too.
     while s.next_batch(1500).unwrap().is_some() {}
     s.commit(s.read_position()).unwrap();
-    assert_eq!(segment_files(d.path()).len(), 1);
+    assert_eq!(segment_files(d.path()).len(), 0);
     assert_eq!(s.bytes(), 0);
+    // The next record starts a new segment, and a reopen finds just that.
+    s.append(&batch(99)).unwrap();
+    assert_eq!(segment_files(d.path()).len(), 1);
+    drop(s);
+    let mut s = Spool::open(d.path(), opts(200, 1 << 30)).unwrap();
+    assert_eq!(read_records(&mut s), vec![entries(&batch(99))]);
 }
 
 #[test]

@@ -5,16 +5,16 @@
 //!
 //! The tmpfs is mounted directly when the test may (root); otherwise scribed runs in a user and
 //! mount namespace (`unshare -rm`) that mounts it, and the test reaches the directory through
-//! `/proc/<pid>/root`. When neither is possible the scenario is skipped with a printed reason.
-//! `TORTURE_FORCE_UNSHARE=1` takes the namespace path even as root (to test it).
+//! `/proc/<pid>/root` ([`pipeline_tests::tmpfs`]). When neither is possible the scenario is
+//! skipped with a printed reason. `TORTURE_FORCE_UNSHARE=1` takes the namespace path even as
+//! root (to test it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pipeline_tests::torture::{
-    drain, fill, free_bytes, knob, read_archive, Tally, TmpfsMount, Writer,
-};
+use pipeline_tests::tmpfs::{Disk, TmpfsMount};
+use pipeline_tests::torture::{drain, fill, free_bytes, read_archive, Tally, Writer};
 use pipeline_tests::{bin, get_counter, wait_for, Scribed, SEQ_LINE_LEN};
 
 use crate::rig::Rig;
@@ -78,36 +78,13 @@ impl Central {
     }
 }
 
-/// Whether `unshare -rm` works here (user namespaces may be disabled).
-fn unshare_works() -> Result<(), String> {
-    let out = Command::new("unshare")
-        .args(["-rm", "true"])
-        .output()
-        .map_err(|e| format!("running unshare: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "unshare -rm failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// scribed in a new user + mount namespace that mounts a tmpfs of `size` on `dir` first.
-fn launch_namespaced(dir: &Path, addr: &str, size: u64) -> Central {
-    std::fs::create_dir_all(dir).expect("creating the data directory");
+/// scribed in a new user + mount namespace that mounts `disk` (at `dir`) first.
+fn launch_namespaced(disk: &Disk, dir: &Path, addr: &str) -> Central {
     let ready = dir.with_extension("ready");
     let log = std::fs::File::create(dir.with_extension("log")).expect("creating the log");
     let _ = std::fs::remove_file(&ready);
-    let child = Command::new("unshare")
-        .args(["-rm", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@""#)
-        .arg("sh")
-        .arg(size.to_string())
-        .arg(dir)
-        .arg(bin("scribed"))
+    let child = disk
+        .command(&bin("scribed"), false)
         .args([
             "--listen",
             addr,
@@ -144,21 +121,9 @@ fn launch_namespaced(dir: &Path, addr: &str, size: u64) -> Central {
 
 /// A central on a fresh tmpfs of `size` at `dir`, or why the scenario cannot run.
 fn central_on_tmpfs(dir: &Path, addr: &str, size: u64) -> Result<Central, String> {
-    let forced = knob("TORTURE_FORCE_UNSHARE", 0) == 1;
-    let mounted = if forced {
-        Err("TORTURE_FORCE_UNSHARE=1".to_string())
-    } else {
-        TmpfsMount::mount(dir, size)
-    };
-    match mounted {
-        Ok(m) => Ok(Central::Host(scribed_at(dir, addr, None), m)),
-        Err(direct) => match unshare_works() {
-            Ok(()) => {
-                println!("disk-full: {direct}; using a user+mount namespace (unshare -rm)");
-                Ok(launch_namespaced(dir, addr, size))
-            }
-            Err(ns) => Err(format!("{direct}; {ns}")),
-        },
+    match Disk::new(dir, size)? {
+        Disk::Host(m) => Ok(Central::Host(scribed_at(dir, addr, None), m)),
+        disk => Ok(launch_namespaced(&disk, dir, addr)),
     }
 }
 

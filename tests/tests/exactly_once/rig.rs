@@ -1,6 +1,7 @@
 //! The scenario rig: a temporary directory with one followed file per source, a `ship
 //! --follow` per file (each with its own state directory), and the writers.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,11 +50,16 @@ impl Rig {
     /// `ship --follow` of source `i`'s file into the scenario's category; the same arguments
     /// on every restart, so positions and spool carry over.
     pub fn ship_args(&self, i: usize, addr: &str) -> Vec<String> {
+        self.ship_args_at(i, addr, &self.tmp.path().join(format!("state{i}")))
+    }
+
+    /// [`Rig::ship_args`] with the state directory (positions, producer id, spool) at `state`.
+    pub fn ship_args_at(&self, i: usize, addr: &str, state: &Path) -> Vec<String> {
         vec![
             "--to".into(),
             addr.into(),
             "--state-dir".into(),
-            s(&self.tmp.path().join(format!("state{i}"))),
+            s(state),
             "--from-beginning".into(),
             "--follow".into(),
             format!("{}={}", s(&self.log_path(i)), self.category),
@@ -98,12 +104,21 @@ impl Rig {
     /// Stops every ship with SIGTERM (each must exit cleanly) and sums the delivery counters
     /// of their last runs: `ship_spooled=N ship_replayed=N ship_retries=N ...`.
     pub fn stop_ships(&self, ships: Vec<Arc<Mutex<Option<ShipProc>>>>) -> String {
-        const KEYS: [&str; 5] = [
+        self.stop_ships_counting(ships).0
+    }
+
+    /// [`Rig::stop_ships`], with the sums by counter as well.
+    pub fn stop_ships_counting(
+        &self,
+        ships: Vec<Arc<Mutex<Option<ShipProc>>>>,
+    ) -> (String, BTreeMap<&'static str, u64>) {
+        const KEYS: [&str; 6] = [
             "spooled",
             "replayed",
             "retries",
             "truncations",
             "truncated_unread_bytes",
+            "disk_full",
         ];
         let mut sums = [0u64; KEYS.len()];
         for ship in ships {
@@ -120,11 +135,13 @@ impl Rig {
                 *sum += stats.0.get(key).copied().unwrap_or(0);
             }
         }
-        KEYS.iter()
+        let text = KEYS
+            .iter()
             .zip(sums)
             .map(|(k, v)| format!("ship_{k}={v}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        (text, KEYS.into_iter().zip(sums).collect())
     }
 }
 

@@ -118,3 +118,64 @@ pub fn truncate(path: &Path, len: u64) {
         .set_len(len)
         .unwrap();
 }
+
+/// A tmpfs of a given size mounted for a test (root only), unmounted when dropped (lazily, so
+/// an open file cannot keep it).
+pub struct Tmpfs {
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes`; `None`, after printing why, when that is not permitted here.
+    pub fn mount(test: &str, bytes: u64) -> Option<Tmpfs> {
+        Tmpfs::mount_with(test, &format!("size={bytes}"))
+    }
+
+    /// Mounts a tmpfs with mount `options` (`size=1m,nr_inodes=16`).
+    pub fn mount_with(test: &str, options: &str) -> Option<Tmpfs> {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("mnt");
+        fs::create_dir(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir, _tmp: tmp }),
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                println!("{test} SKIPPED: cannot mount a tmpfs ({}): {why}", o.status);
+                None
+            }
+            Err(e) => {
+                println!("{test} SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Writes zeros to `path` until the disk is full or `max` bytes are written; returns how many.
+pub fn fill_up(path: &Path, max: u64) -> u64 {
+    use std::io::Write;
+    let mut f = fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 4096];
+    let mut written = 0;
+    while written < max {
+        match f.write(&chunk[..chunk.len().min((max - written) as usize)]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => written += n as u64,
+        }
+    }
+    written
+}
