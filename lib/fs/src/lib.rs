@@ -226,13 +226,30 @@ fn holder(pid: Option<u32>) -> String {
 pub fn lock_dir(dir: &Path) -> Result<File, LockError> {
     let path = dir.join("lock");
     let file = open_lock_file(&path)?;
-    match file.try_lock() {
+    match try_lock_settled(&file) {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(LockError::Held {
             dir: dir.to_path_buf(),
         }),
         Err(TryLockError::Error(e)) => Err(FsError::at("lock", &path)(e).into()),
     }
+}
+
+/// `try_lock`, asked again a few times over about 100 ms before "held" is believed. An flock
+/// belongs to the open file description, and a child process this one is spawning holds a
+/// copy of every descriptor from its fork until its exec closes them: for that instant a lock
+/// just released (a spool closed and reopened) still looks held. A real holder keeps it far
+/// longer than this.
+fn try_lock_settled(file: &File) -> Result<(), TryLockError> {
+    for _ in 0..10 {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            done => return done,
+        }
+    }
+    file.try_lock()
 }
 
 fn open_lock_file(path: &Path) -> Result<File, FsError> {
@@ -271,7 +288,7 @@ pub fn lock_dir_with_pid(dir: &Path) -> Result<DirLock, LockError> {
 pub fn lock_dir_with_pid_in(dir: &Path, file_name: &str) -> Result<DirLock, LockError> {
     let path = dir.join(file_name);
     let mut file = open_lock_file(&path)?;
-    match file.try_lock() {
+    match try_lock_settled(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             return Err(LockError::HeldBy {
