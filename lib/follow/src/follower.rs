@@ -1,6 +1,7 @@
 //! The [`Follower`]: one reconcile pass per [`Follower::poll`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -10,7 +11,8 @@ use crate::error::FollowError;
 use crate::identity::{FileId, FileKey};
 use crate::pass::{open_path, Pass};
 use crate::state::{
-    alloc_id, dirs_for, new_stream, Event, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
+    alloc_id, dirs_for, new_stream, remember, Event, FollowOptions, FollowStats, Tracked, Watch,
+    CHUNK,
 };
 
 /// The result of one [`Follower::poll`].
@@ -34,6 +36,10 @@ pub struct Follower {
     unsaved_streams: AtomicBool,
     stats: FollowStats,
     buf: Vec<u8>,
+    /// The last files closed after being drained, read to their end and committed: a
+    /// watched path (a glob matching rotated names) that finds one of them later carries on
+    /// with it instead of reading it again (see `Pass::adopt`).
+    recent: VecDeque<Tracked>,
 }
 
 impl Follower {
@@ -63,6 +69,7 @@ impl Follower {
             unsaved_streams: AtomicBool::new(false),
             stats: FollowStats::default(),
             buf: vec![0; CHUNK],
+            recent: VecDeque::new(),
         }
     }
 
@@ -175,12 +182,18 @@ impl Follower {
             stats: &mut self.stats,
             buf: &mut self.buf,
             next_id: &mut self.next_id,
+            recent: &mut self.recent,
             new_streams: false,
             now: Instant::now(),
         };
         let mut pending = false;
-        for w in &mut self.watches {
-            pending |= pass.reconcile(w, out);
+        for i in 0..self.watches.len() {
+            // The other watches, for a file that moved here from one of them.
+            let (before, rest) = self.watches.split_at_mut(i);
+            let Some((w, after)) = rest.split_first_mut() else {
+                break;
+            };
+            pending |= pass.reconcile(w, [before, after], out);
         }
         if pass.new_streams {
             self.unsaved_streams.store(true, Ordering::Relaxed);
@@ -233,7 +246,15 @@ impl Follower {
                     });
                 }
                 t.committed = t.committed.max(offset);
-                w.retired.retain(|r| r.committed < r.offset);
+                // A drained file whose lines are all committed is remembered a while, for a
+                // watched path that finds it later (a rotation count under a glob).
+                for r in mem::take(&mut w.retired) {
+                    if r.committed < r.offset {
+                        w.retired.push(r);
+                    } else if r.recall {
+                        remember(&mut self.recent, r);
+                    }
+                }
                 return Ok(());
             }
         }

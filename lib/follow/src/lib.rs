@@ -77,6 +77,13 @@
 //!   tell and is [`Event::Closed`]. Bytes written after the last look and deleted before
 //!   the next are invisible, as they would be to any reader that does not hold the file open.
 //! - **symlinks** are followed; a retargeted link is handled like rename + create.
+//! - **a file that moves from one watched path to another** (a glob that also matches
+//!   rotated names, `app.log*`, with a rotation count: `app.log.1` becomes `app.log.2` while
+//!   both are watched) is recognised by its identity — being read or drained under another
+//!   watched path, or drained and closed there lately — and carries on at its new path where
+//!   it was read to, under the same [`FileId`] and stream nonce ([`Event::Opened`] at that
+//!   offset), instead of being read again from its beginning. A file still at its other path
+//!   (a hard link, a symlink to it) is not taken from there.
 //!
 //! # Where reading starts
 //!
@@ -102,6 +109,8 @@
 //!   nonce: their offsets start over;
 //! - a rotated file being drained keeps its nonce, and so do the lines copytruncate's copy
 //!   gives back (they are the old generation's bytes at the old offsets);
+//! - a file that moves to another watched path (a rotation count under a glob) keeps its
+//!   nonce and its offsets there; that counts as unsaved, since its checkpoint moves with it;
 //! - the nonce is saved in the [`Checkpoint`] and restored with it, also when the file was
 //!   rotated while the caller was down. A version-1 positions file has no nonces: its files
 //!   get fresh ones.

@@ -1,7 +1,7 @@
 //! One poll's work on one watched path: reconcile what is at the path with what was being
 //! read (rotation, truncation, skipped generations), then read new lines.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io;
 use std::mem;
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::FollowError;
 use crate::identity::{find_by_key, FileId, FileKey, Fingerprint};
 use crate::state::{
-    alloc_id, dirs_for, new_stream, Event, FollowOptions, FollowStats, Tracked, Watch, CHUNK,
+    alloc_id, dirs_for, new_stream, remember, Event, FollowOptions, FollowStats, Tracked, Watch,
+    CHUNK,
 };
 
 /// How many closed files each watch remembers (see `Watch::closed_keys`).
@@ -32,6 +33,8 @@ pub(crate) struct Pass<'a> {
     pub(crate) stats: &'a mut FollowStats,
     pub(crate) buf: &'a mut Vec<u8>,
     pub(crate) next_id: &'a mut u64,
+    /// Files drained and closed lately, read to their end and committed (newest last).
+    pub(crate) recent: &'a mut VecDeque<Tracked>,
     /// A stream nonce was assigned in this pass (see `Follower::has_unsaved_streams`).
     pub(crate) new_streams: bool,
     pub(crate) now: Instant,
@@ -45,7 +48,13 @@ enum Read {
 
 impl Pass<'_> {
     /// Returns whether some file of `w` has more to read right away.
-    pub(crate) fn reconcile(&mut self, w: &mut Watch, out: &mut dyn FnMut(Event<'_>)) -> bool {
+    /// `others`: every other watch (a file may move here from one of them).
+    pub(crate) fn reconcile(
+        &mut self,
+        w: &mut Watch,
+        others: [&mut [Watch]; 2],
+        out: &mut dyn FnMut(Event<'_>),
+    ) -> bool {
         let previous_poll = w.last_poll.replace(SystemTime::now());
         let at_path = match open_path(&w.path) {
             Ok(x) => {
@@ -90,6 +99,30 @@ impl Pass<'_> {
             if let Some(i) = w.draining.iter().position(|d| Some(d.key) == key_now) {
                 let mut t = w.draining.remove(i);
                 t.file = None;
+                w.current = Some(t);
+            } else if let Some(mut t) = self.adopt(others, file, meta) {
+                // A file followed (or lately drained) under another watched path moved
+                // here: a rotation count under a glob that matches the rotated names too
+                // (`app.log` -> `app.log.1`, both watched). It carries on where it was read
+                // to, under its id and stream nonce, so no line is read twice.
+                t.file = None;
+                t.recall = false;
+                t.dirs = dirs_for(&w.path);
+                t.last_growth = self.now;
+                // Its checkpoint moves to this path (and one closed lately may no longer be
+                // in the saved positions): save before its next line leaves.
+                self.new_streams = true;
+                let offset = if t.partial.is_empty() {
+                    t.offset
+                } else {
+                    t.partial_start
+                };
+                out(Event::Opened {
+                    path: &w.path,
+                    file_id: t.id,
+                    stream: t.stream,
+                    offset,
+                });
                 w.current = Some(t);
             } else {
                 let size = meta.len();
@@ -208,23 +241,71 @@ impl Pass<'_> {
                 w.closed_keys.pop_front();
             }
             w.closed_keys.push_back(t.key);
-            self.close(w, t, out);
+            self.close(w, t, true, out);
         }
         false
     }
 
     /// Reading `t` is over with nothing seen left unread: deliver its partial line, report it
-    /// closed, and keep it for checkpoints until its lines are committed.
-    fn close(&mut self, w: &mut Watch, mut t: Tracked, out: &mut dyn FnMut(Event<'_>)) {
+    /// closed, and keep it for checkpoints until its lines are committed. With `recall`
+    /// (a file drained after it left the path, so still on disk), a committed one is kept
+    /// among the recent files another watched path may find again (see [`Pass::adopt`]).
+    fn close(
+        &mut self,
+        w: &mut Watch,
+        mut t: Tracked,
+        recall: bool,
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
         self.flush_partial(&w.path, &mut t, out);
         out(Event::Closed {
             path: &w.path,
             file_id: t.id,
             offset: t.offset,
         });
+        t.recall = recall;
         if t.committed < t.offset {
             w.retired.push(t);
+        } else if recall {
+            remember(self.recent, t);
         }
+    }
+
+    /// A file newly at a watched path that the follower already follows, or followed lately,
+    /// under another watched path: being drained there, closed there with lines not yet
+    /// committed, among the recent closed files, or current there though it has left that
+    /// path (that watch has not looked yet in this pass). Same (device, inode), at least as
+    /// long as what was read, and starting with the same bytes. It is taken from where it
+    /// was, to be continued here; a file still at the other path (a hard link, a symlink to
+    /// it) stays there.
+    fn adopt(
+        &mut self,
+        mut others: [&mut [Watch]; 2],
+        file: &File,
+        meta: &fs::Metadata,
+    ) -> Option<Tracked> {
+        let (key, size) = (FileKey::of(meta), meta.len());
+        let same = |t: &Tracked| {
+            t.key == key && size >= t.offset && t.fp.matches(file, size).unwrap_or(false)
+        };
+        if let Some(i) = self.recent.iter().rposition(same) {
+            return self.recent.remove(i);
+        }
+        for o in others.iter_mut().flat_map(|ws| ws.iter_mut()) {
+            if let Some(i) = o.draining.iter().position(same) {
+                return Some(o.draining.remove(i));
+            }
+            if let Some(i) = o.retired.iter().position(same) {
+                return Some(o.retired.remove(i));
+            }
+            if o.current.as_ref().is_some_and(same) {
+                let there = open_path(&o.path).ok().flatten();
+                if there.is_none_or(|(_, m)| FileKey::of(&m) != key) {
+                    return o.current.take();
+                }
+            }
+        }
+        None
     }
 
     /// `t` left the watched path: find it by identity and drain it, or report it gone.
@@ -257,9 +338,10 @@ impl Pass<'_> {
                 w.draining.push(t);
             }
             None if t.size_seen <= t.offset => {
-                // Not remembered in `closed_keys`: the inode is free for reuse, and a
-                // generation that gets it must not be taken for this file by the sweep.
-                self.close(w, t, out);
+                // Not remembered in `closed_keys` (nor among the recent files): the inode
+                // is free for reuse, and a generation that gets it must not be taken for
+                // this file by the sweep.
+                self.close(w, t, false, out);
             }
             None => {
                 self.flush_partial(&w.path, &mut t, out);
@@ -425,6 +507,7 @@ impl Pass<'_> {
                     file: Some(copy_file),
                     last_growth: self.now,
                     snapshot: true,
+                    recall: false,
                 };
                 from_copy = Some((to, rest));
                 lost

@@ -61,7 +61,9 @@ pub enum Event<'a> {
         bytes: &'a [u8],
     },
     /// Started following a file at `offset`: a new generation, with a fresh `stream` nonce,
-    /// or one restored from a checkpoint (then `stream` is the checkpoint's).
+    /// or one restored from a checkpoint (then `stream` is the checkpoint's), or a file that
+    /// moved here from another watched path (then `file_id` and `stream` are the ones it had
+    /// there, and `offset` is where its next line starts).
     Opened {
         path: &'a Path,
         file_id: FileId,
@@ -172,6 +174,9 @@ pub(crate) struct Tracked {
     /// A copy made by copytruncate: it never grows, so it is closed at its end instead of
     /// after `rotate_wait`.
     pub(crate) snapshot: bool,
+    /// Closed after being drained (still on disk under another name): once its lines are
+    /// committed it goes among the recent files (see [`remember`]).
+    pub(crate) recall: bool,
 }
 
 impl Tracked {
@@ -201,8 +206,22 @@ impl Tracked {
             file: None,
             last_growth: now,
             snapshot: false,
+            recall: false,
         }
     }
+}
+
+/// How many drained and closed files the follower remembers, for a watched path that finds
+/// one of them later (a glob matching rotated names, with a rotation count).
+const RECENT: usize = 256;
+
+/// Keeps `t`, closed after being drained and with its lines committed, among the recent
+/// files (the oldest is forgotten).
+pub(crate) fn remember(recent: &mut VecDeque<Tracked>, t: Tracked) {
+    if recent.len() == RECENT {
+        recent.pop_front();
+    }
+    recent.push_back(t);
 }
 
 pub(crate) struct Watch {
