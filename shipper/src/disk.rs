@@ -31,9 +31,9 @@ const LONGEST_WAIT: Duration = Duration::from_secs(5);
 pub fn is_disk_full(e: &(dyn Error + 'static)) -> bool {
     let mut next: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(e) = next {
-        if e.downcast_ref::<io::Error>().is_some_and(io_is_disk_full)
-            || e.downcast_ref::<SpoolError>()
-                .is_some_and(SpoolError::is_disk_full)
+        // A `SpoolError::Io` names its `io::Error` as its source, so the chain reaches it.
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(scribe_fs::is_disk_full)
         {
             return true;
         }
@@ -45,13 +45,6 @@ pub fn is_disk_full(e: &(dyn Error + 'static)) -> bool {
 /// [`is_disk_full`] for an `anyhow` error's chain.
 pub fn anyhow_is_disk_full(e: &anyhow::Error) -> bool {
     e.chain().any(is_disk_full)
-}
-
-fn io_is_disk_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
 }
 
 /// Runs `step` (files ship must write before it reads anything: the state directory's lock,

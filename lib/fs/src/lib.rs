@@ -178,6 +178,15 @@ pub fn sync_parent(path: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Whether `e` says the disk is full: `ENOSPC` or `EDQUOT` (a quota is a full disk to the
+/// writer). Callers treat it as "wait and try again", unlike other write errors.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// Removes a file; one that is already gone counts as removed (`Ok(false)`): cleanup paths
 /// race benignly with each other and with background workers.
 pub fn remove_if_exists(path: &Path) -> Result<bool, FsError> {

@@ -4,12 +4,11 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use scribe_fs::{AtomicFile, SyncMode};
-
 use crate::error::SpoolError;
 use crate::position::Position;
 
 const CURSOR: &str = "cursor";
+/// What `scribe_fs::write_atomically` names its temporary file (`cursor` + `.tmp`).
 const CURSOR_TMP: &str = "cursor.tmp";
 const MAGIC: [u8; 8] = *b"SPLCUR\0\x01";
 const LEN: usize = 28;
@@ -62,10 +61,10 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Position>, SpoolError> {
 /// Replaces the cursor atomically and durably: write `cursor.tmp`, fsync it, rename it over
 /// `cursor`, fsync the directory. A crash at any step leaves either the old or the new cursor.
 pub(crate) fn store(dir: &Path, pos: Position) -> Result<(), SpoolError> {
-    let mut f = AtomicFile::create(&dir.join(CURSOR), &dir.join(CURSOR_TMP))?;
-    f.write_all(&encode(pos))?;
-    f.commit(SyncMode::All)?;
-    Ok(scribe_fs::sync_dir(dir)?)
+    Ok(scribe_fs::write_atomically(
+        &dir.join(CURSOR),
+        &encode(pos),
+    )?)
 }
 
 /// Removes a `cursor.tmp` left by a crash mid-`store` (the real cursor is intact).

@@ -46,7 +46,7 @@ impl SpoolError {
     /// cursor), so the caller may hold what it was writing and retry later.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            SpoolError::Io { source, .. } => is_disk_full(source),
+            SpoolError::Io { source, .. } => scribe_fs::is_disk_full(source),
             _ => false,
         }
     }
@@ -77,12 +77,4 @@ impl From<scribe_fs::FsError> for SpoolError {
             source: e.source,
         }
     }
-}
-
-/// `ENOSPC` or `EDQUOT`.
-pub(crate) fn is_disk_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
 }
