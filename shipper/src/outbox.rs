@@ -465,7 +465,7 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
                 Ok(Next::Drained) => return Ok(true),
                 // Everything was delivered, only the final commit failed: streaming anyway.
                 Err(e) if e.is_disk_full() && fwd.mode() == Mode::Streaming => {
-                    self.disk.commit_failed(fwd.spool().dir(), &e);
+                    self.commit_result(Err(e))?;
                     return Ok(true);
                 }
                 Err(e) => return Err(e.into()),
@@ -531,15 +531,12 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
         while let Some(b) = self.input.next(until.filter(|_| spooled.is_empty())).await {
             match spool_batch(fwd, &b.body) {
                 Ok(()) => spooled.push(b),
-                Err(OutboxError::Spool(e @ SpoolError::Full { .. })) => {
-                    // Stop taking input (the caller blocks, files stay unread) until replay
-                    // frees room.
-                    self.input.held.push_front(b);
-                    refused = Some(e);
-                    break;
-                }
-                Err(OutboxError::Spool(e)) if e.is_disk_full() => {
-                    // The append was cut back: the same batch goes first on the next try.
+                // A full spool: stop taking input (the caller blocks, files stay unread) until
+                // replay frees room. A full disk: the append was cut back, and the same batch
+                // goes first on the next try.
+                Err(OutboxError::Spool(e))
+                    if matches!(e, SpoolError::Full { .. }) || e.is_disk_full() =>
+                {
                     self.input.held.push_front(b);
                     refused = Some(e);
                     break;

@@ -84,19 +84,20 @@ pub fn split_native(body: &Bytes, limits: Limits, server: &str) -> Result<Split,
         });
     }
     let entries = native::decode_body(body.clone())?;
-    Ok(split::<NativePart>(entries, limits, server))
+    Ok(split::<NativePart>(entries, body.len(), limits, server))
 }
 
 /// Re-encodes a native batch body as Thrift `Log` calls that each fit `limits` (entry ids
 /// are dropped: Thrift has no room for them).
 pub fn split_thrift(body: &Bytes, limits: Limits, server: &str) -> Result<Split, NativeError> {
     let entries = native::decode_body(body.clone())?;
-    Ok(split::<ThriftPart>(entries, limits, server))
+    Ok(split::<ThriftPart>(entries, body.len(), limits, server))
 }
 
 /// One encoding of a batch under construction.
 trait Part {
-    fn new() -> Self;
+    /// An empty part; `capacity`: the bytes it will likely hold (a hint).
+    fn with_capacity(capacity: usize) -> Self;
     /// Frame payload length once `e` is pushed and the part finished.
     fn len_with(&self, e: &Entry) -> usize;
     fn push(&mut self, e: &Entry);
@@ -110,7 +111,7 @@ trait Part {
 struct NativePart(BatchBuilder);
 
 impl Part for NativePart {
-    fn new() -> Self {
+    fn with_capacity(_: usize) -> Self {
         NativePart(BatchBuilder::new())
     }
     fn len_with(&self, e: &Entry) -> usize {
@@ -133,8 +134,8 @@ impl Part for NativePart {
 struct ThriftPart(LogBatchBuilder);
 
 impl Part for ThriftPart {
-    fn new() -> Self {
-        ThriftPart(LogBatchBuilder::new(HeaderStyle::Unversioned, 0))
+    fn with_capacity(capacity: usize) -> Self {
+        ThriftPart(LogBatchBuilder::new(HeaderStyle::Unversioned, capacity))
     }
     fn len_with(&self, e: &Entry) -> usize {
         // The entry, then the STOP byte `finish` adds.
@@ -154,10 +155,13 @@ impl Part for ThriftPart {
     }
 }
 
-fn split<P: Part>(entries: Vec<Entry>, limits: Limits, server: &str) -> Split {
-    let empty = P::new();
+/// `body_len`: the length of the body the entries came from, to size each part's buffer
+/// (most batches fit one part, which then grows no further).
+fn split<P: Part>(entries: Vec<Entry>, body_len: usize, limits: Limits, server: &str) -> Split {
+    let capacity = body_len.min(limits.max_frame);
+    let empty = P::with_capacity(0);
     let mut out = Split::default();
-    let mut part = P::new();
+    let mut part = P::with_capacity(capacity);
     for e in entries {
         if e.message.len() > limits.max_message || empty.len_with(&e) > limits.max_frame {
             let limit = empty
@@ -174,7 +178,7 @@ fn split<P: Part>(entries: Vec<Entry>, limits: Limits, server: &str) -> Split {
         }
         if !part.is_empty() && part.len_with(&e) > limits.max_frame {
             out.parts
-                .push(std::mem::replace(&mut part, P::new()).finish());
+                .push(std::mem::replace(&mut part, P::with_capacity(capacity)).finish());
         }
         part.push(&e);
     }

@@ -305,7 +305,6 @@ impl Actor {
     /// job is acknowledged only if its append and the fsync succeeded.
     fn spool_jobs(&mut self, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
         let name = &self.shared.name;
-        let limit = self.fwd.spool().options().max_bytes;
         let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
         tokio::task::block_in_place(|| {
             for job in jobs {
@@ -323,10 +322,12 @@ impl Actor {
                     })
                     .collect();
                 results.push(self.fwd.append(&entries).map_err(|e| match e {
-                    SpoolError::Full { queued, .. } => StoreError::SpoolFull {
+                    SpoolError::Full {
+                        queued, max_bytes, ..
+                    } => StoreError::SpoolFull {
                         store: name.clone(),
                         spooled: queued,
-                        limit,
+                        limit: max_bytes,
                     },
                     e => {
                         tracing::error!(store = %name, "spool append failed: {e}");
