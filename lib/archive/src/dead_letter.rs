@@ -33,6 +33,17 @@ pub struct DeadLetterError {
     pub source: io::Error,
 }
 
+/// The shared crash-safe steps (`scribe_fs`) fail with the step and path, as ours do.
+impl From<scribe_fs::FsError> for DeadLetterError {
+    fn from(e: scribe_fs::FsError) -> DeadLetterError {
+        DeadLetterError {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 fn at<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DeadLetterError + 'a {
     move |source| DeadLetterError {
         op,
@@ -76,11 +87,7 @@ impl DeadLetter {
         let new_dir = !self.dir.is_dir();
         if new_dir {
             std::fs::create_dir_all(&self.dir).map_err(at("create", &self.dir))?;
-            scribe_fs::sync_parent(&self.dir).map_err(|e| DeadLetterError {
-                op: "fsync parent of",
-                path: self.dir.clone(),
-                source: e.source,
-            })?;
+            scribe_fs::sync_parent(&self.dir)?;
         }
         let path = self.path(category);
         let new_file = !path.exists();
@@ -97,11 +104,7 @@ impl DeadLetter {
         }
         file.sync_data().map_err(at("fdatasync", &path))?;
         if new_file {
-            scribe_fs::sync_dir(&self.dir).map_err(|e| DeadLetterError {
-                op: "fsync directory",
-                path: self.dir.clone(),
-                source: e.source,
-            })?;
+            scribe_fs::sync_dir(&self.dir)?;
         }
         Ok(path)
     }

@@ -170,7 +170,12 @@ pub fn child_key(key: &str, i: usize) -> String {
 pub fn spool_dir(b: &BufferSpec, key: &str, settings: &Settings) -> PathBuf {
     b.spool_dir
         .clone()
-        .unwrap_or_else(|| settings.data_dir.join(".spool").join(key))
+        .unwrap_or_else(|| default_spool_dir(key, settings))
+}
+
+/// Where the store of `key` spools unless its `spool_dir` says otherwise.
+pub fn default_spool_dir(key: &str, settings: &Settings) -> PathBuf {
+    settings.data_dir.join(".spool").join(key)
 }
 
 /// The dead-letter directory beside (inside) a spool directory: the spool itself only reads

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 pub use cli::Args;
 pub use dirs::{
-    child_key, claimed_spools, dead_letter_dir, file_base, spool_dir, unclaimed_spools,
-    warn_unclaimed_spools,
+    child_key, claimed_spools, dead_letter_dir, default_spool_dir, file_base, spool_dir,
+    unclaimed_spools, warn_unclaimed_spools,
 };
 use locate::{KeyError, Source};
 pub use schema::{BucketSpec, BufferSpec, FileSpec, MultiSpec, NetworkSpec, NullSpec, StoreSpec};

@@ -198,7 +198,10 @@ impl BuildContext<'_> {
     /// buffer store gave it, else where a spool of this key would be, plus `dead-letter`.
     pub fn dead_letter_dir(&self) -> PathBuf {
         self.dead_letter.clone().unwrap_or_else(|| {
-            crate::config::dead_letter_dir(&self.settings.data_dir.join(".spool").join(&self.key))
+            crate::config::dead_letter_dir(&crate::config::default_spool_dir(
+                &self.key,
+                &self.settings,
+            ))
         })
     }
 }
