@@ -145,7 +145,7 @@ impl DirFeeds {
                 bytes: cfg.ring_bytes as u64,
             };
             if let Some(tail) = self.open(&cat, start) {
-                self.add(hub, &cat, tail);
+                self.insert(&cat, tail);
             }
         }
     }
@@ -162,6 +162,7 @@ impl DirFeeds {
         }
     }
 
+    /// Announces `cat` to the hub (unless refused) and starts reading it.
     fn add(&mut self, hub: &Hub, cat: &Category, tail: ArchiveTail) {
         let name = cat.as_str();
         if let Err(e) = hub.feed(name) {
@@ -169,8 +170,13 @@ impl DirFeeds {
             self.refused.insert(name.to_string());
             return;
         }
-        tracing::info!("following category {name} in the data dir");
-        self.tails.insert(name.to_string(), tail);
+        self.insert(cat, tail);
+    }
+
+    /// Starts reading an announced category.
+    fn insert(&mut self, cat: &Category, tail: ArchiveTail) {
+        tracing::info!("following category {cat} in the data dir");
+        self.tails.insert(cat.as_str().to_string(), tail);
     }
 
     /// One poll of every tail; lines are published per category, gaps in their place.

@@ -147,9 +147,8 @@ pub struct ArchiveTail {
 /// The file being read.
 struct Current {
     key: FileKey,
+    /// Its path; for a plain file, its name is what `<cat>_current` names while it is newest.
     path: PathBuf,
-    /// Its plain file name, as `<cat>_current` names it.
-    name: String,
     compressed: bool,
     /// `None` between polls while idle at the end of the newest file.
     reader: Option<Reader>,
@@ -372,10 +371,8 @@ impl ArchiveTail {
                 }
                 io::ErrorKind::NotFound => self.missed.push(f.key()),
                 // Not ours to read, and it will not change by itself: said, then passed.
-                io::ErrorKind::PermissionDenied
-                | io::ErrorKind::InvalidData
-                | io::ErrorKind::InvalidInput
-                | io::ErrorKind::UnexpectedEof => {
+                // (NotFound took the arms above.)
+                _ if e.kind() == io::ErrorKind::PermissionDenied || gone_or_corrupt(&e) => {
                     self.report_lost(&f, on);
                     on(TailEvent::Unreadable {
                         path: &f.path,
@@ -545,7 +542,7 @@ impl ArchiveTail {
             return Ok(true);
         }
         let look = match std::fs::read_link(&self.link) {
-            Ok(target) => target.file_name() != Some(cur.name.as_ref()),
+            Ok(target) => target.file_name() != cur.path.file_name(),
             // No link (yet): list now and then instead.
             Err(_) => self
                 .last_list
@@ -631,10 +628,6 @@ fn open_plain(f: &ArchiveFile) -> io::Result<Current> {
     Ok(Current {
         key: f.key(),
         path: f.path.clone(),
-        name: f
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         compressed: false,
         reader: Some(Reader::Plain(file)),
         ident: (meta.dev(), meta.ino()),
@@ -651,7 +644,6 @@ fn open_file(f: &ArchiveFile) -> io::Result<Current> {
     Ok(Current {
         key: f.key(),
         path: f.path.clone(),
-        name: String::new(),
         compressed: true,
         reader: Some(Reader::Gz(f.open()?)),
         ident: (0, 0),
