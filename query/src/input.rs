@@ -408,23 +408,9 @@ pub fn matching_categories(data_dir: &Path, pattern: &str) -> Result<Vec<Categor
     if let Some(cat) = glob.as_category() {
         return Ok(vec![cat.clone()]);
     }
-    let mut cats = Vec::new();
-    let entries = std::fs::read_dir(data_dir)
+    let mut cats = scribe_archive::layout::list_categories(data_dir)
         .with_context(|| format!("reading data dir {}", data_dir.display()))?;
-    for e in entries {
-        let e = e?;
-        if !e.file_type()?.is_dir() {
-            continue;
-        }
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if glob.matches(name) {
-            if let Ok(cat) = Category::new(name.as_bytes()) {
-                cats.push(cat);
-            }
-        }
-    }
-    cats.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    cats.retain(|cat| glob.matches(cat.as_str()));
     if cats.is_empty() {
         bail!(
             "no category under {} matches {pattern:?}",

@@ -361,23 +361,11 @@ impl FileFeeds {
 /// Each directory of `dir` whose name is a valid category is a feed (its files need not
 /// exist yet: the tail picks them up when they do).
 fn scan(dir: &Path) -> Vec<Category> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::debug!("listing {}: {e}", dir.display());
-            return Vec::new();
-        }
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        if let Ok(cat) = Category::new(entry.file_name().as_encoded_bytes()) {
-            found.push(cat);
-        }
-    }
-    found
+    scribe_archive::layout::list_categories(dir).unwrap_or_else(|e| {
+        // Tried again at the next scan.
+        tracing::debug!("listing {}: {e}", dir.display());
+        Vec::new()
+    })
 }
 
 #[cfg(test)]

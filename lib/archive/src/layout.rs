@@ -33,6 +33,23 @@ pub fn category_dir(data_dir: &Path, category: &Category) -> PathBuf {
     data_dir.join(category.as_str())
 }
 
+/// The categories of a data directory: its subdirectories whose names are valid category
+/// names (anything else there, such as `.spool`, is not a category), sorted by name.
+pub fn list_categories(data_dir: &Path) -> io::Result<Vec<Category>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if let Ok(cat) = Category::new(entry.file_name().as_encoded_bytes()) {
+            found.push(cat);
+        }
+    }
+    found.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(found)
+}
+
 /// Position of a file in a category's sequence. Derived `Ord` compares `date` first, and
 /// `None` sorts before any date: undated files precede dated ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
