@@ -7,17 +7,6 @@ use std::path::Path;
 
 use common::*;
 
-fn logq_out(args: &[&str]) -> (i32, String, String) {
-    let mut c = logq();
-    c.args(args);
-    let o = run(c, b"");
-    (
-        o.status.code().unwrap_or(-1),
-        show(&o.stdout),
-        show(&o.stderr),
-    )
-}
-
 /// A category with files in the naming forms scribed writes: undated numbered (one gzipped),
 /// dated numbered (one gzipped, one made of two gzip members), the newest plain one, and the
 /// `_current` symlink to it. Each file's lines say which file they are in.

@@ -8,17 +8,6 @@ use std::path::Path;
 
 use common::*;
 
-fn logq_out(args: &[&str]) -> (i32, String, String) {
-    let mut c = logq();
-    c.args(args);
-    let o = run(c, b"");
-    (
-        o.status.code().unwrap_or(-1),
-        show(&o.stdout),
-        show(&o.stderr),
-    )
-}
-
 /// `n` lines `TAG N` (N from 0), each with a numbered second field.
 fn lines(tag: &str, n: usize) -> String {
     (0..n).map(|i| format!("{tag} {i}\n")).collect()

@@ -2,7 +2,9 @@
 //! files, so one that grows meanwhile and is deleted is counted as vanished (lines lost),
 //! while files read to their end are not.
 
-use std::io::Write;
+mod common;
+use common::*;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -14,15 +16,6 @@ use shipper::batch::BatchLimits;
 use shipper::follow::{spawn, FollowEntry, FollowSettings};
 use shipper::template::CategoryTemplate;
 use tokio::sync::mpsc;
-
-fn append(path: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(f, "{line}").unwrap();
-}
 
 fn settings(dir: &Path, file: &Path) -> FollowSettings {
     FollowSettings {
@@ -51,7 +44,7 @@ fn settings(dir: &Path, file: &Path) -> FollowSettings {
 async fn a_file_that_grows_while_delivery_is_stuck_and_is_deleted_counts_as_vanished() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    append(&log, "one");
+    append(&log, &["one"]);
     // A one-batch outbox that nobody empties yet: delivery is stuck.
     let (tx, mut rx) = mpsc::channel(1);
     let (commits_tx, commits_rx) = std_mpsc::channel();
@@ -64,10 +57,10 @@ async fn a_file_that_grows_while_delivery_is_stuck_and_is_deleted_counts_as_vani
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The next line's batch finds the outbox full: the thread stops reading...
-    append(&log, "two");
+    append(&log, &["two"]);
     tokio::time::sleep(Duration::from_millis(700)).await;
     // ...and this line is never read; the file is then deleted.
-    append(&log, "three");
+    append(&log, &["three"]);
     tokio::time::sleep(Duration::from_millis(700)).await;
     std::fs::remove_file(&log).unwrap();
 

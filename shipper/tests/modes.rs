@@ -1,67 +1,24 @@
 //! `ship --follow` run in-process through `shipper::modes`, as the binary runs it: against a
 //! mock Scribe server, stopped by cancelling its token instead of a signal.
 
-use std::io::Write;
-use std::path::Path;
+mod common;
+use common::*;
+
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures::{SinkExt, StreamExt};
-use scribe_protocol::frame::codec;
-use scribe_protocol::scribe::{encode_log_reply, ResultCode};
-use scribe_protocol::{decode_call, Request};
 use shipper::cli::Cli;
 use shipper::config::ConfigFile;
 use shipper::modes::follow_mode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-type Received = Arc<Mutex<Vec<Vec<u8>>>>;
-
-/// A plain Scribe server (no fb303: the handshake call closes the connection) that answers
-/// `OK` to every `Log` and records the messages.
-async fn serve(listener: TcpListener, got: Received) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let got = got.clone();
-        tokio::spawn(async move {
-            let mut framed = tokio_util::codec::Framed::new(stream, codec(16 << 20));
-            while let Some(Ok(frame)) = framed.next().await {
-                let Ok(call) = decode_call(frame.freeze()) else {
-                    return;
-                };
-                let Request::Log(entries) = call.request else {
-                    return;
-                };
-                got.lock()
-                    .unwrap()
-                    .extend(entries.iter().map(|e| e.message.to_vec()));
-                let reply = encode_log_reply(&call.header, ResultCode::Ok);
-                if framed.send(reply).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
 async fn wait_for(got: &Received, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.lock().unwrap().len() < n {
         assert!(Instant::now() < deadline, "{:?}", got.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn append(path: &Path, lines: &[&str]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
     }
 }
 

@@ -1,51 +1,18 @@
 //! The outbox against a mock Scribe server: spooling while it is down, replay in order, a
 //! damaged spool tail, failover.
 
+mod common;
+use common::*;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use scribe_protocol::client::ClientOptions;
-use scribe_protocol::frame::codec;
 use scribe_protocol::native::BatchBuilder;
-use scribe_protocol::scribe::{encode_log_reply, ResultCode};
-use scribe_protocol::{decode_call, Request};
 use scribe_spool::{Spool, SpoolOptions};
 use shipper::outbox::{self, Batch, OutboxOptions, OutboxReport};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
-
-type Received = Arc<Mutex<Vec<Vec<u8>>>>;
-
-/// A plain Scribe server (no fb303: the handshake call closes the connection) that answers
-/// `OK` to every `Log` and records the messages.
-async fn serve(listener: TcpListener, got: Received) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let got = got.clone();
-        tokio::spawn(async move {
-            let mut framed = Framed::new(stream, codec(16 << 20));
-            while let Some(Ok(frame)) = framed.next().await {
-                let Ok(call) = decode_call(frame.freeze()) else {
-                    return;
-                };
-                let Request::Log(entries) = call.request else {
-                    return;
-                };
-                got.lock()
-                    .unwrap()
-                    .extend(entries.iter().map(|e| e.message.to_vec()));
-                let reply = encode_log_reply(&call.header, ResultCode::Ok);
-                if framed.send(reply).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
 
 fn batch(from: u32, to: u32) -> Batch<u32> {
     let mut b = BatchBuilder::new();

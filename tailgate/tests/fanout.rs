@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-
 use common::*;
 use serde_json::json;
 
@@ -90,23 +87,6 @@ async fn slow_client_gets_dropped_accounting_while_fast_client_gets_everything()
         m.contains(&format!("tailgate_lines_dropped_total {dropped}")),
         "{m}"
     );
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-/// Points `<cat>_current` at `target` atomically, as scribed does (relative symlink).
-fn point_current(dir: &Path, cat: &str, target: &str) {
-    let tmp = dir.join(format!(".{cat}_current.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{cat}_current"))).unwrap();
 }
 
 #[tokio::test]

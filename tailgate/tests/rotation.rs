@@ -297,27 +297,10 @@ async fn files_removed_before_they_were_read_are_gaps_never_silent_holes() {
     }
 }
 
-fn write(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 fn gzip(path: &Path, text: &str) {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(text.as_bytes()).unwrap();
     std::fs::write(path, enc.finish().unwrap()).unwrap();
-}
-
-/// Points `<cat>_current` at `target` atomically, as scribed does.
-fn point_current(dir: &Path, cat: &str, target: &str) {
-    let tmp = dir.join(format!(".{cat}_current.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{cat}_current"))).unwrap();
 }
 
 /// The layout driven by hand: a rotated file already compressed is read from its `.gz`; a
@@ -327,17 +310,17 @@ async fn compressed_files_are_read_and_vanished_ones_are_a_gap() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("web");
     std::fs::create_dir(&dir).unwrap();
-    write(&dir.join("web_00000"), "old\n");
+    append(&dir.join("web_00000"), "old\n");
     point_current(&dir, "web", "web_00000");
     let tg = Tailgate::start(&["--data-dir", data.path().to_str().unwrap()]);
     let mut ws = subscribe_all(&tg).await;
     if !tg.get("/api/categories").await.1.contains("web") {
         next_of(&mut ws, "categories").await;
     }
-    write(&dir.join("web_00000"), "a1\n");
+    append(&dir.join("web_00000"), "a1\n");
     gzip(&dir.join("web_00001.gz"), "b1\nb2\n");
     // web_00002 was written, rotated and removed by retention before tailgate saw it.
-    write(&dir.join("web_00003"), "d1\n");
+    append(&dir.join("web_00003"), "d1\n");
     point_current(&dir, "web", "web_00003");
     let got = collect(&mut ws, "web", "d1", Duration::from_secs(10)).await;
     let texts: Vec<(u64, &str)> = got.lines.iter().map(|l| (l.0, l.1.as_str())).collect();

@@ -48,6 +48,11 @@ pub fn seq_line(src: &str, seq: u64) -> Vec<u8> {
     line
 }
 
+/// [`seq_line`]s `range` of `src`, as one buffer.
+pub fn seq_lines(src: &str, range: std::ops::Range<u64>) -> Vec<u8> {
+    range.flat_map(|i| seq_line(src, i)).collect()
+}
+
 /// Parses a [`seq_line`] (with or without its `\n`): (source, sequence number).
 pub fn parse_seq_line(line: &[u8]) -> Option<(&str, u64)> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline_tests::{
-    category_bytes, cpu_time, open_fds, read_category, seq_line, wait_for, Recorder, Scribed,
-    SeqReport, ShipProc, ShipStats, SEQ_LINE_LEN,
+    category_bytes, cpu_time, open_fds, read_category, seq_line, seq_lines, wait_for, Recorder,
+    Scribed, SeqReport, ShipProc, ShipStats, SEQ_LINE_LEN,
 };
 
 /// Appends `bytes` to `path` (creating it) in one write, as a logging daemon does.
@@ -23,11 +23,6 @@ fn append(path: &Path, bytes: &[u8]) {
         .open(path)
         .and_then(|mut f| f.write_all(bytes))
         .unwrap_or_else(|e| panic!("appending to {}: {e}", path.display()));
-}
-
-/// Lines `src 0 .. src n-1` as one buffer.
-fn seq_lines(src: &str, range: std::ops::Range<u64>) -> Vec<u8> {
-    range.flat_map(|i| seq_line(src, i)).collect()
 }
 
 fn s(p: &Path) -> String {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use nix::sys::signal::Signal;
 use pipeline_tests::torture::{fill, Tally, TmpfsMount};
 use pipeline_tests::{
-    bin, metric, read_category, seq_line, ship, wait_for, Launch, RawConn, Scribed,
+    bin, metric, read_category, seq_lines, ship, wait_for, Launch, RawConn, Scribed,
 };
 use scribe_protocol::scribe::{decode_log_reply, encode_log_call};
 use scribe_protocol::{HeaderStyle, LogEntry, ResultCode};
@@ -201,13 +201,6 @@ fn check_config_accepts_good_files_and_names_the_problem_in_bad_ones() {
     );
 }
 
-/// `count` sequenced lines of `src`, numbered from `from`.
-fn seq_lines(src: &str, from: u64, count: u64) -> Vec<u8> {
-    (from..from + count)
-        .flat_map(|n| seq_line(src, n))
-        .collect()
-}
-
 /// Two scribeds on one data directory each recover and append to the same category files, so
 /// a restart's recovery cuts what the other acknowledged (an incident lost half of 600,000
 /// lines). The second must refuse to start, every time, naming the directory and the pid that
@@ -222,7 +215,7 @@ fn a_second_scribed_on_the_same_data_dir_refuses_and_nothing_acknowledged_is_los
     let mut written = vec![("first".to_string(), 0), ("second".to_string(), 0)];
     let mut started_anyway = 0;
     for round in 0..ROUNDS {
-        let lines = seq_lines("first", written[0].1, LINES);
+        let lines = seq_lines("first", written[0].1..written[0].1 + LINES);
         assert!(ship(&first.addr, "shared", &lines, &[]).status.success());
         written[0].1 += LINES;
         let how = Launch {
@@ -241,7 +234,7 @@ fn a_second_scribed_on_the_same_data_dir_refuses_and_nothing_acknowledged_is_los
             Ok(second) => {
                 // What the incident did: ship through both, then stop the second.
                 started_anyway += 1;
-                let lines = seq_lines("second", written[1].1, LINES);
+                let lines = seq_lines("second", written[1].1..written[1].1 + LINES);
                 assert!(ship(&second.addr, "shared", &lines, &[]).status.success());
                 written[1].1 += LINES;
                 assert!(second.stop().success());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use pipeline_tests::tmpfs::{fill, Disk};
 use pipeline_tests::{
-    bin, free_port, read_category, seq_line, wait_for, Launch, Scribed, ShipProc, ShipStats,
+    bin, free_port, read_category, seq_lines, wait_for, Launch, Scribed, ShipProc, ShipStats,
 };
 
 /// The tmpfs: room for every line of a test several times over once the filler is gone.
@@ -61,11 +61,6 @@ fn common(addr: &str, state: &Path) -> Vec<String> {
     .to_vec()
 }
 
-/// Lines `from..to` of source `src`, as [`seq_line`] makes them.
-fn lines(src: &str, from: u64, to: u64) -> Vec<u8> {
-    (from..to).flat_map(|i| seq_line(src, i)).collect()
-}
-
 /// A `seq -f` format printing [`seq_line`]s of `src`.
 fn seq_format(src: &str) -> String {
     format!("{src} %010g {} end", "x".repeat(83 - src.len()))
@@ -94,14 +89,14 @@ fn count(text: &str, what: &str) -> usize {
     text.matches(what).count()
 }
 
-/// Appends `lines(src, from, to)` to `log`.
+/// Appends `seq_lines(src, from..to)` to `log`.
 fn append(log: &Path, src: &str, from: u64, to: u64) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    f.write_all(&lines(src, from, to)).unwrap();
+    f.write_all(&seq_lines(src, from..to)).unwrap();
 }
 
 /// Waits (at most 60 s) until `category` holds `n` lines.
@@ -155,7 +150,7 @@ fn run_on_a_full_disk_blocks_the_command_and_loses_nothing() {
     assert_eq!(status.code(), Some(0), "the command's status: {stderr}");
     assert!(done.exists(), "the command did not finish");
     assert!(
-        read_category(&data, "app") == lines("app", 0, LINES),
+        read_category(&data, "app") == seq_lines("app", 0..LINES),
         "app: every line once, in order"
     );
     let errs: Vec<u8> = (1..=100)
@@ -224,7 +219,7 @@ fn follow_keeps_files_unread_while_the_spool_disk_is_full() {
     let (status, stderr) = ship.stop();
     assert!(status.success(), "ship on SIGTERM: {stderr}");
     assert!(
-        read_category(&data, "app") == lines("app", 0, LINES + 2000),
+        read_category(&data, "app") == seq_lines("app", 0..LINES + 2000),
         "every line once, in order"
     );
     assert!(
@@ -271,7 +266,7 @@ fn follow_started_on_a_full_disk_waits_for_room() {
     let (status, stderr) = ship.stop();
     assert!(status.success(), "ship on SIGTERM: {stderr}");
     assert!(
-        read_category(&data, "app") == lines("app", 0, 2000),
+        read_category(&data, "app") == seq_lines("app", 0..2000),
         "every line once, in order"
     );
 }
@@ -296,7 +291,7 @@ fn stdin_is_not_read_while_the_spool_disk_is_full() {
     let written = Arc::new(AtomicBool::new(false));
     let w = written.clone();
     let writer = std::thread::spawn(move || {
-        let r = stdin.write_all(&lines("app", 0, LINES));
+        let r = stdin.write_all(&seq_lines("app", 0..LINES));
         w.store(true, Ordering::SeqCst);
         r
     });
@@ -323,7 +318,7 @@ fn stdin_is_not_read_while_the_spool_disk_is_full() {
         .expect("writing ship's stdin (a broken pipe means ship quit reading)");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        read_category(&data, "app") == lines("app", 0, LINES),
+        read_category(&data, "app") == seq_lines("app", 0..LINES),
         "every line once, in order"
     );
 }

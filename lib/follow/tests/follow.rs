@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+mod common;
+use common::*;
+
 use scribe_follow::{Checkpoints, Event, FileId, FollowOptions, Follower};
 
 /// An owned copy of an event, for assertions.
@@ -64,15 +67,6 @@ fn lines(f: &mut Follower) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
 }
 
 fn follow(path: &Path, o: FollowOptions) -> Follower {

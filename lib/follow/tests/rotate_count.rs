@@ -4,23 +4,16 @@
 //! under the same stream nonce, never be read again from its start.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::os::unix::fs::MetadataExt;
 
-use scribe_follow::{Event, FileId, FollowOptions, Follower, Globs};
+mod common;
+use common::*;
 
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
+use scribe_follow::{Event, FileId, FollowOptions, Follower, Globs};
 
 /// logrotate `rotate 3` (rename + create): `.3` removed, `.2` → `.3`, `.1` → `.2`,
 /// the file → `.1`, a new empty file.

@@ -1,11 +1,14 @@
 //! Stream nonces: each generation of a followed file names its byte offsets with a nonce that
 //! survives restarts from checkpoints and changes whenever the offsets start over.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
+
+mod common;
+use common::*;
 
 use scribe_follow::{Checkpoints, Event, FileId, FollowOptions, Follower};
 
@@ -63,24 +66,6 @@ fn lines(evs: &[Ev]) -> Vec<(u64, &str)> {
             _ => None,
         })
         .collect()
-}
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
-
-fn truncate(path: &Path) {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
 }
 
 #[test]

@@ -3,10 +3,11 @@
 //! `delaycompress`, old rotated names deleted by the rotation count, a rotation while the
 //! reader was stopped — are closed, not vanished.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::fs::{self, File};
 use std::time::Duration;
+
+mod common;
+use common::*;
 
 use scribe_follow::{Event, FileId, FollowOptions, Follower};
 
@@ -58,24 +59,6 @@ fn poll(f: &mut Follower) -> Vec<Ev> {
         f.commit(id, offset).unwrap();
     }
     evs
-}
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
-
-fn truncate(path: &Path) {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
 }
 
 fn vanished(evs: &[Ev]) -> Vec<&Ev> {

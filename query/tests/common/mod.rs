@@ -27,6 +27,18 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     out
 }
 
+/// Runs logq with `args` and empty input; returns its exit code, stdout and stderr.
+pub fn logq_out(args: &[&str]) -> (i32, String, String) {
+    let mut c = logq();
+    c.args(args);
+    let o = run(c, b"");
+    (
+        o.status.code().unwrap_or(-1),
+        show(&o.stdout),
+        show(&o.stderr),
+    )
+}
+
 /// Fails the test unless a system tool exists: the differential tests need GNU grep and
 /// cut, both in Debian's essential set, so a missing one is a broken machine and must not
 /// let the comparison pass silently.

@@ -2,7 +2,8 @@
 //! and a Scribe client to push lines.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -228,4 +229,22 @@ pub async fn quiet(ws: &mut Ws, d: Duration) {
             return;
         }
     }
+}
+
+/// Appends `text` to `path`, creating it.
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Points `<cat>_current` at `target` atomically, as scribed does (relative symlink).
+pub fn point_current(dir: &Path, cat: &str, target: &str) {
+    let tmp = dir.join(format!(".{cat}_current.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{cat}_current"))).unwrap();
 }
