@@ -200,7 +200,7 @@ impl BuildContext<'_> {
         self.dead_letter.clone().unwrap_or_else(|| {
             crate::config::dead_letter_dir(&crate::config::default_spool_dir(
                 &self.key,
-                &self.settings,
+                self.settings,
             ))
         })
     }
