@@ -28,13 +28,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lib/fs", &[]),
     ("lib/ids", &[]),
     ("lib/cli", &[]),
-    ("lib/protocol", &["scribe-ids"]),
+    ("lib/tls", &[]),
+    ("lib/protocol", &["scribe-ids", "scribe-tls"]),
     ("lib/follow", &["scribe-fs"]),
     ("lib/archive", &["scribe-ids", "scribe-fs"]),
     ("lib/spool", &["scribe-ids", "scribe-fs"]),
     (
         "scribed",
         &[
+            "scribe-tls",
             "scribe-ids",
             "scribe-protocol",
             "scribe-archive",
@@ -46,6 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "shipper",
         &[
+            "scribe-tls",
             "scribe-ids",
             "scribe-protocol",
             "scribe-archive",
@@ -58,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "tailgate",
         &[
+            "scribe-tls",
             "scribe-protocol",
             "scribe-archive",
             "scribe-follow",
