@@ -19,12 +19,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use scribe_tls::{ClientTls, Stream, Token};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::frame;
-use crate::native::{self, Ack, AckStatus, BatchFrame, Compression, Hello, NativeError, Welcome};
+use crate::native::{
+    self, Ack, AckStatus, BatchFrame, Compression, Denied, Hello, NativeError, Welcome,
+};
 use crate::scribe::{
     decode_log_reply, decode_string_reply, encode_string_call, ReplyError, ResultCode,
 };
@@ -80,6 +83,10 @@ pub struct ClientOptions {
     /// Takes each message too large for the server out of its batch. Without one, such a
     /// batch fails with [`ClientError::Oversize`] every time it is sent.
     pub oversize: Option<OversizeSink>,
+    /// Connect with TLS (the server's certificate checked against these settings).
+    pub tls: Option<ClientTls>,
+    /// A bearer token sent in the native `HELLO` (Thrift has no place for one).
+    pub token: Option<Token>,
 }
 
 impl Default for ClientOptions {
@@ -91,6 +98,8 @@ impl Default for ClientOptions {
             protocol: Protocol::Auto,
             gzip: false,
             oversize: None,
+            tls: None,
+            token: None,
         }
     }
 }
@@ -115,6 +124,13 @@ pub enum ClientError {
     Refused { addr: String, message: String },
     #[error("handshake with {addr}: {reason}")]
     Handshake { addr: String, reason: String },
+    /// TLS with the server failed; `reason` names the cause (see `scribe_tls::explain`).
+    #[error("{addr}: {reason}")]
+    Tls { addr: String, reason: String },
+    /// The server will not take this client's data as it is (an unknown token, a category
+    /// it may not write): sending it again cannot succeed.
+    #[error("{addr} denied: {message}")]
+    Denied { addr: String, message: String },
     #[error(
         "a message of {len} bytes in category {category} can never be sent to {addr}: \
          it takes messages of at most {limit} bytes"
@@ -142,7 +158,7 @@ pub enum Wire {
 /// One framed connection to a Scribe server.
 pub struct Client {
     addr: String,
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    framed: Framed<Stream, LengthDelimitedCodec>,
     opts: ClientOptions,
     wire: Wire,
     /// What a frame may carry on this connection.
@@ -179,6 +195,20 @@ impl Client {
             })?;
         // Batches are written whole; Nagle would only add latency to the small ones.
         let _ = stream.set_nodelay(true);
+        let stream = match &opts.tls {
+            Some(tls) => {
+                let host = host_of(addr);
+                let tls = tls
+                    .connect(host, stream, opts.connect_timeout)
+                    .await
+                    .map_err(|reason| ClientError::Tls {
+                        addr: addr.to_string(),
+                        reason,
+                    })?;
+                Stream::Client(Box::new(tls))
+            }
+            None => Stream::Plain(stream),
+        };
         Ok(Client {
             addr: addr.to_string(),
             framed: Framed::new(stream, frame::codec(opts.max_frame)),
@@ -210,6 +240,10 @@ impl Client {
             .await;
             match hs {
                 Ok(Ok(true)) => return Ok(conn),
+                // Neither is a server that only speaks Thrift.
+                Ok(Err(e @ (ClientError::Denied { .. } | ClientError::Tls { .. }))) => {
+                    return Err(e)
+                }
                 Ok(Err(e)) if protocol == Protocol::Native => return Err(e),
                 _ if protocol == Protocol::Native => {
                     return Err(ClientError::Handshake {
@@ -266,10 +300,7 @@ impl Client {
     pub async fn send(&mut self, call: Bytes) -> Result<(), ClientError> {
         let timeout = self.opts.request_timeout;
         match tokio::time::timeout(timeout, self.framed.send(call)).await {
-            Ok(r) => r.map_err(|source| ClientError::Io {
-                addr: self.addr.clone(),
-                source,
-            }),
+            Ok(r) => r.map_err(|source| self.io_error(source)),
             Err(_) => Err(ClientError::RequestTimeout {
                 addr: self.addr.clone(),
                 timeout,
@@ -288,12 +319,28 @@ impl Client {
             Ok(None) => Err(ClientError::Closed {
                 addr: self.addr.clone(),
             }),
-            Ok(Some(Err(source))) => Err(ClientError::Io {
-                addr: self.addr.clone(),
-                source,
-            }),
+            Ok(Some(Err(source))) => Err(self.io_error(source)),
             Ok(Some(Ok(reply))) => Ok(reply.freeze()),
         }
+    }
+
+    /// An I/O error, or what it means: a TLS failure named by its cause, or a TLS server
+    /// answering this plaintext connection (its first reply bytes are a TLS record).
+    fn io_error(&self, source: io::Error) -> ClientError {
+        let addr = self.addr.clone();
+        if self.framed.get_ref().is_tls() {
+            return ClientError::Tls {
+                addr,
+                reason: scribe_tls::explain(&source),
+            };
+        }
+        if scribe_tls::looks_like_tls_reply(self.framed.read_buffer()) {
+            return ClientError::Tls {
+                addr,
+                reason: "the server speaks TLS on this port: connect with TLS (ship: --tls)".into(),
+            };
+        }
+        ClientError::Io { addr, source }
     }
 
     /// Waits for the next reply and decodes it as `Log`'s.
@@ -313,19 +360,34 @@ impl Client {
             version: native::VERSION,
             gzip: self.opts.gzip,
             name: Bytes::from_static(b"scribe-protocol"),
+            token: self
+                .opts
+                .token
+                .as_ref()
+                .map(|t| Bytes::copy_from_slice(t.as_bytes())),
         }
         .encode();
-        let io = |source| ClientError::Io {
-            addr: self.addr.clone(),
-            source,
-        };
         // The magic precedes the first frame unframed, so it bypasses the codec.
-        self.framed.get_mut().write_all(&hello).await.map_err(io)?;
+        let written = async {
+            let stream = self.framed.get_mut();
+            stream.write_all(&hello).await?;
+            stream.flush().await
+        }
+        .await;
+        if let Err(source) = written {
+            return Err(self.io_error(source));
+        }
         let reply = match self.recv().await {
             Ok(r) => r,
             Err(ClientError::Closed { .. } | ClientError::Io { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
+        if let Ok(denied) = Denied::decode(reply.clone()) {
+            return Err(ClientError::Denied {
+                addr: self.addr.clone(),
+                message: String::from_utf8_lossy(&denied.message).into_owned(),
+            });
+        }
         match Welcome::decode(reply) {
             Ok(w) if w.version == native::VERSION => {
                 self.limits = Limits::from_welcome(&w, self.opts.max_frame);
@@ -494,6 +556,10 @@ impl Client {
                 addr: self.addr.clone(),
                 message: String::from_utf8_lossy(&ack.message).into_owned(),
             }),
+            AckStatus::Denied => Err(ClientError::Denied {
+                addr: self.addr.clone(),
+                message: String::from_utf8_lossy(&ack.message).into_owned(),
+            }),
         }
     }
 
@@ -517,6 +583,12 @@ impl Client {
         })
         .await
     }
+}
+
+/// The host part of `host:port` (`[v6]:port` keeps its brackets off), for the TLS name check.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One deadline for a whole exchange, as for a single call.

@@ -36,5 +36,6 @@ pub use message::HeaderStyle;
 pub use scribe::{decode_call, Call, LogBatchBuilder, LogEntry, Request, ResultCode};
 pub use scribe_ids::{EntryId, ProducerId, ProducerMap};
 pub use server::{
-    group_by_category, CategoryGroup, ScribeService, ServeError, ServerConnection, ServerLimits,
+    group_by_category, CategoryGroup, Refused, ScribeService, ServeError, ServerConnection,
+    ServerLimits,
 };

@@ -49,6 +49,7 @@ pub mod kind {
     pub const WELCOME: u8 = 2;
     pub const BATCH: u8 = 3;
     pub const ACK: u8 = 4;
+    pub const DENIED: u8 = 5;
 }
 
 /// How a batch body is compressed.
@@ -150,6 +151,9 @@ pub struct Hello {
     pub version: u16,
     pub gzip: bool,
     pub name: Bytes,
+    /// A bearer token naming the client (the first appended field): the server maps it to
+    /// what the client may write, or answers [`Denied`].
+    pub token: Option<Bytes>,
 }
 
 impl Hello {
@@ -161,6 +165,12 @@ impl Hello {
         let name = &self.name[..self.name.len().min(u16::MAX as usize)];
         body.put_u16(name.len() as u16);
         body.put_slice(name);
+        // Appended, so a server that predates it reads the fields above and ignores it.
+        if let Some(token) = &self.token {
+            let token = &token[..token.len().min(u16::MAX as usize)];
+            body.put_u16(token.len() as u16);
+            body.put_slice(token);
+        }
         let f = frame(kind::HELLO, &body);
         let mut out = BytesMut::with_capacity(4 + f.len());
         out.put_slice(&MAGIC);
@@ -175,10 +185,17 @@ impl Hello {
         let offer = r.read_u8()?;
         let n = r.read_i16()? as u16 as usize;
         let name = r.read_raw(n)?;
+        let token = if r.remaining() >= 2 {
+            let n = r.read_i16()? as u16 as usize;
+            Some(r.read_raw(n)?)
+        } else {
+            None
+        };
         Ok(Hello {
             version,
             gzip: offer & OFFER_GZIP != 0,
             name,
+            token,
         })
     }
 }
@@ -229,6 +246,32 @@ impl Welcome {
     }
 }
 
+/// The server's answer to a [`Hello`] it will not serve (an unknown token), in place of the
+/// `WELCOME`; the server closes the connection after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// Why, for the client's operator.
+    pub message: Bytes,
+}
+
+impl Denied {
+    pub fn encode(&self) -> Bytes {
+        let mut body = BytesMut::new();
+        let m = &self.message[..self.message.len().min(u16::MAX as usize)];
+        body.put_u16(m.len() as u16);
+        body.put_slice(m);
+        frame(kind::DENIED, &body)
+    }
+
+    pub fn decode(frame: Bytes) -> Result<Denied, NativeError> {
+        let mut r = expect_kind(frame, kind::DENIED)?;
+        let n = r.read_i16()? as u16 as usize;
+        Ok(Denied {
+            message: r.read_raw(n)?,
+        })
+    }
+}
+
 /// A reader over `frame` past its kind byte, which must be `want`.
 fn expect_kind(frame: Bytes, want: u8) -> Result<Reader, NativeError> {
     let mut r = Reader::new(frame);
@@ -247,6 +290,9 @@ pub enum AckStatus {
     TryLater,
     /// The batch cannot be accepted as sent (malformed); the connection is closed.
     Error,
+    /// The client may not write a category of the batch (the message names it); nothing of
+    /// the batch was written and the connection is closed. Sending it again cannot succeed.
+    Denied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +311,7 @@ impl Ack {
             AckStatus::Ok => 0,
             AckStatus::TryLater => 1,
             AckStatus::Error => 2,
+            AckStatus::Denied => 3,
         });
         let m = &self.message[..self.message.len().min(u16::MAX as usize)];
         body.put_u16(m.len() as u16);
@@ -279,6 +326,7 @@ impl Ack {
             0 => AckStatus::Ok,
             1 => AckStatus::TryLater,
             2 => AckStatus::Error,
+            3 => AckStatus::Denied,
             s => return Err(NativeError::Invalid(format!("unknown ack status {s}"))),
         };
         let n = r.read_i16()? as u16 as usize;

@@ -39,14 +39,31 @@ impl Backoff {
     }
 }
 
-/// Delivery gave up: no batch was acknowledged for the whole progress timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("no progress delivering to {addr} for {waited:?}; last problem: {last}")]
+/// Delivery gave up: no batch was acknowledged for the whole progress timeout, or the
+/// server denied the client (`denied`: an unknown token, a category it may not write).
+#[derive(Debug)]
 pub struct DeliveryError {
     pub addr: String,
     pub waited: Duration,
     pub last: String,
+    pub denied: bool,
 }
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.denied {
+            f.write_str(&self.last)
+        } else {
+            let (addr, waited, last) = (&self.addr, self.waited, &self.last);
+            write!(
+                f,
+                "no progress delivering to {addr} for {waited:?}; last problem: {last}"
+            )
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
 
 /// Delivers a stream of batches (native bodies, see [`crate::native::BatchBuilder`]) with up
 /// to `window` of them in flight on one connection, acknowledged in order, each carrying a
@@ -74,7 +91,7 @@ pub struct PipelinedSender<T> {
     in_flight: std::collections::VecDeque<(Bytes, T)>,
     /// How many of `in_flight` (the newest ones) are not yet written to the current connection.
     unsent: usize,
-    last_error: Option<String>,
+    last_error: Option<ClientError>,
     last_progress: Instant,
     /// Batches sent again after a failure.
     pub retries: u64,
@@ -179,12 +196,14 @@ impl<T> PipelinedSender<T> {
                         return Ok(tag);
                     }
                     Ok(ResultCode::TryLater) => format!("{} answered TRY_LATER", self.addr),
+                    Err(e @ ClientError::Denied { .. }) => return Err(self.denied(e)),
                     Err(e) => e.to_string(),
                 },
-                _ => self
-                    .last_error
-                    .take()
-                    .unwrap_or_else(|| format!("cannot reach {}", self.addr)),
+                _ => match self.last_error.take() {
+                    Some(e @ ClientError::Denied { .. }) => return Err(self.denied(e)),
+                    Some(e) => e.to_string(),
+                    None => format!("cannot reach {}", self.addr),
+                },
             };
             // Start over on a new connection with everything unacknowledged.
             self.retries += self.written() as u64;
@@ -196,6 +215,7 @@ impl<T> PipelinedSender<T> {
                     addr: self.addr.clone(),
                     waited,
                     last: problem,
+                    denied: false,
                 });
             }
             let delay = self
@@ -204,6 +224,19 @@ impl<T> PipelinedSender<T> {
                 .min(self.progress_timeout - waited);
             tracing::warn!(retry_in = ?delay, in_flight = self.in_flight.len(), "{problem}");
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Gives up at once: a denial does not go away by sending again. Unacknowledged batches
+    /// stay in flight for the caller to keep ([`Self::take_unacked`]).
+    fn denied(&mut self, e: ClientError) -> DeliveryError {
+        self.conn = None;
+        self.unsent = self.in_flight.len();
+        DeliveryError {
+            addr: self.addr.clone(),
+            waited: self.last_progress.elapsed(),
+            last: e.to_string(),
+            denied: true,
         }
     }
 
@@ -222,7 +255,7 @@ impl<T> PipelinedSender<T> {
             match self.connect().await {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {
-                    self.last_error = Some(e.to_string());
+                    self.last_error = Some(e);
                     return;
                 }
             }
@@ -232,7 +265,7 @@ impl<T> PipelinedSender<T> {
             let call = self.in_flight[i].0.clone();
             let conn = self.conn.as_mut().expect("connected above");
             if let Err(e) = conn.send_body(&call).await {
-                self.last_error = Some(e.to_string());
+                self.last_error = Some(e);
                 self.conn = None;
                 self.unsent = self.in_flight.len();
                 return;

@@ -217,6 +217,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     }
 }
 
+/// A call the server will not carry out for this client, and why (sent to the client as a
+/// `TApplicationException`; nothing of the call was done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
 /// What a Scribe server does with each call. Only [`log`](Self::log) and the identity
 /// (`name`, `version`, `alive_since`) must be written; every other fb303 method has the
 /// answer of fb303's base implementation, or of a server that does not offer it.
@@ -232,8 +237,12 @@ pub trait ScribeService: Send {
     fn alive_since(&self) -> i64;
 
     /// `Log`: takes a batch and says whether the client may forget it (`OK`) or must send it
-    /// again (`TRY_LATER`).
-    fn log(&mut self, entries: Vec<LogEntry>) -> impl Future<Output = ResultCode> + Send;
+    /// again (`TRY_LATER`), or refuses it for good ([`Refused`], answered with a
+    /// `TApplicationException`: a client that may not write a category).
+    fn log(
+        &mut self,
+        entries: Vec<LogEntry>,
+    ) -> impl Future<Output = Result<ResultCode, Refused>> + Send;
 
     /// fb303 `getStatus`.
     fn status(&self) -> impl Future<Output = FbStatus> + Send {
@@ -251,8 +260,11 @@ pub trait ScribeService: Send {
     fn counter(&self, _key: &[u8]) -> Option<i64> {
         None
     }
-    /// fb303 `setOption`: ignored unless the server has options.
-    fn set_option(&mut self, _key: &[u8], _value: &[u8]) {}
+    /// fb303 `setOption`: ignored unless the server has options; [`Refused`] answers a
+    /// client that may not set it.
+    fn set_option(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), Refused> {
+        Ok(())
+    }
     /// fb303 `getOption`: empty for options the server does not have.
     fn option(&self, _key: &[u8]) -> Bytes {
         Bytes::new()
@@ -284,7 +296,10 @@ pub trait ScribeService: Send {
 pub async fn answer<H: ScribeService>(service: &mut H, call: Call) -> Option<Bytes> {
     let h = &call.header;
     let reply = match call.request {
-        Request::Log(entries) => encode_log_reply(h, service.log(entries).await),
+        Request::Log(entries) => match service.log(entries).await {
+            Ok(code) => encode_log_reply(h, code),
+            Err(Refused(why)) => encode_exception(h, exception_kind::UNKNOWN, &why),
+        },
         Request::GetName => encode_string_reply(h, service.name()),
         Request::GetVersion => encode_string_reply(h, service.version()),
         Request::GetStatus => encode_i32_reply(h, service.status().await as i32),
@@ -305,10 +320,10 @@ pub async fn answer<H: ScribeService>(service: &mut H, call: Call) -> Option<Byt
             Some(value) => encode_i64_reply(h, value),
             None => unknown_method(service, h),
         },
-        Request::SetOption(key, value) => {
-            service.set_option(&key, &value);
-            encode_void_reply(h)
-        }
+        Request::SetOption(key, value) => match service.set_option(&key, &value) {
+            Ok(()) => encode_void_reply(h),
+            Err(Refused(why)) => encode_exception(h, exception_kind::UNKNOWN, &why),
+        },
         Request::GetOption(key) => encode_string_reply(h, &service.option(&key)),
         Request::GetOptions => match service.options() {
             Some(options) => encode_map_reply(

@@ -132,10 +132,29 @@ fn handshake_and_ack_frames_round_trip() {
         version: VERSION,
         gzip: true,
         name: Bytes::from_static(b"ship"),
+        token: None,
     };
     let enc = h.encode();
     assert_eq!(&enc[..4], &MAGIC);
     assert_eq!(Hello::decode(enc.slice(8..)).unwrap(), h);
+    // The token is appended: a HELLO without one is the old HELLO, byte for byte.
+    let with_token = Hello {
+        token: Some(Bytes::from_static(b"s3cret")),
+        ..h.clone()
+    };
+    let enc_token = with_token.encode();
+    assert_eq!(&enc_token[8..enc.len()], &enc[8..]);
+    assert_eq!(Hello::decode(enc_token.slice(8..)).unwrap(), with_token);
+    let d = Denied {
+        message: Bytes::from_static(b"unknown token"),
+    };
+    assert_eq!(Denied::decode(d.encode().slice(4..)).unwrap(), d);
+    let denied = Ack {
+        batch: 3,
+        status: AckStatus::Denied,
+        message: Bytes::from_static(b"category db.audit"),
+    };
+    assert_eq!(Ack::decode(denied.encode().slice(4..)).unwrap(), denied);
     let w = Welcome {
         version: VERSION,
         compression: Compression::Gzip,

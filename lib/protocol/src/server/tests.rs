@@ -23,9 +23,12 @@ impl ScribeService for Minimal {
     fn alive_since(&self) -> i64 {
         1234
     }
-    async fn log(&mut self, entries: Vec<LogEntry>) -> ResultCode {
+    async fn log(&mut self, entries: Vec<LogEntry>) -> Result<ResultCode, Refused> {
+        if entries.iter().any(|e| &e.category[..] == b"secret") {
+            return Err(Refused("may not write category secret".into()));
+        }
         self.logged.extend(entries);
-        ResultCode::Ok
+        Ok(ResultCode::Ok)
     }
     fn close_after(&self, _took: Duration) -> bool {
         self.close
@@ -45,8 +48,8 @@ impl ScribeService for Counted {
     fn alive_since(&self) -> i64 {
         0
     }
-    async fn log(&mut self, _entries: Vec<LogEntry>) -> ResultCode {
-        ResultCode::TryLater
+    async fn log(&mut self, _entries: Vec<LogEntry>) -> Result<ResultCode, Refused> {
+        Ok(ResultCode::TryLater)
     }
     async fn status(&self) -> FbStatus {
         FbStatus::Warning
@@ -171,6 +174,26 @@ async fn log_calls_reach_the_service_and_get_its_code() {
     assert_eq!(s.logged, entries);
     let want = encode_log_reply(&c.header, ResultCode::TryLater);
     assert_eq!(answer(&mut Counted, c).await, Some(want));
+}
+
+#[tokio::test]
+async fn a_refused_log_is_an_application_exception_and_nothing_is_logged() {
+    let entries = vec![
+        LogEntry {
+            category: Bytes::from_static(b"c"),
+            message: Bytes::from_static(b"m\n"),
+        },
+        LogEntry {
+            category: Bytes::from_static(b"secret"),
+            message: Bytes::from_static(b"m\n"),
+        },
+    ];
+    let c = decode_call(encode_log_call(HeaderStyle::Unversioned, &entries)).unwrap();
+    let mut s = Minimal::default();
+    let e = exception(answer(&mut s, c).await.unwrap());
+    assert_eq!(e.kind, exception_kind::UNKNOWN);
+    assert_eq!(e.message, "may not write category secret");
+    assert!(s.logged.is_empty());
 }
 
 #[tokio::test]
