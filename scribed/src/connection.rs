@@ -8,18 +8,20 @@
 //! the server-wide frame-memory budget ([`Server::limits`]), so memory stays bounded across all
 //! connections, not only per connection.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use scribe_protocol::native::MAGIC;
 use scribe_protocol::{ServeError, ServerConnection};
-use tokio::net::TcpStream;
+use scribe_tls::Stream;
 
+use crate::auth::Peer;
 use crate::handler;
 use crate::Server;
 
-pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+/// Serves one accepted connection (TLS already negotiated on a TLS listener).
+pub async fn serve(server: Arc<Server>, stream: Stream, peer: Peer) {
+    let _ = stream.tcp().set_nodelay(true);
+    let tls = stream.is_tls();
     let mut conn = ServerConnection::new(stream, server.limits.clone());
     let first = tokio::select! {
         biased;
@@ -31,21 +33,40 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
             conn.skip_start();
             return crate::native::serve(server, conn, peer).await;
         }
+        // A TLS ClientHello read as a frame length is over 369 MB: larger than any frame
+        // scribed accepts unless max_frame was raised past it.
+        Ok(Some(start))
+            if !tls
+                && scribe_tls::looks_like_tls(&start)
+                && u32::from_be_bytes(start) as usize > server.limits.max_frame =>
+        {
+            let (addr, at) = (peer.addr, &peer.listener.at);
+            server.auth_warn.warn(|| {
+                format!(
+                    "TLS client {addr} on the plaintext listener {at}: it must connect to a                      TLS listener, or without TLS"
+                )
+            });
+            return;
+        }
         // A Thrift frame's length: the first call's.
         Ok(Some(_)) => {}
         Ok(None) => return,
         Err(e) => {
-            tracing::debug!(%peer, "connection closed before its first frame: {e}");
+            let addr = peer.addr;
+            tracing::debug!(%addr, "connection closed before its first frame: {e}");
             return;
         }
     }
-    let mut calls = handler::Scribed::new(&server);
+    let mut calls = handler::Scribed::new(&server, &peer);
     match conn.serve(&mut calls, &server.shutdown).await {
         Ok(()) => {}
-        Err(e @ ServeError::Reply(_)) => tracing::debug!(%peer, "{e}"),
-        Err(e) => server
-            .bad_frame_warn
-            .warn(|| format!("closing connection from {peer}: {e}")),
+        Err(e @ ServeError::Reply(_)) => tracing::debug!(peer = %peer.addr, "{e}"),
+        Err(e) => {
+            let addr = peer.addr;
+            server
+                .bad_frame_warn
+                .warn(|| format!("closing connection from {addr}: {e}"))
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use scribe_archive::{Category, CategoryError};
 use scribe_protocol::client::NATIVE_OPTION;
 use scribe_protocol::scribe::FbStatus;
 use scribe_protocol::server::{group_by_category, thrift_entries, CategoryGroup, Incoming};
-use scribe_protocol::{LogEntry, ResultCode, ScribeService};
+use scribe_protocol::{LogEntry, Refused, ResultCode, ScribeService};
+
+use crate::auth::{Peer, DENIED_ADMIN, DENIED_BATCHES, DENIED_WRITES};
 
 use crate::counters::{
     DENIED_QUEUE, DENIED_RATE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, STORE_ERRORS,
@@ -43,15 +45,31 @@ pub const CLOSE_ON_TRY_LATER: &[u8] = b"scribed.close_on_try_later";
 /// scribed's answers to the Thrift calls of one connection.
 pub struct Scribed<'a> {
     server: &'a Server,
+    peer: &'a Peer,
     state: ConnectionState,
 }
 
 impl<'a> Scribed<'a> {
-    pub fn new(server: &'a Server) -> Scribed<'a> {
+    pub fn new(server: &'a Server, peer: &'a Peer) -> Scribed<'a> {
         Scribed {
             server,
+            peer,
             state: ConnectionState::default(),
         }
+    }
+
+    /// Whether the peer may make the admin call `call`; a refusal is logged and counted.
+    async fn admin(&self, call: &str) -> bool {
+        let rules = self.server.routing.read().await.rules.clone();
+        if rules.is_admin(self.peer) {
+            return true;
+        }
+        let (peer, name) = (self.peer.addr, self.peer.name());
+        self.server
+            .auth_warn
+            .warn(|| format!("refused fb303 {call} from {peer} ({name}): not an admin client"));
+        self.server.auth_counters.add(DENIED_ADMIN, name, 1);
+        false
     }
 }
 
@@ -68,10 +86,10 @@ impl ScribeService for Scribed<'_> {
         self.server.alive_since
     }
 
-    async fn log(&mut self, entries: Vec<LogEntry>) -> ResultCode {
-        let code = log(self.server, thrift_entries(entries)).await;
+    async fn log(&mut self, entries: Vec<LogEntry>) -> Result<ResultCode, Refused> {
+        let code = log(self.server, self.peer, thrift_entries(entries)).await?;
         self.state.refused = code == ResultCode::TryLater;
-        code
+        Ok(code)
     }
 
     async fn status(&self) -> FbStatus {
@@ -90,12 +108,21 @@ impl ScribeService for Scribed<'_> {
         Some(std::str::from_utf8(key).map_or(0, |k| self.server.counters.get(k)))
     }
 
-    // No runtime options but this one: others are accepted and ignored, as fb303's base
-    // implementation does for unknown keys.
-    fn set_option(&mut self, key: &[u8], value: &[u8]) {
+    // No runtime options but this one, which only concerns the caller's own connection (ship
+    // sets it): others are admin calls, accepted and ignored, as fb303's base implementation
+    // does for unknown keys.
+    async fn set_option(&mut self, key: &[u8], value: &[u8]) -> Result<(), Refused> {
         if key == CLOSE_ON_TRY_LATER {
             self.state.close_on_try_later = value == b"1";
+            return Ok(());
         }
+        if self.admin("setOption").await {
+            return Ok(());
+        }
+        Err(Refused(format!(
+            "setOption is an admin call; client {} is not an admin",
+            self.peer.name()
+        )))
     }
 
     fn option(&self, key: &[u8]) -> Bytes {
@@ -115,12 +142,18 @@ impl ScribeService for Scribed<'_> {
     }
 
     async fn reinitialize(&mut self) {
-        tracing::info!("fb303 reinitialize: reloading configuration");
+        if !self.admin("reinitialize").await {
+            return;
+        }
+        tracing::info!(peer = %self.peer.addr, "fb303 reinitialize: reloading configuration");
         let _ = crate::reload::reload(self.server).await;
     }
 
-    fn shutdown(&mut self) {
-        tracing::info!("fb303 shutdown requested");
+    async fn shutdown(&mut self) {
+        if !self.admin("shutdown").await {
+            return;
+        }
+        tracing::info!(peer = %self.peer.addr, "fb303 shutdown requested");
         self.server.shutdown.cancel();
     }
 
@@ -131,16 +164,22 @@ impl ScribeService for Scribed<'_> {
     }
 }
 
-/// Validates, groups and routes one batch; the answer for the client.
-pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> ResultCode {
+/// Validates, groups and routes one batch; the answer for the client, or a refusal when
+/// `peer` may not write one of its categories (nothing of the batch is written then).
+pub async fn log(
+    server: &Server,
+    peer: &Peer,
+    entries: impl Iterator<Item = Incoming>,
+) -> Result<ResultCode, Refused> {
     if server.shutdown.is_cancelled() {
-        return ResultCode::TryLater;
+        return Ok(ResultCode::TryLater);
     }
     let groups = validate(server, group_by_category(entries));
     if groups.is_empty() {
-        return ResultCode::Ok;
+        return Ok(ResultCode::Ok);
     }
     let routing = server.routing.read().await;
+    permit(server, &routing.rules, peer, &groups)?;
     // Categories no store matches are dropped and counted (as Scribe), without a per-category
     // counter: arbitrary names must not grow the counter map.
     let (groups, unrouted): (Vec<Batch>, Vec<Batch>) = groups
@@ -158,9 +197,9 @@ pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> Re
             .add(None, RECEIVED_BAD, g.messages.len() as i64);
     }
     if groups.is_empty() {
-        return ResultCode::Ok;
+        return Ok(ResultCode::Ok);
     }
-    match routing.write(&groups).await {
+    Ok(match routing.write(&groups).await {
         Ok(()) => {
             for g in &groups {
                 server.counters.add(
@@ -189,7 +228,37 @@ pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> Re
             }
             ResultCode::TryLater
         }
+    })
+}
+
+/// Refuses the batch if `peer` may not write one of its categories: logged (rate-limited),
+/// counted per client, and the refusal names the category and what the client may write.
+fn permit(
+    server: &Server,
+    rules: &crate::auth::Rules,
+    peer: &Peer,
+    groups: &[Batch],
+) -> Result<(), Refused> {
+    for g in groups {
+        if let Err(allowed) = rules.may_write(peer, g.category.as_str()) {
+            let messages: usize = groups.iter().map(|g| g.messages.len()).sum();
+            let name = peer.name();
+            server
+                .auth_counters
+                .add(DENIED_WRITES, name, messages as u64);
+            server.auth_counters.add(DENIED_BATCHES, name, 1);
+            let why = format!(
+                "client {name} may not write category {} (it may write: {allowed})",
+                g.category
+            );
+            let addr = peer.addr;
+            server
+                .auth_warn
+                .warn(|| format!("refused a batch of {messages} messages from {addr}: {why}"));
+            return Err(Refused(why));
+        }
     }
+    Ok(())
 }
 
 /// Turns groups into store batches: groups with invalid category names are dropped, counted

@@ -9,6 +9,10 @@
 //!   otherwise (the same conditions): for load balancers, to send clients elsewhere.
 //! - `GET /status` — JSON: version, uptime, fb303 status, stores, counters.
 //!
+//! With `status_token_file`, `/metrics` and `/status` answer `401` unless the request carries
+//! `Authorization: Bearer <token>`; `/health` and `/ready` stay open for probes (they say
+//! only whether scribed can take batches).
+//!
 //! The exposition format is written by hand: the counters already live in one map with
 //! Scribe's names, and turning them into `name{label="v"} value` lines is a few lines; a
 //! metrics registry crate would duplicate every counter for no gain.
@@ -17,8 +21,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
@@ -82,8 +86,33 @@ async fn ready(State(server): State<Arc<Server>>) -> impl IntoResponse {
     }
 }
 
-async fn status(State(server): State<Arc<Server>>) -> impl IntoResponse {
+/// `401` unless the request has the status token (when one is configured).
+fn unauthorized(server_rules: &crate::auth::Rules, headers: &HeaderMap) -> Option<Response> {
+    let token = server_rules.status_token()?;
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match offered {
+        Some(t) if token.matches(t.as_bytes()) => None,
+        _ => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "token required: Authorization: Bearer <status_token_file's token>\n",
+            )
+                .into_response(),
+        ),
+    }
+}
+
+async fn status(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     let routing = server.routing.read().await.clone();
+    if let Some(r) = unauthorized(&routing.rules, &headers) {
+        return r;
+    }
     let body = serde_json::json!({
         "name": "scribed",
         "version": env!("CARGO_PKG_VERSION"),
@@ -103,10 +132,14 @@ async fn status(State(server): State<Arc<Server>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
+        .into_response()
 }
 
-async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
+async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     let routing = server.routing.read().await.clone();
+    if let Some(r) = unauthorized(&routing.rules, &headers) {
+        return r;
+    }
     let mut out = String::with_capacity(4096);
     // Per-category counters: `<category>:<name>` becomes
     // `scribed_<name>_total{category="<category>"}`; overall-only ones have no label.
@@ -203,7 +236,27 @@ async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
         "# TYPE scribed_alive_since_seconds gauge\nscribed_alive_since_seconds {}",
         server.alive_since
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    auth_metrics(&mut out, &server);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Refusals per client (`anonymous` for clients without an identity) and failed TLS
+/// handshakes and unknown tokens per listener.
+fn auth_metrics(out: &mut String, server: &Server) {
+    let mut last = "";
+    for (what, who, n) in server.auth_counters.snapshot() {
+        let label = if what == crate::auth::TLS_FAILURES || what == crate::auth::UNKNOWN_TOKENS {
+            "listener"
+        } else {
+            "client"
+        };
+        let metric = format!("scribed_{what}_total");
+        if what != last {
+            let _ = writeln!(out, "# TYPE {metric} counter");
+            last = what;
+        }
+        let _ = writeln!(out, "{metric}{{{label}=\"{}\"}} {n}", escape(&who));
+    }
 }
 
 /// Escapes a Prometheus label value.

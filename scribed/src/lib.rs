@@ -9,6 +9,7 @@
 //! - [`handler`] — what each call does (`Log` and fb303).
 //! - [`router`] — which stores a category goes to; one batch's write through them.
 //! - [`admission`] — queue caps and the rate limit, decided per batch.
+//! - [`auth`] — who a client is (certificate, token) and what it may write or call.
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
@@ -19,6 +20,7 @@
 //! accepted it by that store's durability policy (docs/durability.md); otherwise `TRY_LATER`.
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod counters;
@@ -62,6 +64,11 @@ pub struct Server {
     pub(crate) stopping: AtomicBool,
     /// Set when a reload left no working stores (see [`reload`]).
     pub(crate) broken: std::sync::Mutex<Option<String>>,
+    /// Refusals (categories, admin calls, tokens) and failed TLS handshakes, counted.
+    pub auth_counters: auth::AuthCounters,
+    /// TLS listeners, whose certificates a SIGHUP re-reads.
+    pub(crate) tls: std::sync::Mutex<Vec<(String, Arc<scribe_tls::ServerTls>)>>,
+    pub(crate) auth_warn: RateLimitedWarn,
     pub(crate) bad_category_warn: RateLimitedWarn,
     pub(crate) bad_frame_warn: RateLimitedWarn,
     pub(crate) store_error_warn: RateLimitedWarn,
@@ -92,6 +99,9 @@ impl Server {
             shutdown,
             stopping: AtomicBool::new(false),
             broken: std::sync::Mutex::new(None),
+            auth_counters: Default::default(),
+            tls: Default::default(),
+            auth_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_frame_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),

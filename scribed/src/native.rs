@@ -7,17 +7,17 @@
 //! its category already committed as a duplicate-free no-op (exactly-once), a relay forwards
 //! the ids upstream.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use scribe_protocol::native::{
-    self, Ack, AckStatus, BatchFrame, Compression, Hello, NativeError, Welcome,
+    self, Ack, AckStatus, BatchFrame, Compression, Denied, Hello, NativeError, Welcome,
 };
-use scribe_protocol::{ResultCode, ServerConnection};
+use scribe_protocol::{Refused, ResultCode, ServerConnection};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::auth::{Peer, UNKNOWN_TOKENS};
 use crate::handler::{self, SLOW_CALL};
 use crate::Server;
 
@@ -28,20 +28,40 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     server: Arc<Server>,
     mut conn: ServerConnection<S>,
-    peer: SocketAddr,
+    mut peer: Peer,
 ) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.read_frame()).await {
         Ok(Ok(Some((frame, _memory)))) => Hello::decode(frame),
         Ok(Ok(None)) | Err(_) => return,
         Ok(Err(e)) => {
-            bad(&server, peer, &e);
+            bad(&server, &peer, &e);
             return;
         }
     };
     let hello = match hello {
         Ok(h) => h,
-        Err(e) => return bad(&server, peer, &e),
+        Err(e) => return bad(&server, &peer, &e),
     };
+    if let Some(token) = &hello.token {
+        let rules = server.routing.read().await.rules.clone();
+        match rules.by_token(token) {
+            Some(name) => peer.client = Some(name.to_string()),
+            None => {
+                server
+                    .auth_counters
+                    .add(UNKNOWN_TOKENS, &peer.listener.at, 1);
+                let addr = peer.addr;
+                server
+                    .auth_warn
+                    .warn(|| format!("refused native client {addr}: its token is not known"));
+                let denied = Denied {
+                    message: Bytes::from_static(b"the token is not accepted by this server"),
+                };
+                reply(&mut conn, &denied.encode(), &peer).await;
+                return;
+            }
+        }
+    }
     let welcome = Welcome {
         version: native::VERSION,
         compression: if hello.gzip {
@@ -60,11 +80,16 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .unwrap_or(u32::MAX),
         ),
     };
-    if !reply(&mut conn, &welcome.encode(), peer).await || hello.version != native::VERSION {
+    if !reply(&mut conn, &welcome.encode(), &peer).await || hello.version != native::VERSION {
         // A client of another version reads our version from the WELCOME and gives up.
         return;
     }
-    tracing::debug!(%peer, name = %String::from_utf8_lossy(&hello.name), "native client");
+    tracing::debug!(
+        peer = %peer.addr,
+        client = peer.name(),
+        name = %String::from_utf8_lossy(&hello.name),
+        "native client"
+    );
     loop {
         let next = tokio::select! {
             biased;
@@ -75,16 +100,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let (frame, _memory) = match next {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return bad(&server, peer, &e),
+            Err(e) => return bad(&server, &peer, &e),
         };
         let started = Instant::now();
-        let (batch, status, message) = match handle_batch(&server, frame).await {
-            Ok((batch, ResultCode::Ok)) => (batch, AckStatus::Ok, Bytes::new()),
-            Ok((batch, ResultCode::TryLater)) => {
+        let (batch, status, message) = match handle_batch(&server, &peer, frame).await {
+            Ok((batch, Ok(ResultCode::Ok))) => (batch, AckStatus::Ok, Bytes::new()),
+            Ok((batch, Ok(ResultCode::TryLater))) => {
                 (batch, AckStatus::TryLater, Bytes::from_static(b"try later"))
             }
+            Ok((batch, Err(Refused(why)))) => (batch, AckStatus::Denied, Bytes::from(why)),
             Err((batch, e)) => {
-                bad(&server, peer, &e);
+                bad(&server, &peer, &e);
                 (batch, AckStatus::Error, Bytes::from(e.to_string()))
             }
         };
@@ -93,7 +119,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             status,
             message,
         };
-        if !reply(&mut conn, &ack.encode(), peer).await || status != AckStatus::Ok {
+        if !reply(&mut conn, &ack.encode(), &peer).await || status != AckStatus::Ok {
             break;
         }
         if started.elapsed() >= SLOW_CALL {
@@ -107,8 +133,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 /// Decodes (inflating within the frame-memory budget) and routes one batch.
 async fn handle_batch(
     server: &Server,
+    peer: &Peer,
     frame: Bytes,
-) -> Result<(u64, ResultCode), (u64, NativeError)> {
+) -> Result<(u64, Result<ResultCode, Refused>), (u64, NativeError)> {
     let bf = BatchFrame::decode(frame).map_err(|e| (0, e))?;
     let batch = bf.batch;
     // An inflated body takes its own share of the budget, on top of the compressed frame.
@@ -141,16 +168,18 @@ async fn handle_batch(
     let entries = native::decode_body(body).map_err(|e| (batch, e))?;
     let code = handler::log(
         server,
+        peer,
         entries.into_iter().map(|e| (e.category, e.message, e.id)),
     )
     .await;
     Ok((batch, code))
 }
 
-fn bad(server: &Server, peer: SocketAddr, e: &dyn std::fmt::Display) {
+fn bad(server: &Server, peer: &Peer, e: &dyn std::fmt::Display) {
+    let addr = peer.addr;
     server
         .bad_frame_warn
-        .warn(|| format!("closing native connection from {peer}: {e}"));
+        .warn(|| format!("closing native connection from {addr}: {e}"));
 }
 
 /// Writes a `WELCOME` or `ACK`; `false` (logged at debug: the client went away or stopped
@@ -158,12 +187,12 @@ fn bad(server: &Server, peer: SocketAddr, e: &dyn std::fmt::Display) {
 async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut ServerConnection<S>,
     frame: &[u8],
-    peer: SocketAddr,
+    peer: &Peer,
 ) -> bool {
     match conn.write_frame(frame).await {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!(%peer, "{e}");
+            tracing::debug!(peer = %peer.addr, "{e}");
             false
         }
     }

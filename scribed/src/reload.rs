@@ -11,6 +11,10 @@
 //!    be created), or step 4 refused, rebuild the old configuration instead, so scribed keeps
 //!    serving.
 //!
+//! TLS listeners re-read their certificate files first; bad new files leave the ones in force
+//! serving (see [`reload_certificates`]). The `[[client]]` rules and token files are part of
+//! the configuration and are replaced with it.
+//!
 //! Listen addresses, the status address, `max_frame` and `max_connections` need a restart; a
 //! change to them is logged and otherwise ignored.
 //!
@@ -36,8 +40,25 @@ use crate::counters::{RELOADS, RELOAD_FAILURES};
 use crate::router::Routing;
 use crate::Server;
 
-/// Reloads now. `Err` carries the reason the new configuration was not applied.
+/// Re-reads every TLS listener's certificate, key and client CA. A listener whose new files
+/// are bad keeps serving with the ones in force, and the error says which file and why.
+pub fn reload_certificates(server: &Server) {
+    let listeners = server.tls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (at, tls) in listeners {
+        match tls.reload() {
+            Ok(()) => tracing::info!("{at}: TLS certificate and key re-read"),
+            Err(e) => {
+                server.counters.add(None, RELOAD_FAILURES, 1);
+                tracing::error!("{at}: keeping the certificate in force: {e}");
+            }
+        }
+    }
+}
+
+/// Reloads now: certificates first ([`reload_certificates`]), then the configuration.
+/// `Err` carries the reason the new configuration was not applied.
 pub async fn reload(server: &Server) -> Result<(), String> {
+    reload_certificates(server);
     let fail = |reason: String| {
         tracing::error!("reload rejected, keeping the current configuration: {reason}");
         server.counters.add(None, RELOAD_FAILURES, 1);
@@ -83,6 +104,7 @@ pub async fn reload(server: &Server) -> Result<(), String> {
 fn warn_restart_only(old: &Settings, new: &Settings) {
     for (what, changed) in [
         ("listen", new.listen != old.listen),
+        ("listener", new.listeners != old.listeners),
         ("status_listen", new.status_listen != old.status_listen),
         ("max_frame", new.max_frame != old.max_frame),
         (

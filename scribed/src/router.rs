@@ -24,6 +24,8 @@ use crate::stores::{self, Batch, BuildContext, Store, StoreError, StoreStatus};
 /// reload.
 pub struct Routing {
     pub settings: Settings,
+    /// Who clients are and what they may write ([`crate::auth`]).
+    pub rules: Arc<crate::auth::Rules>,
     stores: Vec<(String, Arc<dyn Store>)>,
     exact: HashMap<Category, Vec<usize>>,
     /// Longest prefix first.
@@ -52,6 +54,7 @@ impl Routing {
     /// Builds the stores of `settings`. The data directory is locked first, before any store
     /// exists and so before any recovery of what is in it (see [`crate::locks`]).
     pub async fn build(settings: Settings, counters: Arc<Counters>) -> anyhow::Result<Routing> {
+        let rules = Arc::new(crate::auth::Rules::load(&settings)?);
         let data_dir_lock = crate::locks::lock(&settings.data_dir, "data directory")?;
         let mut stores = Vec::new();
         let mut exact: HashMap<Category, Vec<usize>> = HashMap::new();
@@ -88,6 +91,7 @@ impl Routing {
         let mut prefixes: Vec<(String, Vec<usize>)> = prefixes.into_iter().collect();
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         Ok(Routing {
+            rules,
             caps: QueueCaps::new(settings.max_queue_bytes, settings.max_total_queue_bytes),
             rate: RateLimit::new(settings.max_msg_per_second),
             refusing: stores.iter().map(|_| Mutex::new(None)).collect(),

@@ -168,6 +168,34 @@ pub struct Delivery {
     /// With a spool: how long without an acknowledgement before batches go to the spool.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub spool_after: Duration,
+
+    /// Connect with TLS (implied by the other --tls-* flags). Key `tls`.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// CA bundle (PEM) that verifies the aggregator's certificate; default: the system's
+    /// trusted roots. Key `tls_ca`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for aggregators that require one (mutual TLS), with
+    /// --tls-key. Key `tls_cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM). Key `tls_key`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The name the aggregator's certificate must carry, when it is not the host in --to.
+    /// Key `tls_server_name`.
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// File holding a bearer token sent when connecting (the native protocol's handshake);
+    /// the aggregator maps it to the categories ship may write. Key `token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 fn parse_category(s: &str) -> Result<Category, String> {

@@ -63,6 +63,13 @@ pub struct ConfigFile {
     pub poll_interval: Option<Dur>,
     pub poll: Option<bool>,
     #[serde(default)]
+    pub tls: bool,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
     pub follow: Vec<FollowSpec>,
 }
 
@@ -159,6 +166,34 @@ pub struct DeliverySettings {
 }
 
 impl Delivery {
+    /// The TLS settings: each flag over its key; TLS is on when `--tls`/`tls` or any other
+    /// TLS setting is given.
+    fn client_tls(&self, file: &ConfigFile) -> anyhow::Result<Option<scribe_tls::ClientTls>> {
+        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
+        // A certificate and its key come from the same place: flags or the file.
+        let (cert, key) = if self.tls_cert.is_some() {
+            (self.tls_cert.clone(), self.tls_key.clone())
+        } else {
+            (file.tls_cert.clone(), file.tls_key.clone())
+        };
+        if cert.is_some() != key.is_some() {
+            bail!("tls_cert and tls_key go together: give both or neither");
+        }
+        let files = scribe_tls::ClientTlsFiles {
+            ca: pick(&self.tls_ca, &file.tls_ca),
+            cert,
+            key,
+            server_name: self
+                .tls_server_name
+                .clone()
+                .or(file.tls_server_name.clone()),
+        };
+        if !(self.tls || file.tls || files != scribe_tls::ClientTlsFiles::default()) {
+            return Ok(None);
+        }
+        Ok(Some(scribe_tls::ClientTls::load(&files)?))
+    }
+
     /// Merges the flags over `file`. `default_spool`: the spool directory, given the state
     /// directory, unless `--spool-dir` or the file says otherwise (`None`: no spool).
     pub fn resolve(
@@ -222,6 +257,13 @@ impl Delivery {
                     max_frame,
                     protocol: self.protocol,
                     gzip: self.compress,
+                    tls: self.client_tls(file)?,
+                    token: self
+                        .token_file
+                        .as_ref()
+                        .or(file.token_file.as_ref())
+                        .map(|p| scribe_tls::Token::from_file(p))
+                        .transpose()?,
                     ..ClientOptions::default()
                 },
                 window: self.window.max(1),

@@ -401,6 +401,12 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
             Some(fwd) => fwd.failed()?,
             None => self.awaiting_spool = true,
         }
+        if e.denied {
+            // The aggregator will not take these lines from this client (a category it may
+            // not write, an unknown token): retrying cannot help. They are held or spooled
+            // above; stop and say so.
+            return Err(e.into());
+        }
         self.retry_later();
         Ok(())
     }
@@ -497,6 +503,9 @@ impl<'r, T: Send + 'static, D: FnMut(T)> Outbox<'r, T, D> {
                 self.sender.take_unacked();
                 let committed = blocking(|| fwd.failed());
                 self.commit_result(committed)?;
+                if e.denied {
+                    return Err(e.into());
+                }
                 self.retry_later();
             }
         }

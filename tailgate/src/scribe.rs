@@ -19,7 +19,7 @@ use scribe_archive::Category;
 use scribe_cli::RateLimitedWarn;
 use scribe_protocol::server::{group_by_category, thrift_entries};
 use scribe_protocol::{
-    LogEntry, ResultCode, ScribeService, ServeError, ServerConnection, ServerLimits,
+    LogEntry, Refused, ResultCode, ScribeService, ServeError, ServerConnection, ServerLimits,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -157,9 +157,9 @@ impl ScribeService for Tailgate<'_> {
         self.0.alive_since
     }
 
-    async fn log(&mut self, entries: Vec<LogEntry>) -> ResultCode {
+    async fn log(&mut self, entries: Vec<LogEntry>) -> Result<ResultCode, Refused> {
         self.0.publish(entries);
-        ResultCode::Ok
+        Ok(ResultCode::Ok)
     }
 
     fn unknown_method(&self, _method: &str) -> String {

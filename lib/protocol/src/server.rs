@@ -262,8 +262,12 @@ pub trait ScribeService: Send {
     }
     /// fb303 `setOption`: ignored unless the server has options; [`Refused`] answers a
     /// client that may not set it.
-    fn set_option(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), Refused> {
-        Ok(())
+    fn set_option(
+        &mut self,
+        _key: &[u8],
+        _value: &[u8],
+    ) -> impl Future<Output = Result<(), Refused>> + Send {
+        async { Ok(()) }
     }
     /// fb303 `getOption`: empty for options the server does not have.
     fn option(&self, _key: &[u8]) -> Bytes {
@@ -278,7 +282,9 @@ pub trait ScribeService: Send {
         async {}
     }
     /// fb303 `shutdown` (oneway: never answered).
-    fn shutdown(&mut self) {}
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// The message of the `TApplicationException(UNKNOWN_METHOD)` answering `method` when it
     /// is not a method of the service, or one this server does not offer.
     fn unknown_method(&self, method: &str) -> String {
@@ -320,7 +326,7 @@ pub async fn answer<H: ScribeService>(service: &mut H, call: Call) -> Option<Byt
             Some(value) => encode_i64_reply(h, value),
             None => unknown_method(service, h),
         },
-        Request::SetOption(key, value) => match service.set_option(&key, &value) {
+        Request::SetOption(key, value) => match service.set_option(&key, &value).await {
             Ok(()) => encode_void_reply(h),
             Err(Refused(why)) => encode_exception(h, exception_kind::UNKNOWN, &why),
         },
@@ -340,7 +346,7 @@ pub async fn answer<H: ScribeService>(service: &mut H, call: Call) -> Option<Byt
             return None;
         }
         Request::Shutdown => {
-            service.shutdown();
+            service.shutdown().await;
             return None;
         }
         Request::Unknown => unknown_method(service, h),

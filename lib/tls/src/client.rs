@@ -77,11 +77,7 @@ impl ClientTls {
                 })
             }
         };
-        let server_name = files
-            .server_name
-            .as_deref()
-            .map(server_name)
-            .transpose()?;
+        let server_name = files.server_name.as_deref().map(server_name).transpose()?;
         Ok(ClientTls {
             config: Arc::new(config),
             server_name,
@@ -105,7 +101,9 @@ impl ClientTls {
         match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => Err(format!("TLS handshake with {host} failed: {}", explain(&e))),
-            Err(_) => Err(format!("TLS handshake with {host} timed out after {timeout:?}")),
+            Err(_) => Err(format!(
+                "TLS handshake with {host} timed out after {timeout:?}"
+            )),
         }
     }
 }

@@ -90,9 +90,7 @@ fn alert(a: AlertDescription) -> String {
         AlertDescription::UnknownCA => {
             "the peer refused our certificate: signed by a CA it does not trust".into()
         }
-        AlertDescription::CertificateExpired => {
-            "the peer refused our certificate: expired".into()
-        }
+        AlertDescription::CertificateExpired => "the peer refused our certificate: expired".into(),
         AlertDescription::CertificateRequired => {
             "the server requires a client certificate (ship: --tls-cert and --tls-key)".into()
         }

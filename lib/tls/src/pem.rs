@@ -104,14 +104,25 @@ mod tests {
     fn errors_name_the_file_and_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let e = certificates("certificate", &missing).unwrap_err().to_string();
-        assert!(e.starts_with("reading certificate ") && e.contains("missing.pem"), "{e}");
+        let e = certificates("certificate", &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("reading certificate ") && e.contains("missing.pem"),
+            "{e}"
+        );
 
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "hello\n").unwrap();
         let e = certificates("certificate", &junk).unwrap_err().to_string();
-        assert!(e.contains("junk.pem") && e.contains("no CERTIFICATE"), "{e}");
+        assert!(
+            e.contains("junk.pem") && e.contains("no CERTIFICATE"),
+            "{e}"
+        );
         let e = private_key(&junk).unwrap_err().to_string();
-        assert!(e.contains("junk.pem") && e.contains("no PRIVATE KEY"), "{e}");
+        assert!(
+            e.contains("junk.pem") && e.contains("no PRIVATE KEY"),
+            "{e}"
+        );
     }
 }

@@ -136,16 +136,14 @@ fn build(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = match &files.client_ca {
         Some(ca) => {
             let roots = pem::root_store("client CA", ca)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                crate::provider(),
-            )
-            .build()
-            .map_err(|e| TlsError::Content {
-                what: "client CA",
-                path: ca.clone(),
-                problem: e.to_string(),
-            })?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::provider())
+                    .build()
+                    .map_err(|e| TlsError::Content {
+                        what: "client CA",
+                        path: ca.clone(),
+                        problem: e.to_string(),
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),

@@ -50,7 +50,10 @@ impl Token {
         if bytes.len() > MAX_TOKEN_LEN {
             return Err("longer than 4096 bytes");
         }
-        if bytes.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if bytes
+            .iter()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err("holds whitespace or control characters inside the token");
         }
         Ok(Token(bytes))
@@ -90,7 +93,10 @@ mod tests {
         for bad in ["", "\n", "two words\n", "x".repeat(5000).as_str()] {
             std::fs::write(&path, bad).unwrap();
             let e = Token::from_file(&path).unwrap_err().to_string();
-            assert!(e.contains("token file") && e.contains(path.to_str().unwrap()), "{e}");
+            assert!(
+                e.contains("token file") && e.contains(path.to_str().unwrap()),
+                "{e}"
+            );
         }
     }
 }

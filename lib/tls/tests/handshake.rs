@@ -70,7 +70,11 @@ fn client(ca: &TestPki, cert: Option<scribe_tls::testing::CertFiles>) -> ClientT
 async fn mutual_tls_gives_the_client_identity() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(dir.path(), "main");
-    let out = handshake(&server(&pki, true), &client(&pki, Some(pki.client("web01")))).await;
+    let out = handshake(
+        &server(&pki, true),
+        &client(&pki, Some(pki.client("web01"))),
+    )
+    .await;
     assert_eq!(out.server.unwrap().as_deref(), Some("web01"));
     out.client.unwrap();
     // Without client-certificate checking, no identity.
@@ -88,7 +92,10 @@ async fn each_common_mistake_is_one_line_naming_its_cause() {
     // No client certificate on a port that requires one.
     let out = handshake(&mtls, &client(&pki, None)).await;
     assert!(out.server.unwrap_err().contains("sent no certificate"));
-    assert!(out.client.unwrap_err().contains("requires a client certificate"));
+    assert!(out
+        .client
+        .unwrap_err()
+        .contains("requires a client certificate"));
 
     // A client certificate from another CA.
     let out = handshake(&mtls, &client(&pki, Some(other.client("stranger")))).await;
@@ -122,7 +129,10 @@ async fn each_common_mistake_is_one_line_naming_its_cause() {
     .unwrap();
     let out = handshake(&server(&pki, false), &wrong_name).await;
     let c = out.client.unwrap_err();
-    assert!(c.contains("name mismatch") && c.contains("db.example.com"), "{c}");
+    assert!(
+        c.contains("name mismatch") && c.contains("db.example.com"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +205,10 @@ fn bad_files_are_refused_at_load_and_a_bad_reload_keeps_the_old_settings() {
     let tls = ServerTls::load(files.clone()).unwrap();
     std::fs::write(&files.cert, "not a certificate").unwrap();
     let e = tls.reload().unwrap_err().to_string();
-    assert!(e.contains("live.pem") && e.contains("no CERTIFICATE"), "{e}");
+    assert!(
+        e.contains("live.pem") && e.contains("no CERTIFICATE"),
+        "{e}"
+    );
     std::fs::copy(&b.cert, &files.cert).unwrap();
     std::fs::copy(&b.key, &files.key).unwrap();
     tls.reload().unwrap();

@@ -12,6 +12,7 @@ mod cli;
 mod dirs;
 mod locate;
 mod schema;
+pub mod security;
 pub mod values;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use locate::{KeyError, Source};
 pub use schema::{BucketSpec, BufferSpec, FileSpec, MultiSpec, NetworkSpec, NullSpec, StoreSpec};
 use scribe_archive::category::{is_category_byte, MAX_CATEGORY_LEN};
 use scribe_archive::Category;
+pub use security::{ClientSettings, ListenerSettings, ANONYMOUS};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1463";
 pub const DEFAULT_STATUS_LISTEN: &str = "127.0.0.1:1464";
@@ -120,7 +122,14 @@ pub struct StoreBlock {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub config_path: Option<PathBuf>,
+    /// Plaintext addresses (`listen`, `--listen`).
     pub listen: Vec<SocketAddr>,
+    /// `[[listener]]` blocks (TLS or plaintext, with anonymous permissions).
+    pub listeners: Vec<ListenerSettings>,
+    /// `[[client]]` blocks.
+    pub clients: Vec<ClientSettings>,
+    /// The token `/metrics` and `/status` require, if any.
+    pub status_token_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub max_size: u64,
     pub max_frame: u64,
@@ -136,6 +145,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Every address to accept clients on: the plaintext `listen` ones, then the
+    /// `[[listener]]` blocks.
+    pub fn all_listeners(&self) -> Vec<ListenerSettings> {
+        self.listen
+            .iter()
+            .map(|a| ListenerSettings::plain(*a))
+            .chain(self.listeners.iter().cloned())
+            .collect()
+    }
+
     /// Reads `args.config` (if any), applies the flags on top, validates.
     pub fn load(args: &Args) -> Result<Settings, ConfigError> {
         let Some(path) = args.config.clone().or_else(|| args.check_config.clone()) else {
@@ -172,7 +191,20 @@ fn resolve(
     source: &Source<'_>,
 ) -> Result<Settings, ConfigError> {
     let blocks = std::mem::take(&mut file.store);
-    let mut settings = globals(file, args, path).map_err(|e| source.key_error(e))?;
+    let listener_specs = std::mem::take(&mut file.listener);
+    let client_specs = std::mem::take(&mut file.client);
+    let has_listeners = !listener_specs.is_empty();
+    let mut settings = globals(file, args, path, has_listeners).map_err(|e| source.key_error(e))?;
+    for (i, spec) in listener_specs.into_iter().enumerate() {
+        let l = security::listener(i, spec).map_err(|e| source.key_error(e))?;
+        settings.listeners.push(l);
+    }
+    for (i, spec) in client_specs.into_iter().enumerate() {
+        let c = security::client(i, spec).map_err(|e| source.key_error(e))?;
+        settings.clients.push(c);
+    }
+    security::check(&settings.all_listeners(), &settings.clients)
+        .map_err(|e| source.key_error(e))?;
     for (i, table) in blocks.into_iter().enumerate() {
         let block = blocks::store_block(i, table).map_err(|e| source.key_error(e))?;
         settings.stores.push(block);
@@ -210,14 +242,18 @@ fn globals(
     file: schema::FileConfig,
     args: &Args,
     path: Option<PathBuf>,
+    has_listeners: bool,
 ) -> Result<Settings, KeyError> {
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
+    } else if has_listeners {
+        // `[[listener]]` blocks replace the default address (which might be one of theirs).
+        file.listen.unwrap_or_default()
     } else {
         file.listen
             .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("valid default")])
     };
-    if listen.is_empty() {
+    if listen.is_empty() && !has_listeners {
         return Err(KeyError::new("listen", "at least one address is needed"));
     }
     let size = |flag: Option<u64>, key: Option<values::Size>, default: u64| {
@@ -226,6 +262,9 @@ fn globals(
     let settings = Settings {
         config_path: path,
         listen,
+        listeners: Vec::new(),
+        clients: Vec::new(),
+        status_token_file: file.status_token_file,
         data_dir: args
             .data_dir
             .clone()

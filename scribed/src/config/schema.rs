@@ -26,6 +26,14 @@ pub struct FileConfig {
     /// is a [`StoreSpec`], so errors can name the block they come from.
     #[serde(default)]
     pub store: Vec<toml::Table>,
+    /// `[[listener]]` blocks: addresses with their TLS files and anonymous permissions.
+    #[serde(default)]
+    pub listener: Vec<super::security::ListenerSpec>,
+    /// `[[client]]` blocks: known clients, how they are recognised, what they may write.
+    #[serde(default)]
+    pub client: Vec<super::security::ClientSpec>,
+    /// A file holding the token `/metrics` and `/status` require (`Authorization: Bearer`).
+    pub status_token_file: Option<PathBuf>,
 }
 
 /// One store and its settings; nested stores (buffer primary, multi children, bucket model)
@@ -84,11 +92,23 @@ pub struct FileSpec {
     pub idempotent: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// Upstreams, `host:port`, tried in order; the first that answers is used until it fails.
     pub remote: Vec<String>,
+    /// Connect to the upstreams with TLS (implied by any `tls_*` key).
+    #[serde(default)]
+    pub tls: bool,
+    /// CA bundle that verifies the upstreams' certificates; default the system's roots.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key presented to upstreams that require one (mutual TLS).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The name the upstreams' certificates must carry, instead of the host in `remote`.
+    pub tls_server_name: Option<String>,
+    /// A file holding the bearer token sent to native upstreams.
+    pub token_file: Option<PathBuf>,
     pub connect_timeout: Option<Dur>,
     /// How long to wait for an upstream's answer to one batch.
     pub timeout: Option<Dur>,

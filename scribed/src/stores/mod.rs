@@ -211,7 +211,7 @@ impl BuildContext<'_> {
 pub fn build(spec: &StoreSpec, ctx: &BuildContext<'_>) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match spec {
         StoreSpec::File(f) => Arc::new(file::FileStore::from_spec(f, ctx, None)?),
-        StoreSpec::Network(n) => Arc::new(network::NetworkStore::from_spec(n, ctx)),
+        StoreSpec::Network(n) => Arc::new(network::NetworkStore::from_spec(n, ctx)?),
         StoreSpec::Buffer(b) => Arc::new(buffer::BufferStore::from_spec(b, ctx)?),
         StoreSpec::Multi(m) => Arc::new(multi::MultiStore::from_spec(m, ctx)?),
         StoreSpec::Bucket(b) => Arc::new(bucket::BucketStore::from_spec(b, ctx)?),

@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use scribe_archive::{Category, DeadLetter};
 use scribe_protocol::client::{Client, ClientOptions};
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
@@ -29,11 +30,33 @@ use scribe_protocol::native::BatchBuilder;
 use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::split::{Oversize, OversizeSink};
 use scribe_protocol::ResultCode;
+use scribe_tls::{ClientTls, ClientTlsFiles, Token};
 use tokio::sync::Semaphore;
 
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::{defaults, NetworkSpec};
 use crate::counters::{Counters, DEAD_LETTERED};
+
+/// The TLS settings and token of a network store's upstreams, read from their files.
+fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Option<Token>)> {
+    let files = ClientTlsFiles {
+        ca: spec.tls_ca.clone(),
+        cert: spec.tls_cert.clone(),
+        key: spec.tls_key.clone(),
+        server_name: spec.tls_server_name.clone(),
+    };
+    let tls = if spec.tls || files != ClientTlsFiles::default() {
+        Some(ClientTls::load(&files)?)
+    } else {
+        None
+    };
+    let token = spec
+        .token_file
+        .as_deref()
+        .map(Token::from_file)
+        .transpose()?;
+    Ok((tls, token))
+}
 
 /// Categories whose first dead letter is logged; past this many, the counter alone tells.
 const MAX_LOGGED_CATEGORIES: usize = 10_000;
@@ -51,8 +74,10 @@ pub struct NetworkStore {
 }
 
 impl NetworkStore {
-    pub fn from_spec(spec: &NetworkSpec, ctx: &BuildContext<'_>) -> NetworkStore {
-        NetworkStore {
+    pub fn from_spec(spec: &NetworkSpec, ctx: &BuildContext<'_>) -> anyhow::Result<NetworkStore> {
+        let (tls, token) = client_security(spec)
+            .with_context(|| format!("{}: upstream TLS or token", ctx.name))?;
+        Ok(NetworkStore {
             name: ctx.name.clone(),
             upstreams: spec.remote.clone(),
             opts: ClientOptions {
@@ -69,13 +94,15 @@ impl NetworkStore {
                     Arc::new(DeadLetter::new(ctx.dead_letter_dir())),
                     ctx.counters.clone(),
                 )),
+                tls,
+                token,
             },
             preferred: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(spec.connections.unwrap_or(defaults::NETWORK_CONNECTIONS)),
             connected: AtomicBool::new(false),
             last_error: Mutex::new(None),
-        }
+        })
     }
 
     async fn send(&self, body: bytes::Bytes) -> Result<(), StoreError> {
@@ -337,6 +364,7 @@ mod tests {
             protocol: None,
             compress: None,
             max_frame: max_frame.map(crate::config::values::Size),
+            ..Default::default()
         };
         let counters = Arc::new(Counters::default());
         let ctx = BuildContext {
@@ -346,7 +374,7 @@ mod tests {
             key: "k".into(),
             dead_letter,
         };
-        (NetworkStore::from_spec(&spec, &ctx), counters)
+        (NetworkStore::from_spec(&spec, &ctx).unwrap(), counters)
     }
 
     fn batch(n: usize, size: usize) -> Batch {
