@@ -7,8 +7,8 @@
 //! its listener's `anonymous` list, by default everything when no `[[client]]` block exists
 //! (today's behaviour) or the listener is on loopback, and nothing otherwise.
 //!
-//! Admin calls (fb303 `shutdown`, `reinitialize`, `setOption`) need a client on loopback or
-//! one whose block says `admin = true`.
+//! Admin calls (fb303 `shutdown`, `reinitialize`, `setOption`) need a client on loopback (on
+//! a listener with `trust_loopback`, the default) or one whose block says `admin = true`.
 //!
 //! Rules are part of the configuration ([`crate::router::Routing::rules`]), so a reload
 //! replaces them, token files included; a connection keeps the client name it was given and
@@ -113,9 +113,11 @@ impl Rules {
         Err(shown.join(", "))
     }
 
-    /// Whether `peer` may make admin calls: on loopback, or a client marked `admin`.
+    /// Whether `peer` may make admin calls: on loopback (unless its listener does not trust
+    /// loopback), or a client marked `admin`.
     pub fn is_admin(&self, peer: &Peer) -> bool {
-        peer.addr.ip().is_loopback() || self.client(peer).is_some_and(|c| c.admin)
+        (peer.listener.trust_loopback && peer.addr.ip().is_loopback())
+            || self.client(peer).is_some_and(|c| c.admin)
     }
 }
 

@@ -21,6 +21,7 @@ pub struct ListenerSpec {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub anonymous: Option<Vec<String>>,
+    pub trust_loopback: Option<bool>,
 }
 
 /// A `[[client]]` block as written.
@@ -45,6 +46,9 @@ pub struct ListenerSettings {
     /// What a client without an identity may write here; `None`: the default (everything
     /// when no `[[client]]` block exists or the listener is on loopback, else nothing).
     pub anonymous: Option<Vec<CategoryGlob>>,
+    /// Whether a client connecting from loopback may make admin calls (default `true`).
+    /// `false` behind a proxy on the same host, where every client comes from loopback.
+    pub trust_loopback: bool,
     /// `listener[2]`, or `listen` for the plaintext addresses of that key.
     pub at: String,
 }
@@ -56,6 +60,7 @@ impl ListenerSettings {
             address,
             tls: None,
             anonymous: None,
+            trust_loopback: true,
             at: "listen".into(),
         }
     }
@@ -112,6 +117,7 @@ pub fn listener(i: usize, spec: ListenerSpec) -> Result<ListenerSettings, KeyErr
         address: spec.address,
         tls,
         anonymous,
+        trust_loopback: spec.trust_loopback.unwrap_or(true),
         at,
     })
 }
@@ -159,7 +165,8 @@ pub fn client(i: usize, spec: ClientSpec) -> Result<ClientSettings, KeyError> {
 /// Checks across blocks: names and addresses used once.
 pub fn check(listeners: &[ListenerSettings], clients: &[ClientSettings]) -> Result<(), KeyError> {
     for (i, l) in listeners.iter().enumerate() {
-        if listeners[..i].iter().any(|o| o.address == l.address) {
+        // Port 0 asks for any free port: two of those never collide.
+        if l.address.port() != 0 && listeners[..i].iter().any(|o| o.address == l.address) {
             return Err(KeyError::new(
                 &l.at,
                 format!("address {} is listed twice", l.address),
