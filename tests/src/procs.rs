@@ -72,6 +72,8 @@ pub struct Launch<'a> {
 pub struct Scribed {
     child: Option<Child>,
     pub addr: String,
+    /// Every client address it listens on, in the ready file's order (`addr` first).
+    pub addrs: Vec<String>,
     /// The HTTP status address (`/metrics`, `/health`, `/status`).
     pub status_addr: String,
     pub data_dir: PathBuf,
@@ -140,6 +142,7 @@ impl Scribed {
         let mut s = Scribed {
             child: Some(child),
             addr: String::new(),
+            addrs: Vec::new(),
             status_addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
@@ -157,16 +160,23 @@ impl Scribed {
         for line in text.lines() {
             match line.strip_prefix("status ") {
                 Some(a) => s.status_addr = a.to_string(),
-                None if s.addr.is_empty() => s.addr = line.to_string(),
-                None => {}
+                None => s.addrs.push(line.to_string()),
             }
         }
+        s.addr = s.addrs.first().cloned().unwrap_or_default();
         assert!(!s.addr.is_empty(), "ready file names an address: {text:?}");
         Ok(s)
     }
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Its exit status, if it has exited (it is then reaped).
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(st)
     }
 
     /// What scribed logged so far.

@@ -6,13 +6,19 @@ use std::time::Duration;
 
 /// A minimal HTTP/1.1 GET (the tests' only HTTP client need): (status code, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with(addr, path, &[])
+}
+
+/// [`http_get`] with extra header lines (`"Authorization: Bearer x"`).
+pub fn http_get_with(addr: &str, path: &str, headers: &[&str]) -> (u16, String) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).expect("connecting to the status address");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .expect("request");
     let mut text = String::new();

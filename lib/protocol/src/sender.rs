@@ -252,6 +252,10 @@ impl<T> PipelinedSender<T> {
             return;
         }
         if self.conn.is_none() {
+            if matches!(self.last_error, Some(ClientError::Denied { .. })) {
+                // Told why already; `next_ack` gives up with it.
+                return;
+            }
             match self.connect().await {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {

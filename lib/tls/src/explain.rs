@@ -17,7 +17,9 @@ pub fn explain(e: &std::io::Error) -> String {
         return explain_rustls(tls);
     }
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted => {
             "the peer closed the connection during the TLS handshake (is it a plaintext \
              port, or did it refuse our certificate?)"
                 .into()
@@ -69,11 +71,16 @@ fn certificate(c: &CertificateError) -> String {
             expected,
             presented,
         } => format!(
-            "name mismatch: expected {expected:?}, the certificate names {}",
+            "name mismatch: expected {:?}, the certificate names {}",
+            expected.to_str(),
             if presented.is_empty() {
                 "nothing".to_string()
             } else {
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|p| bare_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ),
         CertificateError::BadSignature => "bad signature".into(),
@@ -95,8 +102,8 @@ fn alert(a: AlertDescription) -> String {
             "the server requires a client certificate (ship: --tls-cert and --tls-key)".into()
         }
         AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
-            "the peer refused our certificate (bad certificate: not yet valid, or not one \
-             it accepts)"
+            "the peer refused our certificate (bad certificate: not yet valid, not for the \
+             name it expected, or not one it accepts)"
                 .into()
         }
         AlertDescription::ProtocolVersion => "no TLS version in common (1.2 or 1.3)".into(),
@@ -107,4 +114,14 @@ fn alert(a: AlertDescription) -> String {
         }
         a => format!("the peer sent the TLS alert {a:?}"),
     }
+}
+
+/// `DnsName("a.example")` or `IpAddress(10.0.0.1)` (how rustls lists the names a certificate
+/// presents) as `a.example` / `10.0.0.1`.
+fn bare_name(presented: &str) -> &str {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"')
 }
