@@ -53,7 +53,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run COMMAND and ship its stdout and stderr lines; exits with its exit status.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Apache rotatelogs drop-in: write stdin to rotated files, losing nothing on a full disk.
     Rotatelogs(RotatelogsArgs),
 }

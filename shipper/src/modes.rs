@@ -36,7 +36,7 @@ const FOLLOW_GRACE: Duration = Duration::from_secs(10);
 /// runs it before starting one). Follow mode stops on SIGINT or SIGTERM.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Cmd::Run(args)) => return run_mode(args).await,
+        Some(Cmd::Run(args)) => return run_mode(*args).await,
         Some(Cmd::Rotatelogs(_)) => bail!("ship rotatelogs runs without a runtime"),
         None => {}
     }

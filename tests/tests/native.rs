@@ -20,6 +20,7 @@ fn open(addr: &str, gzip: bool) -> RawConn {
         version: VERSION,
         gzip,
         name: Bytes::from_static(b"native-test"),
+        token: None,
     };
     conn.send_raw(&hello.encode()).unwrap();
     let welcome = Welcome::decode(conn.recv().expect("a WELCOME")).unwrap();
@@ -199,6 +200,7 @@ fn the_magic_without_a_hello_and_a_wrong_version_are_turned_away() {
         version: VERSION + 1,
         gzip: false,
         name: Bytes::new(),
+        token: None,
     };
     conn.send_raw(&hello.encode()).unwrap();
     let w = Welcome::decode(conn.recv().unwrap()).unwrap();
@@ -215,6 +217,7 @@ fn the_welcome_advertises_the_frame_and_message_limits_and_an_older_client_reads
         version: VERSION,
         gzip: false,
         name: Bytes::from_static(b"older-client"),
+        token: None,
     };
     conn.send_raw(&hello.encode()).unwrap();
     let frame = conn.recv().expect("a WELCOME");
