@@ -51,6 +51,25 @@ pub struct Args {
     /// `--max-frame`); further reads wait, so TCP pushes back on the senders.
     #[arg(long, default_value = "64M", value_parser = parse_size)]
     pub scribe_memory: u64,
+    /// Serve HTTP and websockets over TLS with this certificate chain (PEM), with --tls-key.
+    /// Re-read on SIGHUP (a bad new file keeps the one in force).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The Scribe listener speaks TLS too, with the same certificate.
+    #[arg(long, requires = "tls_cert")]
+    pub scribe_tls: bool,
+    /// Scribe pushers must present a certificate from this CA (mutual TLS; implies
+    /// --scribe-tls).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub scribe_client_ca: Option<PathBuf>,
+    /// What a pushing client may write, as `CERTNAME=GLOB[,GLOB...]` (repeatable; CERTNAME is
+    /// a name of its certificate, `*.domain` allowed). With any, a push from a certificate
+    /// not listed, or to a category outside its globs, is refused.
+    #[arg(long = "scribe-allow", value_name = "CERTNAME=GLOBS", value_parser = scribe::parse_allow)]
+    pub scribe_allow: Vec<scribe::Allow>,
     /// Token required on /ws, /api and /metrics.
     #[arg(long, conflicts_with = "token_file")]
     pub token: Option<String>,
@@ -133,11 +152,20 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     }));
     let base = http::normalize_base(&args.base_path);
 
+    let (http_tls, scribe_tls) = load_tls(&args)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("tailgate listening on http://{addr}{base}/");
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
+    println!("tailgate listening on {scheme}://{addr}{base}/");
+    reload_on_sighup(
+        [http_tls.clone(), scribe_tls.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        shutdown.clone(),
+    )?;
 
     let mut scribe_task = None;
     if let Some(sa) = args.scribe_listen {
@@ -151,6 +179,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             memory: usize::try_from(args.scribe_memory).unwrap_or(usize::MAX),
             max_connections: 1024,
             shutdown: shutdown.clone(),
+            tls: scribe_tls,
+            allow: args.scribe_allow.clone(),
         };
         scribe_task = Some(tokio::spawn(s.run(l)));
     }
@@ -200,6 +230,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         listener,
         args.max_clients.saturating_add(HTTP_HEADROOM),
         args.request_timeout,
+        http_tls,
     );
     let serve =
         axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await });
@@ -228,6 +259,61 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         let _ = tokio::task::spawn_blocking(move || f.join()).await;
     }
     tracing::info!("tailgate stopped");
+    Ok(())
+}
+
+type Tls = Option<Arc<scribe_tls::ServerTls>>;
+
+/// The HTTP listener's TLS settings, and the Scribe listener's (the same certificate, and
+/// the client CA when pushers must present certificates).
+fn load_tls(args: &Args) -> anyhow::Result<(Tls, Tls)> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok((None, None));
+    };
+    let files = scribe_tls::ServerTlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: None,
+    };
+    let http = scribe_tls::ServerTls::load(files.clone()).context("--tls-cert/--tls-key")?;
+    let scribe = if args.scribe_tls || args.scribe_client_ca.is_some() {
+        let files = scribe_tls::ServerTlsFiles {
+            client_ca: args.scribe_client_ca.clone(),
+            ..files
+        };
+        Some(Arc::new(
+            scribe_tls::ServerTls::load(files).context("the Scribe listener's TLS")?,
+        ))
+    } else {
+        None
+    };
+    Ok((Some(Arc::new(http)), scribe))
+}
+
+/// SIGHUP re-reads the TLS files; a listener whose new files are bad keeps its old ones.
+fn reload_on_sighup(
+    tls: Vec<Arc<scribe_tls::ServerTls>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    if tls.is_empty() {
+        return Ok(());
+    }
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            for t in &tls {
+                match t.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key re-read"),
+                    Err(e) => tracing::error!("SIGHUP: keeping the certificate in force: {e}"),
+                }
+            }
+        }
+    });
     Ok(())
 }
 

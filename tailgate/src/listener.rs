@@ -8,6 +8,10 @@
 //! accepted: until tailgate first writes to it, a read past that deadline fails and hyper
 //! closes the connection. After the first response the deadline is lifted, so websockets
 //! and keep-alive connections live on (the websocket idle timeout covers the former).
+//!
+//! With `--tls-cert`, the TLS handshake runs inside the accepted stream, on its first read or
+//! write (so under the same first-response deadline): `accept` never waits for a client's
+//! handshake, and a client that stalls in it holds up nobody else.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +21,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use scribe_cli::RateLimitedWarn;
+use scribe_tls::tokio_rustls::{server::TlsStream, Accept};
+use scribe_tls::ServerTls;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -26,6 +33,8 @@ pub struct GuardedListener {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     first_response: Duration,
+    tls: Option<Arc<ServerTls>>,
+    tls_warn: Arc<RateLimitedWarn>,
 }
 
 impl GuardedListener {
@@ -33,6 +42,7 @@ impl GuardedListener {
         listener: TcpListener,
         max_connections: usize,
         first_response: Duration,
+        tls: Option<Arc<ServerTls>>,
     ) -> GuardedListener {
         GuardedListener {
             listener,
@@ -40,6 +50,8 @@ impl GuardedListener {
                 max_connections.clamp(1, Semaphore::MAX_PERMITS),
             )),
             first_response,
+            tls,
+            tls_warn: Arc::new(RateLimitedWarn::new(Duration::from_secs(1))),
         }
     }
 }
@@ -59,8 +71,14 @@ impl axum::serve::Listener for GuardedListener {
             match self.listener.accept().await {
                 Ok((io, addr)) => {
                     let _ = io.set_nodelay(true);
+                    let io = match &self.tls {
+                        Some(tls) => Io::Handshake(Box::new(tls.acceptor().accept(io))),
+                        None => Io::Plain(io),
+                    };
                     let stream = GuardedStream {
                         io,
+                        peer: addr,
+                        tls_warn: self.tls_warn.clone(),
                         deadline: Some(Box::pin(tokio::time::sleep(self.first_response))),
                         _permit: permit,
                     };
@@ -81,10 +99,68 @@ impl axum::serve::Listener for GuardedListener {
 }
 
 pub struct GuardedStream {
-    io: TcpStream,
+    io: Io,
+    peer: SocketAddr,
+    tls_warn: Arc<RateLimitedWarn>,
     /// Until the first write: when reading must have ended in a response.
     deadline: Option<Pin<Box<Sleep>>>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// The connection: plaintext, a TLS handshake under way, or TLS.
+enum Io {
+    Plain(TcpStream),
+    Handshake(Box<Accept<TcpStream>>),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// The handshake failed; every read and write fails.
+    Failed,
+}
+
+impl GuardedStream {
+    /// Drives the TLS handshake, if one is under way; `Ready(Ok)` once the stream can be
+    /// read and written.
+    fn poll_ready_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Io::Handshake(accept) = &mut self.io else {
+            return match self.io {
+                Io::Failed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+                _ => Poll::Ready(Ok(())),
+            };
+        };
+        match Pin::new(&mut **accept).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(tls)) => {
+                self.io = Io::Tls(Box::new(tls));
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                self.io = Io::Failed;
+                let (peer, why) = (self.peer, scribe_tls::explain(&e));
+                self.tls_warn
+                    .warn(|| format!("TLS handshake with {peer} failed: {why}"));
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+}
+
+/// Delegates a poll to whichever stream `$io` holds (after the handshake).
+macro_rules! on_io {
+    ($self:ident, $cx:ident, |$s:ident| $call:expr) => {{
+        if let Err(e) = std::task::ready!($self.poll_ready_io($cx)) {
+            return Poll::Ready(Err(e));
+        }
+        match &mut $self.io {
+            Io::Plain($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            Io::Tls(tls) => {
+                let $s = Pin::new(&mut **tls);
+                $call
+            }
+            Io::Handshake(_) | Io::Failed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }};
 }
 
 impl AsyncRead for GuardedStream {
@@ -101,7 +177,8 @@ impl AsyncRead for GuardedStream {
                 )));
             }
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        on_io!(this, cx, |s| s.poll_read(cx, buf))
     }
 }
 
@@ -111,7 +188,8 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        let this = &mut *self;
+        let r = on_io!(this, cx, |s| s.poll_write(cx, buf));
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.deadline = None;
         }
@@ -123,7 +201,8 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let this = &mut *self;
+        let r = on_io!(this, cx, |s| s.poll_write_vectored(cx, bufs));
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.deadline = None;
         }
@@ -131,14 +210,20 @@ impl AsyncWrite for GuardedStream {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+            Io::Handshake(_) | Io::Failed => false,
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        on_io!(this, cx, |s| s.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        on_io!(this, cx, |s| s.poll_shutdown(cx))
     }
 }

@@ -15,12 +15,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scribe_archive::category::CategoryGlob;
 use scribe_archive::Category;
 use scribe_cli::RateLimitedWarn;
 use scribe_protocol::server::{group_by_category, thrift_entries};
 use scribe_protocol::{
     LogEntry, Refused, ResultCode, ScribeService, ServeError, ServerConnection, ServerLimits,
 };
+use scribe_tls::{ServerTls, Stream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,48 @@ pub struct ScribeListener {
     pub memory: usize,
     pub max_connections: usize,
     pub shutdown: CancellationToken,
+    /// Speak TLS (and, with a client CA, require client certificates).
+    pub tls: Option<Arc<ServerTls>>,
+    /// `--scribe-allow`: which certificate may write which categories; empty: any client,
+    /// any category.
+    pub allow: Vec<Allow>,
+}
+
+/// One `--scribe-allow CERTNAME=GLOB[,GLOB...]`.
+#[derive(Debug, Clone)]
+pub struct Allow {
+    pub name: String,
+    pub globs: Vec<CategoryGlob>,
+}
+
+/// Parses `--scribe-allow`.
+pub fn parse_allow(s: &str) -> Result<Allow, String> {
+    let (name, globs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not CERTNAME=GLOB[,GLOB...]"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?}: the certificate name is empty"));
+    }
+    let globs = globs
+        .split(',')
+        .map(|g| CategoryGlob::new(g).map_err(|e| format!("{g:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Allow {
+        name: name.to_string(),
+        globs,
+    })
+}
+
+impl Allow {
+    /// Whether a certificate name matches: exactly (ASCII case-insensitive) or `*.domain`.
+    fn names(&self, cert_name: &str) -> bool {
+        match self.name.strip_prefix("*.") {
+            Some(d) => cert_name
+                .to_ascii_lowercase()
+                .ends_with(&format!(".{}", d.to_ascii_lowercase())),
+            None => self.name.eq_ignore_ascii_case(cert_name),
+        }
+    }
 }
 
 /// What every connection shares.
@@ -51,6 +95,8 @@ struct Shared {
     bad_input: RateLimitedWarn,
     /// Lines refused: an invalid category, or more categories than the hub keeps.
     refused: RateLimitedWarn,
+    tls: Option<Arc<ServerTls>>,
+    allow: Vec<Allow>,
 }
 
 impl ScribeListener {
@@ -65,6 +111,8 @@ impl ScribeListener {
             shutdown: self.shutdown,
             bad_input: RateLimitedWarn::new(WARN_EVERY),
             refused: RateLimitedWarn::new(WARN_EVERY),
+            tls: self.tls,
+            allow: self.allow,
         });
         loop {
             let accepted = tokio::select! {
@@ -99,8 +147,25 @@ impl Shared {
     async fn serve(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
+        let (stream, identity) = match &self.tls {
+            None => (Stream::Plain(stream), None),
+            Some(tls) => match tls.accept(stream, scribe_tls::HANDSHAKE_TIMEOUT).await {
+                Ok((s, id)) => (Stream::Server(Box::new(s)), id),
+                Err(scribe_tls::AcceptError::Closed) => return,
+                Err(e) => {
+                    self.bad_input
+                        .warn(|| format!("scribe connection {peer:?}: {e}"));
+                    return;
+                }
+            },
+        };
+        let permits = self.permits(identity.as_ref());
         let mut conn = ServerConnection::new(stream, self.limits.clone());
-        match conn.serve(&mut Tailgate(self), &self.shutdown).await {
+        let mut service = Tailgate {
+            shared: self,
+            permits,
+        };
+        match conn.serve(&mut service, &self.shutdown).await {
             Ok(()) => {}
             Err(e @ ServeError::Reply(_)) => {
                 tracing::debug!("scribe connection {peer:?}: {e}");
@@ -109,6 +174,16 @@ impl Shared {
                 .bad_input
                 .warn(|| format!("scribe connection {peer:?}: {e}")),
         }
+    }
+
+    /// What a client may write: `None` for anything (no `--scribe-allow`); otherwise the
+    /// globs of the first entry naming its certificate (none without one).
+    fn permits(&self, id: Option<&scribe_tls::PeerIdentity>) -> Option<Vec<CategoryGlob>> {
+        if self.allow.is_empty() {
+            return None;
+        }
+        let found = id.and_then(|id| self.allow.iter().find(|a| id.names().any(|n| a.names(&n))));
+        Some(found.map(|a| a.globs.clone()).unwrap_or_default())
     }
 
     /// Publishes each valid category's lines (without their trailing newline), in order.
@@ -142,7 +217,11 @@ impl Shared {
 
 /// tailgate's answers on one connection: every batch `OK`; fb303 as its defaults, except the
 /// message for what tailgate does not offer (counters, options).
-struct Tailgate<'a>(&'a Shared);
+struct Tailgate<'a> {
+    shared: &'a Shared,
+    /// What this client may write (`None`: anything).
+    permits: Option<Vec<CategoryGlob>>,
+}
 
 impl ScribeService for Tailgate<'_> {
     fn name(&self) -> &[u8] {
@@ -154,11 +233,26 @@ impl ScribeService for Tailgate<'_> {
     }
 
     fn alive_since(&self) -> i64 {
-        self.0.alive_since
+        self.shared.alive_since
     }
 
     async fn log(&mut self, entries: Vec<LogEntry>) -> Result<ResultCode, Refused> {
-        self.0.publish(entries);
+        if let Some(globs) = &self.permits {
+            if let Some(e) = entries.iter().find(|e| {
+                let c = String::from_utf8_lossy(&e.category);
+                !globs.iter().any(|g| g.matches(&c))
+            }) {
+                let why = format!(
+                    "this client may not push category {}",
+                    String::from_utf8_lossy(&e.category)
+                );
+                self.shared
+                    .refused
+                    .warn(|| format!("refused a push: {why}"));
+                return Err(Refused(why));
+            }
+        }
+        self.shared.publish(entries);
         Ok(ResultCode::Ok)
     }
 

@@ -42,6 +42,7 @@ pub use identity::PeerIdentity;
 pub use server::{AcceptError, ServerTls, ServerTlsFiles};
 pub use stream::Stream;
 pub use token::Token;
+pub use tokio_rustls;
 
 /// The TLS versions offered and accepted: 1.3 and 1.2, nothing older.
 pub static VERSIONS: &[&rustls::SupportedProtocolVersion] =

@@ -75,6 +75,18 @@ impl ServerTls {
         &self.files
     }
 
+    /// An acceptor with the settings in force, for servers that run the handshake inside
+    /// their own stream type (tailgate's HTTP listener does, so a slow handshake never
+    /// holds up accepting others). Prefer [`ServerTls::accept`] otherwise.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
     /// Whether clients must present a certificate.
     pub fn requires_client_certificate(&self) -> bool {
         self.files.client_ca.is_some()

@@ -72,6 +72,8 @@ async fn bad_input_is_logged_rate_limited() {
         memory: 1 << 20,
         max_connections: 1024,
         shutdown: shutdown.clone(),
+        tls: None,
+        allow: Vec::new(),
     };
     let running = tokio::spawn(listener.run(socket));
     let started = Instant::now();
@@ -104,4 +106,77 @@ async fn bad_input_is_logged_rate_limited() {
     assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), N as u64);
     shutdown.cancel();
     running.await.unwrap();
+}
+
+/// Pushes over mutual TLS: a certificate named by `--scribe-allow` writes its globs only; a
+/// client without a certificate does not get a session.
+#[tokio::test]
+async fn tls_pushes_are_limited_to_the_certificate_s_categories() {
+    use scribe_protocol::client::{Client, ClientOptions};
+    use scribe_protocol::{LogEntry, ResultCode};
+    use scribe_tls::testing::TestPki;
+    use scribe_tls::{ClientTls, ClientTlsFiles, ServerTlsFiles};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), "main");
+    let server = pki.server("tailgate.test");
+    let web = pki.client("web01");
+    let tls = ServerTls::load(ServerTlsFiles {
+        cert: server.cert,
+        key: server.key,
+        client_ca: Some(pki.ca()),
+    })
+    .unwrap();
+    let hub = Arc::new(Hub::new(HubConfig::default()));
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    let shutdown = CancellationToken::new();
+    let listener = ScribeListener {
+        hub: hub.clone(),
+        max_frame: 1 << 20,
+        memory: 1 << 20,
+        max_connections: 16,
+        shutdown: shutdown.clone(),
+        tls: Some(Arc::new(tls)),
+        allow: vec![parse_allow("web01=web.*").unwrap()],
+    };
+    let running = tokio::spawn(listener.run(socket));
+    let client_tls = |cert: bool| {
+        ClientTls::load(&ClientTlsFiles {
+            ca: Some(pki.ca()),
+            cert: cert.then(|| web.cert.clone()),
+            key: cert.then(|| web.key.clone()),
+            server_name: None,
+        })
+        .unwrap()
+    };
+    let opts = |cert: bool| ClientOptions {
+        tls: Some(client_tls(cert)),
+        request_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let call = |cat: &'static str| {
+        encode_log_call(
+            HeaderStyle::Unversioned,
+            &[LogEntry {
+                category: Bytes::from_static(cat.as_bytes()),
+                message: Bytes::from_static(b"hello\n"),
+            }],
+        )
+    };
+    let mut c = Client::connect(&addr, opts(true)).await.unwrap();
+    assert_eq!(c.log(call("web.access")).await.unwrap(), ResultCode::Ok);
+    let e = c.log(call("db.audit")).await.unwrap_err().to_string();
+    assert!(e.contains("may not push category db.audit"), "{e}");
+    // Without a client certificate: refused at the handshake (seen on the first read).
+    let refused = match Client::connect(&addr, opts(false)).await {
+        Err(e) => e.to_string(),
+        Ok(mut c) => c.log(call("web.access")).await.unwrap_err().to_string(),
+    };
+    assert!(
+        refused.contains("requires a client certificate"),
+        "{refused}"
+    );
+    shutdown.cancel();
+    let _ = running.await;
 }
