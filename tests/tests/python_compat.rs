@@ -448,7 +448,10 @@ fn assert_landed(data: &Path, outdir: &Path, category: &str) {
         .expected
         .get(category)
         .unwrap_or_else(|| panic!("the client sent nothing to {category}"));
-    assert!(want.len() > 64 * 1024, "the batch spans several TLS records");
+    assert!(
+        want.len() > 64 * 1024,
+        "the batch spans several TLS records"
+    );
     assert_same_bytes(category, &read_category(data, category), want);
 }
 
@@ -456,7 +459,10 @@ fn assert_landed(data: &Path, outdir: &Path, category: &str) {
 /// file holding the batch's marker.
 fn assert_not_written(data: &Path, outdir: &Path, category: &str) {
     let sent = std::fs::read_to_string(outdir.join("sent.tsv")).unwrap_or_default();
-    assert!(sent.is_empty(), "the client recorded an accepted batch:\n{sent}");
+    assert!(
+        sent.is_empty(),
+        "the client recorded an accepted batch:\n{sent}"
+    );
     assert!(
         !data.join(category).exists(),
         "{category} was created in the data dir"
@@ -475,7 +481,11 @@ fn assert_not_written(data: &Path, outdir: &Path, category: &str) {
     }
 }
 
-fn tls_listener(port: u16, server: &scribe_tls::testing::CertFiles, client_ca: Option<&Path>) -> String {
+fn tls_listener(
+    port: u16,
+    server: &scribe_tls::testing::CertFiles,
+    client_ca: Option<&Path>,
+) -> String {
     let mut s = format!(
         "[[listener]]\naddress = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
         server.cert, server.key
@@ -520,7 +530,11 @@ fn python_scribe_client_over_tls_and_mutual_tls() {
     let outcome = run_tls_client(
         &tls_addr,
         &out,
-        &opts(&[("--ca", ca), ("--category", Path::new("tls.server_auth")), ("--expect", Path::new("ok"))]),
+        &opts(&[
+            ("--ca", ca),
+            ("--category", Path::new("tls.server_auth")),
+            ("--expect", Path::new("ok")),
+        ]),
     );
     assert_eq!(outcome, "ok");
     assert_landed(&data, &out, "tls.server_auth");
@@ -565,7 +579,11 @@ fn python_scribe_client_over_tls_and_mutual_tls() {
     let outcome = run_tls_client(
         &mtls_addr,
         &out,
-        &opts(&[("--ca", ca), ("--category", Path::new("tls.nocert")), ("--expect", Path::new("tls-error"))]),
+        &opts(&[
+            ("--ca", ca),
+            ("--category", Path::new("tls.nocert")),
+            ("--expect", Path::new("tls-error")),
+        ]),
     );
     assert!(outcome.starts_with("tls-error: "), "{outcome}");
     assert_not_written(&data, &out, "tls.nocert");
