@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Ingest benchmark: `ship < file` into scribed, vs rsyslog (imtcp -> omfile), vs `cp file`.
+# Ingest benchmark: `ship < file` into scribed, vs rsyslog (imtcp -> omfile), vs `cp file`;
+# each of scribed and rsyslog both plaintext and over TLS, in the same run.
 #
 #   bench/ingest.sh
+#
+# Pipelines ("tools"):
+#   cp            cp FILE (the floor: what the disk and page cache allow)
+#   scribed       ship --to ADDR < FILE -> scribed (plaintext)
+#   scribed_tls   ship --tls --tls-ca CA --to ADDR < FILE -> scribed [[listener]] with tls_cert
+#                 and tls_key (server authentication, no client certificate: as rsyslog's anon)
+#   rsyslog       send_tcp.py (sendfile) -> rsyslogd imtcp -> omfile (plaintext)
+#   rsyslog_ossl  send_tcp.py --tls-ca CA (Python's ssl, i.e. OpenSSL, 1 MiB writes) ->
+#                 rsyslogd imtcp StreamDriver "ossl" (OpenSSL), Mode 1 (TLS), AuthMode anon
+#   rsyslog_gtls  the same with StreamDriver "gtls" (GnuTLS)
+# The TLS certificates (an ECDSA P-256 CA and a server certificate for localhost/127.0.0.1)
+# are made once with the openssl CLI under bench/work/tls/ (see bench_certs). The TLS driver
+# packages (rsyslog-openssl, rsyslog-gnutls) are installed at the installed rsyslog's version.
 #
 # Environment:
 #   BENCH_BYTES        input size in bytes (default 1000000000 = 1 GB); the input is generated
 #                      once per size and cached under bench/work/ (git-ignored)
 #   BENCH_RUNS         rounds; each round measures cp, scribed and rsyslog once (default 3);
 #                      the summary uses the median wall time of each
-#   BENCH_ONLY         space-separated subset of "cp scribed rsyslog" (default: all three)
-#   SHIP_ARGS          extra flags for ship, e.g. "--batch-bytes 4M"
+#   BENCH_ONLY         space-separated subset of
+#                      "cp scribed scribed_tls rsyslog rsyslog_ossl rsyslog_gtls" (default: all)
+#   SHIP_ARGS          extra flags for ship, e.g. "--batch-bytes 4M" (both scribed cases)
 #   SCRIBED_ARGS       extra flags for scribed
 #   BENCH_QUIET_WAIT   seconds to wait, before each measurement, for the machine to be idle
 #                      (other CPU load < 15%); 0 disables the wait (default 120)
@@ -39,7 +54,7 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BYTES=${BENCH_BYTES:-1000000000}
 RUNS=${BENCH_RUNS:-3}
-ONLY=${BENCH_ONLY:-"cp scribed rsyslog"}
+ONLY=${BENCH_ONLY:-"cp scribed scribed_tls rsyslog rsyslog_ossl rsyslog_gtls"}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 CATEGORY=bench
 
@@ -51,6 +66,14 @@ bench_build
 need_pkgs=()
 command -v rsyslogd >/dev/null || need_pkgs+=(rsyslog)
 [[ -x /usr/bin/time ]] || need_pkgs+=(time)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+# rsyslog's TLS drivers, at exactly the installed rsyslog's version (so installing them never
+# upgrades rsyslog itself under someone else's running benchmark).
+RSYSLOG_MODDIR=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)/rsyslog
+rsyslog_version=$(dpkg-query -W -f='${Version}' rsyslog 2>/dev/null || true)
+pin=${rsyslog_version:+=$rsyslog_version}
+[[ " $ONLY " != *" rsyslog_ossl "* || -e $RSYSLOG_MODDIR/lmnsd_ossl.so ]] || need_pkgs+=("rsyslog-openssl$pin")
+[[ " $ONLY " != *" rsyslog_gtls "* || -e $RSYSLOG_MODDIR/lmnsd_gtls.so ]] || need_pkgs+=("rsyslog-gnutls$pin")
 if (( ${#need_pkgs[@]} )); then
     SUDO=
     (( EUID == 0 )) || SUDO=sudo
@@ -65,6 +88,30 @@ RSYSLOGD=$(command -v rsyslogd)
 
 # 3. Input, generated once per size.
 bench_input "$BYTES"
+
+# 4. TLS certificates, made once: a CA and a server certificate it signs (ECDSA P-256, the
+# usual choice today; the key type only matters for the handshake, not the bulk transfer).
+TLS_DIR=$WORK/tls
+bench_certs() {
+    [[ -s $TLS_DIR/server.pem && -s $TLS_DIR/server.key && -s $TLS_DIR/ca.pem ]] && return
+    log "making TLS certificates in $TLS_DIR"
+    rm -rf "$TLS_DIR.tmp"; mkdir -p "$TLS_DIR.tmp"
+    (
+        cd "$TLS_DIR.tmp"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.pem -days 3650 -subj "/CN=bench CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.pem -days 3650 -subj "/CN=localhost" \
+            -CA ca.pem -CAkey ca.key \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+            -addext "keyUsage=critical,digitalSignature"
+        openssl verify -CAfile ca.pem server.pem
+    ) >"$WORK/tls-certs.log" 2>&1 || die "openssl failed to make the certificates (see $WORK/tls-certs.log)"
+    rm -rf "$TLS_DIR"; mv "$TLS_DIR.tmp" "$TLS_DIR"
+}
+if [[ " $ONLY " == *_tls* || " $ONLY " == *_ossl* || " $ONLY " == *_gtls* ]]; then bench_certs; fi
 
 RUN=$WORK/run
 rm -rf "$RUN"
@@ -90,16 +137,29 @@ bench_cp() {
     rm -f "$dest"
 }
 
+# bench_scribed ROUND [tls]: ship -> scribed, plaintext or (with "tls") over TLS: a
+# `[[listener]]` with the bench certificate and `ship --tls --tls-ca CA` (the server name
+# checked is 127.0.0.1, on the certificate).
 bench_scribed() {
-    local round=$1 data=$RUN/scribed-data ready=$RUN/scribed.ready t0 t1 busy ok=1 note=""
+    local round=$1 tls=${2:-} data=$RUN/scribed-data ready=$RUN/scribed.ready t0 t1 busy ok=1 note=""
+    local tool=scribed listen=(--listen 127.0.0.1:0) ship_tls=()
     rm -rf "$data" "$ready"; sync
+    if [[ $tls == tls ]]; then
+        tool=scribed_tls
+        local port; port=$(python3 "$BENCH/free_port.py")
+        printf '[[listener]]\naddress = "127.0.0.1:%s"\ntls_cert = "%s"\ntls_key = "%s"\n' \
+            "$port" "$TLS_DIR/server.pem" "$TLS_DIR/server.key" >"$RUN/scribed-tls.toml"
+        # The [[listener]] block is the only address (no --listen), so the ready file names it.
+        listen=(--config "$RUN/scribed-tls.toml")
+        ship_tls=(--tls --tls-ca "$TLS_DIR/ca.pem")
+    fi
     # shellcheck disable=SC2086
-    "$SCRIBED" --listen 127.0.0.1:0 --data-dir "$data" --ready-file "$ready" ${SCRIBED_ARGS:-} \
-        2>"$RUN/scribed.log" &
+    "$SCRIBED" "${listen[@]}" --data-dir "$data" --ready-file "$ready" ${SCRIBED_ARGS:-} \
+        2>"$RUN/$tool.log" &
     local spid=$!
     PIDS+=("$spid")
     for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
-    [[ -s $ready ]] || die "scribed did not become ready within 10 s (see $RUN/scribed.log)"
+    [[ -s $ready ]] || die "scribed did not become ready within 10 s (see $RUN/$tool.log)"
     local addr; addr=$(head -1 "$ready")
     busy=$(wait_quiet)
     local cpu0; cpu0=$(proc_cpu_ticks "$spid")
@@ -107,7 +167,7 @@ bench_scribed() {
     t0=$(now_ns)
     # shellcheck disable=SC2086
     timeout "$TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$RUN/ship.time" \
-        "$SHIP" --to "$addr" ${SHIP_ARGS:-} "$CATEGORY" <"$INPUT" 2>"$RUN/ship.log" || ship_rc=$?
+        "$SHIP" --to "$addr" "${ship_tls[@]}" ${SHIP_ARGS:-} "$CATEGORY" <"$INPUT" 2>"$RUN/ship.log" || ship_rc=$?
     t1=$(now_ns)
     local cpu1 hwm sync_ns
     cpu1=$(proc_cpu_ticks "$spid")
@@ -126,10 +186,12 @@ bench_scribed() {
     local files=("${ARCHIVE_FILES[@]}")
     (( ok )) || FAILED=1
     # shellcheck disable=SC2046
-    record scribed "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
+    record "$tool" "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
         $(read_time "$RUN/ship.time") "$busy" "$ok" "${note:-${#files[@]} file(s)}"
     if (( ok )); then rm -rf "$data"; else log "keeping $data for inspection"; fi
 }
+
+bench_scribed_tls() { bench_scribed "$1" tls; }
 
 # The rsyslog configuration. The defaults that matter here are already right: imtcp has no
 # rate limiting unless RateLimit.Interval is set, and a full main queue makes imtcp stop reading
@@ -144,15 +206,23 @@ bench_scribed() {
 # Trials at 200 MB (3 rounds each, MB/s): batch 256: 168-174, 1024: 154, 4096: 160, 128: 146;
 # rsyslog's queue defaults: 133; LinkedList: 154; Direct (no queue, one thread): 87;
 # asyncWriting="on" (flushInterval 1 s): 87; ioBufferSize 4m: 147, 256k: 135.
+#  - over TLS (driver ossl or gtls): the imtcp module's StreamDriver.Name, StreamDriver.Mode 1
+#    (TLS only) and StreamDriver.AuthMode anon (no client certificates, as scribed_tls); the
+#    certificate and key as global() defaults, which is how rsyslog's documentation sets them.
 write_rsyslog_conf() {
-    local conf=$1 port=$2 out=$3 workdir=$4
+    local conf=$1 port=$2 out=$3 workdir=$4 driver=${5:-}
+    local global_tls="" imtcp_tls=""
+    if [[ -n $driver ]]; then
+        global_tls=" defaultNetstreamDriver=\"$driver\" defaultNetstreamDriverCAFile=\"$TLS_DIR/ca.pem\" defaultNetstreamDriverCertFile=\"$TLS_DIR/server.pem\" defaultNetstreamDriverKeyFile=\"$TLS_DIR/server.key\""
+        imtcp_tls=" streamDriver.name=\"$driver\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\""
+    fi
     local queue_args='queue.type="FixedArray" queue.size="100000" queue.dequeueBatchSize="256"'
     local omfile_args='ioBufferSize="1m" flushOnTXEnd="on"'
     queue_args=${RSYSLOG_QUEUE_ARGS:-$queue_args}
     omfile_args=${RSYSLOG_OMFILE_ARGS:-$omfile_args}
     cat >"$conf" <<EOF
-global(workDirectory="$workdir" maxMessageSize="64k")
-module(load="imtcp")
+global(workDirectory="$workdir" maxMessageSize="64k"$global_tls)
+module(load="imtcp"$imtcp_tls)
 main_queue($queue_args)
 template(name="rawline" type="string" string="%rawmsg%\n")
 ruleset(name="bench") {
@@ -162,12 +232,20 @@ input(type="imtcp" address="127.0.0.1" port="$port" ruleset="bench" supportOctet
 EOF
 }
 
+# bench_rsyslog ROUND [DRIVER]: sender -> rsyslogd, plaintext or over TLS with rsyslog's
+# DRIVER ("ossl" or "gtls"). The TLS sender is send_tcp.py with Python's ssl module (OpenSSL):
+# one connection, 1 MiB writes (OpenSSL cuts them into full 16 KiB records), so like
+# sendfile in the plaintext case it costs little next to the server.
 bench_rsyslog() {
-    local round=$1 out=$RUN/rsyslog.out conf=$RUN/rsyslog.conf t0 t1 busy ok=1 note=""
-    local workdir=$RUN/rsyslog-work
+    local round=$1 driver=${2:-} out=$RUN/rsyslog.out conf=$RUN/rsyslog.conf t0 t1 busy ok=1 note=""
+    local workdir=$RUN/rsyslog-work tool=rsyslog sender_tls=()
+    if [[ -n $driver ]]; then
+        tool=rsyslog_$driver
+        sender_tls=(--tls-ca "$TLS_DIR/ca.pem")
+    fi
     rm -rf "$out" "$workdir"; mkdir -p "$workdir"; sync
     local port; port=$(python3 "$BENCH/free_port.py")
-    write_rsyslog_conf "$conf" "$port" "$out" "$workdir"
+    write_rsyslog_conf "$conf" "$port" "$out" "$workdir" "$driver"
     "$RSYSLOGD" -n -f "$conf" -i "$RUN/rsyslogd.pid" >"$RUN/rsyslogd.log" 2>&1 &
     local rpid=$!
     PIDS+=("$rpid")
@@ -177,7 +255,7 @@ bench_rsyslog() {
     local cpu0; cpu0=$(proc_cpu_ticks "$rpid")
     t0=$(now_ns)
     timeout "$TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$RUN/sender.time" \
-        python3 "$BENCH/send_tcp.py" 127.0.0.1 "$port" "$INPUT" >/dev/null 2>"$RUN/sender.log" &
+        python3 "$BENCH/send_tcp.py" "${sender_tls[@]}" 127.0.0.1 "$port" "$INPUT" >/dev/null 2>"$RUN/sender.log" &
     local sender=$!
     PIDS+=("$sender")
     # Done when the output holds as many bytes as the input. Give up when it stops growing for
@@ -215,11 +293,17 @@ bench_rsyslog() {
     if grep -q . "$RUN/rsyslogd.log"; then
         log "rsyslogd said: $(head -3 "$RUN/rsyslogd.log" | tr '\n' ' ')"
     fi
+    if grep -q . "$RUN/sender.log"; then
+        log "sender said: $(tail -3 "$RUN/sender.log" | tr '\n' ' ')"
+    fi
     # shellcheck disable=SC2046
-    record rsyslog "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
+    record "$tool" "$round" $(( t1 - t0 )) "$sync_ns" $(( cpu1 - cpu0 )) "$hwm" \
         $(read_time "$RUN/sender.time") "$busy" "$ok" "$note"
     if (( ok )); then rm -f "$out"; else log "keeping $out for inspection"; fi
 }
+
+bench_rsyslog_ossl() { bench_rsyslog "$1" ossl; }
+bench_rsyslog_gtls() { bench_rsyslog "$1" gtls; }
 
 # ---------------------------------------------------------------------------------------------
 log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines); $RUNS round(s) of: $ONLY"
@@ -250,14 +334,14 @@ def f(x, fmt):
     return "-" if x is None else format(x, fmt)
 
 print("per round:")
-print(f"{'tool':8} {'round':>5} {'wall s':>8} {'MB/s':>8} {'sync s':>7} {'busy%':>5} ok  note")
+print(f"{'tool':12} {'round':>5} {'wall s':>8} {'MB/s':>8} {'sync s':>7} {'busy%':>5} ok  note")
 for r in rows:
     w = int(r["wall_ns"]) / 1e9
-    print(f"{r['tool']:8} {r['round']:>5} {w:8.3f} {in_bytes / w / 1e6:8.1f} "
+    print(f"{r['tool']:12} {r['round']:>5} {w:8.3f} {in_bytes / w / 1e6:8.1f} "
           f"{int(r['sync_ns']) / 1e9:7.2f} {r['busy_pct']:>5} {'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
 
 summary = {}
-for tool in ("scribed", "rsyslog", "cp"):
+for tool in ("scribed", "scribed_tls", "rsyslog", "rsyslog_ossl", "rsyslog_gtls", "cp"):
     rs = [r for r in rows if r["tool"] == tool]
     if not rs:
         continue
@@ -274,17 +358,20 @@ for tool in ("scribed", "rsyslog", "cp"):
                          sync=statistics.median(int(r["sync_ns"]) / 1e9 for r in rs),
                          ok=all(r["ok"] == "1" for r in rs), n=len(rs))
 
-names = {"scribed": "ship -> scribed", "rsyslog": "sender -> rsyslogd", "cp": "cp"}
-clients = {"scribed": "ship", "rsyslog": "send_tcp.py", "cp": "cp"}
+names = {"scribed": "ship -> scribed", "scribed_tls": "ship -> scribed, TLS",
+         "rsyslog": "sender -> rsyslogd", "rsyslog_ossl": "sender -> rsyslogd, ossl",
+         "rsyslog_gtls": "sender -> rsyslogd, gtls", "cp": "cp"}
+clients = {"scribed": "ship", "scribed_tls": "ship", "rsyslog": "send_tcp.py",
+           "rsyslog_ossl": "send_tcp.py", "rsyslog_gtls": "send_tcp.py", "cp": "cp"}
 print("\nsummary (median wall time over rounds; CPU/RSS from the median round):")
-hdr = (f"| {'pipeline':20} | {'wall s (min-max)':22} | {'MB/s':>7} | {'lines/s':>10} | "
+hdr = (f"| {'pipeline':25} | {'wall s (min-max)':22} | {'MB/s':>7} | {'lines/s':>10} | "
        f"{'server CPU s':>12} | {'server peak RSS MiB':>19} | {'client CPU s':>12} | "
        f"{'client peak RSS MiB':>19} | {'+ sync s':>8} | correct |")
 print(hdr)
 print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
 for tool, s in summary.items():
     wall = f"{s['med']:.3f} ({s['best']:.3f}-{s['worst']:.3f})"
-    print(f"| {names[tool]:20} | {wall:22} | "
+    print(f"| {names[tool]:25} | {wall:22} | "
           f"{in_bytes / s['med'] / 1e6:7.1f} | {in_lines / s['med']:10.0f} | "
           f"{f(s['srv_cpu'], '12.2f'):>12} | {f(s['srv_rss'], '19.1f'):>19} | "
           f"{s['cl_cpu']:12.2f} | {s['cl_rss']:19.1f} | {s['sync']:8.2f} | "
@@ -299,10 +386,15 @@ def ratio(a, b, target):
 print()
 ratio("scribed", "rsyslog", "> 1.00x")
 ratio("scribed", "cp", ">= 0.30x")
+ratio("scribed_tls", "scribed", ">= 0.70x")
+ratio("scribed_tls", "rsyslog_ossl", "> 1.00x")
+ratio("scribed_tls", "rsyslog_gtls", "> 1.00x")
+ratio("rsyslog_ossl", "rsyslog", "(rsyslog's own TLS cost)")
+ratio("rsyslog_gtls", "rsyslog", "(rsyslog's own TLS cost)")
 if summary:
     print("\ncounting the sync that follows as well (time until the data is on the device):")
     for tool, s in summary.items():
-        print(f"  {names[tool]:20} {s['med'] + s['sync']:6.3f} s  {in_bytes / (s['med'] + s['sync']) / 1e6:7.1f} MB/s")
+        print(f"  {names[tool]:25} {s['med'] + s['sync']:6.3f} s  {in_bytes / (s['med'] + s['sync']) / 1e6:7.1f} MB/s")
     if "scribed" in summary and "cp" in summary:
         a, b = summary["scribed"], summary["cp"]
         print(f"  scribed/cp throughput: {(b['med'] + b['sync']) / (a['med'] + a['sync']):.2f}x")

@@ -11,6 +11,20 @@ scribe_cat does it:
 Usage:
     scribe_client.py compat   HOST:PORT OUTDIR
     scribe_client.py shutdown HOST:PORT OUTDIR
+    scribe_client.py tls      HOST:PORT OUTDIR --ca CA [--cert CERT --key KEY]
+                              [--server-name NAME] [--category CAT]
+                              [--expect ok|refused|tls-error]
+
+`tls` connects as a Scribe client would over TLS with thrift's own TSSLSocket:
+
+    TFramedTransport(TSSLSocket(host, port, ca_certs=CA, certfile=CERT, keyfile=KEY,
+                                cert_reqs=ssl.CERT_REQUIRED))
+
+(`validate=True` is the deprecated spelling of `cert_reqs=ssl.CERT_REQUIRED` in thrift 0.25;
+the server's name is checked by OpenSSL during the handshake), sends one batch to CAT
+(default `tls`) and reports the outcome in the summary's "outcome": "ok", "refused: <the
+TApplicationException's message>" or "tls-error: <exception>". With --expect, any other
+outcome exits non-zero. sent.tsv lists the batch only when it was accepted.
 
 Every message sent is recorded in OUTDIR/sent.tsv, one line per LogEntry in send order:
     <category hex> TAB <message hex> TAB keep|drop
@@ -44,7 +58,9 @@ from scribe import scribe
 from fb303 import FacebookService
 import fb303.FacebookService as fb303_service_module
 from thrift.Thrift import TApplicationException, TMessageType
-from thrift.transport import TSocket, TTransport
+import ssl
+
+from thrift.transport import TSocket, TSSLSocket, TTransport
 from thrift.protocol import TBinaryProtocol
 from thrift.protocol.TProtocol import TProtocolException
 
@@ -82,11 +98,16 @@ def as_bytes(v):
 
 
 class Conn:
-    """One connection, set up as scribe_cat does."""
+    """One connection, set up as scribe_cat does (over TLS when `tls` holds TSSLSocket's
+    keyword arguments)."""
 
-    def __init__(self, host, port, strict, strict_read=None):
-        sock = TSocket.TSocket(host=host, port=port)
+    def __init__(self, host, port, strict, strict_read=None, tls=None):
+        if tls is None:
+            sock = TSocket.TSocket(host=host, port=port)
+        else:
+            sock = TSSLSocket.TSSLSocket(host=host, port=port, **tls)
         sock.setTimeout(TIMEOUT_MS)
+        self.sock = sock
         self.transport = TTransport.TFramedTransport(sock)
         if strict:
             self.protocol = TBinaryProtocol.TBinaryProtocol(
@@ -371,12 +392,89 @@ def shutdown(host, port, outdir):
     write_sent(outdir)
 
 
+def tls_batch(category):
+    """What `tls` mode sends: text, an embedded newline, UTF-8, NUL, and a message larger than
+    a TLS record (16 KiB), so the framed transport's one write spans several records."""
+    return [
+        (category, "over tls\n"),
+        (category, "no trailing newline"),
+        (category, "embedded\nnewline\n"),
+        (category, "utf-8: h\u00e9llo \u2713 \U0001f600 NUL\x00inside"),
+        (category, "".join("%s-%06d " % (category, i) for i in range(4000))),
+        (category, "last\n"),
+    ]
+
+
+# Transport-level failures a refused handshake may surface as: a TLS alert (ssl.SSLError),
+# the server closing or resetting the connection (TTransportException, OSError).
+TLS_ERRORS = (ssl.SSLError, ssl.CertificateError, TTransport.TTransportException, OSError)
+
+
+def tls(host, port, outdir, opts):
+    kw = {"ca_certs": opts["ca"], "cert_reqs": ssl.CERT_REQUIRED}
+    if opts.get("cert"):
+        kw["certfile"] = opts["cert"]
+        kw["keyfile"] = opts.get("key")
+    if opts.get("server_name"):
+        kw["server_hostname"] = opts["server_name"]
+    category = opts.get("category", "tls")
+    summary["tls"] = {
+        "client_certificate": bool(opts.get("cert")),
+        "category": category,
+    }
+    try:
+        conn = Conn(host, port, strict=False, tls=kw)
+        summary["tls"]["version"] = conn.sock.handle.version()
+        conn.log([])  # the network store's probe: an empty batch is always answered OK
+        conn.log(tls_batch(category))
+        # Still usable after the batch.
+        status = conn.client.getStatus()
+        assert status == 2, "getStatus() = %r after the batch" % (status,)
+        conn.close()
+        outcome = "ok"
+    except TApplicationException as e:
+        outcome = "refused: %s" % (e.message,)
+        summary["tls"]["exception_type"] = e.type
+    except TLS_ERRORS as e:
+        outcome = "tls-error: %s: %s" % (type(e).__name__, e)
+        # TSocket.open reports "Could not connect" and keeps the handshake's error as `inner`.
+        inner = getattr(e, "inner", None)
+        if inner is not None:
+            outcome += " (%s: %s)" % (type(inner).__name__, inner)
+    summary["outcome"] = outcome
+    write_sent(outdir)
+    expect = opts.get("expect")
+    if expect and outcome.split(":")[0] != expect:
+        json.dump(summary, sys.stdout, indent=1, sort_keys=True)
+        print()
+        sys.exit("expected outcome %r, got %r" % (expect, outcome))
+
+
+def parse_opts(args):
+    opts = {}
+    known = ("--ca", "--cert", "--key", "--server-name", "--category", "--expect")
+    while args:
+        flag = args.pop(0)
+        if flag not in known or not args:
+            sys.exit("unknown option or missing value: %r" % (flag,))
+        opts[flag[2:].replace("-", "_")] = args.pop(0)
+    if "ca" not in opts:
+        sys.exit("tls mode needs --ca")
+    if ("cert" in opts) != ("key" in opts):
+        sys.exit("--cert and --key go together")
+    return opts
+
+
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("compat", "shutdown"):
-        sys.exit("usage: scribe_client.py compat|shutdown HOST:PORT OUTDIR")
-    mode, addr, outdir = sys.argv[1:]
+    modes = ("compat", "shutdown", "tls")
+    if len(sys.argv) < 4 or sys.argv[1] not in modes or (sys.argv[1] != "tls" and len(sys.argv) != 4):
+        sys.exit("usage: scribe_client.py compat|shutdown|tls HOST:PORT OUTDIR [tls options]")
+    mode, addr, outdir = sys.argv[1:4]
     host, port = addr.rsplit(":", 1)
-    (compat if mode == "compat" else shutdown)(host, int(port), outdir)
+    if mode == "tls":
+        tls(host, int(port), outdir, parse_opts(sys.argv[4:]))
+    else:
+        (compat if mode == "compat" else shutdown)(host, int(port), outdir)
     json.dump(summary, sys.stdout, indent=1, sort_keys=True)
     print()
 

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{read_category, Scribed};
+use pipeline_tests::{free_port, read_category, Launch, Scribed};
 use scribe_archive::Category;
 
 /// How long creating the virtualenv (a `pip install` from PyPI) may take.
@@ -397,4 +397,293 @@ fn python_fb303_oneway_shutdown_stops_scribed() {
     for (category, want) in &sent.expected {
         assert_same_bytes(category, &read_category(&data, category), want);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The same client over TLS: thrift's own `TSSLSocket` under the `TFramedTransport`
+// (`scribe_client.py tls`), against `[[listener]]` blocks with certificates made by
+// `scribe_tls::testing::TestPki`.
+
+/// Runs `scribe_client.py tls ADDR OUTDIR ARGS..`, which exits non-zero unless its outcome is
+/// `--expect`; returns the outcome it reported.
+fn run_tls_client(addr: &str, outdir: &Path, args: &[PathBuf]) -> String {
+    std::fs::create_dir_all(outdir).expect("creating out dir");
+    let _ = std::fs::remove_file(outdir.join("sent.tsv"));
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_root().join("tests/compat/scribe_client.py"))
+        .args(["tls", addr])
+        .arg(outdir)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        // thrift 0.25 warns about ssl.match_hostname's deprecation on every open.
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning");
+    let out = run_bounded(cmd, CLIENT_TIMEOUT, "scribe_client.py tls");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "scribe_client.py tls {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The summary is pretty-printed JSON; its "outcome" is a one-line string.
+    let line = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"outcome\": "))
+        .unwrap_or_else(|| panic!("no outcome in the client's summary:\n{stdout}"));
+    line.trim_end_matches(',').trim_matches('"').to_string()
+}
+
+/// `scribe_client.py tls` options as paths (so certificate paths need no conversion).
+fn opts(pairs: &[(&str, &Path)]) -> Vec<PathBuf> {
+    pairs
+        .iter()
+        .flat_map(|(k, v)| [PathBuf::from(k), v.to_path_buf()])
+        .collect()
+}
+
+/// Asserts the client's accepted batch (its sent.tsv) landed byte-exact.
+fn assert_landed(data: &Path, outdir: &Path, category: &str) {
+    let sent = read_sent(outdir);
+    let want = sent
+        .expected
+        .get(category)
+        .unwrap_or_else(|| panic!("the client sent nothing to {category}"));
+    assert!(
+        want.len() > 64 * 1024,
+        "the batch spans several TLS records"
+    );
+    assert_same_bytes(category, &read_category(data, category), want);
+}
+
+/// Asserts nothing of the client's batch was written: no `category` directory and no data
+/// file holding the batch's marker.
+fn assert_not_written(data: &Path, outdir: &Path, category: &str) {
+    let sent = std::fs::read_to_string(outdir.join("sent.tsv")).unwrap_or_default();
+    assert!(
+        sent.is_empty(),
+        "the client recorded an accepted batch:\n{sent}"
+    );
+    assert!(
+        !data.join(category).exists(),
+        "{category} was created in the data dir"
+    );
+    // The batch's large message repeats "<category>-<counter> ".
+    let marker = format!("{category}-000001 ");
+    for p in walk(data) {
+        if p.is_file() {
+            let bytes = std::fs::read(&p).expect("reading a data file");
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{} holds a refused batch",
+                p.display()
+            );
+        }
+    }
+}
+
+fn tls_listener(
+    port: u16,
+    server: &scribe_tls::testing::CertFiles,
+    client_ca: Option<&Path>,
+) -> String {
+    let mut s = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        server.cert, server.key
+    );
+    if let Some(ca) = client_ca {
+        s.push_str(&format!("tls_client_ca = {ca:?}\n"));
+    }
+    s
+}
+
+/// (a) TLS without client certificates: the batch lands byte-exact. (b) mutual TLS: with the
+/// client certificate it lands, without one the handshake is refused, the Python client gets
+/// an error and nothing is written.
+#[test]
+fn python_scribe_client_over_tls_and_mutual_tls() {
+    venv_python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki = scribe_tls::testing::TestPki::new(&tmp.path().join("pki"), "compat");
+    let server = pki.server("scribed.test");
+    let client = pki.client("py01");
+    let (tls_port, mtls_port) = (free_port(), free_port());
+    let config = format!(
+        "{}\n{}",
+        tls_listener(tls_port, &server, None),
+        tls_listener(mtls_port, &server, Some(&pki.ca()))
+    );
+    let data = tmp.path().join("data");
+    let s = Scribed::launch(
+        &data,
+        Launch {
+            config: Some(config),
+            ..Launch::default()
+        },
+    );
+    let tls_addr = format!("127.0.0.1:{tls_port}");
+    let mtls_addr = format!("127.0.0.1:{mtls_port}");
+    let ca = pki.ca();
+    let ca = ca.as_path();
+
+    // (a) Server authentication only.
+    let out = tmp.path().join("a");
+    let outcome = run_tls_client(
+        &tls_addr,
+        &out,
+        &opts(&[
+            ("--ca", ca),
+            ("--category", Path::new("tls.server_auth")),
+            ("--expect", Path::new("ok")),
+        ]),
+    );
+    assert_eq!(outcome, "ok");
+    assert_landed(&data, &out, "tls.server_auth");
+
+    // The client checks the server's name: "localhost" is on the certificate, another is not.
+    let out = tmp.path().join("a-name");
+    let outcome = run_tls_client(
+        &tls_addr,
+        &out,
+        &opts(&[
+            ("--ca", ca),
+            ("--server-name", Path::new("elsewhere.test")),
+            ("--category", Path::new("tls.wrong_name")),
+            ("--expect", Path::new("tls-error")),
+        ]),
+    );
+    assert!(
+        outcome.contains("SSLCertVerificationError") && outcome.contains("elsewhere.test"),
+        "{outcome}"
+    );
+    assert_not_written(&data, &out, "tls.wrong_name");
+
+    // (b) Mutual TLS with the client certificate.
+    let out = tmp.path().join("b");
+    let outcome = run_tls_client(
+        &mtls_addr,
+        &out,
+        &opts(&[
+            ("--ca", ca),
+            ("--cert", client.cert.as_path()),
+            ("--key", client.key.as_path()),
+            ("--category", Path::new("tls.mutual")),
+            ("--expect", Path::new("ok")),
+        ]),
+    );
+    assert_eq!(outcome, "ok");
+    assert_landed(&data, &out, "tls.mutual");
+
+    // (b) Mutual TLS without one: with TLS 1.3 the client's handshake completes before the
+    // server checks, so the error comes with the first read (the server's alert or close).
+    let out = tmp.path().join("b-nocert");
+    let outcome = run_tls_client(
+        &mtls_addr,
+        &out,
+        &opts(&[
+            ("--ca", ca),
+            ("--category", Path::new("tls.nocert")),
+            ("--expect", Path::new("tls-error")),
+        ]),
+    );
+    assert!(outcome.starts_with("tls-error: "), "{outcome}");
+    assert_not_written(&data, &out, "tls.nocert");
+
+    let (code, metrics) = s.http_get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("scribed_tls_handshake_failures_total"),
+        "refused handshakes are counted:\n{metrics}"
+    );
+    let log = s.log_text();
+    assert!(!log.contains("panicked"), "scribed log:\n{log}");
+    let status = s.stop();
+    assert!(status.success(), "scribed exited with {status}:\n{log}");
+}
+
+/// (c) A client whose certificate maps to `[[client]]` "web" (may write `web.*`) on a mutual
+/// TLS listener with `anonymous = []`: `db.audit` is refused with a TApplicationException
+/// naming the category, counted, nothing written; `web.access` lands. A certificate from the
+/// same CA that names no `[[client]]` is anonymous there and may write nothing.
+#[test]
+fn python_scribe_client_tls_identity_limits_categories() {
+    venv_python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki = scribe_tls::testing::TestPki::new(&tmp.path().join("pki"), "compat");
+    let server = pki.server("scribed.test");
+    let web = pki.client("web01");
+    let stranger = pki.client("stranger01");
+    let port = free_port();
+    let config = format!(
+        "{}anonymous = []\n\n[[client]]\nname = \"web\"\ncertificate_names = [\"web01\"]\n\
+         categories = [\"web.*\"]\n",
+        tls_listener(port, &server, Some(&pki.ca()))
+    );
+    let data = tmp.path().join("data");
+    let s = Scribed::launch(
+        &data,
+        Launch {
+            config: Some(config),
+            ..Launch::default()
+        },
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let ca = pki.ca();
+    let ca = ca.as_path();
+    let as_web = |category: &str, expect: &str, out: &Path| {
+        run_tls_client(
+            &addr,
+            out,
+            &opts(&[
+                ("--ca", ca),
+                ("--cert", web.cert.as_path()),
+                ("--key", web.key.as_path()),
+                ("--category", Path::new(category)),
+                ("--expect", Path::new(expect)),
+            ]),
+        )
+    };
+
+    let out = tmp.path().join("db");
+    let outcome = as_web("db.audit", "refused", &out);
+    assert!(
+        outcome.contains("db.audit") && outcome.contains("web"),
+        "the refusal names the category and the client: {outcome}"
+    );
+    assert_not_written(&data, &out, "db.audit");
+
+    let out = tmp.path().join("web");
+    assert_eq!(as_web("web.access", "ok", &out), "ok");
+    assert_landed(&data, &out, "web.access");
+
+    let out = tmp.path().join("stranger");
+    let outcome = run_tls_client(
+        &addr,
+        &out,
+        &opts(&[
+            ("--ca", ca),
+            ("--cert", stranger.cert.as_path()),
+            ("--key", stranger.key.as_path()),
+            ("--category", Path::new("web.stranger")),
+            ("--expect", Path::new("refused")),
+        ]),
+    );
+    assert!(outcome.contains("web.stranger"), "{outcome}");
+    assert_not_written(&data, &out, "web.stranger");
+
+    let (code, metrics) = s.http_get("/metrics");
+    assert_eq!(code, 200);
+    // The refused batch: one batch of the client's six messages.
+    assert!(
+        metrics.contains("scribed_denied_batches_total{client=\"web\"} 1"),
+        "refusals are counted per client:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("scribed_denied_messages_total{client=\"web\"} 6"),
+        "refused messages are counted per client:\n{metrics}"
+    );
+    let log = s.log_text();
+    assert!(log.contains("db.audit"), "the refusal is logged:\n{log}");
+    assert!(!log.contains("panicked"), "scribed log:\n{log}");
+    let status = s.stop();
+    assert!(status.success(), "scribed exited with {status}:\n{log}");
 }
