@@ -342,9 +342,18 @@ fn report_missing(name: &str, e: &io::Error) {
     report_unreadable(name, &what);
 }
 
+/// `grep -s`: no messages about unreadable inputs (the exit status still says so).
+static NO_MESSAGES: AtomicBool = AtomicBool::new(false);
+
+pub fn set_no_messages(yes: bool) {
+    NO_MESSAGES.store(yes, Ordering::Relaxed);
+}
+
 /// Tells that (part of) an input could not be read, and makes the exit status 2.
 fn report_unreadable(name: &str, what: &str) {
-    eprintln!("logq: {name}: {what}");
+    if !NO_MESSAGES.load(Ordering::Relaxed) {
+        eprintln!("logq: {name}: {what}");
+    }
     INPUT_ERRORS.store(true, Ordering::Relaxed);
 }
 

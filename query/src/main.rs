@@ -4,7 +4,8 @@ use clap::Parser;
 
 fn main() {
     scribe_cli::init_logging("warn");
-    let cli = logq::cli::Cli::parse();
+    let args = logq::cli::expand_context_shorthand(std::env::args_os().collect());
+    let cli = logq::cli::Cli::parse_from(args);
     let code = match logq::app::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -294,7 +294,7 @@ fn split_files_give_the_same_grep_cut_and_print_output() {
     write(&p, text.as_bytes());
     let f = p.to_str().unwrap();
     for args in [
-        &["grep", "-o", "10\\.0\\.[0-9]+\\.1[0-9] .*404", f][..],
+        &["grep", "-E", "-o", "10\\.0\\.[0-9]+\\.1[0-9] .*404", f][..],
         &["grep", "-v", "GET /p/1", f],
         &["cut", "-d", " ", "-f", "1,7", f],
         &["cut", "-c", "5-30", f],
