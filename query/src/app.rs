@@ -10,13 +10,30 @@ use crate::{cut, grep, input, records};
 
 pub fn run(cli: Cli) -> Result<i32> {
     let quiet = matches!(&cli.cmd, Command::Grep(a) if a.quiet);
-    let code = run_command(cli)?;
+    let is_cut = matches!(&cli.cmd, Command::Cut(_));
+    // GNU cut's every failure, usage or input, is status 1.
+    let failure = if is_cut { 1 } else { 2 };
+    let code = match run_command(cli) {
+        Err(e) if is_cut && !is_broken_pipe(&e) => {
+            eprintln!("logq: cut: {e:#}");
+            return Ok(failure);
+        }
+        r => r?,
+    };
     // An input that could not be read was reported and skipped; the status still says so
     // (except `grep -q` that found a match: 0, like GNU grep).
     if input::had_input_errors() && !(quiet && code == 0) {
-        return Ok(2);
+        return Ok(failure);
     }
     Ok(code)
+}
+
+/// A closed pipe (`logq ... | head`) is how pipelines end, not an error.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run_command(cli: Cli) -> Result<i32> {

@@ -255,29 +255,23 @@ pub struct CutArgs {
     /// Files (none or `-`: stdin).
     pub files: Vec<String>,
     /// Select these bytes.
-    #[arg(
-        short = 'b',
-        long = "bytes",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub bytes: Option<String>,
+    #[arg(short = 'b', long = "bytes", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub bytes: Vec<String>,
     /// Select these characters (bytes, as in GNU cut).
-    #[arg(
-        short = 'c',
-        long = "characters",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub chars: Option<String>,
+    #[arg(short = 'c', long = "characters", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub chars: Vec<String>,
     /// Select these fields.
-    #[arg(
-        short = 'f',
-        long = "fields",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub fields: Option<String>,
+    #[arg(short = 'f', long = "fields", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub fields: Vec<String>,
+    /// Ignored, as in GNU cut (`-b` never splits a character there either).
+    #[arg(short = 'n')]
+    pub no_split: bool,
+    /// Lines end with NUL, not newline, in input and output.
+    #[arg(short = 'z', long = "zero-terminated")]
+    pub zero_terminated: bool,
     /// Field delimiter (one byte; default TAB).
     #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
     pub delimiter: Option<String>,

@@ -3,77 +3,76 @@
 //! Line selection does not care which match is reported, so it runs on the fast
 //! leftmost-first engines (`grep-regex`). The spans printed do: GNU grep shows the longest
 //! match at the leftmost position (`echo xfoobar | grep -oE 'foo|foobar'` is `foobar`). The
-//! leftmost start is the same under both semantics, so a leftmost-first search finds it; a
-//! lazy DFA built with `MatchKind::All`, run anchored at that start, then reports the longest
-//! end. When the lazy DFA gives up (a Unicode word boundary next to non-ASCII text), a
-//! PikeVM with the same semantics answers instead.
+//! leftmost start is the same under both semantics, so the line selector (leftmost-first)
+//! finds it; a lazy DFA built with `MatchKind::All`, run anchored at that start, then
+//! reports the longest end. When the lazy DFA gives up (a Unicode word boundary next to
+//! non-ASCII text), a PikeVM with the same semantics, built on first use, answers instead.
 
+use std::sync::OnceLock;
+
+use grep_matcher::Matcher;
+use grep_regex::RegexMatcher;
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
-use regex_automata::meta::Regex;
 use regex_automata::nfa::thompson::pikevm::{Cache as VmCache, PikeVM};
-use regex_automata::nfa::thompson::Config as NfaConfig;
-use regex_automata::util::syntax::Config as SyntaxConfig;
+use regex_automata::nfa::thompson::{Config as NfaConfig, NFA};
 use regex_automata::{Anchored, Input, MatchKind};
 
-/// Matchers for one (translated, combined) pattern.
+/// The longest-match automata for one (translated, combined) pattern.
 pub struct Longest {
-    first: Regex,
+    nfa: NFA,
     dfa: DFA,
-    vm: PikeVM,
+    vm: OnceLock<PikeVM>,
 }
 
 /// Per-thread scratch space of a [`Longest`].
 pub struct Caches {
     dfa: DfaCache,
-    vm: VmCache,
-    first: regex_automata::meta::Cache,
+    vm: Option<VmCache>,
 }
 
 impl Longest {
     pub fn new(pattern: &str) -> Result<Longest, String> {
-        let syntax = SyntaxConfig::new().utf8(false);
-        let nfa = NfaConfig::new().utf8(false);
-        let first = Regex::builder()
+        let syntax = regex_automata::util::syntax::Config::new().utf8(false);
+        let nfa = NFA::compiler()
             .syntax(syntax)
-            .configure(Regex::config().utf8_empty(false))
+            .configure(NfaConfig::new().utf8(false))
             .build(pattern)
             .map_err(|e| e.to_string())?;
         let dfa = DFA::builder()
-            .syntax(syntax)
-            .thompson(nfa.clone())
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
                     .unicode_word_boundary(true),
             )
-            .build(pattern)
+            .build_from_nfa(nfa.clone())
             .map_err(|e| e.to_string())?;
-        let vm = PikeVM::builder()
-            .syntax(syntax)
-            .thompson(nfa)
-            .configure(PikeVM::config().match_kind(MatchKind::All))
-            .build(pattern)
-            .map_err(|e| e.to_string())?;
-        Ok(Longest { first, dfa, vm })
+        Ok(Longest {
+            nfa,
+            dfa,
+            vm: OnceLock::new(),
+        })
     }
 
     pub fn caches(&self) -> Caches {
         Caches {
             dfa: self.dfa.create_cache(),
-            vm: self.vm.create_cache(),
-            first: self.first.create_cache(),
+            vm: None,
         }
     }
 
     /// The non-empty leftmost-longest matches of `line`, left to right, not overlapping
-    /// (GNU grep shows no empty match).
-    pub fn spans(&self, c: &mut Caches, line: &[u8], out: &mut Vec<(usize, usize)>) {
+    /// (GNU grep shows no empty match). `first` is the leftmost-first matcher of the same
+    /// pattern.
+    pub fn spans(
+        &self,
+        first: &RegexMatcher,
+        c: &mut Caches,
+        line: &[u8],
+        out: &mut Vec<(usize, usize)>,
+    ) {
         let mut at = 0;
         while at <= line.len() {
-            let Some(m) = self
-                .first
-                .search_with(&mut c.first, &Input::new(line).range(at..))
-            else {
+            let Ok(Some(m)) = first.find_at(line, at) else {
                 return;
             };
             let s = m.start();
@@ -92,8 +91,15 @@ impl Longest {
         match self.dfa.try_search_fwd(&mut c.dfa, &input) {
             Ok(hm) => hm.map(|h| h.offset()),
             Err(_) => {
-                let mut caps = self.vm.create_captures();
-                self.vm.search(&mut c.vm, &input, &mut caps);
+                let vm = self.vm.get_or_init(|| {
+                    PikeVM::builder()
+                        .configure(PikeVM::config().match_kind(MatchKind::All))
+                        .build_from_nfa(self.nfa.clone())
+                        .expect("a PikeVM builds from any NFA")
+                });
+                let cache = c.vm.get_or_insert_with(|| vm.create_cache());
+                let mut caps = vm.create_captures();
+                vm.search(cache, &input, &mut caps);
                 caps.get_match().map(|m| m.end())
             }
         }
@@ -106,9 +112,10 @@ mod tests {
 
     fn spans(p: &str, hay: &str) -> Vec<String> {
         let l = Longest::new(p).unwrap();
+        let first = RegexMatcher::new(p).unwrap();
         let mut c = l.caches();
         let mut v = Vec::new();
-        l.spans(&mut c, hay.as_bytes(), &mut v);
+        l.spans(&first, &mut c, hay.as_bytes(), &mut v);
         v.into_iter().map(|(s, e)| hay[s..e].to_string()).collect()
     }
 

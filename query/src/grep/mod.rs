@@ -104,6 +104,28 @@ impl GrepOptions {
     }
 }
 
+/// An input as the printer names it.
+pub struct Named<'a> {
+    pub name: &'a str,
+    /// With `-T`, GNU grep right-aligns numbers to the digits of the file's size (of the
+    /// largest offset for a pipe).
+    pub number_width: usize,
+}
+
+impl<'a> Named<'a> {
+    pub fn new(input: &'a crate::input::Input) -> Named<'a> {
+        let size = input
+            .path()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map_or(i64::MAX as u64, |m| m.len());
+        Named {
+            name: &input.name,
+            number_width: size.to_string().len(),
+        }
+    }
+}
+
 /// The compiled search: one matcher and searcher configuration shared by every worker.
 pub struct Grep {
     pub opts: GrepOptions,
@@ -147,14 +169,24 @@ impl Grep {
 
     /// Searches one input (or byte range of one) and writes GNU-format output. Returns the
     /// number of selected lines.
-    pub fn search<R: io::Read, W: Write>(&self, name: &str, reader: R, out: &mut W) -> Result<u64> {
+    pub fn search<R: io::Read, W: Write>(
+        &self,
+        name: &Named<'_>,
+        reader: R,
+        out: &mut W,
+    ) -> Result<u64> {
         self.run(name, out, |searcher, sink| {
             searcher.search_reader(&self.matcher, reader, sink)
         })
     }
 
     /// Like [`Grep::search`], over bytes in memory (a mapped file).
-    pub fn search_slice<W: Write>(&self, name: &str, data: &[u8], out: &mut W) -> Result<u64> {
+    pub fn search_slice<W: Write>(
+        &self,
+        name: &Named<'_>,
+        data: &[u8],
+        out: &mut W,
+    ) -> Result<u64> {
         self.run(name, out, |searcher, sink| {
             searcher.search_slice(&self.matcher, data, sink)
         })
@@ -162,14 +194,20 @@ impl Grep {
 
     fn run<W: Write>(
         &self,
-        name: &str,
+        named: &Named<'_>,
         out: &mut W,
         search: impl FnOnce(&mut Searcher, &mut GnuSink<'_, W>) -> io::Result<()>,
     ) -> Result<u64> {
+        let name = named.name;
         let mut searcher = self.searcher.build();
         let mut sink = GnuSink {
             grep: self,
             name: name.as_bytes(),
+            number_width: if self.opts.initial_tab {
+                named.number_width
+            } else {
+                0
+            },
             out,
             selected: 0,
             last_line: None,
@@ -233,8 +271,7 @@ pub fn run_grep(a: GrepArgs) -> Result<i32> {
     if a.input.tail.is_some() {
         bail!("--tail is not supported by grep (use logq where or print)");
     }
-    // GNU grep with no pattern at all (`-f /dev/null`) selects nothing and reads nothing.
-    if opts.patterns.is_empty() && !opts.invert {
+    if gnu_selects_nothing(&mut opts) {
         return Ok(1);
     }
     if a.line_buffered {
@@ -258,7 +295,7 @@ fn search_all(grep: &Grep, src: &Source) -> Result<Vec<u64>> {
         sep,
         |i, w| {
             let t = &tasks[i];
-            let name = &src.inputs[t.input].name;
+            let name = &Named::new(&src.inputs[t.input]);
             let n = match src.mapped(t)? {
                 Some(m) => {
                     let n = grep.search_slice(name, &m, w);
@@ -276,6 +313,22 @@ fn search_all(grep: &Grep, src: &Source) -> Result<Vec<u64>> {
     );
     src.progress.finish();
     counts
+}
+
+/// GNU grep's shortcuts, which print nothing at all (not even `-c`'s counts): no pattern
+/// (`-f /dev/null`) is "every line matches `''`, inverted"; and when matching plainly cannot
+/// select a line (`-m 0`, or `-v ''`), it exits 1 at once (except for `-L`).
+fn gnu_selects_nothing(o: &mut GrepOptions) -> bool {
+    if o.patterns.is_empty() {
+        o.patterns.push(String::new());
+        o.invert = !o.invert;
+        o.pattern.line = false;
+        o.pattern.word = false;
+    }
+    let all_empty = o.patterns.iter().all(String::is_empty) && o.patterns.len() == 1;
+    let never =
+        o.max_count == Some(0) || (all_empty && o.invert && !o.pattern.line && !o.pattern.word);
+    never && !o.files_without_match
 }
 
 /// The patterns: `-e` and `-f` ones, else the first operand (removed from `rest`).

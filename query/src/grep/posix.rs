@@ -202,10 +202,12 @@ impl Parser {
             '1'..='9' => return err("back-references are not supported"),
             'w' | 'W' => push(top, word_class(c == 'W')),
             's' | 'S' => push(top, format!("[{}{}]", neg(c == 'S'), SPACE)),
-            'b' => push(top, "\\b".into()),
+            // GNU's word boundaries never hold next to an invalid byte: the half boundaries
+            // see to that (Rust's `\b` alone would hold between `\xff` and a letter).
+            'b' => push(top, format!("(?:{START}|{END})")),
             'B' => push(top, "\\B".into()),
-            '<' => push(top, "\\b{start}".into()),
-            '>' => push(top, "\\b{end}".into()),
+            '<' => push(top, START.into()),
+            '>' => push(top, END.into()),
             '`' => push(top, "^".into()),
             '\'' => push(top, "$".into()),
             '.' | '*' | '[' | ']' | '^' | '$' | '\\' => push(top, lit(c)),
@@ -327,6 +329,9 @@ fn neg(yes: bool) -> &'static str {
     }
 }
 
+const START: &str = "\\b{start}\\b{start-half}";
+const END: &str = "\\b{end}\\b{end-half}";
+
 /// glibc's `[:space:]` in a UTF-8 locale (no-break spaces are not spaces).
 const SPACE: &str =
     "\\t\\n\\x0B\\x0C\\r \\x{1680}\\x{2000}-\\x{2006}\\x{2008}-\\x{200A}\\x{2028}\\x{2029}\\x{205F}\\x{3000}";
@@ -353,10 +358,12 @@ fn posix_class(name: &str, icase: bool) -> Option<String> {
         "xdigit" => "0-9A-Fa-f".into(),
         "space" => SPACE.into(),
         "blank" => BLANK.into(),
-        "punct" => "\\p{P}\\p{S}".into(),
+        // glibc: punct is every printable character that is neither alnum nor space (so a
+        // no-break space is punctuation), graph is print without space.
+        "punct" => format!("^\\p{{Cc}}\\p{{Cn}}{SPACE}{ALNUM}"),
         "cntrl" => "\\p{Cc}\\x{2028}\\x{2029}".into(),
-        "print" => "^\\p{Cc}\\p{Cs}\\p{Cn}\\x{2028}\\x{2029}".into(),
-        "graph" => "^\\p{Cc}\\p{Cs}\\p{Cn}\\p{Z}\\s".into(),
+        "print" => "^\\p{Cc}\\p{Cn}\\x{2028}\\x{2029}".into(),
+        "graph" => format!("^\\p{{Cc}}\\p{{Cn}}{SPACE}"),
         _ => return None,
     };
     Some(if body.starts_with('[') {

@@ -18,6 +18,8 @@ const C_END: &[u8] = b"\x1b[m\x1b[K";
 pub(super) struct GnuSink<'a, W: Write> {
     pub grep: &'a Grep,
     pub name: &'a [u8],
+    /// `-T`: the width numbers are right-aligned to.
+    pub number_width: usize,
     pub out: &'a mut W,
     pub selected: u64,
     /// The last line output (or, with `-o`, that would have been), to print `--` before a
@@ -97,7 +99,7 @@ impl<W: Write> GnuSink<'_, W> {
     }
 
     fn write_number(&mut self, n: u64, sep: u8) -> io::Result<()> {
-        let width = if self.grep.opts.initial_tab { 4 } else { 0 };
+        let width = self.number_width;
         if self.color() {
             self.out.write_all(C_LINE)?;
             write!(self.out, "{n:>width$}")?;
@@ -186,7 +188,7 @@ impl<W: Write> GnuSink<'_, W> {
         let mut spans = Vec::new();
         if let Some(longest) = &self.grep.longest {
             let caches = self.caches.get_or_insert_with(|| longest.caches());
-            longest.spans(caches, line, &mut spans);
+            longest.spans(&self.grep.matcher, caches, line, &mut spans);
         }
         spans
     }
