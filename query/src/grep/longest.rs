@@ -32,7 +32,10 @@ pub struct Caches {
 
 impl Longest {
     pub fn new(pattern: &str) -> Result<Longest, String> {
-        let syntax = regex_automata::util::syntax::Config::new().utf8(false);
+        // Multi-line: `-w` searches whole buffers of lines, where `^`/`$` are line edges.
+        let syntax = regex_automata::util::syntax::Config::new()
+            .utf8(false)
+            .multi_line(true);
         let nfa = NFA::compiler()
             .syntax(syntax)
             .configure(NfaConfig::new().utf8(false))
@@ -68,15 +71,26 @@ impl Longest {
         first: &RegexMatcher,
         c: &mut Caches,
         line: &[u8],
+        word: bool,
         out: &mut Vec<(usize, usize)>,
     ) {
         let mut at = 0;
         while at <= line.len() {
-            let Ok(Some(m)) = first.find_at(line, at) else {
-                return;
+            let (s, e) = if word {
+                match self.find_word(first, c, line, at) {
+                    Some(m) => m,
+                    None => return,
+                }
+            } else {
+                let Ok(Some(m)) = first.find_at(line, at) else {
+                    return;
+                };
+                let s = m.start();
+                (
+                    s,
+                    self.longest_end(c, line, s).unwrap_or(m.end()).max(m.end()),
+                )
             };
-            let s = m.start();
-            let e = self.longest_end(c, line, s).unwrap_or(m.end()).max(m.end());
             if e > s {
                 out.push((s, e));
                 at = e;
@@ -87,7 +101,48 @@ impl Longest {
     }
 
     fn longest_end(&self, c: &mut Caches, line: &[u8], s: usize) -> Option<usize> {
-        let input = Input::new(line).range(s..).anchored(Anchored::Yes);
+        self.longest_end_within(c, line, s, line.len())
+    }
+
+    /// GNU grep's `-w` match at or after `at`: the leftmost match of the pattern, cut back
+    /// to the longest of its lengths that ends a word (preceded and followed by a non-word
+    /// character, an invalid UTF-8 byte being one, or the edge); else the next start.
+    pub fn find_word(
+        &self,
+        first: &RegexMatcher,
+        c: &mut Caches,
+        hay: &[u8],
+        at: usize,
+    ) -> Option<(usize, usize)> {
+        let mut from = at;
+        while from <= hay.len() {
+            let s = first.find_at(hay, from).ok()??.start();
+            let mut limit = hay.len();
+            while let Some(e) = self.longest_end_within(c, hay, s, limit) {
+                // An empty match inside a character is no position to GNU.
+                let inside = e == s && inside_char(hay, s);
+                if !inside && !word_char_before(hay, s) && !word_char_at(hay, e) {
+                    return Some((s, e));
+                }
+                if e == s {
+                    break;
+                }
+                limit = e - 1;
+            }
+            from = s + 1;
+        }
+        None
+    }
+
+    /// The end of the longest match that starts at `s` and ends at or before `limit`.
+    fn longest_end_within(
+        &self,
+        c: &mut Caches,
+        line: &[u8],
+        s: usize,
+        limit: usize,
+    ) -> Option<usize> {
+        let input = Input::new(line).range(s..limit).anchored(Anchored::Yes);
         match self.dfa.try_search_fwd(&mut c.dfa, &input) {
             Ok(hm) => hm.map(|h| h.offset()),
             Err(_) => {
@@ -106,6 +161,43 @@ impl Longest {
     }
 }
 
+/// GNU's word characters: `_` and alphanumerics (letters and digits of every script);
+/// an invalid UTF-8 byte is not one.
+fn is_word(c: char) -> bool {
+    c == '_' || c.is_alphanumeric()
+}
+
+fn word_char_before(hay: &[u8], at: usize) -> bool {
+    let start = at.saturating_sub(4);
+    (start..at)
+        .rev()
+        .find_map(|i| std::str::from_utf8(&hay[i..at]).ok())
+        .and_then(|s| s.chars().next_back())
+        .is_some_and(is_word)
+}
+
+/// Whether `at` falls inside the encoding of a valid UTF-8 character.
+fn inside_char(hay: &[u8], at: usize) -> bool {
+    (at.saturating_sub(3)..at).any(|i| {
+        let chunk = &hay[i..(i + 4).min(hay.len())];
+        let valid = match std::str::from_utf8(chunk) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&chunk[..e.valid_up_to()]).unwrap_or(""),
+        };
+        valid.chars().next().is_some_and(|c| i + c.len_utf8() > at)
+    })
+}
+
+fn word_char_at(hay: &[u8], at: usize) -> bool {
+    let end = (at + 4).min(hay.len());
+    let chunk = &hay[at..end];
+    let valid = match std::str::from_utf8(chunk) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&chunk[..e.valid_up_to()]).unwrap_or(""),
+    };
+    valid.chars().next().is_some_and(is_word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +207,7 @@ mod tests {
         let first = RegexMatcher::new(p).unwrap();
         let mut c = l.caches();
         let mut v = Vec::new();
-        l.spans(&first, &mut c, hay.as_bytes(), &mut v);
+        l.spans(&first, &mut c, hay.as_bytes(), false, &mut v);
         v.into_iter().map(|(s, e)| hay[s..e].to_string()).collect()
     }
 
@@ -127,8 +219,21 @@ mod tests {
     }
 
     #[test]
-    fn word_boundaries_next_to_non_ascii_fall_back() {
-        let p = r"\b{start-half}(?:é|éa)\b{end-half}";
-        assert_eq!(spans(p, "éa é éab"), ["éa", "é"]);
+    fn word_matches_are_cut_back_to_a_word_end() {
+        let l = Longest::new("é|éa|a*").unwrap();
+        let first = RegexMatcher::new("é|éa|a*").unwrap();
+        let mut c = l.caches();
+        let hay = "éab é aa".as_bytes();
+        let mut v = Vec::new();
+        l.spans(&first, &mut c, hay, true, &mut v);
+        let got: Vec<&[u8]> = v.iter().map(|&(s, e)| &hay[s..e]).collect();
+        assert_eq!(got, [&b"\xc3\xa9"[..], b"aa"]);
+        // An invalid byte is not a word character.
+        let (l, first) = (Longest::new("é").unwrap(), RegexMatcher::new("é").unwrap());
+        let mut c = l.caches();
+        assert_eq!(
+            l.find_word(&first, &mut c, b"\xff\xc3\xa9", 0),
+            Some((1, 3))
+        );
     }
 }

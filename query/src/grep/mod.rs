@@ -129,7 +129,10 @@ impl<'a> Named<'a> {
 /// The compiled search: one matcher and searcher configuration shared by every worker.
 pub struct Grep {
     pub opts: GrepOptions,
+    /// The line selector, leftmost-first; with `-w`, the pattern without the word rule.
     matcher: RegexMatcher,
+    /// `-w`: GNU's word rule over `matcher`.
+    word: Option<pattern::WordMatcher>,
     /// Leftmost-longest spans, built only when `-o` or colour shows them.
     longest: Option<longest::Longest>,
     /// A builder, not a `Searcher`: searchers hold buffers and are not `Sync`.
@@ -140,6 +143,11 @@ impl Grep {
     pub fn new(opts: GrepOptions) -> Result<Grep> {
         let translated = pattern::translate_all(&opts.patterns, &opts.pattern)?;
         let matcher = pattern::selector(&translated, opts.eol())?;
+        let word = if opts.pattern.word && !opts.pattern.line {
+            Some(pattern::WordMatcher::new(matcher.clone(), &translated)?)
+        } else {
+            None
+        };
         let longest = if opts.shows_spans() {
             Some(pattern::spans(&translated)?)
         } else {
@@ -162,6 +170,7 @@ impl Grep {
         Ok(Grep {
             opts,
             matcher,
+            word,
             longest,
             searcher: sb,
         })
@@ -175,8 +184,9 @@ impl Grep {
         reader: R,
         out: &mut W,
     ) -> Result<u64> {
-        self.run(name, out, |searcher, sink| {
-            searcher.search_reader(&self.matcher, reader, sink)
+        self.run(name, out, |searcher, sink| match &self.word {
+            Some(w) => searcher.search_reader(w, reader, sink),
+            None => searcher.search_reader(&self.matcher, reader, sink),
         })
     }
 
@@ -187,8 +197,9 @@ impl Grep {
         data: &[u8],
         out: &mut W,
     ) -> Result<u64> {
-        self.run(name, out, |searcher, sink| {
-            searcher.search_slice(&self.matcher, data, sink)
+        self.run(name, out, |searcher, sink| match &self.word {
+            Some(w) => searcher.search_slice(w, data, sink),
+            None => searcher.search_slice(&self.matcher, data, sink),
         })
     }
 

@@ -1,6 +1,7 @@
 //! From grep's patterns and flags to the matchers: GNU syntax translated ([`super::posix`]),
 //! `-i`, `-w` and `-x` applied, and errors and warnings on one line each.
 
+use grep_matcher::{Match, Matcher, NoCaptures, NoError};
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 
 use super::longest::Longest;
@@ -16,7 +17,7 @@ pub struct PatternOptions {
 }
 
 /// Every pattern (GNU splits each at newlines), each translated to Rust syntax and wrapped
-/// for `-w`/`-x`. An empty list (`-f /dev/null`) matches nothing.
+/// for `-x` (`-w` is [`WordMatcher`]'s search, not a wrapper). An empty list (`-f /dev/null`) matches nothing.
 pub fn translate_all(patterns: &[String], o: &PatternOptions) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for p in patterns.iter().flat_map(|p| p.split('\n')) {
@@ -29,11 +30,6 @@ pub fn translate_all(patterns: &[String], o: &PatternOptions) -> anyhow::Result<
         }
         if o.line {
             t = format!("^(?:{t})$");
-        } else if o.word {
-            // GNU -w: the match is preceded and followed by a non-word character (an invalid
-            // UTF-8 byte is one) or the line's edge. The half boundaries alone never match
-            // next to invalid UTF-8, the full ones do when the other side is a word character.
-            t = format!("(?:\\b{{start-half}}|\\b{{start}})(?:{t})(?:\\b{{end-half}}|\\b{{end}})");
         }
         if o.ignore_case {
             t = format!("(?i:{t})");
@@ -105,4 +101,56 @@ pub fn spans(translated: &[String]) -> anyhow::Result<Longest> {
             .join("|")
     };
     Longest::new(&joined).map_err(|e| anyhow::anyhow!("grep: invalid pattern: {e}"))
+}
+
+/// `-w` as GNU grep does it, as a [`Matcher`] the searcher runs: see
+/// [`Longest::find_word`]. Slower than a plain regex, which a wrapper around the pattern
+/// could not replace: no regex assertion treats an invalid byte as a non-word character.
+pub struct WordMatcher {
+    pub inner: RegexMatcher,
+    longest: Longest,
+    caches: std::sync::Mutex<Vec<super::longest::Caches>>,
+}
+
+impl WordMatcher {
+    pub fn new(inner: RegexMatcher, translated: &[String]) -> anyhow::Result<WordMatcher> {
+        Ok(WordMatcher {
+            inner,
+            longest: spans(translated)?,
+            caches: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl Matcher for WordMatcher {
+    type Captures = NoCaptures;
+    type Error = NoError;
+
+    fn find_at(&self, hay: &[u8], at: usize) -> Result<Option<Match>, NoError> {
+        let pooled = self
+            .caches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut c = pooled.unwrap_or_else(|| self.longest.caches());
+        let m = self.longest.find_word(&self.inner, &mut c, hay, at);
+        self.caches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(c);
+        // The end of a buffer that ends a line is no position in a line.
+        let eol = self.inner.line_terminator().map(|t| t.as_byte());
+        let past_last_line =
+            |&(s, e): &(usize, usize)| s == e && s == hay.len() && s > 0 && Some(hay[s - 1]) == eol;
+        Ok(m.filter(|m| !past_last_line(m))
+            .map(|(s, e)| Match::new(s, e)))
+    }
+
+    fn new_captures(&self) -> Result<NoCaptures, NoError> {
+        Ok(NoCaptures::new())
+    }
+
+    fn line_terminator(&self) -> Option<grep_matcher::LineTerminator> {
+        self.inner.line_terminator()
+    }
 }

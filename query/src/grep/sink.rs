@@ -110,7 +110,19 @@ impl<W: Write> GnuSink<'_, W> {
         self.write_sep(sep)
     }
 
+    /// The prefixes before a line or match; with `-T`, a tab after them unless nothing
+    /// follows (`rest_empty`), as GNU grep does.
     fn write_prefix(&mut self, line: Option<u64>, offset: u64, sep: u8) -> io::Result<()> {
+        self.write_prefix_for(line, offset, sep, false)
+    }
+
+    fn write_prefix_for(
+        &mut self,
+        line: Option<u64>,
+        offset: u64,
+        sep: u8,
+        rest_empty: bool,
+    ) -> io::Result<()> {
         let opts = &self.grep.opts;
         let (name, tab, bytes) = (opts.with_filename, opts.initial_tab, opts.byte_offset);
         if name {
@@ -123,7 +135,7 @@ impl<W: Write> GnuSink<'_, W> {
         if bytes {
             self.write_number(offset, sep)?;
         }
-        if tab && (name || line.is_some() || bytes) {
+        if tab && !rest_empty && (name || line.is_some() || bytes) {
             self.out.write_all(b"\t")?;
         }
         Ok(())
@@ -143,7 +155,7 @@ impl<W: Write> GnuSink<'_, W> {
             }
             return self.write_spans(line, n, offset, b':');
         }
-        self.write_prefix(n, offset, b':')?;
+        self.write_prefix_for(n, offset, b':', line.is_empty())?;
         if self.color() && !opts.invert {
             self.write_with_matches(line)?;
         } else {
@@ -188,7 +200,8 @@ impl<W: Write> GnuSink<'_, W> {
         let mut spans = Vec::new();
         if let Some(longest) = &self.grep.longest {
             let caches = self.caches.get_or_insert_with(|| longest.caches());
-            longest.spans(&self.grep.matcher, caches, line, &mut spans);
+            let word = self.grep.word.is_some();
+            longest.spans(&self.grep.matcher, caches, line, word, &mut spans);
         }
         spans
     }
@@ -210,8 +223,9 @@ impl<W: Write> Sink for GnuSink<'_, W> {
                 if !quiet {
                     self.group(n)?;
                     if !self.grep.opts.only_matching {
-                        self.write_prefix(self.shown(n), offset, b'-')?;
-                        self.out.write_all(strip_terminator(line, self.eol()))?;
+                        let l = strip_terminator(line, self.eol());
+                        self.write_prefix_for(self.shown(n), offset, b'-', l.is_empty())?;
+                        self.out.write_all(l)?;
                         self.end_line()?;
                     }
                 }
@@ -248,7 +262,7 @@ impl<W: Write> Sink for GnuSink<'_, W> {
             }
             return Ok(true);
         }
-        self.write_prefix(n, offset, b'-')?;
+        self.write_prefix_for(n, offset, b'-', line.is_empty())?;
         if self.color() && self.grep.opts.invert {
             // With -v the context lines are the matching ones: GNU colours their matches.
             self.write_with_matches(line)?;
