@@ -183,7 +183,11 @@ fn lines_over_max_line_are_an_error() {
         let mut c = logq();
         c.args(args).args(["--max-line", "1M"]);
         let out = run(c, &data);
-        assert_eq!(out.status.code(), Some(status), "{args:?} on stdin: {out:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "{args:?} on stdin: {out:?}"
+        );
         // Under the limit, the same input is read.
         let out = logq()
             .args(args)
