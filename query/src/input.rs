@@ -312,6 +312,10 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
             }
         };
         if meta.is_dir() {
+            if let Some(files) = category_files(&path) {
+                out.extend(files);
+                continue;
+            }
             walk_dir(&path, &mut out).with_context(|| format!("reading directory {p}"))?;
         } else if let Err(e) = check_readable(&path, &meta) {
             report_missing(p, &e);
@@ -371,6 +375,30 @@ pub fn had_input_errors() -> bool {
     INPUT_ERRORS.load(Ordering::Relaxed)
 }
 
+/// A directory that is a category's archive (`<data>/<cat>/` holding `<cat>_NNNNN` files),
+/// read as `--category` reads it: each rotated file once, in write order, the current one
+/// last, without the `_current` link (the newest file again) or a compressor's `.gz.tmp`.
+fn category_files(dir: &Path) -> Option<Vec<Input>> {
+    let name = dir.file_name()?.to_str()?;
+    let cat = Category::new(name.as_bytes()).ok()?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.unwrap_or(Path::new("."));
+    let files = list_archive(parent, &cat).ok()?;
+    if files.is_empty() {
+        return None;
+    }
+    let shown = |f: &ArchiveFile| dir.join(f.path.file_name().unwrap_or_default());
+    Some(
+        files
+            .into_iter()
+            .map(|f| Input {
+                name: shown(&f).display().to_string(),
+                kind: InputKind::Archive(f),
+            })
+            .collect(),
+    )
+}
+
 /// Files under `dir`, depth first, names sorted so that the order is stable across runs.
 fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
@@ -386,7 +414,10 @@ fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
             }
         };
         if ft.is_dir() {
-            walk_dir(&path, out)?;
+            match category_files(&path) {
+                Some(files) => out.extend(files),
+                None => walk_dir(&path, out)?,
+            }
         } else if ft.is_file() {
             if let Err(e) = File::open(&path) {
                 report_missing(&path.display().to_string(), &e);
