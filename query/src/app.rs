@@ -37,12 +37,28 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run_command(cli: Cli) -> Result<i32> {
+    // `-F` is `--follow` outside grep.
     match cli.cmd {
         Command::Grep(a) => grep::run_grep(a),
-        Command::Cut(a) => cut::run_cut(a),
-        Command::Where(a) => records::run_where(a),
-        Command::Print(a) => records::run_print(a),
-        Command::Count(a) => records::run_stats("count", a),
-        Command::Stats(a) => records::run_stats(&a.aggs, a.stats),
+        Command::Cut(mut a) => {
+            a.input.follow |= a.follow_short;
+            cut::run_cut(a)
+        }
+        Command::Where(mut a) => {
+            a.input.follow |= a.follow_short;
+            records::run_where(a)
+        }
+        Command::Print(mut a) => {
+            a.input.follow |= a.follow_short;
+            records::run_print(a)
+        }
+        Command::Count(mut a) => {
+            a.input.follow |= a.follow_short;
+            records::run_stats("count", a)
+        }
+        Command::Stats(mut a) => {
+            a.stats.input.follow |= a.stats.follow_short;
+            records::run_stats(&a.aggs, a.stats)
+        }
     }
 }

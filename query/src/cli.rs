@@ -70,6 +70,13 @@ pub struct InputArgs {
     /// Never show a progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Follow the files and categories as they grow (across rotation), from their end, until
+    /// interrupted; `-F` too, except in grep (where -F is fixed strings).
+    #[arg(long)]
+    pub follow: bool,
+    /// Flush output after every line (the default when stdout is a terminal).
+    #[arg(long)]
+    pub line_buffered: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -188,9 +195,6 @@ pub struct GrepArgs {
         alias = "dereference-recursive"
     )]
     pub recursive: bool,
-    /// Flush output after every line (the default when stdout is a terminal).
-    #[arg(long)]
-    pub line_buffered: bool,
     /// Colour matches: never, always, auto (a terminal).
     #[arg(long = "color", alias = "colour", value_name = "WHEN", num_args = 0..=1,
           default_missing_value = "auto")]
@@ -286,6 +290,9 @@ pub struct CutArgs {
     pub only_delimited: bool,
     #[arg(long, value_name = "STRING")]
     pub output_delimiter: Option<String>,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -301,6 +308,9 @@ pub struct WhereArgs {
     /// Prefix each printed line with the current local time (`YYYY-MM-DD HH:MM:SS `).
     #[arg(long)]
     pub timestamp: bool,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -324,6 +334,9 @@ pub struct PrintArgs {
     /// Prefix each printed line with the current local time.
     #[arg(long)]
     pub timestamp: bool,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -362,6 +375,9 @@ pub struct StatsArgs {
     /// Title of the --plot chart.
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }

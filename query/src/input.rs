@@ -43,6 +43,8 @@ pub enum InputKind {
     Stdin,
     Path(PathBuf),
     Archive(ArchiveFile),
+    /// `--follow`: every named file and category, live, as one stream.
+    Follow(crate::follow::FollowSpec),
 }
 
 impl Input {
@@ -55,7 +57,7 @@ impl Input {
 
     pub fn path(&self) -> Option<&Path> {
         match &self.kind {
-            InputKind::Stdin => None,
+            InputKind::Stdin | InputKind::Follow(_) => None,
             InputKind::Path(p) => Some(p),
             InputKind::Archive(a) => Some(&a.path),
         }
@@ -67,7 +69,7 @@ impl Input {
     /// one stream it reads.
     pub fn is_gzip(&self) -> io::Result<bool> {
         match &self.kind {
-            InputKind::Stdin => Ok(false),
+            InputKind::Stdin | InputKind::Follow(_) => Ok(false),
             InputKind::Archive(a) if a.compressed => Ok(true),
             _ => {
                 let Some(path) = self.path() else {
@@ -120,6 +122,10 @@ impl Input {
             InputKind::Stdin => {
                 decode_if_gzip(io::stdin(), how).with_context(|| format!("reading {}", self.name))
             }
+            InputKind::Follow(spec) => Ok(Box::new(crate::follow::FollowReader::open(
+                spec,
+                crate::lines::max_line(),
+            )?)),
             // Decoded here rather than by `ArchiveFile::open`, for the damage handling; by
             // the archive's word, not the magic, so a `.gz` whose header is damaged is
             // reported rather than read as text.
@@ -273,10 +279,15 @@ pub struct InputSpec {
     /// Category names or globs (`apache.*`).
     pub categories: Vec<String>,
     pub data_dir: PathBuf,
+    /// `--follow`: read the files and categories live, from their end, as one stream.
+    pub follow: bool,
 }
 
 /// Resolves the spec into the ordered list of inputs. No paths and no categories means stdin.
 pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
+    if spec.follow {
+        return resolve_follow(spec);
+    }
     let mut out = Vec::new();
     for pattern in &spec.categories {
         for cat in matching_categories(&spec.data_dir, pattern)? {
@@ -330,6 +341,37 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         out.push(Input::stdin());
     }
     Ok(out)
+}
+
+/// `--follow`: one input, every named file and category followed live.
+fn resolve_follow(spec: &InputSpec) -> Result<Vec<Input>> {
+    if spec.paths.is_empty() && spec.categories.is_empty() {
+        bail!("--follow needs a file or a --category (standard input is followed anyway)");
+    }
+    let mut follow = crate::follow::FollowSpec {
+        data_dir: spec.data_dir.clone(),
+        ..Default::default()
+    };
+    for pattern in &spec.categories {
+        follow
+            .categories
+            .extend(matching_categories(&spec.data_dir, pattern)?);
+    }
+    for p in &spec.paths {
+        if p == "-" {
+            bail!("--follow reads files and categories; standard input is followed anyway");
+        }
+        follow.files.push(PathBuf::from(p));
+    }
+    let name = match (spec.paths.as_slice(), spec.categories.as_slice()) {
+        ([one], []) => one.clone(),
+        ([], [one]) => one.clone(),
+        _ => "(follow)".to_string(),
+    };
+    Ok(vec![Input {
+        name,
+        kind: InputKind::Follow(follow),
+    }])
 }
 
 /// Set when an input named on the command line could not be read: the run goes on with the

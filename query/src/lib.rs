@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod cut;
 pub mod expr;
+pub mod follow;
 pub mod formats;
 pub mod grep;
 pub mod input;

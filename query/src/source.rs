@@ -33,7 +33,11 @@ impl Source {
             paths: paths.to_vec(),
             categories: args.categories.clone(),
             data_dir: args.data_dir.clone(),
+            follow: args.follow,
         };
+        if args.line_buffered || args.follow {
+            set_line_buffered(true);
+        }
         let inputs = resolve(&spec)?;
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
         let skipped = if range.is_all() {

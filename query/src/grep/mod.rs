@@ -285,9 +285,6 @@ pub fn run_grep(a: GrepArgs) -> Result<i32> {
     if gnu_selects_nothing(&mut opts) {
         return Ok(1);
     }
-    if a.line_buffered {
-        crate::source::set_line_buffered(true);
-    }
     let grep = Grep::new(opts)?;
     let counts = search_all(&grep, &src)?;
     Ok(if counts.iter().any(|&c| c > 0) { 0 } else { 1 })
