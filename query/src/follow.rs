@@ -3,7 +3,9 @@
 //! Files are followed by the project's follower (`scribe_follow::Follower`: rename,
 //! copytruncate, delete and recreate, symlinks), categories by `scribe_archive`'s
 //! `ArchiveTail` (every rotated file in write order, from the `.gz` if compression came
-//! first). Both start at the end: only lines written from now on are read. [`FollowReader`]
+//! first). Both start at the end: only lines written from now on are read. Between polls the
+//! reader waits for an inotify event in the watched directories (`scribe_follow::Waker`, a
+//! hint only) or [`POLL`], whichever comes first. [`FollowReader`]
 //! is an `io::Read` that blocks until lines arrive, so every command (grep's searcher, the
 //! line splitter behind where/print/cut) reads it like any stream; what either follower
 //! reports as lost (a file removed before it was read, an overlong line) is said on stderr.
@@ -14,11 +16,11 @@ use std::time::Duration;
 
 use scribe_archive::tail::{ArchiveTail, StartAt, TailEvent, TailOptions};
 use scribe_archive::Category;
-use scribe_follow::{Event, FollowOptions, Follower};
+use scribe_follow::{Event, FollowOptions, Follower, Waker};
 
-/// How long a poll that found nothing waits before the next: the worst-case latency from a
-/// line's append to its output (inotify is not used: a poll is cheap and always right).
-pub const POLL: Duration = Duration::from_millis(50);
+/// The longest wait between two polls: the latency from a line's append to its output when
+/// change notifications are not delivered (NFS); with them, a poll follows the append.
+pub const POLL: Duration = Duration::from_millis(100);
 
 /// What to follow.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,9 @@ pub struct FollowReader {
     /// followers' per-poll read limits).
     pending: Vec<u8>,
     at: usize,
+    waker: Waker,
+    /// The directories whose changes wake the reader.
+    dirs: Vec<PathBuf>,
 }
 
 impl FollowReader {
@@ -61,11 +66,37 @@ impl FollowReader {
                 .map_err(|e| anyhow::anyhow!("following category {cat}: {e}"))?;
             archives.push((cat.clone(), tail));
         }
+        let mut dirs: Vec<PathBuf> = spec
+            .files
+            .iter()
+            .flat_map(|p| {
+                let real = std::fs::canonicalize(p).ok();
+                [Some(p.clone()), real]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+            })
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d
+                }
+            })
+            .collect();
+        dirs.extend(
+            spec.categories
+                .iter()
+                .map(|c| scribe_archive::layout::category_dir(&spec.data_dir, c)),
+        );
+        let waker = Waker::notifying(POLL).unwrap_or_else(|_| Waker::polling(POLL));
         let mut r = FollowReader {
             files,
             archives,
             pending: Vec::new(),
             at: 0,
+            waker,
+            dirs,
         };
         // The follower starts at the end of the files present at its first poll: poll now,
         // so that lines written from here on are read (this poll delivers none).
@@ -172,9 +203,13 @@ impl Read for FollowReader {
             }
             self.pending.clear();
             self.at = 0;
+            for d in &self.dirs {
+                // Watched once; one that appears later is picked up here.
+                self.waker.watch_dir(d);
+            }
             let more = self.poll()?;
             if self.pending.is_empty() && !more {
-                std::thread::sleep(POLL);
+                self.waker.wait();
             }
         }
     }
