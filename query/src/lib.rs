@@ -20,6 +20,7 @@ pub mod formats;
 pub mod grep;
 pub mod input;
 pub mod lines;
+pub mod live;
 pub mod output;
 pub mod par;
 pub mod plan;

@@ -173,6 +173,37 @@ pub struct Groups {
     untimed: u64,
 }
 
+impl Groups {
+    /// The rows split by their time bucket (keys start with it when bucketing by time).
+    pub fn split_by_bucket(self) -> Vec<(i64, Groups)> {
+        let mut out: Vec<(i64, Groups)> = Vec::new();
+        for (key, states) in self.rows {
+            let Some(t) = key.get(..8).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            let t = i64::from_be_bytes(t);
+            let i = match out.iter().position(|(b, _)| *b == t) {
+                Some(i) => i,
+                None => {
+                    out.push((t, Groups::default()));
+                    out.len() - 1
+                }
+            };
+            let g = &mut out[i].1;
+            g.index.insert(key.clone(), g.rows.len());
+            g.rows.push((key, states));
+        }
+        out
+    }
+
+    /// A bucket with no line, as the row that `finish` prints with zero counts.
+    pub fn add_empty_bucket(&mut self, plan: &StatsPlan, t: i64) {
+        let key = t.to_be_bytes().to_vec();
+        self.index.insert(key.clone(), self.rows.len());
+        self.rows.push((key, plan.new_states()));
+    }
+}
+
 /// What a stats run computes.
 pub struct StatsPlan {
     pub aggs: Vec<AggSpec>,
@@ -183,7 +214,7 @@ pub struct StatsPlan {
 }
 
 impl StatsPlan {
-    fn new_states(&self) -> Vec<State> {
+    pub fn new_states(&self) -> Vec<State> {
         self.aggs
             .iter()
             .map(|a| State::new(a, self.approx))
@@ -438,6 +469,9 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
         approx: a.approx,
     };
     let src = Source::new(&a.input, &a.files)?;
+    if a.input.follow {
+        return crate::live::run_live_stats(&plan_, &src, &a);
+    }
     let groups = if let Some(n) = a.input.tail {
         let mut data = Vec::new();
         for l in src.tail_lines(n)? {

@@ -165,3 +165,75 @@ fn follow_needs_something_to_follow() {
     assert_eq!(code, 2);
     assert!(err.contains("--follow needs a file"), "{err}");
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `count --by 1s --follow` prints each second's row once it has closed, quiet seconds as 0.
+#[test]
+fn count_by_bucket_prints_each_bucket_as_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.jsonl");
+    append(&log, "");
+    let f = log.to_str().unwrap();
+    let live = Live::start(&["count", "--by", "1s", "--follow", f]);
+    // Lines until the first row shows that logq is reading.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let header = loop {
+        append(
+            &log,
+            &format!("{{\"ts\": {}, \"m\": \"probe\"}}\n", unix_now()),
+        );
+        if let Ok(l) = live.lines.recv_timeout(Duration::from_millis(200)) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no output for 20 s");
+    };
+    assert_eq!(header, "time\tcount");
+    while live.lines.recv_timeout(Duration::from_millis(100)).is_ok() {}
+    // Three lines stamped with one second: one row with 3, printed once that second closed.
+    let t = unix_now() + 1;
+    for _ in 0..3 {
+        append(&log, &format!("{{\"ts\": {t}, \"m\": \"x\"}}\n"));
+    }
+    let want = |n: u32| {
+        let when = chrono_like(t);
+        format!("{when}\t{n}")
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut rows = Vec::new();
+    while Instant::now() < deadline && !rows.contains(&want(3)) {
+        if let Ok(l) = live.lines.recv_timeout(Duration::from_millis(500)) {
+            rows.push(l);
+        }
+    }
+    assert!(rows.contains(&want(3)), "{rows:?}");
+    // The next second had no line: a zero row follows.
+    let next = live.next(1);
+    assert_eq!(next, [format!("{}\t0", chrono_like(t + 1))], "{rows:?}");
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC for Unix seconds (civil-from-days, no dependency).
+fn chrono_like(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
