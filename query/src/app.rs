@@ -28,6 +28,16 @@ pub fn run(cli: Cli) -> Result<i32> {
     Ok(code)
 }
 
+/// `count`/`stats`: over the inputs, or live (`--follow`), bucket by bucket.
+fn run_stats(aggs: &str, a: crate::cli::StatsArgs) -> Result<i32> {
+    if a.input.follow {
+        let plan = records::stats_plan(aggs, &a)?;
+        let src = crate::source::Source::new(&a.input, &a.files)?;
+        return crate::live::run_live_stats(&plan, &src, &a);
+    }
+    records::run_stats(aggs, a)
+}
+
 /// A closed pipe (`logq ... | head`) is how pipelines end, not an error.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -54,11 +64,11 @@ fn run_command(cli: Cli) -> Result<i32> {
         }
         Command::Count(mut a) => {
             a.input.follow |= a.follow_short;
-            records::run_stats("count", a)
+            run_stats("count", a)
         }
         Command::Stats(mut a) => {
             a.stats.input.follow |= a.stats.follow_short;
-            records::run_stats(&a.aggs, a.stats)
+            run_stats(&a.aggs, a.stats)
         }
     }
 }

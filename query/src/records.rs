@@ -451,8 +451,9 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
-    let plan_ = StatsPlan {
+/// What `count`/`stats` compute, from their arguments.
+pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
+    Ok(StatsPlan {
         aggs: parse_aggs(aggs)?,
         span: a.by.as_deref().map(parse_span).transpose()?,
         group: a
@@ -467,11 +468,12 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
             .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
             .transpose()?,
         approx: a.approx,
-    };
+    })
+}
+
+pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
+    let plan_ = stats_plan(aggs, &a)?;
     let src = Source::new(&a.input, &a.files)?;
-    if a.input.follow {
-        return crate::live::run_live_stats(&plan_, &src, &a);
-    }
     let groups = if let Some(n) = a.input.tail {
         let mut data = Vec::new();
         for l in src.tail_lines(n)? {
