@@ -359,6 +359,10 @@ pub struct StatsArgs {
     /// Only the first N rows (after sorting).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// With -g and --by: also print a zero row for every group in every bucket it has no
+    /// line in (without -g, quiet buckets are always shown).
+    #[arg(long)]
+    pub fill: bool,
     /// Bounded-memory approximations: HyperLogLog for count_distinct, a log-bucket sketch
     /// (1% relative error) for percentiles.
     #[arg(long)]

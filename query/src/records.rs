@@ -211,6 +211,8 @@ pub struct StatsPlan {
     pub group: Vec<FieldRef>,
     pub filter: Option<Expr>,
     pub approx: bool,
+    /// Zero rows for buckets without lines (always without groups; with groups, `--fill`).
+    pub fill: bool,
 }
 
 impl StatsPlan {
@@ -321,7 +323,7 @@ impl StatsPlan {
                 g.untimed
             );
         }
-        if let Some(span) = self.span {
+        if let Some(span) = self.span.filter(|_| self.fill) {
             fill_gaps(self, &mut g, span)?;
         } else if self.group.is_empty() && g.rows.is_empty() {
             // Nothing selected still has a count, 0 (like `awk 'END { print NR }'`).
@@ -468,6 +470,7 @@ pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
             .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
             .transpose()?,
         approx: a.approx,
+        fill: a.fill || a.group.is_none(),
     })
 }
 
