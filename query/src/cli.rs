@@ -21,9 +21,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print lines matching a regex (GNU grep's flags and output).
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, args_override_self = true)]
     Grep(GrepArgs),
     /// Print selected bytes or fields of each line (GNU cut's flags and output).
+    #[command(args_override_self = true)]
     Cut(CutArgs),
     /// Print the lines for which an awk-like expression is true.
     Where(WhereArgs),
@@ -69,6 +70,13 @@ pub struct InputArgs {
     /// Never show a progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Follow the files and categories as they grow (across rotation), from their end, until
+    /// interrupted; `-F` too, except in grep (where -F is fixed strings).
+    #[arg(long)]
+    pub follow: bool,
+    /// Flush output after every line (the default when stdout is a terminal).
+    #[arg(long)]
+    pub line_buffered: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -87,7 +95,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct GrepArgs {
-    /// Pattern (Rust regex syntax, like grep -E), unless given with -e; then files.
+    /// Pattern (GNU basic regex unless -E, -F or -P), unless given with -e or -f; then files.
     #[arg(value_name = "PATTERN | FILE")]
     pub args: Vec<String>,
     /// Use PATTERN (repeatable; a line matching any is selected).
@@ -95,20 +103,32 @@ pub struct GrepArgs {
         short = 'e',
         long = "regexp",
         value_name = "PATTERN",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        action = clap::ArgAction::Append
     )]
     pub regexp: Vec<String>,
-    #[arg(short = 'i', long = "ignore-case")]
+    /// Read patterns from FILE, one per line (`-` is stdin; an empty file matches nothing).
+    #[arg(short = 'f', long = "file", value_name = "FILE", action = clap::ArgAction::Append)]
+    pub pattern_files: Vec<String>,
+    #[arg(short = 'i', long = "ignore-case", overrides_with = "no_ignore_case")]
     pub ignore_case: bool,
+    #[arg(long = "no-ignore-case")]
+    pub no_ignore_case: bool,
     /// Select non-matching lines.
     #[arg(short = 'v', long = "invert-match")]
     pub invert: bool,
+    /// Patterns are GNU basic regular expressions (the default).
+    #[arg(short = 'G', long = "basic-regexp")]
+    pub basic: bool,
+    /// Patterns are POSIX extended regular expressions.
+    #[arg(short = 'E', long = "extended-regexp")]
+    pub extended: bool,
     /// Patterns are literal strings.
     #[arg(short = 'F', long = "fixed-strings")]
     pub fixed: bool,
-    /// Accepted for compatibility: patterns are always extended regexes.
-    #[arg(short = 'E', long = "extended-regexp")]
-    pub extended: bool,
+    /// Patterns are Rust regexes (https://docs.rs/regex; Perl-like, no look-around).
+    #[arg(short = 'P', long = "perl-regexp")]
+    pub perl: bool,
     #[arg(short = 'w', long = "word-regexp")]
     pub word: bool,
     #[arg(short = 'x', long = "line-regexp")]
@@ -121,6 +141,9 @@ pub struct GrepArgs {
     pub max_count: Option<u64>,
     #[arg(short = 'n', long = "line-number")]
     pub line_number: bool,
+    /// Print the byte offset of each line (or `-o` match) before it.
+    #[arg(short = 'b', long = "byte-offset")]
+    pub byte_offset: bool,
     /// Print only the matched parts, one per line.
     #[arg(short = 'o', long = "only-matching")]
     pub only_matching: bool,
@@ -132,19 +155,46 @@ pub struct GrepArgs {
     pub after: Option<usize>,
     #[arg(short = 'B', long = "before-context", value_name = "NUM")]
     pub before: Option<usize>,
+    /// NUM lines of context around each selected line (`-NUM` is the same).
     #[arg(short = 'C', long = "context", value_name = "NUM")]
     pub context: Option<usize>,
     /// Print nothing; exit 0 if any line is selected (stops at the first).
     #[arg(short = 'q', long = "quiet", alias = "silent")]
     pub quiet: bool,
+    /// No messages about inputs that do not exist or cannot be read (the status is still 2).
+    #[arg(short = 's', long = "no-messages")]
+    pub no_messages: bool,
     /// Print only the names of inputs with selected lines.
     #[arg(short = 'l', long = "files-with-matches")]
     pub files_with_matches: bool,
+    /// Print only the names of inputs without selected lines.
+    #[arg(short = 'L', long = "files-without-match")]
+    pub files_without_match: bool,
     /// Prefix lines with the input name (default when there are several inputs).
-    #[arg(short = 'H', long = "with-filename")]
+    #[arg(short = 'H', long = "with-filename", overrides_with = "no_filename")]
     pub with_filename: bool,
-    #[arg(short = 'h', long = "no-filename")]
+    #[arg(short = 'h', long = "no-filename", overrides_with = "with_filename")]
     pub no_filename: bool,
+    /// The name shown for standard input.
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// A tab after the prefixes (file name, line number, byte offset).
+    #[arg(short = 'T', long = "initial-tab")]
+    pub initial_tab: bool,
+    /// A NUL byte after file names instead of `:` or a newline.
+    #[arg(short = 'Z', long = "null")]
+    pub null: bool,
+    /// Lines end with NUL, not newline, in input and output.
+    #[arg(short = 'z', long = "null-data")]
+    pub null_data: bool,
+    /// Directories are always read recursively; with no input named, `-r` searches `.`.
+    #[arg(
+        short = 'r',
+        long = "recursive",
+        visible_short_alias = 'R',
+        alias = "dereference-recursive"
+    )]
+    pub recursive: bool,
     /// Colour matches: never, always, auto (a terminal).
     #[arg(long = "color", alias = "colour", value_name = "WHEN", num_args = 0..=1,
           default_missing_value = "auto")]
@@ -155,34 +205,77 @@ pub struct GrepArgs {
     pub input: InputArgs,
 }
 
+/// GNU grep's `-NUM` (same as `-C NUM`), which clap cannot express: rewritten to `-C NUM`
+/// before parsing, for the arguments of `logq grep` that are not option values.
+pub fn expand_context_shorthand(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let takes_value = |a: &str| {
+        matches!(
+            a,
+            "-e" | "-f" | "-m" | "-A" | "-B" | "-C" | "--regexp" | "--file" | "--max-count"
+        ) || (a.starts_with("--") && !a.contains('=') && LONG_WITH_VALUE.contains(&a))
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut in_grep = false;
+    let mut after_dashdash = false;
+    let mut prev_takes_value = false;
+    for a in args {
+        let s = a.to_string_lossy().into_owned();
+        let expand = in_grep
+            && !after_dashdash
+            && !prev_takes_value
+            && s.len() > 1
+            && s.starts_with('-')
+            && s[1..].bytes().all(|b| b.is_ascii_digit());
+        prev_takes_value = in_grep && takes_value(&s);
+        if s == "--" && in_grep {
+            after_dashdash = true;
+        }
+        if !in_grep && s == "grep" && out.len() == 1 {
+            in_grep = true;
+        }
+        if expand {
+            out.push("-C".into());
+            out.push(s[1..].to_string().into());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+const LONG_WITH_VALUE: [&str; 8] = [
+    "--after-context",
+    "--before-context",
+    "--context",
+    "--label",
+    "--category",
+    "--data-dir",
+    "--since",
+    "--until",
+];
+
 #[derive(Debug, Args)]
 pub struct CutArgs {
     /// Files (none or `-`: stdin).
     pub files: Vec<String>,
     /// Select these bytes.
-    #[arg(
-        short = 'b',
-        long = "bytes",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub bytes: Option<String>,
+    #[arg(short = 'b', long = "bytes", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub bytes: Vec<String>,
     /// Select these characters (bytes, as in GNU cut).
-    #[arg(
-        short = 'c',
-        long = "characters",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub chars: Option<String>,
+    #[arg(short = 'c', long = "characters", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub chars: Vec<String>,
     /// Select these fields.
-    #[arg(
-        short = 'f',
-        long = "fields",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub fields: Option<String>,
+    #[arg(short = 'f', long = "fields", value_name = "LIST", allow_hyphen_values = true,
+          action = clap::ArgAction::Append)]
+    pub fields: Vec<String>,
+    /// Ignored, as in GNU cut (`-b` never splits a character there either).
+    #[arg(short = 'n')]
+    pub no_split: bool,
+    /// Lines end with NUL, not newline, in input and output.
+    #[arg(short = 'z', long = "zero-terminated")]
+    pub zero_terminated: bool,
     /// Field delimiter (one byte; default TAB).
     #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
     pub delimiter: Option<String>,
@@ -197,6 +290,9 @@ pub struct CutArgs {
     pub only_delimited: bool,
     #[arg(long, value_name = "STRING")]
     pub output_delimiter: Option<String>,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -212,6 +308,9 @@ pub struct WhereArgs {
     /// Prefix each printed line with the current local time (`YYYY-MM-DD HH:MM:SS `).
     #[arg(long)]
     pub timestamp: bool,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -235,6 +334,9 @@ pub struct PrintArgs {
     /// Prefix each printed line with the current local time.
     #[arg(long)]
     pub timestamp: bool,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -257,6 +359,10 @@ pub struct StatsArgs {
     /// Only the first N rows (after sorting).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// With -g and --by: also print a zero row for every group in every bucket it has no
+    /// line in (without -g, quiet buckets are always shown).
+    #[arg(long)]
+    pub fill: bool,
     /// Bounded-memory approximations: HyperLogLog for count_distinct, a log-bucket sketch
     /// (1% relative error) for percentiles.
     #[arg(long)]
@@ -273,6 +379,9 @@ pub struct StatsArgs {
     /// Title of the --plot chart.
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
+    /// Same as --follow.
+    #[arg(short = 'F', hide = true)]
+    pub follow_short: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }

@@ -47,7 +47,11 @@ impl List {
     /// Parses GNU cut's list syntax: `N`, `N-M`, `N-`, `-M`, separated by commas or blanks.
     pub fn parse(s: &str) -> Result<List, ListError> {
         let mut ranges = Vec::new();
-        for part in s.split([',', ' ', '\t']).filter(|p| !p.is_empty()) {
+        for part in s.split([',', ' ', '\t']) {
+            // GNU cut: `1,,3` and a leading or trailing comma are errors, not gaps.
+            if part.is_empty() {
+                return Err(ListError::Zero);
+            }
             let num = |t: &str| -> Result<u64, ListError> {
                 if !t.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ListError::Invalid(part.to_string()));
@@ -141,6 +145,8 @@ pub struct Cut {
     pub list: List,
     pub only_delimited: bool,
     pub output_delimiter: Option<Vec<u8>>,
+    /// The line terminator written: `\n`, or NUL with `-z`.
+    pub eol: u8,
 }
 
 impl Cut {
@@ -170,7 +176,7 @@ impl Cut {
             let hi = hi.min(len);
             out.write_all(&line[(lo - 1) as usize..hi as usize])?;
         }
-        out.write_all(b"\n")
+        out.write_all(&[self.eol])
     }
 
     fn fields<W: Write>(&self, line: &[u8], delim: u8, out: &mut W) -> io::Result<()> {
@@ -179,7 +185,7 @@ impl Cut {
                 return Ok(());
             }
             out.write_all(line)?;
-            return out.write_all(b"\n");
+            return out.write_all(&[self.eol]);
         }
         let max = self.list.max();
         let mut ranges = self.list.ranges().iter().peekable();
@@ -212,7 +218,7 @@ impl Cut {
                 _ => break,
             }
         }
-        out.write_all(b"\n")
+        out.write_all(&[self.eol])
     }
 
     fn blank_fields<W: Write>(&self, line: &[u8], out: &mut W) -> io::Result<()> {
@@ -231,7 +237,7 @@ impl Cut {
                 out.write_all(field)?;
             }
         }
-        out.write_all(b"\n")
+        out.write_all(&[self.eol])
     }
 }
 
@@ -239,6 +245,9 @@ impl Cut {
 /// printed in input order.
 pub fn run_cut(a: CutArgs) -> Result<i32> {
     let cut = Cut::from_args(&a)?;
+    if a.zero_terminated {
+        crate::lines::set_terminator(0);
+    }
     let src = Source::new(&a.input, &a.files)?;
     let mut out = stdout();
     if let Some(n) = a.input.tail {
@@ -249,7 +258,8 @@ pub fn run_cut(a: CutArgs) -> Result<i32> {
         out.flush()?;
         return Ok(0);
     }
-    let tasks = plan(&src.inputs, true)?;
+    // Pieces are cut at newlines: with NUL-terminated lines, files are read whole.
+    let tasks = plan(&src.inputs, !a.zero_terminated)?;
     par::run_ordered(
         tasks.len(),
         par::workers(tasks.len()),
@@ -276,18 +286,18 @@ impl Cut {
     /// The selection `logq cut`'s flags ask for, refused with GNU cut's messages when they
     /// contradict each other.
     fn from_args(a: &CutArgs) -> Result<Cut> {
-        let lists = [&a.bytes, &a.chars, &a.fields]
-            .iter()
-            .filter(|l| l.is_some())
-            .count();
+        let lists = a.bytes.len() + a.chars.len() + a.fields.len();
+        if lists > 1 {
+            bail!("only one list may be specified");
+        }
         if lists != 1 {
-            bail!("you must specify exactly one of -b, -c or -f (with -w for whitespace fields)");
+            bail!("you must specify a list of bytes, characters, or fields (-b, -c or -f; -w -f for whitespace fields)");
         }
         let spec = a
             .bytes
-            .as_ref()
-            .or(a.chars.as_ref())
-            .or(a.fields.as_ref())
+            .first()
+            .or(a.chars.first())
+            .or(a.fields.first())
             .expect("one list");
         let mut list = List::parse(spec).context("bad list")?;
         if a.complement {
@@ -297,6 +307,7 @@ impl Cut {
             mode: Mode::from_args(a)?,
             list,
             only_delimited: a.only_delimited,
+            eol: if a.zero_terminated { 0 } else { b'\n' },
             // GNU cut: an empty output delimiter is NUL, as for -d.
             output_delimiter: a.output_delimiter.as_ref().map(|d| {
                 if d.is_empty() {
@@ -311,7 +322,7 @@ impl Cut {
 
 impl Mode {
     fn from_args(a: &CutArgs) -> Result<Mode> {
-        if a.fields.is_none() {
+        if a.fields.is_empty() {
             if a.delimiter.is_some() || a.whitespace {
                 bail!("an input delimiter may be specified only when operating on fields");
             }

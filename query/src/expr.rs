@@ -298,8 +298,20 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
                 }
                 Tok::Field(src[start..i].to_string())
             }
-            b'0'..=b'9' | b'.' => {
-                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e') {
+            // A negative literal (there is no subtraction to confuse it with), or a number;
+            // an exponent may have a sign (`1e-3`).
+            b'-' | b'0'..=b'9' | b'.'
+                if c != b'-'
+                    || b.get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b'.') =>
+            {
+                i += 1;
+                while i < b.len()
+                    && (b[i].is_ascii_digit()
+                        || b[i] == b'.'
+                        || b[i] == b'e'
+                        || (b"+-".contains(&b[i]) && b[i - 1] == b'e'))
+                {
                     i += 1;
                 }
                 let n = src[start..i]
@@ -502,6 +514,11 @@ mod tests {
         assert!(!eval("$3 > 20", "root 1 3.0 x", Format::Plain));
         // Numeric, not string, comparison: "9" < "10".
         assert!(eval("$1 < $2", "9 10", Format::Plain));
+        // Negative literals and signed exponents.
+        assert!(eval("$1 > -5", "-3", Format::Plain));
+        assert!(!eval("$1 > -5", "-7", Format::Plain));
+        assert!(eval("$1 < 1e-2", "0.001", Format::Plain));
+        assert!(Expr::parse("$1 > -").is_err());
         // A string literal makes it a string comparison.
         assert!(eval("$1 > \"10\"", "9 10", Format::Plain));
         assert!(!eval("$5 > 0", "a b", Format::Plain));

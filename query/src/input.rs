@@ -43,6 +43,8 @@ pub enum InputKind {
     Stdin,
     Path(PathBuf),
     Archive(ArchiveFile),
+    /// `--follow`: every named file and category, live, as one stream.
+    Follow(crate::follow::FollowSpec),
 }
 
 impl Input {
@@ -55,7 +57,7 @@ impl Input {
 
     pub fn path(&self) -> Option<&Path> {
         match &self.kind {
-            InputKind::Stdin => None,
+            InputKind::Stdin | InputKind::Follow(_) => None,
             InputKind::Path(p) => Some(p),
             InputKind::Archive(a) => Some(&a.path),
         }
@@ -67,7 +69,7 @@ impl Input {
     /// one stream it reads.
     pub fn is_gzip(&self) -> io::Result<bool> {
         match &self.kind {
-            InputKind::Stdin => Ok(false),
+            InputKind::Stdin | InputKind::Follow(_) => Ok(false),
             InputKind::Archive(a) if a.compressed => Ok(true),
             _ => {
                 let Some(path) = self.path() else {
@@ -120,6 +122,10 @@ impl Input {
             InputKind::Stdin => {
                 decode_if_gzip(io::stdin(), how).with_context(|| format!("reading {}", self.name))
             }
+            InputKind::Follow(spec) => Ok(Box::new(crate::follow::FollowReader::open(
+                spec,
+                crate::lines::max_line(),
+            )?)),
             // Decoded here rather than by `ArchiveFile::open`, for the damage handling; by
             // the archive's word, not the magic, so a `.gz` whose header is damaged is
             // reported rather than read as text.
@@ -273,10 +279,15 @@ pub struct InputSpec {
     /// Category names or globs (`apache.*`).
     pub categories: Vec<String>,
     pub data_dir: PathBuf,
+    /// `--follow`: read the files and categories live, from their end, as one stream.
+    pub follow: bool,
 }
 
 /// Resolves the spec into the ordered list of inputs. No paths and no categories means stdin.
 pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
+    if spec.follow {
+        return resolve_follow(spec);
+    }
     let mut out = Vec::new();
     for pattern in &spec.categories {
         for cat in matching_categories(&spec.data_dir, pattern)? {
@@ -312,6 +323,10 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
             }
         };
         if meta.is_dir() {
+            if let Some(files) = category_files(&path) {
+                out.extend(files);
+                continue;
+            }
             walk_dir(&path, &mut out).with_context(|| format!("reading directory {p}"))?;
         } else if let Err(e) = check_readable(&path, &meta) {
             report_missing(p, &e);
@@ -328,6 +343,37 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
     Ok(out)
 }
 
+/// `--follow`: one input, every named file and category followed live.
+fn resolve_follow(spec: &InputSpec) -> Result<Vec<Input>> {
+    if spec.paths.is_empty() && spec.categories.is_empty() {
+        bail!("--follow needs a file or a --category (standard input is followed anyway)");
+    }
+    let mut follow = crate::follow::FollowSpec {
+        data_dir: spec.data_dir.clone(),
+        ..Default::default()
+    };
+    for pattern in &spec.categories {
+        follow
+            .categories
+            .extend(matching_categories(&spec.data_dir, pattern)?);
+    }
+    for p in &spec.paths {
+        if p == "-" {
+            bail!("--follow reads files and categories; standard input is followed anyway");
+        }
+        follow.files.push(PathBuf::from(p));
+    }
+    let name = match (spec.paths.as_slice(), spec.categories.as_slice()) {
+        ([one], []) => one.clone(),
+        ([], [one]) => one.clone(),
+        _ => "(follow)".to_string(),
+    };
+    Ok(vec![Input {
+        name,
+        kind: InputKind::Follow(follow),
+    }])
+}
+
 /// Set when an input named on the command line could not be read: the run goes on with the
 /// others and exits 2 at the end (GNU grep's and cut's behaviour). A process-wide flag
 /// because the exit status is decided in `main`, far from input resolution.
@@ -342,9 +388,18 @@ fn report_missing(name: &str, e: &io::Error) {
     report_unreadable(name, &what);
 }
 
+/// `grep -s`: no messages about unreadable inputs (the exit status still says so).
+static NO_MESSAGES: AtomicBool = AtomicBool::new(false);
+
+pub fn set_no_messages(yes: bool) {
+    NO_MESSAGES.store(yes, Ordering::Relaxed);
+}
+
 /// Tells that (part of) an input could not be read, and makes the exit status 2.
 fn report_unreadable(name: &str, what: &str) {
-    eprintln!("logq: {name}: {what}");
+    if !NO_MESSAGES.load(Ordering::Relaxed) {
+        eprintln!("logq: {name}: {what}");
+    }
     INPUT_ERRORS.store(true, Ordering::Relaxed);
 }
 
@@ -362,6 +417,30 @@ pub fn had_input_errors() -> bool {
     INPUT_ERRORS.load(Ordering::Relaxed)
 }
 
+/// A directory that is a category's archive (`<data>/<cat>/` holding `<cat>_NNNNN` files),
+/// read as `--category` reads it: each rotated file once, in write order, the current one
+/// last, without the `_current` link (the newest file again) or a compressor's `.gz.tmp`.
+fn category_files(dir: &Path) -> Option<Vec<Input>> {
+    let name = dir.file_name()?.to_str()?;
+    let cat = Category::new(name.as_bytes()).ok()?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.unwrap_or(Path::new("."));
+    let files = list_archive(parent, &cat).ok()?;
+    if files.is_empty() {
+        return None;
+    }
+    let shown = |f: &ArchiveFile| dir.join(f.path.file_name().unwrap_or_default());
+    Some(
+        files
+            .into_iter()
+            .map(|f| Input {
+                name: shown(&f).display().to_string(),
+                kind: InputKind::Archive(f),
+            })
+            .collect(),
+    )
+}
+
 /// Files under `dir`, depth first, names sorted so that the order is stable across runs.
 fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
@@ -377,7 +456,10 @@ fn walk_dir(dir: &Path, out: &mut Vec<Input>) -> io::Result<()> {
             }
         };
         if ft.is_dir() {
-            walk_dir(&path, out)?;
+            match category_files(&path) {
+                Some(files) => out.extend(files),
+                None => walk_dir(&path, out)?,
+            }
         } else if ft.is_file() {
             if let Err(e) = File::open(&path) {
                 report_missing(&path.display().to_string(), &e);

@@ -26,6 +26,18 @@ pub fn max_line() -> usize {
     MAX_LINE.load(Ordering::Relaxed)
 }
 
+/// The byte that ends a line: `\n`, or NUL for `cut -z`. Process-wide for the same reason
+/// as [`max_line`].
+static TERMINATOR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'\n');
+
+pub fn set_terminator(b: u8) {
+    TERMINATOR.store(b, Ordering::Relaxed);
+}
+
+pub fn terminator() -> u8 {
+    TERMINATOR.load(Ordering::Relaxed)
+}
+
 /// The error for a line over the limit (callers add which input).
 pub fn too_long() -> io::Error {
     io::Error::new(
@@ -45,6 +57,7 @@ pub fn for_each_line<R: Read>(
     mut r: R,
     mut f: impl FnMut(&[u8]) -> ControlFlow<()>,
 ) -> io::Result<u64> {
+    let eol = terminator();
     let mut buf = vec![0u8; BUF];
     // buf[..len] holds unprocessed bytes; buf[..start] of them are a partial line carried over.
     let mut len = 0usize;
@@ -73,12 +86,12 @@ pub fn for_each_line<R: Read>(
         len += n;
         // Process every complete line in the buffer; only the final newline needs finding
         // from the back, the rest are found by memchr_iter front to back.
-        let Some(last_nl) = memchr::memrchr(b'\n', &buf[scan_from..len]).map(|i| i + scan_from)
+        let Some(last_nl) = memchr::memrchr(eol, &buf[scan_from..len]).map(|i| i + scan_from)
         else {
             continue;
         };
         let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &buf[..=last_nl]) {
+        for nl in memchr::memchr_iter(eol, &buf[..=last_nl]) {
             if f(&buf[start..nl]).is_break() {
                 return Ok(total);
             }
@@ -92,7 +105,7 @@ pub fn for_each_line<R: Read>(
 /// Like [`for_each_line`], over a slice already in memory.
 pub fn for_each_line_in(data: &[u8], mut f: impl FnMut(&[u8]) -> ControlFlow<()>) {
     let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', data) {
+    for nl in memchr::memchr_iter(terminator(), data) {
         if f(&data[start..nl]).is_break() {
             return;
         }

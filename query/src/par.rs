@@ -29,6 +29,9 @@ pub struct TaskOut<R> {
     dead: bool,
     /// Whether a block (possibly empty, see [`TaskOut::mark_output`]) was sent.
     sent: bool,
+    /// Hand over every finished line at once (live output, see
+    /// [`crate::source::line_buffered`]).
+    line_buffered: bool,
 }
 
 impl<R> TaskOut<R> {
@@ -57,7 +60,8 @@ impl<R> Write for TaskOut<R> {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "output closed"));
         }
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= BLOCK {
+        let line_end = self.line_buffered && matches!(data.last(), Some(b'\n' | 0));
+        if self.buf.len() >= BLOCK || line_end {
             self.flush()?;
         }
         Ok(data.len())
@@ -106,6 +110,7 @@ where
     let senders = std::sync::Mutex::new(txs);
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
+    let line_buffered = crate::source::line_buffered();
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
@@ -124,6 +129,7 @@ where
                     tx: tx.clone(),
                     dead: false,
                     sent: false,
+                    line_buffered,
                 };
                 let res = work(i, &mut out).and_then(|r| {
                     out.flush()?;

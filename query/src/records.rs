@@ -173,6 +173,37 @@ pub struct Groups {
     untimed: u64,
 }
 
+impl Groups {
+    /// The rows split by their time bucket (keys start with it when bucketing by time).
+    pub fn split_by_bucket(self) -> Vec<(i64, Groups)> {
+        let mut out: Vec<(i64, Groups)> = Vec::new();
+        for (key, states) in self.rows {
+            let Some(t) = key.get(..8).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            let t = i64::from_be_bytes(t);
+            let i = match out.iter().position(|(b, _)| *b == t) {
+                Some(i) => i,
+                None => {
+                    out.push((t, Groups::default()));
+                    out.len() - 1
+                }
+            };
+            let g = &mut out[i].1;
+            g.index.insert(key.clone(), g.rows.len());
+            g.rows.push((key, states));
+        }
+        out
+    }
+
+    /// A bucket with no line, as the row that `finish` prints with zero counts.
+    pub fn add_empty_bucket(&mut self, plan: &StatsPlan, t: i64) {
+        let key = t.to_be_bytes().to_vec();
+        self.index.insert(key.clone(), self.rows.len());
+        self.rows.push((key, plan.new_states()));
+    }
+}
+
 /// What a stats run computes.
 pub struct StatsPlan {
     pub aggs: Vec<AggSpec>,
@@ -180,10 +211,12 @@ pub struct StatsPlan {
     pub group: Vec<FieldRef>,
     pub filter: Option<Expr>,
     pub approx: bool,
+    /// Zero rows for buckets without lines (always without groups; with groups, `--fill`).
+    pub fill: bool,
 }
 
 impl StatsPlan {
-    fn new_states(&self) -> Vec<State> {
+    pub fn new_states(&self) -> Vec<State> {
         self.aggs
             .iter()
             .map(|a| State::new(a, self.approx))
@@ -290,7 +323,7 @@ impl StatsPlan {
                 g.untimed
             );
         }
-        if let Some(span) = self.span {
+        if let Some(span) = self.span.filter(|_| self.fill) {
             fill_gaps(self, &mut g, span)?;
         } else if self.group.is_empty() && g.rows.is_empty() {
             // Nothing selected still has a count, 0 (like `awk 'END { print NR }'`).
@@ -420,8 +453,9 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
-    let plan_ = StatsPlan {
+/// What `count`/`stats` compute, from their arguments.
+pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
+    Ok(StatsPlan {
         aggs: parse_aggs(aggs)?,
         span: a.by.as_deref().map(parse_span).transpose()?,
         group: a
@@ -436,7 +470,12 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
             .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
             .transpose()?,
         approx: a.approx,
-    };
+        fill: a.fill || a.group.is_none(),
+    })
+}
+
+pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
+    let plan_ = stats_plan(aggs, &a)?;
     let src = Source::new(&a.input, &a.files)?;
     let groups = if let Some(n) = a.input.tail {
         let mut data = Vec::new();

@@ -3,8 +3,9 @@
 //! progress bar); and the buffered standard output every command writes to.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read, Write};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -32,7 +33,11 @@ impl Source {
             paths: paths.to_vec(),
             categories: args.categories.clone(),
             data_dir: args.data_dir.clone(),
+            follow: args.follow,
         };
+        if args.line_buffered || args.follow {
+            set_line_buffered(true);
+        }
         let inputs = resolve(&spec)?;
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
         let skipped = if range.is_all() {
@@ -121,7 +126,51 @@ impl Source {
     }
 }
 
-/// Standard output with a large buffer (one write per 256 KiB).
-pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
-    io::BufWriter::with_capacity(256 * 1024, io::stdout().lock())
+/// Whether output is flushed line by line: `--line-buffered`, or stdout is a terminal (so
+/// that `tail -F log | logq where ...` shows each line as it comes). A process-wide setting
+/// because the workers' output blocks ([`crate::par`]) must follow it too.
+static LINE_BUFFERED: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = 2;
+
+pub fn set_line_buffered(yes: bool) {
+    LINE_BUFFERED.store(u8::from(yes), Ordering::Relaxed);
+}
+
+pub fn line_buffered() -> bool {
+    match LINE_BUFFERED.load(Ordering::Relaxed) {
+        UNSET => {
+            let tty = io::stdout().is_terminal();
+            set_line_buffered(tty);
+            tty
+        }
+        v => v == 1,
+    }
+}
+
+/// Standard output: a large buffer (one write per 256 KiB), or flushed at the end of every
+/// write that ends a line when [`line_buffered`].
+pub fn stdout() -> Stdout {
+    Stdout {
+        inner: io::BufWriter::with_capacity(256 * 1024, io::stdout().lock()),
+        line_buffered: line_buffered(),
+    }
+}
+
+pub struct Stdout {
+    inner: io::BufWriter<io::StdoutLock<'static>>,
+    line_buffered: bool,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        if self.line_buffered && matches!(data[..n].last(), Some(b'\n' | 0)) {
+            self.inner.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

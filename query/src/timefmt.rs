@@ -240,7 +240,11 @@ pub fn parse_user_time(s: &str, now: i64) -> Result<i64> {
             "invalid time {s:?} (no such date, time or zone; a zone is Z or ±hh:mm up to ±23:59)"
         );
     }
-    if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
+    // `2026-11-23 06:00` and `2026-11-23T06:00` (no seconds, UTC).
+    let minutes = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok());
+    if let Some(dt) = minutes {
         return in_range(dt.and_utc().timestamp())
             .with_context(|| format!("{s:?} is outside 1970..=9999"));
     }
@@ -303,6 +307,14 @@ mod tests {
         let now = 1_000_000;
         assert!(parse_user_time("300000000000y", now).is_err());
         assert!(parse_user_time("2026-02-31", now).is_err());
+        assert_eq!(
+            parse_user_time("2023-11-16T06:00", now).unwrap(),
+            parse_user_time("2023-11-16 06:00", now).unwrap()
+        );
+        assert_eq!(
+            parse_user_time("2023-11-16T06:00", now).unwrap(),
+            1_700_114_400
+        );
         assert!(parse_user_time("2026-02-31T00:00:00Z", now).is_err());
         assert!(parse_user_time("2026-02-01T00:00:00+99:99", now).is_err());
         assert_eq!(

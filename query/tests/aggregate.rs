@@ -294,7 +294,7 @@ fn split_files_give_the_same_grep_cut_and_print_output() {
     write(&p, text.as_bytes());
     let f = p.to_str().unwrap();
     for args in [
-        &["grep", "-o", "10\\.0\\.[0-9]+\\.1[0-9] .*404", f][..],
+        &["grep", "-E", "-o", "10\\.0\\.[0-9]+\\.1[0-9] .*404", f][..],
         &["grep", "-v", "GET /p/1", f],
         &["cut", "-d", " ", "-f", "1,7", f],
         &["cut", "-c", "5-30", f],
@@ -488,5 +488,31 @@ fn tsv_and_csv_keep_group_bytes() {
     assert_eq!(
         o.stdout,
         b"$1,count\ncaf\xe9,2\n\"\xff,\"\"q\",1\n".to_vec()
+    );
+}
+
+/// With groups, a bucket gets a row only for the groups it has lines of, unless `--fill`;
+/// without groups, quiet buckets are zero rows.
+#[test]
+fn zero_rows_for_groups_only_when_asked() {
+    let log = "time=2026-11-23T06:00:10Z ip=a\n\
+               time=2026-11-23T06:00:20Z ip=b\n\
+               time=2026-11-23T06:02:00Z ip=a\n";
+    let run_with = |extra: &[&str]| {
+        let mut c = logq();
+        c.args(["count", "--by", "minute", "-O", "tsv"]).args(extra);
+        show(&run(c, log.as_bytes()).stdout)
+    };
+    assert_eq!(
+        run_with(&["-g", "ip"]),
+        "time\tip\tcount\n2026-11-23 06:00:00\ta\t1\n2026-11-23 06:00:00\tb\t1\n\
+         2026-11-23 06:02:00\ta\t1\n"
+    );
+    let filled = run_with(&["-g", "ip", "--fill"]);
+    assert_eq!(filled.lines().count(), 1 + 3 * 2, "{filled}");
+    assert!(filled.contains("2026-11-23 06:01:00\tb\t0\n"), "{filled}");
+    assert_eq!(
+        run_with(&[]),
+        "time\tcount\n2026-11-23 06:00:00\t2\n2026-11-23 06:01:00\t0\n2026-11-23 06:02:00\t1\n"
     );
 }

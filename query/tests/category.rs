@@ -207,3 +207,23 @@ fn since_and_until_filter_lines_and_skip_files() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "10.0.19.12\n10.0.19.23\n10.0.21.1\n");
 }
+
+/// A category's directory named as a path is read as its archive: each file once, in write
+/// order (not `_current`, the newest file again, nor a compressor's `.gz.tmp`).
+#[test]
+fn a_category_directory_given_as_a_path_is_read_as_its_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_archive(&data, "web");
+    let d = data.to_str().unwrap();
+    let (_, by_category, _) =
+        logq_out(&["grep", "-h", "line", "--category", "web", "--data-dir", d]);
+    for path in [data.join("web"), data.clone()] {
+        let (code, out, err) = logq_out(&["grep", "-h", "line", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, by_category, "{}", path.display());
+        let (_, counted, _) = logq_out(&["grep", "-c", "-h", "line", path.to_str().unwrap()]);
+        let total: u64 = counted.lines().map(|l| l.parse::<u64>().unwrap()).sum();
+        assert_eq!(total, 10, "{}: {counted}", path.display());
+    }
+}

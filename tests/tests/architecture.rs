@@ -69,7 +69,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-cli",
         ],
     ),
-    ("query", &["scribe-archive", "scribe-fs", "scribe-cli"]),
+    (
+        "query",
+        &["scribe-archive", "scribe-follow", "scribe-fs", "scribe-cli"],
+    ),
 ];
 
 /// Crates that hold binaries: none may depend on another.
