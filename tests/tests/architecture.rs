@@ -32,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lib/follow", &["scribe-fs"]),
     ("lib/archive", &["scribe-ids", "scribe-fs"]),
     ("lib/spool", &["scribe-ids", "scribe-fs"]),
+    ("lib/syslog", &["scribe-archive"]),
     (
         "scribed",
         &[
@@ -41,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-spool",
             "scribe-fs",
             "scribe-cli",
+            "scribe-syslog",
         ],
     ),
     (
