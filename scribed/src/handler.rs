@@ -136,6 +136,12 @@ pub async fn log(server: &Server, entries: impl Iterator<Item = Incoming>) -> Re
     if server.shutdown.is_cancelled() {
         return ResultCode::TryLater;
     }
+    route(server, entries).await
+}
+
+/// [`log`], also during a graceful shutdown: for inputs with no way to say `TRY_LATER` (syslog
+/// over TCP), which finish writing what they had already read before they close.
+pub async fn route(server: &Server, entries: impl Iterator<Item = Incoming>) -> ResultCode {
     let groups = validate(server, group_by_category(entries));
     if groups.is_empty() {
         return ResultCode::Ok;

@@ -11,6 +11,7 @@
 //! - [`admission`] — queue caps and the rate limit, decided per batch.
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
+//! - [`inputs`] — syslog (TCP, UDP) and OTLP/HTTP listeners, routed as `Log` calls are.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
 //! - [`locks`] — one directory, one scribed: the data and store directory locks.
 //! - [`counters`] — fb303 counters with Scribe's names.
@@ -24,6 +25,7 @@ pub mod connection;
 pub mod counters;
 pub mod handler;
 pub mod http;
+pub mod inputs;
 pub mod listener;
 pub mod locks;
 pub mod native;
@@ -65,6 +67,8 @@ pub struct Server {
     pub(crate) bad_category_warn: RateLimitedWarn,
     pub(crate) bad_frame_warn: RateLimitedWarn,
     pub(crate) store_error_warn: RateLimitedWarn,
+    /// Per-listener counters of the syslog and OTLP inputs, for `/metrics`.
+    pub inputs: inputs::Registry,
 }
 
 impl Server {
@@ -95,6 +99,7 @@ impl Server {
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_frame_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),
+            inputs: inputs::Registry::default(),
         })
     }
 }

@@ -97,6 +97,25 @@ impl Deframer {
         self.buf.len()
     }
 
+    /// What is left when the stream ends: a non-transparent message whose terminator never
+    /// came (a sender that closes right after its last message) is still a message; a partial
+    /// octet-counted frame is not (`None`; [`Self::pending`] says how much was cut).
+    pub fn finish(&mut self) -> Option<Bytes> {
+        let complete = self.framing == Some(Framing::NonTransparent)
+            && self.skipping == Skip::None
+            && !self.buf.is_empty()
+            && self.buf.len() <= self.max_frame;
+        if !complete {
+            return None;
+        }
+        self.scanned = 0;
+        let mut frame = self.buf.split();
+        if frame.last() == Some(&b'\r') {
+            frame.truncate(frame.len() - 1);
+        }
+        Some(frame.freeze())
+    }
+
     /// The next complete frame in the buffer, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
         loop {
@@ -344,6 +363,20 @@ mod tests {
         assert!(matches!(e, Some(FramingError::BadCount { .. })));
         let (_, e) = frames(1024, b"99999999999999999999999999 x", 64);
         assert!(matches!(e, Some(FramingError::BadCount { .. })));
+    }
+
+    #[test]
+    fn a_last_line_without_terminator_is_kept() {
+        let mut d = Deframer::new(100);
+        d.buffer().extend_from_slice(b"<13>a\n<13>b");
+        assert_eq!(d.next_frame(), Ok(Some(msg("<13>a"))));
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.finish(), Some(Bytes::from_static(b"<13>b")));
+        let mut d = Deframer::new(100);
+        d.buffer().extend_from_slice(b"10 <13>b");
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.finish(), None);
+        assert_eq!(d.pending(), 8);
     }
 
     #[test]

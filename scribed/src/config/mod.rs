@@ -10,6 +10,7 @@
 mod blocks;
 mod cli;
 mod dirs;
+pub mod inputs;
 mod locate;
 mod schema;
 pub mod values;
@@ -133,6 +134,8 @@ pub struct Settings {
     pub status_listen: SocketAddr,
     pub ready_file: Option<PathBuf>,
     pub stores: Vec<StoreBlock>,
+    /// Syslog and OTLP listeners (`[[syslog]]`, `[[otlp]]`).
+    pub inputs: inputs::Inputs,
 }
 
 impl Settings {
@@ -172,7 +175,12 @@ fn resolve(
     source: &Source<'_>,
 ) -> Result<Settings, ConfigError> {
     let blocks = std::mem::take(&mut file.store);
+    let (syslog, otlp) = (
+        std::mem::take(&mut file.syslog),
+        std::mem::take(&mut file.otlp),
+    );
     let mut settings = globals(file, args, path).map_err(|e| source.key_error(e))?;
+    settings.inputs = inputs::resolve(syslog, otlp).map_err(|e| source.key_error(e))?;
     for (i, table) in blocks.into_iter().enumerate() {
         let block = blocks::store_block(i, table).map_err(|e| source.key_error(e))?;
         settings.stores.push(block);
@@ -265,6 +273,7 @@ fn globals(
             .unwrap_or_else(|| DEFAULT_STATUS_LISTEN.parse().expect("valid default")),
         ready_file: args.ready_file.clone(),
         stores: Vec::new(),
+        inputs: Default::default(),
     };
     check_globals(&settings, args)?;
     Ok(settings)

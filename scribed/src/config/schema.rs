@@ -26,6 +26,11 @@ pub struct FileConfig {
     /// is a [`StoreSpec`], so errors can name the block they come from.
     #[serde(default)]
     pub store: Vec<toml::Table>,
+    /// `[[syslog]]` and `[[otlp]]` listeners (`inputs.rs`).
+    #[serde(default)]
+    pub syslog: Vec<super::inputs::SyslogConfig>,
+    #[serde(default)]
+    pub otlp: Vec<super::inputs::OtlpConfig>,
 }
 
 /// One store and its settings; nested stores (buffer primary, multi children, bucket model)
