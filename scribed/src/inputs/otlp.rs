@@ -95,17 +95,18 @@ async fn export(State(o): State<Arc<Otlp>>, headers: HeaderMap, body: Body) -> R
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let encoding =
-        match content_type.as_str() {
-            "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
-            "application/json" => Encoding::Json,
-            other => return bad(
+    let encoding = match content_type.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            return bad(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "content type {other:?}: expected application/x-protobuf or application/json"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(HeaderValue::to_str)
