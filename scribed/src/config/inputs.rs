@@ -248,3 +248,57 @@ pub fn resolve(syslog: Vec<SyslogConfig>, otlp: Vec<OtlpConfig>) -> Result<Input
     }
     Ok(inputs)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::check_config_text;
+
+    fn check(text: &str) -> Result<super::Inputs, String> {
+        check_config_text(Path::new("t.toml"), text)
+            .map(|s| s.inputs)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let i = check(
+            "[[syslog]]\nlisten = \"127.0.0.1:514\"\n\
+             [[syslog]]\nlisten = \"127.0.0.1:514\"\ntransport = \"udp\"\nrecv_buffer = \"4M\"\n\
+             name = \"edge\"\ncategory = \"net.{hostname}\"\nstored = \"normalized\"\n\
+             [[otlp]]\nlisten = \"127.0.0.1:4318\"\n",
+        )
+        .unwrap();
+        assert_eq!(i.syslog[0].name, "syslog[0]");
+        assert_eq!(i.syslog[0].max_message, 64 << 10);
+        assert_eq!(i.syslog[0].classifier, scribe_syslog::Classifier::default());
+        assert_eq!(i.syslog[1].recv_buffer, Some(4 << 20));
+        assert_eq!(i.syslog[1].classifier.category.as_str(), "net.{hostname}");
+        assert_eq!(i.otlp[0].category.as_str(), "otlp.{service_name}");
+        assert!(check("").unwrap().syslog.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e =
+            check("[[syslog]]\nlisten = \"127.0.0.1:514\"\ncategory = \"x.{nope}\"\n").unwrap_err();
+        assert!(
+            e.contains("syslog[0].category") && e.contains("unknown field {nope}"),
+            "{e}"
+        );
+        let e =
+            check("[[syslog]]\nlisten = \"127.0.0.1:514\"\ntransport = \"sctp\"\n").unwrap_err();
+        assert!(e.contains("syslog[0].transport"), "{e}");
+        let e =
+            check("[[syslog]]\nlisten = \"127.0.0.1:514\"\nrecv_buffer = \"1M\"\n").unwrap_err();
+        assert!(e.contains("syslog[0].recv_buffer"), "{e}");
+        let e =
+            check("[[otlp]]\nlisten = \"127.0.0.1:1\"\nfallback_category = \"a/b\"\n").unwrap_err();
+        assert!(e.contains("otlp[0].fallback_category"), "{e}");
+        let e = check("[[otlp]]\nlisten = \"127.0.0.1:1\"\nmax_bodyy = 1\n").unwrap_err();
+        assert!(e.contains("unknown field `max_bodyy`"), "{e}");
+        let e = check("[[syslog]]\nlisten = \"127.0.0.1:1\"\nname = \"a\"\n[[otlp]]\nlisten = \"127.0.0.1:2\"\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("named \"a\""), "{e}");
+    }
+}
