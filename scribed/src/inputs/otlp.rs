@@ -10,7 +10,11 @@
 //! - `429` (queues or the rate limit) or `503` (a store refuses writes, or shutdown) with
 //!   `Retry-After`, when the stores answer `TRY_LATER`: nothing of the request was written.
 //! - `400` for a body that does not decode, `413` for a body (or its decompressed size) over
-//!   `max_body`, `415` for another content type or encoding. These are not retryable.
+//!   `max_body`, `415` for another content type or encoding, `408` for a body slower than
+//!   30 s. These are not retryable.
+//!
+//! Memory: a request holds at most `max_body` (twice that with gzip) from a 256 MiB budget per
+//! listener; past it, requests wait for earlier ones to finish.
 //!
 //! Each record is stored as one JSON object on one line ([`record_json`]).
 
@@ -40,11 +44,17 @@ use crate::{handler, Server};
 
 /// Seconds a client is asked to wait after `429`/`503`.
 const RETRY_AFTER: &str = "1";
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes all requests of one listener may hold at once (a body and what it decompresses to):
+/// many slow clients cannot add up to more than this; further requests wait.
+const MEMORY_BUDGET: usize = 256 << 20;
 
 struct Otlp {
     input: OtlpInput,
     stats: Arc<InputStats>,
     server: Arc<Server>,
+    memory: tokio::sync::Semaphore,
 }
 
 /// Serves `POST /v1/logs` on `listener` until shutdown.
@@ -62,6 +72,7 @@ pub async fn serve(
             input,
             stats,
             server,
+            memory: tokio::sync::Semaphore::new(MEMORY_BUDGET),
         }));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -122,14 +133,27 @@ async fn export(State(o): State<Arc<Otlp>>, headers: HeaderMap, body: Body) -> R
         }
     };
     let max = o.input.max_body;
-    let raw = match axum::body::to_bytes(body, max).await {
-        Ok(b) => b,
-        Err(e) => {
+    // Room for the body and its decompressed form, from the listener's budget.
+    let want = max
+        .saturating_mul(if gzip { 2 } else { 1 })
+        .min(MEMORY_BUDGET) as u32;
+    let Ok(_memory) = o.memory.acquire_many(want).await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+    };
+    let raw = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
             InputStats::add(&o.stats.oversize, 1);
             return bad(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body: {e} (max_body {max})"),
             );
+        }
+        Err(_) => {
+            return bad(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("body not received within {BODY_TIMEOUT:?}"),
+            )
         }
     };
     let body = if gzip {
