@@ -380,6 +380,32 @@ mod tests {
     }
 
     #[test]
+    fn random_streams_never_panic_and_stay_bounded() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let alphabet = b"0123456789 \n\0\r<>x";
+        for _ in 0..2_000 {
+            let len = (next() % 400) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let max = 1 + (next() % 64) as usize;
+            let chunk = 1 + (next() % 50) as usize;
+            let (frames, _) = frames(max, &input, chunk);
+            for f in frames {
+                if let Frame::Message(m) = f {
+                    assert!(m.len() <= max, "{} > {max}", m.len());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn datagrams_lose_trailing_terminators() {
         assert_eq!(datagram(b"<13>x\r\n"), b"<13>x");
         assert_eq!(datagram(b"<13>x\0"), b"<13>x");
