@@ -350,3 +350,49 @@ fn rsyslog_omfwd_octet_counted_100k_lines_byte_exact() {
 fn rsyslog_omfwd_plain_tcp_with_scribed_stopped_10s_loses_nothing() {
     rsyslog_run("traditional", 100_000, true);
 }
+
+/// While the stores answer `TRY_LATER` (here: a network store whose upstream is not up yet),
+/// a syslog TCP connection holds its batch and reads nothing more; once the upstream is up,
+/// every line goes through, in order.
+#[test]
+fn tcp_input_waits_while_stores_refuse_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let up_port = free_port();
+    let conf = format!(
+        "[[syslog]]\nname = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\
+         [[store]]\ncategory = \"default\"\ntype = \"network\"\nremote = [\"127.0.0.1:{up_port}\"]\n\
+         connect_timeout = \"1s\"\n"
+    );
+    let s = Scribed::launch(
+        &dir.path().join("relay"),
+        Launch {
+            config: Some(conf),
+            ..Launch::default()
+        },
+    );
+    let mut c = TcpStream::connect(input_addr(&s, "tcp")).unwrap();
+    let expected: Vec<Vec<u8>> = (0..2_000).map(rline).collect();
+    // Each line is an RFC 5424 message ending in LF: the framing.
+    c.write_all(&expected.concat()).unwrap();
+    wait_for(Duration::from_secs(10), "a refused batch", || {
+        let (_, m) = s.http_get("/metrics");
+        metric(
+            &m,
+            r#"scribed_input_refused_total{input="tcp",kind="syslog-tcp"}"#,
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    });
+    let up = Scribed::launch(
+        &dir.path().join("up"),
+        Launch {
+            listen: Some(format!("127.0.0.1:{up_port}")),
+            ..Launch::default()
+        },
+    );
+    let total: u64 = expected.iter().map(|l| l.len() as u64).sum();
+    wait_for(Duration::from_secs(30), "every line upstream", || {
+        pipeline_tests::category_bytes(&up.data_dir, "syslog.rtest") >= total
+    });
+    check_order_no_loss(&read_category(&up.data_dir, "syslog.rtest"), &expected).unwrap();
+}
