@@ -2,7 +2,7 @@
 //!
 //! - [`framing`]: RFC 6587 framing of a stream (octet counting or LF/NUL, chosen per
 //!   connection), every frame bounded; one message per datagram for UDP.
-//! - [`parse`]: RFC 5424 (structured data, nil values, BOM) and RFC 3164 as found in the wild.
+//! - [`parse`](mod@parse): RFC 5424 (structured data, nil values, BOM) and RFC 3164 as found in the wild.
 //! - [`template`]: category templates (`syslog.{app_name}`) rendered into the category
 //!   alphabet of `scribe_archive::category`.
 //! - [`Classifier`]: one received message → its category and the line to store (as received,
