@@ -151,6 +151,25 @@ impl Peer {
         self.client.as_deref().unwrap_or(ANONYMOUS)
     }
 
+    /// The senders of a syslog or OTLP input (`name`, as in its metrics): no identity yet,
+    /// and anonymous may write any category there ([[client]] rules do not apply to inputs;
+    /// docs/security.md).
+    pub fn input(name: &str) -> Peer {
+        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut listener = ListenerSettings::plain(addr);
+        listener.at = name.to_string();
+        listener.anonymous = Some(vec![
+            scribe_archive::category::CategoryGlob::new("*").expect("a valid glob")
+        ]);
+        listener.trust_loopback = false;
+        Peer {
+            addr,
+            listener: Arc::new(listener),
+            certificate: None,
+            client: None,
+        }
+    }
+
     /// A peer on a plaintext loopback listener that allows everything: for tests and
     /// in-process callers.
     pub fn local(addr: SocketAddr) -> Peer {

@@ -174,6 +174,16 @@ pub async fn log(
     if server.shutdown.is_cancelled() {
         return Ok(ResultCode::TryLater);
     }
+    route(server, peer, entries).await
+}
+
+/// [`log`], also during a graceful shutdown: for inputs with no way to say `TRY_LATER` (syslog
+/// over TCP), which finish writing what they had already read before they close.
+pub async fn route(
+    server: &Server,
+    peer: &Peer,
+    entries: impl Iterator<Item = Incoming>,
+) -> Result<ResultCode, Refused> {
     let groups = validate(server, group_by_category(entries));
     if groups.is_empty() {
         return Ok(ResultCode::Ok);

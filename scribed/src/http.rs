@@ -231,6 +231,7 @@ async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Respo
         "# TYPE scribed_queued_bytes gauge\nscribed_queued_bytes {}",
         routing.caps.total_queued()
     );
+    server.inputs.write_metrics(&mut out);
     let _ = writeln!(
         out,
         "# TYPE scribed_alive_since_seconds gauge\nscribed_alive_since_seconds {}",

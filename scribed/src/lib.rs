@@ -12,6 +12,7 @@
 //! - [`auth`] — who a client is (certificate, token) and what it may write or call.
 //! - [`stores`] — file, network, buffer, multi, bucket, null.
 //! - [`http`] — `/metrics`, `/health`, `/status`.
+//! - [`inputs`] — syslog (TCP, UDP) and OTLP/HTTP listeners, routed as `Log` calls are.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
 //! - [`locks`] — one directory, one scribed: the data and store directory locks.
 //! - [`counters`] — fb303 counters with Scribe's names.
@@ -26,6 +27,7 @@ pub mod connection;
 pub mod counters;
 pub mod handler;
 pub mod http;
+pub mod inputs;
 pub mod listener;
 pub mod locks;
 pub mod native;
@@ -72,6 +74,8 @@ pub struct Server {
     pub(crate) bad_category_warn: RateLimitedWarn,
     pub(crate) bad_frame_warn: RateLimitedWarn,
     pub(crate) store_error_warn: RateLimitedWarn,
+    /// Per-listener counters of the syslog and OTLP inputs, for `/metrics`.
+    pub inputs: inputs::Registry,
 }
 
 impl Server {
@@ -105,6 +109,7 @@ impl Server {
             bad_category_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             bad_frame_warn: RateLimitedWarn::new(Duration::from_secs(1)),
             store_error_warn: RateLimitedWarn::new(Duration::from_secs(1)),
+            inputs: inputs::Registry::default(),
         })
     }
 }

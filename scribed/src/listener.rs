@@ -60,6 +60,7 @@ pub async fn run(
         .map(|l| l.socket.local_addr().map(|a| a.to_string()))
         .collect::<Result<_, _>>()?;
     let status_addr = status_listener.local_addr()?;
+    let inputs = crate::inputs::bind(&settings.inputs).await?;
     let max_connections = settings.max_connections;
     crate::config::warn_unclaimed_spools(&settings);
     let ready_file = settings.ready_file.clone();
@@ -81,7 +82,10 @@ pub async fn run(
         );
     }
     if let Some(path) = &ready_file {
-        let text = format!("{}\nstatus {status_addr}\n", bound.join("\n"));
+        let mut text = format!("{}\nstatus {status_addr}\n", bound.join("\n"));
+        for (name, addr) in &inputs.addrs {
+            text.push_str(&format!("input {name} {addr}\n"));
+        }
         scribe_fs::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing ready file {}", path.display()))?;
     }
@@ -94,6 +98,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max_connections));
     let tracker = TaskTracker::new();
     tracker.spawn(http::serve(status_listener, server.clone()));
+    crate::inputs::spawn(inputs, &server, &tracker);
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,

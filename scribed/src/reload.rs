@@ -111,6 +111,7 @@ fn warn_restart_only(old: &Settings, new: &Settings) {
             "max_connections",
             new.max_connections != old.max_connections,
         ),
+        ("[[syslog]] / [[otlp]]", new.inputs != old.inputs),
     ] {
         if changed {
             tracing::warn!("reload: a change to `{what}` takes effect only after a restart");

@@ -160,6 +160,8 @@ impl Scribed {
         for line in text.lines() {
             match line.strip_prefix("status ") {
                 Some(a) => s.status_addr = a.to_string(),
+                // `input NAME ADDR`: a syslog or OTLP listener, not a Scribe one.
+                None if line.starts_with("input ") => {}
                 None => s.addrs.push(line.to_string()),
             }
         }

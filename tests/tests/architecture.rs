@@ -33,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lib/follow", &["scribe-fs"]),
     ("lib/archive", &["scribe-ids", "scribe-fs"]),
     ("lib/spool", &["scribe-ids", "scribe-fs"]),
+    ("lib/syslog", &["scribe-archive"]),
     (
         "scribed",
         &[
@@ -43,6 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-spool",
             "scribe-fs",
             "scribe-cli",
+            "scribe-syslog",
         ],
     ),
     (

@@ -10,6 +10,7 @@
 mod blocks;
 mod cli;
 mod dirs;
+pub mod inputs;
 mod locate;
 mod schema;
 pub mod security;
@@ -142,6 +143,8 @@ pub struct Settings {
     pub status_listen: SocketAddr,
     pub ready_file: Option<PathBuf>,
     pub stores: Vec<StoreBlock>,
+    /// Syslog and OTLP listeners (`[[syslog]]`, `[[otlp]]`).
+    pub inputs: inputs::Inputs,
 }
 
 impl Settings {
@@ -194,7 +197,12 @@ fn resolve(
     let listener_specs = std::mem::take(&mut file.listener);
     let client_specs = std::mem::take(&mut file.client);
     let has_listeners = !listener_specs.is_empty();
+    let (syslog, otlp) = (
+        std::mem::take(&mut file.syslog),
+        std::mem::take(&mut file.otlp),
+    );
     let mut settings = globals(file, args, path, has_listeners).map_err(|e| source.key_error(e))?;
+    settings.inputs = inputs::resolve(syslog, otlp).map_err(|e| source.key_error(e))?;
     for (i, spec) in listener_specs.into_iter().enumerate() {
         let l = security::listener(i, spec).map_err(|e| source.key_error(e))?;
         settings.listeners.push(l);
@@ -304,6 +312,7 @@ fn globals(
             .unwrap_or_else(|| DEFAULT_STATUS_LISTEN.parse().expect("valid default")),
         ready_file: args.ready_file.clone(),
         stores: Vec::new(),
+        inputs: Default::default(),
     };
     check_globals(&settings, args)?;
     Ok(settings)

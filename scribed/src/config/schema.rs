@@ -34,6 +34,11 @@ pub struct FileConfig {
     pub client: Vec<super::security::ClientSpec>,
     /// A file holding the token `/metrics` and `/status` require (`Authorization: Bearer`).
     pub status_token_file: Option<PathBuf>,
+    /// `[[syslog]]` and `[[otlp]]` listeners (`inputs.rs`).
+    #[serde(default)]
+    pub syslog: Vec<super::inputs::SyslogConfig>,
+    #[serde(default)]
+    pub otlp: Vec<super::inputs::OtlpConfig>,
 }
 
 /// One store and its settings; nested stores (buffer primary, multi children, bucket model)
