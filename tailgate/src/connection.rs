@@ -70,8 +70,38 @@ pub struct RawRequest {
 #[derive(Clone)]
 struct Sub {
     id: String,
-    /// The compiled filter, with its slot among `--max-filters` (freed with the last clone).
-    filter: Option<(Regex, Arc<tokio::sync::OwnedSemaphorePermit>)>,
+    /// The compiled filters, with their slots among `--max-filters` (freed with the last
+    /// clone).
+    filter: Option<Arc<Filters>>,
+}
+
+/// A subscription's filters: a line is sent if it matches `include` (when set) and not
+/// `exclude` (when set). Each regex holds one of the `--max-filters` slots.
+struct Filters {
+    include: Option<Regex>,
+    exclude: Option<Regex>,
+    _slots: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Filters {
+    fn keeps(&self, line: &[u8]) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(line))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(line))
+    }
+}
+
+/// Compiles one filter regex within the size limits; `None` for an empty one.
+fn compile_filter(what: &str, f: Option<String>) -> Result<Option<Regex>, String> {
+    match f.filter(|f| !f.is_empty()) {
+        None => Ok(None),
+        Some(f) if f.len() > MAX_FILTER_LEN => Err(format!("{what} over {MAX_FILTER_LEN} bytes")),
+        Some(f) => RegexBuilder::new(&f)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(DFA_SIZE_LIMIT)
+            .build()
+            .map(Some)
+            .map_err(|e| format!("bad {what}: {e}")),
+    }
 }
 
 struct Session {
@@ -80,6 +110,14 @@ struct Session {
     queue: Arc<ClientQueue>,
     subs: HashMap<u64, Sub>,
     raw: bool,
+}
+
+/// What a subscribe asks for besides its id and pattern.
+struct SubRequest {
+    filter: Option<String>,
+    exclude: Option<String>,
+    backlog: Option<usize>,
+    since_seq: Option<SinceSeq>,
 }
 
 /// The current `lines` message being assembled.
@@ -180,7 +218,13 @@ impl Session {
             let hello = Message::Text(hello.to_json().into());
             return send_within(ws, hello, opts.send_timeout).await;
         };
-        match self.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
+        let req = SubRequest {
+            filter: r.filter,
+            exclude: None,
+            backlog: Some(r.backlog),
+            since_seq: None,
+        };
+        match self.subscribe(None, r.category, req) {
             Ok(_) => Ok(()),
             Err(reason) => {
                 let m = Message::Text(format!("[tailgate] {reason}\n").into());
@@ -284,11 +328,18 @@ impl Session {
                 id,
                 category,
                 filter,
+                exclude,
                 backlog,
                 since_seq,
             } => {
                 let id_for_err = id.clone().unwrap_or_else(|| category.clone());
-                match self.subscribe(id, category, filter, backlog, since_seq) {
+                let req = SubRequest {
+                    filter,
+                    exclude,
+                    backlog,
+                    since_seq,
+                };
+                match self.subscribe(id, category, req) {
                     Ok(m) => vec![m],
                     Err(reason) => vec![error(reason, Some(&id_for_err))],
                 }
@@ -315,10 +366,14 @@ impl Session {
         &mut self,
         id: Option<String>,
         category: String,
-        filter: Option<String>,
-        backlog: Option<usize>,
-        since_seq: Option<SinceSeq>,
+        req: SubRequest,
     ) -> Result<String, String> {
+        let SubRequest {
+            filter,
+            exclude,
+            backlog,
+            since_seq,
+        } = req;
         let pattern = CategoryGlob::new(&category).map_err(|e| {
             let shown: String = category.chars().take(64).collect();
             format!("{shown:?} is not a category name or glob: {e}")
@@ -328,36 +383,34 @@ impl Session {
         if id.is_empty() || id.len() > MAX_CATEGORY_LEN {
             return Err(format!("id must be 1 to {MAX_CATEGORY_LEN} bytes"));
         }
-        let filter = match filter.filter(|f| !f.is_empty()) {
-            None => None,
-            Some(f) if f.len() > MAX_FILTER_LEN => {
-                return Err(format!("filter over {MAX_FILTER_LEN} bytes"))
-            }
-            Some(f) => {
-                let re = RegexBuilder::new(&f)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(DFA_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| format!("bad filter: {e}"))?;
-                // A replaced subscription's slot is still held here; it is freed below.
-                let replaced = self.subs.values().any(|s| s.id == id && s.filter.is_some());
-                let slot = match self.filter_slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) if replaced => {
-                        let old = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k);
-                        if let Some(old) = old {
-                            self.subs.remove(&old);
-                            self.hub.unsubscribe(old);
-                        }
-                        self.filter_slots
-                            .clone()
-                            .try_acquire_owned()
-                            .map_err(|_| "too many filtered subscriptions on this server")?
+        let include = compile_filter("filter", filter)?;
+        let exclude = compile_filter("exclude", exclude)?;
+        let regexes = u32::from(include.is_some()) + u32::from(exclude.is_some());
+        let filter = if regexes == 0 {
+            None
+        } else {
+            // A replaced subscription's slots are still held here; they are freed below.
+            let replaced = self.subs.values().any(|s| s.id == id && s.filter.is_some());
+            let slots = match self.filter_slots.clone().try_acquire_many_owned(regexes) {
+                Ok(p) => p,
+                Err(_) if replaced => {
+                    let old = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k);
+                    if let Some(old) = old {
+                        self.subs.remove(&old);
+                        self.hub.unsubscribe(old);
                     }
-                    Err(_) => return Err("too many filtered subscriptions on this server".into()),
-                };
-                Some((re, Arc::new(slot)))
-            }
+                    self.filter_slots
+                        .clone()
+                        .try_acquire_many_owned(regexes)
+                        .map_err(|_| "too many filtered subscriptions on this server")?
+                }
+                Err(_) => return Err("too many filtered subscriptions on this server".into()),
+            };
+            Some(Arc::new(Filters {
+                include,
+                exclude,
+                _slots: slots,
+            }))
         };
         let backlog = backlog.unwrap_or(0).min(self.hub.config().ring_lines);
         let start = match since_seq {
@@ -468,7 +521,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     bytes: 0,
                 });
                 b.last_seq = seq;
-                if sub.filter.as_ref().is_none_or(|(f, _)| f.is_match(&line)) {
+                if sub.filter.as_ref().is_none_or(|f| f.keeps(&line)) {
                     if b.lines.is_empty() {
                         b.seq = seq;
                     }

@@ -7,7 +7,8 @@
 //!
 //! The token guards everything that carries log data or counts (`/ws`, `/api/*`,
 //! `/metrics`); the page itself holds no data and is served to anyone, and reads the token
-//! from its own URL (`?token=`) to pass it on. Tokens are compared in constant time.
+//! from its own URL (`?token=`) once, then sends it in headers: `Authorization` on fetches,
+//! a `bearer.<base64url>` subprotocol on the websocket. Tokens are compared in constant time.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -130,17 +131,49 @@ fn authorized(st: &HttpState, headers: &HeaderMap, query: &HashMap<String, Strin
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::as_bytes)
-        .or_else(|| query.get("token").map(|t| t.as_bytes()));
+        .and_then(bearer)
+        .map(|t| t.as_bytes().to_vec())
+        .or_else(|| subprotocol_token(headers))
+        .or_else(|| query.get("token").map(|t| t.as_bytes().to_vec()));
     given.is_some_and(|g| bool::from(g.ct_eq(want.as_bytes())))
+}
+
+/// The token of an `Authorization` value: the scheme is case-insensitive (RFC 9110 §11.1),
+/// so `bearer T` and `BEARER T` are accepted as well as `Bearer T`.
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// The websocket subprotocol the page asks for; the upgrade answers with it.
+pub const SUBPROTOCOL: &str = "tailgate.v1";
+/// A browser cannot set `Authorization` on a websocket, so the page sends its token as a
+/// second subprotocol, `bearer.<base64url of the token, unpadded>`: a header, so it stays
+/// out of URLs (proxy logs, shared links). Never selected, only read.
+const SUBPROTOCOL_TOKEN: &str = "bearer.";
+
+fn subprotocol_token(headers: &HeaderMap) -> Option<Vec<u8>> {
+    use base64::Engine;
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(SUBPROTOCOL_TOKEN))
+        .and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+        })
 }
 
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "missing or wrong token (Authorization: Bearer <token>, or ?token=)\n",
+        "token required: missing or wrong token (Authorization: Bearer <token>, or ?token=)\n",
     )
         .into_response()
 }
@@ -177,7 +210,8 @@ async fn page() -> Response {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                     connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+                     connect-src 'self'; img-src data:; worker-src blob:; base-uri 'none'; \
+                     form-action 'none'",
                 ),
             ),
             (
@@ -248,6 +282,7 @@ async fn ws(
     // The transport allows twice the protocol's limit, so a request a little over it gets
     // an `error` reply from the protocol check rather than a reset connection.
     upgrade
+        .protocols([SUBPROTOCOL])
         .max_message_size(2 * MAX_REQUEST)
         .max_frame_size(2 * MAX_REQUEST)
         .on_upgrade(move |socket| async move {
@@ -343,4 +378,34 @@ async fn metrics(
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn token_in_a_subprotocol() {
+        let mut h = HeaderMap::new();
+        // "s3cret" in base64url without padding.
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("tailgate.v1, bearer.czNjcmV0"),
+        );
+        assert_eq!(subprotocol_token(&h).as_deref(), Some(&b"s3cret"[..]));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("tailgate.v1, bearer.!!"),
+        );
+        assert_eq!(subprotocol_token(&h), None);
+    }
 }

@@ -262,3 +262,36 @@ fn category_cap() {
     assert!(hub.publish("b", lines(&["1"])).is_err());
     assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn total_buffer_caps_all_clients_together() {
+    let line = LINE_OVERHEAD + 1;
+    let hub = Hub::new(HubConfig {
+        client_buffer: 10 * line,
+        total_buffer: 4 * line,
+        ..HubConfig::default()
+    });
+    let a = hub.new_queue();
+    let b = hub.new_queue();
+    hub.subscribe(&a, CategoryGlob::new("x").unwrap(), &Start::Backlog(0));
+    hub.subscribe(&b, CategoryGlob::new("x").unwrap(), &Start::Backlog(0));
+    hub.publish("x", lines(&["1", "2", "3"])).unwrap();
+    // a took 3 of the 4 shared slots, b the last one; the rest is dropped and reported.
+    assert_eq!(hub.queued.used(), 4 * line);
+    let bi = b.drain();
+    assert_eq!(seqs(&bi), [1]);
+    assert!(bi.iter().any(|i| matches!(
+        i,
+        Item::Dropped {
+            count: 2,
+            from_seq: 2,
+            ..
+        }
+    )));
+    assert_eq!(hub.queued.used(), 3 * line, "a drain gives the bytes back");
+    // A client that goes away gives back what it had queued.
+    drop(a);
+    hub.unsubscribe(1);
+    hub.unsubscribe(2);
+    assert_eq!(hub.queued.used(), 0);
+}

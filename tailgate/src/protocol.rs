@@ -8,9 +8,10 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// Client → server.
+/// Client → server. Fields this version does not know are ignored, so a newer client can
+/// add some without breaking an older server.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
     Subscribe {
         /// The client's name for this subscription (default: the pattern); messages for it
@@ -20,6 +21,8 @@ pub enum ClientMsg {
         category: String,
         /// A regex: only lines matching it are sent.
         filter: Option<String>,
+        /// A regex: lines matching it are not sent (applied after `filter`).
+        exclude: Option<String>,
         /// Send the newest N lines of each matching category first.
         backlog: Option<usize>,
         /// Resume: send what follows this seq. A number (for a single category) or a map of
@@ -169,5 +172,19 @@ mod tests {
         ));
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"subscribe"}"#).is_err());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"nope"}"#).is_err());
+        // Forward compatibility: unknown fields are ignored.
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"subscribe","category":"a","exclude":"x","future":{"k":[1]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            m,
+            ClientMsg::Subscribe {
+                exclude: Some(_),
+                ..
+            }
+        ));
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"ping","later":1}"#).is_ok());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"categories","x":2}"#).is_ok());
     }
 }

@@ -100,6 +100,15 @@ impl Shared {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
         let mut conn = ServerConnection::new(stream, self.limits.clone());
+        // `ship` (and a scribed relay) first try the native protocol; tailgate speaks Thrift
+        // only. Closing at once is the answer they expect: they reconnect over Thrift. Not
+        // a client error, so not a warning per connection.
+        if let Ok(Some(start)) = conn.peek_start().await {
+            if start == scribe_protocol::native::MAGIC {
+                tracing::debug!("scribe connection {peer:?}: native protocol probe; closing so it falls back to Thrift");
+                return;
+            }
+        }
         match conn.serve(&mut Tailgate(self), &self.shutdown).await {
             Ok(()) => {}
             Err(e @ ServeError::Reply(_)) => {
