@@ -127,6 +127,8 @@ struct Batch {
     seq: u64,
     last_seq: u64,
     lines: Vec<Bytes>,
+    /// Each line's seq, kept for a filtered subscription (its lines skip seqs).
+    seqs: Vec<u64>,
     bytes: usize,
 }
 
@@ -442,8 +444,9 @@ impl Session {
         let reply = ServerMsg::Subscribed {
             id: &id,
             category: &category,
-            matched: matched.iter().map(|(m, _)| &**m).collect(),
-            last_seq: matched.iter().map(|(m, s)| (&**m, *s)).collect(),
+            matched: matched.iter().map(|m| &*m.name).collect(),
+            last_seq: matched.iter().map(|m| (&*m.name, m.last_seq)).collect(),
+            from_seq: matched.iter().map(|m| (&*m.name, m.from_seq)).collect(),
         }
         .to_json();
         self.subs.insert(key, Sub { id, filter });
@@ -518,6 +521,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     seq: 0,
                     last_seq: 0,
                     lines: Vec::new(),
+                    seqs: Vec::new(),
                     bytes: 0,
                 });
                 b.last_seq = seq;
@@ -527,6 +531,9 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     }
                     b.bytes += line.len();
                     b.lines.push(line);
+                    if sub.filter.is_some() {
+                        b.seqs.push(seq);
+                    }
                 }
             }
             Item::Dropped {
@@ -635,6 +642,7 @@ impl Render<'_> {
                     seq: b.seq,
                     last_seq: b.last_seq,
                     lines: b.lines.iter().map(LineOut::new).collect(),
+                    seqs: sub.filter.is_some().then_some(b.seqs),
                 }
                 .to_json(),
             );

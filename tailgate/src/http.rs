@@ -30,7 +30,20 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{self, ConnOptions, RawRequest, MAX_REQUEST};
 use crate::hub::Hub;
 
-const PAGE: &str = include_str!("page.html");
+/// The page: `page/index.html` with its stylesheet and scripts put in place, once. They are
+/// separate files only to keep each readable; the page is one response, inline, so its
+/// Content-Security-Policy needs no `'self'` scripts.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const JS: [&str; 4] = [
+        include_str!("page/text.js"),
+        include_str!("page/render.js"),
+        include_str!("page/pane.js"),
+        include_str!("page/app.js"),
+    ];
+    include_str!("page/index.html")
+        .replacen("/*CSS*/", include_str!("page/page.css"), 1)
+        .replacen("/*JS*/", &JS.join("\n"), 1)
+});
 
 pub struct HttpState {
     pub hub: Arc<Hub>,
@@ -223,7 +236,7 @@ async fn page() -> Response {
                 HeaderValue::from_static("no-referrer"),
             ),
         ],
-        PAGE,
+        PAGE.as_str(),
     )
         .into_response()
 }

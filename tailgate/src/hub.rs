@@ -421,7 +421,8 @@ fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usi
 /// Queues where subscription `key` starts in one feed: its backlog (`backlog` lines) or the
 /// lines after `since`, the newest that fit in `budget` lines and `room` bytes, with a `Gap`
 /// item for each run of seqs it does not send (skipped for lack of room, evicted, or lost at
-/// the source). What it queues is taken from `left`.
+/// the source). What it queues is taken from `left`. Returns the first seq it accounts for
+/// (a line or a gap; the next live seq when it queues nothing).
 fn queue_start(
     queue: &ClientQueue,
     key: u64,
@@ -430,7 +431,7 @@ fn queue_start(
     since: Option<u64>,
     backlog: usize,
     left: &mut Allowance,
-) {
+) -> u64 {
     let (resume, lines): (Option<Resume>, Vec<&RingLine>) = match since {
         Some(since) => {
             let (resume, lines) = ring.after(since);
@@ -455,6 +456,7 @@ fn queue_start(
     };
     let sent = &lines[skip..];
     let mut prev = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+    let first = from.unwrap_or(prev + 1);
     if let Some(from) = from {
         queue.push_unbounded(gap(from, prev));
     }
@@ -478,6 +480,18 @@ fn queue_start(
     }
     left.lines -= sent.len();
     left.bytes = left.bytes.saturating_sub(bytes);
+    first
+}
+
+/// A category a new subscription matches.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub name: Arc<str>,
+    /// The subscription starts after this seq: its backlog is at or before it, live lines
+    /// after it.
+    pub last_seq: u64,
+    /// The first seq its backlog or resume accounts for (`last_seq + 1` when none).
+    pub from_seq: u64,
 }
 
 /// What one subscribe may still queue, over all its categories.
@@ -628,7 +642,7 @@ impl Hub {
         queue: &Arc<ClientQueue>,
         pattern: CategoryGlob,
         start: &Start,
-    ) -> (u64, Vec<(Arc<str>, u64)>) {
+    ) -> (u64, Vec<Matched>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscription {
             key,
@@ -650,7 +664,7 @@ impl Hub {
                 continue;
             }
             let mut st = lock(&feed.state);
-            matched.push((name.clone(), st.ring.last_seq()));
+            let last = st.ring.last_seq();
             let since = match start {
                 Start::Backlog(_) => None,
                 Start::Since(map, _) => map.get(&**name).copied(),
@@ -658,7 +672,12 @@ impl Hub {
             let backlog = match start {
                 Start::Backlog(n) | Start::Since(_, n) => *n,
             };
-            queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            let first = queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            matched.push(Matched {
+                name: name.clone(),
+                last_seq: last,
+                from_seq: first,
+            });
             st.subs.push(sub.clone());
         }
         drop(inner);

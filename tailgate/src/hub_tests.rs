@@ -23,6 +23,14 @@ fn backlog_then_live_without_gap() {
     let q = hub.new_queue();
     let (_, matched) = hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(2));
     assert_eq!(matched.len(), 1);
+    assert_eq!((matched[0].from_seq, matched[0].last_seq), (2, 3));
+    let q2 = hub.new_queue();
+    let (_, live) = hub.subscribe(&q2, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    assert_eq!(
+        (live[0].from_seq, live[0].last_seq),
+        (4, 3),
+        "no backlog: from the next"
+    );
     hub.publish("a", lines(&["4"])).unwrap();
     assert_eq!(seqs(&q.drain()), [2, 3, 4]);
 }

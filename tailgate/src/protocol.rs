@@ -83,6 +83,9 @@ pub enum ServerMsg<'a> {
         /// is at or before it, live lines after it): a resume point even for a category
         /// that then stays quiet.
         last_seq: std::collections::BTreeMap<&'a str, u64>,
+        /// Per matched category, the first seq its backlog or resume accounts for
+        /// (`last_seq + 1` when it sends none): with `last_seq`, how many lines it covers.
+        from_seq: std::collections::BTreeMap<&'a str, u64>,
     },
     Unsubscribed {
         id: &'a str,
@@ -96,6 +99,9 @@ pub enum ServerMsg<'a> {
         /// with `since_seq` = this.
         last_seq: u64,
         lines: Vec<LineOut<'a>>,
+        /// With a filter, each line's seq (they are not consecutive then).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seqs: Option<Vec<u64>>,
     },
     /// Lines up to `last_seq` were all skipped by the subscription's filter: nothing to
     /// show, but the resume point moves on.

@@ -150,6 +150,11 @@ async fn server_side_filter_sends_only_matching_lines() {
     assert_eq!(v["lines"], json!(["ERROR b", "FATAL d"]));
     assert_eq!(v["seq"], 3);
     assert_eq!(
+        v["seqs"],
+        json!([3, 5]),
+        "a filtered message says each line's seq"
+    );
+    assert_eq!(
         v["last_seq"], 6,
         "resume point covers the filtered-out lines"
     );
