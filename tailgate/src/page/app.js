@@ -63,7 +63,10 @@ function applyLayout() {
   $("#layout-btn").textContent = grid ? "▦ grid" : state.layout === "rows" ? "⇅ rows" : "⇆ columns";
 }
 $("#layout-btn").onclick = () => { state.layout = state.layout === "rows" ? "cols" : "rows"; applyLayout(); saveState(); };
-function applyTime() { $("#panes").classList.toggle("showtime", !!state.time); $("#time-btn").classList.toggle("on", !!state.time); }
+function applyTime() {
+  $("#panes").classList.toggle("showtime", !!state.time); $("#time-btn").classList.toggle("on", !!state.time);
+  for (const p of panes) { p.heights(); schedule(p, true); }
+}
 $("#time-btn").onclick = () => { state.time = !state.time; applyTime(); saveState(); };
 $("#help-btn").onclick = () => { $("#help").hidden = !$("#help").hidden; };
 

@@ -1,4 +1,4 @@
-// ---- pane.js: one pane: its subscription, rows (in chunks), pause, filter, highlights ----
+// ---- pane.js: one pane: its subscription, rows (only those in view drawn), pause, filter, highlights ----
 
 const BACKLOG = 1000;            // lines asked for when a pane opens
 const FILTERED_BACKLOG = 100000; // a filtered pane searches the whole ring (the server caps it)
@@ -15,7 +15,7 @@ class Pane {
     this.incoming = [];      // records waiting for the next frame
     this.pending = [];       // records held while paused
     this.notKept = 0;        // lines not kept while paused (past MAX_PAUSED)
-    this.rows = []; this.chunks = [];
+    this.rows = []; this.totalH = 0;
     this.newCount = 0; this.pinned = true;
     this.matches = 0; this.total = 0;
     this.fromSeq = {};       // category → first seq this pane's subscription accounted for
@@ -44,10 +44,18 @@ class Pane {
     const close = button("close", "✕", "close pane", () => removePane(this));
     bar.append(this.nameEl, this.countEl, f, this.caseEl, this.wrapEl, this.pauseEl, clear, dl, close);
     const body = el("div", "body");
+    // Only the rows in view are in the DOM: a spacer as tall as all rows, and a window of
+    // rows placed in it (at the bottom while following, else where the scroll position is).
     const l = this.linesEl = el("div", "lines");
+    this.spacer = el("div", "spacer"); this.win = el("div", "win"); this.spacer.append(this.win); l.append(this.spacer);
+    this.viewH = 600; this.viewW = 800; this.scrollTopCache = 0; this.selfScroll = false;
+    new ResizeObserver(([e]) => { this.viewH = e.contentRect.height || this.viewH; this.viewW = e.contentRect.width || this.viewW; this.heights(); schedule(this, true); }).observe(l);
     l.addEventListener("scroll", () => {
-      this.pinned = l.scrollTop + l.clientHeight >= l.scrollHeight - 24;
+      if (this.selfScroll) { this.selfScroll = false; this.scrollTopCache = l.scrollTop; return; }
+      this.scrollTopCache = l.scrollTop;
+      this.pinned = l.scrollTop + l.clientHeight >= l.scrollHeight - LH;
       if (this.pinned && !this.paused && this.newCount) { this.newCount = 0; this.updateNewbar(); }
+      schedule(this, true);
     }, { passive: true });
     // A click on a line's time, or on its left edge, copies a link to it.
     l.addEventListener("click", (e) => {
@@ -62,7 +70,7 @@ class Pane {
   updateButtons() {
     this.pauseEl.textContent = this.paused ? "▶ resume" : "❚❚ pause"; this.pauseEl.classList.toggle("on", this.paused);
     this.caseEl.classList.toggle("on", this.caseSensitive); this.wrapEl.classList.toggle("on", this.wrap);
-    this.linesEl.classList.toggle("nowrap", !this.wrap);
+    if (this.linesEl.classList.contains("nowrap") === this.wrap) { this.linesEl.classList.toggle("nowrap", !this.wrap); this.heights(); schedule(this, true); }
     this.nameEl.textContent = this.pattern + (this.filterText ? `  ⟨${this.filterText}⟩` : "");
     this.nameEl.title = this.nameEl.textContent;
     this.updateNewbar(); updateTitle();
@@ -85,15 +93,16 @@ class Pane {
     if (changed) { this.clear(); this.lastSeq = {}; this.fromSeq = {}; this.matches = 0; if (ready) this.subscribe(false); }
     else this.rehighlight();
   }
-  rehighlight() {
-    for (const r of this.rows) if (r.el && !r.notice) fillRow(r.el, r, this.ranges(r));
-    for (let i = 0; i < this.rows.length; i += FRAME_ROWS) this.regexHighlight(this.rows.slice(i, i + FRAME_ROWS));
-  }
-  ranges(r) { return this.hlTerms.length ? substringRanges(r.plain, this.hlTerms, this.caseSensitive) : null; }
+  // Highlights changed: rows are rebuilt when next drawn.
+  rehighlight() { for (const r of this.rows) { r.el = null; r.marks = null; } schedule(this, true); }
+  ranges(r) { return this.hlTerms.length ? substringRanges(parsed(r).plain, this.hlTerms, this.caseSensitive) : null; }
+  // The pane's lines as text (tests, the console).
+  texts() { return this.rows.filter(r => !r.notice).map(r => parsed(r).plain); }
   regexHighlight(recs) {
     this.hl.run(recs.filter(r => !r.notice), (r, ranges) => {
-      if (!r.el || !ranges.length) return;
-      fillRow(r.el, r, (this.ranges(r) || []).concat(ranges));
+      if (!ranges.length) return;
+      r.marks = ranges;
+      if (r.el) fillRow(r.el, r, (this.ranges(r) || []).concat(ranges));
     });
   }
   subscribe(resume) {
@@ -133,10 +142,10 @@ class Pane {
     this.notKept = 0; this.pending = [];
     this.queue(held);
     this.newCount = 0; this.pinned = true; this.updateNewbar();
-    this.linesEl.scrollTop = 1e9;
+    schedule(this, true);
   }
   clear() {
-    this.linesEl.replaceChildren(); this.rows = []; this.chunks = []; this.incoming = []; this.pending = [];
+    this.win.replaceChildren(); this.spacer.style.height = "0"; this.rows = []; this.totalH = 0; this.drawn = null; this.incoming = []; this.pending = [];
     this.newCount = 0; this.notKept = 0; this.total = 0; this.updateNewbar(); this.updateCount();
   }
   noticeRec(text) { return { notice: true, text: "— " + text + " —", at: Date.now() }; }
@@ -148,9 +157,8 @@ class Pane {
     this.fromSeq[m.category] ??= m.seq;
     const showCat = isGlob(this.pattern), at = Date.now(), seqs = Array.isArray(m.seqs) ? m.seqs : null;
     const recs = m.lines.map((l, i) => {
-      const d = decodeLine(l); const segs = ansi(d.text); const plain = segs.map(s => s.t).join("");
       const seq = seqs ? seqs[i] : (this.filtered ? (i === 0 ? m.seq : null) : m.seq + i);
-      return { seq, cat: m.category, segs, plain, bin: d.bin, at, showCat, level: detectLevel(plain), own: lineTime(plain) };
+      return { seq, cat: m.category, raw: l, at, showCat };
     });
     this.matches += recs.length;
     this.add(recs, false);
@@ -183,47 +191,99 @@ class Pane {
   queue(recs) {
     if (!recs.length) return;
     for (const r of recs) this.incoming.push(r);
+    countRows(recs.length);
     // Past a pane's worth, older records would be trimmed right after being drawn.
     if (this.incoming.length > MAX_ROWS) this.incoming.splice(0, this.incoming.length - MAX_ROWS);
     schedule(this);
   }
-  // Once per animation frame: the queued records become rows, appended chunk by chunk; whole
-  // chunks are trimmed from the top; one scroll write when pinned. Nothing here reads layout.
+  // Row heights: one line each without wrapping; with it, the lines a monospace row of that
+  // many characters takes at the pane's width (an estimate only for the scrollbar: rows in
+  // view are drawn at their real height).
+  heights() {
+    this.cols = Math.max(10, Math.floor((this.viewW - 20) / charWidth()));
+    this.totalH = 0;
+    for (const r of this.rows) this.totalH += (r.h = this.heightOf(r));
+  }
+  heightOf(r) {
+    if (!this.wrap) return LH;
+    const len = rawLength(r) + (r.showCat ? r.cat.length + 1 : 0) + (state.time ? 9 : 0);
+    return LH * Math.max(1, Math.ceil(len / this.cols));
+  }
+  // Once per frame (at most every FRAME_MS for new lines, at once for scrolling): queued
+  // records join the rows (no DOM), the oldest past MAX_ROWS go, and only the rows in view
+  // are drawn. Nothing here reads layout, and its cost follows the pane's height, not the
+  // number of rows it holds or how fast they come.
   flush() {
-    let batch = this.incoming;
-    if (!batch.length) return;
-    if (batch.length > FRAME_ROWS) { this.incoming = batch.slice(FRAME_ROWS); batch = batch.slice(0, FRAME_ROWS); schedule(this); }
-    else this.incoming = [];
-    let chunk = this.chunks[this.chunks.length - 1], frag = null;
-    for (const r of batch) {
-      if (!chunk || chunk.n >= CHUNK) {
-        if (frag) chunk.el.append(frag);
-        chunk = { el: el("div", "chunk"), n: 0 }; this.chunks.push(chunk); this.linesEl.append(chunk.el);
-        frag = null;
-      }
-      frag ??= document.createDocumentFragment();
-      const row = rowElement(r); r.el = row;
-      if (!r.notice) fillRow(row, r, this.ranges(r));
-      if (this.target && r.cat === this.target.cat && r.seq === this.target.seq) { row.classList.add("target"); this.targetEl = row; }
-      frag.append(row); chunk.n++; this.rows.push(r);
+    const batch = this.incoming; this.incoming = [];
+    for (const r of batch) { this.totalH += (r.h = this.heightOf(r)); this.rows.push(r); }
+    const over = this.rows.length - MAX_ROWS;
+    if (over > 0) {
+      let gone = 0; for (let i = 0; i < over; i++) { gone += this.rows[i].h; this.rows[i].el = null; }
+      this.rows.splice(0, over); this.totalH -= gone;
+      // Keep what is on screen in place (not left to CSS scroll anchoring, which WebKit lacks).
+      if (!this.pinned) { this.scrollTopCache = Math.max(0, this.scrollTopCache - gone); this.setScroll(this.scrollTopCache); }
     }
-    if (frag) chunk.el.append(frag);
-    let drop = 0;
-    while (this.rows.length - drop - this.chunks[0].n >= MAX_ROWS) { const c = this.chunks.shift(); drop += c.n; c.el.remove(); }
-    if (drop) this.rows.splice(0, drop);
-    this.regexHighlight(batch);
-    if (this.targetEl) { this.targetEl.scrollIntoView({ block: "center" }); this.targetEl = null; this.target = null; this.pinned = false; }
-    else if (this.pinned) this.linesEl.scrollTop = 1e9;
+    this.draw();
+  }
+  setScroll(top) { this.selfScroll = true; this.linesEl.scrollTop = top; }
+  draw() {
+    // Rows drawn beyond the view: a quarter of it while following (nothing to scroll to),
+    // half of it either way when scrolled.
+    const rows = this.rows, H = this.viewH, over = this.pinned ? H / 4 : H / 2;
+    this.spacer.style.height = this.totalH + "px";
+    if (this.target) {
+      const i = rows.findIndex(r => r.cat === this.target.cat && r.seq === this.target.seq);
+      if (i >= 0) {
+        let off = 0; for (let k = 0; k < i; k++) off += rows[k].h;
+        this.scrollTopCache = Math.max(0, off - H / 2); this.pinned = false; this.target = null; this.targetRec = rows[i];
+        this.setScroll(this.scrollTopCache);
+      }
+    }
+    let first, last;
+    if (this.pinned) {
+      // The newest rows that fill the view (and some), at the bottom of the spacer (at its
+      // top when they are all the rows: estimated heights may fall short when wrapping).
+      let h = 0; last = rows.length; first = last;
+      while (first > 0 && h < H + over) h += rows[--first].h;
+      this.win.classList.toggle("bottom", first > 0); this.win.style.transform = "";
+    } else {
+      const top = this.scrollTopCache; let off = 0; first = 0;
+      while (first < rows.length && off + rows[first].h <= top - over) off += rows[first++].h;
+      let h = off; last = first;
+      while (last < rows.length && h < top + H + over) h += rows[last++].h;
+      this.win.classList.remove("bottom"); this.win.style.transform = `translateY(${off}px)`;
+    }
+    const els = [], fresh = [];
+    for (let i = first; i < last; i++) {
+      const r = rows[i];
+      if (!r.el) {
+        r.el = rowElement(parsed(r));
+        if (!r.notice) { const m = this.ranges(r); fillRow(r.el, r, r.marks ? (m || []).concat(r.marks) : m); if (!r.marks) fresh.push(r); }
+        if (r === this.targetRec) r.el.classList.add("target");
+      }
+      els.push(r.el);
+    }
+    // Rows that left the view give up their elements.
+    if (this.drawn) for (const r of this.drawn) if (r.el && !els.includes(r.el)) r.el = null;
+    this.drawn = rows.slice(first, last);
+    // Rows still in view stay where they are (no style or layout work for them); others go,
+    // new ones are put in order.
+    const keep = new Set(els);
+    for (const c of [...this.win.children]) if (!keep.has(c)) c.remove();
+    let at = this.win.firstElementChild;
+    for (const e of els) { if (e === at) at = at.nextElementSibling; else this.win.insertBefore(e, at); }
+    if (this.pinned) this.setScroll(1e9);
+    this.regexHighlight(fresh);
   }
   copyLink(row) {
-    const r = this.rows.find(x => x.el === row); if (!r || r.seq == null) return;
+    const r = (this.drawn || []).find(x => x.el === row); if (!r || r.seq == null) return;
     const link = location.href.split("#")[0] + "#" + viewHash() + "&at=" + encodeURIComponent(r.cat + ":" + r.seq);
     window.tailgate.lastPermalink = link;
     if (navigator.clipboard) navigator.clipboard.writeText(link).then(() => toast("link to the line copied"), () => toast(link));
     else toast(link);
   }
   download() {
-    const text = this.rows.filter(r => !r.notice).map(r => r.plain).join("\n") + "\n";
+    const text = this.texts().join("\n") + "\n";
     const a = el("a"); a.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
     a.download = this.pattern.replace(/[^\w.-]+/g, "_") + ".log";
     document.body.append(a); a.click(); a.remove();

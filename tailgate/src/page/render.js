@@ -2,8 +2,7 @@
 
 const MAX_ROWS = 5000;     // rows a pane keeps
 const MAX_PAUSED = 5000;   // lines held while paused (older ones are counted, not kept)
-const CHUNK = 64;          // rows per chunk (a chunk out of view is skipped by layout)
-const FRAME_ROWS = 1000;   // most rows a pane turns into DOM in one frame
+const LH = 16;             // px per row (the CSS --lh)
 const MAX_MARKS = 50;      // most highlighted ranges per term and line
 const HL_TIMEOUT = 150;    // ms a batch of regex highlighting may take before it is turned off
 
@@ -104,14 +103,45 @@ class RegexHighlighter {
   }
 }
 
-// ---- one requestAnimationFrame for all panes ----
-const dirty = new Set(); let frameQueued = false;
-function schedule(p) {
-  dirty.add(p);
-  if (!frameQueued) { frameQueued = true; requestAnimationFrame(runFrame); }
+// ---- one requestAnimationFrame for all panes, at most every frameMs() ----
+// Layout, paint and commit of a pane cost about the same whether a frame adds 1 row or 300.
+// So what arrived is drawn at most 10 times a second, all panes in the same frame, and at
+// most 4 times a second while lines pour in (over 1,000/s over all panes: no one reads them
+// one by one at that rate), which keeps that cost flat however fast lines come.
+const FRAME_MS = 100, BUSY_FRAME_MS = 250, BUSY_RATE = 1000;
+const dirty = new Set(); let frameQueued = false, lastFrame = 0, frameTimer = null;
+let rowRate = 0, rowsSince = 0, rateAt = 0;
+function countRows(n) { rowsSince += n; }
+function frameMs(now) {
+  if (now - rateAt >= 1000) { rowRate = rowsSince * 1000 / Math.max(1, now - rateAt); rowsSince = 0; rateAt = now; }
+  return rowRate > BUSY_RATE ? BUSY_FRAME_MS : FRAME_MS;
 }
-function runFrame() {
-  frameQueued = false;
+// `now`: draw at the next frame (scrolling, a toggle), not after the frame interval (new lines).
+function schedule(p, now) {
+  dirty.add(p);
+  if (frameQueued && !(now && frameTimer)) return;
+  clearTimeout(frameTimer); frameTimer = null; frameQueued = true;
+  const t = performance.now();
+  const wait = now ? 0 : lastFrame + frameMs(t) - t;
+  if (wait > 0) frameTimer = setTimeout(() => { frameTimer = null; requestAnimationFrame(runFrame); }, wait);
+  else requestAnimationFrame(runFrame);
+}
+function runFrame(now) {
+  frameQueued = false; lastFrame = now;
+  const ps = [...dirty]; dirty.clear();
+  for (const p of ps) p.flush();
+}
+let charW = 0;
+function charWidth() {
+  if (!charW) {
+    const c = document.createElement("canvas").getContext("2d");
+    c.font = "12px ui-monospace, Menlo, Consolas, monospace";
+    charW = c.measureText("0".repeat(100)).width / 100 || 7.2;
+  }
+  return charW;
+}
+function runFrame(now) {
+  frameQueued = false; lastFrame = now;
   const ps = [...dirty]; dirty.clear();
   for (const p of ps) p.flush();
 }

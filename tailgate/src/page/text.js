@@ -12,6 +12,18 @@ function decodeLine(l) {
   return { text: new TextDecoder("utf-8").decode(bytes), bin: true };
 }
 
+// A line record's text, styles, level and time, worked out when first needed (most lines of
+// a fast stream are never drawn: only the rows in view are).
+function parsed(r) {
+  if (r.segs || r.notice) return r;
+  const d = decodeLine(r.raw); r.raw = null;
+  r.segs = ansi(d.text); r.plain = r.segs.map(s => s.t).join(""); r.bin = d.bin;
+  r.level = detectLevel(r.plain); r.own = lineTime(r.plain);
+  return r;
+}
+// Its length in characters, without parsing it when it has not been (for row heights).
+const rawLength = (r) => r.notice ? r.text.length : r.plain != null ? r.plain.length : typeof r.raw === "string" ? r.raw.length : ((r.raw && r.raw.b64 || "").length * 3) >> 2;
+
 // ---- terminal escapes → styled segments ----
 // CSI (ESC [ ... final): SGR ("m") is rendered, the rest dropped. OSC (ESC ] ... BEL or ST,
 // e.g. window titles and OSC 8 hyperlinks) and DCS/SOS/PM/APC strings (ESC P/X/^/_ ... ST)
