@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use regex::bytes::{Regex, RegexBuilder};
 use scribe_archive::category::{CategoryGlob, MAX_CATEGORY_LEN};
 use scribe_cli::RateLimitedWarn;
 use tokio_util::sync::CancellationToken;
 
+use crate::filter::{self, Filters, Verdict};
 use crate::hub::{ClientQueue, Hub, Item, Start};
 use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceSeq};
 
@@ -32,12 +32,6 @@ pub const TICK: Duration = Duration::from_millis(100);
 const BATCH_LINES: usize = 1000;
 /// Most line bytes in one `lines` message.
 const BATCH_BYTES: usize = 256 << 10;
-/// Longest filter accepted, and the compiled size and lazy-DFA cache limits, so a request
-/// cannot make the server build a huge automaton: one filter costs at most about
-/// `REGEX_SIZE_LIMIT` plus `DFA_SIZE_LIMIT` per lazy DFA (see docs/tailgate.md).
-const MAX_FILTER_LEN: usize = 4096;
-const REGEX_SIZE_LIMIT: usize = 256 << 10;
-const DFA_SIZE_LIMIT: usize = 256 << 10;
 /// Most subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Longest request accepted (a websocket message).
@@ -75,35 +69,6 @@ struct Sub {
     filter: Option<Arc<Filters>>,
 }
 
-/// A subscription's filters: a line is sent if it matches `include` (when set) and not
-/// `exclude` (when set). Each regex holds one of the `--max-filters` slots.
-struct Filters {
-    include: Option<Regex>,
-    exclude: Option<Regex>,
-    _slots: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Filters {
-    fn keeps(&self, line: &[u8]) -> bool {
-        self.include.as_ref().is_none_or(|r| r.is_match(line))
-            && !self.exclude.as_ref().is_some_and(|r| r.is_match(line))
-    }
-}
-
-/// Compiles one filter regex within the size limits; `None` for an empty one.
-fn compile_filter(what: &str, f: Option<String>) -> Result<Option<Regex>, String> {
-    match f.filter(|f| !f.is_empty()) {
-        None => Ok(None),
-        Some(f) if f.len() > MAX_FILTER_LEN => Err(format!("{what} over {MAX_FILTER_LEN} bytes")),
-        Some(f) => RegexBuilder::new(&f)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(DFA_SIZE_LIMIT)
-            .build()
-            .map(Some)
-            .map_err(|e| format!("bad {what}: {e}")),
-    }
-}
-
 struct Session {
     hub: Arc<Hub>,
     filter_slots: Arc<tokio::sync::Semaphore>,
@@ -116,6 +81,7 @@ struct Session {
 struct SubRequest {
     filter: Option<String>,
     exclude: Option<String>,
+    context: Option<usize>,
     backlog: Option<usize>,
     since_seq: Option<SinceSeq>,
 }
@@ -129,6 +95,8 @@ struct Batch {
     lines: Vec<Bytes>,
     /// Each line's seq, kept for a filtered subscription (its lines skip seqs).
     seqs: Vec<u64>,
+    /// Indices in `lines` of context lines (sent around matches, not matching).
+    context: Vec<usize>,
     bytes: usize,
 }
 
@@ -223,6 +191,7 @@ impl Session {
         let req = SubRequest {
             filter: r.filter,
             exclude: None,
+            context: None,
             backlog: Some(r.backlog),
             since_seq: None,
         };
@@ -331,6 +300,7 @@ impl Session {
                 category,
                 filter,
                 exclude,
+                context,
                 backlog,
                 since_seq,
             } => {
@@ -338,6 +308,7 @@ impl Session {
                 let req = SubRequest {
                     filter,
                     exclude,
+                    context,
                     backlog,
                     since_seq,
                 };
@@ -373,6 +344,7 @@ impl Session {
         let SubRequest {
             filter,
             exclude,
+            context,
             backlog,
             since_seq,
         } = req;
@@ -385,8 +357,12 @@ impl Session {
         if id.is_empty() || id.len() > MAX_CATEGORY_LEN {
             return Err(format!("id must be 1 to {MAX_CATEGORY_LEN} bytes"));
         }
-        let include = compile_filter("filter", filter)?;
-        let exclude = compile_filter("exclude", exclude)?;
+        let include = filter::compile("filter", filter)?;
+        let exclude = filter::compile("exclude", exclude)?;
+        let context = context.unwrap_or(0);
+        if context > filter::MAX_CONTEXT {
+            return Err(format!("context over {} lines", filter::MAX_CONTEXT));
+        }
         let regexes = u32::from(include.is_some()) + u32::from(exclude.is_some());
         let filter = if regexes == 0 {
             None
@@ -408,11 +384,7 @@ impl Session {
                 }
                 Err(_) => return Err("too many filtered subscriptions on this server".into()),
             };
-            Some(Arc::new(Filters {
-                include,
-                exclude,
-                _slots: slots,
-            }))
+            Some(Arc::new(Filters::new(include, exclude, context, slots)))
         };
         let backlog = backlog.unwrap_or(0).min(self.hub.config().ring_lines);
         let start = match since_seq {
@@ -522,17 +494,23 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     last_seq: 0,
                     lines: Vec::new(),
                     seqs: Vec::new(),
+                    context: Vec::new(),
                     bytes: 0,
                 });
                 b.last_seq = seq;
-                if sub.filter.as_ref().is_none_or(|f| f.keeps(&line)) {
-                    if b.lines.is_empty() {
-                        b.seq = seq;
-                    }
-                    b.bytes += line.len();
-                    b.lines.push(line);
-                    if sub.filter.is_some() {
-                        b.seqs.push(seq);
+                match sub
+                    .filter
+                    .as_ref()
+                    .map(|f| f.judge(&b.category, seq, &line))
+                {
+                    None => b.push(seq, line, false, false),
+                    Some(Verdict::Skip) => {}
+                    Some(Verdict::Context) => b.push(seq, line, true, true),
+                    Some(Verdict::Match(before)) => {
+                        for (s, l) in before {
+                            b.push(s, l, true, true);
+                        }
+                        b.push(seq, line, true, false);
                     }
                 }
             }
@@ -545,6 +523,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
+                r.reset_context(key, &category);
                 out.extend(r.notice(
                     key,
                     || format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n"),
@@ -568,6 +547,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
+                r.reset_context(key, &category);
                 out.extend(r.notice(
                     key,
                     || format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n"),
@@ -595,7 +575,31 @@ struct Render<'a> {
     raw: bool,
 }
 
+impl Batch {
+    /// Adds a line; `filtered`: keep its seq (a filtered subscription's lines skip seqs);
+    /// `context`: it is context around a match, not a match.
+    fn push(&mut self, seq: u64, line: Bytes, filtered: bool, context: bool) {
+        if self.lines.is_empty() {
+            self.seq = seq;
+        }
+        if context {
+            self.context.push(self.lines.len());
+        }
+        self.bytes += line.len();
+        self.lines.push(line);
+        if filtered {
+            self.seqs.push(seq);
+        }
+    }
+}
+
 impl Render<'_> {
+    fn reset_context(&self, key: u64, category: &str) {
+        if let Some(f) = self.subs.get(&key).and_then(|s| s.filter.as_ref()) {
+            f.reset(category);
+        }
+    }
+
     /// A notice (dropped lines, a gap) for subscription `key`, in raw text or as the JSON
     /// message for the subscription's id; nothing once the subscription is gone.
     fn notice(
@@ -643,6 +647,7 @@ impl Render<'_> {
                     last_seq: b.last_seq,
                     lines: b.lines.iter().map(LineOut::new).collect(),
                     seqs: sub.filter.is_some().then_some(b.seqs),
+                    context: (!b.context.is_empty()).then_some(b.context),
                 }
                 .to_json(),
             );

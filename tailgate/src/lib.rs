@@ -8,6 +8,7 @@
 //! the page, the API and `/metrics`. The binary is [`run`] with parsed [`Args`].
 
 pub mod connection;
+pub mod filter;
 pub mod http;
 pub mod hub;
 pub mod listener;

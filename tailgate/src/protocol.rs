@@ -23,6 +23,8 @@ pub enum ClientMsg {
         filter: Option<String>,
         /// A regex: lines matching it are not sent (applied after `filter`).
         exclude: Option<String>,
+        /// With a filter: also send this many lines before and after each match.
+        context: Option<usize>,
         /// Send the newest N lines of each matching category first.
         backlog: Option<usize>,
         /// Resume: send what follows this seq. A number (for a single category) or a map of
@@ -102,6 +104,9 @@ pub enum ServerMsg<'a> {
         /// With a filter, each line's seq (they are not consecutive then).
         #[serde(skip_serializing_if = "Option::is_none")]
         seqs: Option<Vec<u64>>,
+        /// With `context`, the indices in `lines` of context lines (not matches).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context: Option<Vec<usize>>,
     },
     /// Lines up to `last_seq` were all skipped by the subscription's filter: nothing to
     /// show, but the resume point moves on.

@@ -188,6 +188,33 @@ async fn exclude_filter_and_unknown_fields() {
     assert!(e["reason"].as_str().unwrap().contains("bad exclude"), "{e}");
 }
 
+/// `context` sends lines around each match, marked as context, with each line's seq.
+#[tokio::test]
+async fn context_lines_around_matches() {
+    let tg = Tailgate::start(&scribe_args());
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"ERR","context":1}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    tg.push("app", &[b"a", b"b", b"ERR c", b"d", b"e", b"f"])
+        .await;
+    let v = next_of(&mut ws, "lines").await;
+    assert_eq!(v["lines"], json!(["b", "ERR c", "d"]));
+    assert_eq!(v["seqs"], json!([2, 3, 4]));
+    assert_eq!(v["context"], json!([0, 2]));
+    assert_eq!(v["last_seq"], 6);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"x","context":11}),
+    )
+    .await;
+    let e = next_of(&mut ws, "error").await;
+    assert!(e["reason"].as_str().unwrap().contains("context"), "{e}");
+}
+
 #[tokio::test]
 async fn resume_with_since_seq_has_no_gap_and_no_duplicate() {
     let tg = Tailgate::start(&scribe_args());

@@ -136,6 +136,14 @@ try {
   await until("case-sensitive filter", async () => (await texts(page, 0)).every(t => /error|warn/.test(t)) && (await texts(page, 0)).includes("error in db") && !(await texts(page, 0)).includes("ERROR disk full"));
   await pane.locator(".case").click();
   check(page.url().includes("healthz"), "the filter is not in the URL");
+  // Context lines around matches, from the server, marked as such.
+  await pane.locator(".filter").fill('"error in db"');
+  await until("the one match", async () => JSON.stringify(await texts(page, 0)) === '["error in db"]');
+  await pane.locator("select.context").selectOption("1");
+  await until("context lines", async () => JSON.stringify(await texts(page, 0)) === '["GET /healthz error","error in db"]');
+  check(await pane.locator(".line.ctx", { hasText: "healthz" }).count() === 1, "context line not marked");
+  check(/^1 of \d+ match$/.test(await pane.locator(".count").textContent()), "context lines counted as matches");
+  await pane.locator("select.context").selectOption("0");
 
   // A catastrophic regex: the server's engine is linear, and the page's highlighting gives up
   // instead of freezing the tab.

@@ -41,7 +41,7 @@ try {
 } catch (e) { /* a broken hash just means the default view */ }
 if (!Array.isArray(state.panes)) state.panes = [];
 function viewHash() {
-  state.panes = panes.map(p => ({ c: p.pattern, f: p.filterText, p: p.paused, w: p.weight, cs: p.caseSensitive ? 1 : 0, wr: p.wrap ? 1 : 0 }));
+  state.panes = panes.map(p => ({ c: p.pattern, f: p.filterText, p: p.paused, w: p.weight, cs: p.caseSensitive ? 1 : 0, wr: p.wrap ? 1 : 0, cx: p.context }));
   return "v=" + encodeURIComponent(JSON.stringify(state));
 }
 function saveState() { history.replaceState(null, "", location.pathname + location.search + "#" + viewHash()); updateTitle(); }

@@ -10,7 +10,7 @@ class Pane {
   constructor(s) {
     this.id = "p" + (nextId++);
     this.pattern = s.c; this.filterText = s.f || ""; this.paused = !!s.p; this.weight = s.w || 1;
-    this.caseSensitive = !!s.cs; this.wrap = s.wr !== 0;
+    this.caseSensitive = !!s.cs; this.wrap = s.wr !== 0; this.context = Math.min(10, s.cx | 0);
     this.lastSeq = {};       // category → last seq accounted for (resume point)
     this.incoming = [];      // records waiting for the next frame
     this.pending = [];       // records held while paused
@@ -42,7 +42,11 @@ class Pane {
     const clear = button("clear", "clear", "clear the pane", () => this.clear());
     const dl = button("download", "⤓", "download this pane's lines", () => this.download());
     const close = button("close", "✕", "close pane", () => removePane(this));
-    bar.append(this.nameEl, this.countEl, f, this.caseEl, this.wrapEl, this.pauseEl, clear, dl, close);
+    const cx = this.contextEl = el("select", "context"); cx.title = "context lines around matches (with a filter)";
+    for (const n of [0, 1, 2, 3, 5, 10]) { const o = el("option", null, "±" + n); o.value = n; cx.append(o); }
+    cx.value = this.context;
+    cx.onchange = () => { this.context = Number(cx.value); if (this.filtered) this.refilter(); saveState(); };
+    bar.append(this.nameEl, this.countEl, f, this.caseEl, cx, this.wrapEl, this.pauseEl, clear, dl, close);
     const body = el("div", "body");
     // Only the rows in view are in the DOM: a spacer as tall as all rows, and a window of
     // rows placed in it (at the bottom while following, else where the scroll position is).
@@ -90,9 +94,11 @@ class Pane {
     this.sent = f;
     this.updateButtons();
     if (initial) return;
-    if (changed) { this.clear(); this.lastSeq = {}; this.fromSeq = {}; this.matches = 0; if (ready) this.subscribe(false); }
+    if (changed) this.refilter();
     else this.rehighlight();
   }
+  // Starts over with the server's lines for the current filters.
+  refilter() { this.clear(); this.lastSeq = {}; this.fromSeq = {}; this.prevSeq = {}; this.matches = 0; if (ready) this.subscribe(false); }
   // Highlights changed: rows are rebuilt when next drawn.
   rehighlight() { for (const r of this.rows) { r.el = null; r.marks = null; } schedule(this, true); }
   ranges(r) { return this.hlTerms.length ? substringRanges(parsed(r).plain, this.hlTerms, this.caseSensitive) : null; }
@@ -109,6 +115,7 @@ class Pane {
     const m = { type: "subscribe", id: this.id, category: this.pattern, backlog: this.filtered ? FILTERED_BACKLOG : BACKLOG };
     if (this.sent.filter) m.filter = this.sent.filter;
     if (this.sent.exclude) m.exclude = this.sent.exclude;
+    if (this.filtered && this.context) m.context = this.context;
     if (resume && Object.keys(this.lastSeq).length) m.since_seq = isGlob(this.pattern) ? this.lastSeq : Object.values(this.lastSeq)[0];
     this.awaiting = true;
     send(m);
@@ -156,11 +163,18 @@ class Pane {
     this.lastSeq[m.category] = m.last_seq;
     this.fromSeq[m.category] ??= m.seq;
     const showCat = isGlob(this.pattern), at = Date.now(), seqs = Array.isArray(m.seqs) ? m.seqs : null;
+    const ctx = new Set(Array.isArray(m.context) ? m.context : []);
+    this.prevSeq ??= {};
     const recs = m.lines.map((l, i) => {
       const seq = seqs ? seqs[i] : (this.filtered ? (i === 0 ? m.seq : null) : m.seq + i);
-      return { seq, cat: m.category, raw: l, at, showCat };
+      const r = { seq, cat: m.category, raw: l, at, showCat, ctx: ctx.has(i) };
+      // With context lines, a dashed rule between groups that are not consecutive.
+      const prev = this.prevSeq[m.category];
+      if (this.context && this.filtered && seq != null && prev != null && seq > prev + 1) r.sep = true;
+      if (seq != null) this.prevSeq[m.category] = seq;
+      return r;
     });
-    this.matches += recs.length;
+    this.matches += recs.length - ctx.size;
     this.add(recs, false);
   }
   onProgress(m) {

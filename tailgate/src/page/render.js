@@ -59,7 +59,7 @@ function fillRow(row, r, ranges) {
 function rowElement(r) {
   const row = document.createElement("div");
   if (r.notice) { row.className = "line notice"; row.textContent = r.text; return row; }
-  row.className = "line" + (r.level ? " lv-" + r.level : "") + (r.bin ? " bin" : "") + (r.ctx ? " ctx" : "");
+  row.className = "line" + (r.level ? " lv-" + r.level : "") + (r.bin ? " bin" : "") + (r.ctx ? " ctx" : "") + (r.sep ? " sep" : "");
   row.title = (r.seq != null ? `seq ${r.seq} · ` : "") + r.cat + ` · received ${hms(r.at)}` + (r.bin ? " · not UTF-8: shown with replacement characters" : "");
   return row;
 }
