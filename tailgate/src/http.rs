@@ -58,6 +58,8 @@ pub struct HttpState {
     /// Websocket sessions, so shutdown can wait for their close frames to go out (upgraded
     /// connections are no longer hyper's, so graceful HTTP shutdown does not wait for them).
     pub sessions: TaskTracker,
+    /// `/api/history` over the data dir's archive (`None` without `--data-dir`).
+    pub history: Option<crate::history::History>,
 }
 
 /// Normalizes `--base-path` to `""` or `/a/b` (leading slash, no trailing one).
@@ -76,6 +78,7 @@ pub fn router(state: Arc<HttpState>, base: &str) -> Router {
         .route(&format!("{base}/ws"), get(ws))
         .route(&format!("{base}/api/categories"), get(categories))
         .route(&format!("{base}/api/tail/{{category}}"), get(tail))
+        .route(&format!("{base}/api/history/{{category}}"), get(history))
         .route(&format!("{base}/metrics"), get(metrics))
         .route(&format!("{base}/health"), get(|| async { "ok\n" }));
     if !base.is_empty() {
@@ -356,6 +359,87 @@ async fn tail(
             body.push(b'\n');
         }
         ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    }
+}
+
+/// `GET /api/history/<cat>?before_seq=S|skip=N[&limit=M][&filter=RE][&exclude=RE]`: a page of
+/// older lines from the archive ([`crate::history`]), as JSON.
+async fn history(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(category): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    let Some(h) = &st.history else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no history: tailgate has no --data-dir\n",
+        )
+            .into_response();
+    };
+    let num = |k: &str| q.get(k).map(|v| v.parse::<u64>());
+    let skip = match (num("skip"), num("before_seq")) {
+        (Some(Ok(n)), _) => n,
+        // The ring ends where the archive ends: the line `before_seq` is this far back.
+        (None, Some(Ok(s))) => {
+            let last = st
+                .hub
+                .infos()
+                .into_iter()
+                .find(|i| i.name == category)
+                .map_or(0, |i| i.last_seq);
+            (last + 1).saturating_sub(s)
+        }
+        (None, None) => 0,
+        _ => return (StatusCode::BAD_REQUEST, "skip and before_seq are numbers\n").into_response(),
+    };
+    let limit = match num("limit") {
+        None => 500,
+        Some(Ok(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "limit is a number\n").into_response(),
+    };
+    let (include, exclude) = match (
+        crate::filter::compile("filter", q.get("filter").cloned()),
+        crate::filter::compile("exclude", q.get("exclude").cloned()),
+    ) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(e), _) | (_, Err(e)) => return (StatusCode::BAD_REQUEST, e + "\n").into_response(),
+    };
+    let Ok(_slot) = h.slots.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "history busy; try again\n").into_response();
+    };
+    let data_dir = h.data_dir.clone();
+    let cat = category.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let keep = crate::history::keeper(include, exclude);
+        crate::history::read(&data_dir, &cat, skip, limit, &keep)
+    })
+    .await;
+    match page {
+        Ok(Ok(p)) => axum::Json(serde_json::json!({
+            "category": category,
+            "skip": skip,
+            "scanned": p.scanned,
+            "next_skip": p.next_skip,
+            "more": p.more,
+            "lines": p.lines.iter().map(crate::protocol::LineOut::new).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(Err(crate::history::HistoryError::BadCategory(e))) => {
+            (StatusCode::BAD_REQUEST, e + "\n").into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("history of {category}: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("history task: {e}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod filter;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod listener;
@@ -196,6 +197,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         },
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
+        history: args.data_dir.clone().map(|data_dir| history::History {
+            data_dir,
+            slots: Arc::new(tokio::sync::Semaphore::new(history::PARALLEL)),
+        }),
     });
     let app = http::router(state, &base);
     let sd = shutdown.clone();

@@ -6,7 +6,8 @@
 // Run by tailgate/tests/browser.rs (cargo test), which passes TAILGATE_BIN and SCREENSHOT.
 // Exits non-zero on the first failed check. Every wait is bounded.
 import { spawn } from "node:child_process";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -27,20 +28,32 @@ writeFileSync(busyLog, "");
 const tg = spawn(bin, ["--listen", "127.0.0.1:0", "--token", token, "--poll-interval", "20ms",
   "--file", `${appLog}=app`, "--file", `${webLog}=web.access`, "--file", `${busyLog}=busy`],
 { stdio: ["ignore", "pipe", "inherit"] });
+// A second tailgate on a data dir whose archive goes back further than its ring (3 lines):
+// history from the archive files (one gzipped) and "go to time".
+const arch = join(dir, "data", "arch");
+mkdirSync(arch, { recursive: true });
+const at = (t, w) => `2026-12-04T${t} ${w}\n`;
+writeFileSync(join(arch, "arch_00000.gz"), gzipSync(at("14:00:01", "a") + at("14:00:02", "b") + at("14:00:03", "c")));
+writeFileSync(join(arch, "arch_00001"), at("14:05:00", "d") + at("14:06:00", "e"));
+writeFileSync(join(arch, "arch_00002"), at("14:10:00", "f") + at("14:11:00", "g") + at("14:12:00", "h"));
+symlinkSync("arch_00002", join(arch, "arch_current"));
+const tg2 = spawn(bin, ["--listen", "127.0.0.1:0", "--ring-lines", "3", "--data-dir", join(dir, "data")],
+  { stdio: ["ignore", "pipe", "inherit"] });
 let browser;
-const cleanup = () => { try { tg.kill("SIGTERM"); } catch {} try { rmSync(dir, { recursive: true, force: true }); } catch {} };
+const cleanup = () => { for (const p of [tg, tg2]) try { p.kill("SIGTERM"); } catch {} try { rmSync(dir, { recursive: true, force: true }); } catch {} };
 process.on("exit", cleanup);
 const fail = (msg) => { console.error("browser test FAILED: " + msg); process.exitCode = 1; throw new Error(msg); };
 const check = (cond, msg) => { if (!cond) fail(msg); };
 const T = { timeout: 10000 };
 
-const addr = await new Promise((resolve, reject) => {
+const address = (proc) => new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error("tailgate did not print its address")), 10000);
-  createInterface({ input: tg.stdout }).on("line", (l) => {
+  createInterface({ input: proc.stdout }).on("line", (l) => {
     const m = /^tailgate listening on (http:\/\/\S+)$/.exec(l);
     if (m) { clearTimeout(t); resolve(m[1]); }
   });
 });
+const addr = await address(tg), addr2 = await address(tg2);
 
 // A pane's lines as text (the records' plain text: escapes removed, no gutter).
 const texts = (page, i) => page.evaluate((i) => window.tailgate.panes()[i].texts(), i);
@@ -252,6 +265,21 @@ try {
   check(await page.locator("#panes.grid").count() === 1, "no grid with 4 panes");
   await page.screenshot({ path: shot.replace(/\.png$/, "-grid.png") });
   for (let i = 0; i < 2; i++) await page.locator(".pane").nth(3 - i).locator(".close").click();
+
+  // History: a pane whose ring holds 3 lines reads older ones from the archive (a plain and
+  // a gzipped file); "go to 14:05" finds a line from before the ring.
+  const page3 = await (await browser.newContext({ viewport: { width: 900, height: 500 } })).newPage();
+  page3.on("pageerror", (e) => errors.push("page3: " + String(e)));
+  await page3.goto(`${addr2}#v=${encodeURIComponent(JSON.stringify({ panes: [{ c: "arch" }] }))}`);
+  await page3.locator(".line", { hasText: "14:12:00 h" }).waitFor(T);
+  check(JSON.stringify(await texts(page3, 0)) === JSON.stringify(["f", "g", "h"].map((w, i) => `2026-12-04T14:1${i}:00 ${w}`)), `ring: ${await texts(page3, 0)}`);
+  await page3.fill("#goto", "14:05");
+  await page3.press("#goto", "Enter");
+  await page3.locator(".line.target", { hasText: "14:05:00 d" }).waitFor(T);
+  const all = await texts(page3, 0);
+  check(all.map(t => t.slice(-1)).join("") === "abcdefgh", `history + ring: ${JSON.stringify(all)}`);
+  check((await notices(page3, 0)).some(n => n.includes("start of the archive")), "no start-of-archive notice");
+  await page3.close();
 
   appendFileSync(webLog, '10.0.0.7 - - "POST /api/login HTTP/1.1" 302\n10.0.0.9 - - "GET /missing HTTP/1.1" 404\n');
   await webPane.locator(".line", { hasText: "missing" }).waitFor(T);

@@ -68,6 +68,13 @@ function applyTime() {
   for (const p of panes) { p.heights(); schedule(p, true); }
 }
 $("#time-btn").onclick = () => { state.time = !state.time; applyTime(); saveState(); };
+$("#goto").onkeydown = async (e) => {
+  if (e.key === "Escape") { e.target.blur(); return; }
+  if (e.key !== "Enter") return;
+  const p = activePane || panes[0];
+  const ok = p && await p.goTo(e.target.value);
+  e.target.classList.toggle("bad", !ok);
+};
 $("#help-btn").onclick = () => { $("#help").hidden = !$("#help").hidden; };
 
 function layoutPanes() {

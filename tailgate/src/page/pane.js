@@ -22,6 +22,7 @@ class Pane {
     this.awaiting = false;   // a subscribe is in flight: lines of the one it replaces are ignored
     this.terms = []; this.sent = {};
     this.target = null;      // {cat, seq} of a permalink to show
+    this.hist = { next: null, more: true, loading: false, rows: 0 };  // archive pages above the ring
     this.hl = new RegexHighlighter((why) => { this.filterEl.title = why; this.hlNote = why; });
     this.build();
     this.setFilter(this.filterText, true);
@@ -59,6 +60,8 @@ class Pane {
       this.scrollTopCache = l.scrollTop;
       this.pinned = l.scrollTop + l.clientHeight >= l.scrollHeight - LH;
       if (this.pinned && !this.paused && this.newCount) { this.newCount = 0; this.updateNewbar(); }
+      // Above the oldest line: older ones from the archive.
+      if (!this.pinned && l.scrollTop < 3 * LH) this.loadOlder();
       schedule(this, true);
     }, { passive: true });
     // A click on a line's time, or on its left edge, copies a link to it.
@@ -152,7 +155,8 @@ class Pane {
     schedule(this, true);
   }
   clear() {
-    this.win.replaceChildren(); this.spacer.style.height = "0"; this.rows = []; this.totalH = 0; this.drawn = null; this.incoming = []; this.pending = [];
+    this.win.replaceChildren(); this.spacer.style.height = "0"; this.rows = []; this.totalH = 0; this.drawn = null;
+    this.hist = { next: null, more: true, loading: false, rows: 0 }; this.incoming = []; this.pending = [];
     this.newCount = 0; this.notKept = 0; this.total = 0; this.updateNewbar(); this.updateCount();
   }
   noticeRec(text) { return { notice: true, text: "— " + text + " —", at: Date.now() }; }
@@ -230,9 +234,10 @@ class Pane {
   flush() {
     const batch = this.incoming; this.incoming = [];
     for (const r of batch) { this.totalH += (r.h = this.heightOf(r)); this.rows.push(r); }
-    const over = this.rows.length - MAX_ROWS;
+    // Lines read back from the archive are kept on top of the pane's 5,000, up to MAX_HISTORY.
+    const over = this.rows.length - MAX_ROWS - Math.min(this.hist.rows, MAX_HISTORY);
     if (over > 0) {
-      let gone = 0; for (let i = 0; i < over; i++) { gone += this.rows[i].h; this.rows[i].el = null; }
+      let gone = 0; for (let i = 0; i < over; i++) { gone += this.rows[i].h; this.rows[i].el = null; if (this.rows[i].hist) this.hist.rows--; }
       this.rows.splice(0, over); this.totalH -= gone;
       // Keep what is on screen in place (not left to CSS scroll anchoring, which WebKit lacks).
       if (!this.pinned) { this.scrollTopCache = Math.max(0, this.scrollTopCache - gone); this.setScroll(this.scrollTopCache); }
@@ -288,6 +293,60 @@ class Pane {
     for (const e of els) { if (e === at) at = at.nextElementSibling; else this.win.insertBefore(e, at); }
     if (this.pinned) this.setScroll(1e9);
     this.regexHighlight(fresh);
+  }
+  // A page of older lines from the category's archive (single-category panes, with a data
+  // dir), above the oldest line held; filtered like the pane, by the server.
+  async loadOlder() {
+    const h = this.hist;
+    if (h.loading || !h.more || isGlob(this.pattern)) return;
+    const oldest = this.rows.find(r => !r.notice && r.seq != null);
+    const q = new URLSearchParams({ limit: 500 });
+    if (h.next != null) q.set("skip", h.next); else if (oldest) q.set("before_seq", oldest.seq); else return;
+    if (this.sent.filter) q.set("filter", this.sent.filter);
+    if (this.sent.exclude) q.set("exclude", this.sent.exclude);
+    h.loading = true;
+    try {
+      const r = await fetch(base + "api/history/" + encodeURIComponent(this.pattern) + "?" + q, { cache: "no-store", headers: authHeaders() });
+      if (!r.ok) { h.more = false; if (r.status !== 404) this.prepend([this.noticeRec("older lines: " + (await r.text()).trim())]); return; }
+      const j = await r.json();
+      h.next = j.next_skip; h.more = !!j.more && j.scanned > 0;
+      const at = Date.now();
+      const recs = j.lines.map(l => ({ seq: null, cat: this.pattern, raw: l, at, showCat: false, hist: true }));
+      if (!h.more) recs.unshift(this.noticeRec("the start of the archive"));
+      this.prepend(recs);
+    } catch (e) { /* offline: tried again on the next scroll */ } finally { h.loading = false; }
+  }
+  prepend(recs) {
+    if (!recs.length) return;
+    let add = 0; for (const r of recs) add += (r.h = this.heightOf(r));
+    this.rows = recs.concat(this.rows); this.totalH += add; this.hist.rows += recs.length;
+    // The lines on screen stay where they are.
+    if (!this.pinned) { this.scrollTopCache += add; this.setScroll(this.scrollTopCache); }
+    schedule(this, true);
+  }
+  // Scrolls to the first line at or after `hh:mm[:ss]` (the line's own time, else arrival),
+  // reading older pages from the archive when the pane starts later. False: no such time.
+  async goTo(text) {
+    const m = /^(\d{1,2}):(\d\d)(?::(\d\d))?$/.exec(text.trim());
+    if (!m) return false;
+    const want = m[1].padStart(2, "0") + ":" + m[2] + ":" + (m[3] || "00");
+    const time = (r) => r.notice ? null : parsed(r).own || hms(r.at);
+    for (let page = 0; page <= 20; page++) {
+      const i = this.rows.findIndex(r => { const t = time(r); return t != null && t >= want; });
+      if (i < 0) { this.jumpToLive(); return true; }
+      if (i > 0 || !this.hist.more || isGlob(this.pattern)) { this.scrollToRow(i); return true; }
+      const before = this.rows.length;
+      await this.loadOlder();
+      if (this.rows.length === before && !this.hist.more) { this.scrollToRow(0); return true; }
+    }
+    return false;
+  }
+  scrollToRow(i) {
+    let off = 0; for (let k = 0; k < i; k++) off += this.rows[k].h;
+    if (this.targetRec) this.targetRec.el = null;
+    this.targetRec = this.rows[i]; this.targetRec.el = null;
+    this.pinned = false; this.scrollTopCache = Math.max(0, off - this.viewH / 3); this.setScroll(this.scrollTopCache);
+    schedule(this, true);
   }
   copyLink(row) {
     const r = (this.drawn || []).find(x => x.el === row); if (!r || r.seq == null) return;

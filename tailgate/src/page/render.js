@@ -2,6 +2,7 @@
 
 const MAX_ROWS = 5000;     // rows a pane keeps
 const MAX_PAUSED = 5000;   // lines held while paused (older ones are counted, not kept)
+const MAX_HISTORY = 20000; // lines read back from the archive a pane keeps on top
 const LH = 16;             // px per row (the CSS --lh)
 const MAX_MARKS = 50;      // most highlighted ranges per term and line
 const HL_TIMEOUT = 150;    // ms a batch of regex highlighting may take before it is turned off
