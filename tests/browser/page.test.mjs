@@ -272,7 +272,8 @@ try {
   page3.on("pageerror", (e) => errors.push("page3: " + String(e)));
   await page3.goto(`${addr2}#v=${encodeURIComponent(JSON.stringify({ panes: [{ c: "arch" }] }))}`);
   await page3.locator(".line", { hasText: "14:12:00 h" }).waitFor(T);
-  check(JSON.stringify(await texts(page3, 0)) === JSON.stringify(["f", "g", "h"].map((w, i) => `2026-12-04T14:1${i}:00 ${w}`)), `ring: ${await texts(page3, 0)}`);
+  // The ring holds f, g, h; a pane they do not fill reads the older ones by itself.
+  await until("history read by itself", async () => (await texts(page3, 0)).map(t => t.slice(-1)).join("") === "abcdefgh");
   await page3.fill("#goto", "14:05");
   await page3.press("#goto", "Enter");
   await page3.locator(".line.target", { hasText: "14:05:00 d" }).waitFor(T);

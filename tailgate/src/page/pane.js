@@ -2,6 +2,7 @@
 
 const BACKLOG = 1000;            // lines asked for when a pane opens
 const FILTERED_BACKLOG = 100000; // a filtered pane searches the whole ring (the server caps it)
+const AUTO_PAGES = 3;            // archive pages read by themselves into a pane not yet full
 const isGlob = (p) => /[*?[{\\]/.test(p);
 const fmt = (n) => n.toLocaleString("en-US");
 
@@ -22,7 +23,7 @@ class Pane {
     this.awaiting = false;   // a subscribe is in flight: lines of the one it replaces are ignored
     this.terms = []; this.sent = {};
     this.target = null;      // {cat, seq} of a permalink to show
-    this.hist = { next: null, more: true, loading: false, rows: 0 };  // archive pages above the ring
+    this.hist = { next: null, more: true, loading: false, rows: 0, auto: 0 };  // archive pages above the ring
     this.hl = new RegexHighlighter((why) => { this.filterEl.title = why; this.hlNote = why; });
     this.build();
     this.setFilter(this.filterText, true);
@@ -156,7 +157,7 @@ class Pane {
   }
   clear() {
     this.win.replaceChildren(); this.spacer.style.height = "0"; this.rows = []; this.totalH = 0; this.drawn = null;
-    this.hist = { next: null, more: true, loading: false, rows: 0 }; this.incoming = []; this.pending = [];
+    this.hist = { next: null, more: true, loading: false, rows: 0, auto: 0 }; this.incoming = []; this.pending = [];
     this.newCount = 0; this.notKept = 0; this.total = 0; this.updateNewbar(); this.updateCount();
   }
   noticeRec(text) { return { notice: true, text: "— " + text + " —", at: Date.now() }; }
@@ -293,6 +294,9 @@ class Pane {
     for (const e of els) { if (e === at) at = at.nextElementSibling; else this.win.insertBefore(e, at); }
     if (this.pinned) this.setScroll(1e9);
     this.regexHighlight(fresh);
+    // A pane its lines do not fill reads back from the archive by itself, a few pages.
+    const h = this.hist;
+    if (ready && h.more && !h.loading && h.auto < AUTO_PAGES && this.totalH < H && rows.some(r => r.seq != null)) { h.auto++; this.loadOlder(); }
   }
   // A page of older lines from the category's archive (single-category panes, with a data
   // dir), above the oldest line held; filtered like the pane, by the server.
