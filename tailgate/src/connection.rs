@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use regex::bytes::{Regex, RegexBuilder};
 use scribe_archive::category::{CategoryGlob, MAX_CATEGORY_LEN};
 use scribe_cli::RateLimitedWarn;
 use tokio_util::sync::CancellationToken;
 
+use crate::filter::{self, Filters, Verdict};
 use crate::hub::{ClientQueue, Hub, Item, Start};
 use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceSeq};
 
@@ -32,12 +32,6 @@ pub const TICK: Duration = Duration::from_millis(100);
 const BATCH_LINES: usize = 1000;
 /// Most line bytes in one `lines` message.
 const BATCH_BYTES: usize = 256 << 10;
-/// Longest filter accepted, and the compiled size and lazy-DFA cache limits, so a request
-/// cannot make the server build a huge automaton: one filter costs at most about
-/// `REGEX_SIZE_LIMIT` plus `DFA_SIZE_LIMIT` per lazy DFA (see docs/tailgate.md).
-const MAX_FILTER_LEN: usize = 4096;
-const REGEX_SIZE_LIMIT: usize = 256 << 10;
-const DFA_SIZE_LIMIT: usize = 256 << 10;
 /// Most subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Longest request accepted (a websocket message).
@@ -70,8 +64,9 @@ pub struct RawRequest {
 #[derive(Clone)]
 struct Sub {
     id: String,
-    /// The compiled filter, with its slot among `--max-filters` (freed with the last clone).
-    filter: Option<(Regex, Arc<tokio::sync::OwnedSemaphorePermit>)>,
+    /// The compiled filters, with their slots among `--max-filters` (freed with the last
+    /// clone).
+    filter: Option<Arc<Filters>>,
 }
 
 struct Session {
@@ -82,6 +77,15 @@ struct Session {
     raw: bool,
 }
 
+/// What a subscribe asks for besides its id and pattern.
+struct SubRequest {
+    filter: Option<String>,
+    exclude: Option<String>,
+    context: Option<usize>,
+    backlog: Option<usize>,
+    since_seq: Option<SinceSeq>,
+}
+
 /// The current `lines` message being assembled.
 struct Batch {
     key: u64,
@@ -89,6 +93,10 @@ struct Batch {
     seq: u64,
     last_seq: u64,
     lines: Vec<Bytes>,
+    /// Each line's seq, kept for a filtered subscription (its lines skip seqs).
+    seqs: Vec<u64>,
+    /// Indices in `lines` of context lines (sent around matches, not matching).
+    context: Vec<usize>,
     bytes: usize,
 }
 
@@ -180,7 +188,14 @@ impl Session {
             let hello = Message::Text(hello.to_json().into());
             return send_within(ws, hello, opts.send_timeout).await;
         };
-        match self.subscribe(None, r.category, r.filter, Some(r.backlog), None) {
+        let req = SubRequest {
+            filter: r.filter,
+            exclude: None,
+            context: None,
+            backlog: Some(r.backlog),
+            since_seq: None,
+        };
+        match self.subscribe(None, r.category, req) {
             Ok(_) => Ok(()),
             Err(reason) => {
                 let m = Message::Text(format!("[tailgate] {reason}\n").into());
@@ -284,11 +299,20 @@ impl Session {
                 id,
                 category,
                 filter,
+                exclude,
+                context,
                 backlog,
                 since_seq,
             } => {
                 let id_for_err = id.clone().unwrap_or_else(|| category.clone());
-                match self.subscribe(id, category, filter, backlog, since_seq) {
+                let req = SubRequest {
+                    filter,
+                    exclude,
+                    context,
+                    backlog,
+                    since_seq,
+                };
+                match self.subscribe(id, category, req) {
                     Ok(m) => vec![m],
                     Err(reason) => vec![error(reason, Some(&id_for_err))],
                 }
@@ -315,10 +339,15 @@ impl Session {
         &mut self,
         id: Option<String>,
         category: String,
-        filter: Option<String>,
-        backlog: Option<usize>,
-        since_seq: Option<SinceSeq>,
+        req: SubRequest,
     ) -> Result<String, String> {
+        let SubRequest {
+            filter,
+            exclude,
+            context,
+            backlog,
+            since_seq,
+        } = req;
         let pattern = CategoryGlob::new(&category).map_err(|e| {
             let shown: String = category.chars().take(64).collect();
             format!("{shown:?} is not a category name or glob: {e}")
@@ -328,36 +357,34 @@ impl Session {
         if id.is_empty() || id.len() > MAX_CATEGORY_LEN {
             return Err(format!("id must be 1 to {MAX_CATEGORY_LEN} bytes"));
         }
-        let filter = match filter.filter(|f| !f.is_empty()) {
-            None => None,
-            Some(f) if f.len() > MAX_FILTER_LEN => {
-                return Err(format!("filter over {MAX_FILTER_LEN} bytes"))
-            }
-            Some(f) => {
-                let re = RegexBuilder::new(&f)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(DFA_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| format!("bad filter: {e}"))?;
-                // A replaced subscription's slot is still held here; it is freed below.
-                let replaced = self.subs.values().any(|s| s.id == id && s.filter.is_some());
-                let slot = match self.filter_slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) if replaced => {
-                        let old = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k);
-                        if let Some(old) = old {
-                            self.subs.remove(&old);
-                            self.hub.unsubscribe(old);
-                        }
-                        self.filter_slots
-                            .clone()
-                            .try_acquire_owned()
-                            .map_err(|_| "too many filtered subscriptions on this server")?
+        let include = filter::compile("filter", filter)?;
+        let exclude = filter::compile("exclude", exclude)?;
+        let context = context.unwrap_or(0);
+        if context > filter::MAX_CONTEXT {
+            return Err(format!("context over {} lines", filter::MAX_CONTEXT));
+        }
+        let regexes = u32::from(include.is_some()) + u32::from(exclude.is_some());
+        let filter = if regexes == 0 {
+            None
+        } else {
+            // A replaced subscription's slots are still held here; they are freed below.
+            let replaced = self.subs.values().any(|s| s.id == id && s.filter.is_some());
+            let slots = match self.filter_slots.clone().try_acquire_many_owned(regexes) {
+                Ok(p) => p,
+                Err(_) if replaced => {
+                    let old = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k);
+                    if let Some(old) = old {
+                        self.subs.remove(&old);
+                        self.hub.unsubscribe(old);
                     }
-                    Err(_) => return Err("too many filtered subscriptions on this server".into()),
-                };
-                Some((re, Arc::new(slot)))
-            }
+                    self.filter_slots
+                        .clone()
+                        .try_acquire_many_owned(regexes)
+                        .map_err(|_| "too many filtered subscriptions on this server")?
+                }
+                Err(_) => return Err("too many filtered subscriptions on this server".into()),
+            };
+            Some(Arc::new(Filters::new(include, exclude, context, slots)))
         };
         let backlog = backlog.unwrap_or(0).min(self.hub.config().ring_lines);
         let start = match since_seq {
@@ -389,8 +416,9 @@ impl Session {
         let reply = ServerMsg::Subscribed {
             id: &id,
             category: &category,
-            matched: matched.iter().map(|(m, _)| &**m).collect(),
-            last_seq: matched.iter().map(|(m, s)| (&**m, *s)).collect(),
+            matched: matched.iter().map(|m| &*m.name).collect(),
+            last_seq: matched.iter().map(|m| (&*m.name, m.last_seq)).collect(),
+            from_seq: matched.iter().map(|m| (&*m.name, m.from_seq)).collect(),
         }
         .to_json();
         self.subs.insert(key, Sub { id, filter });
@@ -465,15 +493,25 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     seq: 0,
                     last_seq: 0,
                     lines: Vec::new(),
+                    seqs: Vec::new(),
+                    context: Vec::new(),
                     bytes: 0,
                 });
                 b.last_seq = seq;
-                if sub.filter.as_ref().is_none_or(|(f, _)| f.is_match(&line)) {
-                    if b.lines.is_empty() {
-                        b.seq = seq;
+                match sub
+                    .filter
+                    .as_ref()
+                    .map(|f| f.judge(&b.category, seq, &line))
+                {
+                    None => b.push(seq, line, false, false),
+                    Some(Verdict::Skip) => {}
+                    Some(Verdict::Context) => b.push(seq, line, true, true),
+                    Some(Verdict::Match(before)) => {
+                        for (s, l) in before {
+                            b.push(s, l, true, true);
+                        }
+                        b.push(seq, line, true, false);
                     }
-                    b.bytes += line.len();
-                    b.lines.push(line);
                 }
             }
             Item::Dropped {
@@ -485,6 +523,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
+                r.reset_context(key, &category);
                 out.extend(r.notice(
                     key,
                     || format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n"),
@@ -508,6 +547,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 if let Some(b) = batch.take() {
                     sent += r.emit(b, &mut out);
                 }
+                r.reset_context(key, &category);
                 out.extend(r.notice(
                     key,
                     || format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n"),
@@ -535,7 +575,31 @@ struct Render<'a> {
     raw: bool,
 }
 
+impl Batch {
+    /// Adds a line; `filtered`: keep its seq (a filtered subscription's lines skip seqs);
+    /// `context`: it is context around a match, not a match.
+    fn push(&mut self, seq: u64, line: Bytes, filtered: bool, context: bool) {
+        if self.lines.is_empty() {
+            self.seq = seq;
+        }
+        if context {
+            self.context.push(self.lines.len());
+        }
+        self.bytes += line.len();
+        self.lines.push(line);
+        if filtered {
+            self.seqs.push(seq);
+        }
+    }
+}
+
 impl Render<'_> {
+    fn reset_context(&self, key: u64, category: &str) {
+        if let Some(f) = self.subs.get(&key).and_then(|s| s.filter.as_ref()) {
+            f.reset(category);
+        }
+    }
+
     /// A notice (dropped lines, a gap) for subscription `key`, in raw text or as the JSON
     /// message for the subscription's id; nothing once the subscription is gone.
     fn notice(
@@ -582,6 +646,8 @@ impl Render<'_> {
                     seq: b.seq,
                     last_seq: b.last_seq,
                     lines: b.lines.iter().map(LineOut::new).collect(),
+                    seqs: sub.filter.is_some().then_some(b.seqs),
+                    context: (!b.context.is_empty()).then_some(b.context),
                 }
                 .to_json(),
             );

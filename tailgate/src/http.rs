@@ -7,7 +7,8 @@
 //!
 //! The token guards everything that carries log data or counts (`/ws`, `/api/*`,
 //! `/metrics`); the page itself holds no data and is served to anyone, and reads the token
-//! from its own URL (`?token=`) to pass it on. Tokens are compared in constant time.
+//! from its own URL (`?token=`) once, then sends it in headers: `Authorization` on fetches,
+//! a `bearer.<base64url>` subprotocol on the websocket. Tokens are compared in constant time.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -29,7 +30,20 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{self, ConnOptions, RawRequest, MAX_REQUEST};
 use crate::hub::Hub;
 
-const PAGE: &str = include_str!("page.html");
+/// The page: `page/index.html` with its stylesheet and scripts put in place, once. They are
+/// separate files only to keep each readable; the page is one response, inline, so its
+/// Content-Security-Policy needs no `'self'` scripts.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const JS: [&str; 4] = [
+        include_str!("page/text.js"),
+        include_str!("page/render.js"),
+        include_str!("page/pane.js"),
+        include_str!("page/app.js"),
+    ];
+    include_str!("page/index.html")
+        .replacen("/*CSS*/", include_str!("page/page.css"), 1)
+        .replacen("/*JS*/", &JS.join("\n"), 1)
+});
 
 pub struct HttpState {
     pub hub: Arc<Hub>,
@@ -44,6 +58,8 @@ pub struct HttpState {
     /// Websocket sessions, so shutdown can wait for their close frames to go out (upgraded
     /// connections are no longer hyper's, so graceful HTTP shutdown does not wait for them).
     pub sessions: TaskTracker,
+    /// `/api/history` over the data dir's archive (`None` without `--data-dir`).
+    pub history: Option<crate::history::History>,
 }
 
 /// Normalizes `--base-path` to `""` or `/a/b` (leading slash, no trailing one).
@@ -62,6 +78,7 @@ pub fn router(state: Arc<HttpState>, base: &str) -> Router {
         .route(&format!("{base}/ws"), get(ws))
         .route(&format!("{base}/api/categories"), get(categories))
         .route(&format!("{base}/api/tail/{{category}}"), get(tail))
+        .route(&format!("{base}/api/history/{{category}}"), get(history))
         .route(&format!("{base}/metrics"), get(metrics))
         .route(&format!("{base}/health"), get(|| async { "ok\n" }));
     if !base.is_empty() {
@@ -130,17 +147,49 @@ fn authorized(st: &HttpState, headers: &HeaderMap, query: &HashMap<String, Strin
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::as_bytes)
-        .or_else(|| query.get("token").map(|t| t.as_bytes()));
+        .and_then(bearer)
+        .map(|t| t.as_bytes().to_vec())
+        .or_else(|| subprotocol_token(headers))
+        .or_else(|| query.get("token").map(|t| t.as_bytes().to_vec()));
     given.is_some_and(|g| bool::from(g.ct_eq(want.as_bytes())))
+}
+
+/// The token of an `Authorization` value: the scheme is case-insensitive (RFC 9110 §11.1),
+/// so `bearer T` and `BEARER T` are accepted as well as `Bearer T`.
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// The websocket subprotocol the page asks for; the upgrade answers with it.
+pub const SUBPROTOCOL: &str = "tailgate.v1";
+/// A browser cannot set `Authorization` on a websocket, so the page sends its token as a
+/// second subprotocol, `bearer.<base64url of the token, unpadded>`: a header, so it stays
+/// out of URLs (proxy logs, shared links). Never selected, only read.
+const SUBPROTOCOL_TOKEN: &str = "bearer.";
+
+fn subprotocol_token(headers: &HeaderMap) -> Option<Vec<u8>> {
+    use base64::Engine;
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(SUBPROTOCOL_TOKEN))
+        .and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+        })
 }
 
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "missing or wrong token (Authorization: Bearer <token>, or ?token=)\n",
+        "token required: missing or wrong token (Authorization: Bearer <token>, or ?token=)\n",
     )
         .into_response()
 }
@@ -177,7 +226,8 @@ async fn page() -> Response {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                     connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+                     connect-src 'self'; img-src data:; worker-src blob:; base-uri 'none'; \
+                     form-action 'none'",
                 ),
             ),
             (
@@ -189,7 +239,7 @@ async fn page() -> Response {
                 HeaderValue::from_static("no-referrer"),
             ),
         ],
-        PAGE,
+        PAGE.as_str(),
     )
         .into_response()
 }
@@ -248,6 +298,7 @@ async fn ws(
     // The transport allows twice the protocol's limit, so a request a little over it gets
     // an `error` reply from the protocol check rather than a reset connection.
     upgrade
+        .protocols([SUBPROTOCOL])
         .max_message_size(2 * MAX_REQUEST)
         .max_frame_size(2 * MAX_REQUEST)
         .on_upgrade(move |socket| async move {
@@ -311,6 +362,87 @@ async fn tail(
     }
 }
 
+/// `GET /api/history/<cat>?before_seq=S|skip=N[&limit=M][&filter=RE][&exclude=RE]`: a page of
+/// older lines from the archive ([`crate::history`]), as JSON.
+async fn history(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(category): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&st, &headers, &q) {
+        return unauthorized();
+    }
+    let Some(h) = &st.history else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no history: tailgate has no --data-dir\n",
+        )
+            .into_response();
+    };
+    let num = |k: &str| q.get(k).map(|v| v.parse::<u64>());
+    let skip = match (num("skip"), num("before_seq")) {
+        (Some(Ok(n)), _) => n,
+        // The ring ends where the archive ends: the line `before_seq` is this far back.
+        (None, Some(Ok(s))) => {
+            let last = st
+                .hub
+                .infos()
+                .into_iter()
+                .find(|i| i.name == category)
+                .map_or(0, |i| i.last_seq);
+            (last + 1).saturating_sub(s)
+        }
+        (None, None) => 0,
+        _ => return (StatusCode::BAD_REQUEST, "skip and before_seq are numbers\n").into_response(),
+    };
+    let limit = match num("limit") {
+        None => 500,
+        Some(Ok(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "limit is a number\n").into_response(),
+    };
+    let (include, exclude) = match (
+        crate::filter::compile("filter", q.get("filter").cloned()),
+        crate::filter::compile("exclude", q.get("exclude").cloned()),
+    ) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(e), _) | (_, Err(e)) => return (StatusCode::BAD_REQUEST, e + "\n").into_response(),
+    };
+    let Ok(_slot) = h.slots.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "history busy; try again\n").into_response();
+    };
+    let data_dir = h.data_dir.clone();
+    let cat = category.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let keep = crate::history::keeper(include, exclude);
+        crate::history::read(&data_dir, &cat, skip, limit, &keep)
+    })
+    .await;
+    match page {
+        Ok(Ok(p)) => axum::Json(serde_json::json!({
+            "category": category,
+            "skip": skip,
+            "scanned": p.scanned,
+            "next_skip": p.next_skip,
+            "more": p.more,
+            "lines": p.lines.iter().map(crate::protocol::LineOut::new).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(Err(crate::history::HistoryError::BadCategory(e))) => {
+            (StatusCode::BAD_REQUEST, e + "\n").into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("history of {category}: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("history task: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
 async fn metrics(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
@@ -343,4 +475,34 @@ async fn metrics(
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn token_in_a_subprotocol() {
+        let mut h = HeaderMap::new();
+        // "s3cret" in base64url without padding.
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("tailgate.v1, bearer.czNjcmV0"),
+        );
+        assert_eq!(subprotocol_token(&h).as_deref(), Some(&b"s3cret"[..]));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("tailgate.v1, bearer.!!"),
+        );
+        assert_eq!(subprotocol_token(&h), None);
+    }
 }

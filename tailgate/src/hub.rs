@@ -18,7 +18,7 @@
 //! Lock order: hub → feed → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
@@ -40,6 +40,10 @@ pub struct HubConfig {
     pub client_buffer: usize,
     /// A client's queue wakes its sender early once this many bytes wait (else every tick).
     pub batch_bytes: usize,
+    /// Bytes of lines queued over all clients together (`--max-queued`): past it, lines are
+    /// dropped (and counted) for whichever client they were for, as if its own bound were
+    /// reached, so `--max-clients` × `--client-buffer` is not the only limit.
+    pub total_buffer: usize,
 }
 
 impl Default for HubConfig {
@@ -50,6 +54,7 @@ impl Default for HubConfig {
             max_categories: 1_000,
             client_buffer: 4 << 20,
             batch_bytes: 256 << 10,
+            total_buffer: 256 << 20,
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct Hub {
     /// Bumped when a category appears, so connections can send `categories` updates.
     categories: watch::Sender<u64>,
     next_key: AtomicU64,
+    /// Bytes queued over all clients.
+    pub queued: Arc<Budget>,
     /// A random id for this process: sequence numbers restart with it.
     pub instance: String,
 }
@@ -179,10 +186,52 @@ pub enum Item {
     },
 }
 
+/// Bytes queued over all clients, against [`HubConfig::total_buffer`].
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    /// Takes `n` bytes if they fit.
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.cap)
+            })
+            .is_ok()
+    }
+
+    /// Takes `n` bytes whether or not they fit (a backlog already sized to [`Budget::room`]).
+    fn force(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn give(&self, n: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    fn room(&self) -> usize {
+        self.cap.saturating_sub(self.used.load(Ordering::Acquire))
+    }
+
+    /// Bytes queued over all clients now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
 /// A client's bounded queue of lines waiting to be sent.
 pub struct ClientQueue {
     state: Mutex<QueueState>,
     cap: usize,
+    /// Shared by every client's queue.
+    total: Arc<Budget>,
     batch_bytes: usize,
     /// Woken when the queue passes `batch_bytes`.
     pub notify: Notify,
@@ -204,7 +253,7 @@ impl ClientQueue {
         let mut dropped = 0;
         for (seq, line) in lines {
             let cost = line.len() + LINE_OVERHEAD;
-            if q.bytes + cost > self.cap {
+            if q.bytes + cost > self.cap || !self.total.take(cost) {
                 let e = q
                     .dropping
                     .entry((key, category.clone()))
@@ -278,9 +327,11 @@ impl ClientQueue {
         });
     }
 
-    /// Bytes that fit before the bound.
+    /// Bytes that fit before the bound (this client's, and all clients' together).
     fn room(&self) -> usize {
-        self.cap.saturating_sub(lock(&self.state).bytes)
+        self.cap
+            .saturating_sub(lock(&self.state).bytes)
+            .min(self.total.room())
     }
 
     /// Backlog and resume lines: the caller keeps them within [`ClientQueue::room`], and they
@@ -288,7 +339,9 @@ impl ClientQueue {
     fn push_unbounded(&self, item: Item) {
         let mut q = lock(&self.state);
         if let Item::Line { line, .. } = &item {
-            q.bytes += line.len() + LINE_OVERHEAD;
+            let cost = line.len() + LINE_OVERHEAD;
+            q.bytes += cost;
+            self.total.force(cost);
         }
         q.items.push_back(item);
     }
@@ -313,12 +366,14 @@ impl ClientQueue {
                 let cost = line.len() + LINE_OVERHEAD;
                 taken += cost;
                 q.bytes = q.bytes.saturating_sub(cost);
+                self.total.give(cost);
             }
             items.push(item);
         }
         if !q.items.is_empty() {
             return items;
         }
+        self.total.give(q.bytes);
         q.bytes = 0;
         let mut drops: Vec<_> = q.dropping.drain().collect();
         drops.sort_by_key(|((key, cat), _)| (*key, cat.clone()));
@@ -336,6 +391,14 @@ impl ClientQueue {
     pub fn is_empty(&self) -> bool {
         let q = lock(&self.state);
         q.items.is_empty() && q.dropping.is_empty()
+    }
+}
+
+impl Drop for ClientQueue {
+    /// A departing client's queued bytes go back to the shared budget.
+    fn drop(&mut self) {
+        let q = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.total.give(q.bytes);
     }
 }
 
@@ -358,7 +421,8 @@ fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usi
 /// Queues where subscription `key` starts in one feed: its backlog (`backlog` lines) or the
 /// lines after `since`, the newest that fit in `budget` lines and `room` bytes, with a `Gap`
 /// item for each run of seqs it does not send (skipped for lack of room, evicted, or lost at
-/// the source). What it queues is taken from `left`.
+/// the source). What it queues is taken from `left`. Returns the first seq it accounts for
+/// (a line or a gap; the next live seq when it queues nothing).
 fn queue_start(
     queue: &ClientQueue,
     key: u64,
@@ -367,7 +431,7 @@ fn queue_start(
     since: Option<u64>,
     backlog: usize,
     left: &mut Allowance,
-) {
+) -> u64 {
     let (resume, lines): (Option<Resume>, Vec<&RingLine>) = match since {
         Some(since) => {
             let (resume, lines) = ring.after(since);
@@ -392,6 +456,7 @@ fn queue_start(
     };
     let sent = &lines[skip..];
     let mut prev = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+    let first = from.unwrap_or(prev + 1);
     if let Some(from) = from {
         queue.push_unbounded(gap(from, prev));
     }
@@ -415,6 +480,18 @@ fn queue_start(
     }
     left.lines -= sent.len();
     left.bytes = left.bytes.saturating_sub(bytes);
+    first
+}
+
+/// A category a new subscription matches.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub name: Arc<str>,
+    /// The subscription starts after this seq: its backlog is at or before it, live lines
+    /// after it.
+    pub last_seq: u64,
+    /// The first seq its backlog or resume accounts for (`last_seq + 1` when none).
+    pub from_seq: u64,
 }
 
 /// What one subscribe may still queue, over all its categories.
@@ -436,12 +513,16 @@ pub struct TooManyCategories(pub usize);
 impl Hub {
     pub fn new(cfg: HubConfig) -> Hub {
         Hub {
-            cfg,
             inner: Mutex::new(HubInner::default()),
             metrics: Metrics::default(),
             categories: watch::channel(0).0,
             next_key: AtomicU64::new(1),
+            queued: Arc::new(Budget {
+                used: AtomicUsize::new(0),
+                cap: cfg.total_buffer,
+            }),
             instance: format!("{:016x}", fastrand::u64(..)),
+            cfg,
         }
     }
 
@@ -453,6 +534,7 @@ impl Hub {
         Arc::new(ClientQueue {
             state: Mutex::new(QueueState::default()),
             cap: self.cfg.client_buffer,
+            total: self.queued.clone(),
             // Wake well before the bound, so a reading client is not limited to one bound's worth
             // of lines per tick.
             batch_bytes: self.cfg.batch_bytes.min(self.cfg.client_buffer / 4).max(1),
@@ -560,7 +642,7 @@ impl Hub {
         queue: &Arc<ClientQueue>,
         pattern: CategoryGlob,
         start: &Start,
-    ) -> (u64, Vec<(Arc<str>, u64)>) {
+    ) -> (u64, Vec<Matched>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscription {
             key,
@@ -582,7 +664,7 @@ impl Hub {
                 continue;
             }
             let mut st = lock(&feed.state);
-            matched.push((name.clone(), st.ring.last_seq()));
+            let last = st.ring.last_seq();
             let since = match start {
                 Start::Backlog(_) => None,
                 Start::Since(map, _) => map.get(&**name).copied(),
@@ -590,7 +672,12 @@ impl Hub {
             let backlog = match start {
                 Start::Backlog(n) | Start::Since(_, n) => *n,
             };
-            queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            let first = queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            matched.push(Matched {
+                name: name.clone(),
+                last_seq: last,
+                from_seq: first,
+            });
             st.subs.push(sub.clone());
         }
         drop(inner);

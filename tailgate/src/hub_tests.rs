@@ -23,6 +23,14 @@ fn backlog_then_live_without_gap() {
     let q = hub.new_queue();
     let (_, matched) = hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(2));
     assert_eq!(matched.len(), 1);
+    assert_eq!((matched[0].from_seq, matched[0].last_seq), (2, 3));
+    let q2 = hub.new_queue();
+    let (_, live) = hub.subscribe(&q2, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
+    assert_eq!(
+        (live[0].from_seq, live[0].last_seq),
+        (4, 3),
+        "no backlog: from the next"
+    );
     hub.publish("a", lines(&["4"])).unwrap();
     assert_eq!(seqs(&q.drain()), [2, 3, 4]);
 }
@@ -261,4 +269,37 @@ fn category_cap() {
     hub.publish("a", lines(&["1"])).unwrap();
     assert!(hub.publish("b", lines(&["1"])).is_err());
     assert_eq!(hub.metrics.lines_refused.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn total_buffer_caps_all_clients_together() {
+    let line = LINE_OVERHEAD + 1;
+    let hub = Hub::new(HubConfig {
+        client_buffer: 10 * line,
+        total_buffer: 4 * line,
+        ..HubConfig::default()
+    });
+    let a = hub.new_queue();
+    let b = hub.new_queue();
+    hub.subscribe(&a, CategoryGlob::new("x").unwrap(), &Start::Backlog(0));
+    hub.subscribe(&b, CategoryGlob::new("x").unwrap(), &Start::Backlog(0));
+    hub.publish("x", lines(&["1", "2", "3"])).unwrap();
+    // a took 3 of the 4 shared slots, b the last one; the rest is dropped and reported.
+    assert_eq!(hub.queued.used(), 4 * line);
+    let bi = b.drain();
+    assert_eq!(seqs(&bi), [1]);
+    assert!(bi.iter().any(|i| matches!(
+        i,
+        Item::Dropped {
+            count: 2,
+            from_seq: 2,
+            ..
+        }
+    )));
+    assert_eq!(hub.queued.used(), 3 * line, "a drain gives the bytes back");
+    // A client that goes away gives back what it had queued.
+    drop(a);
+    hub.unsubscribe(1);
+    hub.unsubscribe(2);
+    assert_eq!(hub.queued.used(), 0);
 }

@@ -8,6 +8,8 @@
 //! the page, the API and `/metrics`. The binary is [`run`] with parsed [`Args`].
 
 pub mod connection;
+pub mod filter;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod listener;
@@ -95,6 +97,9 @@ pub struct Args {
     /// Bytes a client may have waiting before its lines are dropped.
     #[arg(long, default_value = "4M", value_parser = parse_size)]
     pub client_buffer: u64,
+    /// Bytes queued over all clients together before lines are dropped (and counted).
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub max_queued: u64,
     /// Most categories (further ones are refused).
     #[arg(long, default_value_t = 1000)]
     pub max_categories: usize,
@@ -148,6 +153,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         ring_bytes: usize::try_from(args.ring_bytes).unwrap_or(usize::MAX),
         max_categories: args.max_categories,
         client_buffer: usize::try_from(args.client_buffer).unwrap_or(usize::MAX),
+        total_buffer: usize::try_from(args.max_queued).unwrap_or(usize::MAX),
         ..hub::HubConfig::default()
     }));
     let base = http::normalize_base(&args.base_path);
@@ -221,6 +227,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         },
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
+        history: args.data_dir.clone().map(|data_dir| history::History {
+            data_dir,
+            slots: Arc::new(tokio::sync::Semaphore::new(history::PARALLEL)),
+        }),
     });
     let app = http::router(state, &base);
     let sd = shutdown.clone();

@@ -8,9 +8,10 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// Client → server.
+/// Client → server. Fields this version does not know are ignored, so a newer client can
+/// add some without breaking an older server.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
     Subscribe {
         /// The client's name for this subscription (default: the pattern); messages for it
@@ -20,6 +21,10 @@ pub enum ClientMsg {
         category: String,
         /// A regex: only lines matching it are sent.
         filter: Option<String>,
+        /// A regex: lines matching it are not sent (applied after `filter`).
+        exclude: Option<String>,
+        /// With a filter: also send this many lines before and after each match.
+        context: Option<usize>,
         /// Send the newest N lines of each matching category first.
         backlog: Option<usize>,
         /// Resume: send what follows this seq. A number (for a single category) or a map of
@@ -80,6 +85,9 @@ pub enum ServerMsg<'a> {
         /// is at or before it, live lines after it): a resume point even for a category
         /// that then stays quiet.
         last_seq: std::collections::BTreeMap<&'a str, u64>,
+        /// Per matched category, the first seq its backlog or resume accounts for
+        /// (`last_seq + 1` when it sends none): with `last_seq`, how many lines it covers.
+        from_seq: std::collections::BTreeMap<&'a str, u64>,
     },
     Unsubscribed {
         id: &'a str,
@@ -93,6 +101,12 @@ pub enum ServerMsg<'a> {
         /// with `since_seq` = this.
         last_seq: u64,
         lines: Vec<LineOut<'a>>,
+        /// With a filter, each line's seq (they are not consecutive then).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seqs: Option<Vec<u64>>,
+        /// With `context`, the indices in `lines` of context lines (not matches).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context: Option<Vec<usize>>,
     },
     /// Lines up to `last_seq` were all skipped by the subscription's filter: nothing to
     /// show, but the resume point moves on.
@@ -169,5 +183,19 @@ mod tests {
         ));
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"subscribe"}"#).is_err());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"nope"}"#).is_err());
+        // Forward compatibility: unknown fields are ignored.
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"subscribe","category":"a","exclude":"x","future":{"k":[1]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            m,
+            ClientMsg::Subscribe {
+                exclude: Some(_),
+                ..
+            }
+        ));
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"ping","later":1}"#).is_ok());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"categories","x":2}"#).is_ok());
     }
 }

@@ -161,6 +161,15 @@ impl Shared {
         };
         let permits = self.permits(identity.as_ref());
         let mut conn = ServerConnection::new(stream, self.limits.clone());
+        // `ship` (and a scribed relay) first try the native protocol; tailgate speaks Thrift
+        // only. Closing at once is the answer they expect: they reconnect over Thrift. Not
+        // a client error, so not a warning per connection.
+        if let Ok(Some(start)) = conn.peek_start().await {
+            if start == scribe_protocol::native::MAGIC {
+                tracing::debug!("scribe connection {peer:?}: native protocol probe; closing so it falls back to Thrift");
+                return;
+            }
+        }
         let mut service = Tailgate {
             shared: self,
             permits,

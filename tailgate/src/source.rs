@@ -73,18 +73,31 @@ fn run(hub: &Hub, src: &FileSources, shutdown: &CancellationToken) {
         refused: HashSet::new(),
         warn: RateLimitedWarn::new(Duration::from_secs(1)),
     };
-    // What exists at start is tailed from its end as of a first look made before any of it is
-    // announced (`hub.feed`): a line written after a category is listed is read, never
-    // skipped as old. Announced first, a line written between the announcement and a late
-    // first look (a loaded machine) was taken for old and skipped. Data-dir tails fix their
-    // end when they open; the follower fixes its on its first poll, which reads no lines.
-    for (path, _) in &src.files {
-        files.follower.watch(path.clone());
+    // What exists at start seeds the rings with its newest lines (as `tail -n` does, so a
+    // page opened after a restart is not empty), and is read on from there as of a first look
+    // made before any of it is announced (`hub.feed`): a line written after a category is
+    // listed is read, never skipped as old. Announced first, a line written between the
+    // announcement and a late first look (a loaded machine) was taken for old and skipped.
+    // Data-dir tails fix their start when they open (the newest `--ring-lines` lines). The
+    // follower has no "newest N lines" start: a file up to `SEED_MAX_FILE` is read from its
+    // beginning (the ring keeps the newest lines), announced first, as nothing is skipped;
+    // a bigger one is read from its end, fixed on the first poll, which reads no lines.
+    for (path, name) in &src.files {
+        if seed_from_start(path) {
+            files.add_with(hub, path.clone(), name, true);
+        } else {
+            files.follower.watch(path.clone());
+        }
     }
+    let cfg = hub.config();
+    let recent = StartAt::Recent {
+        lines: cfg.ring_lines as u64,
+        bytes: cfg.ring_bytes as u64,
+    };
     let initial: Vec<(Category, ArchiveTail)> = dirs
         .scan()
         .into_iter()
-        .filter_map(|cat| Some((cat.clone(), dirs.open(&cat, StartAt::End)?)))
+        .filter_map(|cat| Some((cat.clone(), dirs.open(&cat, recent)?)))
         .collect();
     files.poll(hub);
     // A path refused here (`--max-categories`) stays watched, its lines unpublished; the
@@ -345,6 +358,12 @@ impl FileFeeds {
     }
 
     fn add(&mut self, hub: &Hub, path: PathBuf, name: &str) {
+        self.add_with(hub, path, name, false);
+    }
+
+    /// Announces `name` and follows `path` as it, from the file's beginning if
+    /// `from_beginning` (and the path is new to the follower).
+    fn add_with(&mut self, hub: &Hub, path: PathBuf, name: &str, from_beginning: bool) {
         if self.names.contains_key(&path) {
             return;
         }
@@ -353,9 +372,17 @@ impl FileFeeds {
             return;
         }
         tracing::info!("following {} as {name}", path.display());
-        self.follower.watch(path.clone());
+        self.follower.watch_with(path.clone(), from_beginning);
         self.names.insert(path, name.to_string());
     }
+}
+
+/// Largest `--file` read from its beginning at start to seed its ring.
+pub const SEED_MAX_FILE: u64 = 64 << 20;
+
+/// Whether `path` is small enough to seed its ring by reading it whole.
+fn seed_from_start(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() <= SEED_MAX_FILE)
 }
 
 /// Each directory of `dir` whose name is a valid category is a feed (its files need not

@@ -114,17 +114,19 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     }
     send(
         &mut ws,
-        json!({"type":"subscribe","id":"all","category":"*"}),
+        json!({"type":"subscribe","id":"all","category":"*","backlog":100}),
     )
     .await;
     next_of(&mut ws, "subscribed").await;
-    // Existing files are tailed from their end as of tailgate's first poll, which comes
-    // before the category is announced: with "web" seen, no wait is needed for these to count.
+    // Existing files seed the ring with their newest lines (as in the backlog, or live if
+    // the first poll comes after the subscribe) and are read on from there, as of a first
+    // look made before the category is announced: with "web" seen, no wait is needed for
+    // these to count.
     append(&cat_dir.join("web_00000"), "a1\na2\n");
-    let got = lines(&mut ws, 2).await;
+    let got = lines(&mut ws, 3).await;
     assert_eq!(
-        got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
-        ["a1", "a2"]
+        got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+        [(1, "before start"), (2, "a1"), (3, "a2")]
     );
 
     // Rotation: a last line into the old file, the new file, the link moves, more lines.
@@ -135,7 +137,7 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     let got = lines(&mut ws, 3).await;
     assert_eq!(
         got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-        [(3, "a3"), (4, "b1"), (5, "b2")]
+        [(4, "a3"), (5, "b1"), (6, "b2")]
     );
 
     // A category created while running is picked up, read from its beginning.
@@ -161,6 +163,39 @@ async fn data_dir_follows_current_across_rotation_and_finds_new_categories() {
     assert_eq!(cats["categories"], json!(["db", "late", "web"]));
     let (_, body) = tg.get("/api/categories").await;
     assert!(!body.contains("bad name"), "{body}");
+}
+
+/// A `--file` that exists at start seeds its ring: a client subscribing with a backlog
+/// after a restart sees the newest lines at once, and live ones follow.
+#[tokio::test]
+async fn file_present_at_start_seeds_the_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app.log");
+    append(&f, "old 1\nold 2\nold 3\n");
+    let arg = format!("{}=app", f.display());
+    let tg = Tailgate::start(&["--file", &arg, "--poll-interval", "20ms"]);
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","backlog":2}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    append(&f, "new\n");
+    let mut got = Vec::new();
+    // Bounded: `next_of` waits at most WAIT, and 5 messages cover every way it can arrive.
+    for _ in 0..5 {
+        if got.iter().any(|l| l == "new") {
+            break;
+        }
+        let v = next_of(&mut ws, "lines").await;
+        for l in v["lines"].as_array().unwrap() {
+            got.push(l.as_str().unwrap().to_string());
+        }
+    }
+    // The seeding may still run when the subscribe comes: then the old lines arrive live.
+    assert!(got.ends_with(&["old 3".into(), "new".into()]), "{got:?}");
+    assert!(got.contains(&"old 2".into()), "{got:?}");
 }
 
 /// The next message of `ty`, which must come before any `lines` (a category is announced

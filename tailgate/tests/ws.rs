@@ -150,9 +150,69 @@ async fn server_side_filter_sends_only_matching_lines() {
     assert_eq!(v["lines"], json!(["ERROR b", "FATAL d"]));
     assert_eq!(v["seq"], 3);
     assert_eq!(
+        v["seqs"],
+        json!([3, 5]),
+        "a filtered message says each line's seq"
+    );
+    assert_eq!(
         v["last_seq"], 6,
         "resume point covers the filtered-out lines"
     );
+}
+
+/// An `exclude` regex drops the lines it matches, after `filter`; unknown fields in a
+/// request are ignored (a newer page against an older server).
+#[tokio::test]
+async fn exclude_filter_and_unknown_fields() {
+    let tg = Tailgate::start(&scribe_args());
+    tg.push("app", &[b"start"]).await;
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"(?i)error","exclude":"healthz",
+               "highlight":["x"],"version_from_the_future":2}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    tg.push("app", &[b"error a", b"ERROR /healthz", b"info", b"Error c"])
+        .await;
+    let v = next_of(&mut ws, "lines").await;
+    assert_eq!(v["lines"], json!(["error a", "Error c"]));
+    assert_eq!(v["last_seq"], 5);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","exclude":"("}),
+    )
+    .await;
+    let e = next_of(&mut ws, "error").await;
+    assert!(e["reason"].as_str().unwrap().contains("bad exclude"), "{e}");
+}
+
+/// `context` sends lines around each match, marked as context, with each line's seq.
+#[tokio::test]
+async fn context_lines_around_matches() {
+    let tg = Tailgate::start(&scribe_args());
+    let mut ws = tg.ws("").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"ERR","context":1}),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    tg.push("app", &[b"a", b"b", b"ERR c", b"d", b"e", b"f"])
+        .await;
+    let v = next_of(&mut ws, "lines").await;
+    assert_eq!(v["lines"], json!(["b", "ERR c", "d"]));
+    assert_eq!(v["seqs"], json!([2, 3, 4]));
+    assert_eq!(v["context"], json!([0, 2]));
+    assert_eq!(v["last_seq"], 6);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","category":"app","filter":"x","context":11}),
+    )
+    .await;
+    let e = next_of(&mut ws, "error").await;
+    assert!(e["reason"].as_str().unwrap().contains("context"), "{e}");
 }
 
 #[tokio::test]
@@ -307,6 +367,31 @@ async fn token_and_origin_are_enforced() {
         .try_ws("", &[("authorization", "Bearer s3cret")])
         .await
         .is_ok());
+    assert!(tg
+        .try_ws("", &[("authorization", "bearer s3cret")])
+        .await
+        .is_ok());
+    // The page's way: the token (base64url) in a subprotocol, a header a browser can set;
+    // the server picks the page's protocol.
+    let ws = tg
+        .try_ws(
+            "",
+            &[("sec-websocket-protocol", "tailgate.v1, bearer.czNjcmV0")],
+        )
+        .await;
+    assert!(ws.is_ok());
+    assert_eq!(
+        status(
+            tg.try_ws(
+                "",
+                &[("sec-websocket-protocol", "tailgate.v1, bearer.d3Jvbmc")]
+            )
+            .await
+            .err()
+            .unwrap()
+        ),
+        401
+    );
     let foreign = [("origin", "https://evil.example")];
     assert_eq!(
         status(tg.try_ws("?token=s3cret", &foreign).await.err().unwrap()),

@@ -108,6 +108,48 @@ async fn bad_input_is_logged_rate_limited() {
     running.await.unwrap();
 }
 
+/// `ship --to` a tailgate first sends the native protocol's magic: tailgate closes that
+/// connection without a warning, and the client carries on over Thrift.
+#[tokio::test]
+async fn native_probe_is_closed_quietly_and_the_client_falls_back_to_thrift() {
+    use scribe_protocol::client::{Client, ClientOptions, Wire};
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let _subscriber = tracing::subscriber::set_default(CountWarnings(warnings.clone()));
+    let hub = Arc::new(Hub::new(HubConfig::default()));
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let listener = ScribeListener {
+        hub: hub.clone(),
+        max_frame: 1 << 20,
+        memory: 1 << 20,
+        max_connections: 1024,
+        shutdown: shutdown.clone(),
+        tls: None,
+        allow: Vec::new(),
+    };
+    let running = tokio::spawn(listener.run(socket));
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&scribe_protocol::native::MAGIC).await.unwrap();
+        s.write_all(&[0, 0, 0, 3, 1, 0, 1]).await.unwrap();
+        let mut rest = Vec::new();
+        // Closed with bytes unread: a reset is as good as an end of stream here.
+        let _ = s.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "the probe is closed, not answered");
+    }
+    let client = Client::open(&addr.to_string(), ClientOptions::default())
+        .await
+        .expect("the client falls back to Thrift");
+    assert!(matches!(client.wire(), Wire::Thrift { .. }));
+    assert_eq!(
+        warnings.load(Ordering::Relaxed),
+        0,
+        "a probe is not a warning"
+    );
+    shutdown.cancel();
+    running.await.unwrap();
+}
 /// Pushes over mutual TLS: a certificate named by `--scribe-allow` writes its globs only; a
 /// client without a certificate does not get a session.
 #[tokio::test]
