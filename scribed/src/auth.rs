@@ -152,7 +152,7 @@ impl Peer {
     }
 
     /// The senders of a syslog or OTLP input (`name`, as in its metrics): no identity yet,
-    /// and anonymous may write any category there ([[client]] rules do not apply to inputs;
+    /// and anonymous may write any category there (`[[client]]` rules do not apply to inputs;
     /// docs/security.md).
     pub fn input(name: &str) -> Peer {
         let addr = SocketAddr::from(([0, 0, 0, 0], 0));
