@@ -126,7 +126,7 @@ pub struct GrepArgs {
     /// Patterns are literal strings.
     #[arg(short = 'F', long = "fixed-strings")]
     pub fixed: bool,
-    /// Patterns are Rust regexes (https://docs.rs/regex; Perl-like, no look-around).
+    /// Patterns are Rust regexes (the regex crate's syntax: Perl-like, no look-around).
     #[arg(short = 'P', long = "perl-regexp")]
     pub perl: bool,
     #[arg(short = 'w', long = "word-regexp")]

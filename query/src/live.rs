@@ -1,8 +1,8 @@
 //! `count`/`stats --by SPAN --follow`: each time bucket's rows printed once it has closed.
 //!
 //! A reader thread turns the followed stream into lines; the main thread aggregates each line
-//! into its bucket and, on every line and at least every [`TICK`], prints the buckets whose
-//! end is [`GRACE`] in the past by the wall clock (lines come a little out of order). A line
+//! into its bucket and, on every line and at least every `TICK`, prints the buckets whose
+//! end is `GRACE` in the past by the wall clock (lines come a little out of order). A line
 //! for a bucket already printed is counted as late and said on stderr. Without groups, a
 //! bucket in which no line fell is printed with zero counts, so a quiet minute shows.
 

@@ -7,7 +7,7 @@
 //! ends (the data dir's tail reads to the end every poll), so that line is
 //! `last_seq - before_seq` lines from the end. It is best effort: lines written since the
 //! last poll shift that by as many (a repeat or a skip at the seam). Each request reads at
-//! most [`MAX_SCAN`] bytes of files, on the blocking pool, at most [`PARALLEL`] at a time.
+//! most `MAX_SCAN` bytes of files, on the blocking pool, at most [`PARALLEL`] at a time.
 
 use std::io::Read;
 use std::path::PathBuf;

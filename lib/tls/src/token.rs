@@ -16,7 +16,7 @@ pub struct Token(Vec<u8>);
 
 impl Token {
     /// Reads a token file: its contents without the trailing newline (and `\r`). Empty files,
-    /// tokens over [`MAX_TOKEN_LEN`] and tokens with whitespace or control bytes inside are
+    /// tokens over `MAX_TOKEN_LEN` (4096 bytes) and tokens with whitespace or control bytes inside are
     /// refused: each is an editing mistake that would otherwise fail far from its cause.
     pub fn from_file(path: &Path) -> Result<Token, TlsError> {
         let content = |problem: &str| TlsError::Content {

@@ -5,7 +5,7 @@
 //! windows, line numbers, `-m` with trailing context, inverted matching, literal
 //! prefilters) are ripgrep's libraries, `grep-regex` and `grep-searcher`: they search a
 //! whole buffer at a time and only look for line boundaries around matches. The spans shown
-//! by `-o` and `--color` are POSIX leftmost-longest ([`longest`]). The printer ([`sink`])
+//! by `-o` and `--color` are POSIX leftmost-longest ([`longest`]). The printer (`sink`)
 //! writes exactly what GNU grep writes for the flags both tools share.
 
 pub mod longest;
