@@ -62,12 +62,19 @@ pub async fn read_frame_start<S: AsyncRead + Unpin>(
     let mut got = 0;
     while got < 4 {
         let read = stream.read(&mut len[got..]);
+        // Between frames, a TLS peer that closes without `close_notify` (most clients just
+        // drop the socket) is a clean end of stream: the framing, not TLS, tells complete
+        // calls from truncated ones.
+        let clean_end = |r: std::io::Result<usize>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            r => r,
+        };
         let n = match (got, idle) {
             (0, Some(idle)) => match tokio::time::timeout(idle, read).await {
-                Ok(r) => r?,
+                Ok(r) => clean_end(r)?,
                 Err(_) => return Ok(None),
             },
-            (0, None) => read.await?,
+            (0, None) => clean_end(read.await)?,
             _ => match tokio::time::timeout(BODY_TIMEOUT, read).await {
                 Ok(r) => r?,
                 Err(_) => return Err(FrameError::Stalled(BODY_TIMEOUT)),
