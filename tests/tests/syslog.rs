@@ -257,18 +257,45 @@ fn bad_input_on_each_syslog_port_is_counted_and_the_listener_keeps_serving() {
 
 /// rsyslog's config: lines arrive on imptcp at `in_port` and leave by omfwd to `to_port`,
 /// forwarded raw (`%rawmsg%`), with a disk-less queue that holds while scribed is away.
-fn rsyslog_conf(dir: &std::path::Path, in_port: u16, to_port: u16, framing: &str) -> String {
+fn rsyslog_conf(
+    dir: &std::path::Path,
+    in_port: u16,
+    to_port: u16,
+    framing: &str,
+    tls: Option<&Tls>,
+) -> String {
+    // Over TLS (RFC 5425): GnuTLS, the server checked against the CA and by name, and a
+    // client certificate for scribed's mutual TLS.
+    let (global_tls, action_tls) = match tls {
+        None => (String::new(), String::new()),
+        Some(t) => (
+            format!(
+                r#" defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{}" defaultNetstreamDriverCertFile="{}" defaultNetstreamDriverKeyFile="{}""#,
+                t.ca.display(),
+                t.client.cert.display(),
+                t.client.key.display()
+            ),
+            r#" StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="scribed.test""#.to_string(),
+        ),
+    };
     format!(
-        r#"global(workDirectory="{work}" maxMessageSize="64k")
+        r#"global(workDirectory="{work}" maxMessageSize="64k"{global_tls})
 module(load="imptcp")
 input(type="imptcp" port="{in_port}" address="127.0.0.1")
 template(name="raw" type="string" string="%rawmsg%")
 action(type="omfwd" target="127.0.0.1" port="{to_port}" protocol="tcp" TCP_Framing="{framing}"
-       template="raw" action.resumeRetryCount="-1" action.resumeInterval="1"
+       template="raw" action.resumeRetryCount="-1" action.resumeInterval="1"{action_tls}
        queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="1024")
 "#,
         work = dir.join("work").display()
     )
+}
+
+/// Certificates for the TLS run: the CA, scribed's server certificate, rsyslog's client one.
+struct Tls {
+    ca: std::path::PathBuf,
+    server: scribe_tls::testing::CertFiles,
+    client: scribe_tls::testing::CertFiles,
 }
 
 /// Line `i` as sent to rsyslog: an RFC 5424 message whose MSG is a sequenced line.
@@ -279,12 +306,32 @@ fn rline(i: u64) -> Vec<u8> {
 }
 
 fn rsyslog_run(framing: &str, lines: u64, pause_scribed: bool) {
+    rsyslog_run_with(framing, lines, pause_scribed, false)
+}
+
+fn rsyslog_run_with(framing: &str, lines: u64, pause_scribed: bool, tls: bool) {
     if rsyslogd_path().is_none() {
         panic!("rsyslogd is not installed (scripts/test installs Debian's rsyslog)");
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let conf = format!("[[syslog]]\nname = \"tcp\"\nlisten = \"127.0.0.1:{port}\"\n");
+    let tls = tls.then(|| {
+        let pki = scribe_tls::testing::TestPki::new(&dir.path().join("pki"), "syslog");
+        Tls {
+            ca: pki.ca(),
+            server: pki.server("scribed.test"),
+            client: pki.client("rsyslog"),
+        }
+    });
+    let mut conf = format!("[[syslog]]\nname = \"tcp\"\nlisten = \"127.0.0.1:{port}\"\n");
+    if let Some(t) = &tls {
+        conf.push_str(&format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+            t.server.cert.display(),
+            t.server.key.display(),
+            t.ca.display()
+        ));
+    }
     let launch = || {
         Scribed::launch(
             &dir.path().join("data"),
@@ -298,7 +345,13 @@ fn rsyslog_run(framing: &str, lines: u64, pause_scribed: bool) {
     let in_port = free_port();
     let r = Rsyslogd::start(
         &dir.path().join("rsyslog"),
-        &rsyslog_conf(&dir.path().join("rsyslog"), in_port, port, framing),
+        &rsyslog_conf(
+            &dir.path().join("rsyslog"),
+            in_port,
+            port,
+            framing,
+            tls.as_ref(),
+        ),
     );
     let mut feed = None;
     wait_for(Duration::from_secs(10), "rsyslog's imptcp port", || {
@@ -344,6 +397,13 @@ fn rsyslog_run(framing: &str, lines: u64, pause_scribed: bool) {
 #[test]
 fn rsyslog_omfwd_octet_counted_100k_lines_byte_exact() {
     rsyslog_run("octet-counted", 100_000, false);
+}
+
+/// RFC 5425: rsyslog's GnuTLS driver, checking scribed's certificate by name, presenting
+/// its own to scribed's mutual-TLS syslog listener.
+#[test]
+fn rsyslog_omfwd_over_mutual_tls_20k_lines_byte_exact() {
+    rsyslog_run_with("octet-counted", 20_000, false, true);
 }
 
 #[test]

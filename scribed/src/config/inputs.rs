@@ -38,6 +38,11 @@ pub struct SyslogConfig {
     pub recv_buffer: Option<Size>,
     /// TCP: simultaneous connections.
     pub max_connections: Option<usize>,
+    /// TCP: speak TLS (RFC 5425) with this certificate and key; with `tls_client_ca`,
+    /// senders must present a certificate from that CA.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +72,8 @@ pub struct SyslogInput {
     pub max_message: usize,
     pub recv_buffer: Option<usize>,
     pub max_connections: usize,
+    /// TCP over TLS (RFC 5425).
+    pub tls: Option<scribe_tls::ServerTlsFiles>,
 }
 
 /// One OTLP/HTTP listener, resolved.
@@ -178,6 +185,28 @@ pub fn resolve(syslog: Vec<SyslogConfig>, otlp: Vec<OtlpConfig>) -> Result<Input
                 "only for `transport = \"udp\"`",
             ));
         }
+        let tls = match (c.tls_cert, c.tls_key) {
+            (Some(cert), Some(key)) if transport == Transport::Tcp => {
+                Some(scribe_tls::ServerTlsFiles {
+                    cert,
+                    key,
+                    client_ca: c.tls_client_ca,
+                })
+            }
+            (Some(_), Some(_)) => {
+                return Err(KeyError::new(
+                    format!("{at}.tls_cert"),
+                    "TLS is for `transport = \"tcp\"` (RFC 5425), not UDP",
+                ))
+            }
+            (None, None) if c.tls_client_ca.is_none() => None,
+            _ => {
+                return Err(KeyError::new(
+                    format!("{at}.tls_cert"),
+                    "tls_cert and tls_key go together (and tls_client_ca needs both)",
+                ))
+            }
+        };
         let max_connections = c.max_connections.unwrap_or(1000);
         if max_connections == 0 {
             return Err(KeyError::new(
@@ -203,6 +232,7 @@ pub fn resolve(syslog: Vec<SyslogConfig>, otlp: Vec<OtlpConfig>) -> Result<Input
                 .map(|s| size(&at, "recv_buffer", Some(s), 0, 4096, 1 << 30))
                 .transpose()?,
             max_connections,
+            tls,
         });
     }
     for (i, c) in otlp.into_iter().enumerate() {

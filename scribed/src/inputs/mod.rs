@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context;
 use tokio_util::task::TaskTracker;
 
+use scribe_tls::ServerTls;
+
 use crate::config::inputs::{Inputs, OtlpInput, SyslogInput, Transport};
 use crate::Server;
 
@@ -221,7 +223,7 @@ fn escape(s: &str) -> String {
 
 /// The sockets of every input, bound before scribed says it is listening.
 pub struct Bound {
-    syslog_tcp: Vec<(SyslogInput, tokio::net::TcpListener)>,
+    syslog_tcp: Vec<(SyslogInput, tokio::net::TcpListener, Option<Arc<ServerTls>>)>,
     syslog_udp: Vec<(SyslogInput, tokio::net::UdpSocket)>,
     otlp: Vec<(OtlpInput, tokio::net::TcpListener)>,
     /// `(name, address)` of each, for the ready file and the log.
@@ -240,11 +242,18 @@ pub async fn bind(inputs: &Inputs) -> anyhow::Result<Bound> {
         let what = || format!("binding {} ({})", s.listen, s.name);
         match s.transport {
             Transport::Tcp => {
+                let tls = match &s.tls {
+                    Some(files) => Some(Arc::new(
+                        ServerTls::load(files.clone())
+                            .with_context(|| format!("{}: TLS", s.name))?,
+                    )),
+                    None => None,
+                };
                 let l = tokio::net::TcpListener::bind(s.listen)
                     .await
                     .with_context(what)?;
                 b.addrs.push((s.name.clone(), l.local_addr()?));
-                b.syslog_tcp.push((s.clone(), l));
+                b.syslog_tcp.push((s.clone(), l, tls));
             }
             Transport::Udp => {
                 let u = syslog::bind_udp(s).with_context(what)?;
@@ -270,11 +279,25 @@ pub async fn bind(inputs: &Inputs) -> anyhow::Result<Bound> {
 
 /// Starts every bound input on `tracker`; each stops at shutdown, after finishing what it read.
 pub fn spawn(bound: Bound, server: &Arc<Server>, tracker: &TaskTracker) {
-    for (input, listener) in bound.syslog_tcp {
-        let stats = InputStats::new(&input.name, "syslog-tcp");
+    for (input, listener, tls) in bound.syslog_tcp {
+        let kind = if tls.is_some() {
+            "syslog-tls"
+        } else {
+            "syslog-tcp"
+        };
+        let stats = InputStats::new(&input.name, kind);
         server.inputs.register(stats.clone());
+        if let Some(tls) = &tls {
+            // Re-read on SIGHUP with the Scribe listeners' certificates.
+            server
+                .tls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((input.name.clone(), tls.clone()));
+        }
         tracker.spawn(syslog::accept_loop(
             listener,
+            tls,
             Arc::new(input),
             stats,
             server.clone(),

@@ -64,6 +64,7 @@ pub fn bind_udp(input: &SyslogInput) -> std::io::Result<UdpSocket> {
 
 pub async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<scribe_tls::ServerTls>>,
     input: Arc<SyslogInput>,
     stats: Arc<InputStats>,
     server: Arc<Server>,
@@ -80,8 +81,11 @@ pub async fn accept_loop(
                 Ok(permit) => {
                     let _ = stream.set_nodelay(true);
                     let (input, stats, server) = (input.clone(), stats.clone(), server.clone());
+                    let tls = tls.clone();
                     tracker.spawn(async move {
-                        serve_stream(stream, peer, &input, &stats, &server).await;
+                        if let Some(stream) = handshake(stream, peer, tls, &input, &server).await {
+                            serve_stream(stream, peer, &input, &stats, &server).await;
+                        }
                         drop(permit);
                     });
                 }
@@ -96,6 +100,33 @@ pub async fn accept_loop(
                 tracing::warn!("{}: accept failed: {e}", input.name);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// The TLS handshake on a TLS input (RFC 5425), bounded in time; failures are logged
+/// rate-limited and counted per input. A plaintext input passes the socket through.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<Arc<scribe_tls::ServerTls>>,
+    input: &SyslogInput,
+    server: &Server,
+) -> Option<scribe_tls::Stream> {
+    let Some(tls) = tls else {
+        return Some(scribe_tls::Stream::Plain(stream));
+    };
+    match tls.accept(stream, scribe_tls::HANDSHAKE_TIMEOUT).await {
+        Ok((s, _identity)) => Some(scribe_tls::Stream::Server(Box::new(s))),
+        Err(scribe_tls::AcceptError::Closed) => None,
+        Err(e) => {
+            server
+                .auth_counters
+                .add(crate::auth::TLS_FAILURES, &input.name, 1);
+            server
+                .auth_warn
+                .warn(|| format!("{}: connection from {peer}: {e}", input.name));
+            None
         }
     }
 }
