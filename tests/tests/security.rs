@@ -3,90 +3,15 @@
 //! authorization, admin lock-down, tokens, the status token, each common mistake with the
 //! message both sides give, and certificate rotation by SIGHUP under load.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use pipeline_tests::archive::read_category;
 use pipeline_tests::procs::{free_port, ship, wait_for, Launch, Scribed};
 use pipeline_tests::seq::seq_lines;
+use pipeline_tests::tls::{launch, p, Pki, CLIENTS};
 use pipeline_tests::wire::{http_get_with, metric};
-use scribe_tls::testing::{CertFiles, Role, TestPki, Validity};
-
-/// The test's certificates: one CA with a server and three clients, and a CA nobody trusts.
-struct Pki {
-    ca: PathBuf,
-    server: CertFiles,
-    web: CertFiles,
-    relay: CertFiles,
-    ops: CertFiles,
-    main: TestPki,
-    other: TestPki,
-}
-
-fn pki(dir: &Path) -> Pki {
-    let main = TestPki::new(&dir.join("pki"), "main");
-    let other = TestPki::new(&dir.join("other"), "other");
-    Pki {
-        ca: main.ca(),
-        server: main.server("scribed.test"),
-        web: main.client("web01"),
-        relay: main.client("relay"),
-        ops: main.client("ops"),
-        main,
-        other,
-    }
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
-
-/// A `[[listener]]` on 127.0.0.1:`port` with the server certificate; `mtls`: clients must
-/// present one from the CA; anonymous clients may write nothing.
-fn tls_listener(pki: &Pki, port: u16, mtls: bool, extra: &str) -> String {
-    let ca = if mtls {
-        format!("tls_client_ca = \"{}\"\n", p(&pki.ca))
-    } else {
-        String::new()
-    };
-    format!(
-        "[[listener]]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-         {ca}anonymous = []\n{extra}\n",
-        p(&pki.server.cert),
-        p(&pki.server.key)
-    )
-}
-
-const CLIENTS: &str = r#"
-[[client]]
-name = "web"
-certificate_names = ["web01"]
-categories = ["web.*"]
-
-[[client]]
-name = "relay"
-certificate_names = ["relay"]
-categories = ["*"]
-
-[[client]]
-name = "ops"
-certificate_names = ["ops"]
-categories = ["*"]
-admin = true
-"#;
-
-fn tls_args(pki: &Pki, client: Option<&CertFiles>) -> Vec<String> {
-    let mut args = vec!["--tls-ca".to_string(), p(&pki.ca)];
-    if let Some(c) = client {
-        args.extend([
-            "--tls-cert".into(),
-            p(&c.cert),
-            "--tls-key".into(),
-            p(&c.key),
-        ]);
-    }
-    args
-}
+use scribe_tls::testing::{CertFiles, Role, Validity};
 
 fn ship_with(addr: &str, category: &str, input: &[u8], args: &[String]) -> (bool, String) {
     let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -101,17 +26,14 @@ fn ship_with(addr: &str, category: &str, input: &[u8], args: &[String]) -> (bool
 #[test]
 fn ship_over_mtls_through_a_relay_to_a_central_is_byte_exact() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = pki(tmp.path());
+    let pki = Pki::new(tmp.path());
     let (central_port, leaf_port) = (free_port(), free_port());
-    let central = Scribed::launch(
+    let central = launch(
         &tmp.path().join("central"),
-        Launch {
-            config: Some(format!(
-                "{}{CLIENTS}",
-                tls_listener(&pki, central_port, true, "")
-            )),
-            ..Launch::default()
-        },
+        format!(
+            "{}{CLIENTS}",
+            pki.listener(central_port, true, "anonymous = []")
+        ),
     );
     let leaf_config = format!(
         r#"{}{CLIENTS}
@@ -129,25 +51,19 @@ tls_ca = "{}"
 tls_cert = "{}"
 tls_key = "{}"
 "#,
-        tls_listener(&pki, leaf_port, true, ""),
+        pki.listener(leaf_port, true, "anonymous = []"),
         p(&tmp.path().join("leaf-spool")),
         p(&pki.ca),
         p(&pki.relay.cert),
         p(&pki.relay.key),
     );
-    let leaf = Scribed::launch(
-        &tmp.path().join("leaf"),
-        Launch {
-            config: Some(leaf_config),
-            ..Launch::default()
-        },
-    );
+    let leaf = launch(&tmp.path().join("leaf"), leaf_config);
     let input = seq_lines("tls", 0..20_000);
     let (ok, err) = ship_with(
         &format!("127.0.0.1:{leaf_port}"),
         "web.access",
         &input,
-        &tls_args(&pki, Some(&pki.web)),
+        &pki.ship_args(Some(&pki.web)),
     );
     assert!(ok, "ship failed: {err}");
     wait_for(Duration::from_secs(20), "the lines at the central", || {
@@ -164,17 +80,14 @@ tls_key = "{}"
 #[test]
 fn a_client_writes_only_its_categories_and_a_refusal_is_counted() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = pki(tmp.path());
+    let pki = Pki::new(tmp.path());
     let port = free_port();
-    let s = Scribed::launch(
+    let s = launch(
         &tmp.path().join("data"),
-        Launch {
-            config: Some(format!("{}{CLIENTS}", tls_listener(&pki, port, true, ""))),
-            ..Launch::default()
-        },
+        format!("{}{CLIENTS}", pki.listener(port, true, "anonymous = []")),
     );
     let addr = format!("127.0.0.1:{port}");
-    let web = tls_args(&pki, Some(&pki.web));
+    let web = pki.ship_args(Some(&pki.web));
     let (ok, err) = ship_with(&addr, "db.audit", b"secret\n", &web);
     assert!(!ok);
     assert!(
@@ -197,14 +110,11 @@ fn a_client_writes_only_its_categories_and_a_refusal_is_counted() {
 #[test]
 fn each_tls_mistake_is_named_on_both_sides() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = pki(tmp.path());
+    let pki = Pki::new(tmp.path());
     let port = free_port();
-    let s = Scribed::launch(
+    let s = launch(
         &tmp.path().join("data"),
-        Launch {
-            config: Some(format!("{}{CLIENTS}", tls_listener(&pki, port, true, ""))),
-            ..Launch::default()
-        },
+        format!("{}{CLIENTS}", pki.listener(port, true, "anonymous = []")),
     );
     let tls_addr = format!("127.0.0.1:{port}");
     let cert_args = |ca: &Path, c: &CertFiles| -> Vec<String> {
@@ -219,7 +129,7 @@ fn each_tls_mistake_is_named_on_both_sides() {
     };
     let stranger = pki.other.client("stranger");
     let expired = pki.main.issue("old", Role::Client, Validity::Expired);
-    let mut name_mismatch = tls_args(&pki, Some(&pki.web));
+    let mut name_mismatch = pki.ship_args(Some(&pki.web));
     name_mismatch.extend(["--tls-server-name".into(), "db.example.com".into()]);
     let cases: Vec<(&str, String, Vec<String>, &str, &str)> = vec![
         (
@@ -232,7 +142,7 @@ fn each_tls_mistake_is_named_on_both_sides() {
         (
             "TLS client on a plaintext port",
             s.addr.clone(),
-            tls_args(&pki, Some(&pki.web)),
+            pki.ship_args(Some(&pki.web)),
             "plaintext port",
             "TLS client 127.0.0.1",
         ),
@@ -260,7 +170,7 @@ fn each_tls_mistake_is_named_on_both_sides() {
         (
             "no client certificate",
             tls_addr.clone(),
-            tls_args(&pki, None),
+            pki.ship_args(None),
             "requires a client certificate",
             "sent no certificate",
         ),
@@ -283,7 +193,7 @@ fn each_tls_mistake_is_named_on_both_sides() {
         }
     }
     // A key that does not belong to the certificate: ship refuses to start.
-    let mut mixed = tls_args(&pki, None);
+    let mut mixed = pki.ship_args(None);
     mixed.extend([
         "--tls-cert".into(),
         p(&pki.web.cert),

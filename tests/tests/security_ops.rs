@@ -11,16 +11,13 @@ use bytes::Bytes;
 use pipeline_tests::archive::read_category;
 use pipeline_tests::procs::{bin, free_port, ship, wait_for, Launch, Scribed, ShipProc};
 use pipeline_tests::seq::seq_lines;
+use pipeline_tests::tls::{launch, p, Pki, CLIENTS};
 use pipeline_tests::wire::metric;
 use scribe_protocol::client::{Client, ClientOptions};
 use scribe_protocol::scribe::{decode_string_reply, encode_string_call};
 use scribe_protocol::HeaderStyle;
 use scribe_tls::testing::{CertFiles, TestPki};
 use scribe_tls::{ClientTls, ClientTlsFiles};
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
 
 /// Sends fb303 `call` with `args` over TLS as the client `cert`; the reply (`None` for the
 /// oneway calls, which get none).
@@ -58,44 +55,18 @@ fn fb303(addr: &str, ca: &Path, cert: &CertFiles, call: &str, args: &[&[u8]]) ->
 #[test]
 fn admin_calls_need_an_admin_client() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(&tmp.path().join("pki"), "main");
-    let server = pki.server("scribed.test");
-    let (web, ops) = (pki.client("web01"), pki.client("ops"));
+    let pki = Pki::new(tmp.path());
+    let (web, ops) = (pki.web.clone(), pki.ops.clone());
     let port = free_port();
     // `trust_loopback = false`: the test's clients all come from loopback, as they would
     // through a TLS proxy on the same host, and must still not be admins by that alone.
     let config = format!(
-        r#"[[listener]]
-address = "127.0.0.1:{port}"
-tls_cert = "{}"
-tls_key = "{}"
-tls_client_ca = "{}"
-trust_loopback = false
-
-[[client]]
-name = "web"
-certificate_names = ["web01"]
-categories = ["web.*"]
-
-[[client]]
-name = "ops"
-certificate_names = ["ops"]
-categories = ["*"]
-admin = true
-"#,
-        p(&server.cert),
-        p(&server.key),
-        p(&pki.ca())
+        "{}{CLIENTS}",
+        pki.listener(port, true, "trust_loopback = false")
     );
-    let mut s = Scribed::launch(
-        &tmp.path().join("data"),
-        Launch {
-            config: Some(config),
-            ..Launch::default()
-        },
-    );
+    let mut s = launch(&tmp.path().join("data"), config);
     let addr = format!("127.0.0.1:{port}");
-    let ca = pki.ca();
+    let ca = pki.ca.clone();
     assert_eq!(fb303(&addr, &ca, &web, "shutdown", &[]), None);
     assert_eq!(fb303(&addr, &ca, &web, "reinitialize", &[]), None);
     let reply = fb303(&addr, &ca, &web, "setOption", &[b"k", b"v"]).unwrap();
