@@ -263,7 +263,20 @@ try {
   // A grid from four panes.
   for (const c of ["busy", "app"]) { await page.fill("#add-input", c); await page.press("#add-input", "Enter"); }
   check(await page.locator("#panes.grid").count() === 1, "no grid with 4 panes");
+  // Rows in a pane's view (not just in the DOM): its count comes at once, rows at the next frame.
+  const inView = (i) => page.evaluate((i) => {
+    const p = window.tailgate.panes()[i], b = p.linesEl.getBoundingClientRect();
+    return [...p.win.children].filter(e => { const r = e.getBoundingClientRect(); return r.bottom > b.top && r.top < b.bottom; }).length;
+  }, i);
+  await until("rows in view in the 4th pane", () => inView(3));
   await page.screenshot({ path: shot.replace(/\.png$/, "-grid.png") });
+  // A redraw that leaves the scroll position as it was (the time gutter off and on), then g:
+  // the pane shows its first rows, not an empty top of the spacer.
+  await page.click("#time-btn"); await page.click("#time-btn");
+  await new Promise(r => setTimeout(r, 300));
+  await page.locator(".pane").nth(3).locator(".bar .count").click();
+  await page.keyboard.press("g");
+  await until("rows in view after g", async () => await inView(3) > 5 && (await page.locator(".pane").nth(3).locator(".line").first().textContent()).includes("flood"));
   for (let i = 0; i < 2; i++) await page.locator(".pane").nth(3 - i).locator(".close").click();
 
   // History: a pane whose ring holds 3 lines reads older ones from the archive (a plain and

@@ -245,7 +245,13 @@ class Pane {
     }
     this.draw();
   }
-  setScroll(top) { this.selfScroll = true; this.linesEl.scrollTop = top; }
+  // A scroll the page makes itself: its event (if it moves at all) comes before the next
+  // frame's callbacks, so the flag ends there. Left set, it would swallow the next real scroll
+  // (g, the wheel) and leave the rows drawn where the view no longer is: an empty pane.
+  setScroll(top) {
+    this.selfScroll = true; this.linesEl.scrollTop = top;
+    requestAnimationFrame(() => { this.selfScroll = false; });
+  }
   draw() {
     // Rows drawn beyond the view: a quarter of it while following (nothing to scroll to),
     // half of it either way when scrolled.
