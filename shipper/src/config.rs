@@ -188,10 +188,10 @@ impl Delivery {
                 .clone()
                 .or(file.tls_server_name.clone()),
         };
-        if !(self.tls || file.tls || files != scribe_tls::ClientTlsFiles::default()) {
-            return Ok(None);
-        }
-        Ok(Some(scribe_tls::ClientTls::load(&files)?))
+        Ok(scribe_tls::ClientTls::load_if_wanted(
+            self.tls || file.tls,
+            &files,
+        )?)
     }
 
     /// Merges the flags over `file`. `default_spool`: the spool directory, given the state

@@ -73,18 +73,6 @@ pub fn parse_allow(s: &str) -> Result<Allow, String> {
     })
 }
 
-impl Allow {
-    /// Whether a certificate name matches: exactly (ASCII case-insensitive) or `*.domain`.
-    fn names(&self, cert_name: &str) -> bool {
-        match self.name.strip_prefix("*.") {
-            Some(d) => cert_name
-                .to_ascii_lowercase()
-                .ends_with(&format!(".{}", d.to_ascii_lowercase())),
-            None => self.name.eq_ignore_ascii_case(cert_name),
-        }
-    }
-}
-
 /// What every connection shares.
 struct Shared {
     hub: Arc<Hub>,
@@ -191,7 +179,7 @@ impl Shared {
         if self.allow.is_empty() {
             return None;
         }
-        let found = id.and_then(|id| self.allow.iter().find(|a| id.names().any(|n| a.names(&n))));
+        let found = id.and_then(|id| self.allow.iter().find(|a| id.is_named(&a.name)));
         Some(found.map(|a| a.globs.clone()).unwrap_or_default())
     }
 

@@ -40,6 +40,20 @@ impl std::fmt::Debug for ClientTls {
 }
 
 impl ClientTls {
+    /// The client settings when TLS is wanted: asked for (`--tls`, `tls = true`) or implied
+    /// by any file or server name given; `None` for plaintext. The one rule ship and
+    /// scribed's relays follow.
+    pub fn load_if_wanted(
+        asked: bool,
+        files: &ClientTlsFiles,
+    ) -> Result<Option<ClientTls>, TlsError> {
+        if asked || *files != ClientTlsFiles::default() {
+            ClientTls::load(files).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Reads the files; errors name the file and the problem.
     pub fn load(files: &ClientTlsFiles) -> Result<ClientTls, TlsError> {
         let roots = match &files.ca {

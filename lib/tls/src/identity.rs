@@ -70,6 +70,28 @@ impl PeerIdentity {
     }
 }
 
+impl PeerIdentity {
+    /// Whether one of the peer's names matches `pattern` (see [`name_matches`]).
+    pub fn is_named(&self, pattern: &str) -> bool {
+        self.names().any(|n| name_matches(pattern, &n))
+    }
+}
+
+/// A certificate name pattern: exact (ASCII case-insensitive, as DNS), or `*.domain`
+/// matching any name that ends in `.domain` (one or more labels below it). Compared as
+/// bytes, so names that are not ASCII never split a character.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let (pattern, name) = (pattern.as_bytes(), name.as_bytes());
+    match pattern.strip_prefix(b"*.") {
+        Some(domain) => {
+            name.len() > domain.len() + 1
+                && name[name.len() - domain.len() - 1] == b'.'
+                && name[name.len() - domain.len()..].eq_ignore_ascii_case(domain)
+        }
+        None => pattern.eq_ignore_ascii_case(name),
+    }
+}
+
 impl fmt::Display for PeerIdentity {
     /// The name logs use: the common name, else the first alternative name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,5 +128,18 @@ mod tests {
         assert_eq!(id.to_string(), "web01");
         assert_eq!(id.names().count(), 4);
         assert!(PeerIdentity::from_der(b"junk").is_none());
+        assert!(id.is_named("*.example.com") && id.is_named("WEB01"));
+        assert!(!id.is_named("*.other.com"));
+    }
+
+    #[test]
+    fn names_match_exactly_or_below_a_domain() {
+        assert!(name_matches("*.web.example.com", "a.web.example.com"));
+        assert!(name_matches("*.web.example.com", "a.b.WEB.example.com"));
+        assert!(!name_matches("*.web.example.com", "web.example.com"));
+        assert!(!name_matches("*.web.example.com", "aweb.example.com"));
+        assert!(!name_matches("*.é.com", "xé.com"));
+        assert!(!name_matches("*.a.com", "ééé.a.com.x"));
+        assert!(name_matches("Web-Admin", "web-admin"));
     }
 }

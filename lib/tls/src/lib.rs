@@ -38,7 +38,7 @@ mod token;
 
 pub use client::{ClientTls, ClientTlsFiles};
 pub use explain::{explain, explain_rustls, PLAINTEXT_ON_TLS};
-pub use identity::PeerIdentity;
+pub use identity::{name_matches, PeerIdentity};
 pub use server::{AcceptError, ServerTls, ServerTlsFiles};
 pub use stream::Stream;
 pub use token::Token;

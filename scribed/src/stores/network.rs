@@ -45,11 +45,7 @@ fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Opt
         key: spec.tls_key.clone(),
         server_name: spec.tls_server_name.clone(),
     };
-    let tls = if spec.tls || files != ClientTlsFiles::default() {
-        Some(ClientTls::load(&files)?)
-    } else {
-        None
-    };
+    let tls = ClientTls::load_if_wanted(spec.tls, &files)?;
     let token = spec
         .token_file
         .as_deref()
