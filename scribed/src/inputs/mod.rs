@@ -38,7 +38,8 @@ pub struct InputStats {
     /// TCP connections closed for framing the stream cannot recover from; OTLP requests
     /// refused as malformed (400/413/415).
     pub bad_input: AtomicU64,
-    /// UDP: messages dropped because the stores refused them (`TRY_LATER`).
+    /// Messages dropped because the stores refused them (`TRY_LATER`): UDP datagrams, and
+    /// TCP messages still refused when a shutdown's drain ends.
     pub dropped: AtomicU64,
     /// Times the stores answered `TRY_LATER` (TCP: reading paused; OTLP: 429/503).
     pub refused: AtomicU64,
@@ -127,7 +128,7 @@ impl Registry {
             (
                 "scribed_input_dropped_total",
                 "counter",
-                "UDP messages dropped because the stores refused them.",
+                "Messages dropped because the stores refused them (UDP; TCP only at the end of a shutdown).",
                 |s| load(&s.dropped),
             ),
             (

@@ -7,10 +7,15 @@
 //! queue holds the rest. [`serve_stream`] is generic over the stream, so TLS (RFC 5425) is a
 //! wrapper around the accepted socket.
 //!
-//! At a graceful shutdown a connection half-closes (the sender sees the end of the stream
-//! and stops sending), keeps reading what the sender had already sent for up to
-//! [`DRAIN`], and writes it before closing. UDP cannot push back: a batch the stores refuse
-//! is dropped and counted, and the socket's receive buffer (`recv_buffer`) absorbs bursts.
+//! At a graceful shutdown a connection half-closes: the sender sees the end of the stream
+//! (rsyslog checks for it before each send), stops sending, closes its side and queues the
+//! rest for its next connection. Plain TCP syslog has no acknowledgement, so the sender
+//! counts a message delivered once its kernel took it: whatever reached our socket must be
+//! read and written, or closing with unread bytes resets the connection and loses them. So
+//! the connection keeps reading until the sender's end of stream, stopping early only when
+//! the sender has been silent for [`DRAIN_IDLE`] (it sends nothing more, so nothing is cut)
+//! or after [`DRAIN_MAX`]. UDP cannot push back: a batch the stores refuse is dropped and
+//! counted, and the socket's receive buffer (`recv_buffer`) absorbs bursts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,10 +38,13 @@ use crate::{handler, Server};
 const READ_CHUNK: usize = 256 << 10;
 /// Datagrams taken into one batch.
 const UDP_BATCH: usize = 1024;
-/// After a shutdown begins, how long a connection goes on reading what its sender had sent.
-pub const DRAIN: Duration = Duration::from_secs(5);
-/// How long a batch the stores refuse is retried once shutdown has begun.
-const SHUTDOWN_RETRY: Duration = Duration::from_secs(10);
+/// After a shutdown begins, a connection whose sender has sent nothing for this long (and
+/// has not closed its side) is closed: a sender that is not sending loses nothing by it.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(2);
+/// After a shutdown begins, the longest a connection goes on reading, and the longest a
+/// batch the stores refuse is retried. Below the listener's own 30 s wait for connections,
+/// so whatever is still unwritten then is counted and logged here, not cut silently.
+pub const DRAIN_MAX: Duration = Duration::from_secs(25);
 
 /// Binds a UDP listener with its receive buffer.
 pub fn bind_udp(input: &SyslogInput) -> std::io::Result<UdpSocket> {
@@ -150,24 +158,37 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         d.buffer().reserve(READ_CHUNK);
         let read = match drain_until {
             Some(deadline) => {
-                match tokio::time::timeout_at(deadline, stream.read_buf(d.buffer())).await {
+                let quiet = (Instant::now() + DRAIN_IDLE).min(deadline);
+                match tokio::time::timeout_at(quiet, stream.read_buf(d.buffer())).await {
                     Ok(r) => r,
-                    Err(_) => break,
+                    Err(_) => {
+                        if Instant::now() >= deadline {
+                            tracing::warn!(
+                                "{}: {peer} still sending {DRAIN_MAX:?} after shutdown began; closing",
+                                input.name
+                            );
+                        }
+                        break;
+                    }
                 }
             }
             None => tokio::select! {
                 _ = server.shutdown.cancelled() => {
                     // Our FIN tells the sender to stop and reconnect later; what it sent before
-                    // seeing it is still read.
+                    // seeing it is still read, up to its own end of stream.
                     let _ = stream.shutdown().await;
-                    drain_until = Some(Instant::now() + DRAIN);
+                    drain_until = Some(Instant::now() + DRAIN_MAX);
                     continue;
                 }
                 r = tokio::time::timeout(idle, stream.read_buf(d.buffer())) => match r {
                     Ok(r) => r,
                     Err(_) => {
+                        // Half-close and drain as at shutdown: a message sent just as the
+                        // timeout fired is read, not reset away.
                         tracing::debug!("{}: closing idle connection from {peer}", input.name);
-                        break;
+                        let _ = stream.shutdown().await;
+                        drain_until = Some(Instant::now() + DRAIN_MAX);
+                        continue;
                     }
                 },
             },
@@ -259,8 +280,9 @@ pub async fn udp_loop(
 }
 
 /// Classifies and routes one batch. With `retry`, a refused batch is tried again (reading
-/// nothing meanwhile) until the stores take it, or until [`SHUTDOWN_RETRY`] after shutdown
-/// began; without, it is dropped and counted. Whether the batch was written.
+/// nothing meanwhile) until the stores take it, or until [`DRAIN_MAX`] after shutdown
+/// began (then it is counted as dropped and logged: the process is about to exit); without,
+/// it is dropped and counted. Whether the batch was written.
 async fn deliver(
     server: &Server,
     input: &SyslogInput,
@@ -294,10 +316,10 @@ async fn deliver(
         }
         InputStats::add(&stats.refused, 1);
         if server.shutdown.is_cancelled() {
-            let at = *give_up.get_or_insert_with(|| Instant::now() + SHUTDOWN_RETRY);
+            let at = *give_up.get_or_insert_with(|| Instant::now() + DRAIN_MAX);
             if Instant::now() >= at {
-                tracing::warn!(
-                    "{}: stores still refuse at shutdown; {n} messages not written",
+                tracing::error!(
+                    "{}: stores still refuse {DRAIN_MAX:?} into shutdown; {n} messages not written",
                     input.name
                 );
                 InputStats::add(&stats.dropped, n);
