@@ -12,6 +12,10 @@
 #   BENCH_QUIET_WAIT   seconds to wait for an idle machine before each measurement (default 60)
 #   BENCH_TIMEOUT      seconds one measurement may take (default 900)
 #   BENCH_REV, BENCH_NO_BUILD   as in bench/ingest.sh
+#   BENCH_SENDERS      which chains to run (default "rsyslog direct"): "rsyslog" as below, and
+#                      "direct": send_tcp.py writes the input (LF-framed lines) straight to the
+#                      receiver, so the sender costs next to nothing and each receiver runs at
+#                      its own ceiling
 #
 # The chain, for both receivers: send_tcp.py (sendfile of the input) -> rsyslogd "A"
 # (imptcp, LF framing) -> omfwd octet-counted, template %rawmsg% -> receiver. The receiver is
@@ -20,7 +24,8 @@
 # checked. Wall time runs from the start of the sender to the last byte in the receiver's
 # output; receiver CPU (utime+stime) and peak RSS from /proc. Since rsyslogd A is the same in
 # both runs, the wall-time ratio is bounded by A's own rate; the receiver CPU ratio says how
-# much work each receiver does per byte. Results: docs/benchmarks.md.
+# much work each receiver does per byte. The "direct" chain drops rsyslogd A to measure the
+# receivers' own rates. Results: docs/benchmarks.md.
 
 set -euo pipefail
 
@@ -30,6 +35,7 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BYTES=${BENCH_BYTES:-1000000000}
 RUNS=${BENCH_RUNS:-1}
+SENDERS=${BENCH_SENDERS:-rsyslog direct}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 CATEGORY=syslog.nginx
 
@@ -53,7 +59,7 @@ RUN=$WORK/syslog-run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RESULTS=$RUN/results.tsv
-printf 'receiver\tround\twall_ns\tcpu_ticks\thwm_kb\tsender_cpu_ticks\tok\tnote\n' >"$RESULTS"
+printf 'sender\treceiver\tround\twall_ns\tcpu_ticks\thwm_kb\tsender_cpu_ticks\tok\tnote\n' >"$RESULTS"
 FAILED=0
 record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
 
@@ -106,7 +112,7 @@ output_bytes() { # receiver
 }
 
 measure() {
-    local receiver=$1 round=$2 port in_port rpid spid t0 t1 note="" ok=1
+    local sender=$1 receiver=$2 round=$3 port in_port rpid spid="" t0 t1 note="" ok=1
     port=$(python3 "$BENCH/free_port.py")
     in_port=$(python3 "$BENCH/free_port.py")
     rm -rf "$RUN/scribed-data" "$RUN/rsyslog-b.out" "$RUN"/rsyslog-[ab]; sync
@@ -124,12 +130,17 @@ measure() {
     fi
     for _ in $(seq 100); do port_listening "$port" && break; sleep 0.1; done
     port_listening "$port" || die "$receiver did not listen on $port"
-    sender_conf "$RUN/rsyslog-a" "$in_port" "$port"
-    start_rsyslogd "$RUN/rsyslog-a"
-    spid=$RPID
-    for _ in $(seq 100); do port_listening "$in_port" && break; sleep 0.1; done
+    if [[ $sender == rsyslog ]]; then
+        sender_conf "$RUN/rsyslog-a" "$in_port" "$port"
+        start_rsyslogd "$RUN/rsyslog-a"
+        spid=$RPID
+        for _ in $(seq 100); do port_listening "$in_port" && break; sleep 0.1; done
+    else
+        in_port=$port    # send_tcp.py straight to the receiver
+    fi
     wait_quiet >/dev/null
-    local cpu0 scpu0; cpu0=$(proc_cpu_ticks "$rpid"); scpu0=$(proc_cpu_ticks "$spid")
+    local cpu0 scpu0=0; cpu0=$(proc_cpu_ticks "$rpid")
+    [[ -n $spid ]] && scpu0=$(proc_cpu_ticks "$spid")
     t0=$(now_ns)
     timeout "$TIMEOUT" python3 "$BENCH/send_tcp.py" 127.0.0.1 "$in_port" "$INPUT" >/dev/null &
     local feeder=$!
@@ -140,11 +151,12 @@ measure() {
         sleep 0.05
     done
     t1=$(now_ns)
-    local cpu1 scpu1 hwm
-    cpu1=$(proc_cpu_ticks "$rpid"); scpu1=$(proc_cpu_ticks "$spid"); hwm=$(proc_hwm_kb "$rpid")
+    local cpu1 scpu1=0 hwm
+    cpu1=$(proc_cpu_ticks "$rpid"); hwm=$(proc_hwm_kb "$rpid")
+    [[ -n $spid ]] && scpu1=$(proc_cpu_ticks "$spid")
     wait "$feeder" || true
     forget "$feeder"
-    stop_pid "$spid" rsyslogd-a || true
+    [[ -n $spid ]] && { stop_pid "$spid" rsyslogd-a || true; }
     stop_pid "$rpid" "$receiver" || true
     if [[ $receiver == scribed ]]; then
         archive_matches "$RUN/scribed-data" "$CATEGORY" "$INPUT" || { ok=0; note="$ARCHIVE_PROBLEM"; }
@@ -152,14 +164,16 @@ measure() {
         cmp -s "$RUN/rsyslog-b.out" "$INPUT" || { ok=0; note="rsyslog output differs from input"; }
     fi
     (( ok )) || FAILED=1
-    record "$receiver" "$round" $(( t1 - t0 )) $(( cpu1 - cpu0 )) "$hwm" $(( scpu1 - scpu0 )) "$ok" "${note:-byte-identical}"
+    record "$sender" "$receiver" "$round" $(( t1 - t0 )) $(( cpu1 - cpu0 )) "$hwm" $(( scpu1 - scpu0 )) "$ok" "${note:-byte-identical}"
 }
 
 log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines); $RUNS round(s)"
 for round in $(seq "$RUNS"); do
-    for receiver in scribed rsyslog; do
-        log "round $round: rsyslog omfwd -> $receiver"
-        measure "$receiver" "$round"
+    for sender in $SENDERS; do
+        for receiver in scribed rsyslog; do
+            log "round $round: $sender -> $receiver"
+            measure "$sender" "$receiver" "$round"
+        done
     done
 done
 
@@ -171,25 +185,34 @@ import csv, statistics, sys
 path, nbytes, nlines, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rows = list(csv.DictReader(open(path), delimiter="\t"))
 print(f"input: {nbytes} bytes, {nlines} lines")
-print(f"| receiver | wall s | MB/s | lines/s | receiver CPU s | receiver peak RSS MiB | sender rsyslogd CPU s | correct |")
-print("|---|---|---|---|---|---|---|---|")
-med = {}
-for rec in ("scribed", "rsyslog"):
-    rs = [r for r in rows if r["receiver"] == rec]
-    if not rs:
+for sender in ("rsyslog", "direct"):
+    srows = [r for r in rows if r["sender"] == sender]
+    if not srows:
         continue
-    w = statistics.median(int(r["wall_ns"]) / 1e9 for r in rs)
-    m = min(rs, key=lambda r: abs(int(r["wall_ns"]) / 1e9 - w))
-    cpu = int(m["cpu_ticks"]) / tck
-    med[rec] = (w, cpu)
-    name = "scribed [[syslog]]" if rec == "scribed" else "rsyslogd imtcp->omfile"
-    ok = "yes" if all(r["ok"] == "1" for r in rs) else "NO: " + "; ".join(r["note"] for r in rs)
-    print(f"| {name} | {w:.2f} | {nbytes / w / 1e6:.1f} | {nlines / w:.0f} | {cpu:.2f} | "
-          f"{int(m['hwm_kb']) / 1024:.1f} | {int(m['sender_cpu_ticks']) / tck:.2f} | {ok} |")
-if len(med) == 2:
-    (ws, cs), (wr, cr) = med["scribed"], med["rsyslog"]
-    print(f"\nscribed/rsyslog throughput: {wr / ws:.2f}x (goal 2x; bounded by the sending rsyslogd)")
-    print(f"rsyslog/scribed receiver CPU per byte: {cr / cs:.2f}x (how much less work scribed does)")
+    title = ("rsyslogd A (imptcp -> omfwd octet-counted) -> receiver" if sender == "rsyslog"
+             else "send_tcp.py (sendfile, LF framing) straight to the receiver")
+    print(f"\n{title}\n")
+    print("| receiver | wall s | MB/s | lines/s | receiver CPU s | receiver peak RSS MiB | sender rsyslogd CPU s | correct |")
+    print("|---|---|---|---|---|---|---|---|")
+    med = {}
+    for rec in ("scribed", "rsyslog"):
+        rs = [r for r in srows if r["receiver"] == rec]
+        if not rs:
+            continue
+        w = statistics.median(int(r["wall_ns"]) / 1e9 for r in rs)
+        m = min(rs, key=lambda r: abs(int(r["wall_ns"]) / 1e9 - w))
+        cpu = int(m["cpu_ticks"]) / tck
+        med[rec] = (w, cpu)
+        name = "scribed [[syslog]]" if rec == "scribed" else "rsyslogd imtcp->omfile"
+        ok = "yes" if all(r["ok"] == "1" for r in rs) else "NO: " + "; ".join(r["note"] for r in rs)
+        scpu = f"{int(m['sender_cpu_ticks']) / tck:.2f}" if sender == "rsyslog" else "-"
+        print(f"| {name} | {w:.2f} | {nbytes / w / 1e6:.1f} | {nlines / w:.0f} | {cpu:.2f} | "
+              f"{int(m['hwm_kb']) / 1024:.1f} | {scpu} | {ok} |")
+    if len(med) == 2:
+        (ws, cs), (wr, cr) = med["scribed"], med["rsyslog"]
+        bound = " (bounded by the sending rsyslogd)" if sender == "rsyslog" else ""
+        print(f"\n{sender}: scribed/rsyslog throughput: {wr / ws:.2f}x (goal 2x){bound}")
+        print(f"{sender}: rsyslog/scribed receiver CPU per byte: {cr / cs:.2f}x")
 PY
 if (( FAILED )); then log "CORRECTNESS CHECK FAILED (outputs kept under $RUN)"; exit 1; fi
 log "all correctness checks passed"
