@@ -40,16 +40,7 @@ ONLY=${BENCH_ONLY:-"tailgate-file tailgate-scribe frontail"}
 RUN=$WORK/fanout
 FRONTAIL_DIR=$WORK/frontail
 
-# One cargo invocation for every binary: building scribed/ship and tailgate separately would
-# rebuild shared dependencies twice (different feature unification per invocation).
-build_all() { cargo build --release -p scribed -p shipper -p tailgate --bins --example fanout_bench; }
-if [[ -n ${BENCH_REV:-} ]]; then
-    bench_build    # exports the revision and builds scribed and ship there
-    [[ "${BENCH_NO_BUILD:-}" == 1 ]] || (cd "$SRC" && build_all)
-else
-    [[ "${BENCH_NO_BUILD:-}" == 1 ]] || (cd "$ROOT" && build_all)
-    BENCH_NO_BUILD=1 bench_build
-fi
+bench_build    # scripts/build-release: scribed, ship, tailgate and the fanout_bench client
 TAILGATE=$BIN/tailgate
 CLIENT=$BIN/examples/fanout_bench
 [[ -x $TAILGATE && -x $CLIENT ]] || die "tailgate binaries missing in $BIN"

@@ -117,10 +117,11 @@ port_listening() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# bench_build: builds the release binaries. With BENCH_REV, a clean export of that commit is
-# built under bench/work/, so the figures are for a known revision and unaffected by
-# uncommitted edits in the working tree. BENCH_NO_BUILD=1 skips the build.
-# Sets SRC, BIN, REV_DESC, SCRIBED, SHIP.
+# bench_build: builds the release binaries, every bench the same way (scripts/build-release:
+# one package and feature selection, so switching benches never rebuilds the workspace). With
+# BENCH_REV, a clean export of that commit is built under bench/work/, so the figures are for a
+# known revision and unaffected by uncommitted edits in the working tree. BENCH_NO_BUILD=1
+# skips the build. Sets SRC, BIN, REV_DESC, SCRIBED, SHIP.
 bench_build() {
     if [[ -n ${BENCH_REV:-} ]]; then
         REV=$(git -C "$ROOT" rev-parse --verify "${BENCH_REV}^{commit}")
@@ -142,7 +143,7 @@ bench_build() {
     fi
     if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
         log "building release binaries in $SRC"
-        (cd "$SRC" && cargo build --release -p scribed -p shipper)
+        "$ROOT/scripts/build-release" "$SRC" >&2
     fi
     SCRIBED=$BIN/scribed
     SHIP=$BIN/ship

@@ -37,25 +37,7 @@ ONLY=${BENCH_ONLY:-"grep grep-gz cut-field cut-char count-minute distinct-minute
 
 # ---------------------------------------------------------------------------------------------
 # 1. Build logq (a clean export of BENCH_REV, or the working tree).
-if [[ -n ${BENCH_REV:-} ]]; then
-    REV=$(git -C "$ROOT" rev-parse --verify "${BENCH_REV}^{commit}")
-    SRC=$WORK/src-logq-${REV:0:12}
-    if [[ ! -f $SRC/Cargo.toml ]]; then
-        mkdir -p "$SRC.tmp"
-        git -C "$ROOT" archive "$REV" | tar -x -C "$SRC.tmp"
-        mv "$SRC.tmp" "$SRC"
-    fi
-    export CARGO_TARGET_DIR=$WORK/target
-    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s' "$REV") (clean export)"
-else
-    SRC=$ROOT
-    REV_DESC="$(git -C "$ROOT" log -1 --format='%h %s') + working tree"
-fi
-BIN=${CARGO_TARGET_DIR:-$SRC/target}/release
-if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
-    log "building logq (release) in $SRC"
-    (cd "$SRC" && cargo build --release -p logq >&2)
-fi
+bench_build    # scripts/build-release (the same build as every bench)
 LOGQ=$BIN/logq
 [[ -x $LOGQ ]] || die "no logq binary at $LOGQ"
 

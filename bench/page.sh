@@ -16,8 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/tests/browser/setup.sh"
 if [[ -z ${TAILGATE_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release -q -p tailgate)
-    TAILGATE_BIN=$ROOT/${CARGO_TARGET_DIR:-target}/release/tailgate
+    "$ROOT/scripts/build-release" "$ROOT" -q    # the same build as every bench
+    TAILGATE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tailgate
 fi
 export TAILGATE_BIN PW_DIR=$ROOT/tests/browser
 if [[ -n ${PAGE_REV:-} ]]; then

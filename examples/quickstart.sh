@@ -5,7 +5,7 @@
 # URL. Everything stops on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p scribed -p shipper -p tailgate
+scripts/build-release    # the same build as the benchmarks: switching never rebuilds
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 pids=()

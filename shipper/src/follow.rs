@@ -53,6 +53,10 @@ use crate::multiline::{Joiner, MultilineRule, Record};
 use crate::outbox::{self, Batch, OutboxError, OutboxOptions, OutboxReport};
 use crate::template::CategoryTemplate;
 
+/// Maps keyed by the follower's file ids, looked up for every line: a fast hash (the ids are
+/// this process's own counters, nothing a peer chooses).
+type FileIdMap<V> = HashMap<FileId, V, foldhash::fast::RandomState>;
+
 /// Offsets to commit once a batch is safe: for each file, the end of its last line in it.
 pub type Commits = Vec<(FileId, u64)>;
 
@@ -198,12 +202,12 @@ struct Batcher {
     limits: BatchLimits,
     out: mpsc::Sender<Batch<Commits>>,
     builder: BatchBuf,
-    commits: HashMap<FileId, u64>,
+    commits: FileIdMap<u64>,
     /// Finished batches waiting for the positions to be saved (see the module docs).
     ready: Vec<Batch<Commits>>,
     producer: ProducerId,
     /// Per file generation: its producer id and where its next entry starts.
-    streams: HashMap<FileId, (ProducerId, u64)>,
+    streams: FileIdMap<(ProducerId, u64)>,
     /// The path of each generation's producer id.
     names: FileNames,
     /// The outbox has gone: stop.
@@ -246,10 +250,10 @@ pub fn spawn(
         builder: BatchBuf::new(&settings.limits),
         limits: settings.limits.clone(),
         out,
-        commits: HashMap::new(),
+        commits: FileIdMap::default(),
         ready: Vec::new(),
         producer: settings.producer,
-        streams: HashMap::new(),
+        streams: FileIdMap::default(),
         names: settings.names.clone(),
         closed: false,
         runtime: tokio::runtime::Handle::try_current().ok(),
@@ -407,6 +411,10 @@ impl Tail {
         } = self;
         let max_line = settings.limits.max_line;
         let mut finished: Vec<PathBuf> = Vec::new();
+        let targets = &*targets;
+        // The target of the previous line: lines come file by file, and hashing the path of
+        // every line showed in profiles.
+        let mut last: Option<(&Path, &Target)> = None;
         let outcome = follower.poll(&mut |event| match event {
             Event::Line {
                 path,
@@ -415,8 +423,15 @@ impl Tail {
                 bytes,
                 stream,
             } => {
-                let Some(target) = targets.get(path) else {
-                    return;
+                let target = match last {
+                    Some((p, t)) if p == path => t,
+                    _ => {
+                        let Some((p, t)) = targets.get_key_value(path) else {
+                            return;
+                        };
+                        last = Some((p, t));
+                        t
+                    }
                 };
                 match settings.entries[target.entry].multiline.as_ref() {
                     Some(rule) => {

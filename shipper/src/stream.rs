@@ -96,10 +96,12 @@ pub async fn ship_stream<R: Read + Send + 'static>(
     };
     match read {
         Some(Ok(_)) | None => {}
-        Some(Err(ReadError::LineTooLong { line, max })) => {
+        Some(Err(ReadError::LineTooLong { max })) => {
+            // The reader hands over whole lines only: the long one follows the last batched.
+            let line = lines_read + 1;
             return Err(fail(format!(
                 "line {line} is longer than --max-line ({max} bytes); nothing from it on was sent"
-            )))
+            )));
         }
         Some(Err(e)) => return Err(fail(e.to_string())),
     }

@@ -546,3 +546,36 @@ fn bench_write_entries() {
         );
     }
 }
+
+#[test]
+fn interleaved_producers_and_repeats_inside_a_batch_are_written_once() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cat("t");
+    let mut w = RotatingWriter::open(d.path(), &c, opts()).unwrap();
+    let mut batch = entries(1, 0, &["a", "b"]);
+    batch.extend(entries(2, 0, &["x"]));
+    batch.extend(entries(1, 4, &["c"]));
+    // Repeats of what this batch already wrote: one entry, two, and a range across the run
+    // being written and the ranges noted before it.
+    batch.extend(entries(1, 0, &["a"]));
+    batch.extend(entries(1, 2, &["b", "c"]));
+    batch.push((b"z", id(1, 1, 5)));
+    batch.extend(entries(1, 6, &["d"]));
+    let s = w.write_entries(batch.iter().copied()).unwrap();
+    assert_eq!((s.messages, s.duplicates), (5, 4));
+    // The next batch starts inside what is committed, then goes on past it.
+    let s = w.write_entries(entries(1, 4, &["c", "d", "e"])).unwrap();
+    assert_eq!((s.messages, s.duplicates), (1, 2));
+    let s = w.write_entries(entries(2, 0, &["x", "y"])).unwrap();
+    assert_eq!((s.messages, s.duplicates), (1, 1));
+    drop(w);
+    assert_eq!(read_all(d.path(), &c), "a\nb\nx\nc\nd\ne\ny\n");
+    // What was committed survives a reopen.
+    let mut w = RotatingWriter::open(d.path(), &c, opts()).unwrap();
+    let s = w
+        .write_entries(entries(1, 0, &["a", "b", "c", "d", "e", "f"]))
+        .unwrap();
+    assert_eq!((s.messages, s.duplicates), (1, 5));
+    drop(w);
+    assert_eq!(read_all(d.path(), &c), "a\nb\nx\nc\nd\ne\ny\nf\n");
+}

@@ -416,7 +416,7 @@ impl RotatingWriter {
         for (msg, id) in entries {
             // Ids matter only when idempotent, and only for a non-empty range.
             let id = id.filter(|i| i.start < i.end && self.commit.is_some());
-            if let (Some(id), Some(c)) = (&id, &self.commit) {
+            if let (Some(id), Some(c)) = (&id, self.commit.as_mut()) {
                 if c.is_duplicate(id) {
                     stats.duplicates += 1;
                     continue;

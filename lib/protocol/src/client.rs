@@ -174,9 +174,16 @@ pub struct Client {
 struct Pending {
     /// Frames not written yet: where the connection does not pipeline, each waits for the
     /// `OK` to the one before.
-    unsent: VecDeque<Bytes>,
+    unsent: VecDeque<OutFrame>,
     /// Frames not yet answered (written or not).
     unanswered: usize,
+}
+
+/// A frame of a batch as two pieces written back to back: its length (and, native, its
+/// header), then the batch bytes, never copied into one buffer.
+struct OutFrame {
+    head: Bytes,
+    payload: Bytes,
 }
 
 impl Client {
@@ -469,28 +476,55 @@ impl Client {
         for o in split.oversize {
             self.set_aside(o).await?;
         }
-        let mut frames: VecDeque<Bytes> = match self.wire {
+        let mut frames: VecDeque<OutFrame> = match self.wire {
             Wire::Native { compression } => split
                 .parts
                 .iter()
                 .map(|part| {
-                    let f = BatchFrame::encode(self.next_batch, part, compression);
+                    let (head, payload) =
+                        BatchFrame::encode_parts(self.next_batch, part, compression);
                     self.next_batch += 1;
-                    f.slice(4..)
+                    OutFrame { head, payload }
                 })
                 .collect(),
-            Wire::Thrift { .. } => split.parts.into(),
+            Wire::Thrift { .. } => split
+                .parts
+                .into_iter()
+                .map(|payload| OutFrame {
+                    head: Bytes::copy_from_slice(&(payload.len() as u32).to_be_bytes()),
+                    payload,
+                })
+                .collect(),
         };
         let now = if self.pipelines() { frames.len() } else { 1 };
-        let first: Vec<Bytes> = frames.drain(..now.min(frames.len())).collect();
+        let first: Vec<OutFrame> = frames.drain(..now.min(frames.len())).collect();
         self.pending.push_back(Pending {
             unanswered: first.len() + frames.len(),
             unsent: frames,
         });
         for f in first {
-            self.send(f).await?;
+            self.write_frame(f).await?;
         }
         Ok(())
+    }
+
+    /// Writes a batch's frame with `writev` straight to the stream (the codec would copy the
+    /// whole batch into its buffer first), under the request timeout.
+    async fn write_frame(&mut self, f: OutFrame) -> Result<(), ClientError> {
+        let timeout = self.opts.request_timeout;
+        let framed = &mut self.framed;
+        let write = async {
+            // Whatever the codec still holds goes first (nothing: `send` flushes).
+            SinkExt::<Bytes>::flush(framed).await?;
+            write_all_vectored(framed.get_mut(), &f.head, &f.payload).await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(r) => r.map_err(|source| self.io_error(source)),
+            Err(_) => Err(ClientError::RequestTimeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
     }
 
     async fn set_aside(&self, o: Oversize) -> Result<(), ClientError> {
@@ -525,7 +559,7 @@ impl Client {
             }
             batch.unanswered -= 1;
             if let Some(next) = batch.unsent.pop_front() {
-                self.send(next).await?;
+                self.write_frame(next).await?;
             }
         }
         Ok(ResultCode::Ok)
@@ -601,6 +635,30 @@ async fn within<T>(
         Ok(r) => r,
         Err(_) => Err(ClientError::RequestTimeout { addr, timeout }),
     }
+}
+
+/// Writes `head` then `payload` with as few `writev(2)` calls as the socket takes, then
+/// flushes (TLS: the records are out).
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    mut head: &[u8],
+    mut payload: &[u8],
+) -> io::Result<()> {
+    while !head.is_empty() || !payload.is_empty() {
+        let n = if head.is_empty() {
+            w.write(payload).await?
+        } else {
+            w.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        payload = &payload[n - from_head..];
+    }
+    w.flush().await
 }
 
 #[cfg(test)]

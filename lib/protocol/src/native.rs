@@ -356,6 +356,17 @@ impl BatchFrame {
     /// grow (random bytes) goes plain, so a body that fits a frame limit always fits it
     /// framed (every batch says its own compression).
     pub fn encode(batch: u64, body: &Bytes, compression: Compression) -> Bytes {
+        let (head, payload) = BatchFrame::encode_parts(batch, body, compression);
+        let mut out = BytesMut::with_capacity(head.len() + payload.len());
+        out.put_slice(&head);
+        out.put_slice(&payload);
+        out.freeze()
+    }
+
+    /// [`Self::encode`] as two pieces to write back to back (one `writev`): the frame's
+    /// length and header, then the payload, which is `body` itself when it goes uncompressed,
+    /// so a batch is never copied into a frame.
+    pub fn encode_parts(batch: u64, body: &Bytes, compression: Compression) -> (Bytes, Bytes) {
         let compressed = match compression {
             Compression::None => None,
             Compression::Gzip => {
@@ -368,18 +379,17 @@ impl BatchFrame {
                 enc.finish().ok().filter(|c| c.len() < body.len())
             }
         };
-        let (compression, payload): (_, &[u8]) = match &compressed {
-            Some(c) => (Compression::Gzip, c),
-            None => (Compression::None, body),
+        let (compression, payload) = match compressed {
+            Some(c) => (Compression::Gzip, Bytes::from(c)),
+            None => (Compression::None, body.clone()),
         };
-        let mut out = BytesMut::with_capacity(4 + BATCH_FRAME_OVERHEAD + payload.len());
-        out.put_u32((BATCH_FRAME_OVERHEAD + payload.len()) as u32);
-        out.put_u8(kind::BATCH);
-        out.put_u64(batch);
-        out.put_u8(compression.code());
-        out.put_u32(body.len() as u32);
-        out.put_slice(payload);
-        out.freeze()
+        let mut head = BytesMut::with_capacity(4 + BATCH_FRAME_OVERHEAD);
+        head.put_u32((BATCH_FRAME_OVERHEAD + payload.len()) as u32);
+        head.put_u8(kind::BATCH);
+        head.put_u64(batch);
+        head.put_u8(compression.code());
+        head.put_u32(body.len() as u32);
+        (head.freeze(), payload)
     }
 
     /// Decodes a frame's payload (kind byte included) without inflating it.
@@ -525,6 +535,30 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
     Ok(out)
 }
 
+/// Room [`BatchBuilder::with_capacity`] keeps for the tables: one category of the longest
+/// name scribed takes and a few dozen producer rows (`ship --follow` has one per file).
+const HEADROOM: usize = 1024;
+
+/// A body's tables and entry count, as they precede the entries.
+fn write_tables(
+    out: &mut impl BufMut,
+    cats: &[Bytes],
+    prods: &[(ProducerId, u64, u64)],
+    count: u32,
+) {
+    out.put_u32(cats.len() as u32);
+    for c in cats {
+        out.put_u16(c.len() as u16);
+        out.put_slice(c);
+    }
+    out.put_u32(prods.len() as u32);
+    for (id, base, _) in prods {
+        out.put_slice(&id.0);
+        out.put_u64(*base);
+    }
+    out.put_u32(count);
+}
+
 /// Where [`BatchBuilder::push`] puts an entry; `None`: a new table row.
 struct Slot {
     category: Option<usize>,
@@ -554,6 +588,9 @@ fn too_many(what: &str, n: usize, bytes: usize) -> NativeError {
 /// resent range) starts a new row for the same id.
 #[derive(Debug, Default)]
 pub struct BatchBuilder {
+    /// Bytes kept free at the front of `entries` for the tables, so that [`Self::finish`]
+    /// writes them in front of the entries instead of copying the entries behind them.
+    head: usize,
     cats: Vec<Bytes>,
     cat_index: HashMap<Bytes, usize>,
     /// (id, base, where its next entry must start to continue this row).
@@ -571,8 +608,11 @@ impl BatchBuilder {
     }
 
     pub fn with_capacity(bytes: usize) -> BatchBuilder {
+        let mut entries = BytesMut::with_capacity(HEADROOM + bytes);
+        entries.put_bytes(0, HEADROOM);
         BatchBuilder {
-            entries: BytesMut::with_capacity(bytes),
+            head: HEADROOM,
+            entries,
             ..Default::default()
         }
     }
@@ -647,6 +687,13 @@ impl BatchBuilder {
             Some(last) if &last[..] == category => Some(self.cats.len() - 1),
             _ => self.cat_index.get(category).copied(),
         };
+        // Likewise the newest row (a row is its producer's newest while it is the last one).
+        if let (Some(id), Some(last)) = (id, self.prods.last()) {
+            if last.0 == id.producer && last.2 == id.start {
+                let row = Some(self.prods.len() - 1);
+                return Slot { category, row };
+            }
+        }
         let row = id.and_then(|id| {
             self.prod_index
                 .get(&id.producer)
@@ -671,27 +718,33 @@ impl BatchBuilder {
 
     /// About how long the body will be.
     pub fn encoded_len(&self) -> usize {
-        self.entries.len()
-            + self.cats.iter().map(|c| c.len() + 2).sum::<usize>()
-            + 24 * self.prods.len()
-            + 12
+        self.entries.len() - self.head + self.tables_len()
     }
 
-    /// The finished body.
+    /// Bytes of the category and producer tables and the entry count.
+    fn tables_len(&self) -> usize {
+        self.cats.iter().map(|c| c.len() + 2).sum::<usize>() + 24 * self.prods.len() + 12
+    }
+
+    /// The finished body: the tables written into the room left in front of the entries
+    /// (a builder from [`Self::with_capacity`] whose tables fit it), else a copy.
     pub fn finish(self) -> Bytes {
+        let tables = self.tables_len();
+        if tables <= self.head {
+            let mut body = self.entries;
+            let at = self.head - tables;
+            write_tables(
+                &mut &mut body[at..self.head],
+                &self.cats,
+                &self.prods,
+                self.count,
+            );
+            let _ = body.split_to(at);
+            return body.freeze();
+        }
         let mut out = BytesMut::with_capacity(self.encoded_len());
-        out.put_u32(self.cats.len() as u32);
-        for c in &self.cats {
-            out.put_u16(c.len() as u16);
-            out.put_slice(c);
-        }
-        out.put_u32(self.prods.len() as u32);
-        for (id, base, _) in &self.prods {
-            out.put_slice(&id.0);
-            out.put_u64(*base);
-        }
-        out.put_u32(self.count);
-        out.put_slice(&self.entries);
+        write_tables(&mut out, &self.cats, &self.prods, self.count);
+        out.put_slice(&self.entries[self.head..]);
         out.freeze()
     }
 }

@@ -386,14 +386,18 @@ pub fn group_by_category(entries: impl IntoIterator<Item = Incoming>) -> Vec<Cat
     // Consecutive messages nearly always share a category: compare with the previous one
     // before hashing.
     let mut last: Option<usize> = None;
+    let entries = entries.into_iter();
+    // Most batches are of one category: room for all of them in the first group.
+    let expected = entries.size_hint().0;
     for (category, message, id) in entries {
         let i = match last.filter(|&i| groups[i].category == category) {
             Some(i) => i,
             None => *index.entry(category.clone()).or_insert_with(|| {
+                let room = if groups.is_empty() { expected } else { 0 };
                 groups.push(CategoryGroup {
                     category,
-                    messages: Vec::new(),
-                    ids: Vec::new(),
+                    messages: Vec::with_capacity(room),
+                    ids: Vec::with_capacity(room),
                 });
                 groups.len() - 1
             }),

@@ -57,7 +57,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
-use scribe_ids::{EntryId, ProducerMap};
+use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
 use scribe_fs::remove_if_exists;
 
@@ -237,12 +237,30 @@ pub(crate) fn discard(dir: &Path, category: &Category) {
     }
 }
 
+/// Contiguous entries of one producer written in the current batch: `[start, end)`.
+struct Run {
+    producer: ProducerId,
+    start: u64,
+    end: u64,
+    /// Where the producer's committed and pending ranges ended when the run began.
+    clear_from: u64,
+}
+
+impl Run {
+    fn continued_by(&self, id: &EntryId) -> bool {
+        self.producer == id.producer && id.start == self.end
+    }
+}
+
 /// A writer's commit state: the table, the log, and the ranges of the batch in progress.
 pub(crate) struct Committer {
     table: ProducerTable,
     log: CommitLog,
-    /// Ranges written in the current batch and not committed yet.
+    /// Ranges written in the current batch and not committed yet (but the run).
     pending: ProducerMap<RangeSet>,
+    /// The newest of them while entries continue it: noting an entry and checking the next
+    /// one cost no map lookup per entry (they showed in profiles of a busy category).
+    run: Option<Run>,
     last_sweep: u64,
     buf: Vec<u8>,
 }
@@ -266,13 +284,21 @@ impl Committer {
             table: rec.table,
             log,
             pending: ProducerMap::default(),
+            run: None,
             last_sweep: now,
             buf,
         })
     }
 
     /// Whether `id` is committed, or was already written earlier in this batch.
-    pub fn is_duplicate(&self, id: &EntryId) -> bool {
+    pub fn is_duplicate(&mut self, id: &EntryId) -> bool {
+        if let Some(r) = &self.run {
+            if r.continued_by(id) && id.start >= r.clear_from {
+                // Every range known for the producer ends at or before `id.start`.
+                return false;
+            }
+        }
+        self.flush_run();
         self.table.is_committed(id)
             || self
                 .pending
@@ -286,14 +312,35 @@ impl Committer {
 
     /// Notes that `id` was written in this batch.
     pub fn note(&mut self, id: &EntryId) {
-        self.pending
-            .entry(id.producer)
-            .or_default()
-            .insert(id.start, id.end);
+        if let Some(r) = &mut self.run {
+            if r.continued_by(id) {
+                r.end = id.end;
+                return;
+            }
+        }
+        self.flush_run();
+        let pending_end = self.pending.get(&id.producer).and_then(RangeSet::end);
+        self.run = Some(Run {
+            producer: id.producer,
+            start: id.start,
+            end: id.end,
+            clear_from: self.table.end(&id.producer).max(pending_end.unwrap_or(0)),
+        });
+    }
+
+    /// Moves the run into `pending`.
+    fn flush_run(&mut self) {
+        if let Some(r) = self.run.take() {
+            self.pending
+                .entry(r.producer)
+                .or_default()
+                .insert(r.start, r.end);
+        }
     }
 
     /// Forgets the batch's ranges (it failed).
     pub fn abort(&mut self) {
+        self.run = None;
         self.pending.clear();
     }
 
@@ -307,6 +354,7 @@ impl Committer {
         durable: bool,
     ) -> Result<(), WriteError> {
         let now = unix_secs(now);
+        self.flush_run();
         log::encode(
             &mut self.buf,
             false,

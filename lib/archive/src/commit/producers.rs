@@ -78,6 +78,11 @@ impl RangeSet {
         self.ranges.iter().copied()
     }
 
+    /// Where the highest range ends.
+    pub fn end(&self) -> Option<u64> {
+        self.ranges.last().map(|&(_, e)| e)
+    }
+
     pub fn len(&self) -> usize {
         self.ranges.len()
     }
@@ -122,6 +127,14 @@ impl ProducerTable {
         self.producers
             .get(&id.producer)
             .is_some_and(|p| p.ranges.contains(id.start, id.end))
+    }
+
+    /// Where `producer`'s highest committed range ends (0: none).
+    pub fn end(&self, producer: &ProducerId) -> u64 {
+        self.producers
+            .get(producer)
+            .and_then(|p| p.ranges.end())
+            .unwrap_or(0)
     }
 
     /// Records `ranges` as committed for `producer` at `now` (unix seconds).

@@ -40,6 +40,34 @@ fn bodies_round_trip_with_ids_categories_and_raw_bytes() {
 }
 
 #[test]
+fn tables_written_in_front_of_the_entries_give_the_same_body() {
+    // Within the room kept in front (one category, a few producers), and past it (many
+    // long categories, many producer rows): the same bytes as the copying build.
+    for (cats, producers) in [(1usize, 1u8), (3, 4), (8, 60)] {
+        let mut roomy = BatchBuilder::with_capacity(64);
+        let mut plain = BatchBuilder::new();
+        let mut want = Vec::new();
+        for i in 0..200u64 {
+            let c = format!("{}{}", "c".repeat(190), i as usize % cats);
+            let p = (i % u64::from(producers)) as u8;
+            let msg = format!("line {i}\n");
+            let e = id(p, i * 100, i * 100 + msg.len() as u64);
+            roomy.push(c.as_bytes(), msg.as_bytes(), e);
+            plain.push(c.as_bytes(), msg.as_bytes(), e);
+            want.push(Entry {
+                category: Bytes::from(c),
+                message: Bytes::from(msg),
+                id: e,
+            });
+        }
+        assert_eq!(roomy.encoded_len(), plain.encoded_len());
+        let (a, b) = (roomy.finish(), plain.finish());
+        assert_eq!(a, b, "{cats} categories, {producers} producers");
+        assert_eq!(decode_body(a).unwrap(), want);
+    }
+}
+
+#[test]
 fn every_truncation_and_extension_of_a_body_is_an_error_not_a_panic() {
     let (body, _) = sample();
     for cut in 0..body.len() {
@@ -98,6 +126,12 @@ fn batch_frames_round_trip_plain_and_gzip() {
     let (body, want) = compressible();
     for c in [Compression::None, Compression::Gzip] {
         let f = BatchFrame::encode(42, &body, c);
+        let (head, payload) = BatchFrame::encode_parts(42, &body, c);
+        assert_eq!([&head[..], &payload[..]].concat(), f);
+        if c == Compression::None {
+            // The body itself, not a copy.
+            assert_eq!(payload.as_ptr(), body.as_ptr());
+        }
         let len = u32::from_be_bytes(f[..4].try_into().unwrap()) as usize;
         assert_eq!(len, f.len() - 4);
         let bf = BatchFrame::decode(f.slice(4..)).unwrap();
