@@ -531,6 +531,20 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The number of whitespace-separated fields (awk's `NF`), counted without storing them.
+    pub fn nf(&mut self) -> usize {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let rest = self.words_rest.unwrap_or(self.line);
+        let mut n = self.words.len();
+        let mut in_word = false;
+        for b in rest {
+            let word = !blank(b);
+            n += (word && !in_word) as usize;
+            in_word = word;
+        }
+        n
+    }
+
     fn named(&mut self, name: &str) -> Option<Cow<'a, [u8]>> {
         let line = self.line;
         match self.format {

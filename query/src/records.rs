@@ -9,9 +9,9 @@ use std::ops::ControlFlow;
 
 use anyhow::{bail, Context, Result};
 
-use crate::agg::{parse_aggs, AggSpec, Cell, State};
+use crate::agg::{column_cell, parse_aggs, AggSpec, Cell, State};
 use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
-use crate::expr::Expr;
+use crate::expr::{Column, Expr};
 use crate::formats::{Detector, FieldRef, Record};
 use crate::output::{self, Table};
 use crate::plan::plan;
@@ -207,6 +207,8 @@ impl Groups {
 /// What a stats run computes.
 pub struct StatsPlan {
     pub aggs: Vec<AggSpec>,
+    /// The output columns, over `aggs`.
+    pub columns: Vec<Column>,
     pub span: Option<i64>,
     pub group: Vec<FieldRef>,
     pub filter: Option<Expr>,
@@ -334,7 +336,7 @@ impl StatsPlan {
             header.push("time".to_string());
         }
         header.extend(self.group.iter().map(FieldRef::label));
-        header.extend(self.aggs.iter().map(|a| a.label.clone()));
+        header.extend(self.columns.iter().map(|c| c.label.clone()));
         let mut rows = Vec::with_capacity(g.rows.len());
         let mut time_keys = Vec::with_capacity(g.rows.len());
         for (key, states) in g.rows {
@@ -348,7 +350,12 @@ impl StatsPlan {
                     .into_iter()
                     .map(|v| v.map_or(Cell::Empty, Cell::Text)),
             );
-            row.extend(states.into_iter().zip(&self.aggs).map(|(s, a)| s.finish(a)));
+            let cells: Vec<Cell> = states
+                .into_iter()
+                .zip(&self.aggs)
+                .map(|(s, a)| s.finish(a))
+                .collect();
+            row.extend(self.columns.iter().map(|c| column_cell(c, &cells)));
             rows.push(row);
             time_keys.push(t);
         }
@@ -455,8 +462,10 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
 
 /// What `count`/`stats` compute, from their arguments.
 pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
+    let (aggs, columns) = parse_aggs(aggs)?;
     Ok(StatsPlan {
-        aggs: parse_aggs(aggs)?,
+        aggs,
+        columns,
         span: a.by.as_deref().map(parse_span).transpose()?,
         group: a
             .group
