@@ -77,6 +77,10 @@ pub struct InputArgs {
     /// Flush output after every line (the default when stdout is a terminal).
     #[arg(long)]
     pub line_buffered: bool,
+    /// Fields of any line shape: a regex with named groups (`(?P<ms>\d+)`), a pattern with
+    /// names (`'* took *ms' as op,ms`), or a format name from the formats file.
+    #[arg(long, value_name = "SPEC")]
+    pub parse: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

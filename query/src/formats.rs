@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use crate::cli::FormatArg;
+use crate::custom::Custom;
 use crate::lines::blank_split;
 use crate::timefmt;
 
@@ -489,6 +490,9 @@ pub struct Record<'a> {
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
     logfmt: Option<Vec<Pair<'a>>>,
+    /// The `--parse` shape, and its match on this line once looked for.
+    custom: Option<&'static Custom>,
+    caps: Option<Option<regex::bytes::CaptureLocations>>,
     pub now: i64,
 }
 
@@ -504,8 +508,33 @@ impl<'a> Record<'a> {
             syslog: None,
             json: None,
             logfmt: None,
+            custom: crate::custom::get(),
+            caps: None,
             now,
         }
+    }
+
+    /// A field of the `--parse` shape, if it matches the line and has the field (`method`,
+    /// `path`, `protocol` also from a `request` field, as in an access log).
+    fn custom_field(&mut self, c: &Custom, name: &str) -> Option<&'a [u8]> {
+        let line = self.line;
+        let locs = self
+            .caps
+            .get_or_insert_with(|| {
+                let mut locs = c.re.capture_locations();
+                c.re.captures_read(&mut locs, line).map(|_| locs)
+            })
+            .as_ref()?;
+        let span = |i: usize| locs.get(i).map(|(a, b)| &line[a..b]);
+        if let Some(i) = c.group(name) {
+            return span(i);
+        }
+        let part = ["method", "path", "protocol"]
+            .iter()
+            .position(|p| *p == name)?;
+        let request = span(c.group("request")?)?;
+        let mut words = request.splitn(3, |&b| b == b' ');
+        words.nth(part)
     }
 
     pub fn get(&mut self, f: &FieldRef) -> Option<Cow<'a, [u8]>> {
@@ -546,6 +575,11 @@ impl<'a> Record<'a> {
     }
 
     fn named(&mut self, name: &str) -> Option<Cow<'a, [u8]>> {
+        if let Some(c) = self.custom {
+            if let Some(v) = self.custom_field(c, name) {
+                return Some(Cow::Borrowed(v));
+            }
+        }
         let line = self.line;
         match self.format {
             Format::Clf => {
@@ -605,6 +639,20 @@ impl<'a> Record<'a> {
 
     /// The line's time, Unix seconds, if it has one.
     pub fn time(&mut self) -> Option<i64> {
+        if let Some(c) = self.custom {
+            let now = self.now;
+            let t = crate::custom::TIME_FIELDS.iter().find_map(|f| {
+                c.names
+                    .iter()
+                    .any(|n| n.as_deref() == Some(*f))
+                    .then_some(())?;
+                let v = self.custom_field(c, f)?;
+                timefmt::parse_any(v, now)
+            });
+            if t.is_some() {
+                return t;
+            }
+        }
         match self.format {
             Format::Clf => match &self.clf {
                 Some(clf) => timefmt::parse_clf(clf.as_ref()?.time),

@@ -13,6 +13,7 @@
 pub mod agg;
 pub mod app;
 pub mod cli;
+pub mod custom;
 pub mod cut;
 pub mod expr;
 pub mod follow;

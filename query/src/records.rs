@@ -12,29 +12,21 @@ use anyhow::{bail, Context, Result};
 use crate::agg::{column_cell, parse_aggs, AggSpec, Cell, State};
 use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
 use crate::expr::{Column, Expr};
-use crate::formats::{Detector, FieldRef, Record};
+use crate::formats::{Detector, Record};
 use crate::output::{self, Table};
 use crate::plan::plan;
 use crate::source::{stdout, Source};
 use crate::{lines, par, timefmt};
 
-/// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`.
-pub fn parse_fields(s: &str) -> Result<Vec<FieldRef>> {
-    let v: Vec<FieldRef> = s
-        .split([',', ' '])
-        .filter(|p| !p.is_empty())
-        .map(|p| FieldRef::parse(p).with_context(|| format!("bad field {p:?}")))
-        .collect::<Result<_>>()?;
-    if v.is_empty() {
-        bail!("no fields given");
-    }
-    Ok(v)
+/// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`, `$NF, lower(method)`.
+pub fn parse_fields(s: &str) -> Result<Vec<(String, Expr)>> {
+    Expr::parse_list(s).with_context(|| format!("in field list {s:?}"))
 }
 
 /// What a printing command does with each line.
 struct Printer {
     filter: Option<Expr>,
-    fields: Option<Vec<FieldRef>>,
+    fields: Option<Vec<Expr>>,
     delimiter: Vec<u8>,
     prefix: Vec<u8>,
 }
@@ -55,9 +47,7 @@ impl Printer {
                     if i > 0 {
                         w.write_all(&self.delimiter)?;
                     }
-                    if let Some(v) = rec.get(f) {
-                        w.write_all(&v)?;
-                    }
+                    w.write_all(&f.value(&mut rec).bytes())?;
                 }
             }
         }
@@ -106,6 +96,10 @@ impl Printer {
     }
 }
 
+fn field_exprs(s: &str) -> Result<Vec<Expr>> {
+    Ok(parse_fields(s)?.into_iter().map(|(_, e)| e).collect())
+}
+
 fn timestamp_prefix(on: bool) -> Vec<u8> {
     if on {
         chrono::Local::now()
@@ -119,7 +113,7 @@ fn timestamp_prefix(on: bool) -> Vec<u8> {
 
 pub fn run_where(a: WhereArgs) -> Result<i32> {
     let filter = Expr::parse(&a.expr).with_context(|| format!("in {:?}", a.expr))?;
-    let fields = a.print.as_deref().map(parse_fields).transpose()?;
+    let fields = a.print.as_deref().map(field_exprs).transpose()?;
     let src = Source::new(&a.input, &a.files)?;
     Printer {
         filter: Some(filter),
@@ -139,7 +133,7 @@ pub fn run_print(a: PrintArgs) -> Result<i32> {
     let src = Source::new(&a.input, &a.files)?;
     Printer {
         filter,
-        fields: Some(parse_fields(&a.fields)?),
+        fields: Some(field_exprs(&a.fields)?),
         delimiter: a.output_delimiter.into_bytes(),
         prefix: timestamp_prefix(a.timestamp),
     }
@@ -210,7 +204,8 @@ pub struct StatsPlan {
     /// The output columns, over `aggs`.
     pub columns: Vec<Column>,
     pub span: Option<i64>,
-    pub group: Vec<FieldRef>,
+    /// Group keys: labels and expressions (`-g ip,url_path(path)`).
+    pub group: Vec<(String, Expr)>,
     pub filter: Option<Expr>,
     pub approx: bool,
     /// Zero rows for buckets without lines (always without groups; with groups, `--fill`).
@@ -269,13 +264,15 @@ impl StatsPlan {
                 };
                 key.extend_from_slice(&(t.div_euclid(span) * span).to_be_bytes());
             }
-            for f in &self.group {
-                match rec.get(f) {
-                    Some(v) => {
-                        key.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                        key.extend_from_slice(&v);
+            for (_, e) in &self.group {
+                match e.value(&mut rec) {
+                    crate::expr::Value::Missing => key.extend_from_slice(&u32::MAX.to_be_bytes()),
+                    v => {
+                        let v = v.bytes();
+                        let len = u32::try_from(v.len()).unwrap_or(u32::MAX - 1);
+                        key.extend_from_slice(&len.to_be_bytes());
+                        key.extend_from_slice(&v[..len as usize]);
                     }
-                    None => key.extend_from_slice(&u32::MAX.to_be_bytes()),
                 }
             }
             let idx = match last {
@@ -335,7 +332,7 @@ impl StatsPlan {
         if self.span.is_some() {
             header.push("time".to_string());
         }
-        header.extend(self.group.iter().map(FieldRef::label));
+        header.extend(self.group.iter().map(|(label, _)| label.clone()));
         header.extend(self.columns.iter().map(|c| c.label.clone()));
         let mut rows = Vec::with_capacity(g.rows.len());
         let mut time_keys = Vec::with_capacity(g.rows.len());

@@ -29,6 +29,9 @@ pub struct Source {
 impl Source {
     pub fn new(args: &InputArgs, paths: &[String]) -> Result<Source> {
         crate::lines::set_max_line(usize::try_from(args.max_line).unwrap_or(usize::MAX));
+        if let Some(spec) = &args.parse {
+            crate::custom::set(spec)?;
+        }
         let spec = InputSpec {
             paths: paths.to_vec(),
             categories: args.categories.clone(),

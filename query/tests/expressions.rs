@@ -38,7 +38,9 @@ fn numeric_lines(seed: u64, n: usize) -> String {
 fn arithmetic_nf_and_functions_select_what_awk_selects() {
     // mawk (Debian's required awk) has no --version: check that awk runs at all, so that a
     // missing awk fails the test instead of passing it.
-    let probe = std::process::Command::new("awk").arg("BEGIN { exit 0 }").status();
+    let probe = std::process::Command::new("awk")
+        .arg("BEGIN { exit 0 }")
+        .status();
     assert!(probe.is_ok_and(|s| s.success()), "system awk not found");
     let input = numeric_lines(16, 3000);
     let exprs = [
@@ -164,7 +166,10 @@ fn expression_errors_are_one_line_and_exit_2() {
         (&["stats", "status"], "field status outside an aggregate"),
         (&["stats", "count(ip)"], "count takes no argument"),
         (&["stats", "sum_if(bytes)"], "sum_if takes two arguments"),
-        (&["stats", "count_if(status > 1) > 2"], "a column is aggregates"),
+        (
+            &["stats", "count_if(status > 1) > 2"],
+            "a column is aggregates",
+        ),
         (&["where", "$1 +"], "expression ends too early"),
     ] {
         let (code, out, err) = logq_out(args);

@@ -160,6 +160,11 @@ impl Expr {
         parse::Parser::new(src, true)?.columns()
     }
 
+    /// A field list (`ip,path`, `1 7`, `$NF, url_path(path)`): each expression and its label.
+    pub fn parse_list(src: &str) -> Result<Vec<(String, Expr)>, ParseError> {
+        parse::Parser::new(src, false)?.list()
+    }
+
     /// Whether the line passes the filter.
     pub fn eval(&self, rec: &mut Record<'_>) -> bool {
         match self {
@@ -421,6 +426,26 @@ mod tests {
         assert!(eval(r#"ip_prefix(ip, 16) == "10.0.0.0/16""#, line, clf));
         assert!(eval("bytes / 1024 == 2 && status - 3 == 500", line, clf));
         assert!(eval("(status >= 500) + 1 == 2", line, clf));
+    }
+
+    #[test]
+    fn field_lists() {
+        let labels = |s: &str| -> Vec<String> {
+            Expr::parse_list(s)
+                .unwrap()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect()
+        };
+        assert_eq!(labels("1 7"), ["$1", "$7"]);
+        assert_eq!(labels("1,7, 0"), ["$1", "$7", "$0"]);
+        assert_eq!(labels("$1 $7 ip"), ["$1", "$7", "ip"]);
+        assert_eq!(
+            labels("$NF, url_path(path), bytes / 1024"),
+            ["$NF", "url_path(path)", "bytes/1024"]
+        );
+        assert_eq!(labels("1 + 2, 3"), ["1+2", "$3"]);
+        assert!(Expr::parse_list("").is_err());
     }
 
     #[test]

@@ -82,6 +82,45 @@ impl<'s> Parser<'s> {
         Ok((self.aggs.take().unwrap_or_default(), cols))
     }
 
+    /// `ip,path`, `1 7`, `$NF, lower(method), bytes / 1024`: expressions separated by commas
+    /// or blanks, each with its label (a bare whole number `N` is field `$N`).
+    pub fn list(mut self) -> Result<Vec<(String, Expr)>, ParseError> {
+        let mut out = Vec::new();
+        while self.peek().is_some() {
+            let start = self.pos();
+            let e = match (self.peek().cloned(), self.peek_next()) {
+                (
+                    Some(Tok::Num(n)),
+                    None
+                    | Some(Tok::Comma | Tok::Num(_) | Tok::Field(_) | Tok::Dollar | Tok::Str(_)),
+                ) if n.fract() == 0.0 && (0.0..1e15).contains(&n) => {
+                    self.i += 1;
+                    match n as usize {
+                        0 => Expr::Field(FieldRef::Line),
+                        k => Expr::Field(FieldRef::Num(k)),
+                    }
+                }
+                _ => self.or()?,
+            };
+            let label = match &e {
+                Expr::Field(f) => f.label(),
+                _ => squeeze(&self.src[start..self.toks[self.i - 1].1]),
+            };
+            out.push((label, e));
+            if self.peek() == Some(&Tok::Comma) {
+                self.i += 1;
+            }
+        }
+        if out.is_empty() {
+            return self.err("no fields given");
+        }
+        Ok(out)
+    }
+
+    fn peek_next(&self) -> Option<&Tok> {
+        self.toks.get(self.i + 1).map(|t| &t.2)
+    }
+
     fn at_end(&self) -> Result<(), ParseError> {
         match self.toks.get(self.i) {
             Some((pos, _, t)) => Err(ParseError {
