@@ -34,6 +34,21 @@ pub enum Command {
     Count(StatsArgs),
     /// Aggregate: count, count_distinct(f), sum(f), avg(f), min(f), max(f), p50(f), p90(f), p99(f).
     Stats(StatsAggArgs),
+    /// Show the detected formats, field names and sample values of the first lines.
+    Fields(FieldsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FieldsArgs {
+    pub files: Vec<String>,
+    /// How many lines to sample from the start of the inputs.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub lines: usize,
+    /// Output format (default: an aligned table on a terminal, else TSV).
+    #[arg(long, short = 'O', value_enum)]
+    pub output: Option<OutputArg>,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 /// Inputs, shared by every subcommand.

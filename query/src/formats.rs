@@ -39,7 +39,7 @@ impl From<FormatArg> for Format {
 /// is plain text (where only `$N` fields and a leading ISO timestamp are known).
 pub fn detect(line: &[u8]) -> Format {
     let line = line.trim_ascii();
-    if line.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+    if line.first() == Some(&b'{') && parse_json(line).is_some() {
         return Format::Json;
     }
     if is_clf(line) {
@@ -63,6 +63,50 @@ pub fn detect(line: &[u8]) -> Format {
         }
     }
     Format::Plain
+}
+
+/// A JSON line's value. A line with an invalid UTF-8 byte (a truncated multi-byte character
+/// from a logger that cuts at a byte limit) is decoded lossily, the bad bytes becoming U+FFFD,
+/// so that its other fields still answer.
+pub fn parse_json(line: &[u8]) -> Option<serde_json::Value> {
+    match serde_json::from_slice(line) {
+        Ok(v) => Some(v),
+        Err(_) if std::str::from_utf8(line).is_err() => {
+            serde_json::from_str(&String::from_utf8_lossy(line)).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// A key of a JSON object by dotted name: `a.b` is key `b` of object `a`, or the key `a.b`
+/// itself (ECS's flat `"log.level"`), the longest literal key first at each level; `a.0` is
+/// an array's first item.
+pub fn json_lookup<'v>(v: &'v serde_json::Value, name: &str) -> Option<&'v serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(x) = m.get(name) {
+                return Some(x);
+            }
+            // Split at each dot, longest first key last: a nested walk stays cheap
+            // (names are short) and never recurses deeper than the name has dots.
+            name.match_indices('.').find_map(|(i, _)| {
+                let head = m.get(&name[..i])?;
+                json_lookup(head, &name[i + 1..])
+            })
+        }
+        serde_json::Value::Array(a) => {
+            let (idx, rest) = match name.split_once('.') {
+                Some((i, rest)) => (i, Some(rest)),
+                None => (name, None),
+            };
+            let item = a.get(idx.parse::<usize>().ok()?)?;
+            match rest {
+                Some(r) => json_lookup(item, r),
+                None => Some(item),
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Detects the format of every line on its own, so that a banner line or a stack trace in
@@ -514,17 +558,26 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// A field of the `--parse` shape, if it matches the line and has the field (`method`,
-    /// `path`, `protocol` also from a `request` field, as in an access log).
-    fn custom_field(&mut self, c: &Custom, name: &str) -> Option<&'a [u8]> {
+    /// Whether the `--parse` shape matches the line (false without one).
+    pub fn custom_matches(&mut self) -> bool {
+        let Some(c) = self.custom else { return false };
         let line = self.line;
-        let locs = self
-            .caps
+        self.caps
             .get_or_insert_with(|| {
                 let mut locs = c.re.capture_locations();
                 c.re.captures_read(&mut locs, line).map(|_| locs)
             })
-            .as_ref()?;
+            .is_some()
+    }
+
+    /// A field of the `--parse` shape, if it matches the line and has the field (`method`,
+    /// `path`, `protocol` also from a `request` field, as in an access log).
+    fn custom_field(&mut self, c: &Custom, name: &str) -> Option<&'a [u8]> {
+        let line = self.line;
+        if !self.custom_matches() {
+            return None;
+        }
+        let locs = self.caps.as_ref()?.as_ref()?;
         let span = |i: usize| locs.get(i).map(|(a, b)| &line[a..b]);
         if let Some(i) = c.group(name) {
             return span(i);
@@ -608,18 +661,8 @@ impl<'a> Record<'a> {
                 s.field(name).map(Cow::Borrowed)
             }
             Format::Json => {
-                let v = self
-                    .json
-                    .get_or_insert_with(|| serde_json::from_slice(line).ok())
-                    .as_ref()?;
-                let mut cur = v;
-                for part in name.split('.') {
-                    cur = match cur {
-                        serde_json::Value::Object(m) => m.get(part)?,
-                        serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
-                        _ => return None,
-                    };
-                }
+                let v = self.json.get_or_insert_with(|| parse_json(line)).as_ref()?;
+                let cur = json_lookup(v, name)?;
                 Some(match cur {
                     serde_json::Value::String(s) => Cow::Owned(s.clone().into_bytes()),
                     serde_json::Value::Null => return None,

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod custom;
 pub mod cut;
 pub mod expr;
+pub mod fields;
 pub mod follow;
 pub mod formats;
 pub mod grep;

@@ -55,7 +55,24 @@ impl Printer {
         Ok(true)
     }
 
+    /// Named fields of the filter and the printed fields.
+    fn names(&self) -> Vec<std::sync::Arc<crate::expr::Named>> {
+        let mut names = Vec::new();
+        self.filter.iter().for_each(|f| f.names(&mut names));
+        self.fields
+            .iter()
+            .flatten()
+            .for_each(|f| f.names(&mut names));
+        names
+    }
+
     fn run(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
+        let code = self.run_lines(src, tail)?;
+        crate::fields::check_found(&self.names(), src)?;
+        Ok(code)
+    }
+
+    fn run_lines(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
         let now = timefmt::now();
         let mut out = stdout();
         if let Some(n) = tail {
@@ -213,6 +230,22 @@ pub struct StatsPlan {
 }
 
 impl StatsPlan {
+    /// Named fields of the filter, groups and aggregates.
+    pub fn names(&self) -> Vec<std::sync::Arc<crate::expr::Named>> {
+        let mut names = Vec::new();
+        self.filter.iter().for_each(|f| f.names(&mut names));
+        for (_, e) in &self.group {
+            e.names(&mut names);
+        }
+        for a in &self.aggs {
+            a.arg
+                .iter()
+                .chain(&a.cond)
+                .for_each(|e| e.names(&mut names));
+        }
+        names
+    }
+
     pub fn new_states(&self) -> Vec<State> {
         self.aggs
             .iter()
@@ -517,6 +550,7 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
         }
         all
     };
+    crate::fields::check_found(&plan_.names(), &src)?;
     let mut table = plan_.finish(groups)?;
     table.sort_and_limit(a.sort.as_deref(), a.top)?;
     if let Some(path) = &a.plot {

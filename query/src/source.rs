@@ -24,6 +24,33 @@ pub struct Source {
     pub format: Option<crate::cli::FormatArg>,
     pub progress: progress::Progress,
     pub no_mmap: bool,
+    /// The first bytes read from stdin (up to [`STDIN_HEAD`]), kept so that a "did you mean"
+    /// hint can still look at stdin's field names after it was consumed.
+    pub stdin_head: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// How much of stdin [`Source::stdin_head`] keeps.
+pub const STDIN_HEAD: usize = 256 * 1024;
+
+/// A reader that copies the first [`STDIN_HEAD`] bytes it reads into a shared buffer.
+struct Head<R> {
+    inner: R,
+    head: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// The buffer is full: no more locking.
+    full: bool,
+}
+
+impl<R: Read> Read for Head<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.full {
+            let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+            let room = STDIN_HEAD.saturating_sub(head.len()).min(n);
+            head.extend_from_slice(&buf[..room]);
+            self.full = head.len() >= STDIN_HEAD;
+        }
+        Ok(n)
+    }
 }
 
 impl Source {
@@ -57,6 +84,7 @@ impl Source {
             format: args.format,
             progress,
             no_mmap: args.no_mmap,
+            stdin_head: Default::default(),
         })
     }
 
@@ -98,6 +126,16 @@ impl Source {
         }
         let r = crate::plan::open(&self.inputs, task)?;
         let r = self.progress.wrap(r, &self.inputs[task.input]);
+        let r: Box<dyn Read + Send + '_> =
+            if matches!(self.inputs[task.input].kind, crate::input::InputKind::Stdin) {
+                Box::new(Head {
+                    inner: r,
+                    head: self.stdin_head.clone(),
+                    full: false,
+                })
+            } else {
+                r
+            };
         if self.range.is_all() {
             Ok(r)
         } else {

@@ -22,6 +22,8 @@ mod lex;
 mod parse;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use regex::bytes::Regex;
 use thiserror::Error;
@@ -70,7 +72,10 @@ pub enum Expr {
     /// `first op1 e1 op2 e2 ...`, left to right, one precedence level (flat, as `Or`).
     Arith(Box<Expr>, Vec<(ArithOp, Expr)>),
     Neg(Box<Expr>),
+    /// `$N`, `$0`.
     Field(FieldRef),
+    /// A field by name, remembering whether any line had it.
+    Name(Arc<Named>),
     /// `$(EXPR)`, `$NF`.
     DynField(Box<Expr>),
     /// The number of whitespace-separated fields.
@@ -80,6 +85,51 @@ pub enum Expr {
     Call(Func, Vec<Expr>),
     /// The value of an aggregate, in a `stats` column (an index into its aggregate list).
     Agg(usize),
+}
+
+/// A named field of an expression, and whether some line was asked for it and some line had
+/// it (shared by the workers; each flag is set once, so that the hot path only reads them).
+#[derive(Debug)]
+pub struct Named {
+    field: FieldRef,
+    tried: AtomicBool,
+    found: AtomicBool,
+}
+
+impl Named {
+    pub fn new(name: String) -> Named {
+        Named {
+            field: FieldRef::Name(name),
+            tried: AtomicBool::new(false),
+            found: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match &self.field {
+            FieldRef::Name(n) => n,
+            _ => "",
+        }
+    }
+
+    pub fn tried(&self) -> bool {
+        self.tried.load(Ordering::Relaxed)
+    }
+
+    pub fn found(&self) -> bool {
+        self.found.load(Ordering::Relaxed)
+    }
+
+    fn get<'a>(&self, rec: &mut Record<'a>) -> Option<Cow<'a, [u8]>> {
+        let v = rec.get(&self.field);
+        if !self.tried() {
+            self.tried.store(true, Ordering::Relaxed);
+        }
+        if v.is_some() && !self.found() {
+            self.found.store(true, Ordering::Relaxed);
+        }
+        v
+    }
 }
 
 fn where_(pos: usize) -> String {
@@ -181,6 +231,7 @@ impl Expr {
     pub fn value<'a>(&self, rec: &mut Record<'a>) -> Value<'a> {
         match self {
             Expr::Field(f) => rec.get(f).map_or(Value::Missing, Value::Text),
+            Expr::Name(n) => n.get(rec).map_or(Value::Missing, Value::Text),
             Expr::Num(n) => Value::Num(*n),
             Expr::Str(s) => Value::Str(Cow::Owned(s.clone())),
             Expr::Or(_) | Expr::And(_) | Expr::Not(_) | Expr::Match(..) | Expr::Cmp(..) => {
@@ -220,6 +271,26 @@ impl Expr {
             Expr::Nf => Value::Num(rec.nf() as f64),
             Expr::Call(f, args) => call(*f, args, rec),
             Expr::Agg(_) => Value::Missing,
+        }
+    }
+}
+
+impl Expr {
+    /// Every named field the expression reads.
+    pub fn names(&self, out: &mut Vec<Arc<Named>>) {
+        match self {
+            Expr::Name(n) => out.push(n.clone()),
+            Expr::Or(v) | Expr::And(v) | Expr::Call(_, v) => v.iter().for_each(|e| e.names(out)),
+            Expr::Not(a) | Expr::Match(a, ..) | Expr::Neg(a) | Expr::DynField(a) => a.names(out),
+            Expr::Cmp(a, _, b) => {
+                a.names(out);
+                b.names(out);
+            }
+            Expr::Arith(a, rest) => {
+                a.names(out);
+                rest.iter().for_each(|(_, e)| e.names(out));
+            }
+            Expr::Field(_) | Expr::Nf | Expr::Str(_) | Expr::Num(_) | Expr::Agg(_) => {}
         }
     }
 }

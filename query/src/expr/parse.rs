@@ -104,6 +104,7 @@ impl<'s> Parser<'s> {
             };
             let label = match &e {
                 Expr::Field(f) => f.label(),
+                Expr::Name(n) => n.name().to_string(),
                 _ => squeeze(&self.src[start..self.toks[self.i - 1].1]),
             };
             out.push((label, e));
@@ -311,6 +312,7 @@ impl<'s> Parser<'s> {
             }
             Tok::Field(name) if name == "NF" => Expr::Nf,
             Tok::Field(name) => match FieldRef::parse(&name) {
+                Some(FieldRef::Name(n)) => Expr::Name(std::sync::Arc::new(super::Named::new(n))),
                 Some(f) => Expr::Field(f),
                 None => {
                     self.i -= 1;
@@ -456,10 +458,19 @@ fn check_column(e: &Expr) -> Result<(), String> {
             check_column(a)?;
             rest.iter().try_for_each(|(_, e)| check_column(e))
         }
-        Expr::Field(f) => Err(format!(
-            "field {} outside an aggregate (use it inside one: count_distinct({0}), sum({0}), p99({0}), or group by it with -g)",
-            f.label()
-        )),
+        Expr::Field(_) | Expr::Name(_) | Expr::Nf => {
+            let mut label = String::new();
+            if let Expr::Name(n) = e {
+                label = n.name().to_string();
+            } else if let Expr::Field(f) = e {
+                label = f.label();
+            } else {
+                label.push_str("NF");
+            }
+            Err(format!(
+                "field {label} outside an aggregate (use it inside one: count_distinct({label}), sum({label}), p99({label}), or group by it with -g)"
+            ))
+        }
         _ => Err(
             "a column is aggregates combined with numbers and + - * / % (a condition goes inside count_if(...) or AGG_if(x, ...))"
                 .into(),
