@@ -378,6 +378,10 @@ pub struct StatsArgs {
     /// Only the first N rows (after sorting).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// Apply --top (and --sort) within each time bucket of this span (`--top 3 --per
+    /// minute`: the three busiest groups of every minute); implies --by SPAN.
+    #[arg(long, value_name = "SPAN")]
+    pub per: Option<String>,
     /// With -g and --by: also print a zero row for every group in every bucket it has no
     /// line in (without -g, quiet buckets are always shown).
     #[arg(long)]

@@ -105,7 +105,9 @@ fn print_bucket(
     header: &mut bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let table = plan.finish(g)?;
+    let mut table = plan.finish(g)?;
+    // One bucket: --top and --sort apply to its rows.
+    table.sort_and_limit(plan.sort.as_deref(), plan.top, None)?;
     let mut buf = Vec::new();
     output::write(&table, Some(format), None, &mut buf)?;
     let body = if *header || format == OutputArg::Json {

@@ -77,26 +77,59 @@ impl Table {
         }
     }
 
-    /// `--sort COL` ascending, `--sort -COL` descending (stable); then `--top N`.
-    pub fn sort_and_limit(&mut self, sort: Option<&str>, top: Option<usize>) -> Result<()> {
-        if let Some(s) = sort {
-            let (desc, name) = match s.strip_prefix('-') {
-                Some(n) => (true, n),
-                None => (false, s),
-            };
-            let col = self.column(name)?;
-            self.rows.sort_by(|a, b| {
+    /// `--sort COL` ascending, `--sort -COL` descending (stable); then `--top N`. With
+    /// `per_bucket` (`--top N --per SPAN`), both apply within each time bucket (the rows of
+    /// one bucket are contiguous, as `finish` orders them), the default order being the
+    /// first aggregate column (`first_agg`), largest first.
+    pub fn sort_and_limit(
+        &mut self,
+        sort: Option<&str>,
+        top: Option<usize>,
+        per_bucket: Option<usize>,
+    ) -> Result<()> {
+        let order = match (sort, per_bucket) {
+            (Some(s), _) => {
+                let (desc, name) = match s.strip_prefix('-') {
+                    Some(n) => (true, n),
+                    None => (false, s),
+                };
+                Some((self.column(name)?, desc))
+            }
+            (None, Some(first_agg)) => Some((first_agg.min(self.header.len() - 1), true)),
+            (None, None) => None,
+        };
+        let cmp = |a: &Vec<Cell>, b: &Vec<Cell>| match order {
+            Some((col, desc)) => {
                 let o = cmp_cell(&a[col], &b[col]);
                 if desc {
                     o.reverse()
                 } else {
                     o
                 }
-            });
+            }
+            None => Ordering::Equal,
+        };
+        if per_bucket.is_none() {
+            if order.is_some() {
+                self.rows.sort_by(cmp);
+            }
+            if let Some(n) = top {
+                self.rows.truncate(n);
+            }
+            return Ok(());
         }
-        if let Some(n) = top {
-            self.rows.truncate(n);
+        let mut out = Vec::with_capacity(self.rows.len());
+        let mut rows = std::mem::take(&mut self.rows).into_iter().peekable();
+        while let Some(first) = rows.next() {
+            let mut bucket = vec![first];
+            while let Some(r) = rows.next_if(|r| r[0] == bucket[0][0]) {
+                bucket.push(r);
+            }
+            bucket.sort_by(cmp);
+            bucket.truncate(top.unwrap_or(usize::MAX));
+            out.extend(bucket);
         }
+        self.rows = out;
         Ok(())
     }
 

@@ -227,6 +227,10 @@ pub struct StatsPlan {
     pub approx: bool,
     /// Zero rows for buckets without lines (always without groups; with groups, `--fill`).
     pub fill: bool,
+    /// `--sort`, `--top`, and whether they apply per time bucket (`--per`).
+    pub sort: Option<String>,
+    pub top: Option<usize>,
+    pub per_bucket: bool,
 }
 
 impl StatsPlan {
@@ -493,10 +497,27 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
 /// What `count`/`stats` compute, from their arguments.
 pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
     let (aggs, columns) = parse_aggs(aggs)?;
+    let by = a.by.as_deref().map(parse_span).transpose()?;
+    let per = a.per.as_deref().map(parse_span).transpose()?;
+    if let (Some(b), Some(p)) = (by, per) {
+        if b != p {
+            bail!(
+                "--per {} and --by {} differ: --per SPAN already buckets by SPAN",
+                a.per.as_deref().unwrap_or(""),
+                a.by.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if per.is_some() && a.top.is_none() && a.sort.is_none() {
+        bail!("--per SPAN applies --top N (and --sort) within each bucket: give --top N");
+    }
     Ok(StatsPlan {
         aggs,
         columns,
-        span: a.by.as_deref().map(parse_span).transpose()?,
+        sort: a.sort.clone(),
+        top: a.top,
+        per_bucket: per.is_some(),
+        span: by.or(per),
         group: a
             .group
             .as_deref()
@@ -552,7 +573,8 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
     };
     crate::fields::check_found(&plan_.names(), &src)?;
     let mut table = plan_.finish(groups)?;
-    table.sort_and_limit(a.sort.as_deref(), a.top)?;
+    let first_agg = plan_.per_bucket.then(|| 1 + plan_.group.len());
+    table.sort_and_limit(plan_.sort.as_deref(), plan_.top, first_agg)?;
     if let Some(path) = &a.plot {
         crate::plot::render(&table, path, a.title.as_deref())?;
     }
