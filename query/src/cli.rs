@@ -108,6 +108,10 @@ pub enum FormatArg {
     Syslog5424,
     Json,
     Logfmt,
+    /// nginx's error_log (`2026/11/23 06:00:00 [error] pid#tid: *cid msg, client: ...`).
+    NginxError,
+    /// Apache httpd's ErrorLog (`[Mon Nov 23 06:00:00.1 2026] [mod:level] [pid N] ...`).
+    ApacheError,
     /// Whitespace-separated fields only (`$1`, `$2`, ...).
     Plain,
 }

@@ -34,6 +34,8 @@ fn format_name(f: Format) -> &'static str {
         Format::Syslog5424 => "syslog5424",
         Format::Json => "json",
         Format::Logfmt => "logfmt",
+        Format::NginxError => "nginx-error",
+        Format::ApacheError => "apache-error",
         Format::Plain => "plain",
     }
 }
@@ -150,7 +152,10 @@ fn names_of<'a>(rec: &mut Record<'a>) -> Vec<(String, Cow<'a, [u8]>)> {
         named(rec, &mut c.field_names());
     }
     match rec.format {
-        Format::Clf => named(rec, &mut CLF_NAMES.into_iter()),
+        Format::Clf => named(rec, &mut CLF_NAMES.into_iter().chain(["vhost", "port"])),
+        Format::NginxError | Format::ApacheError => {
+            named(rec, &mut crate::errorlog::NAMES.into_iter())
+        }
         Format::Syslog3164 | Format::Syslog5424 => named(rec, &mut SYSLOG_NAMES.into_iter()),
         Format::Json => {
             if let Some(v) = crate::formats::parse_json(rec.line) {

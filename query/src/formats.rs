@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use crate::cli::FormatArg;
 use crate::custom::Custom;
+use crate::errorlog::{self, ErrorLog};
 use crate::lines::blank_split;
 use crate::timefmt;
 
@@ -19,6 +20,8 @@ pub enum Format {
     Syslog5424,
     Json,
     Logfmt,
+    NginxError,
+    ApacheError,
     Plain,
 }
 
@@ -30,6 +33,8 @@ impl From<FormatArg> for Format {
             FormatArg::Syslog5424 => Format::Syslog5424,
             FormatArg::Json => Format::Json,
             FormatArg::Logfmt => Format::Logfmt,
+            FormatArg::NginxError => Format::NginxError,
+            FormatArg::ApacheError => Format::ApacheError,
             FormatArg::Plain => Format::Plain,
         }
     }
@@ -44,6 +49,11 @@ pub fn detect(line: &[u8]) -> Format {
     }
     if is_clf(line) {
         return Format::Clf;
+    }
+    match errorlog::detect(line) {
+        Some(errorlog::Kind::Nginx) => return Format::NginxError,
+        Some(errorlog::Kind::Apache) => return Format::ApacheError,
+        None => {}
     }
     if parse_5424(line).is_some() {
         return Format::Syslog5424;
@@ -216,6 +226,8 @@ pub struct Clf<'a> {
     pub bytes: &'a [u8],
     pub referer: Option<&'a [u8]>,
     pub agent: Option<&'a [u8]>,
+    /// `vhost_combined`'s leading `host:port`.
+    pub vhost: Option<&'a [u8]>,
 }
 
 fn split_word(b: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -243,9 +255,24 @@ fn quoted(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The part of an access-log line that decides whether it is one: `host ident user [time]
 /// "request" status`; returns the spans and the rest after the status.
-type ClfHead<'a> = ([&'a [u8]; 6], &'a [u8]);
+/// The spans are `[ip, ident, user, time, request, status, vhost]` (`vhost` empty unless
+/// the line is Apache's `vhost_combined`, which starts with `host:port`).
+type ClfHead<'a> = ([&'a [u8]; 7], &'a [u8]);
 
 fn clf_head(line: &[u8]) -> Option<ClfHead<'_>> {
+    clf_head_plain(line).or_else(|| {
+        let (vhost, rest) = split_word(line)?;
+        let (_, port) = vhost.split_at(memchr::memrchr(b':', vhost)? + 1);
+        if port.is_empty() || !port.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let (mut spans, rest) = clf_head_plain(rest)?;
+        spans[6] = vhost;
+        Some((spans, rest))
+    })
+}
+
+fn clf_head_plain(line: &[u8]) -> Option<ClfHead<'_>> {
     let (ip, rest) = split_word(line)?;
     let (ident, rest) = split_word(rest)?;
     let (user, rest) = split_word(rest)?;
@@ -259,7 +286,7 @@ fn clf_head(line: &[u8]) -> Option<ClfHead<'_>> {
     if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(([ip, ident, user, time, request, status], rest))
+    Some(([ip, ident, user, time, request, status, b""], rest))
 }
 
 /// Whether `parse_clf` accepts the line, without looking at its (long) referer and agent.
@@ -274,7 +301,7 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
 
 /// The rest of an access-log line after its [`clf_head`].
 fn clf_from_head(head: ClfHead<'_>) -> Clf<'_> {
-    let ([ip, ident, user, time, request, status], rest) = head;
+    let ([ip, ident, user, time, request, status, vhost], rest) = head;
     let (bytes, rest) = split_word(rest).unwrap_or((rest, b""));
     let (referer, agent) = match quoted(rest) {
         Some((r, rest)) => match rest.strip_prefix(b" ").and_then(quoted) {
@@ -293,6 +320,7 @@ fn clf_from_head(head: ClfHead<'_>) -> Clf<'_> {
         bytes,
         referer,
         agent,
+        vhost: (!vhost.is_empty()).then_some(vhost),
     }
 }
 
@@ -323,6 +351,8 @@ impl<'a> Clf<'a> {
             "bytes" | "size" => self.bytes,
             "referer" | "referrer" => self.referer?,
             "agent" | "user_agent" | "ua" => self.agent?,
+            "vhost" | "server" => self.vhost?,
+            "port" => &self.vhost?[memchr::memrchr(b':', self.vhost?)? + 1..],
             _ => return None,
         })
     }
@@ -355,18 +385,32 @@ fn strip_pri(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
 /// `[<pri>]Mmm dd hh:mm:ss host tag[pid]: msg` (files written by rsyslog drop the `<pri>`).
 pub fn parse_3164(line: &[u8]) -> Option<Syslog<'_>> {
     let (pri, rest) = strip_pri(line);
-    if rest.len() < 16 || timefmt::month(&rest[..3]).is_none() || rest[15] != b' ' {
-        return None;
-    }
-    let ts = &rest[..15];
-    if ts[9] != b':' || ts[12] != b':' {
-        return None;
-    }
-    let (host, rest) = split_word(&rest[16..])?;
+    let bsd = rest.len() >= 16
+        && timefmt::month(&rest[..3]).is_some()
+        && rest[15] == b' '
+        && rest[9] == b':'
+        && rest[12] == b':';
+    let (ts, rest) = if bsd {
+        (&rest[..15], &rest[16..])
+    } else {
+        // rsyslog's RSYSLOG_FileFormat: an RFC 3339 time in place of `Mmm dd hh:mm:ss`.
+        let (ts, rest) = split_word(rest)?;
+        match timefmt::parse_iso_prefix(ts) {
+            Some((_, n)) if n == ts.len() && ts.len() > 19 => (ts, rest),
+            _ => return None,
+        }
+    };
+    let (host, rest) = split_word(rest)?;
     let (tag, msg) = match memchr::memchr(b':', rest) {
         Some(i) if !rest[..i].contains(&b' ') => (&rest[..i], rest[i + 1..].trim_ascii_start()),
+        // An ISO time then two words is common in plain application logs: without a
+        // `tag:` it is not taken for syslog.
+        _ if !bsd => return None,
         _ => (&b""[..], rest),
     };
+    if !bsd && tag.is_empty() {
+        return None;
+    }
     let (app, pid) = match (memchr::memchr(b'[', tag), tag.last()) {
         (Some(i), Some(b']')) => (&tag[..i], Some(&tag[i + 1..tag.len() - 1])),
         _ => (tag, None),
@@ -534,6 +578,7 @@ pub struct Record<'a> {
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
     logfmt: Option<Vec<Pair<'a>>>,
+    errlog: Option<Option<ErrorLog<'a>>>,
     /// The `--parse` shape, and its match on this line once looked for.
     custom: Option<&'static Custom>,
     caps: Option<Option<regex::bytes::CaptureLocations>>,
@@ -552,10 +597,27 @@ impl<'a> Record<'a> {
             syslog: None,
             json: None,
             logfmt: None,
+            errlog: None,
             custom: crate::custom::get(),
             caps: None,
             now,
         }
+    }
+
+    fn error_kind(&self) -> Option<errorlog::Kind> {
+        match self.format {
+            Format::NginxError => Some(errorlog::Kind::Nginx),
+            Format::ApacheError => Some(errorlog::Kind::Apache),
+            _ => None,
+        }
+    }
+
+    fn errlog(&mut self) -> Option<&ErrorLog<'a>> {
+        let kind = self.error_kind()?;
+        let line = self.line;
+        self.errlog
+            .get_or_insert_with(|| errorlog::parse(line, kind))
+            .as_ref()
     }
 
     /// Whether the `--parse` shape matches the line (false without one).
@@ -676,6 +738,9 @@ impl<'a> Record<'a> {
                     .find(|(k, _)| *k == name.as_bytes())
                     .map(|(_, v)| v.clone())
             }
+            Format::NginxError | Format::ApacheError => {
+                self.errlog()?.field(name).map(Cow::Borrowed)
+            }
             Format::Plain => None,
         }
     }
@@ -702,13 +767,18 @@ impl<'a> Record<'a> {
                 // Bucketing by time needs only `[...]`: skip parsing the rest of the line,
                 // which is most of the per-line cost of `count --by minute`.
                 None => match &self.clf_head {
-                    Some(([.., time, _, _], _)) => timefmt::parse_clf(time),
-                    None => clf_time(self.line),
+                    Some(([_, _, _, time, ..], _)) => timefmt::parse_clf(time),
+                    None => clf_time(self.line)
+                        .or_else(|| timefmt::parse_clf(clf_head(self.line)?.0[3])),
                 },
             },
             Format::Syslog3164 => {
                 let t = self.named("time")?;
-                timefmt::parse_3164(&t, self.now)
+                timefmt::parse_3164(&t, self.now).or_else(|| timefmt::parse_iso(&t))
+            }
+            Format::NginxError | Format::ApacheError => {
+                let kind = self.error_kind()?;
+                self.errlog()?.unix_time(kind)
             }
             Format::Syslog5424 => timefmt::parse_iso(&self.named("time")?),
             Format::Json | Format::Logfmt => {

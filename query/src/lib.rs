@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod custom;
 pub mod cut;
+pub mod errorlog;
 pub mod expr;
 pub mod fields;
 pub mod follow;
