@@ -92,6 +92,9 @@ pub struct InputArgs {
     /// Flush output after every line (the default when stdout is a terminal).
     #[arg(long)]
     pub line_buffered: bool,
+    /// Read the inputs (each category, each file) interleaved by time, as one stream.
+    #[arg(long)]
+    pub merge: bool,
     /// Fields of any line shape: a regex with named groups (`(?P<ms>\d+)`), a pattern with
     /// names (`'* took *ms' as op,ms`), or a format name from the formats file.
     #[arg(long, value_name = "SPEC")]

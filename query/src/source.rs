@@ -68,7 +68,17 @@ impl Source {
         if args.line_buffered || args.follow {
             set_line_buffered(true);
         }
-        let inputs = resolve(&spec)?;
+        let mut inputs = resolve(&spec)?;
+        if args.merge {
+            if args.follow {
+                anyhow::bail!(
+                    "--merge reads whole inputs; --follow already reads them as one live stream"
+                );
+            }
+            if inputs.len() > 1 {
+                inputs = vec![crate::merge::merged_input(inputs, args.format)];
+            }
+        }
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
         let skipped = if range.is_all() {
             vec![false; inputs.len()]
