@@ -92,6 +92,10 @@ pub struct InputArgs {
     /// Flush output after every line (the default when stdout is a terminal).
     #[arg(long)]
     pub line_buffered: bool,
+    /// Time zone of zone-less times, of bucket alignment and of shown times: UTC (the
+    /// default), `local`, a name (`Europe/Berlin`) or an offset (`+05:30`).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
     /// Read the inputs (each category, each file) interleaved by time, as one stream.
     #[arg(long)]
     pub merge: bool,

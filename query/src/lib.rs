@@ -34,3 +34,4 @@ pub mod records;
 pub mod source;
 pub mod timefmt;
 pub mod timerange;
+pub mod zone;

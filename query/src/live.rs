@@ -70,7 +70,7 @@ pub fn run_live_stats(plan: &StatsPlan, src: &Source, a: &StatsArgs) -> Result<i
                 Err(RecvTimeoutError::Disconnected) => return Ok(0),
             }
             let now = timefmt::now();
-            let is_closed = |t: i64| t.saturating_add(span).saturating_add(GRACE) <= now;
+            let is_closed = |t: i64| crate::zone::next_bucket(t, span).saturating_add(GRACE) <= now;
             loop {
                 // The next bucket to print: the one after the last printed (a quiet one too,
                 // without groups), else the oldest open one.
@@ -87,7 +87,7 @@ pub fn run_live_stats(plan: &StatsPlan, src: &Source, a: &StatsArgs) -> Result<i
                     empty
                 });
                 print_bucket(plan, g, format, &mut header, &mut out)?;
-                printed_until = Some(t.saturating_add(span));
+                printed_until = Some(crate::zone::next_bucket(t, span));
             }
             if late > 0 {
                 eprintln!("logq: warning: {late} lines came after their time bucket was printed and were not counted");

@@ -159,7 +159,7 @@ where
     }
     let span = x1 - x0;
     let label = move |x: &i64| {
-        let s = timefmt::format_utc(*x);
+        let s = timefmt::format_time(*x);
         if span < 86400 {
             s.get(11..16).unwrap_or(&s).to_string()
         } else {

@@ -284,9 +284,11 @@ impl StatsPlan {
         let mut g = Groups::default();
         let mut pick = Detector::new(forced);
         let mut key = Vec::with_capacity(64);
+        let mut bucketer = self.span.map(crate::zone::Bucketer::new);
         // Consecutive lines usually share their group (the same minute): remember the last.
         let mut last: Option<usize> = None;
         drive(&mut |line: &[u8]| {
+            let bucketer = &mut bucketer;
             let mut rec = pick.record(line, now);
             if let Some(f) = &self.filter {
                 if !f.eval(&mut rec) {
@@ -294,12 +296,12 @@ impl StatsPlan {
                 }
             }
             key.clear();
-            if let Some(span) = self.span {
+            if let Some(b) = bucketer {
                 let Some(t) = rec.time() else {
                     g.untimed += 1;
                     return ControlFlow::Continue(());
                 };
-                key.extend_from_slice(&(t.div_euclid(span) * span).to_be_bytes());
+                key.extend_from_slice(&b.of(t).to_be_bytes());
             }
             for (_, e) in &self.group {
                 match e.value(&mut rec) {
@@ -377,7 +379,7 @@ impl StatsPlan {
             let (t, groups) = decode_key(&key, self.span.is_some(), self.group.len());
             let mut row = Vec::with_capacity(header.len());
             if let Some(t) = t {
-                row.push(Cell::Text(timefmt::format_utc(t).into_bytes()));
+                row.push(Cell::Text(timefmt::format_time(t).into_bytes()));
             }
             row.extend(
                 groups
@@ -468,8 +470,8 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
         tracing::warn!(
             "empty time buckets not shown: {} to {} is {buckets} buckets × {} groups; \
              use a coarser --by (or --since/--until) to see them",
-            timefmt::format_utc(lo),
-            timefmt::format_utc(hi),
+            timefmt::format_time(lo),
+            timefmt::format_time(hi),
             groups.len()
         );
         return Ok(());
@@ -487,7 +489,7 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
             }
         }
         match t.checked_add(span) {
-            Some(next) => t = next,
+            Some(_) => t = crate::zone::next_bucket(t, span),
             None => break,
         }
     }

@@ -55,6 +55,9 @@ impl<R: Read> Read for Head<R> {
 
 impl Source {
     pub fn new(args: &InputArgs, paths: &[String]) -> Result<Source> {
+        if let Some(tz) = &args.tz {
+            crate::zone::set(tz)?;
+        }
         crate::lines::set_max_line(usize::try_from(args.max_line).unwrap_or(usize::MAX));
         if let Some(spec) = &args.parse {
             crate::custom::set(spec)?;

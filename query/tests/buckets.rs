@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use common::*;
 
@@ -90,4 +91,61 @@ fn top_n_per_bucket_keeps_each_buckets_busiest_groups() {
     let (code, _, err) = logq_out(&["count", "--per", "minute"]);
     assert_eq!(code, 2);
     assert!(err.contains("give --top N"), "{err}");
+}
+
+fn count_by(args: &[&str], input: &str) -> Vec<String> {
+    let mut c = logq();
+    c.args(["count", "-O", "tsv"]).args(args);
+    let o = run(c, input.as_bytes());
+    assert!(o.status.success(), "{args:?}: {}", show(&o.stderr));
+    show(&o.stdout).lines().skip(1).map(String::from).collect()
+}
+
+#[test]
+fn tz_aligns_buckets_reads_zoneless_times_and_shows_local_times() {
+    assert!(
+        Path::new("/usr/share/zoneinfo/Europe/Berlin").is_file(),
+        "the --tz tests need the system zone database (Debian: apt-get install tzdata)"
+    );
+    // 22:30Z is 23:30 in Berlin on the 23rd, 23:30Z is 00:30 on the 24th.
+    let late = "2026-11-23T22:30:00Z a\n2026-11-23T23:30:00Z b\n";
+    assert_eq!(count_by(&["--by", "day"], late), ["2026-11-23 00:00:00\t2"]);
+    assert_eq!(
+        count_by(&["--by", "day", "--tz", "Europe/Berlin"], late),
+        ["2026-11-23 00:00:00\t1", "2026-11-24 00:00:00\t1"]
+    );
+    assert_eq!(
+        count_by(&["--by", "hour", "--tz", "+05:30"], late),
+        ["2026-11-24 04:00:00\t1", "2026-11-24 05:00:00\t1"]
+    );
+    // The day of the spring change is 23 hours long, and the next starts at midnight
+    // summer time (22:30Z is 00:30 CEST on the 30th; it would be the 29th at winter time).
+    let dst = "2026-03-28T12:00:00Z\n2026-03-29T00:30:00Z\n2026-03-29T21:30:00Z\n\
+               2026-03-29T22:30:00Z\n2026-03-30T12:00:00Z\n";
+    assert_eq!(
+        count_by(&["--by", "day", "--tz", "Europe/Berlin"], dst),
+        [
+            "2026-03-28 00:00:00\t1",
+            "2026-03-29 00:00:00\t2",
+            "2026-03-30 00:00:00\t2"
+        ]
+    );
+    // Zone-less times and --since are read in the zone (syslog's year-less times are left
+    // out: their year depends on today's date).
+    let zoneless = "2026-11-23T10:15:00 x\n2026-11-23T10:45:00 y\n2026-11-23 10:50:00 z\n";
+    let since = ["--since", "2026-11-23T09:30:00Z"];
+    assert_eq!(count_by(&since, zoneless), ["3"]);
+    let mut zoned = since.to_vec();
+    zoned.extend(["--tz", "Europe/Berlin"]);
+    assert_eq!(count_by(&zoned, zoneless), ["2"]);
+    assert_eq!(
+        count_by(
+            &["--since", "2026-11-23 10:30", "--tz", "Europe/Berlin"],
+            zoneless
+        ),
+        ["2"]
+    );
+    let (code, _, err) = logq_out(&["count", "--tz", "Mars/Olympus"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no such zone"), "{err}");
 }
