@@ -583,6 +583,8 @@ pub struct Record<'a> {
     custom: Option<&'static Custom>,
     caps: Option<Option<regex::bytes::CaptureLocations>>,
     pub now: i64,
+    /// The line number, 1-based over all inputs (set where `NR` is used; 0 elsewhere).
+    pub nr: u64,
 }
 
 impl<'a> Record<'a> {
@@ -601,6 +603,7 @@ impl<'a> Record<'a> {
             custom: crate::custom::get(),
             caps: None,
             now,
+            nr: 0,
         }
     }
 

@@ -72,29 +72,47 @@ impl Printer {
         Ok(code)
     }
 
+    /// Whether `NR` is used: then the inputs are read one task after another, in order.
+    fn uses_nr(&self) -> bool {
+        self.filter
+            .iter()
+            .chain(self.fields.iter().flatten())
+            .any(Expr::uses_nr)
+    }
+
     fn run_lines(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
         let now = timefmt::now();
         let mut out = stdout();
         if let Some(n) = tail {
             let mut pick = Detector::new(src.format);
             let mut any = false;
-            for l in src.tail_lines(n)? {
-                any |= self.line(pick.record(&l, now), &mut out)?;
+            for (i, l) in src.tail_lines(n)?.iter().enumerate() {
+                let mut rec = pick.record(l, now);
+                rec.nr = i as u64 + 1;
+                any |= self.line(rec, &mut out)?;
             }
             out.flush()?;
             return Ok(if any { 0 } else { 1 });
         }
-        let tasks = plan(&src.inputs, true)?;
-        let hits = par::run_ordered(
-            tasks.len(),
-            par::workers(tasks.len()),
-            &mut out,
-            None,
-            |i, w| {
-                let mut pick = Detector::new(src.format);
-                let mut n = 0u64;
-                let mut err = Ok(());
-                src.for_each_line(&tasks[i], |l| match self.line(pick.record(l, now), w) {
+        let in_order = self.uses_nr();
+        let tasks = plan(&src.inputs, !in_order)?;
+        // With one worker, tasks run one after another in order: the count is NR.
+        let nr = std::sync::atomic::AtomicU64::new(0);
+        let workers = if in_order {
+            1
+        } else {
+            par::workers(tasks.len())
+        };
+        let hits = par::run_ordered(tasks.len(), workers, &mut out, None, |i, w| {
+            let mut pick = Detector::new(src.format);
+            let mut n = 0u64;
+            let mut err = Ok(());
+            src.for_each_line(&tasks[i], |l| {
+                let mut rec = pick.record(l, now);
+                if in_order {
+                    rec.nr = nr.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                }
+                match self.line(rec, w) {
                     Ok(hit) => {
                         n += hit as u64;
                         ControlFlow::Continue(())
@@ -103,11 +121,11 @@ impl Printer {
                         err = Err(e);
                         ControlFlow::Break(())
                     }
-                })?;
-                err?;
-                Ok(n)
-            },
-        )?;
+                }
+            })?;
+            err?;
+            Ok(n)
+        })?;
         src.progress.finish();
         Ok(if hits.iter().any(|&n| n > 0) { 0 } else { 1 })
     }
@@ -499,6 +517,26 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
 /// What `count`/`stats` compute, from their arguments.
 pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
     let (aggs, columns) = parse_aggs(aggs)?;
+    let group = a
+        .group
+        .as_deref()
+        .map(parse_fields)
+        .transpose()?
+        .unwrap_or_default();
+    let filter = a
+        .filter
+        .as_deref()
+        .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
+        .transpose()?;
+    let uses_nr = aggs
+        .iter()
+        .flat_map(|a| a.arg.iter().chain(&a.cond))
+        .chain(filter.iter())
+        .chain(group.iter().map(|(_, e)| e))
+        .any(Expr::uses_nr);
+    if uses_nr {
+        bail!("NR (the line number) is known in where and print only: count and stats read pieces of the input in parallel");
+    }
     let by = a.by.as_deref().map(parse_span).transpose()?;
     let per = a.per.as_deref().map(parse_span).transpose()?;
     if let (Some(b), Some(p)) = (by, per) {
@@ -520,17 +558,8 @@ pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
         top: a.top,
         per_bucket: per.is_some(),
         span: by.or(per),
-        group: a
-            .group
-            .as_deref()
-            .map(parse_fields)
-            .transpose()?
-            .unwrap_or_default(),
-        filter: a
-            .filter
-            .as_deref()
-            .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
-            .transpose()?,
+        group,
+        filter,
         approx: a.approx,
         fill: a.fill || a.group.is_none(),
     })

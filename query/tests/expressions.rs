@@ -52,6 +52,7 @@ fn arithmetic_nf_and_functions_select_what_awk_selects() {
         "length($1) == 3",
         "substr($2, 1, 1) == \"-\"",
         "$(NF - NF + 1) == $1 && NF % 2 == 0",
+        "NR % 7 == 1 || NR == 100",
     ];
     for e in exprs {
         let mut c = logq();
@@ -156,6 +157,31 @@ fn computed_columns_and_conditional_aggregates_match_an_independent_computation(
             assert_eq!(row["ids"], w.ids.len() as u64);
         }
     }
+}
+
+#[test]
+fn nr_counts_lines_across_files_and_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, numeric_lines(1, 2000)).unwrap();
+    std::fs::write(&b, numeric_lines(2, 500)).unwrap();
+    let mut c = logq();
+    // Small pieces would let workers run ahead: NR must still count in input order.
+    c.env("LOGQ_PIECE_BYTES", "4096")
+        .args(["print", "NR, $1", "--where", "NR % 97 == 3"])
+        .args([&a, &b]);
+    let ours = run(c, b"");
+    let mut k = std::process::Command::new("awk");
+    k.env("LC_ALL", "C")
+        .arg("NR % 97 == 3 { print NR, $1 }")
+        .args([&a, &b]);
+    let theirs = run(k, b"");
+    assert!(!theirs.stdout.is_empty());
+    assert_eq!(show(&ours.stdout), show(&theirs.stdout));
+    let (code, _, err) = logq_out(&["stats", "max(NR)"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("where and print only"), "{err}");
 }
 
 #[test]

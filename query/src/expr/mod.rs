@@ -80,6 +80,8 @@ pub enum Expr {
     DynField(Box<Expr>),
     /// The number of whitespace-separated fields.
     Nf,
+    /// The line number (awk's `NR`), in `where` and `print`.
+    Nr,
     Str(Vec<u8>),
     Num(f64),
     Call(Func, Vec<Expr>),
@@ -269,6 +271,7 @@ impl Expr {
                 _ => Value::Missing,
             },
             Expr::Nf => Value::Num(rec.nf() as f64),
+            Expr::Nr => Value::Num(rec.nr as f64),
             Expr::Call(f, args) => call(*f, args, rec),
             Expr::Agg(_) => Value::Missing,
         }
@@ -290,7 +293,24 @@ impl Expr {
                 a.names(out);
                 rest.iter().for_each(|(_, e)| e.names(out));
             }
-            Expr::Field(_) | Expr::Nf | Expr::Str(_) | Expr::Num(_) | Expr::Agg(_) => {}
+            Expr::Field(_) | Expr::Nf | Expr::Nr | Expr::Str(_) | Expr::Num(_) | Expr::Agg(_) => {}
+        }
+    }
+
+    /// Whether the expression reads `NR` (which needs the lines counted in order).
+    pub fn uses_nr(&self) -> bool {
+        match self {
+            Expr::Nr => true,
+            Expr::Or(v) | Expr::And(v) | Expr::Call(_, v) => v.iter().any(Expr::uses_nr),
+            Expr::Not(a) | Expr::Match(a, ..) | Expr::Neg(a) | Expr::DynField(a) => a.uses_nr(),
+            Expr::Cmp(a, _, b) => a.uses_nr() || b.uses_nr(),
+            Expr::Arith(a, rest) => a.uses_nr() || rest.iter().any(|(_, e)| e.uses_nr()),
+            Expr::Field(_)
+            | Expr::Name(_)
+            | Expr::Nf
+            | Expr::Str(_)
+            | Expr::Num(_)
+            | Expr::Agg(_) => false,
         }
     }
 }

@@ -311,6 +311,7 @@ impl<'s> Parser<'s> {
                 self.push_agg(AggKind::Count, None, None, "count".into())
             }
             Tok::Field(name) if name == "NF" => Expr::Nf,
+            Tok::Field(name) if name == "NR" => Expr::Nr,
             Tok::Field(name) => match FieldRef::parse(&name) {
                 Some(FieldRef::Name(n)) => Expr::Name(std::sync::Arc::new(super::Named::new(n))),
                 Some(f) => Expr::Field(f),
@@ -458,14 +459,14 @@ fn check_column(e: &Expr) -> Result<(), String> {
             check_column(a)?;
             rest.iter().try_for_each(|(_, e)| check_column(e))
         }
-        Expr::Field(_) | Expr::Name(_) | Expr::Nf => {
+        Expr::Field(_) | Expr::Name(_) | Expr::Nf | Expr::Nr => {
             let mut label = String::new();
             if let Expr::Name(n) = e {
                 label = n.name().to_string();
             } else if let Expr::Field(f) = e {
                 label = f.label();
             } else {
-                label.push_str("NF");
+                label.push_str(if matches!(e, Expr::Nr) { "NR" } else { "NF" });
             }
             Err(format!(
                 "field {label} outside an aggregate (use it inside one: count_distinct({label}), sum({label}), p99({label}), or group by it with -g)"
