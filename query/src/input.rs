@@ -298,10 +298,10 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
                 format!("listing category {cat} in {}", spec.data_dir.display())
             })?;
             if files.is_empty() {
-                tracing::warn!(
+                crate::output::warn(&format!(
                     "category {cat} has no files under {}",
                     spec.data_dir.display()
-                );
+                ));
             }
             for f in files {
                 out.push(Input {

@@ -63,6 +63,39 @@ pub fn text(c: &Cell) -> String {
     }
 }
 
+/// A warning on stderr, one plain line (`logq: warning: ...`), not a log record: it is
+/// addressed to the person at the terminal.
+pub fn warn(msg: &str) {
+    eprintln!("logq: warning: {msg}");
+}
+
+/// A cell as the aligned table shows it: control characters escaped (`\t`, `\x1b`), so
+/// that a value from a log line can neither break the table's lines nor send the terminal
+/// escape sequences.
+pub fn table_text(c: &Cell) -> String {
+    let s = text(c);
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            // Control characters (Unicode Cc) are all below U+0100.
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Columns a string takes on a terminal (East Asian wide characters take two).
+fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
 impl Table {
     fn column(&self, name: &str) -> Result<usize> {
         if let Some(i) = self.header.iter().position(|h| h == name) {
@@ -263,12 +296,12 @@ pub fn write<W: Write>(
             let texts: Vec<Vec<String>> = t
                 .rows
                 .iter()
-                .map(|r| r.iter().map(text).collect())
+                .map(|r| r.iter().map(table_text).collect())
                 .collect();
-            let mut widths: Vec<usize> = t.header.iter().map(|h| h.chars().count()).collect();
+            let mut widths: Vec<usize> = t.header.iter().map(|h| width(h)).collect();
             for r in &texts {
                 for (w, c) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(c.chars().count());
+                    *w = (*w).max(width(c));
                 }
             }
             let numeric: Vec<bool> = (0..t.header.len())
@@ -280,7 +313,7 @@ pub fn write<W: Write>(
                     if i > 0 {
                         s.push_str("  ");
                     }
-                    let pad = widths[i].saturating_sub(c.chars().count());
+                    let pad = widths[i].saturating_sub(width(c));
                     if numeric[i] {
                         s.push_str(&" ".repeat(pad));
                         s.push_str(c);

@@ -374,10 +374,10 @@ impl StatsPlan {
     /// the first to the last appears for every group (missing ones with zero counts).
     pub fn finish(&self, mut g: Groups) -> Result<Table> {
         if g.untimed > 0 {
-            tracing::warn!(
+            output::warn(&format!(
                 "{} lines without a recognisable time were not counted",
                 g.untimed
-            );
+            ));
         }
         if let Some(span) = self.span.filter(|_| self.fill) {
             fill_gaps(self, &mut g, span)?;
@@ -485,13 +485,13 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
         .map(|d| (d / span) as u64 + 1)
         .unwrap_or(u64::MAX);
     if buckets.saturating_mul(groups.len() as u64) > MAX_FILLED_ROWS {
-        tracing::warn!(
+        output::warn(&format!(
             "empty time buckets not shown: {} to {} is {buckets} buckets × {} groups; \
              use a coarser --by (or --since/--until) to see them",
             timefmt::format_time(lo),
             timefmt::format_time(hi),
             groups.len()
-        );
+        ));
         return Ok(());
     }
     let mut key = Vec::new();

@@ -14,6 +14,12 @@ use anyhow::{bail, Result};
 use chrono::{Local, TimeZone};
 
 static ZONED: AtomicBool = AtomicBool::new(false);
+static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The zone's name as given (`UTC` without `--tz`), for labels.
+pub fn label() -> &'static str {
+    NAME.get().map_or("UTC", String::as_str)
+}
 
 /// Whether a zone other than UTC was chosen.
 pub fn is_set() -> bool {
@@ -46,6 +52,7 @@ pub fn set(spec: &str) -> Result<()> {
         std::env::set_var("TZ", tz);
     }
     ZONED.store(true, Ordering::Relaxed);
+    let _ = NAME.set(spec.to_string());
     Ok(())
 }
 
