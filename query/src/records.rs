@@ -194,7 +194,7 @@ pub fn parse_span(s: &str) -> Result<i64> {
 }
 
 /// Aggregation state of one task: groups keyed by an encoding of (bucket, group values).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Groups {
     index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     rows: Vec<(Vec<u8>, Vec<State>)>,
