@@ -52,10 +52,13 @@ struct FieldInfo {
     samples: Vec<Vec<u8>>,
 }
 
+/// One format's name, its line count, and its fields in first-seen order.
+type FormatInfo = (&'static str, u64, Vec<(String, FieldInfo)>);
+
 /// What a sample of lines holds, per format (in first-seen order).
 #[derive(Default)]
 pub struct Summary {
-    formats: Vec<(&'static str, u64, Vec<(String, FieldInfo)>)>,
+    formats: Vec<FormatInfo>,
     /// Lines with a time, of the lines sampled.
     timed: u64,
     lines: u64,
@@ -105,7 +108,7 @@ impl Summary {
     fn table(&self) -> Table {
         let mut rows = Vec::new();
         let mut formats: Vec<_> = self.formats.iter().collect();
-        formats.sort_by(|a, b| b.1.cmp(&a.1));
+        formats.sort_by_key(|f| std::cmp::Reverse(f.1));
         for (fname, lines, fields) in formats {
             for (name, info) in fields {
                 let samples: Vec<String> = info

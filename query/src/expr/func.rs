@@ -108,7 +108,8 @@ pub fn substr(s: &[u8], m: f64, n: Option<f64>) -> &[u8] {
         None => chars + 1.0,
     };
     let from = m.max(1.0);
-    if !(end > from) {
+    // `end <= from`, or a NaN: nothing.
+    if end.partial_cmp(&from) != Some(std::cmp::Ordering::Greater) {
         return b"";
     }
     let (a, b) = (from as usize - 1, end as usize - 1);
