@@ -11,6 +11,7 @@ docs/benchmarks.md.
 
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,9 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 
 
 def measure(cmd, path, shell=False):
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, shell=shell, bufsize=0)
+    # A session of its own, so that the whole pipeline (the shell, tail and grep) is stopped
+    # at the end, not only the shell.
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, shell=shell, bufsize=0, start_new_session=True)
     out = p.stdout.fileno()
     buf = b""
     # Wait until the follower prints a probe: it is reading from the end of the file.
@@ -52,7 +55,7 @@ def measure(cmd, path, shell=False):
             buf += os.read(out, 65536)
         lat.append((time.monotonic() - t0) * 1000)
         time.sleep(0.02)
-    p.kill()
+    os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     lat.sort()
     return statistics.median(lat), lat[int(len(lat) * 0.9) - 1], lat[-1]

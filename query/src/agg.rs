@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 pub type ByteSet = HashSet<Vec<u8>, foldhash::fast::RandomState>;
 use std::hash::{Hash, Hasher};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::expr::as_number;
-use crate::formats::{FieldRef, Record};
+use crate::expr::{as_number, ArithOp, Column, Expr, Value};
+use crate::formats::Record;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AggKind {
@@ -27,63 +27,60 @@ pub enum AggKind {
     Pct(f64),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One aggregate of a `stats` column list: `sum(bytes)`, `count_if(status >= 500)`,
+/// `p99_if(duration(rt), path ~ "^/api")`.
+#[derive(Debug, Clone)]
 pub struct AggSpec {
     pub kind: AggKind,
-    pub field: Option<FieldRef>,
+    /// The value aggregated (none for `count`).
+    pub arg: Option<Expr>,
+    /// Only lines for which this holds are aggregated (the `_if` forms).
+    pub cond: Option<Expr>,
     pub label: String,
 }
 
-/// Parses `count, count_distinct(ip), p99(bytes), avg($10)`.
-pub fn parse_aggs(s: &str) -> Result<Vec<AggSpec>> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, arg) = match part.split_once('(') {
-            Some((n, rest)) => {
-                let Some(arg) = rest.strip_suffix(')') else {
-                    bail!("aggregate {part:?}: missing ')'");
-                };
-                (n.trim(), Some(arg.trim()))
-            }
-            None => (part, None),
-        };
-        let kind = match name {
-            "count" => AggKind::Count,
-            "count_distinct" | "distinct" | "dc" => AggKind::CountDistinct,
-            "sum" => AggKind::Sum,
-            "avg" | "mean" => AggKind::Avg,
-            "min" => AggKind::Min,
-            "max" => AggKind::Max,
-            "median" => AggKind::Pct(50.0),
-            p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
-                let v: f64 = p[1..].parse()?;
-                if !(0.0..=100.0).contains(&v) {
-                    bail!("percentile {p}: must be p0..p100");
+/// Parses `count, count_distinct(ip), p99(bytes), count_if(status >= 500) * 100 / count as
+/// err_pct`: the aggregates to compute and the output columns made of them.
+pub fn parse_aggs(s: &str) -> Result<(Vec<AggSpec>, Vec<Column>)> {
+    Expr::parse_columns(s).map_err(|e| anyhow::anyhow!("in {s:?}: {e}"))
+}
+
+/// The cell of a column from its row's aggregate cells: an aggregate's own cell, or the
+/// arithmetic over them (no value when a part has none or a division is by zero).
+pub fn column_cell(col: &Column, cells: &[Cell]) -> Cell {
+    fn value(e: &Expr, cells: &[Cell]) -> Option<f64> {
+        match e {
+            Expr::Agg(i) => match &cells[*i] {
+                Cell::Empty => None,
+                c => c.sort_num(),
+            },
+            Expr::Num(n) => Some(*n),
+            Expr::Neg(a) => value(a, cells).map(|v| -v),
+            Expr::Arith(first, rest) => {
+                let mut acc = value(first, cells)?;
+                for (op, e) in rest {
+                    let x = value(e, cells)?;
+                    acc = match op {
+                        ArithOp::Add => acc + x,
+                        ArithOp::Sub => acc - x,
+                        ArithOp::Mul => acc * x,
+                        ArithOp::Div | ArithOp::Rem if x == 0.0 => return None,
+                        ArithOp::Div => acc / x,
+                        ArithOp::Rem => acc % x,
+                    };
                 }
-                AggKind::Pct(v)
+                Some(acc)
             }
-            other => bail!(
-                "unknown aggregate {other:?} (count, count_distinct, sum, avg, min, max, p50, p90, p99, ...)"
-            ),
-        };
-        let field = match (kind == AggKind::Count, arg) {
-            (true, None) | (true, Some("")) => None,
-            (true, Some(a)) => bail!("count takes no field (got {a:?}); use --where to filter"),
-            (false, None) | (false, Some("")) => bail!("{name} needs a field: {name}(FIELD)"),
-            (false, Some(a)) => Some(
-                FieldRef::parse(a).ok_or_else(|| anyhow::anyhow!("bad field {a:?} in {part:?}"))?,
-            ),
-        };
-        out.push(AggSpec {
-            kind,
-            field,
-            label: part.replace(' ', ""),
-        });
+            // The parser admits nothing else in a column.
+            _ => None,
+        }
     }
-    if out.is_empty() {
-        bail!("no aggregates given");
+    match &col.expr {
+        Expr::Agg(i) => cells[*i].clone(),
+        e => value(e, cells)
+            .filter(|v| v.is_finite())
+            .map_or(Cell::Empty, Cell::Num),
     }
-    Ok(out)
 }
 
 /// HyperLogLog with 2^12 registers (about 1.6% standard error, 4 KiB per group that has
@@ -293,25 +290,33 @@ impl State {
     }
 
     pub fn update(&mut self, spec: &AggSpec, rec: &mut Record<'_>) {
+        if spec.cond.as_ref().is_some_and(|c| !c.eval(rec)) {
+            return;
+        }
         if let State::Count(c) = self {
             *c += 1;
             return;
         }
-        let Some(v) = spec.field.as_ref().and_then(|f| rec.get(f)) else {
-            return;
+        let v = match &spec.arg {
+            Some(e) => e.value(rec),
+            None => return,
         };
+        if matches!(v, Value::Missing) {
+            return;
+        }
         match self {
             State::Count(_) => {}
             State::Distinct(set) => {
+                let v = v.bytes();
                 if !set.contains(v.as_ref()) {
                     set.insert(v.into_owned());
                 }
             }
-            State::DistinctApprox(h) => h.insert(&v),
+            State::DistinctApprox(h) => h.insert(&v.bytes()),
             other => {
                 // Non-numeric values (`-` for an empty body) are skipped, as in awk's sum
                 // they would count as 0 and skew averages and minimums.
-                let Some(x) = as_number(&v) else { return };
+                let Some(x) = v.number() else { return };
                 match other {
                     State::Sum(s) => *s += x,
                     State::Avg(s, n) => {
@@ -399,13 +404,30 @@ mod tests {
 
     #[test]
     fn parses_aggregate_lists() {
-        let a = parse_aggs("count, count_distinct(ip), p99(bytes)").unwrap();
+        let (a, cols) = parse_aggs("count, count_distinct(ip), p99( bytes )").unwrap();
         assert_eq!(a.len(), 3);
         assert_eq!(a[1].kind, AggKind::CountDistinct);
         assert_eq!(a[2].kind, AggKind::Pct(99.0));
-        assert_eq!(a[2].label, "p99(bytes)");
+        assert_eq!(cols[2].label, "p99(bytes)");
         assert!(parse_aggs("sum").is_err());
+        assert!(parse_aggs("sum()").is_err());
+        assert!(parse_aggs("count(x)").is_err());
         assert!(parse_aggs("frobnicate(x)").is_err());
+        assert!(parse_aggs("status").is_err());
+        assert!(parse_aggs("count_if(x, y)").is_err());
+        let (a, cols) =
+            parse_aggs("count_if(status >= 500) * 100 / count as err_pct, sum_if(bytes, ok)")
+                .unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(a[0].cond.is_some() && a[0].arg.is_none());
+        assert!(a[2].cond.is_some() && a[2].arg.is_some());
+        assert_eq!(cols[0].label, "err_pct");
+        assert_eq!(cols[1].label, "sum_if(bytes,ok)");
+        let cells = [Cell::Int(3), Cell::Int(12), Cell::Num(1.0)];
+        assert_eq!(column_cell(&cols[0], &cells), Cell::Num(25.0));
+        assert_eq!(column_cell(&cols[1], &cells), Cell::Num(1.0));
+        let zero = [Cell::Int(0), Cell::Int(0), Cell::Empty];
+        assert_eq!(column_cell(&cols[0], &zero), Cell::Empty);
     }
 
     #[test]
@@ -426,7 +448,7 @@ mod tests {
     #[test]
     fn empty_hll_states_allocate_nothing() {
         // Gap filling creates one state per empty bucket: those must not take 4 KiB each.
-        let spec = &parse_aggs("count_distinct(ip)").unwrap()[0];
+        let spec = &parse_aggs("count_distinct(ip)").unwrap().0[0];
         let State::DistinctApprox(mut empty) = State::new(spec, true) else {
             panic!("approximate distinct count is a HyperLogLog");
         };

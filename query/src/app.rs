@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::{cut, grep, input, records};
+use crate::{cut, fields, grep, input, records};
 
 pub fn run(cli: Cli) -> Result<i32> {
     let quiet = matches!(&cli.cmd, Command::Grep(a) if a.quiet);
@@ -66,6 +66,7 @@ fn run_command(cli: Cli) -> Result<i32> {
             a.input.follow |= a.follow_short;
             run_stats("count", a)
         }
+        Command::Fields(a) => fields::run_fields(a),
         Command::Stats(mut a) => {
             a.stats.input.follow |= a.stats.follow_short;
             run_stats(&a.aggs, a.stats)

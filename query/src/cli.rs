@@ -34,6 +34,21 @@ pub enum Command {
     Count(StatsArgs),
     /// Aggregate: count, count_distinct(f), sum(f), avg(f), min(f), max(f), p50(f), p90(f), p99(f).
     Stats(StatsAggArgs),
+    /// Show the detected formats, field names and sample values of the first lines.
+    Fields(FieldsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FieldsArgs {
+    pub files: Vec<String>,
+    /// How many lines to sample from the start of the inputs.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub lines: usize,
+    /// Output format (default: an aligned table on a terminal, else TSV).
+    #[arg(long, short = 'O', value_enum)]
+    pub output: Option<OutputArg>,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 /// Inputs, shared by every subcommand.
@@ -77,6 +92,17 @@ pub struct InputArgs {
     /// Flush output after every line (the default when stdout is a terminal).
     #[arg(long)]
     pub line_buffered: bool,
+    /// Time zone of zone-less times, of bucket alignment and of shown times: UTC (the
+    /// default), `local`, a name (`Europe/Berlin`) or an offset (`+05:30`).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Read the inputs (each category, each file) interleaved by time, as one stream.
+    #[arg(long)]
+    pub merge: bool,
+    /// Fields of any line shape: a regex with named groups (`(?P<ms>\d+)`), a pattern with
+    /// names (`'* took *ms' as op,ms`), or a format name from the formats file.
+    #[arg(long, value_name = "SPEC")]
+    pub parse: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -89,6 +115,10 @@ pub enum FormatArg {
     Syslog5424,
     Json,
     Logfmt,
+    /// nginx's error_log (`2026/11/23 06:00:00 [error] pid#tid: *cid msg, client: ...`).
+    NginxError,
+    /// Apache httpd's ErrorLog (`[Mon Nov 23 06:00:00.1 2026] [mod:level] [pid N] ...`).
+    ApacheError,
     /// Whitespace-separated fields only (`$1`, `$2`, ...).
     Plain,
 }
@@ -359,6 +389,10 @@ pub struct StatsArgs {
     /// Only the first N rows (after sorting).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// Apply --top (and --sort) within each time bucket of this span (`--top 3 --per
+    /// minute`: the three busiest groups of every minute); implies --by SPAN.
+    #[arg(long, value_name = "SPAN")]
+    pub per: Option<String>,
     /// With -g and --by: also print a zero row for every group in every bucket it has no
     /// line in (without -g, quiet buckets are always shown).
     #[arg(long)]

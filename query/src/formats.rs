@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 
 use crate::cli::FormatArg;
+use crate::custom::Custom;
+use crate::errorlog::{self, ErrorLog};
 use crate::lines::blank_split;
 use crate::timefmt;
 
@@ -18,6 +20,8 @@ pub enum Format {
     Syslog5424,
     Json,
     Logfmt,
+    NginxError,
+    ApacheError,
     Plain,
 }
 
@@ -29,6 +33,8 @@ impl From<FormatArg> for Format {
             FormatArg::Syslog5424 => Format::Syslog5424,
             FormatArg::Json => Format::Json,
             FormatArg::Logfmt => Format::Logfmt,
+            FormatArg::NginxError => Format::NginxError,
+            FormatArg::ApacheError => Format::ApacheError,
             FormatArg::Plain => Format::Plain,
         }
     }
@@ -38,11 +44,16 @@ impl From<FormatArg> for Format {
 /// is plain text (where only `$N` fields and a leading ISO timestamp are known).
 pub fn detect(line: &[u8]) -> Format {
     let line = line.trim_ascii();
-    if line.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+    if line.first() == Some(&b'{') && parse_json(line).is_some() {
         return Format::Json;
     }
     if is_clf(line) {
         return Format::Clf;
+    }
+    match errorlog::detect(line) {
+        Some(errorlog::Kind::Nginx) => return Format::NginxError,
+        Some(errorlog::Kind::Apache) => return Format::ApacheError,
+        None => {}
     }
     if parse_5424(line).is_some() {
         return Format::Syslog5424;
@@ -62,6 +73,50 @@ pub fn detect(line: &[u8]) -> Format {
         }
     }
     Format::Plain
+}
+
+/// A JSON line's value. A line with an invalid UTF-8 byte (a truncated multi-byte character
+/// from a logger that cuts at a byte limit) is decoded lossily, the bad bytes becoming U+FFFD,
+/// so that its other fields still answer.
+pub fn parse_json(line: &[u8]) -> Option<serde_json::Value> {
+    match serde_json::from_slice(line) {
+        Ok(v) => Some(v),
+        Err(_) if std::str::from_utf8(line).is_err() => {
+            serde_json::from_str(&String::from_utf8_lossy(line)).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// A key of a JSON object by dotted name: `a.b` is key `b` of object `a`, or the key `a.b`
+/// itself (ECS's flat `"log.level"`), the longest literal key first at each level; `a.0` is
+/// an array's first item.
+pub fn json_lookup<'v>(v: &'v serde_json::Value, name: &str) -> Option<&'v serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(x) = m.get(name) {
+                return Some(x);
+            }
+            // Split at each dot, longest first key last: a nested walk stays cheap
+            // (names are short) and never recurses deeper than the name has dots.
+            name.match_indices('.').find_map(|(i, _)| {
+                let head = m.get(&name[..i])?;
+                json_lookup(head, &name[i + 1..])
+            })
+        }
+        serde_json::Value::Array(a) => {
+            let (idx, rest) = match name.split_once('.') {
+                Some((i, rest)) => (i, Some(rest)),
+                None => (name, None),
+            };
+            let item = a.get(idx.parse::<usize>().ok()?)?;
+            match rest {
+                Some(r) => json_lookup(item, r),
+                None => Some(item),
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Detects the format of every line on its own, so that a banner line or a stack trace in
@@ -171,6 +226,8 @@ pub struct Clf<'a> {
     pub bytes: &'a [u8],
     pub referer: Option<&'a [u8]>,
     pub agent: Option<&'a [u8]>,
+    /// `vhost_combined`'s leading `host:port`.
+    pub vhost: Option<&'a [u8]>,
 }
 
 fn split_word(b: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -198,9 +255,24 @@ fn quoted(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The part of an access-log line that decides whether it is one: `host ident user [time]
 /// "request" status`; returns the spans and the rest after the status.
-type ClfHead<'a> = ([&'a [u8]; 6], &'a [u8]);
+/// The spans are `[ip, ident, user, time, request, status, vhost]` (`vhost` empty unless
+/// the line is Apache's `vhost_combined`, which starts with `host:port`).
+type ClfHead<'a> = ([&'a [u8]; 7], &'a [u8]);
 
 fn clf_head(line: &[u8]) -> Option<ClfHead<'_>> {
+    clf_head_plain(line).or_else(|| {
+        let (vhost, rest) = split_word(line)?;
+        let (_, port) = vhost.split_at(memchr::memrchr(b':', vhost)? + 1);
+        if port.is_empty() || !port.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let (mut spans, rest) = clf_head_plain(rest)?;
+        spans[6] = vhost;
+        Some((spans, rest))
+    })
+}
+
+fn clf_head_plain(line: &[u8]) -> Option<ClfHead<'_>> {
     let (ip, rest) = split_word(line)?;
     let (ident, rest) = split_word(rest)?;
     let (user, rest) = split_word(rest)?;
@@ -214,7 +286,7 @@ fn clf_head(line: &[u8]) -> Option<ClfHead<'_>> {
     if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(([ip, ident, user, time, request, status], rest))
+    Some(([ip, ident, user, time, request, status, b""], rest))
 }
 
 /// Whether `parse_clf` accepts the line, without looking at its (long) referer and agent.
@@ -229,7 +301,7 @@ pub fn parse_clf(line: &[u8]) -> Option<Clf<'_>> {
 
 /// The rest of an access-log line after its [`clf_head`].
 fn clf_from_head(head: ClfHead<'_>) -> Clf<'_> {
-    let ([ip, ident, user, time, request, status], rest) = head;
+    let ([ip, ident, user, time, request, status, vhost], rest) = head;
     let (bytes, rest) = split_word(rest).unwrap_or((rest, b""));
     let (referer, agent) = match quoted(rest) {
         Some((r, rest)) => match rest.strip_prefix(b" ").and_then(quoted) {
@@ -248,6 +320,7 @@ fn clf_from_head(head: ClfHead<'_>) -> Clf<'_> {
         bytes,
         referer,
         agent,
+        vhost: (!vhost.is_empty()).then_some(vhost),
     }
 }
 
@@ -278,6 +351,8 @@ impl<'a> Clf<'a> {
             "bytes" | "size" => self.bytes,
             "referer" | "referrer" => self.referer?,
             "agent" | "user_agent" | "ua" => self.agent?,
+            "vhost" | "server" => self.vhost?,
+            "port" => &self.vhost?[memchr::memrchr(b':', self.vhost?)? + 1..],
             _ => return None,
         })
     }
@@ -310,18 +385,32 @@ fn strip_pri(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
 /// `[<pri>]Mmm dd hh:mm:ss host tag[pid]: msg` (files written by rsyslog drop the `<pri>`).
 pub fn parse_3164(line: &[u8]) -> Option<Syslog<'_>> {
     let (pri, rest) = strip_pri(line);
-    if rest.len() < 16 || timefmt::month(&rest[..3]).is_none() || rest[15] != b' ' {
-        return None;
-    }
-    let ts = &rest[..15];
-    if ts[9] != b':' || ts[12] != b':' {
-        return None;
-    }
-    let (host, rest) = split_word(&rest[16..])?;
+    let bsd = rest.len() >= 16
+        && timefmt::month(&rest[..3]).is_some()
+        && rest[15] == b' '
+        && rest[9] == b':'
+        && rest[12] == b':';
+    let (ts, rest) = if bsd {
+        (&rest[..15], &rest[16..])
+    } else {
+        // rsyslog's RSYSLOG_FileFormat: an RFC 3339 time in place of `Mmm dd hh:mm:ss`.
+        let (ts, rest) = split_word(rest)?;
+        match timefmt::parse_iso_prefix(ts) {
+            Some((_, n)) if n == ts.len() && ts.len() > 19 => (ts, rest),
+            _ => return None,
+        }
+    };
+    let (host, rest) = split_word(rest)?;
     let (tag, msg) = match memchr::memchr(b':', rest) {
         Some(i) if !rest[..i].contains(&b' ') => (&rest[..i], rest[i + 1..].trim_ascii_start()),
+        // An ISO time then two words is common in plain application logs: without a
+        // `tag:` it is not taken for syslog.
+        _ if !bsd => return None,
         _ => (&b""[..], rest),
     };
+    if !bsd && tag.is_empty() {
+        return None;
+    }
     let (app, pid) = match (memchr::memchr(b'[', tag), tag.last()) {
         (Some(i), Some(b']')) => (&tag[..i], Some(&tag[i + 1..tag.len() - 1])),
         _ => (tag, None),
@@ -489,7 +578,13 @@ pub struct Record<'a> {
     syslog: Option<Option<Syslog<'a>>>,
     json: Option<Option<serde_json::Value>>,
     logfmt: Option<Vec<Pair<'a>>>,
+    errlog: Option<Option<ErrorLog<'a>>>,
+    /// The `--parse` shape, and its match on this line once looked for.
+    custom: Option<&'static Custom>,
+    caps: Option<Option<regex::bytes::CaptureLocations>>,
     pub now: i64,
+    /// The line number, 1-based over all inputs (set where `NR` is used; 0 elsewhere).
+    pub nr: u64,
 }
 
 impl<'a> Record<'a> {
@@ -504,8 +599,60 @@ impl<'a> Record<'a> {
             syslog: None,
             json: None,
             logfmt: None,
+            errlog: None,
+            custom: crate::custom::get(),
+            caps: None,
             now,
+            nr: 0,
         }
+    }
+
+    fn error_kind(&self) -> Option<errorlog::Kind> {
+        match self.format {
+            Format::NginxError => Some(errorlog::Kind::Nginx),
+            Format::ApacheError => Some(errorlog::Kind::Apache),
+            _ => None,
+        }
+    }
+
+    fn errlog(&mut self) -> Option<&ErrorLog<'a>> {
+        let kind = self.error_kind()?;
+        let line = self.line;
+        self.errlog
+            .get_or_insert_with(|| errorlog::parse(line, kind))
+            .as_ref()
+    }
+
+    /// Whether the `--parse` shape matches the line (false without one).
+    pub fn custom_matches(&mut self) -> bool {
+        let Some(c) = self.custom else { return false };
+        let line = self.line;
+        self.caps
+            .get_or_insert_with(|| {
+                let mut locs = c.re.capture_locations();
+                c.re.captures_read(&mut locs, line).map(|_| locs)
+            })
+            .is_some()
+    }
+
+    /// A field of the `--parse` shape, if it matches the line and has the field (`method`,
+    /// `path`, `protocol` also from a `request` field, as in an access log).
+    fn custom_field(&mut self, c: &Custom, name: &str) -> Option<&'a [u8]> {
+        let line = self.line;
+        if !self.custom_matches() {
+            return None;
+        }
+        let locs = self.caps.as_ref()?.as_ref()?;
+        let span = |i: usize| locs.get(i).map(|(a, b)| &line[a..b]);
+        if let Some(i) = c.group(name) {
+            return span(i);
+        }
+        let part = ["method", "path", "protocol"]
+            .iter()
+            .position(|p| *p == name)?;
+        let request = span(c.group("request")?)?;
+        let mut words = request.splitn(3, |&b| b == b' ');
+        words.nth(part)
     }
 
     pub fn get(&mut self, f: &FieldRef) -> Option<Cow<'a, [u8]>> {
@@ -531,7 +678,26 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The number of whitespace-separated fields (awk's `NF`), counted without storing them.
+    pub fn nf(&mut self) -> usize {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let rest = self.words_rest.unwrap_or(self.line);
+        let mut n = self.words.len();
+        let mut in_word = false;
+        for b in rest {
+            let word = !blank(b);
+            n += (word && !in_word) as usize;
+            in_word = word;
+        }
+        n
+    }
+
     fn named(&mut self, name: &str) -> Option<Cow<'a, [u8]>> {
+        if let Some(c) = self.custom {
+            if let Some(v) = self.custom_field(c, name) {
+                return Some(Cow::Borrowed(v));
+            }
+        }
         let line = self.line;
         match self.format {
             Format::Clf => {
@@ -560,18 +726,8 @@ impl<'a> Record<'a> {
                 s.field(name).map(Cow::Borrowed)
             }
             Format::Json => {
-                let v = self
-                    .json
-                    .get_or_insert_with(|| serde_json::from_slice(line).ok())
-                    .as_ref()?;
-                let mut cur = v;
-                for part in name.split('.') {
-                    cur = match cur {
-                        serde_json::Value::Object(m) => m.get(part)?,
-                        serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
-                        _ => return None,
-                    };
-                }
+                let v = self.json.get_or_insert_with(|| parse_json(line)).as_ref()?;
+                let cur = json_lookup(v, name)?;
                 Some(match cur {
                     serde_json::Value::String(s) => Cow::Owned(s.clone().into_bytes()),
                     serde_json::Value::Null => return None,
@@ -585,25 +741,47 @@ impl<'a> Record<'a> {
                     .find(|(k, _)| *k == name.as_bytes())
                     .map(|(_, v)| v.clone())
             }
+            Format::NginxError | Format::ApacheError => {
+                self.errlog()?.field(name).map(Cow::Borrowed)
+            }
             Format::Plain => None,
         }
     }
 
     /// The line's time, Unix seconds, if it has one.
     pub fn time(&mut self) -> Option<i64> {
+        if let Some(c) = self.custom {
+            let now = self.now;
+            let t = crate::custom::TIME_FIELDS.iter().find_map(|f| {
+                c.names
+                    .iter()
+                    .any(|n| n.as_deref() == Some(*f))
+                    .then_some(())?;
+                let v = self.custom_field(c, f)?;
+                timefmt::parse_any(v, now)
+            });
+            if t.is_some() {
+                return t;
+            }
+        }
         match self.format {
             Format::Clf => match &self.clf {
                 Some(clf) => timefmt::parse_clf(clf.as_ref()?.time),
                 // Bucketing by time needs only `[...]`: skip parsing the rest of the line,
                 // which is most of the per-line cost of `count --by minute`.
                 None => match &self.clf_head {
-                    Some(([.., time, _, _], _)) => timefmt::parse_clf(time),
-                    None => clf_time(self.line),
+                    Some(([_, _, _, time, ..], _)) => timefmt::parse_clf(time),
+                    None => clf_time(self.line)
+                        .or_else(|| timefmt::parse_clf(clf_head(self.line)?.0[3])),
                 },
             },
             Format::Syslog3164 => {
                 let t = self.named("time")?;
-                timefmt::parse_3164(&t, self.now)
+                timefmt::parse_3164(&t, self.now).or_else(|| timefmt::parse_iso(&t))
+            }
+            Format::NginxError | Format::ApacheError => {
+                let kind = self.error_kind()?;
+                self.errlog()?.unix_time(kind)
             }
             Format::Syslog5424 => timefmt::parse_iso(&self.named("time")?),
             Format::Json | Format::Logfmt => {

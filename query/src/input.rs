@@ -45,6 +45,8 @@ pub enum InputKind {
     Archive(ArchiveFile),
     /// `--follow`: every named file and category, live, as one stream.
     Follow(crate::follow::FollowSpec),
+    /// `--merge`: several inputs interleaved by time, as one stream.
+    Merge(crate::merge::MergeSpec),
 }
 
 impl Input {
@@ -57,7 +59,7 @@ impl Input {
 
     pub fn path(&self) -> Option<&Path> {
         match &self.kind {
-            InputKind::Stdin | InputKind::Follow(_) => None,
+            InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => None,
             InputKind::Path(p) => Some(p),
             InputKind::Archive(a) => Some(&a.path),
         }
@@ -69,7 +71,7 @@ impl Input {
     /// one stream it reads.
     pub fn is_gzip(&self) -> io::Result<bool> {
         match &self.kind {
-            InputKind::Stdin | InputKind::Follow(_) => Ok(false),
+            InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => Ok(false),
             InputKind::Archive(a) if a.compressed => Ok(true),
             _ => {
                 let Some(path) = self.path() else {
@@ -122,6 +124,7 @@ impl Input {
             InputKind::Stdin => {
                 decode_if_gzip(io::stdin(), how).with_context(|| format!("reading {}", self.name))
             }
+            InputKind::Merge(spec) => Ok(Box::new(crate::merge::MergeReader::new(spec))),
             InputKind::Follow(spec) => Ok(Box::new(crate::follow::FollowReader::open(
                 spec,
                 crate::lines::max_line(),
@@ -295,10 +298,10 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
                 format!("listing category {cat} in {}", spec.data_dir.display())
             })?;
             if files.is_empty() {
-                tracing::warn!(
+                crate::output::warn(&format!(
                     "category {cat} has no files under {}",
                     spec.data_dir.display()
-                );
+                ));
             }
             for f in files {
                 out.push(Input {

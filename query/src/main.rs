@@ -5,6 +5,7 @@ use clap::Parser;
 fn main() {
     scribe_cli::init_logging("warn");
     let args = logq::cli::expand_context_shorthand(std::env::args_os().collect());
+    let args = logq::custom::join_parse_args(args);
     let is_cut = args.get(1).is_some_and(|a| a == "cut");
     let cli = match logq::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -63,6 +63,39 @@ pub fn text(c: &Cell) -> String {
     }
 }
 
+/// A warning on stderr, one plain line (`logq: warning: ...`), not a log record: it is
+/// addressed to the person at the terminal.
+pub fn warn(msg: &str) {
+    eprintln!("logq: warning: {msg}");
+}
+
+/// A cell as the aligned table shows it: control characters escaped (`\t`, `\x1b`), so
+/// that a value from a log line can neither break the table's lines nor send the terminal
+/// escape sequences.
+pub fn table_text(c: &Cell) -> String {
+    let s = text(c);
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            // Control characters (Unicode Cc) are all below U+0100.
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Columns a string takes on a terminal (East Asian wide characters take two).
+fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
 impl Table {
     fn column(&self, name: &str) -> Result<usize> {
         if let Some(i) = self.header.iter().position(|h| h == name) {
@@ -77,26 +110,59 @@ impl Table {
         }
     }
 
-    /// `--sort COL` ascending, `--sort -COL` descending (stable); then `--top N`.
-    pub fn sort_and_limit(&mut self, sort: Option<&str>, top: Option<usize>) -> Result<()> {
-        if let Some(s) = sort {
-            let (desc, name) = match s.strip_prefix('-') {
-                Some(n) => (true, n),
-                None => (false, s),
-            };
-            let col = self.column(name)?;
-            self.rows.sort_by(|a, b| {
+    /// `--sort COL` ascending, `--sort -COL` descending (stable); then `--top N`. With
+    /// `per_bucket` (`--top N --per SPAN`), both apply within each time bucket (the rows of
+    /// one bucket are contiguous, as `finish` orders them), the default order being the
+    /// first aggregate column (`first_agg`), largest first.
+    pub fn sort_and_limit(
+        &mut self,
+        sort: Option<&str>,
+        top: Option<usize>,
+        per_bucket: Option<usize>,
+    ) -> Result<()> {
+        let order = match (sort, per_bucket) {
+            (Some(s), _) => {
+                let (desc, name) = match s.strip_prefix('-') {
+                    Some(n) => (true, n),
+                    None => (false, s),
+                };
+                Some((self.column(name)?, desc))
+            }
+            (None, Some(first_agg)) => Some((first_agg.min(self.header.len() - 1), true)),
+            (None, None) => None,
+        };
+        let cmp = |a: &Vec<Cell>, b: &Vec<Cell>| match order {
+            Some((col, desc)) => {
                 let o = cmp_cell(&a[col], &b[col]);
                 if desc {
                     o.reverse()
                 } else {
                     o
                 }
-            });
+            }
+            None => Ordering::Equal,
+        };
+        if per_bucket.is_none() {
+            if order.is_some() {
+                self.rows.sort_by(cmp);
+            }
+            if let Some(n) = top {
+                self.rows.truncate(n);
+            }
+            return Ok(());
         }
-        if let Some(n) = top {
-            self.rows.truncate(n);
+        let mut out = Vec::with_capacity(self.rows.len());
+        let mut rows = std::mem::take(&mut self.rows).into_iter().peekable();
+        while let Some(first) = rows.next() {
+            let mut bucket = vec![first];
+            while let Some(r) = rows.next_if(|r| r[0] == bucket[0][0]) {
+                bucket.push(r);
+            }
+            bucket.sort_by(cmp);
+            bucket.truncate(top.unwrap_or(usize::MAX));
+            out.extend(bucket);
         }
+        self.rows = out;
         Ok(())
     }
 
@@ -230,12 +296,12 @@ pub fn write<W: Write>(
             let texts: Vec<Vec<String>> = t
                 .rows
                 .iter()
-                .map(|r| r.iter().map(text).collect())
+                .map(|r| r.iter().map(table_text).collect())
                 .collect();
-            let mut widths: Vec<usize> = t.header.iter().map(|h| h.chars().count()).collect();
+            let mut widths: Vec<usize> = t.header.iter().map(|h| width(h)).collect();
             for r in &texts {
                 for (w, c) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(c.chars().count());
+                    *w = (*w).max(width(c));
                 }
             }
             let numeric: Vec<bool> = (0..t.header.len())
@@ -247,7 +313,7 @@ pub fn write<W: Write>(
                     if i > 0 {
                         s.push_str("  ");
                     }
-                    let pad = widths[i].saturating_sub(c.chars().count());
+                    let pad = widths[i].saturating_sub(width(c));
                     if numeric[i] {
                         s.push_str(&" ".repeat(pad));
                         s.push_str(c);

@@ -110,8 +110,37 @@ fn register_font() -> Result<()> {
     bail!("--plot needs a TrueType font such as DejaVu Sans (Debian: apt-get install fonts-dejavu-core)")
 }
 
+/// A tick value as people read it: `950`, `1.5k`, `2M`, `0.25`.
+fn human(v: f64) -> String {
+    let a = v.abs();
+    let (x, unit) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}{unit}")
+}
+
+/// The y axis' name: with groups, the aggregate each group's line shows; else the one
+/// aggregate, or "value" for several.
+fn y_label(t: &Table, s: &Series) -> String {
+    let grouped = t.header.len() - 1 > count_aggs(t);
+    match (grouped, s.len()) {
+        (true, _) => t.header.last().cloned().unwrap_or_default(),
+        (false, 1) => s[0].0.clone(),
+        _ => "value".to_string(),
+    }
+}
+
 pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
     let s = series(t)?;
+    let y = y_label(t, &s);
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -119,7 +148,12 @@ pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
     match ext.as_deref() {
         Some("svg") => {
             register_font()?;
-            draw(SVGBackend::new(path, SIZE).into_drawing_area(), &s, title)
+            draw(
+                SVGBackend::new(path, SIZE).into_drawing_area(),
+                &s,
+                title,
+                &y,
+            )
         }
         Some("png") => {
             register_font()?;
@@ -127,6 +161,7 @@ pub fn render(t: &Table, path: &Path, title: Option<&str>) -> Result<()> {
                 BitMapBackend::new(path, SIZE).into_drawing_area(),
                 &s,
                 title,
+                &y,
             )
         }
         _ => bail!("--plot {}: use a .svg or .png file name", path.display()),
@@ -138,6 +173,7 @@ fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
     s: &Series,
     title: Option<&str>,
+    y_desc: &str,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -159,7 +195,7 @@ where
     }
     let span = x1 - x0;
     let label = move |x: &i64| {
-        let s = timefmt::format_utc(*x);
+        let s = timefmt::format_time(*x);
         if span < 86400 {
             s.get(11..16).unwrap_or(&s).to_string()
         } else {
@@ -184,7 +220,9 @@ where
     chart
         .configure_mesh()
         .x_label_formatter(&label)
-        .x_desc("time (UTC)")
+        .x_desc(format!("time ({})", crate::zone::label()))
+        .y_label_formatter(&|v: &f64| human(*v))
+        .y_desc(y_desc)
         .draw()
         .map_err(err)?;
     for (i, (name, p)) in s.iter().enumerate() {
@@ -210,6 +248,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::time_ticks;
+
+    #[test]
+    fn tick_values_read_well() {
+        use super::human;
+        assert_eq!(human(950.0), "950");
+        assert_eq!(human(15_000.0), "15k");
+        assert_eq!(human(1_250_000.0), "1.25M");
+        assert_eq!(human(0.25), "0.25");
+        assert_eq!(human(3.0e9), "3G");
+    }
 
     #[test]
     fn ticks_fall_on_round_times() {

@@ -9,32 +9,24 @@ use std::ops::ControlFlow;
 
 use anyhow::{bail, Context, Result};
 
-use crate::agg::{parse_aggs, AggSpec, Cell, State};
+use crate::agg::{column_cell, parse_aggs, AggSpec, Cell, State};
 use crate::cli::{PrintArgs, StatsArgs, WhereArgs};
-use crate::expr::Expr;
-use crate::formats::{Detector, FieldRef, Record};
+use crate::expr::{Column, Expr};
+use crate::formats::{Detector, Record};
 use crate::output::{self, Table};
 use crate::plan::plan;
 use crate::source::{stdout, Source};
 use crate::{lines, par, timefmt};
 
-/// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`.
-pub fn parse_fields(s: &str) -> Result<Vec<FieldRef>> {
-    let v: Vec<FieldRef> = s
-        .split([',', ' '])
-        .filter(|p| !p.is_empty())
-        .map(|p| FieldRef::parse(p).with_context(|| format!("bad field {p:?}")))
-        .collect::<Result<_>>()?;
-    if v.is_empty() {
-        bail!("no fields given");
-    }
-    Ok(v)
+/// Comma- or blank-separated field list: `ip,path`, `1,7`, `$1 $7`, `$NF, lower(method)`.
+pub fn parse_fields(s: &str) -> Result<Vec<(String, Expr)>> {
+    Expr::parse_list(s).with_context(|| format!("in field list {s:?}"))
 }
 
 /// What a printing command does with each line.
 struct Printer {
     filter: Option<Expr>,
-    fields: Option<Vec<FieldRef>>,
+    fields: Option<Vec<Expr>>,
     delimiter: Vec<u8>,
     prefix: Vec<u8>,
 }
@@ -55,9 +47,7 @@ impl Printer {
                     if i > 0 {
                         w.write_all(&self.delimiter)?;
                     }
-                    if let Some(v) = rec.get(f) {
-                        w.write_all(&v)?;
-                    }
+                    w.write_all(&f.value(&mut rec).bytes())?;
                 }
             }
         }
@@ -65,29 +55,64 @@ impl Printer {
         Ok(true)
     }
 
+    /// Named fields of the filter and the printed fields.
+    fn names(&self) -> Vec<std::sync::Arc<crate::expr::Named>> {
+        let mut names = Vec::new();
+        self.filter.iter().for_each(|f| f.names(&mut names));
+        self.fields
+            .iter()
+            .flatten()
+            .for_each(|f| f.names(&mut names));
+        names
+    }
+
     fn run(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
+        let code = self.run_lines(src, tail)?;
+        crate::fields::check_found(&self.names(), src)?;
+        Ok(code)
+    }
+
+    /// Whether `NR` is used: then the inputs are read one task after another, in order.
+    fn uses_nr(&self) -> bool {
+        self.filter
+            .iter()
+            .chain(self.fields.iter().flatten())
+            .any(Expr::uses_nr)
+    }
+
+    fn run_lines(&self, src: &Source, tail: Option<usize>) -> Result<i32> {
         let now = timefmt::now();
         let mut out = stdout();
         if let Some(n) = tail {
             let mut pick = Detector::new(src.format);
             let mut any = false;
-            for l in src.tail_lines(n)? {
-                any |= self.line(pick.record(&l, now), &mut out)?;
+            for (i, l) in src.tail_lines(n)?.iter().enumerate() {
+                let mut rec = pick.record(l, now);
+                rec.nr = i as u64 + 1;
+                any |= self.line(rec, &mut out)?;
             }
             out.flush()?;
             return Ok(if any { 0 } else { 1 });
         }
-        let tasks = plan(&src.inputs, true)?;
-        let hits = par::run_ordered(
-            tasks.len(),
-            par::workers(tasks.len()),
-            &mut out,
-            None,
-            |i, w| {
-                let mut pick = Detector::new(src.format);
-                let mut n = 0u64;
-                let mut err = Ok(());
-                src.for_each_line(&tasks[i], |l| match self.line(pick.record(l, now), w) {
+        let in_order = self.uses_nr();
+        let tasks = plan(&src.inputs, !in_order)?;
+        // With one worker, tasks run one after another in order: the count is NR.
+        let nr = std::sync::atomic::AtomicU64::new(0);
+        let workers = if in_order {
+            1
+        } else {
+            par::workers(tasks.len())
+        };
+        let hits = par::run_ordered(tasks.len(), workers, &mut out, None, |i, w| {
+            let mut pick = Detector::new(src.format);
+            let mut n = 0u64;
+            let mut err = Ok(());
+            src.for_each_line(&tasks[i], |l| {
+                let mut rec = pick.record(l, now);
+                if in_order {
+                    rec.nr = nr.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                }
+                match self.line(rec, w) {
                     Ok(hit) => {
                         n += hit as u64;
                         ControlFlow::Continue(())
@@ -96,14 +121,18 @@ impl Printer {
                         err = Err(e);
                         ControlFlow::Break(())
                     }
-                })?;
-                err?;
-                Ok(n)
-            },
-        )?;
+                }
+            })?;
+            err?;
+            Ok(n)
+        })?;
         src.progress.finish();
         Ok(if hits.iter().any(|&n| n > 0) { 0 } else { 1 })
     }
+}
+
+fn field_exprs(s: &str) -> Result<Vec<Expr>> {
+    Ok(parse_fields(s)?.into_iter().map(|(_, e)| e).collect())
 }
 
 fn timestamp_prefix(on: bool) -> Vec<u8> {
@@ -119,7 +148,7 @@ fn timestamp_prefix(on: bool) -> Vec<u8> {
 
 pub fn run_where(a: WhereArgs) -> Result<i32> {
     let filter = Expr::parse(&a.expr).with_context(|| format!("in {:?}", a.expr))?;
-    let fields = a.print.as_deref().map(parse_fields).transpose()?;
+    let fields = a.print.as_deref().map(field_exprs).transpose()?;
     let src = Source::new(&a.input, &a.files)?;
     Printer {
         filter: Some(filter),
@@ -139,7 +168,7 @@ pub fn run_print(a: PrintArgs) -> Result<i32> {
     let src = Source::new(&a.input, &a.files)?;
     Printer {
         filter,
-        fields: Some(parse_fields(&a.fields)?),
+        fields: Some(field_exprs(&a.fields)?),
         delimiter: a.output_delimiter.into_bytes(),
         prefix: timestamp_prefix(a.timestamp),
     }
@@ -165,7 +194,7 @@ pub fn parse_span(s: &str) -> Result<i64> {
 }
 
 /// Aggregation state of one task: groups keyed by an encoding of (bucket, group values).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Groups {
     index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     rows: Vec<(Vec<u8>, Vec<State>)>,
@@ -207,15 +236,38 @@ impl Groups {
 /// What a stats run computes.
 pub struct StatsPlan {
     pub aggs: Vec<AggSpec>,
+    /// The output columns, over `aggs`.
+    pub columns: Vec<Column>,
     pub span: Option<i64>,
-    pub group: Vec<FieldRef>,
+    /// Group keys: labels and expressions (`-g ip,url_path(path)`).
+    pub group: Vec<(String, Expr)>,
     pub filter: Option<Expr>,
     pub approx: bool,
     /// Zero rows for buckets without lines (always without groups; with groups, `--fill`).
     pub fill: bool,
+    /// `--sort`, `--top`, and whether they apply per time bucket (`--per`).
+    pub sort: Option<String>,
+    pub top: Option<usize>,
+    pub per_bucket: bool,
 }
 
 impl StatsPlan {
+    /// Named fields of the filter, groups and aggregates.
+    pub fn names(&self) -> Vec<std::sync::Arc<crate::expr::Named>> {
+        let mut names = Vec::new();
+        self.filter.iter().for_each(|f| f.names(&mut names));
+        for (_, e) in &self.group {
+            e.names(&mut names);
+        }
+        for a in &self.aggs {
+            a.arg
+                .iter()
+                .chain(&a.cond)
+                .for_each(|e| e.names(&mut names));
+        }
+        names
+    }
+
     pub fn new_states(&self) -> Vec<State> {
         self.aggs
             .iter()
@@ -250,9 +302,11 @@ impl StatsPlan {
         let mut g = Groups::default();
         let mut pick = Detector::new(forced);
         let mut key = Vec::with_capacity(64);
+        let mut bucketer = self.span.map(crate::zone::Bucketer::new);
         // Consecutive lines usually share their group (the same minute): remember the last.
         let mut last: Option<usize> = None;
         drive(&mut |line: &[u8]| {
+            let bucketer = &mut bucketer;
             let mut rec = pick.record(line, now);
             if let Some(f) = &self.filter {
                 if !f.eval(&mut rec) {
@@ -260,20 +314,22 @@ impl StatsPlan {
                 }
             }
             key.clear();
-            if let Some(span) = self.span {
+            if let Some(b) = bucketer {
                 let Some(t) = rec.time() else {
                     g.untimed += 1;
                     return ControlFlow::Continue(());
                 };
-                key.extend_from_slice(&(t.div_euclid(span) * span).to_be_bytes());
+                key.extend_from_slice(&b.of(t).to_be_bytes());
             }
-            for f in &self.group {
-                match rec.get(f) {
-                    Some(v) => {
-                        key.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                        key.extend_from_slice(&v);
+            for (_, e) in &self.group {
+                match e.value(&mut rec) {
+                    crate::expr::Value::Missing => key.extend_from_slice(&u32::MAX.to_be_bytes()),
+                    v => {
+                        let v = v.bytes();
+                        let len = u32::try_from(v.len()).unwrap_or(u32::MAX - 1);
+                        key.extend_from_slice(&len.to_be_bytes());
+                        key.extend_from_slice(&v[..len as usize]);
                     }
-                    None => key.extend_from_slice(&u32::MAX.to_be_bytes()),
                 }
             }
             let idx = match last {
@@ -318,10 +374,10 @@ impl StatsPlan {
     /// the first to the last appears for every group (missing ones with zero counts).
     pub fn finish(&self, mut g: Groups) -> Result<Table> {
         if g.untimed > 0 {
-            tracing::warn!(
+            output::warn(&format!(
                 "{} lines without a recognisable time were not counted",
                 g.untimed
-            );
+            ));
         }
         if let Some(span) = self.span.filter(|_| self.fill) {
             fill_gaps(self, &mut g, span)?;
@@ -333,22 +389,27 @@ impl StatsPlan {
         if self.span.is_some() {
             header.push("time".to_string());
         }
-        header.extend(self.group.iter().map(FieldRef::label));
-        header.extend(self.aggs.iter().map(|a| a.label.clone()));
+        header.extend(self.group.iter().map(|(label, _)| label.clone()));
+        header.extend(self.columns.iter().map(|c| c.label.clone()));
         let mut rows = Vec::with_capacity(g.rows.len());
         let mut time_keys = Vec::with_capacity(g.rows.len());
         for (key, states) in g.rows {
             let (t, groups) = decode_key(&key, self.span.is_some(), self.group.len());
             let mut row = Vec::with_capacity(header.len());
             if let Some(t) = t {
-                row.push(Cell::Text(timefmt::format_utc(t).into_bytes()));
+                row.push(Cell::Text(timefmt::format_time(t).into_bytes()));
             }
             row.extend(
                 groups
                     .into_iter()
                     .map(|v| v.map_or(Cell::Empty, Cell::Text)),
             );
-            row.extend(states.into_iter().zip(&self.aggs).map(|(s, a)| s.finish(a)));
+            let cells: Vec<Cell> = states
+                .into_iter()
+                .zip(&self.aggs)
+                .map(|(s, a)| s.finish(a))
+                .collect();
+            row.extend(self.columns.iter().map(|c| column_cell(c, &cells)));
             rows.push(row);
             time_keys.push(t);
         }
@@ -424,13 +485,13 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
         .map(|d| (d / span) as u64 + 1)
         .unwrap_or(u64::MAX);
     if buckets.saturating_mul(groups.len() as u64) > MAX_FILLED_ROWS {
-        tracing::warn!(
+        output::warn(&format!(
             "empty time buckets not shown: {} to {} is {buckets} buckets × {} groups; \
              use a coarser --by (or --since/--until) to see them",
-            timefmt::format_utc(lo),
-            timefmt::format_utc(hi),
+            timefmt::format_time(lo),
+            timefmt::format_time(hi),
             groups.len()
-        );
+        ));
         return Ok(());
     }
     let mut key = Vec::new();
@@ -446,7 +507,7 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
             }
         }
         match t.checked_add(span) {
-            Some(next) => t = next,
+            Some(_) => t = crate::zone::next_bucket(t, span),
             None => break,
         }
     }
@@ -455,20 +516,50 @@ fn fill_gaps(plan: &StatsPlan, g: &mut Groups, span: i64) -> Result<()> {
 
 /// What `count`/`stats` compute, from their arguments.
 pub fn stats_plan(aggs: &str, a: &StatsArgs) -> Result<StatsPlan> {
+    let (aggs, columns) = parse_aggs(aggs)?;
+    let group = a
+        .group
+        .as_deref()
+        .map(parse_fields)
+        .transpose()?
+        .unwrap_or_default();
+    let filter = a
+        .filter
+        .as_deref()
+        .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
+        .transpose()?;
+    let uses_nr = aggs
+        .iter()
+        .flat_map(|a| a.arg.iter().chain(&a.cond))
+        .chain(filter.iter())
+        .chain(group.iter().map(|(_, e)| e))
+        .any(Expr::uses_nr);
+    if uses_nr {
+        bail!("NR (the line number) is known in where and print only: count and stats read pieces of the input in parallel");
+    }
+    let by = a.by.as_deref().map(parse_span).transpose()?;
+    let per = a.per.as_deref().map(parse_span).transpose()?;
+    if let (Some(b), Some(p)) = (by, per) {
+        if b != p {
+            bail!(
+                "--per {} and --by {} differ: --per SPAN already buckets by SPAN",
+                a.per.as_deref().unwrap_or(""),
+                a.by.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if per.is_some() && a.top.is_none() && a.sort.is_none() {
+        bail!("--per SPAN applies --top N (and --sort) within each bucket: give --top N");
+    }
     Ok(StatsPlan {
-        aggs: parse_aggs(aggs)?,
-        span: a.by.as_deref().map(parse_span).transpose()?,
-        group: a
-            .group
-            .as_deref()
-            .map(parse_fields)
-            .transpose()?
-            .unwrap_or_default(),
-        filter: a
-            .filter
-            .as_deref()
-            .map(|e| Expr::parse(e).with_context(|| format!("in {e:?}")))
-            .transpose()?,
+        aggs,
+        columns,
+        sort: a.sort.clone(),
+        top: a.top,
+        per_bucket: per.is_some(),
+        span: by.or(per),
+        group,
+        filter,
         approx: a.approx,
         fill: a.fill || a.group.is_none(),
     })
@@ -511,8 +602,10 @@ pub fn run_stats(aggs: &str, a: StatsArgs) -> Result<i32> {
         }
         all
     };
+    crate::fields::check_found(&plan_.names(), &src)?;
     let mut table = plan_.finish(groups)?;
-    table.sort_and_limit(a.sort.as_deref(), a.top)?;
+    let first_agg = plan_.per_bucket.then(|| 1 + plan_.group.len());
+    table.sort_and_limit(plan_.sort.as_deref(), plan_.top, first_agg)?;
     if let Some(path) = &a.plot {
         crate::plot::render(&table, path, a.title.as_deref())?;
     }

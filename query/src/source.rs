@@ -24,11 +24,44 @@ pub struct Source {
     pub format: Option<crate::cli::FormatArg>,
     pub progress: progress::Progress,
     pub no_mmap: bool,
+    /// The first bytes read from stdin (up to [`STDIN_HEAD`]), kept so that a "did you mean"
+    /// hint can still look at stdin's field names after it was consumed.
+    pub stdin_head: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// How much of stdin [`Source::stdin_head`] keeps.
+pub const STDIN_HEAD: usize = 256 * 1024;
+
+/// A reader that copies the first [`STDIN_HEAD`] bytes it reads into a shared buffer.
+struct Head<R> {
+    inner: R,
+    head: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// The buffer is full: no more locking.
+    full: bool,
+}
+
+impl<R: Read> Read for Head<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.full {
+            let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+            let room = STDIN_HEAD.saturating_sub(head.len()).min(n);
+            head.extend_from_slice(&buf[..room]);
+            self.full = head.len() >= STDIN_HEAD;
+        }
+        Ok(n)
+    }
 }
 
 impl Source {
     pub fn new(args: &InputArgs, paths: &[String]) -> Result<Source> {
+        if let Some(tz) = &args.tz {
+            crate::zone::set(tz)?;
+        }
         crate::lines::set_max_line(usize::try_from(args.max_line).unwrap_or(usize::MAX));
+        if let Some(spec) = &args.parse {
+            crate::custom::set(spec)?;
+        }
         let spec = InputSpec {
             paths: paths.to_vec(),
             categories: args.categories.clone(),
@@ -38,7 +71,17 @@ impl Source {
         if args.line_buffered || args.follow {
             set_line_buffered(true);
         }
-        let inputs = resolve(&spec)?;
+        let mut inputs = resolve(&spec)?;
+        if args.merge {
+            if args.follow {
+                anyhow::bail!(
+                    "--merge reads whole inputs; --follow already reads them as one live stream"
+                );
+            }
+            if inputs.len() > 1 {
+                inputs = vec![crate::merge::merged_input(inputs, args.format)];
+            }
+        }
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
         let skipped = if range.is_all() {
             vec![false; inputs.len()]
@@ -54,6 +97,7 @@ impl Source {
             format: args.format,
             progress,
             no_mmap: args.no_mmap,
+            stdin_head: Default::default(),
         })
     }
 
@@ -95,6 +139,16 @@ impl Source {
         }
         let r = crate::plan::open(&self.inputs, task)?;
         let r = self.progress.wrap(r, &self.inputs[task.input]);
+        let r: Box<dyn Read + Send + '_> =
+            if matches!(self.inputs[task.input].kind, crate::input::InputKind::Stdin) {
+                Box::new(Head {
+                    inner: r,
+                    head: self.stdin_head.clone(),
+                    full: false,
+                })
+            } else {
+                r
+            };
         if self.range.is_all() {
             Ok(r)
         } else {

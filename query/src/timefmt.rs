@@ -133,6 +133,7 @@ pub fn parse_iso_prefix(b: &[u8]) -> Option<(i64, usize)> {
     let s = digits(&b[17..19])?;
     let mut t = civil_seconds(y, mo, d, h, mi, s)?;
     let mut i = 19;
+    let mut zoned = false;
     if matches!(b.get(i), Some(b'.' | b',')) {
         i += 1;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -142,13 +143,19 @@ pub fn parse_iso_prefix(b: &[u8]) -> Option<(i64, usize)> {
     if let Some(&c) = b.get(i) {
         if c == b'Z' || c == b'z' {
             i += 1;
+            zoned = true;
         } else if c == b'+' || c == b'-' {
             let len = if b.get(i + 3) == Some(&b':') { 6 } else { 5 };
             if let Some(off) = b.get(i..i + len).and_then(zone) {
                 t -= off;
                 i += len;
+                zoned = true;
             }
         }
+    }
+    if !zoned {
+        // No zone: the --tz zone's wall clock (UTC without --tz).
+        t = crate::zone::local_to_utc(t)?;
     }
     Some((in_range(t)?, i))
 }
@@ -179,7 +186,8 @@ pub fn parse_3164(b: &[u8], now: i64) -> Option<i64> {
             }
         }
     }
-    best
+    // No zone: the --tz zone's wall clock (UTC without --tz).
+    best.and_then(crate::zone::local_to_utc).and_then(in_range)
 }
 
 /// A number of seconds (or milliseconds, microseconds, nanoseconds: told apart by magnitude)
@@ -220,7 +228,8 @@ pub fn now() -> i64 {
 }
 
 /// A `--since`/`--until` value: an age (`90s`, `2h`, `7d`, `1w`, `2h30m`) before `now`, or an
-/// absolute time (RFC 3339, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]`, taken as UTC without zone).
+/// absolute time (RFC 3339, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]`; without a zone, in the
+/// `--tz` zone, UTC by default).
 pub fn parse_user_time(s: &str, now: i64) -> Result<i64> {
     let s = s.trim();
     if let Ok(d) = humantime::parse_duration(s) {
@@ -245,7 +254,8 @@ pub fn parse_user_time(s: &str, now: i64) -> Result<i64> {
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok());
     if let Some(dt) = minutes {
-        return in_range(dt.and_utc().timestamp())
+        return crate::zone::local_to_utc(dt.and_utc().timestamp())
+            .and_then(in_range)
             .with_context(|| format!("{s:?} is outside 1970..=9999"));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -254,17 +264,16 @@ pub fn parse_user_time(s: &str, now: i64) -> Result<i64> {
             .expect("midnight")
             .and_utc()
             .timestamp();
-        return in_range(t).with_context(|| format!("{s:?} is outside 1970..=9999"));
+        return crate::zone::local_to_utc(t)
+            .and_then(in_range)
+            .with_context(|| format!("{s:?} is outside 1970..=9999"));
     }
     bail!("cannot parse time {s:?} (use e.g. 2h, 7d, 2026-11-23, 2026-11-23T06:00:00Z)")
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in UTC, how bucket times are shown.
-pub fn format_utc(t: i64) -> String {
-    match chrono::DateTime::from_timestamp(t, 0) {
-        Some(dt) => dt.format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => t.to_string(),
-    }
+/// `YYYY-MM-DD HH:MM:SS` in UTC, or in the `--tz` zone: how bucket times are shown.
+pub fn format_time(t: i64) -> String {
+    crate::zone::format(t)
 }
 
 #[cfg(test)]

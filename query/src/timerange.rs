@@ -106,7 +106,7 @@ pub fn prune(inputs: &[Input], range: &TimeRange, forced: Option<FormatArg>) -> 
         .iter()
         .map(|i| match i.kind {
             // A pipe (stdin, a FIFO, `<(...)`) can be read only once: never peek at it.
-            InputKind::Stdin | InputKind::Follow(_) => None,
+            InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => None,
             _ if !i.is_regular() => None,
             _ => head(i).and_then(|h| first_time(&h, forced)),
         })

@@ -183,3 +183,84 @@ fn plain_text_falls_back_to_awk_fields() {
         parse_iso(b"2026-11-23T06:00:01Z")
     );
 }
+
+#[test]
+fn rsyslog_iso_timestamps_vhost_combined_and_error_logs() {
+    let iso = "2026-11-23T06:00:05.123456+01:00 web1 nginx[42]: upstream timed out";
+    assert_eq!(detect(iso.as_bytes()), Format::Syslog3164);
+    assert_eq!(
+        get(iso, Format::Syslog3164, "host").as_deref(),
+        Some("web1")
+    );
+    assert_eq!(
+        get(iso, Format::Syslog3164, "app").as_deref(),
+        Some("nginx")
+    );
+    assert_eq!(get(iso, Format::Syslog3164, "pid").as_deref(), Some("42"));
+    assert_eq!(
+        get(iso, Format::Syslog3164, "msg").as_deref(),
+        Some("upstream timed out")
+    );
+    assert_eq!(
+        time(iso, Format::Syslog3164),
+        parse_iso(b"2026-11-23T05:00:05Z")
+    );
+    // An ISO time and words without a `tag:` stay plain text.
+    assert_eq!(
+        detect(b"2026-11-23T06:00:05Z INFO GET /a took 12ms"),
+        Format::Plain
+    );
+
+    let vhost = r#"www.example.com:443 10.0.0.1 - - [23/Nov/2026:06:00:05 +0000] "GET /a HTTP/1.1" 200 512 "-" "curl/8""#;
+    assert_eq!(detect(vhost.as_bytes()), Format::Clf);
+    assert_eq!(
+        get(vhost, Format::Clf, "vhost").as_deref(),
+        Some("www.example.com:443")
+    );
+    assert_eq!(get(vhost, Format::Clf, "port").as_deref(), Some("443"));
+    assert_eq!(get(vhost, Format::Clf, "ip").as_deref(), Some("10.0.0.1"));
+    assert_eq!(get(vhost, Format::Clf, "agent").as_deref(), Some("curl/8"));
+    assert_eq!(time(vhost, Format::Clf), parse_iso(b"2026-11-23T06:00:05Z"));
+
+    let nginx = r#"2026/11/23 06:00:05 [error] 1234#5678: *99 open() "/x" failed, client: 10.0.0.1, server: a, request: "GET /x HTTP/1.1", host: "a""#;
+    assert_eq!(detect(nginx.as_bytes()), Format::NginxError);
+    assert_eq!(
+        get(nginx, Format::NginxError, "level").as_deref(),
+        Some("error")
+    );
+    assert_eq!(
+        get(nginx, Format::NginxError, "ip").as_deref(),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        get(nginx, Format::NginxError, "path").as_deref(),
+        Some("/x")
+    );
+    assert_eq!(
+        time(nginx, Format::NginxError),
+        parse_iso(b"2026-11-23T06:00:05Z")
+    );
+
+    let apache = "[Mon Nov 23 06:00:05.123456 2026] [proxy:error] [pid 7:tid 8] [client 10.0.0.2:5555] AH01114: connect failed";
+    assert_eq!(detect(apache.as_bytes()), Format::ApacheError);
+    assert_eq!(
+        get(apache, Format::ApacheError, "module").as_deref(),
+        Some("proxy")
+    );
+    assert_eq!(
+        get(apache, Format::ApacheError, "level").as_deref(),
+        Some("error")
+    );
+    assert_eq!(
+        get(apache, Format::ApacheError, "ip").as_deref(),
+        Some("10.0.0.2")
+    );
+    assert_eq!(
+        get(apache, Format::ApacheError, "code").as_deref(),
+        Some("AH01114")
+    );
+    assert_eq!(
+        time(apache, Format::ApacheError),
+        parse_iso(b"2026-11-23T06:00:05Z")
+    );
+}
