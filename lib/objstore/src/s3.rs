@@ -47,6 +47,13 @@ impl S3Location {
     /// servers, private networks). Retries of one request stay short (3 retries, 20 s), so
     /// an outage reaches the caller, whose own retry loop backs off and counts it.
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>, Error> {
+        let store = self.builder()?.build().map_err(|e| Error::Config(explain(&e)))?;
+        Ok(Arc::new(store))
+    }
+
+    /// The client's builder as [`Self::build`] configures it, for callers that add to it
+    /// (credentials given explicitly, as tests do).
+    pub fn builder(&self) -> Result<AmazonS3Builder, Error> {
         check_bucket(&self.bucket)?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
@@ -81,9 +88,7 @@ impl S3Location {
             .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .unwrap_or_else(|| "us-east-1".into());
-        b = b.with_region(region);
-        let store = b.build().map_err(|e| Error::Config(explain(&e)))?;
-        Ok(Arc::new(store))
+        Ok(b.with_region(region))
     }
 
     /// `s3://bucket/prefix`, for messages.

@@ -1,0 +1,360 @@
+//! The object-store archive (`[store.s3]`) against a real S3 server on loopback (SeaweedFS's
+//! `weed mini`, installed by `scripts/seaweedfs.sh`): two aggregators into one bucket, read
+//! back byte-exact and by DuckDB; `kill -9` during uploads; the store down under load; bad
+//! settings.
+//!
+//! Sizes are scaled for CI (the issue asks for 1M lines through two aggregators; the first
+//! test ships exactly that). A category's newest file is the one being written and is not
+//! uploaded until it rotates, so "what each aggregator received" is checked as the bucket's
+//! objects followed by the local current file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pipeline_tests::s3::{duckdb_query, read_bucket, s3_env, Weed};
+use pipeline_tests::{ship, Launch, Scribed};
+use scribe_archive::Category;
+
+/// A file store for every category, rotating at `max_size`, uploading as `agg`.
+fn config(weed: &Weed, agg: &str, max_size: &str, compress: bool, extra: &str) -> String {
+    format!(
+        "[[store]]\ncategory = \"default\"\ntype = \"file\"\nmax_size = \"{max_size}\"\n\
+         compress = {compress}\n{extra}\n{}",
+        weed.store_block("logs", "arch", agg)
+    )
+}
+
+fn start(dir: &Path, name: &str, config: String) -> Scribed {
+    let env = s3_env();
+    Scribed::launch(
+        &dir.join(name),
+        Launch {
+            config: Some(config),
+            env: &env,
+            ..Launch::default()
+        },
+    )
+}
+
+/// `n` distinct lines for (`agg`, `cat`).
+fn lines(agg: &str, cat: &str, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 40);
+    for i in 0..n {
+        out.extend_from_slice(format!("{agg} {cat} {i:08} some payload text\n").as_bytes());
+    }
+    out
+}
+
+/// The bytes of a category's newest (current) local file: not uploaded until it rotates.
+fn current_file(data: &Path, cat: &str) -> Vec<u8> {
+    let cat: Category = cat.parse().expect("category");
+    let files = scribe_archive::layout::list_archive(data, &cat).expect("listing");
+    match files.last() {
+        Some(f) if f.newest && !f.compressed => std::fs::read(&f.path).expect("reading"),
+        _ => Vec::new(),
+    }
+}
+
+/// A category's local files (plain or gzipped) read back in order.
+fn read_local(data: &Path, cat: &str) -> Vec<u8> {
+    use std::io::Read;
+    let cat: Category = cat.parse().expect("category");
+    let mut out = Vec::new();
+    for f in scribe_archive::layout::list_archive(data, &cat).expect("listing") {
+        f.open()
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .expect("reading a local file");
+    }
+    out
+}
+
+/// Sum of every sample of a metric family (over stores).
+fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Whether the bucket's objects of (`agg`, `cat`) followed by the local current file are
+/// exactly `want`.
+fn complete(bucket: &std::collections::BTreeMap<(String, String), Vec<u8>>, data: &Path, agg: &str, cat: &str, want: &[u8]) -> bool {
+    let mut got = bucket
+        .get(&(agg.to_string(), cat.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    got.extend_from_slice(&current_file(data, cat));
+    got == want
+}
+
+/// Waits (bounded) until every (aggregator, category) is complete in the bucket; panics
+/// with what differs.
+fn wait_complete(weed: &Weed, expect: &[(&str, &Path, &str, &[u8])], limit: Duration) {
+    let store = weed.client("logs", "arch");
+    let start = Instant::now();
+    loop {
+        let bucket = read_bucket(&store, "arch");
+        let missing: Vec<String> = expect
+            .iter()
+            .filter(|(agg, data, cat, want)| !complete(&bucket, data, agg, cat, want))
+            .map(|(agg, data, cat, want)| {
+                let got = bucket.get(&(agg.to_string(), cat.to_string())).map_or(0, Vec::len);
+                let cur = current_file(data, cat).len();
+                format!("{agg}/{cat}: bucket {got} + current {cur} bytes, want {}", want.len())
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(start.elapsed() < limit, "bucket incomplete after {limit:?}: {missing:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn two_aggregators_one_bucket_byte_exact_and_duckdb_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    // One gzips its files (the .gz is uploaded), one does not (gzipped on the way); both
+    // keep only 2 files locally, so retention runs while uploads go on.
+    let a = start(dir.path(), "a", config(&weed, "agg-a", "512K", true, "keep_files = 2"));
+    let b = start(dir.path(), "b", config(&weed, "agg-b", "512K", false, "keep_files = 2"));
+    // 1M lines: 250,000 per category per aggregator.
+    let n = 250_000;
+    let mut want = Vec::new();
+    for (agg, s) in [("agg-a", &a), ("agg-b", &b)] {
+        for cat in ["web", "api"] {
+            let input = lines(agg, cat, n);
+            let out = ship(&s.addr, cat, &input, &[]);
+            assert!(out.status.success(), "ship: {}", String::from_utf8_lossy(&out.stderr));
+            want.push((agg, s.data_dir.clone(), cat, input));
+        }
+    }
+    let expect: Vec<(&str, &Path, &str, &[u8])> = want
+        .iter()
+        .map(|(agg, d, cat, w)| (*agg, d.as_path(), *cat, w.as_slice()))
+        .collect();
+    wait_complete(&weed, &expect, Duration::from_secs(90));
+    for s in [&a, &b] {
+        let (_, m) = s.http_get("/metrics");
+        assert_eq!(metric_sum(&m, "scribed_upload_backlog_files"), 0.0, "{m}");
+        assert!(metric_sum(&m, "scribed_uploaded_files") > 10.0, "{m}");
+        assert_eq!(metric_sum(&m, "scribed_upload_failures"), 0.0, "{m}");
+    }
+    // Retention never deleted a file before its upload (the bytes above are complete);
+    // once files are uploaded, the next rotations delete them down to keep_files.
+    let before = pipeline_tests::category_files(&b.data_dir, "web").len();
+    assert!(before > 10, "ingest outran uploads, so retention had to keep files: {before}");
+    let extra = lines("agg-b", "web2", 40_000);
+    let out = ship(&b.addr, "web", &extra, &[]);
+    assert!(out.status.success());
+    want[2].3.extend_from_slice(&extra);
+    let expect: Vec<(&str, &Path, &str, &[u8])> = want
+        .iter()
+        .map(|(agg, d, cat, w)| (*agg, d.as_path(), *cat, w.as_slice()))
+        .collect();
+    wait_complete(&weed, &expect, Duration::from_secs(60));
+    let after = pipeline_tests::category_files(&b.data_dir, "web").len();
+    assert!(after <= 6, "uploaded files were kept: {before} -> {after}");
+
+    // DuckDB reads the layout as Hive partitions: lines per category (and per hour) equal
+    // what the bucket holds.
+    let bucket = read_bucket(&weed.client("logs", "arch"), "arch");
+    let rows = duckdb_query(
+        &weed,
+        "SELECT category, dt, hour, count(*) FROM read_csv('s3://logs/arch/**/*.gz', \
+         columns = {'line': 'VARCHAR'}, header = false, delim = '|', quote = '', escape = '', \
+         hive_partitioning = true) GROUP BY ALL ORDER BY ALL",
+    );
+    let mut per_cat = std::collections::BTreeMap::<String, u64>::new();
+    for r in &rows {
+        let f: Vec<&str> = r.split('\t').collect();
+        assert_eq!(f.len(), 4, "{r}");
+        *per_cat.entry(f[0].to_string()).or_default() += f[3].parse::<u64>().unwrap();
+    }
+    for cat in ["web", "api"] {
+        let in_bucket: u64 = bucket
+            .iter()
+            .filter(|((_, c), _)| c == cat)
+            .map(|(_, v)| v.iter().filter(|&&b| b == b'\n').count() as u64)
+            .sum();
+        assert!(in_bucket > 0);
+        assert_eq!(per_cat.get(cat).copied(), Some(in_bucket), "{rows:?}");
+    }
+}
+
+/// `n` lines of seeded random letters (gzip shrinks them by only about a quarter, so a file
+/// of a few MiB takes a multipart upload).
+fn random_lines(seed: u64, tag: &str, n: usize) -> Vec<u8> {
+    let mut rng = pipeline_tests::Rng::with_seed(seed);
+    let mut out = Vec::with_capacity(n * 120);
+    for i in 0..n {
+        out.extend_from_slice(format!("{tag} {i:08} ").as_bytes());
+        out.extend((0..100).map(|_| rng.alphanumeric() as u8));
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn kill_9_during_uploads_then_restart_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    // Files of 7 MiB, uploaded in 5 MiB parts (plain files, gzipped on the way): each one a
+    // multipart upload with a HEAD first, so kills land inside them.
+    let cfg = config(
+        &weed,
+        "agg-k",
+        "7M",
+        false,
+        "keep_files = 1",
+    )
+    .replace("retry_max = \"2s\"", "retry_max = \"2s\"\npart_size = \"5M\"");
+    let mut s = start(dir.path(), "k", cfg.clone());
+    let data = s.data_dir.clone();
+    let input = random_lines(7, "kill", 300_000);
+    let out = ship(&s.addr, "big", &input, &[]);
+    assert!(out.status.success(), "ship: {}", String::from_utf8_lossy(&out.stderr));
+    let mut rng = pipeline_tests::Rng::with_seed(9);
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_millis(rng.u64(200..1200)));
+        s.kill9();
+        s = start(dir.path(), "k", cfg.clone());
+        eprintln!("restart {round} done");
+    }
+    wait_complete(&weed, &[("agg-k", &data, "big", &input)], Duration::from_secs(120));
+    // One object per file, no second copy under another key.
+    let objects = pipeline_tests::s3::list_objects(&weed.client("logs", "arch"), "arch");
+    let mut files: Vec<_> = objects.iter().map(|(n, _, _)| n.file).collect();
+    files.sort();
+    let before = files.len();
+    files.dedup();
+    assert_eq!(files.len(), before, "a file was uploaded twice: {objects:?}");
+    assert!(before >= 4, "{objects:?}");
+    let (_, m) = s.http_get("/metrics");
+    assert_eq!(metric_sum(&m, "scribed_upload_backlog_files"), 0.0, "{m}");
+}
+
+#[test]
+fn object_store_down_under_load_ingest_goes_on_and_backlog_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    let s = start(dir.path(), "d", config(&weed, "agg-d", "256K", true, "keep_files = 1"));
+    let first = lines("agg-d", "one", 20_000);
+    assert!(ship(&s.addr, "web", &first, &[]).status.success());
+    weed.stop();
+    // Down: ingest goes on (ship exits 0), and the backlog shows in /metrics and /status.
+    let t0 = Instant::now();
+    let second = lines("agg-d", "two", 60_000);
+    let out = ship(&s.addr, "web", &second, &[]);
+    assert!(out.status.success(), "ingest stopped while the store was down");
+    let start_wait = Instant::now();
+    let m = loop {
+        let (_, m) = s.http_get("/metrics");
+        if metric_sum(&m, "scribed_upload_backlog_files") > 0.0
+            && metric_sum(&m, "scribed_upload_failures") > 0.0
+        {
+            break m;
+        }
+        assert!(start_wait.elapsed() < Duration::from_secs(60), "no backlog shown: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(metric_sum(&m, "scribed_upload_backlog_bytes") > 0.0, "{m}");
+    let (code, status) = s.http_get("/status");
+    assert_eq!(code, 200);
+    assert!(status.contains("\"last_error\":\""), "{status}");
+    assert_eq!(s.http_get("/health").0, 200, "an upload outage is not a write failure");
+    // keep_files = 1, yet nothing un-uploaded was deleted: all that came while the store
+    // was down is still here (what came before may have been uploaded and deleted).
+    let local: Vec<u8> = read_local(&s.data_dir, "web");
+    assert!(local.ends_with(&second), "retention deleted a file not uploaded");
+    let mut both = first.clone();
+    both.extend_from_slice(&second);
+    // Keep it down for a while (the issue says 30 s; scaled to keep CI short).
+    if let Some(rest) = Duration::from_secs(8).checked_sub(t0.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    weed.restart();
+    wait_complete(&weed, &[("agg-d", &s.data_dir, "web", &both)], Duration::from_secs(60));
+    let (_, m) = s.http_get("/metrics");
+    assert_eq!(metric_sum(&m, "scribed_upload_backlog_files"), 0.0, "{m}");
+    assert_eq!(metric_sum(&m, "scribed_upload_backlog_oldest_seconds"), 0.0, "{m}");
+}
+
+/// Ships a few files' worth to `s`, then waits until `/status` shows an upload error, which
+/// must contain `cause`; every line stays on local disk (nothing deleted) and ingest is OK.
+fn assert_upload_error(s: &Scribed, cause: &str) {
+    let input = lines("bad", "x", 20_000);
+    let out = ship(&s.addr, "web", &input, &[]);
+    assert!(out.status.success(), "ingest must not depend on the object store");
+    let t = Instant::now();
+    let status = loop {
+        let (_, st) = s.http_get("/status");
+        if st.contains("\"last_error\":\"") {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no upload error shown: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.contains(cause), "error does not name {cause:?}: {status}");
+    assert!(s.log_text().contains(cause), "log does not name {cause:?}");
+    assert!(
+        read_local(&s.data_dir, "web") == input,
+        "a file was deleted though not uploaded"
+    );
+}
+
+#[test]
+fn wrong_key_missing_bucket_bad_endpoint_are_named_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    let cfg = |agg: &str| config(&weed, agg, "64K", true, "keep_files = 1");
+    // A wrong secret key.
+    let env = [
+        ("AWS_ACCESS_KEY_ID", pipeline_tests::s3::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+    ];
+    let s = Scribed::launch(
+        &dir.path().join("key"),
+        Launch {
+            config: Some(cfg("agg-key")),
+            env: &env,
+            ..Launch::default()
+        },
+    );
+    assert_upload_error(&s, "the secret key is wrong");
+    drop(s);
+    // A bucket that does not exist.
+    let s = start(dir.path(), "nobucket", cfg("agg-nb").replace("bucket = \"logs\"", "bucket = \"nosuch\""));
+    assert_upload_error(&s, "the bucket does not exist");
+    drop(s);
+    // An endpoint nothing listens on.
+    let port = pipeline_tests::free_port();
+    let s = start(
+        dir.path(),
+        "noendpoint",
+        cfg("agg-ne").replace(&weed.endpoint, &format!("http://127.0.0.1:{port}")),
+    );
+    assert_upload_error(&s, "the endpoint cannot be reached");
+    drop(s);
+    // Settings that cannot work are refused at start, naming the key.
+    let env = s3_env();
+    for (bad, key) in [
+        ("aggregator_id = \"agg-bad\"", "aggregator_id = \"a/b\""),
+        ("bucket = \"logs\"", "bucket = \"Logs_\""),
+        ("retry_max = \"2s\"", "part_size = \"1M\""),
+    ] {
+        let text = cfg("agg-bad").replace(bad, key);
+        let r = Scribed::try_launch(
+            &dir.path().join("refused"),
+            Launch {
+                config: Some(text),
+                env: &env,
+                ..Launch::default()
+            },
+        );
+        let (_, log) = r.err().unwrap_or_else(|| panic!("{key} was accepted"));
+        let name = key.split(' ').next().unwrap();
+        assert!(log.contains(&format!("s3.{name}")), "{key}: {log}");
+    }
+}
