@@ -42,10 +42,7 @@ pub fn weed_bin() -> PathBuf {
 
 /// The virtualenv's Python (with duckdb and its httpfs extension).
 pub fn venv_python() -> PathBuf {
-    weed_bin()
-        .parent()
-        .expect("venv bin dir")
-        .join("python")
+    weed_bin().parent().expect("venv bin dir").join("python")
 }
 
 /// A running `weed mini`.
@@ -108,7 +105,11 @@ impl Weed {
         cmd.arg("mini")
             .arg(format!("-dir={}", self.dir.join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-            .args(["-master.telemetry=false", "-admin.ui=false", "-webdav=false"])
+            .args([
+                "-master.telemetry=false",
+                "-admin.ui=false",
+                "-webdav=false",
+            ])
             // As AWS: a PUT into a missing bucket fails instead of creating it.
             .arg("-s3.autoCreateBucket=false")
             .arg(format!("-s3.config={}", self.dir.join("s3.json").display()));
@@ -138,9 +139,14 @@ impl Weed {
             loop {
                 let ok = block_on(async { store.list_with_delimiter(None).await.is_ok() });
                 if ok {
+                    eprintln!("weed mini: bucket {b} ready after {:?}", start.elapsed());
                     break;
                 }
-                if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                if let Some(st) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
                     panic!("weed mini exited ({st}): {}", self.log_text());
                 }
                 assert!(

@@ -16,6 +16,10 @@
 //! uses the same key, and `done` (fsynced) once the object exists. Both append with
 //! `O_APPEND`, one `write(2)` per record, so their records never interleave.
 //!
+//! The ledger's existence marks the category as one an uploader copies: writers of stores
+//! without uploads never create it, so an uploader scanning a directory that several stores
+//! share takes only its own store's categories.
+//!
 //! Losing a record is always safe, never a loss of data: without `done` the file is kept and
 //! uploaded again (its key already exists, which counts as done); without `plan` or `first`
 //! the key is derived again from what is left (see the uploader). Compaction drops the records
@@ -273,7 +277,10 @@ mod tests {
             l.planned["web_00000"],
             "logs/category=web/dt=2023-11-14/hour=22/a-web_00000.gz"
         );
-        assert!(!l.is_done("web_00000"), "glued to damage: lost, which is safe");
+        assert!(
+            !l.is_done("web_00000"),
+            "glued to damage: lost, which is safe"
+        );
         assert!(l.is_done("web_00001"));
         assert_eq!(l.damaged, 2);
         assert_eq!(l.records, 3);
@@ -282,10 +289,15 @@ mod tests {
     #[test]
     fn wrong_crc_and_overlong_lines_are_damage() {
         let d = tempfile::tempdir().unwrap();
-        let mut text = encode(&Record::Done { name: "a_00001".into() }).replace("a_00001", "a_00002");
+        let mut text = encode(&Record::Done {
+            name: "a_00001".into(),
+        })
+        .replace("a_00001", "a_00002");
         text.push_str(&"x".repeat(5000));
         text.push('\n');
-        text.push_str(&encode(&Record::Done { name: "a_00003".into() }));
+        text.push_str(&encode(&Record::Done {
+            name: "a_00003".into(),
+        }));
         std::fs::write(ledger_path(d.path()), text).unwrap();
         let l = read(d.path()).unwrap();
         assert_eq!(l.done.len(), 1);
@@ -298,7 +310,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         for i in 0..5 {
             let name = format!("c_{i:05}");
-            append(d.path(), &Record::First { name: name.clone(), unix_ms: i }, false).unwrap();
+            append(
+                d.path(),
+                &Record::First {
+                    name: name.clone(),
+                    unix_ms: i,
+                },
+                false,
+            )
+            .unwrap();
             append(d.path(), &Record::Done { name }, false).unwrap();
         }
         compact(d.path(), |n| n >= "c_00003").unwrap();

@@ -309,6 +309,10 @@ impl RotatingWriter {
         if created {
             sync_dir(&w.dir)?;
             w.record_start(now);
+        } else if w.opts.hold_for_upload && !uploads::ledger_path(&w.dir).exists() {
+            // Uploads were just switched on: the ledger's presence is what tells an uploader
+            // that this category is its store's (see `uploads`).
+            w.record_start(started);
         }
         if let Some(rec) = recovered {
             w.commit = Some(Box::new(Committer::start(

@@ -57,9 +57,15 @@ pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     let hint = [
         ("NoSuchBucket", "the bucket does not exist"),
-        ("InvalidAccessKeyId", "the access key is not known to the store"),
+        (
+            "InvalidAccessKeyId",
+            "the access key is not known to the store",
+        ),
         ("SignatureDoesNotMatch", "the secret key is wrong"),
-        ("RequestTimeTooSkewed", "this machine's clock is off from the store's"),
+        (
+            "RequestTimeTooSkewed",
+            "this machine's clock is off from the store's",
+        ),
         ("AccessDenied", "the credentials may not do this"),
         ("error sending request", "the endpoint cannot be reached"),
         ("Connection refused", "nothing listens at the endpoint"),

@@ -157,10 +157,16 @@ mod tests {
             let n = parse_key("logs/x", &k).unwrap();
             assert_eq!(n.aggregator, agg);
             assert_eq!(n.file.file_name(&cat), file);
-            assert_eq!(n.partition_start(), Utc.with_ymd_and_hms(2026, 3, 4, 5, 0, 0).unwrap());
+            assert_eq!(
+                n.partition_start(),
+                Utc.with_ymd_and_hms(2026, 3, 4, 5, 0, 0).unwrap()
+            );
         }
         let k = object_key("", &cat, t, "a", "web-access_00001");
-        assert_eq!(k, "category=web-access/dt=2026-03-04/hour=05/a-web-access_00001.gz");
+        assert_eq!(
+            k,
+            "category=web-access/dt=2026-03-04/hour=05/a-web-access_00001.gz"
+        );
         assert!(parse_key("", &k).is_some());
     }
 

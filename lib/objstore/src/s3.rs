@@ -47,7 +47,10 @@ impl S3Location {
     /// servers, private networks). Retries of one request stay short (3 retries, 20 s), so
     /// an outage reaches the caller, whose own retry loop backs off and counts it.
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>, Error> {
-        let store = self.builder()?.build().map_err(|e| Error::Config(explain(&e)))?;
+        let store = self
+            .builder()?
+            .build()
+            .map_err(|e| Error::Config(explain(&e)))?;
         Ok(Arc::new(store))
     }
 
@@ -78,9 +81,7 @@ impl S3Location {
                     "endpoint {e:?} must start with http:// or https://"
                 )));
             }
-            b = b
-                .with_endpoint(e)
-                .with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
         let region = self
             .region

@@ -271,6 +271,10 @@ async fn category_pass(
     stop: &watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let dir = layout::category_dir(&ctx.base, cat);
+    if !uploads::ledger_path(&dir).exists() {
+        // Not written by a store with uploads (another store under the same directory).
+        return Ok(());
+    }
     let files = layout::list_archive(&ctx.base, cat).map_err(|source| Error::Io {
         op: "list",
         path: dir.clone(),
@@ -457,8 +461,8 @@ async fn remaining_len(src: Source, path: PathBuf) -> Result<u64, Error> {
 }
 
 async fn put_file(ctx: &Ctx, key: &str, f: &ArchiveFile) -> Result<Put, Error> {
-    let path = ObjectPath::parse(key)
-        .map_err(|e| Error::Config(format!("object key {key:?}: {e}")))?;
+    let path =
+        ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key {key:?}: {e}")))?;
     let store = &ctx.store;
     let part = ctx.opts.part_size;
     let src = open_source(f)?;
@@ -469,7 +473,9 @@ async fn put_file(ctx: &Ctx, key: &str, f: &ArchiveFile) -> Result<Put, Error> {
         return match store.put_opts(&path, Bytes::from(first).into(), opts).await {
             Ok(_) => Ok(Put::Uploaded(len)),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => verify_existing(ctx, key, &path, len).await,
+            | Err(object_store::Error::Precondition { .. }) => {
+                verify_existing(ctx, key, &path, len).await
+            }
             Err(e) => Err(Error::store("put", key, &e)),
         };
     }
@@ -563,7 +569,9 @@ mod tests {
     #[test]
     fn options_are_checked() {
         let loc = S3Location::from_url("s3://logs/p").unwrap();
-        assert!(UploadOptions::new(loc.clone(), "agg-1".into()).validate().is_ok());
+        assert!(UploadOptions::new(loc.clone(), "agg-1".into())
+            .validate()
+            .is_ok());
         let mut o = UploadOptions::new(loc, "a/b".into());
         assert!(o.validate().is_err());
         o.aggregator = "a".into();

@@ -269,7 +269,11 @@ pub fn validate_spec(spec: &StoreSpec, at: &str) -> Result<(), KeyError> {
             parse_delimiter(b.delimiter.as_deref()).or_else(|e| bad(at, "delimiter", e))?;
             if matches!(&*b.bucket, StoreSpec::File(f) if f.s3.is_some()) {
                 // Copies share category and file names: their objects would collide.
-                return bad(at, "bucket.s3", "bucket copies cannot upload to an object store");
+                return bad(
+                    at,
+                    "bucket.s3",
+                    "bucket copies cannot upload to an object store",
+                );
             }
             if !matches!(*b.bucket, StoreSpec::File(_) | StoreSpec::Null(_)) {
                 let kind = b.bucket.type_name();

@@ -48,15 +48,22 @@ pub fn validate(s: &S3Spec, at: &str) -> Result<(), KeyError> {
         if let Err(e) = scribe_objstore::layout::check_aggregator_id(&s.aggregator_id) {
             return bad("aggregator_id", e);
         }
-        if let Some(p) = s.part_size.filter(|p| {
-            p.0 < scribe_objstore::upload::MIN_PART_SIZE as u64 || p.0 > 1 << 30
-        }) {
-            return bad("part_size", format!("{} bytes is out of range (5M to 1G)", p.0));
+        if let Some(p) = s
+            .part_size
+            .filter(|p| p.0 < scribe_objstore::upload::MIN_PART_SIZE as u64 || p.0 > 1 << 30)
+        {
+            return bad(
+                "part_size",
+                format!("{} bytes is out of range (5M to 1G)", p.0),
+            );
         }
     }
     if let Some(e) = &s.endpoint {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
-            return bad("endpoint", format!("{e:?} must start with http:// or https://"));
+            return bad(
+                "endpoint",
+                format!("{e:?} must start with http:// or https://"),
+            );
         }
     }
     if s.parts_in_flight.is_some_and(|n| n == 0 || n > 64) {
