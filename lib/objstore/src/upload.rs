@@ -227,89 +227,115 @@ fn backoff(failures: u32, max: Duration) -> Duration {
     half + half.mul_f64(fastrand::f64())
 }
 
-/// Backlog totals of one pass.
-#[derive(Default)]
-struct Tally {
-    files: u64,
-    bytes: u64,
-    oldest: Option<i64>,
+/// A category's closed files not uploaded yet, as one pass found them.
+struct CategoryWork {
+    cat: Category,
+    dir: PathBuf,
+    ledger: Ledger,
+    files: Vec<Waiting>,
 }
 
-/// One walk over every category: uploads what is ready, counts what waits.
+struct Waiting {
+    file: ArchiveFile,
+    name: String,
+    meta: std::fs::Metadata,
+    /// Its `.gz` has replaced it, or the store does not compress.
+    ready: bool,
+}
+
+/// One walk over every category: counts the backlog (published at once, so `/metrics` is
+/// right during a long pass), then uploads what is ready in write order, taking each file
+/// off the published backlog as it lands. The first failure stops the uploads.
 async fn pass(ctx: &Ctx, stop: &watch::Receiver<bool>) -> Result<(), Error> {
     let cats = layout::list_categories(&ctx.base).map_err(|source| Error::Io {
         op: "list",
         path: ctx.base.clone(),
         source,
     })?;
-    let mut tally = Tally::default();
-    let mut first_err = None;
+    let mut work = Vec::new();
+    let (mut files, mut bytes, mut oldest) = (0u64, 0u64, None::<i64>);
     for cat in cats {
-        if let Err(e) = category_pass(ctx, &cat, &mut tally, first_err.is_none(), stop).await {
-            first_err.get_or_insert(e);
+        let Some(w) = scan_category(ctx, cat)? else {
+            continue;
+        };
+        for f in &w.files {
+            files += 1;
+            bytes += f.meta.len();
+            let started = w
+                .ledger
+                .first
+                .get(&f.name)
+                .copied()
+                .unwrap_or_else(|| mtime_ms(&f.meta));
+            oldest = Some(oldest.map_or(started, |o| o.min(started)));
         }
+        work.push(w);
     }
     {
         let mut st = ctx.status.lock().unwrap_or_else(PoisonError::into_inner);
-        st.backlog_files = tally.files;
-        st.backlog_bytes = tally.bytes;
-        st.oldest_backlog_ms = tally.oldest;
-        if first_err.is_none() {
+        st.backlog_files = files;
+        st.backlog_bytes = bytes;
+        st.oldest_backlog_ms = oldest;
+    }
+    for w in &work {
+        for f in w.files.iter().filter(|f| f.ready) {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            upload_file(ctx, &w.dir, &w.cat, &f.name, &f.file, &f.meta, &w.ledger).await?;
+            let mut st = ctx.status.lock().unwrap_or_else(PoisonError::into_inner);
+            st.backlog_files = st.backlog_files.saturating_sub(1);
+            st.backlog_bytes = st.backlog_bytes.saturating_sub(f.meta.len());
+            if st.backlog_files == 0 {
+                // (Otherwise the oldest age stays an over-estimate until the next pass.)
+                st.oldest_backlog_ms = None;
+            }
             st.last_error = None;
         }
     }
-    first_err.map_or(Ok(()), Err)
+    ctx.status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .last_error = None;
+    Ok(())
 }
 
-/// Uploads a category's ready files in write order (while `upload` and not stopped; the
-/// first failure stops it) and counts the rest into `tally`.
-async fn category_pass(
-    ctx: &Ctx,
-    cat: &Category,
-    tally: &mut Tally,
-    mut upload: bool,
-    stop: &watch::Receiver<bool>,
-) -> Result<(), Error> {
-    let dir = layout::category_dir(&ctx.base, cat);
+/// The closed files of `cat` that wait for upload, in write order; `None` when the category
+/// is not this store's (no upload ledger: another store under the same directory).
+fn scan_category(ctx: &Ctx, cat: Category) -> Result<Option<CategoryWork>, Error> {
+    let dir = layout::category_dir(&ctx.base, &cat);
     if !uploads::ledger_path(&dir).exists() {
-        // Not written by a store with uploads (another store under the same directory).
-        return Ok(());
+        return Ok(None);
     }
-    let files = layout::list_archive(&ctx.base, cat).map_err(|source| Error::Io {
+    let listed = layout::list_archive(&ctx.base, &cat).map_err(|source| Error::Io {
         op: "list",
         path: dir.clone(),
         source,
     })?;
     let ledger = uploads::read(&dir)?;
-    let mut result = Ok(());
-    for f in files.iter().filter(|f| !f.newest) {
-        let name = f.key().file_name(cat);
+    let mut files = Vec::new();
+    for file in listed.into_iter().filter(|f| !f.newest) {
+        let name = file.key().file_name(&cat);
         if ledger.is_done(&name) {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(&f.path) else {
+        let Ok(meta) = std::fs::metadata(&file.path) else {
             continue; // deleted or compressed meanwhile: the next pass sees its new form
         };
-        let ready = f.compressed || !ctx.opts.compressed;
-        if upload && ready && !*stop.borrow() {
-            match upload_file(ctx, &dir, cat, &name, f, &meta, &ledger).await {
-                Ok(()) => continue,
-                Err(e) => {
-                    upload = false;
-                    result = Err(e);
-                }
-            }
-        }
-        tally.files += 1;
-        tally.bytes += meta.len();
-        let started = ledger
-            .first
-            .get(&name)
-            .copied()
-            .unwrap_or_else(|| mtime_ms(&meta));
-        tally.oldest = Some(tally.oldest.map_or(started, |o| o.min(started)));
+        let ready = file.compressed || !ctx.opts.compressed;
+        files.push(Waiting {
+            file,
+            name,
+            meta,
+            ready,
+        });
     }
-    result
+    Ok(Some(CategoryWork {
+        cat,
+        dir,
+        ledger,
+        files,
+    }))
 }
 
 fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
