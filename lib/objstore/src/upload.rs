@@ -134,8 +134,18 @@ impl Uploader {
     /// Starts uploading the closed files under `base` (a file store's directory, one
     /// sub-directory per category). Needs a tokio runtime.
     pub fn start(base: PathBuf, opts: UploadOptions) -> Result<Uploader, Error> {
-        opts.validate()?;
         let store = opts.location.build()?;
+        Uploader::with_store(base, opts, store)
+    }
+
+    /// [`Uploader::start`] with a client built by the caller (credentials given explicitly,
+    /// as tests do); `opts.location` then only names the bucket in messages and keys.
+    pub fn with_store(
+        base: PathBuf,
+        opts: UploadOptions,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Uploader, Error> {
+        opts.validate()?;
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::Config(format!("the uploader needs a tokio runtime: {e}")))?;
         let status = Arc::new(Mutex::new(UploadStatus::default()));
