@@ -251,12 +251,20 @@ fn kill_9_during_uploads_then_restart_loses_and_duplicates_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut rng = pipeline_tests::Rng::with_seed(9);
-    for round in 0..4 {
+    let mut killed_with_backlog = 0;
+    for _ in 0..4 {
         std::thread::sleep(Duration::from_millis(rng.u64(200..1200)));
+        let (_, m) = s.http_get("/metrics");
+        if metric_sum(&m, "scribed_upload_backlog_files") > 0.0 {
+            killed_with_backlog += 1;
+        }
         s.kill9();
         s = start(dir.path(), "k", cfg.clone());
-        eprintln!("restart {round} done");
     }
+    assert!(
+        killed_with_backlog > 0,
+        "no kill came while uploads were pending"
+    );
     wait_complete(
         &weed,
         &[("agg-k", &data, "big", &input)],
