@@ -75,13 +75,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "query",
-        &[
-            "scribe-archive",
-            "scribe-follow",
-            "scribe-fs",
-            "scribe-cli",
-            "scribe-objstore",
-        ],
+        &["scribe-archive", "scribe-follow", "scribe-fs", "scribe-cli"],
     ),
 ];
 
