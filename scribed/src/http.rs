@@ -135,6 +135,58 @@ async fn status(State(server): State<Arc<Server>>, headers: HeaderMap) -> Respon
         .into_response()
 }
 
+/// How `metrics` writes one gauge family: (out, name, help, the value of a store).
+type Gauge<'a> =
+    &'a dyn Fn(&mut String, &str, &str, &dyn Fn(&crate::stores::StoreStatus) -> Option<u64>);
+
+/// File stores' uploads to object stores (`[store.s3]`): backlog and progress.
+fn upload_metrics(out: &mut String, stores: &[crate::stores::StoreStatus], gauge: Gauge<'_>) {
+    if stores.iter().all(|s| s.upload.is_none()) {
+        return;
+    }
+    type Field = fn(&crate::stores::upload::UploadState) -> u64;
+    let rows: [(&str, &str, Field); 7] = [
+        (
+            "scribed_upload_backlog_files",
+            "Closed files awaiting upload.",
+            |u| u.backlog_files,
+        ),
+        (
+            "scribed_upload_backlog_bytes",
+            "Bytes of closed files awaiting upload.",
+            |u| u.backlog_bytes,
+        ),
+        (
+            "scribed_upload_backlog_oldest_seconds",
+            "Age of the oldest file awaiting upload.",
+            |u| u.oldest_backlog_seconds,
+        ),
+        (
+            "scribed_uploaded_files",
+            "Files uploaded since start.",
+            |u| u.uploaded_files,
+        ),
+        (
+            "scribed_uploaded_bytes",
+            "Bytes uploaded since start.",
+            |u| u.uploaded_bytes,
+        ),
+        (
+            "scribed_upload_already_present",
+            "Files found already uploaded (retries after a restart).",
+            |u| u.already_present,
+        ),
+        (
+            "scribed_upload_failures",
+            "Failed upload passes since start (each retried with backoff).",
+            |u| u.failures,
+        ),
+    ];
+    for (name, help, f) in rows {
+        gauge(out, name, help, &|s| s.upload.as_ref().map(f));
+    }
+}
+
 async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     let routing = server.routing.read().await.clone();
     if let Some(r) = unauthorized(&routing.rules, &headers) {
@@ -210,6 +262,7 @@ async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Respo
         "1 when the store reports no problem.",
         &|s| Some(u64::from(s.problem.is_none())),
     );
+    upload_metrics(&mut out, &stores, &gauge);
     let _ = writeln!(out, "# HELP scribed_store_state Current state (label) of each store.\n# TYPE scribed_store_state gauge");
     for s in &stores {
         let _ = writeln!(

@@ -66,6 +66,8 @@ pub struct Launch<'a> {
     /// default: beside the data dir, named after it. Two scribeds on one data dir need their
     /// own.
     pub files: Option<PathBuf>,
+    /// Environment variables set for the process (e.g. S3 credentials).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// A running `scribed`.
@@ -133,6 +135,7 @@ impl Scribed {
             .expect("opening scribed log");
         let child = cmd
             .args(how.extra)
+            .envs(how.env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -34,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lib/archive", &["scribe-ids", "scribe-fs"]),
     ("lib/spool", &["scribe-ids", "scribe-fs"]),
     ("lib/syslog", &["scribe-archive"]),
+    ("lib/objstore", &["scribe-archive"]),
     (
         "scribed",
         &[
@@ -45,6 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-fs",
             "scribe-cli",
             "scribe-syslog",
+            "scribe-objstore",
         ],
     ),
     (

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod retention;
 pub mod rotation;
 pub mod tail;
+pub mod uploads;
 pub mod writer;
 
 pub use category::{Category, CategoryError};

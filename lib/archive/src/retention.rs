@@ -22,6 +22,7 @@ use crate::category::Category;
 use crate::compress::Compressor;
 use crate::error::{io_err, WriteError};
 use crate::layout::{self, FileKey, Slot};
+use crate::uploads;
 
 /// Retention limits; `None` = no limit. All three may be combined: a file goes as soon as any
 /// limit wants it gone.
@@ -35,6 +36,10 @@ pub struct Retention {
     /// Delete closed files last modified more than this many days (of 24 h) ago. A `.gz` keeps
     /// its original's mtime, so compression does not restart the count.
     pub keep_days: Option<u32>,
+    /// Delete only files the category's upload ledger records as uploaded
+    /// ([`crate::uploads`]); the first one that is not stops the pass, so what remains stays
+    /// a contiguous tail.
+    pub uploaded_only: bool,
 }
 
 impl Retention {
@@ -103,10 +108,20 @@ pub(crate) fn apply(
         let age = chrono::Duration::days(i64::from(d));
         SystemTime::from(now.checked_sub_signed(age).unwrap_or(now))
     });
+    let ledger = if retention.uploaded_only {
+        Some(uploads::read(dir)?)
+    } else {
+        None
+    };
     let mut deleted = Vec::new();
     for k in keys {
         if k >= current {
             break;
+        }
+        if let Some(l) = &ledger {
+            if !l.is_done(&k.file_name(category)) {
+                break;
+            }
         }
         let u = usages.get(&k);
         let too_many = retention
@@ -127,7 +142,28 @@ pub(crate) fn apply(
         bytes_left = bytes_left.saturating_sub(u.map_or(0, |u| u.bytes));
         deleted.push(k);
     }
+    if let Some(l) = ledger {
+        compact_ledger(dir, category, slots, &l);
+    }
     Ok(deleted)
+}
+
+/// Rewrites the upload ledger without the records of deleted files once they dominate it.
+/// Logged, never fatal: a long ledger is only slower to read.
+fn compact_ledger(
+    dir: &Path,
+    category: &Category,
+    slots: &BTreeMap<FileKey, Slot>,
+    ledger: &uploads::Ledger,
+) {
+    if ledger.records + ledger.damaged <= 4 * slots.len() + 64 {
+        return;
+    }
+    let names: std::collections::HashSet<String> =
+        slots.keys().map(|k| k.file_name(category)).collect();
+    if let Err(e) = uploads::compact(dir, |n| names.contains(n)) {
+        tracing::warn!(%category, "compacting the upload ledger: {e}");
+    }
 }
 
 /// Deletes every form of `key`. Under the compressor's lock, so a compression of the file
@@ -294,5 +330,31 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["k_00001.gz", "k_00002"]);
+    }
+
+    #[test]
+    fn uploaded_only_keeps_every_file_from_the_first_not_uploaded() {
+        let (_d, dir) = setup(6, 10);
+        for i in [0u64, 1, 3] {
+            let name = layout::file_name(&cat(), i);
+            crate::uploads::append(&dir, &crate::uploads::Record::Done { name }, false).unwrap();
+        }
+        let r = Retention {
+            keep_files: Some(1),
+            uploaded_only: true,
+            ..Retention::default()
+        };
+        // 2 is not uploaded: it and everything after it stay, though 3 is uploaded.
+        assert_eq!(run(&dir, r, 5), [0, 1]);
+        assert_eq!(left(&dir), [2, 3, 4, 5]);
+        crate::uploads::append(
+            &dir,
+            &crate::uploads::Record::Done {
+                name: layout::file_name(&cat(), 2),
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(run(&dir, r, 5), [2, 3]);
     }
 }

@@ -60,6 +60,7 @@ pub use crate::error::WriteError;
 use crate::layout::{self, FileKey};
 use crate::retention::{self, Retention};
 use crate::rotation::{self, RotateAt, RotatePeriod};
+use crate::uploads;
 
 /// Bytes gathered before a `write(2)`; bigger messages bypass the buffer.
 pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
@@ -120,6 +121,9 @@ pub struct WriterOptions {
     /// At most this many producers per category; more forget the least recently seen
     /// (default 100,000; at least 1).
     pub max_producers: usize,
+    /// The files are copied to an object store: record when each file starts in the upload
+    /// ledger ([`crate::uploads`]), and let retention delete only files recorded as uploaded.
+    pub hold_for_upload: bool,
 }
 
 impl Default for WriterOptions {
@@ -140,6 +144,7 @@ impl Default for WriterOptions {
             idempotent: false,
             producer_ttl: commit::DEFAULT_PRODUCER_TTL,
             max_producers: commit::DEFAULT_MAX_PRODUCERS,
+            hold_for_upload: false,
         }
     }
 }
@@ -158,6 +163,7 @@ impl WriterOptions {
             keep_files: self.keep_files,
             keep_bytes: self.keep_bytes,
             keep_days: self.keep_days,
+            uploaded_only: self.hold_for_upload,
         }
     }
 
@@ -302,6 +308,11 @@ impl RotatingWriter {
         w.point_current_link()?;
         if created {
             sync_dir(&w.dir)?;
+            w.record_start(now);
+        } else if w.opts.hold_for_upload && !uploads::ledger_path(&w.dir).exists() {
+            // Uploads were just switched on: the ledger's presence is what tells an uploader
+            // that this category is its store's (see `uploads`).
+            w.record_start(started);
         }
         if let Some(rec) = recovered {
             w.commit = Some(Box::new(Committer::start(
@@ -627,11 +638,28 @@ impl RotatingWriter {
         self.unsynced = false;
         self.point_current_link()?;
         sync_dir(&self.dir)?;
+        self.record_start(now);
         if self.opts.compress {
             self.submit_compression(old_path);
         }
         self.housekeeping();
         Ok(())
+    }
+
+    /// With `hold_for_upload`, records in the upload ledger when the current file started (its
+    /// object's `dt=`/`hour=`). Logged, never fatal: without it the uploader falls back on
+    /// the file's modification time.
+    fn record_start(&self, now: DateTime<Local>) {
+        if !self.opts.hold_for_upload {
+            return;
+        }
+        let rec = uploads::Record::First {
+            name: self.key.file_name(&self.category),
+            unix_ms: now.timestamp_millis(),
+        };
+        if let Err(e) = uploads::append(&self.dir, &rec, true) {
+            tracing::warn!(category = %self.category, "recording the file's start: {e}");
+        }
     }
 
     /// With `idempotent`, the commit record of a file being closed: `end` is its data's end,

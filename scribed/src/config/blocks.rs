@@ -206,6 +206,9 @@ pub fn validate_spec(spec: &StoreSpec, at: &str) -> Result<(), KeyError> {
             if let Some(p) = &f.fsync {
                 values::parse_fsync(p).or_else(|e| bad(at, "fsync", e))?;
             }
+            if let Some(s3) = &f.s3 {
+                super::s3::validate(s3, &format!("{at}.s3"))?;
+            }
         }
         StoreSpec::Network(n) => {
             if n.remote.is_empty() {
@@ -264,6 +267,14 @@ pub fn validate_spec(spec: &StoreSpec, at: &str) -> Result<(), KeyError> {
             }
             parse_bucket_type(b.bucket_type.as_deref()).or_else(|e| bad(at, "bucket_type", e))?;
             parse_delimiter(b.delimiter.as_deref()).or_else(|e| bad(at, "delimiter", e))?;
+            if matches!(&*b.bucket, StoreSpec::File(f) if f.s3.is_some()) {
+                // Copies share category and file names: their objects would collide.
+                return bad(
+                    at,
+                    "bucket.s3",
+                    "bucket copies cannot upload to an object store",
+                );
+            }
             if !matches!(*b.bucket, StoreSpec::File(_) | StoreSpec::Null(_)) {
                 let kind = b.bucket.type_name();
                 return bad(

@@ -12,6 +12,7 @@ mod cli;
 mod dirs;
 pub mod inputs;
 mod locate;
+pub mod s3;
 mod schema;
 pub mod security;
 pub mod values;

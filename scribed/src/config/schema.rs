@@ -95,6 +95,8 @@ pub struct FileSpec {
     /// (native clients) already written are recognised, and cut an unacknowledged tail after
     /// a crash. Default `true`.
     pub idempotent: Option<bool>,
+    /// `[store.s3]`: copy closed files to an S3-API bucket (see `config::s3`).
+    pub s3: Option<super::s3::S3Spec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -118,6 +118,8 @@ pub struct FileStore {
     /// The lock on the base directory the spec names (shared by bucket copies and by other
     /// stores of this process under it; see [`crate::locks`]).
     _lock: Arc<scribe_fs::DirLock>,
+    /// `[store.s3]`: copies closed files to a bucket.
+    uploader: super::upload::StoreUploader,
 }
 
 impl FileStore {
@@ -133,8 +135,10 @@ impl FileStore {
         let base = base.unwrap_or(locked);
         std::fs::create_dir_all(&base)
             .map_err(|e| anyhow::anyhow!("{}: creating {}: {e}", ctx.name, base.display()))?;
+        let uploader = super::upload::StoreUploader::start(spec, &base, &ctx.name)?;
         Ok(FileStore {
             name: ctx.name.clone(),
+            uploader,
             base,
             opts: writer_options(spec, ctx.settings.max_size)?,
             counters: ctx.counters.clone(),
@@ -233,6 +237,7 @@ impl Store for FileStore {
             state: if problem.is_some() { "failing" } else { "ok" }.into(),
             queue_bytes: self.queued.load(Ordering::Acquire),
             problem,
+            upload: self.uploader.state(),
             ..StoreStatus::new(&self.name, "file")
         });
     }
@@ -246,6 +251,7 @@ impl Store for FileStore {
         for t in tasks {
             let _ = t.await;
         }
+        self.uploader.stop().await;
     }
 }
 
@@ -434,6 +440,7 @@ pub fn writer_options(spec: &FileSpec, default_max_size: u64) -> anyhow::Result<
         o.fsync = parse_fsync(f).map_err(anyhow::Error::msg)?;
     }
     o.idempotent = spec.idempotent.unwrap_or(true);
+    o.hold_for_upload = spec.s3.is_some();
     o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(o)
 }

@@ -18,6 +18,7 @@ pub mod network;
 pub mod null;
 #[cfg(test)]
 pub mod testing;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +111,9 @@ pub struct StoreStatus {
     pub upstream_connected: Option<bool>,
     /// Set when the store is degraded (fb303 `getStatus` then says WARNING).
     pub problem: Option<String>,
+    /// Uploads to an object store (file stores with `[store.s3]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<upload::UploadState>,
 }
 
 impl StoreStatus {
@@ -123,6 +127,7 @@ impl StoreStatus {
             spool_bytes: 0,
             upstream_connected: None,
             problem: None,
+            upload: None,
         }
     }
 }
