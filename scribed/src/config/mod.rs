@@ -11,6 +11,7 @@ mod blocks;
 mod cli;
 mod dirs;
 pub mod inputs;
+pub mod kafka;
 mod locate;
 mod schema;
 pub mod security;

@@ -52,6 +52,7 @@ pub enum StoreSpec {
     Multi(MultiSpec),
     Bucket(BucketSpec),
     Null(NullSpec),
+    Kafka(super::kafka::KafkaSpec),
 }
 
 impl StoreSpec {
@@ -63,6 +64,7 @@ impl StoreSpec {
             StoreSpec::Multi(_) => "multi",
             StoreSpec::Bucket(_) => "bucket",
             StoreSpec::Null(_) => "null",
+            StoreSpec::Kafka(_) => "kafka",
         }
     }
 }
