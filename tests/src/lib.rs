@@ -6,11 +6,12 @@
 //!
 //! By role: [`procs`] (the binaries as processes), [`wire`] (talking to servers by hand),
 //! [`seq`] (sequenced lines and loss/order checks), [`archive`] (reading categories back),
-//! [`inputs`] (syslog/OTLP listeners, HTTP POST, rsyslogd),
+//! [`inputs`] (syslog/OTLP listeners, HTTP POST, rsyslogd), [`kafka`] (a tansu broker),
 //! [`tls`] (test certificates and TLS config blocks), [`tmpfs`] (small disks to fill), [`torture`] (the fault-injection scenarios).
 
 pub mod archive;
 pub mod inputs;
+pub mod kafka;
 pub mod procs;
 pub mod seq;
 pub mod tls;

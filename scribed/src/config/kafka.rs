@@ -260,3 +260,134 @@ mod tests {
         .contains("needs sasl_username"));
     }
 }
+
+/// A `[[kafka_input]]` block: the archiver side. Consumes the topics `topics` matches and
+/// routes their records as the category the topic template names, with the entry ids of their
+/// `scribe.id` headers, committing offsets to `group` only once the stores said `OK`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaInputConfig {
+    pub name: Option<String>,
+    pub brokers: Vec<String>,
+    /// A glob over topic names (`*`, `?`, `[...]`, `{a,b}`). Default: every topic the
+    /// template can have produced (`logs.*`).
+    pub topics: Option<String>,
+    /// The producers' topic template, read backwards to get the category. Default
+    /// `logs.{category}`.
+    pub topic: Option<String>,
+    /// The consumer group whose committed offsets say where to resume. Default
+    /// `scribed-archive`.
+    pub group: Option<String>,
+    /// `group` (default): join the group, which shares the partitions among the archivers;
+    /// `assign`: read every partition here, no group join (offsets still committed to
+    /// `group`).
+    pub mode: Option<String>,
+    /// Most bytes of records routed (and committed) together. Default 4 MiB.
+    pub max_batch_bytes: Option<Size>,
+    /// librdkafka's fetch buffer bound per partition (`queued.max.messages.kbytes`, in
+    /// bytes). Default 16 MiB.
+    pub max_fetch_queue_bytes: Option<Size>,
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub tls: bool,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One `[[kafka_input]]`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaInput {
+    pub name: String,
+    /// The connection settings (brokers, template, TLS, SASL, properties), as a store's.
+    pub client: KafkaSpec,
+    pub topics: scribe_archive::category::CategoryGlob,
+    pub group: String,
+    /// `false`: join the group; `true`: assign every partition.
+    pub assign: bool,
+    pub max_batch_bytes: u64,
+    pub max_fetch_queue_bytes: u64,
+}
+
+/// Properties a kafka input's `properties` may not set: where and when offsets are committed
+/// is the archiver's promise.
+const INPUT_RESERVED: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "sasl.password",
+    "isolation.level",
+];
+
+pub fn resolve_inputs(configs: Vec<KafkaInputConfig>) -> Result<Vec<KafkaInput>, KeyError> {
+    let mut out = Vec::new();
+    for (i, c) in configs.into_iter().enumerate() {
+        let at = format!("kafka_input[{i}]");
+        for key in c.properties.keys() {
+            if INPUT_RESERVED.contains(&key.as_str()) {
+                return Err(KeyError::new(
+                    format!("{at}.properties.{key}"),
+                    "may not be set: offsets are committed only after the stores said OK",
+                ));
+            }
+        }
+        let client = KafkaSpec {
+            brokers: c.brokers,
+            topic: c.topic,
+            client_id: c.client_id,
+            tls: c.tls,
+            tls_ca: c.tls_ca,
+            tls_cert: c.tls_cert,
+            tls_key: c.tls_key,
+            sasl_mechanism: c.sasl_mechanism,
+            sasl_username: c.sasl_username,
+            sasl_password_file: c.sasl_password_file,
+            properties: c.properties,
+            ..Default::default()
+        };
+        validate(&client, &at)?;
+        let default_topics = client.topic_template().replace(CATEGORY_PLACEHOLDER, "*");
+        let pattern = c.topics.unwrap_or(default_topics);
+        let topics = scribe_archive::category::CategoryGlob::new(&pattern).map_err(|e| {
+            KeyError::new(format!("{at}.topics"), format!("{pattern:?}: {e}"))
+        })?;
+        let assign = match c.mode.as_deref().unwrap_or("group") {
+            "group" => false,
+            "assign" => true,
+            other => {
+                return Err(KeyError::new(
+                    format!("{at}.mode"),
+                    format!("{other:?} is not `group` or `assign`"),
+                ))
+            }
+        };
+        let size = |key: &str, v: Option<Size>, default: u64| match v.map_or(default, |s| s.0) {
+            v if (64 << 10..=1 << 30).contains(&v) => Ok(v),
+            v => Err(KeyError::new(
+                format!("{at}.{key}"),
+                format!("{v} bytes is out of range (64K to 1G)"),
+            )),
+        };
+        out.push(KafkaInput {
+            name: c.name.unwrap_or_else(|| at.clone()),
+            client,
+            topics,
+            group: c.group.unwrap_or_else(|| "scribed-archive".into()),
+            assign,
+            max_batch_bytes: size("max_batch_bytes", c.max_batch_bytes, 4 << 20)?,
+            max_fetch_queue_bytes: size(
+                "max_fetch_queue_bytes",
+                c.max_fetch_queue_bytes,
+                16 << 20,
+            )?,
+        });
+    }
+    Ok(out)
+}

@@ -39,6 +39,9 @@ pub struct FileConfig {
     pub syslog: Vec<super::inputs::SyslogConfig>,
     #[serde(default)]
     pub otlp: Vec<super::inputs::OtlpConfig>,
+    /// `[[kafka_input]]` blocks: topics read back into the stores (`kafka.rs`).
+    #[serde(default)]
+    pub kafka_input: Vec<super::kafka::KafkaInputConfig>,
 }
 
 /// One store and its settings; nested stores (buffer primary, multi children, bucket model)

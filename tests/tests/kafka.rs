@@ -1,0 +1,233 @@
+//! Kafka as the transport: ship -> scribed (kafka store) -> tansu (a Kafka-protocol broker on
+//! loopback) -> scribed (`[[kafka_input]]`, the archiver) -> category files, compared byte for
+//! byte with what was shipped, while the leaf and the archiver are killed with SIGKILL, and
+//! while the broker is frozen (SIGSTOP) behind a buffer store.
+//!
+//! The archiver uses `mode = "assign"`: tansu takes ~24 s per consumer-group join.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use pipeline_tests::kafka::Tansu;
+use pipeline_tests::{bin, free_port, read_category, seq_line, Launch, Scribed, ShipProc};
+
+fn leaf_config(brokers: &str) -> String {
+    format!(
+        r#"
+[[store]]
+category = "default"
+type = "kafka"
+brokers = ["{brokers}"]
+timeout = "5s"
+"#
+    )
+}
+
+fn buffered_leaf_config(brokers: &str, spool: &Path) -> String {
+    format!(
+        r#"
+[[store]]
+category = "default"
+type = "buffer"
+spool_dir = "{}"
+retry_interval = "300ms"
+
+[store.primary]
+type = "kafka"
+brokers = ["{brokers}"]
+timeout = "2s"
+"#,
+        spool.display()
+    )
+}
+
+fn archiver_config(brokers: &str) -> String {
+    format!(
+        r#"
+[[kafka_input]]
+brokers = ["{brokers}"]
+mode = "assign"
+group = "archive-test"
+
+[[store]]
+category = "default"
+type = "file"
+"#
+    )
+}
+
+fn scribed_at(data: &Path, addr: &str, config: String) -> Scribed {
+    Scribed::launch(
+        data,
+        Launch {
+            listen: Some(addr.to_string()),
+            config: Some(config),
+            ..Launch::default()
+        },
+    )
+}
+
+/// Starts `ship --to addr web` reading a pipe; returns it with its stdin.
+fn ship_stdin(addr: &str, stderr: &Path) -> (ShipProc, std::process::ChildStdin) {
+    let mut ship = ShipProc::spawn_command(
+        Command::new(bin("ship")),
+        &["--to", addr, "web"],
+        Stdio::piped(),
+        stderr,
+    );
+    let stdin = ship.take_stdin().expect("ship's stdin");
+    (ship, stdin)
+}
+
+/// Waits (at most `limit`) until the archive of `web` holds `want` bytes, then stops the
+/// archiver and returns what it holds.
+fn archived(data: &Path, want: usize, limit: Duration, archiver: Scribed) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = read_category(data, "web");
+        if got.len() >= want || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    archiver.stop();
+    read_category(data, "web")
+}
+
+/// Lines `0..n` of source `src`, and how they are written in `chunks` pieces.
+fn lines(src: &str, n: u64) -> Vec<u8> {
+    (0..n).flat_map(|i| seq_line(src, i)).collect()
+}
+
+/// A short description of how `got` differs from `want` (lines missing, duplicated).
+fn diff(got: &[u8], want: &[u8]) -> String {
+    let g: Vec<&[u8]> = got.split_inclusive(|b| *b == b'\n').collect();
+    let w: Vec<&[u8]> = want.split_inclusive(|b| *b == b'\n').collect();
+    let gs: std::collections::HashSet<&[u8]> = g.iter().copied().collect();
+    let missing = w.iter().filter(|l| !gs.contains(*l)).count();
+    format!(
+        "got {} lines, want {}; {missing} missing, {} extra",
+        g.len(),
+        w.len(),
+        g.len() as i64 - (w.len() - missing) as i64
+    )
+}
+
+#[test]
+fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    tansu.create_topic("logs.web", 3);
+    let leaf_addr = format!("127.0.0.1:{}", free_port());
+    let arch_addr = format!("127.0.0.1:{}", free_port());
+    let (leaf_data, arch_data) = (tmp.path().join("leaf"), tmp.path().join("archive"));
+    let mut leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr)));
+    let mut archiver = Some(scribed_at(
+        &arch_data,
+        &arch_addr,
+        archiver_config(&tansu.addr),
+    ));
+    let (ship, mut stdin) = ship_stdin(&leaf_addr, &tmp.path().join("ship.err"));
+
+    let n: u64 = 60_000;
+    let want = lines("k", n);
+    let started = Instant::now();
+    // 60 chunks of 1,000 lines, 20 ms apart; the leaf dies at a third, the archiver at two
+    // thirds, each restarted at once where it was.
+    for (i, chunk) in want.chunks(seq_line("k", 0).len() * 1000).enumerate() {
+        stdin.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        if i == 20 {
+            leaf.take().unwrap().kill9();
+            leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr)));
+        }
+        if i == 40 {
+            archiver.take().unwrap().kill9();
+            archiver = Some(scribed_at(
+                &arch_data,
+                &arch_addr,
+                archiver_config(&tansu.addr),
+            ));
+        }
+    }
+    drop(stdin);
+    let (status, err) = ship.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "ship: {err}");
+    let got = archived(
+        &arch_data,
+        want.len(),
+        Duration::from_secs(60),
+        archiver.take().unwrap(),
+    );
+    eprintln!(
+        "kafka e2e: {n} lines in {:.1}s; {}",
+        started.elapsed().as_secs_f64(),
+        diff(&got, &want)
+    );
+    assert!(got == want, "archive differs: {}", diff(&got, &want));
+    drop(leaf);
+}
+
+/// The broker frozen (SIGSTOP) for 5 s: the leaf's buffer store spools and ship keeps getting
+/// OK; after SIGCONT the spool is replayed in order and the archive is byte-exact.
+#[test]
+fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_keeps_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    tansu.create_topic("logs.web", 3);
+    let leaf_addr = format!("127.0.0.1:{}", free_port());
+    let arch_addr = format!("127.0.0.1:{}", free_port());
+    let (leaf_data, arch_data) = (tmp.path().join("leaf"), tmp.path().join("archive"));
+    let spool = tmp.path().join("spool");
+    let leaf = scribed_at(
+        &leaf_data,
+        &leaf_addr,
+        buffered_leaf_config(&tansu.addr, &spool),
+    );
+    let archiver = scribed_at(&arch_data, &arch_addr, archiver_config(&tansu.addr));
+    let (ship, mut stdin) = ship_stdin(&leaf_addr, &tmp.path().join("ship.err"));
+
+    let n: u64 = 30_000;
+    let want = lines("f", n);
+    let broker = Pid::from_raw(tansu.pid());
+    let mut frozen_at = None;
+    for (i, chunk) in want.chunks(seq_line("f", 0).len() * 1000).enumerate() {
+        stdin.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        if i == 10 {
+            kill(broker, Signal::SIGSTOP).unwrap();
+            frozen_at = Some(Instant::now());
+        }
+        if i == 20 {
+            // Let the outage last 5 s in all.
+            let since = frozen_at.unwrap().elapsed();
+            std::thread::sleep(Duration::from_secs(5).saturating_sub(since));
+            // Ship was answered all along: the spool took the batches.
+            assert!(spool_bytes(&spool) > 0, "nothing spooled during the outage");
+            kill(broker, Signal::SIGCONT).unwrap();
+        }
+    }
+    drop(stdin);
+    let (status, err) = ship.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "ship: {err}");
+    let got = archived(&arch_data, want.len(), Duration::from_secs(60), archiver);
+    assert!(got == want, "archive differs: {}", diff(&got, &want));
+    let log = leaf.log_text();
+    assert!(log.contains("no delivery report"), "leaf log: {log}");
+}
+
+fn spool_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
