@@ -42,7 +42,13 @@ impl Tansu {
         let url = format!("tcp://{addr}");
         let out = std::fs::File::create(&log).expect("tansu log");
         let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
@@ -70,7 +76,12 @@ impl Tansu {
     /// Creates `topic` with `partitions` partitions (tansu's CLI, bounded to 30 s).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let mut child = Command::new(tansu_bin())
-            .args(["topic", "create", "--broker", &format!("tcp://{}", self.addr)])
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://{}", self.addr),
+            ])
             .args(["--partitions", &partitions.to_string(), topic])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

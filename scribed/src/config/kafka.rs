@@ -355,9 +355,8 @@ pub fn resolve_inputs(configs: Vec<KafkaInputConfig>) -> Result<Vec<KafkaInput>,
         validate(&client, &at)?;
         let default_topics = client.topic_template().replace(CATEGORY_PLACEHOLDER, "*");
         let pattern = c.topics.unwrap_or(default_topics);
-        let topics = scribe_archive::category::CategoryGlob::new(&pattern).map_err(|e| {
-            KeyError::new(format!("{at}.topics"), format!("{pattern:?}: {e}"))
-        })?;
+        let topics = scribe_archive::category::CategoryGlob::new(&pattern)
+            .map_err(|e| KeyError::new(format!("{at}.topics"), format!("{pattern:?}: {e}")))?;
         let assign = match c.mode.as_deref().unwrap_or("group") {
             "group" => false,
             "assign" => true,

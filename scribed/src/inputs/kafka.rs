@@ -176,7 +176,10 @@ impl Archiver {
             if id.is_none() {
                 let name = &self.input.name;
                 self.warn.warn(|| {
-                    format!("{name}: a malformed {} header (read without an id)", kafka_client::ID_HEADER)
+                    format!(
+                        "{name}: a malformed {} header (read without an id)",
+                        kafka_client::ID_HEADER
+                    )
                 });
                 InputStats::add(&self.stats.bad_input, 1);
             }
@@ -250,14 +253,12 @@ impl Archiver {
     async fn discover(&mut self) -> anyhow::Result<()> {
         let consumer = self.consumer.clone();
         let meta = tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_metadata(None, METADATA_TIMEOUT)
-                .map(|m| {
-                    m.topics()
-                        .iter()
-                        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-                        .collect::<Vec<_>>()
-                })
+            consumer.fetch_metadata(None, METADATA_TIMEOUT).map(|m| {
+                m.topics()
+                    .iter()
+                    .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                    .collect::<Vec<_>>()
+            })
         })
         .await??;
         let matching: Vec<(String, i32)> = meta
@@ -294,10 +295,9 @@ impl Archiver {
             return Ok(());
         }
         let consumer = self.consumer.clone();
-        let mut tpl = tokio::task::spawn_blocking(move || {
-            consumer.committed_offsets(tpl, METADATA_TIMEOUT)
-        })
-        .await??;
+        let mut tpl =
+            tokio::task::spawn_blocking(move || consumer.committed_offsets(tpl, METADATA_TIMEOUT))
+                .await??;
         let starts: Vec<(String, i32, Offset)> = tpl
             .elements()
             .iter()

@@ -291,7 +291,10 @@ pub fn spawn(bound: Bound, server: &Arc<Server>, tracker: &TaskTracker) -> anyho
     kafka::spawn(&bound.kafka, server, tracker)?;
     #[cfg(not(feature = "kafka"))]
     if let Some(k) = bound.kafka.first() {
-        anyhow::bail!("{}: this scribed was built without the `kafka` feature", k.name);
+        anyhow::bail!(
+            "{}: this scribed was built without the `kafka` feature",
+            k.name
+        );
     }
     for (input, listener, tls) in bound.syslog_tcp {
         let kind = if tls.is_some() {
