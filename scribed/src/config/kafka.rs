@@ -36,7 +36,7 @@ pub struct KafkaSpec {
     /// How long the producer waits to fill a produce request (`linger.ms`). Default 5 ms.
     pub linger: Option<Dur>,
     /// Bytes the producer may hold before it answers `TRY_LATER`
-    /// (`queue.buffering.max.kbytes`). Default 64 MiB.
+    /// (`queue.buffering.max.kbytes`; at most 100,000 records too). Default 32 MiB.
     pub max_queue_bytes: Option<Size>,
     /// The longest record the brokers accept (`message.max.bytes`); a longer message goes to
     /// the dead-letter file. Default 1 MB, Kafka's own default.
@@ -389,4 +389,51 @@ pub fn resolve_inputs(configs: Vec<KafkaInputConfig>) -> Result<Vec<KafkaInput>,
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use std::path::Path;
+
+    /// The TOML block of docs/config.md that starts with `# <name>`.
+    fn example(name: &str) -> String {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc
+            .find(&format!("```toml\n# {name}"))
+            .unwrap_or_else(|| panic!("no {name} example in docs/config.md"));
+        let body = &doc[start + "```toml\n".len()..];
+        body[..body.find("```").expect("closed block")].to_string()
+    }
+
+    /// The worked example of docs/config.md is a valid configuration, as documented.
+    #[test]
+    fn the_worked_example_of_the_docs_checks() {
+        let leaf = super::super::check_config_text(Path::new("leaf.toml"), &example("leaf.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let super::super::StoreSpec::Buffer(b) = &leaf.stores[0].spec else {
+            panic!("a buffer store");
+        };
+        let super::super::StoreSpec::Kafka(k) = &*b.primary else {
+            panic!("a kafka primary");
+        };
+        assert_eq!(k.compression.as_deref(), Some("zstd"));
+        assert!(k.wants_tls());
+        let arch =
+            super::super::check_config_text(Path::new("archiver.toml"), &example("archiver.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let input = &arch.kafka_inputs[0];
+        assert!(!input.assign);
+        assert_eq!(input.group, "archive");
+        assert!(input.topics.matches("logs.web") && !input.topics.matches("metrics.web"));
+    }
+
+    #[test]
+    fn kafka_input_errors_name_the_key() {
+        let text = "[[kafka_input]]\nbrokers = [\"b:1\"]\nmode = \"both\"\n";
+        let e = super::super::check_config_text(Path::new("a.toml"), text).unwrap_err();
+        assert!(e.to_string().contains("kafka_input[0].mode"), "{e}");
+        let text = "[[kafka_input]]\nbrokers = [\"b:1\"]\nproperties = { \"enable.auto.commit\" = \"true\" }\n";
+        let e = super::super::check_config_text(Path::new("a.toml"), text).unwrap_err();
+        assert!(e.to_string().contains("may not be set"), "{e}");
+    }
 }

@@ -42,7 +42,10 @@ pub const QUEUE_FULL: &str = "kafka queue full";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_LINGER: Duration = Duration::from_millis(5);
-const DEFAULT_QUEUE_BYTES: u64 = 64 << 20;
+const DEFAULT_QUEUE_BYTES: u64 = 32 << 20;
+/// librdkafka keeps a few hundred bytes per queued record besides its bytes: this bound keeps
+/// that overhead (and so the RSS of an outage) in check when lines are short.
+const MAX_QUEUE_RECORDS: &str = "100000";
 const DEFAULT_MAX_MESSAGE: u64 = 1_000_000;
 /// Room for a record's key, headers and batch framing above `max_message`, so that the
 /// store's own check, not librdkafka's, decides what is too long.
@@ -163,8 +166,9 @@ impl KafkaStore {
                     return Err(StoreError::Failed {
                         store: self.name.clone(),
                         reason: format!(
-                            "the producer's queue is full (max_queue_bytes {}): the brokers \
-                             take less than scribed receives",
+                            "the producer's queue is full (max_queue_bytes {}, or \
+                             {MAX_QUEUE_RECORDS} records): the brokers take less than scribed \
+                             receives",
                             self.spec
                                 .max_queue_bytes
                                 .map_or(DEFAULT_QUEUE_BYTES, |s| s.0)
@@ -255,8 +259,7 @@ fn new_producer(
             "queue.buffering.max.kbytes",
             (spec.max_queue_bytes.map_or(DEFAULT_QUEUE_BYTES, |s| s.0) / 1024).to_string(),
         )
-        // The byte bound above is the one that matters; this one only must not come first.
-        .set("queue.buffering.max.messages", "2000000")
+        .set("queue.buffering.max.messages", MAX_QUEUE_RECORDS)
         .set(
             "message.max.bytes",
             (max_message + RECORD_OVERHEAD).to_string(),
