@@ -232,3 +232,119 @@ fn spool_bytes(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+fn group_archiver_config(brokers: &str) -> String {
+    format!(
+        r#"
+[[kafka_input]]
+brokers = ["{brokers}"]
+group = "shared"
+topics = "logs.g"
+
+[[store]]
+category = "default"
+type = "file"
+"#
+    )
+}
+
+/// Two archivers in one consumer group share a topic's partitions; one joins while lines
+/// flow, then the other leaves (SIGTERM). Together they archive every line; each archive on
+/// its own has no duplicate and keeps each producer's (ship run's) order. (tansu takes ~24 s per group
+/// join, so this test waits for the joins.)
+#[test]
+fn archivers_in_a_group_share_the_partitions_and_lose_nothing_as_they_come_and_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    tansu.create_topic("logs.g", 4);
+    let leaf_addr = format!("127.0.0.1:{}", free_port());
+    let leaf = scribed_at(
+        &tmp.path().join("leaf"),
+        &leaf_addr,
+        leaf_config(&tansu.addr),
+    );
+    let (data_a, data_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let start = |data: &Path| {
+        let addr = format!("127.0.0.1:{}", free_port());
+        scribed_at(data, &addr, group_archiver_config(&tansu.addr))
+    };
+    let per_src: u64 = 5_000;
+    let sources = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+    // Each source is one ship run (one producer, so one partition, in order); three rounds.
+    let ship_round = |round: u64| {
+        for src in sources {
+            let range = round * per_src..(round + 1) * per_src;
+            let out =
+                pipeline_tests::ship(&leaf_addr, "g", &pipeline_tests::seq_lines(src, range), &[]);
+            assert!(
+                out.status.success(),
+                "ship: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let a = start(&data_a);
+    ship_round(0);
+    let b = start(&data_b);
+    ship_round(1);
+    // Both joined (or A would have archived all of round 1): wait until B has lines.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while read_category(&data_b, "g").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(a.stop().success());
+    ship_round(2);
+    let total = sources.len() as u64 * per_src * 3;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut reports;
+    loop {
+        reports = [&data_a, &data_b].map(|d| pipeline_tests::SeqReport::of(&read_category(d, "g")));
+        let got: u64 = sources
+            .iter()
+            .map(|s| {
+                reports[0]
+                    .distinct(s)
+                    .union(&reports[1].distinct(s))
+                    .count() as u64
+            })
+            .sum();
+        if got == total || Instant::now() > deadline {
+            eprintln!("kafka group: {got} of {total} lines archived");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    b.stop();
+    drop(leaf);
+    for src in sources {
+        let union: std::collections::BTreeSet<u64> = reports[0]
+            .distinct(src)
+            .union(&reports[1].distinct(src))
+            .copied()
+            .collect();
+        assert_eq!(union.len() as u64, per_src * 3, "{src}: lines missing");
+    }
+    for (name, r) in ["a", "b"].iter().zip(&reports) {
+        assert_eq!(r.duplicates(), 0, "archive {name} has duplicates");
+        assert!(r.malformed.is_empty(), "archive {name}: torn lines");
+        // Order holds per producer (one ship run: one round of one source), which is one
+        // partition; the rounds went through different partitions.
+        for (src, seqs) in &r.per_src {
+            for round in 0..3 {
+                let mine: Vec<u64> = seqs
+                    .iter()
+                    .copied()
+                    .filter(|s| s / per_src == round)
+                    .collect();
+                assert!(
+                    mine.windows(2).all(|w| w[0] < w[1]),
+                    "archive {name}: {src} round {round} out of order"
+                );
+            }
+        }
+        assert!(
+            !r.per_src.is_empty(),
+            "archive {name} got no share of the work"
+        );
+    }
+}

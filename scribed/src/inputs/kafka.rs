@@ -143,7 +143,8 @@ impl Archiver {
                     Ok(Err(e)) => {
                         let name = &self.input.name;
                         self.warn.warn(|| format!("{name}: reading: {e}"));
-                        InputStats::add(&self.stats.bad_input, 1);
+                        // Errors (brokers down) can come back at once: do not spin on them.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         break;
                     }
                     Ok(Ok(m)) => m,
