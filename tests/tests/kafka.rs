@@ -133,20 +133,20 @@ fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver()
     ));
     let (ship, mut stdin) = ship_stdin(&leaf_addr, &tmp.path().join("ship.err"));
 
-    let n: u64 = 300_000;
+    let n: u64 = 1_000_000;
     let want = lines("k", n);
     let started = Instant::now();
-    // 300 chunks of 1,000 lines, 20 ms apart; the leaf dies twice, the archiver twice, each
+    // 1,000 chunks of 1,000 lines, 20 ms apart; the leaf dies twice, the archiver twice, each
     // restarted at once where it was. (With the file store's commit log off, the records
     // produced or read twice show up as duplicates here.)
     for (i, chunk) in want.chunks(seq_line("k", 0).len() * 1000).enumerate() {
         stdin.write_all(chunk).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        if i == 75 || i == 225 {
+        if i == 250 || i == 750 {
             leaf.take().unwrap().kill9();
             leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr)));
         }
-        if i == 150 || i == 260 {
+        if i == 500 || i == 900 {
             archiver.take().unwrap().kill9();
             archiver = Some(scribed_at(
                 &arch_data,
