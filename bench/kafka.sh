@@ -86,6 +86,8 @@ FILE_CONF='[[store]]
 category = "default"
 type = "file"'
 
+raw_produce() { "$RAW" "$BROKER" raw.bench "$COMPRESSION" <"$INPUT" >"$RUN/raw.out"; }
+
 # timed CMD...: runs CMD, prints its wall seconds.
 timed() {
     local t0 t1
@@ -98,7 +100,7 @@ timed() {
 declare -A SECS HWM
 for run in $(seq "$RUNS"); do
     for tool in file kafka raw; do
-        wait_quiet
+        wait_quiet >/dev/null
         case $tool in
             file | kafka)
                 if [[ $tool == file ]]; then conf=$FILE_CONF; else conf=$KAFKA_CONF; fi
@@ -108,7 +110,7 @@ for run in $(seq "$RUNS"); do
                 stop_pid "$SPID" "scribed $tool" || true
                 ;;
             raw)
-                s=$(timed "$RAW" "$BROKER" raw.bench "$COMPRESSION" <"$INPUT" >/dev/null)
+                s=$(timed raw_produce)
                 ;;
         esac
         SECS[$tool]+="$s "
@@ -137,6 +139,7 @@ type = \"kafka\"
 brokers = [\"$BROKER\"]
 timeout = \"5s\""
     base=$(proc_hwm_kb "$SPID")
+    log "outage: broker frozen for ${OUTAGE}s while ship sends"
     kill -STOP "$TANSU_PID"
     # ship retries on TRY_LATER with backoff; a loop of ships keeps the pressure on.
     end=$(( $(date +%s) + OUTAGE ))
@@ -151,7 +154,7 @@ timeout = \"5s\""
     OUT_NOTE="peak RSS $(( peak / 1024 )) MiB (idle $(( base / 1024 )) MiB) over a ${OUTAGE}s frozen broker"
 fi
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mb() { awk -v b="$IN_BYTES" -v s="$1" 'BEGIN {printf "%.1f", b / s / 1e6}'; }
 klines() { awk -v l="$IN_LINES" -v s="$1" 'BEGIN {printf "%.0f", l / s / 1e3}'; }
 echo

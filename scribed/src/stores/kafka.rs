@@ -70,6 +70,9 @@ pub struct KafkaStore {
     logged_dead: Mutex<std::collections::HashSet<Category>>,
 }
 
+/// A record handed to the producer: its batch, its index there, its delivery report.
+type Pending = (usize, usize, DeliveryFuture);
+
 /// Why one record was not delivered.
 enum Failure {
     TooLarge,
@@ -138,7 +141,8 @@ impl KafkaStore {
         &self,
         producer: &Client,
         b: &Batch,
-        pending: &mut Vec<(Category, Bytes, DeliveryFuture)>,
+        batch_index: usize,
+        pending: &mut Vec<Pending>,
     ) -> Result<(), StoreError> {
         let topic = self.topic_of(&b.category);
         for (i, m) in b.messages.iter().enumerate() {
@@ -160,7 +164,7 @@ impl KafkaStore {
                 }));
             }
             match producer.send_result(record) {
-                Ok(f) => pending.push((b.category.clone(), m.clone(), f)),
+                Ok(f) => pending.push((batch_index, i, f)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     self.counters.add(Some(b.category.as_str()), QUEUE_FULL, 1);
                     return Err(StoreError::Failed {
@@ -291,17 +295,19 @@ impl Store for KafkaStore {
         let producer = self.producer();
         let mut pending = Vec::with_capacity(batches.iter().map(|b| b.messages.len()).sum());
         let mut result = Ok(());
-        for b in batches {
-            result = self.enqueue(&producer, b, &mut pending).await;
+        for (i, b) in batches.iter().enumerate() {
+            result = self.enqueue(&producer, b, i, &mut pending).await;
             if result.is_err() {
                 break;
             }
         }
         // Wait for every report, even after a failure: records already queued are delivered
         // or fail on their own, and their futures must not outlive the batch's answer.
-        let mut first_failure: Option<(Category, Failure)> = None;
-        let mut delivered: Vec<(Category, i64)> = Vec::new();
-        for (category, message, f) in pending {
+        let mut first_failure: Option<Failure> = None;
+        // Records delivered per batch (so per category), counted once at the end.
+        let mut delivered = vec![0i64; batches.len()];
+        for (bi, mi, f) in pending {
+            let (category, message) = (&batches[bi].category, &batches[bi].messages[mi]);
             let outcome = match f.await {
                 Ok(Ok(_)) => None,
                 Ok(Err((e, _)))
@@ -309,33 +315,28 @@ impl Store for KafkaStore {
                 {
                     Some(Failure::TooLarge)
                 }
-                Ok(Err((e, _))) => {
-                    Some(Failure::Other(self.explain(&self.topic_of(&category), &e)))
-                }
+                Ok(Err((e, _))) => Some(Failure::Other(self.explain(&self.topic_of(category), &e))),
                 Err(_) => Some(Failure::Other("the producer was shut down".into())),
             };
             match outcome {
-                None => match delivered.last_mut() {
-                    Some((c, n)) if *c == category => *n += 1,
-                    _ => delivered.push((category, 1)),
-                },
+                None => delivered[bi] += 1,
                 // The broker's limit is below ours: this record can never go.
                 Some(Failure::TooLarge) => {
-                    if let Err(e) = self.dead_letter(&category, &message).await {
+                    if let Err(e) = self.dead_letter(category, message).await {
                         result = result.and(Err(e));
                     }
                 }
                 Some(failure) => {
                     self.counters
                         .add(Some(category.as_str()), DELIVERY_ERRORS, 1);
-                    first_failure.get_or_insert((category, failure));
+                    first_failure.get_or_insert(failure);
                 }
             }
         }
-        for (c, n) in delivered {
-            self.counters.add(Some(c.as_str()), DELIVERED, n);
+        for (b, n) in batches.iter().zip(delivered) {
+            self.counters.add(Some(b.category.as_str()), DELIVERED, n);
         }
-        if let Some((_, Failure::Other(reason))) = first_failure {
+        if let Some(Failure::Other(reason)) = first_failure {
             result = result.and(Err(StoreError::Unavailable {
                 store: self.name.clone(),
                 reason,
