@@ -123,11 +123,13 @@ fi
 
 KCAT_NOTE="not installed (Debian: apt-get install kcat)"
 if command -v kcat >/dev/null; then
+    # kcat may exit 0 after "% ERROR: ... terminating": its error output decides.
     if s=$(timed timeout 120 kcat -P -b "$BROKER" -t kcat.bench -X acks=all \
-        -X enable.idempotence=true -X linger.ms=5 -l "$INPUT" 2>"$RUN/kcat.err"); then
+        -X enable.idempotence=true -X linger.ms=5 -l "$INPUT" 2>"$RUN/kcat.err") &&
+        ! grep -q '% ERROR' "$RUN/kcat.err"; then
         KCAT_NOTE="${s}s"
     else
-        KCAT_NOTE="failed: $(grep -m1 -o 'Protocol read buffer underflow[^(]*\|[A-Za-z ]*underflow[^.]*' "$RUN/kcat.err" || tail -1 "$RUN/kcat.err")"
+        KCAT_NOTE="failed ($(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' || true)): $(grep -m1 '% ERROR' "$RUN/kcat.err" | cut -c1-160)"
     fi
 fi
 
