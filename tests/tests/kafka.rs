@@ -103,17 +103,23 @@ fn lines(src: &str, n: u64) -> Vec<u8> {
     (0..n).flat_map(|i| seq_line(src, i)).collect()
 }
 
-/// A short description of how `got` differs from `want` (lines missing, duplicated).
+/// A short description of how `got` differs from `want`: lines missing, duplicated, the first
+/// line out of order.
 fn diff(got: &[u8], want: &[u8]) -> String {
     let g: Vec<&[u8]> = got.split_inclusive(|b| *b == b'\n').collect();
     let w: Vec<&[u8]> = want.split_inclusive(|b| *b == b'\n').collect();
     let gs: std::collections::HashSet<&[u8]> = g.iter().copied().collect();
     let missing = w.iter().filter(|l| !gs.contains(*l)).count();
+    let report = pipeline_tests::SeqReport::of(got);
+    let order = report
+        .check_first_arrivals_in_order()
+        .err()
+        .unwrap_or_else(|| "in order".into());
     format!(
-        "got {} lines, want {}; {missing} missing, {} extra",
+        "got {} lines, want {}; {missing} missing, {} duplicated; {order}",
         g.len(),
         w.len(),
-        g.len() as i64 - (w.len() - missing) as i64
+        report.duplicates()
     )
 }
 
@@ -213,9 +219,18 @@ fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_keeps_order() {
         }
     }
     drop(stdin);
+    let t = Instant::now();
     let (status, err) = ship.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "ship: {err}");
-    let got = archived(&arch_data, want.len(), Duration::from_secs(60), archiver);
+    eprintln!(
+        "frozen: ship done {:.1}s after its input ended",
+        t.elapsed().as_secs_f64()
+    );
+    let got = archived(&arch_data, want.len(), Duration::from_secs(90), archiver);
+    eprintln!(
+        "frozen: archived {:.1}s after its input ended",
+        t.elapsed().as_secs_f64()
+    );
     assert!(got == want, "archive differs: {}", diff(&got, &want));
     let log = leaf.log_text();
     assert!(log.contains("no delivery report"), "leaf log: {log}");
