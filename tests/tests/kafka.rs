@@ -180,9 +180,9 @@ fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver()
 }
 
 /// The broker frozen (SIGSTOP) for 5 s: the leaf's buffer store spools and ship keeps getting
-/// OK; after SIGCONT the spool is replayed in order and the archive is byte-exact.
+/// OK; after SIGCONT the spool is replayed and the archive holds every line once, whole.
 #[test]
-fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_keeps_order() {
+fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_doubles_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let tansu = Tansu::start(tmp.path().join("tansu.log"));
     tansu.create_topic("logs.web", 3);
@@ -228,10 +228,20 @@ fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_keeps_order() {
     );
     let got = archived(&arch_data, want.len(), Duration::from_secs(90), archiver);
     eprintln!(
-        "frozen: archived {:.1}s after its input ended",
-        t.elapsed().as_secs_f64()
+        "frozen: archived {:.1}s after its input ended: {}",
+        t.elapsed().as_secs_f64(),
+        diff(&got, &want)
     );
-    assert!(got == want, "archive differs: {}", diff(&got, &want));
+    // Every line once, whole. Order may break around the outage: a batch whose delivery
+    // timed out can still land after its successors (docs/config.md, `kafka`).
+    let report = pipeline_tests::SeqReport::of(&got);
+    assert!(
+        report.malformed.is_empty(),
+        "torn lines: {}",
+        diff(&got, &want)
+    );
+    assert_eq!(report.duplicates(), 0, "{}", diff(&got, &want));
+    assert!(report.missing("f", n).is_empty(), "{}", diff(&got, &want));
     let log = leaf.log_text();
     assert!(log.contains("no delivery report"), "leaf log: {log}");
 }
