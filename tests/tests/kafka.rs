@@ -241,7 +241,17 @@ fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_doubles_nothing() {
         diff(&got, &want)
     );
     assert_eq!(report.duplicates(), 0, "{}", diff(&got, &want));
-    assert!(report.missing("f", n).is_empty(), "{}", diff(&got, &want));
+    let missing = report.missing("f", n);
+    if !missing.is_empty() {
+        let (_, status) = leaf.http_get("/status");
+        panic!(
+            "{}; missing seqs {:?}..{:?}; leaf status: {status}; leaf log: {}",
+            diff(&got, &want),
+            missing.first(),
+            missing.last(),
+            leaf.log_text()
+        );
+    }
     let log = leaf.log_text();
     assert!(log.contains("no delivery report"), "leaf log: {log}");
 }

@@ -70,6 +70,21 @@ pub struct KafkaStore {
     logged_dead: Mutex<std::collections::HashSet<Category>>,
 }
 
+/// Errors after which the producer's identity (id, epoch, sequence numbers) is of no more use
+/// and only a new producer gets on. librdkafka does not always call them fatal for an
+/// idempotent producer: tansu answers `ProducerFenced` to every batch after the epoch bump
+/// that follows a delivery timeout.
+fn identity_lost(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+    )
+}
+
 /// A record handed to the producer: its batch, its index there, its delivery report.
 type Pending = (usize, usize, DeliveryFuture);
 
@@ -119,14 +134,25 @@ impl KafkaStore {
             .clone()
     }
 
-    /// After a failure: if librdkafka declared the producer dead, start a new one.
-    fn renew_if_fatal(&self, producer: &Client) {
-        let Some((code, reason)) = producer.client().fatal_error() else {
-            return;
+    /// After a failure: if librdkafka declared the producer dead, or the brokers refuse its
+    /// identity (`identity_lost`), start a new one, unless another write already did.
+    fn renew_if_dead(&self, producer: &Arc<Client>, identity_lost: bool) {
+        let reason = match producer.client().fatal_error() {
+            Some((code, reason)) => format!("{code:?}: {reason}"),
+            None if identity_lost => "the brokers refuse its producer id or epoch".into(),
+            None => return,
         };
-        tracing::warn!(store = %self.name, "kafka producer failed for good ({code:?}: {reason}); starting a new one");
+        let mut current = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&current, producer) {
+            return;
+        }
+        tracing::warn!(store = %self.name, "kafka producer failed for good ({reason}); starting a new one");
         match new_producer(&self.spec, &self.name, &self.last_error) {
-            Ok(p) => *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p),
+            Ok(p) => {
+                let old = std::mem::replace(&mut *current, Arc::new(p));
+                // Destroying a librdkafka handle can wait for its threads: not on this one.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
             Err(e) => self.set_error(format!("starting a new producer: {e:#}")),
         }
     }
@@ -304,6 +330,7 @@ impl Store for KafkaStore {
         // Wait for every report, even after a failure: records already queued are delivered
         // or fail on their own, and their futures must not outlive the batch's answer.
         let mut first_failure: Option<Failure> = None;
+        let mut lost_identity = false;
         // Records delivered per batch (so per category), counted once at the end.
         let mut delivered = vec![0i64; batches.len()];
         for (bi, mi, f) in pending {
@@ -315,7 +342,10 @@ impl Store for KafkaStore {
                 {
                     Some(Failure::TooLarge)
                 }
-                Ok(Err((e, _))) => Some(Failure::Other(self.explain(&self.topic_of(category), &e))),
+                Ok(Err((e, _))) => {
+                    lost_identity |= e.rdkafka_error_code().is_some_and(identity_lost);
+                    Some(Failure::Other(self.explain(&self.topic_of(category), &e)))
+                }
                 Err(_) => Some(Failure::Other("the producer was shut down".into())),
             };
             match outcome {
@@ -346,7 +376,7 @@ impl Store for KafkaStore {
             Ok(()) => *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None,
             Err(e) => {
                 self.set_error(e.to_string());
-                self.renew_if_fatal(&producer);
+                self.renew_if_dead(&producer, lost_identity);
             }
         }
         result

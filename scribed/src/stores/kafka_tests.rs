@@ -278,3 +278,25 @@ async fn a_full_producer_queue_refuses_the_batch() {
     assert!(err.to_string().contains("queue is full"), "{err}");
     assert_eq!(f.counters.get("web:kafka queue full"), 1);
 }
+
+/// A producer the brokers fence (tansu does after the epoch bump that follows a delivery
+/// timeout) is replaced by a new one, so writes succeed again instead of failing for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_producer_is_replaced() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("logs.web", 1, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let f = store(brokers, |s| s.timeout = Some(Dur(Duration::from_secs(2))));
+    f.store.write(&[batch("web", 1, None)]).await.unwrap();
+    let before = f.store.producer();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED; 3],
+    );
+    assert!(f.store.write(&[batch("web", 3, None)]).await.is_err());
+    assert!(!Arc::ptr_eq(&before, &f.store.producer()), "not replaced");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = f.store.write(&[batch("web", 3, None)]).await {
+        assert!(Instant::now() < deadline, "still failing: {e}");
+    }
+}
