@@ -10,9 +10,9 @@
 //! - [`router`] — which stores a category goes to; one batch's write through them.
 //! - [`admission`] — queue caps and the rate limit, decided per batch.
 //! - [`auth`] — who a client is (certificate, token) and what it may write or call.
-//! - [`stores`] — file, network, buffer, multi, bucket, null.
+//! - [`stores`] — file, network, buffer, multi, bucket, null, kafka (cargo feature `kafka`).
 //! - [`http`] — `/metrics`, `/health`, `/status`.
-//! - [`inputs`] — syslog (TCP, UDP) and OTLP/HTTP listeners, routed as `Log` calls are.
+//! - [`inputs`] — syslog (TCP, UDP) and OTLP/HTTP listeners, and Kafka topics (`[[kafka_input]]`, the archiver), routed as `Log` calls are.
 //! - [`reload`] — SIGHUP / fb303 `reinitialize`: swap in a new configuration.
 //! - [`locks`] — one directory, one scribed: the data and store directory locks.
 //! - [`counters`] — fb303 counters with Scribe's names.

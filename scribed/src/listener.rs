@@ -60,7 +60,7 @@ pub async fn run(
         .map(|l| l.socket.local_addr().map(|a| a.to_string()))
         .collect::<Result<_, _>>()?;
     let status_addr = status_listener.local_addr()?;
-    let inputs = crate::inputs::bind(&settings.inputs).await?;
+    let inputs = crate::inputs::bind(&settings.inputs, &settings.kafka_inputs).await?;
     let max_connections = settings.max_connections;
     crate::config::warn_unclaimed_spools(&settings);
     let ready_file = settings.ready_file.clone();
@@ -98,7 +98,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max_connections));
     let tracker = TaskTracker::new();
     tracker.spawn(http::serve(status_listener, server.clone()));
-    crate::inputs::spawn(inputs, &server, &tracker);
+    crate::inputs::spawn(inputs, &server, &tracker)?;
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,

@@ -6,11 +6,14 @@
 //!
 //! By role: [`procs`] (the binaries as processes), [`wire`] (talking to servers by hand),
 //! [`seq`] (sequenced lines and loss/order checks), [`archive`] (reading categories back),
-//! [`inputs`] (syslog/OTLP listeners, HTTP POST, rsyslogd),
-//! [`tls`] (test certificates and TLS config blocks), [`s3`] (SeaweedFS on loopback, reading a bucket back, DuckDB), [`tmpfs`] (small disks to fill), [`torture`] (the fault-injection scenarios).
+//! [`inputs`] (syslog/OTLP listeners, HTTP POST, rsyslogd), [`kafka`] (a tansu broker),
+//! [`tls`] (test certificates and TLS config blocks), [`s3`] (SeaweedFS on loopback, reading a
+//! bucket back, DuckDB), [`tmpfs`] (small disks to fill), [`torture`] (the fault-injection
+//! scenarios).
 
 pub mod archive;
 pub mod inputs;
+pub mod kafka;
 pub mod procs;
 pub mod s3;
 pub mod seq;

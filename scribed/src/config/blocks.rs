@@ -14,7 +14,7 @@ use super::{
     StoreSpec,
 };
 
-const TYPES: &str = "file, network, buffer, multi, bucket or null";
+const TYPES: &str = "file, network, buffer, multi, bucket, null or kafka";
 
 /// Block `i` of the file: its categories taken out, the rest read as a store spec.
 pub fn store_block(i: usize, mut table: toml::Table) -> Result<StoreBlock, KeyError> {
@@ -118,6 +118,7 @@ fn parse_spec(mut table: toml::Table, at: &str) -> Result<StoreSpec, KeyError> {
         "multi" => StoreSpec::Multi(fields(table, at)?),
         "bucket" => StoreSpec::Bucket(fields(table, at)?),
         "null" => StoreSpec::Null(fields(table, at)?),
+        "kafka" => StoreSpec::Kafka(fields(table, at)?),
         other => {
             return Err(KeyError::new(
                 format!("{at}.type"),
@@ -286,6 +287,7 @@ pub fn validate_spec(spec: &StoreSpec, at: &str) -> Result<(), KeyError> {
             validate_spec(&b.bucket, &format!("{at}.bucket"))?;
         }
         StoreSpec::Null(_) => {}
+        StoreSpec::Kafka(k) => super::kafka::validate(k, at)?,
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ fn collect(
                 }
             }
         }
-        StoreSpec::Network(_) | StoreSpec::Null(_) => {}
+        StoreSpec::Network(_) | StoreSpec::Null(_) | StoreSpec::Kafka(_) => {}
     }
 }
 

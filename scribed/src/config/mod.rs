@@ -11,6 +11,7 @@ mod blocks;
 mod cli;
 mod dirs;
 pub mod inputs;
+pub mod kafka;
 mod locate;
 pub mod s3;
 mod schema;
@@ -146,6 +147,8 @@ pub struct Settings {
     pub stores: Vec<StoreBlock>,
     /// Syslog and OTLP listeners (`[[syslog]]`, `[[otlp]]`).
     pub inputs: inputs::Inputs,
+    /// Kafka topics read back (`[[kafka_input]]`).
+    pub kafka_inputs: Vec<kafka::KafkaInput>,
 }
 
 impl Settings {
@@ -202,7 +205,9 @@ fn resolve(
         std::mem::take(&mut file.syslog),
         std::mem::take(&mut file.otlp),
     );
+    let kafka_inputs = std::mem::take(&mut file.kafka_input);
     let mut settings = globals(file, args, path, has_listeners).map_err(|e| source.key_error(e))?;
+    settings.kafka_inputs = kafka::resolve_inputs(kafka_inputs).map_err(|e| source.key_error(e))?;
     settings.inputs = inputs::resolve(syslog, otlp).map_err(|e| source.key_error(e))?;
     for (i, spec) in listener_specs.into_iter().enumerate() {
         let l = security::listener(i, spec).map_err(|e| source.key_error(e))?;
@@ -314,6 +319,7 @@ fn globals(
         ready_file: args.ready_file.clone(),
         stores: Vec::new(),
         inputs: Default::default(),
+        kafka_inputs: Vec::new(),
     };
     check_globals(&settings, args)?;
     Ok(settings)

@@ -39,6 +39,9 @@ pub struct FileConfig {
     pub syslog: Vec<super::inputs::SyslogConfig>,
     #[serde(default)]
     pub otlp: Vec<super::inputs::OtlpConfig>,
+    /// `[[kafka_input]]` blocks: topics read back into the stores (`kafka.rs`).
+    #[serde(default)]
+    pub kafka_input: Vec<super::kafka::KafkaInputConfig>,
 }
 
 /// One store and its settings; nested stores (buffer primary, multi children, bucket model)
@@ -52,6 +55,7 @@ pub enum StoreSpec {
     Multi(MultiSpec),
     Bucket(BucketSpec),
     Null(NullSpec),
+    Kafka(super::kafka::KafkaSpec),
 }
 
 impl StoreSpec {
@@ -63,6 +67,7 @@ impl StoreSpec {
             StoreSpec::Multi(_) => "multi",
             StoreSpec::Bucket(_) => "bucket",
             StoreSpec::Null(_) => "null",
+            StoreSpec::Kafka(_) => "kafka",
         }
     }
 }

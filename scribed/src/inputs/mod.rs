@@ -5,6 +5,8 @@
 //!
 //! Each listener keeps its own [`InputStats`], which `/metrics` shows per listener.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod otlp;
 pub mod syslog;
 
@@ -227,16 +229,22 @@ pub struct Bound {
     syslog_tcp: Vec<(SyslogInput, tokio::net::TcpListener, Option<Arc<ServerTls>>)>,
     syslog_udp: Vec<(SyslogInput, tokio::net::UdpSocket)>,
     otlp: Vec<(OtlpInput, tokio::net::TcpListener)>,
+    /// `[[kafka_input]]` blocks (no socket to bind; started with the rest).
+    kafka: Vec<crate::config::kafka::KafkaInput>,
     /// `(name, address)` of each, for the ready file and the log.
     pub addrs: Vec<(String, SocketAddr)>,
 }
 
 /// Binds every configured input.
-pub async fn bind(inputs: &Inputs) -> anyhow::Result<Bound> {
+pub async fn bind(
+    inputs: &Inputs,
+    kafka: &[crate::config::kafka::KafkaInput],
+) -> anyhow::Result<Bound> {
     let mut b = Bound {
         syslog_tcp: Vec::new(),
         syslog_udp: Vec::new(),
         otlp: Vec::new(),
+        kafka: kafka.to_vec(),
         addrs: Vec::new(),
     };
     for s in &inputs.syslog {
@@ -279,7 +287,16 @@ pub async fn bind(inputs: &Inputs) -> anyhow::Result<Bound> {
 }
 
 /// Starts every bound input on `tracker`; each stops at shutdown, after finishing what it read.
-pub fn spawn(bound: Bound, server: &Arc<Server>, tracker: &TaskTracker) {
+pub fn spawn(bound: Bound, server: &Arc<Server>, tracker: &TaskTracker) -> anyhow::Result<()> {
+    #[cfg(feature = "kafka")]
+    kafka::spawn(&bound.kafka, server, tracker)?;
+    #[cfg(not(feature = "kafka"))]
+    if let Some(k) = bound.kafka.first() {
+        anyhow::bail!(
+            "{}: this scribed was built without the `kafka` feature",
+            k.name
+        );
+    }
     for (input, listener, tls) in bound.syslog_tcp {
         let kind = if tls.is_some() {
             "syslog-tls"
@@ -320,4 +337,5 @@ pub fn spawn(bound: Bound, server: &Arc<Server>, tracker: &TaskTracker) {
         server.inputs.register(stats.clone());
         tracker.spawn(otlp::serve(listener, input, stats, server.clone()));
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! - [`file`](mod@file): category files (rotation by size and time, compression, retention, fsync).
 //! - [`network`]: forwards to upstream Scribe servers, with failover.
 //! - [`buffer`]: a primary plus a disk spool for while the primary is down.
+//! - `kafka` (cargo feature `kafka`, on by default): records of a topic per category.
 //! - [`multi`]: fan-out to several stores; [`bucket`]: shard by key; [`null`]: discard.
 //!
 //! Contract: `write` returns `Ok` only when the store has accepted the batches durably by its
@@ -13,6 +14,10 @@
 pub mod bucket;
 pub mod buffer;
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "kafka")]
+pub mod kafka_client;
 pub mod multi;
 pub mod network;
 pub mod null;
@@ -221,5 +226,12 @@ pub fn build(spec: &StoreSpec, ctx: &BuildContext<'_>) -> anyhow::Result<Arc<dyn
         StoreSpec::Multi(m) => Arc::new(multi::MultiStore::from_spec(m, ctx)?),
         StoreSpec::Bucket(b) => Arc::new(bucket::BucketStore::from_spec(b, ctx)?),
         StoreSpec::Null(_) => Arc::new(null::NullStore::new(ctx)),
+        #[cfg(feature = "kafka")]
+        StoreSpec::Kafka(k) => Arc::new(kafka::KafkaStore::from_spec(k, ctx)?),
+        #[cfg(not(feature = "kafka"))]
+        StoreSpec::Kafka(_) => anyhow::bail!(
+            "{}: this scribed was built without the `kafka` feature (cargo build --features kafka)",
+            ctx.name
+        ),
     })
 }
