@@ -13,31 +13,8 @@ use std::hash::{Hash, Hasher};
 use anyhow::Result;
 
 use crate::expr::{as_number, ArithOp, Column, Expr, Value};
+pub use crate::expr::{AggKind, AggSpec};
 use crate::formats::Record;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum AggKind {
-    Count,
-    CountDistinct,
-    Sum,
-    Avg,
-    Min,
-    Max,
-    /// Percentile, 0..=100.
-    Pct(f64),
-}
-
-/// One aggregate of a `stats` column list: `sum(bytes)`, `count_if(status >= 500)`,
-/// `p99_if(duration(rt), path ~ "^/api")`.
-#[derive(Debug, Clone)]
-pub struct AggSpec {
-    pub kind: AggKind,
-    /// The value aggregated (none for `count`).
-    pub arg: Option<Expr>,
-    /// Only lines for which this holds are aggregated (the `_if` forms).
-    pub cond: Option<Expr>,
-    pub label: String,
-}
 
 /// Parses `count, count_distinct(ip), p99(bytes), count_if(status >= 500) * 100 / count as
 /// err_pct`: the aggregates to compute and the output columns made of them.

@@ -24,7 +24,6 @@ pub mod grep;
 pub mod input;
 pub mod lines;
 pub mod live;
-pub mod merge;
 pub mod output;
 pub mod par;
 pub mod plan;

@@ -79,7 +79,7 @@ impl Source {
                 );
             }
             if inputs.len() > 1 {
-                inputs = vec![crate::merge::merged_input(inputs, args.format)];
+                inputs = vec![crate::input::merge::merged_input(inputs, args.format)];
             }
         }
         let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;

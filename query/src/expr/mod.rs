@@ -208,7 +208,7 @@ impl Expr {
     }
 
     /// A `stats` column list: the aggregates to compute and the columns made of them.
-    pub fn parse_columns(src: &str) -> Result<(Vec<crate::agg::AggSpec>, Vec<Column>), ParseError> {
+    pub fn parse_columns(src: &str) -> Result<(Vec<AggSpec>, Vec<Column>), ParseError> {
         parse::Parser::new(src, true)?.columns()
     }
 
@@ -410,6 +410,32 @@ pub fn fmt_num(n: f64) -> String {
 /// dropping recurse once per level, and a hostile `((((...` must be a parse error, not a
 /// stack overflow.
 pub const MAX_DEPTH: usize = 100;
+
+/// An aggregate's kind (what `stats` computes); defined beside the expressions that parse it,
+/// so `agg` depends on `expr` and not the reverse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggKind {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    /// Percentile, 0..=100.
+    Pct(f64),
+}
+
+/// One aggregate of a `stats` column list: `sum(bytes)`, `count_if(status >= 500)`,
+/// `p99_if(duration(rt), path ~ "^/api")`.
+#[derive(Debug, Clone)]
+pub struct AggSpec {
+    pub kind: AggKind,
+    /// The value aggregated (none for `count`).
+    pub arg: Option<Expr>,
+    /// Only lines for which this holds are aggregated (the `_if` forms).
+    pub cond: Option<Expr>,
+    pub label: String,
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,8 +4,8 @@
 
 use super::func::{self, Func};
 use super::lex::{tokenize, Spanned, Tok};
+use super::{AggKind, AggSpec};
 use super::{ArithOp, CmpOp, Expr, ParseError, MAX_DEPTH};
-use crate::agg::{AggKind, AggSpec};
 use crate::formats::FieldRef;
 
 /// One output column of `stats`: arithmetic over aggregates.

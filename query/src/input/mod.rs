@@ -12,6 +12,8 @@
 //! before the damage is read, the damage is reported with the input's name and the compressed
 //! byte offset, and the run goes on with the next input and exits 2 at the end.
 
+pub mod merge;
+
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ pub enum InputKind {
     /// `--follow`: every named file and category, live, as one stream.
     Follow(crate::follow::FollowSpec),
     /// `--merge`: several inputs interleaved by time, as one stream.
-    Merge(crate::merge::MergeSpec),
+    Merge(merge::MergeSpec),
 }
 
 impl Input {
@@ -124,7 +126,7 @@ impl Input {
             InputKind::Stdin => {
                 decode_if_gzip(io::stdin(), how).with_context(|| format!("reading {}", self.name))
             }
-            InputKind::Merge(spec) => Ok(Box::new(crate::merge::MergeReader::new(spec))),
+            InputKind::Merge(spec) => Ok(Box::new(merge::MergeReader::new(spec))),
             InputKind::Follow(spec) => Ok(Box::new(crate::follow::FollowReader::open(
                 spec,
                 crate::lines::max_line(),

@@ -8,9 +8,9 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use super::{Input, InputKind};
 use crate::cli::FormatArg;
 use crate::formats::Detector;
-use crate::input::{Input, InputKind};
 use crate::{lines, timefmt};
 
 /// What a merged input reads.
@@ -69,7 +69,7 @@ impl Stream {
                         let r = input
                             .open()
                             .map_err(|e| io::Error::other(format!("{e:#}")))?;
-                        self.reader = Some(BufReader::with_capacity(crate::input::READ_BUF, r));
+                        self.reader = Some(BufReader::with_capacity(super::READ_BUF, r));
                         self.next_input += 1;
                     }
                     None => self.done = true,
