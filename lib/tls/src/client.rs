@@ -24,6 +24,14 @@ pub struct ClientTlsFiles {
     pub server_name: Option<String>,
 }
 
+impl ClientTlsFiles {
+    /// Whether TLS is wanted: asked for (`--tls`, `tls = true`) or implied by any file or
+    /// server name given. The one rule for every client: ship, relays, the kafka store.
+    pub fn is_wanted(&self, asked: bool) -> bool {
+        asked || *self != ClientTlsFiles::default()
+    }
+}
+
 /// Loaded client settings, shared by every connection a client makes.
 #[derive(Clone)]
 pub struct ClientTls {
@@ -47,7 +55,7 @@ impl ClientTls {
         asked: bool,
         files: &ClientTlsFiles,
     ) -> Result<Option<ClientTls>, TlsError> {
-        if asked || *files != ClientTlsFiles::default() {
+        if files.is_wanted(asked) {
             ClientTls::load(files).map(Some)
         } else {
             Ok(None)

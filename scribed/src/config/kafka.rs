@@ -90,7 +90,13 @@ impl KafkaSpec {
 
     /// Whether the store connects with TLS.
     pub fn wants_tls(&self) -> bool {
-        self.tls || self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some()
+        let files = scribe_tls::ClientTlsFiles {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: None,
+        };
+        files.is_wanted(self.tls)
     }
 }
 

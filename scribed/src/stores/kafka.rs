@@ -28,10 +28,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use scribe_archive::{Category, DeadLetter};
 
+use super::dead_letters::DeadLetters;
 use super::kafka_client::{self, encode_id, LogContext, ID_HEADER};
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::kafka::{KafkaSpec, CATEGORY_PLACEHOLDER};
-use crate::counters::{Counters, DEAD_LETTERED};
+use crate::counters::Counters;
 
 /// Records delivered (acknowledged by the brokers).
 pub const DELIVERED: &str = "kafka delivered";
@@ -64,10 +65,9 @@ pub struct KafkaStore {
     host_key: Bytes,
     max_message: usize,
     timeout: Duration,
-    dead: Arc<DeadLetter>,
+    dead: Arc<DeadLetters>,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
-    logged_dead: Mutex<std::collections::HashSet<Category>>,
 }
 
 /// Errors after which the producer's identity (id, epoch, sequence numbers) is of no more use
@@ -116,10 +116,13 @@ impl KafkaStore {
             max_message: usize::try_from(spec.max_message.map_or(DEFAULT_MAX_MESSAGE, |m| m.0))
                 .unwrap_or(usize::MAX),
             timeout,
-            dead: Arc::new(DeadLetter::new(ctx.dead_letter_dir())),
+            dead: Arc::new(DeadLetters::new(
+                ctx.name.clone(),
+                DeadLetter::new(ctx.dead_letter_dir()),
+                ctx.counters.clone(),
+            )),
             counters: ctx.counters.clone(),
             last_error,
-            logged_dead: Mutex::default(),
         })
     }
 
@@ -222,32 +225,14 @@ impl KafkaStore {
     /// Keeps a message no broker will take in the dead-letter file (append + fdatasync on the
     /// blocking pool), counts it, and logs the first of each category.
     async fn dead_letter(&self, category: &Category, message: &Bytes) -> Result<(), StoreError> {
-        let (dead, c, m) = (self.dead.clone(), category.clone(), message.clone());
-        let path = tokio::task::spawn_blocking(move || dead.append(&c, &m))
+        let hop = "the brokers (max_message)";
+        self.dead
+            .keep(category, message.clone(), hop, self.max_message)
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|reason| StoreError::Failed {
                 store: self.name.clone(),
                 reason: format!("dead-letter file: {reason}"),
-            })?;
-        self.counters.add(Some(category.as_str()), DEAD_LETTERED, 1);
-        let first = {
-            let mut l = self.logged_dead.lock().unwrap_or_else(|e| e.into_inner());
-            l.len() < 10_000 && l.insert(category.clone())
-        };
-        if first {
-            tracing::warn!(
-                store = %self.name,
-                "a message of {} bytes in category {category} is longer than the brokers take \
-                 ({} bytes, max_message): kept in the dead-letter file {} and delivery goes on; \
-                 more in this category are only counted (`dead lettered`)",
-                message.len(),
-                self.max_message,
-                path.display()
-            );
-        }
-        Ok(())
+            })
     }
 
     fn explain(&self, topic: &str, e: &KafkaError) -> String {

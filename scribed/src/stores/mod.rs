@@ -13,6 +13,7 @@
 
 pub mod bucket;
 pub mod buffer;
+pub mod dead_letters;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;

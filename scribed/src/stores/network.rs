@@ -18,7 +18,6 @@
 //! fsynced before the batch is acknowledged), is counted (`dead lettered`) and logged once per
 //! category, and the rest of the batch goes on.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,9 +32,9 @@ use scribe_protocol::ResultCode;
 use scribe_tls::{ClientTls, ClientTlsFiles, Token};
 use tokio::sync::Semaphore;
 
+use super::dead_letters::DeadLetters;
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
 use crate::config::{defaults, NetworkSpec};
-use crate::counters::{Counters, DEAD_LETTERED};
 
 /// The TLS settings and token of a network store's upstreams, read from their files.
 fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Option<Token>)> {
@@ -53,9 +52,6 @@ fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Opt
         .transpose()?;
     Ok((tls, token))
 }
-
-/// Categories whose first dead letter is logged; past this many, the counter alone tells.
-const MAX_LOGGED_CATEGORIES: usize = 10_000;
 
 pub struct NetworkStore {
     name: String,
@@ -85,11 +81,11 @@ impl NetworkStore {
                     .unwrap_or(usize::MAX),
                 protocol: spec.protocol.unwrap_or_default(),
                 gzip: spec.compress.unwrap_or(false),
-                oversize: Some(dead_letter_sink(
+                oversize: Some(dead_letter_sink(Arc::new(DeadLetters::new(
                     ctx.name.clone(),
-                    Arc::new(DeadLetter::new(ctx.dead_letter_dir())),
+                    DeadLetter::new(ctx.dead_letter_dir()),
                     ctx.counters.clone(),
-                )),
+                )))),
                 tls,
                 token,
             },
@@ -243,43 +239,15 @@ impl Store for NetworkStore {
     }
 }
 
-/// Writes each message too long for an upstream to the dead-letter directory (on the blocking
-/// pool: an append and an fdatasync), counts it, and logs the first one of each category.
-fn dead_letter_sink(store: String, dead: Arc<DeadLetter>, counters: Arc<Counters>) -> OversizeSink {
-    let logged: Arc<Mutex<HashSet<String>>> = Arc::default();
+/// Hands each message too long for an upstream to the store's [`DeadLetters`].
+fn dead_letter_sink(dead: Arc<DeadLetters>) -> OversizeSink {
     OversizeSink::new(move |o: Oversize| {
-        let (store, dead, counters, logged) = (
-            store.clone(),
-            dead.clone(),
-            counters.clone(),
-            logged.clone(),
-        );
+        let dead = dead.clone();
         Box::pin(async move {
             // Categories were validated when the batch came in.
             let category = Category::new(&o.category).map_err(|e| e.to_string())?;
-            let (c, message) = (category.clone(), o.message.clone());
-            let path = tokio::task::spawn_blocking(move || dead.append(&c, &message))
-                .await
-                .map_err(|e| format!("dead-letter task: {e}"))?
-                .map_err(|e| e.to_string())?;
-            counters.add(Some(category.as_str()), DEAD_LETTERED, 1);
-            let first = {
-                let mut l = logged.lock().unwrap_or_else(|e| e.into_inner());
-                l.len() < MAX_LOGGED_CATEGORIES && l.insert(category.to_string())
-            };
-            if first {
-                tracing::warn!(
-                    %store,
-                    upstream = %o.server,
-                    "a message of {} bytes in category {category} is longer than the upstream \
-                     takes ({} bytes): kept in the dead-letter file {} and delivery goes on; \
-                     more in this category are only counted (`dead lettered`)",
-                    o.message.len(),
-                    o.limit,
-                    path.display()
-                );
-            }
-            Ok(())
+            let hop = format!("the upstream {}", o.server);
+            dead.keep(&category, o.message, &hop, o.limit).await
         })
     })
 }
@@ -288,6 +256,7 @@ fn dead_letter_sink(store: String, dead: Arc<DeadLetter>, counters: Arc<Counters
 mod tests {
     use super::*;
     use crate::config::{Args, Settings};
+    use crate::counters::Counters;
     use crate::stores::CategoryBatch;
     use clap::Parser;
     use futures::{SinkExt, StreamExt};
