@@ -56,6 +56,12 @@ pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     let hint = [
+        // The instance metadata service is the chain's last resort: reaching it (and
+        // failing) means nothing else gave credentials.
+        (
+            "latest/api/token",
+            "no credentials: none in the environment (AWS_ACCESS_KEY_ID, ...) or the AWS profile files, and no instance metadata service answered",
+        ),
         ("NoSuchBucket", "the bucket does not exist"),
         (
             "InvalidAccessKeyId",

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::error::{explain, Error};
 use crate::layout::clean_prefix;
 
 /// A bucket, a key prefix, and how to reach them. Credentials are never part of it: they come
-/// from the environment the way AWS tools take them (`AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, web identity, ECS task roles, EC2 instance
-/// metadata); see [`S3Location::build`].
+/// from the environment and the shared AWS files the way AWS tools take them
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `~/.aws/credentials`
+/// and `~/.aws/config` under `AWS_PROFILE`, web identity, ECS task roles, EC2 instance
+/// metadata); see [`S3Location::builder`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Location {
     pub bucket: String,
@@ -56,8 +57,16 @@ impl S3Location {
 
     /// The client's builder as [`Self::build`] configures it, for callers that add to it
     /// (credentials given explicitly, as tests do).
+    ///
+    /// Settings come, first found first: this location's own fields; the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...); the shared AWS files'
+    /// profile ([`crate::profile`]: static keys, `region`, `endpoint_url`); then `us-east-1`
+    /// and AWS's own endpoints. Without keys in the environment or a profile, the
+    /// environment's web identity or container credentials are used, else the instance
+    /// metadata service.
     pub fn builder(&self) -> Result<AmazonS3Builder, Error> {
         check_bucket(&self.bucket)?;
+        let profile = crate::profile::load()?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
             .with_virtual_hosted_style_request(!self.path_style)
@@ -75,21 +84,49 @@ impl S3Location {
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(60)),
             );
-        if let Some(e) = &self.endpoint {
+        let env_keys = b
+            .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+            .is_some();
+        if let (false, Some(k), Some(s)) = (
+            env_keys,
+            &profile.access_key_id,
+            &profile.secret_access_key,
+        ) {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = &profile.session_token {
+                b = b.with_token(t);
+            }
+        }
+        if let Some(e) = self.resolved_endpoint(&profile) {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 return Err(Error::Config(format!(
                     "endpoint {e:?} must start with http:// or https://"
                 )));
             }
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(&e).with_allow_http(e.starts_with("http://"));
         }
         let region = self
             .region
             .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .or_else(|| env_var("AWS_REGION"))
+            .or_else(|| env_var("AWS_DEFAULT_REGION"))
+            .or(profile.region)
             .unwrap_or_else(|| "us-east-1".into());
         Ok(b.with_region(region))
+    }
+
+    /// The endpoint requests go to: this location's, else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`,
+    /// else the profile's `endpoint_url`; `None`: AWS S3.
+    pub fn endpoint(&self) -> Result<Option<String>, Error> {
+        Ok(self.resolved_endpoint(&crate::profile::load()?))
+    }
+
+    fn resolved_endpoint(&self, profile: &crate::profile::Profile) -> Option<String> {
+        self.endpoint
+            .clone()
+            .or_else(|| env_var("AWS_ENDPOINT_URL"))
+            .or_else(|| env_var("AWS_ENDPOINT"))
+            .or_else(|| profile.endpoint_url.clone())
     }
 
     /// `s3://bucket/prefix`, for messages.
@@ -100,6 +137,11 @@ impl S3Location {
             format!("s3://{}/{}", self.bucket, self.prefix)
         }
     }
+}
+
+/// A set, non-empty environment variable.
+fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
 /// S3's bucket naming rules, loosely: 3–63 bytes of lowercase letters, digits, `.` and `-`.
