@@ -61,6 +61,15 @@ pub struct InputArgs {
     /// Where categories live.
     #[arg(long, value_name = "DIR", default_value = "./scribe-data")]
     pub data_dir: PathBuf,
+    /// Read categories from the object-store archive scribed uploads to, instead of the data
+    /// dir (default: $LOGQ_ARCHIVE, for --category only). With no --category and no file,
+    /// every category. Credentials, region and endpoint as AWS tools take them (docs/logq.md).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub archive: Option<String>,
+    /// After the run, tell on stderr how many listings and GETs --archive made, and the bytes
+    /// fetched.
+    #[arg(long)]
+    pub archive_stats: bool,
     /// Only lines at or after this time: RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` (UTC), or an age
     /// like `2h`, `7d`, `30m`.
     #[arg(long, value_name = "TIME")]

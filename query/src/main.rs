@@ -31,5 +31,6 @@ fn main() {
             }
         }
     };
+    logq::input::report_archive_stats();
     std::process::exit(code);
 }

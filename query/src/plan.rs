@@ -41,6 +41,7 @@ pub fn plan(inputs: &[Input], split: bool) -> Result<Vec<Task>> {
         let splittable = split
             && match &input.kind {
                 InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => false,
+                InputKind::Object(_) => false,
                 InputKind::Path(_) => true,
                 // The newest file of an archive is being appended to: read it as a stream.
                 InputKind::Archive(a) => !a.compressed && !a.newest,
@@ -113,6 +114,7 @@ pub fn map(inputs: &[Input], task: &Task) -> Result<Option<Mapped>> {
     let input = &inputs[task.input];
     let mappable = match &input.kind {
         InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => false,
+        InputKind::Object(_) => false,
         InputKind::Path(_) => true,
         InputKind::Archive(a) => !a.compressed && !a.newest,
     };

@@ -62,12 +62,18 @@ impl Source {
         if let Some(spec) = &args.parse {
             crate::custom::set(spec)?;
         }
+        let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
+        let env_archive = std::env::var("LOGQ_ARCHIVE").ok().filter(|v| !v.is_empty());
         let spec = InputSpec {
             paths: paths.to_vec(),
             categories: args.categories.clone(),
             data_dir: args.data_dir.clone(),
             follow: args.follow,
+            archive: args.archive.clone().or(env_archive),
+            archive_flag: args.archive.is_some(),
+            range: range.clone(),
         };
+        crate::input::set_report_archive_stats(args.archive_stats);
         if args.line_buffered || args.follow {
             set_line_buffered(true);
         }
@@ -82,7 +88,6 @@ impl Source {
                 inputs = vec![crate::input::merge::merged_input(inputs, args.format)];
             }
         }
-        let range = timerange::TimeRange::from_args(args.since.as_deref(), args.until.as_deref())?;
         let skipped = if range.is_all() {
             vec![false; inputs.len()]
         } else {

@@ -75,7 +75,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "query",
-        &["scribe-archive", "scribe-follow", "scribe-fs", "scribe-cli"],
+        &[
+            "scribe-archive",
+            "scribe-follow",
+            "scribe-fs",
+            "scribe-cli",
+            "scribe-objstore",
+        ],
     ),
 ];
 

@@ -13,6 +13,23 @@
 //! byte offset, and the run goes on with the next input and exits 2 at the end.
 
 pub mod merge;
+#[cfg(feature = "s3")]
+pub mod s3;
+
+/// Without the `s3` feature there are no object inputs.
+#[cfg(not(feature = "s3"))]
+pub mod s3 {
+    #[derive(Debug, Clone)]
+    pub enum ObjectInput {}
+
+    impl ObjectInput {
+        pub fn open(&self) -> Box<dyn std::io::Read + Send> {
+            match *self {}
+        }
+    }
+
+    pub fn report_stats() {}
+}
 
 use std::fs::File;
 use std::io::{self, BufRead, Read};
@@ -49,6 +66,8 @@ pub enum InputKind {
     Follow(crate::follow::FollowSpec),
     /// `--merge`: several inputs interleaved by time, as one stream.
     Merge(merge::MergeSpec),
+    /// An object of the object-store archive (`--archive s3://...`): gzip, fetched.
+    Object(s3::ObjectInput),
 }
 
 impl Input {
@@ -62,6 +81,7 @@ impl Input {
     pub fn path(&self) -> Option<&Path> {
         match &self.kind {
             InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => None,
+            InputKind::Object(_) => None,
             InputKind::Path(p) => Some(p),
             InputKind::Archive(a) => Some(&a.path),
         }
@@ -75,6 +95,7 @@ impl Input {
         match &self.kind {
             InputKind::Stdin | InputKind::Follow(_) | InputKind::Merge(_) => Ok(false),
             InputKind::Archive(a) if a.compressed => Ok(true),
+            InputKind::Object(_) => Ok(true),
             _ => {
                 let Some(path) = self.path() else {
                     return Ok(false);
@@ -97,8 +118,11 @@ impl Input {
             .is_some_and(|m| m.is_file())
     }
 
-    /// Size on disk, for the progress bar (compressed size for gzip files).
+    /// Size on disk (in the bucket), for the progress bar (compressed size for gzip files).
     pub fn disk_len(&self) -> u64 {
+        if let InputKind::Object(o) = &self.kind {
+            return o.size;
+        }
         self.path()
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
@@ -139,6 +163,7 @@ impl Input {
                 Ok(Box::new(Gunzip::new(f, how)))
             }
             InputKind::Archive(a) => a.open().with_context(|| format!("opening {}", self.name)),
+            InputKind::Object(o) => Ok(Box::new(Gunzip::new(o.open(), how))),
             InputKind::Path(p) => {
                 let f = File::open(p).with_context(|| format!("opening {}", self.name))?;
                 decode_if_gzip(f, how).with_context(|| format!("reading {}", self.name))
@@ -238,9 +263,16 @@ impl<R: Read> Read for Gunzip<R> {
                 self.ended = true;
                 if self.how.damage == Damage::Report {
                     let at = self.decoder.get_ref().consumed;
+                    // An object whose download failed (`scribe_objstore::read`) is not
+                    // damaged: say what failed.
+                    let what = if e.kind() == io::ErrorKind::ConnectionAborted {
+                        "reading failed"
+                    } else {
+                        "damaged gzip data"
+                    };
                     report_unreadable(
                         &self.how.name,
-                        &format!("damaged gzip data at byte {at}: {e}; the rest is skipped"),
+                        &format!("{what} at byte {at}: {e}; the rest is skipped"),
                     );
                 }
                 Ok(0)
@@ -286,6 +318,13 @@ pub struct InputSpec {
     pub data_dir: PathBuf,
     /// `--follow`: read the files and categories live, from their end, as one stream.
     pub follow: bool,
+    /// `--archive s3://bucket/prefix` (or `LOGQ_ARCHIVE`): categories come from there.
+    pub archive: Option<String>,
+    /// `--archive` was given on the command line (not only in the environment): with no
+    /// category and no file named, every category of the archive is read.
+    pub archive_flag: bool,
+    /// `--since`/`--until`, for pruning the archive's objects before they are fetched.
+    pub range: crate::timerange::TimeRange,
 }
 
 /// Resolves the spec into the ordered list of inputs. No paths and no categories means stdin.
@@ -294,7 +333,18 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         return resolve_follow(spec);
     }
     let mut out = Vec::new();
-    for pattern in &spec.categories {
+    let from_archive = spec.archive.as_ref().filter(|_| {
+        !spec.categories.is_empty() || (spec.archive_flag && spec.paths.is_empty())
+    });
+    if let Some(url) = from_archive {
+        out.extend(resolve_archive(url, &spec.categories, &spec.range)?);
+    }
+    let local_categories = if from_archive.is_some() {
+        &[][..]
+    } else {
+        &spec.categories[..]
+    };
+    for pattern in local_categories {
         for cat in matching_categories(&spec.data_dir, pattern)? {
             let files = list_archive(&spec.data_dir, &cat).with_context(|| {
                 format!("listing category {cat} in {}", spec.data_dir.display())
@@ -342,16 +392,37 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
             });
         }
     }
-    if spec.paths.is_empty() && spec.categories.is_empty() {
+    if spec.paths.is_empty() && spec.categories.is_empty() && from_archive.is_none() {
         out.push(Input::stdin());
     }
     Ok(out)
+}
+
+#[cfg(feature = "s3")]
+fn resolve_archive(
+    url: &str,
+    categories: &[String],
+    range: &crate::timerange::TimeRange,
+) -> Result<Vec<Input>> {
+    s3::resolve(url, categories, range)
+}
+
+#[cfg(not(feature = "s3"))]
+fn resolve_archive(
+    url: &str,
+    _: &[String],
+    _: &crate::timerange::TimeRange,
+) -> Result<Vec<Input>> {
+    bail!("--archive {url}: this logq was built without the `s3` feature")
 }
 
 /// `--follow`: one input, every named file and category followed live.
 fn resolve_follow(spec: &InputSpec) -> Result<Vec<Input>> {
     if spec.paths.is_empty() && spec.categories.is_empty() {
         bail!("--follow needs a file or a --category (standard input is followed anyway)");
+    }
+    if let (Some(url), false) = (&spec.archive, spec.categories.is_empty()) {
+        bail!("--follow reads local categories as they grow; {url} holds closed files only");
     }
     let mut follow = crate::follow::FollowSpec {
         data_dir: spec.data_dir.clone(),
@@ -415,6 +486,20 @@ fn check_readable(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
         File::open(path)?;
     }
     Ok(())
+}
+
+/// `--archive-stats`: report the object store requests at the end ([`report_archive_stats`]).
+static ARCHIVE_STATS: AtomicBool = AtomicBool::new(false);
+
+pub fn set_report_archive_stats(yes: bool) {
+    ARCHIVE_STATS.store(yes, Ordering::Relaxed);
+}
+
+/// Prints the object store requests of the run on stderr, if `--archive-stats` asked.
+pub fn report_archive_stats() {
+    if ARCHIVE_STATS.load(Ordering::Relaxed) {
+        s3::report_stats();
+    }
 }
 
 /// Whether some named input could not be read (the exit status must then be 2).
