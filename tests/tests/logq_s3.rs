@@ -66,13 +66,10 @@ fn fill(weed: &Weed, root: &Path, agg: &str, cat: &str, offset_h: i64) -> usize 
 /// the instance metadata endpoint pointed at a closed loopback port, so nothing leaves it).
 fn logq(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(logq_bin());
-    cmd.args(args)
-        .env_clear()
-        .env("HOME", "/nonexistent")
-        .env(
-            "AWS_METADATA_ENDPOINT",
-            format!("http://127.0.0.1:{}", pipeline_tests::procs::free_port()),
-        );
+    cmd.args(args).env_clear().env("HOME", "/nonexistent").env(
+        "AWS_METADATA_ENDPOINT",
+        format!("http://127.0.0.1:{}", pipeline_tests::procs::free_port()),
+    );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -256,12 +253,19 @@ fn logq_archive_takes_profile_files_and_names_each_misconfiguration() {
         "s3://logs/arch",
     );
     assert!(out.status.success(), "{out:?}");
-    let lines = format!("count\n{}", 2 * FILES as i64 * HOURS_PER_FILE * 3600 / EVERY);
+    let lines = format!(
+        "count\n{}",
+        2 * FILES as i64 * HOURS_PER_FILE * 3600 / EVERY
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), lines);
     let mut env = files.to_vec();
     env.extend([("AWS_PROFILE", "lab"), ("LOGQ_ARCHIVE", "s3://logs/arch")]);
     let out = logq(&count, &env);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), lines, "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        lines,
+        "{out:?}"
+    );
 
     let endpoint = format!("http://127.0.0.1:{}", pipeline_tests::procs::free_port());
     let cases: Vec<(&str, Output, &str)> = vec![
@@ -305,7 +309,10 @@ fn logq_archive_takes_profile_files_and_names_each_misconfiguration() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
         assert!(out.stdout.is_empty(), "{what}: output {:?}", out.stdout);
-        assert!(err.contains(cause), "{what}: {err:?} does not say {cause:?}");
+        assert!(
+            err.contains(cause),
+            "{what}: {err:?} does not say {cause:?}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err:?}");
     }
 }

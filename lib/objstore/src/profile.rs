@@ -76,7 +76,10 @@ pub fn load_from(
         None => None,
     };
     let found = from_creds.is_some() || from_config.is_some();
-    let (a, b) = (from_creds.unwrap_or_default(), from_config.unwrap_or_default());
+    let (a, b) = (
+        from_creds.unwrap_or_default(),
+        from_config.unwrap_or_default(),
+    );
     let get = |k: &str| a.get(k).or_else(|| b.get(k)).cloned();
     Ok((
         Profile {

@@ -165,7 +165,11 @@ impl Bucket {
             let dir = partition_prefix(prefix, category, Some(day), None);
             let metas: Vec<object_store::ObjectMeta> = self
                 .rt
-                .block_on(self.store.list(Some(&ObjectPath::from(dir.as_str()))).try_collect())
+                .block_on(
+                    self.store
+                        .list(Some(&ObjectPath::from(dir.as_str())))
+                        .try_collect(),
+                )
                 .map_err(|e| Error::store("listing", &self.shown(&dir), &e))?;
             for m in metas {
                 let key = m.location.to_string();

@@ -87,11 +87,9 @@ impl S3Location {
         let env_keys = b
             .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
             .is_some();
-        if let (false, Some(k), Some(s)) = (
-            env_keys,
-            &profile.access_key_id,
-            &profile.secret_access_key,
-        ) {
+        if let (false, Some(k), Some(s)) =
+            (env_keys, &profile.access_key_id, &profile.secret_access_key)
+        {
             b = b.with_access_key_id(k).with_secret_access_key(s);
             if let Some(t) = &profile.session_token {
                 b = b.with_token(t);
@@ -103,7 +101,9 @@ impl S3Location {
                     "endpoint {e:?} must start with http:// or https://"
                 )));
             }
-            b = b.with_endpoint(&e).with_allow_http(e.starts_with("http://"));
+            b = b
+                .with_endpoint(&e)
+                .with_allow_http(e.starts_with("http://"));
         }
         let region = self
             .region

@@ -29,7 +29,7 @@ pub fn streams(inputs: Vec<Input>) -> Vec<Vec<Input>> {
         let dir = |i: &Input| match &i.kind {
             InputKind::Archive(a) => a.path.parent().map(|p| p.to_path_buf()),
             // One aggregator's objects of one category are one stream.
-            InputKind::Object(o) => Some(std::path::PathBuf::from(format!("s3:{}", o.stream))),
+            InputKind::Object(o) => Some(std::path::PathBuf::from(format!("s3:{}", o.stream()))),
             _ => None,
         };
         match out.last_mut() {

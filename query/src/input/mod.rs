@@ -26,6 +26,14 @@ pub mod s3 {
         pub fn open(&self) -> Box<dyn std::io::Read + Send> {
             match *self {}
         }
+
+        pub fn size(&self) -> u64 {
+            match *self {}
+        }
+
+        pub fn stream(&self) -> &str {
+            match *self {}
+        }
     }
 
     pub fn report_stats() {}
@@ -121,7 +129,7 @@ impl Input {
     /// Size on disk (in the bucket), for the progress bar (compressed size for gzip files).
     pub fn disk_len(&self) -> u64 {
         if let InputKind::Object(o) = &self.kind {
-            return o.size;
+            return o.size();
         }
         self.path()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -333,9 +341,10 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         return resolve_follow(spec);
     }
     let mut out = Vec::new();
-    let from_archive = spec.archive.as_ref().filter(|_| {
-        !spec.categories.is_empty() || (spec.archive_flag && spec.paths.is_empty())
-    });
+    let from_archive = spec
+        .archive
+        .as_ref()
+        .filter(|_| !spec.categories.is_empty() || (spec.archive_flag && spec.paths.is_empty()));
     if let Some(url) = from_archive {
         out.extend(resolve_archive(url, &spec.categories, &spec.range)?);
     }
@@ -408,11 +417,7 @@ fn resolve_archive(
 }
 
 #[cfg(not(feature = "s3"))]
-fn resolve_archive(
-    url: &str,
-    _: &[String],
-    _: &crate::timerange::TimeRange,
-) -> Result<Vec<Input>> {
+fn resolve_archive(url: &str, _: &[String], _: &crate::timerange::TimeRange) -> Result<Vec<Input>> {
     bail!("--archive {url}: this logq was built without the `s3` feature")
 }
 

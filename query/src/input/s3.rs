@@ -28,12 +28,21 @@ const SLACK: i64 = 3600;
 pub struct ObjectInput {
     fetcher: Arc<Fetcher>,
     index: usize,
-    pub size: u64,
-    /// `<category>/<aggregator>`: the objects of one stream, for `--merge`.
-    pub stream: String,
+    size: u64,
+    stream: String,
 }
 
 impl ObjectInput {
+    /// Its size in the bucket (gzip).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `<category>/<aggregator>`: the objects of one stream, for `--merge`.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
     /// The object's (compressed) bytes as they arrive.
     pub fn open(&self) -> Box<dyn std::io::Read + Send> {
         Box::new(self.fetcher.open(self.index))
@@ -86,7 +95,11 @@ pub fn resolve(url: &str, categories: &[String], range: &TimeRange) -> Result<Ve
             if objects.is_empty() {
                 crate::output::warn(&format!(
                     "category {cat} has no objects under {url}{}",
-                    if range.is_all() { "" } else { " in that time range" }
+                    if range.is_all() {
+                        ""
+                    } else {
+                        " in that time range"
+                    }
                 ));
             }
             listed.extend(objects);
@@ -110,7 +123,10 @@ pub fn resolve(url: &str, categories: &[String], range: &TimeRange) -> Result<Ve
 
 /// `--archive-stats`: what the run asked of the object store, on stderr.
 pub fn report_stats() {
-    let bucket = BUCKET.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let bucket = BUCKET
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     if let Some(b) = bucket {
         let (listings, gets, bytes) = b.stats().snapshot();
         eprintln!(
