@@ -71,7 +71,8 @@ impl Source {
             follow: args.follow,
             archive: args.archive.clone().or(env_archive),
             archive_flag: args.archive.is_some(),
-            range: range.clone(),
+            since: range.since,
+            until: range.until,
         };
         crate::input::set_report_archive_stats(args.archive_stats);
         if args.line_buffered || args.follow {

@@ -331,8 +331,10 @@ pub struct InputSpec {
     /// `--archive` was given on the command line (not only in the environment): with no
     /// category and no file named, every category of the archive is read.
     pub archive_flag: bool,
-    /// `--since`/`--until`, for pruning the archive's objects before they are fetched.
-    pub range: crate::timerange::TimeRange,
+    /// `--since`/`--until` (seconds since the epoch), for pruning the archive's objects
+    /// before they are fetched.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
 }
 
 /// Resolves the spec into the ordered list of inputs. No paths and no categories means stdin.
@@ -346,7 +348,7 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
         .as_ref()
         .filter(|_| !spec.categories.is_empty() || (spec.archive_flag && spec.paths.is_empty()));
     if let Some(url) = from_archive {
-        out.extend(resolve_archive(url, &spec.categories, &spec.range)?);
+        out.extend(resolve_archive(url, spec)?);
     }
     let local_categories = if from_archive.is_some() {
         &[][..]
@@ -408,16 +410,12 @@ pub fn resolve(spec: &InputSpec) -> Result<Vec<Input>> {
 }
 
 #[cfg(feature = "s3")]
-fn resolve_archive(
-    url: &str,
-    categories: &[String],
-    range: &crate::timerange::TimeRange,
-) -> Result<Vec<Input>> {
-    s3::resolve(url, categories, range)
+fn resolve_archive(url: &str, spec: &InputSpec) -> Result<Vec<Input>> {
+    s3::resolve(url, &spec.categories, (spec.since, spec.until))
 }
 
 #[cfg(not(feature = "s3"))]
-fn resolve_archive(url: &str, _: &[String], _: &crate::timerange::TimeRange) -> Result<Vec<Input>> {
+fn resolve_archive(url: &str, _: &InputSpec) -> Result<Vec<Input>> {
     bail!("--archive {url}: this logq was built without the `s3` feature")
 }
 

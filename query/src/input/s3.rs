@@ -15,7 +15,6 @@ use scribe_objstore::read::{Bucket, Fetcher, Window};
 use scribe_objstore::S3Location;
 
 use super::{Input, InputKind};
-use crate::timerange::TimeRange;
 
 /// Objects being fetched beyond the one being read.
 const AHEAD: usize = 4;
@@ -52,8 +51,12 @@ impl ObjectInput {
 /// The bucket of this run, for `--archive-stats`.
 static BUCKET: Mutex<Option<Arc<Bucket>>> = Mutex::new(None);
 
-/// Lists the categories' objects in the archive at `url`, pruned by `range`.
-pub fn resolve(url: &str, categories: &[String], range: &TimeRange) -> Result<Vec<Input>> {
+/// Lists the categories' objects in the archive at `url`, pruned to `(since, until)`.
+pub fn resolve(
+    url: &str,
+    categories: &[String],
+    (since, until): (Option<i64>, Option<i64>),
+) -> Result<Vec<Input>> {
     let mut location = S3Location::from_url(url).map_err(anyhow::Error::msg)?;
     // Servers other than AWS (MinIO, SeaweedFS, Ceph, R2) mostly want path-style requests.
     let endpoint = location.endpoint().map_err(anyhow::Error::msg)?;
@@ -61,8 +64,8 @@ pub fn resolve(url: &str, categories: &[String], range: &TimeRange) -> Result<Ve
     let bucket = Arc::new(Bucket::connect(&location).map_err(anyhow::Error::msg)?);
     *BUCKET.lock().unwrap_or_else(PoisonError::into_inner) = Some(bucket.clone());
     let window = Window {
-        since: range.since,
-        until: range.until,
+        since,
+        until,
         slack: SLACK,
     };
     let all = ["*".to_string()];
@@ -95,7 +98,7 @@ pub fn resolve(url: &str, categories: &[String], range: &TimeRange) -> Result<Ve
             if objects.is_empty() {
                 crate::output::warn(&format!(
                     "category {cat} has no objects under {url}{}",
-                    if range.is_all() {
+                    if since.is_none() && until.is_none() {
                         ""
                     } else {
                         " in that time range"
