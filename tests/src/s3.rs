@@ -350,3 +350,12 @@ pub fn logq_bin() -> PathBuf {
     });
     crate::procs::bin("logq")
 }
+
+/// libfaketime (installed by scripts/test with the `faketime` package): preloaded into one
+/// process (`LD_PRELOAD`, `FAKETIME`), it shifts that process's clock and no other's.
+pub fn libfaketime() -> Option<PathBuf> {
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    dirs.filter_map(Result::ok)
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+}

@@ -268,7 +268,7 @@ fn logq_archive_takes_profile_files_and_names_each_misconfiguration() {
     );
 
     let endpoint = format!("http://127.0.0.1:{}", pipeline_tests::procs::free_port());
-    let cases: Vec<(&str, Output, &str)> = vec![
+    let mut cases: Vec<(&str, Output, &str)> = vec![
         (
             "missing bucket",
             with(&[("AWS_PROFILE", "lab")], "s3://nosuch/arch"),
@@ -305,6 +305,19 @@ fn logq_archive_takes_profile_files_and_names_each_misconfiguration() {
             "AWS_PROFILE=nope: no such profile",
         ),
     ];
+    if let Some(lib) = pipeline_tests::s3::libfaketime() {
+        let lib = lib.display().to_string();
+        let skewed = [
+            ("AWS_PROFILE", "lab"),
+            ("LD_PRELOAD", lib.as_str()),
+            ("FAKETIME", "-20m"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ];
+        let out = with(&skewed, "s3://logs/arch");
+        cases.push(("clock skew", out, "this machine's clock is off"));
+    } else {
+        eprintln!("clock skew not checked: libfaketime not installed (scripts/test installs it)");
+    }
     for (what, out, cause) in cases {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");

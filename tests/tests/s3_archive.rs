@@ -545,3 +545,34 @@ fn uploader_recognises_its_own_objects_and_refuses_to_overwrite_others() {
     let objects = pipeline_tests::s3::list_objects(&weed.client("logs", "arch"), "arch");
     assert_eq!(objects.len(), 1);
 }
+
+/// scribed's clock 20 minutes ahead of the store's: every signed request is refused as
+/// skewed (S3 allows 15 minutes), the error says so, ingest goes on, nothing is deleted.
+#[test]
+fn clock_skew_is_named_ingest_goes_on_and_nothing_is_deleted() {
+    let Some(lib) = pipeline_tests::s3::libfaketime() else {
+        eprintln!(
+            "SKIPPED: libfaketime not installed (scripts/test installs the faketime package)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    let lib = lib.display().to_string();
+    let mut env: Vec<(&str, &str)> = s3_env().to_vec();
+    // Only the wall clock moves: timers and timeouts keep the monotonic clock.
+    env.extend([
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME", "+20m"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ]);
+    let s = Scribed::launch(
+        &dir.path().join("skew"),
+        Launch {
+            config: Some(config(&weed, "agg-skew", "64K", true, "keep_files = 1")),
+            env: &env,
+            ..Launch::default()
+        },
+    );
+    assert_upload_error(&s, "this machine's clock is off from the store's");
+}
