@@ -23,15 +23,17 @@ pub fn bin(name: &str) -> PathBuf {
             .expect("test binary lives in target/<profile>/deps")
             .to_path_buf();
         let mut cmd = Command::new(env!("CARGO"));
+        // One package selection for every binary a test runs (logq too): cargo unifies
+        // features per invocation, and two selections would rebuild shared crates in turn.
         cmd.args([
-            "build", "--quiet", "-p", "scribed", "-p", "shipper", "--bins",
+            "build", "--quiet", "-p", "scribed", "-p", "shipper", "-p", "logq", "--bins",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("running cargo build for the binaries");
-        assert!(status.success(), "cargo build of scribed/ship failed");
+        assert!(status.success(), "cargo build of scribed/ship/logq failed");
         profile_dir
     });
     let path = dir.join(name);

@@ -326,31 +326,6 @@ for row in con.execute(sys.stdin.read()).fetchall():
         .collect()
 }
 
-/// `logq`, built once per test process (`procs::bin` builds only scribed's and ship's
-/// packages), in the profile the tests run in.
-pub fn logq_bin() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let release = exe
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::file_name)
-            .is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "logq", "--bin", "logq"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build -p logq").success(),
-            "cargo build of logq failed"
-        );
-    });
-    crate::procs::bin("logq")
-}
-
 /// libfaketime (installed by scripts/test with the `faketime` package): preloaded into one
 /// process (`LD_PRELOAD`, `FAKETIME`), it shifts that process's clock and no other's.
 pub fn libfaketime() -> Option<PathBuf> {

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use object_store::ObjectStoreExt;
-use pipeline_tests::s3::{block_on, logq_bin, Weed, ACCESS_KEY, SECRET_KEY};
+use pipeline_tests::s3::{block_on, Weed, ACCESS_KEY, SECRET_KEY};
 use scribe_archive::Category;
 use scribe_objstore::layout::object_key;
 
@@ -65,7 +65,7 @@ fn fill(weed: &Weed, root: &Path, agg: &str, cat: &str, offset_h: i64) -> usize 
 /// logq with only the given environment (no AWS settings of the machine running the tests;
 /// the instance metadata endpoint pointed at a closed loopback port, so nothing leaves it).
 fn logq(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(logq_bin());
+    let mut cmd = Command::new(pipeline_tests::bin("logq"));
     cmd.args(args).env_clear().env("HOME", "/nonexistent").env(
         "AWS_METADATA_ENDPOINT",
         format!("http://127.0.0.1:{}", pipeline_tests::procs::free_port()),

@@ -13,7 +13,8 @@ pub struct S3Spec {
     /// Key prefix inside the bucket (default: none).
     #[serde(default)]
     pub prefix: String,
-    /// `http(s)://host:port` of an S3-compatible server; default AWS (or `AWS_ENDPOINT`).
+    /// `http(s)://host:port` of an S3-compatible server; default `AWS_ENDPOINT_URL`, the AWS
+    /// profile's `endpoint_url`, else AWS.
     pub endpoint: Option<String>,
     /// Default `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
