@@ -11,10 +11,16 @@
 # with scribed's peak RSS (VmHWM) and CPU. ARCHIVE_COMPRESS=true uploads the store's own .gz
 # files; false (default) gzips on the way.
 #
+# Then reading the bucket back, side by side in the same run, each counting the lines that
+# hold ARCHIVE_PATTERN (a fixed string):
+#   logq      logq grep -F --archive s3://logs/bench --category bench | wc -l  (peak RSS too)
+#   download  rclone copy of the prefix (Debian's rclone, installed if missing), then
+#             zcat of the objects in key order | grep -F | wc -l
+# and the ratio. Both must count the same lines.
+#
 # Environment: ARCHIVE_BYTES (default 1 GiB), ARCHIVE_MAX_SIZE (64M), ARCHIVE_COMPRESS
-# (false), ARCHIVE_PART_SIZE (8M); BENCH_NO_BUILD, BENCH_REV as in bench/ingest.sh.
-# Not part of the test suite. Not yet measured: logq --archive against download-then-zcat
-# (logq cannot read buckets yet).
+# (false), ARCHIVE_PART_SIZE (8M), ARCHIVE_PATTERN (' 404 '); BENCH_NO_BUILD, BENCH_REV as in
+# bench/ingest.sh. Not part of the test suite.
 
 set -euo pipefail
 BENCH_TAG=archive
@@ -25,8 +31,22 @@ BYTES=${ARCHIVE_BYTES:-1073741824}
 MAX_SIZE=${ARCHIVE_MAX_SIZE:-64M}
 COMPRESS=${ARCHIVE_COMPRESS:-false}
 PART=${ARCHIVE_PART_SIZE:-8M}
+PATTERN=${ARCHIVE_PATTERN:- 404 }
 
 bench_build
+LOGQ=$BIN/logq
+[[ -x $LOGQ ]] || die "release logq missing in $BIN"
+need_pkgs=()
+command -v rclone >/dev/null || need_pkgs+=(rclone)
+[[ -x /usr/bin/time ]] || need_pkgs+=(time)
+if (( ${#need_pkgs[@]} )); then
+    SUDO=; (( EUID == 0 )) || SUDO=sudo
+    log "installing ${need_pkgs[*]}"
+    if ! $SUDO apt-get install -y "${need_pkgs[@]}" >&2; then
+        $SUDO apt-get update >&2
+        $SUDO apt-get install -y "${need_pkgs[@]}" >&2
+    fi
+fi
 bench_input "$BYTES"
 WEED=$("$ROOT/scripts/seaweedfs.sh")
 
@@ -113,3 +133,29 @@ printf 'to the bucket: %d MB of closed files (%d objects, %d MB gzipped) in %.1f
     $(( closed >> 20 )) "$files" $(( up >> 20 )) "$(echo "$t_upload / 1000000000" | bc -l)" \
     "$(echo "$closed / 1048576 / ($t_upload / 1000000000)" | bc -l)"
 echo "scribed: peak RSS $(( $(proc_hwm_kb "$SPID") / 1024 )) MB, CPU $(( cpu / CLK_TCK )) s"
+
+# Reading it back: logq straight from the bucket, against download-then-zcat.
+export AWS_ACCESS_KEY_ID=AKBENCH AWS_SECRET_ACCESS_KEY=SKBENCH
+export AWS_ENDPOINT_URL=http://127.0.0.1:$S3PORT AWS_REGION=us-east-1
+log "logq grep --archive over the bucket"
+t0=$(now_ns)
+n_logq=$( (/usr/bin/time -f %M -o "$RUN/logq.rss" "$LOGQ" grep -h -F -e "$PATTERN" \
+    --archive s3://logs/bench --category bench --archive-stats 2>"$RUN/logq.err") | wc -l)
+t_logq=$(( $(now_ns) - t0 ))
+log "download with rclone, then zcat | grep"
+export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
+    RCLONE_CONFIG_BENCH_ENDPOINT=$AWS_ENDPOINT_URL RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=AKBENCH \
+    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=SKBENCH RCLONE_CONFIG_BENCH_REGION=us-east-1
+t0=$(now_ns)
+rclone copy bench:logs/bench "$RUN/download"
+t_dl=$(( $(now_ns) - t0 ))
+n_dl=$(find "$RUN/download" -name '*.gz' -print0 | sort -z | xargs -0 zcat | grep -F -- "$PATTERN" | wc -l)
+t_dlgrep=$(( $(now_ns) - t0 ))
+[[ $n_logq == "$n_dl" ]] || die "logq counted $n_logq lines, download+zcat+grep $n_dl"
+secs() { echo "$1 / 1000000000" | bc -l; }
+printf 'read back: %d matching lines (of %d MB in %d objects)\n' "$n_logq" \
+    $(( (closed) >> 20 )) "$files"
+printf '  logq grep --archive:    %.1f s, peak RSS %d MB (%s)\n' "$(secs $t_logq)" \
+    $(( $(cat "$RUN/logq.rss") / 1024 )) "$(grep -o '[0-9]* listings.*' "$RUN/logq.err")"
+printf '  rclone copy + zcat|grep: %.1f s (download %.1f s)\n' "$(secs $t_dlgrep)" "$(secs $t_dl)"
+printf '  logq is %.1fx as fast\n' "$(echo "$t_dlgrep / $t_logq" | bc -l)"
