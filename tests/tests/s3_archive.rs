@@ -594,3 +594,49 @@ fn clock_skew_is_named_ingest_goes_on_and_nothing_is_deleted() {
     );
     assert_upload_error(&s, "this machine's clock is off from the store's");
 }
+
+/// No credentials in the environment: scribed takes the keys from the shared AWS files of
+/// the profile `AWS_PROFILE` names (`scribe_objstore::profile`), as the AWS CLI would.
+#[test]
+fn credentials_come_from_the_aws_profile_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"), &["logs"]);
+    let creds = dir.path().join("credentials");
+    let conf = dir.path().join("config");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = AKNOTTHIS\naws_secret_access_key = nope\n\
+             [ops]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            pipeline_tests::s3::ACCESS_KEY,
+            pipeline_tests::s3::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    std::fs::write(&conf, "[profile ops]\nregion = us-east-1\n").unwrap();
+    let (creds, conf) = (creds.display().to_string(), conf.display().to_string());
+    // Were the files not read, the chain would end at the instance metadata service: kept
+    // on loopback, where nothing answers.
+    let imds = format!("http://127.0.0.1:{}", pipeline_tests::free_port());
+    let env = [
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.as_str()),
+        ("AWS_CONFIG_FILE", conf.as_str()),
+        ("AWS_PROFILE", "ops"),
+        ("AWS_METADATA_ENDPOINT", imds.as_str()),
+    ];
+    let s = Scribed::launch(
+        &dir.path().join("p"),
+        Launch {
+            config: Some(config(&weed, "agg-p", "64K", true, "")),
+            env: &env,
+            ..Launch::default()
+        },
+    );
+    let input = lines("agg-p", "prof", 5_000);
+    assert!(ship(&s.addr, "web", &input, &[]).status.success());
+    wait_complete(
+        &weed,
+        &[("agg-p", &s.data_dir, "web", &input)],
+        Duration::from_secs(60),
+    );
+}
