@@ -1,0 +1,275 @@
+//! A network store's ordered lane: one connection upstream with several batches in flight,
+//! for a buffer store (live batches and spool replay alike), as `ship` pipelines.
+//!
+//! Why one connection: batches on one connection are written upstream in the order sent,
+//! and a native upstream (or a scribed asked to over Thrift) closes the connection after any
+//! refusal without reading further, so nothing behind a refused batch is ever written.
+//! Several pooled connections would race each other and could reorder a category.
+//!
+//! After a failure (`TRY_LATER`, a broken connection, no answer within the request
+//! timeout) the lane is **halted**: the failed write, every write in flight behind it and
+//! every write started before the caller's [`Pipeline::resume`] fail, none is sent again
+//! here. The caller (the buffer store) spools them in order and replays them later; an entry
+//! that did reach the upstream before the connection broke is recognised there by its id.
+//! One exception keeps an idle connection cheap: a connection that broke while idle (the
+//! upstream restarted, an idle timeout) is replaced once, and what was sent on it is sent
+//! again in order on the new one.
+//!
+//! Memory: the caller keeps at most [`Pipeline::window`] writes started and unanswered, so
+//! the lane holds at most that many bodies (each within the frame limit).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use scribe_protocol::client::Client;
+use scribe_protocol::ResultCode;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::network::Upstreams;
+use super::{Batch, Pending, Pipeline, StoreError};
+
+enum Msg {
+    Send {
+        bodies: Vec<Bytes>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Resume,
+}
+
+/// The handle: starts writes, and the task that sends them.
+pub(super) struct Lane {
+    up: Arc<Upstreams>,
+    window: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Lane {
+    /// Starts the lane's task (on the current runtime).
+    pub(super) fn start(up: Arc<Upstreams>, window: usize) -> Arc<Lane> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = Task {
+            up: up.clone(),
+            window: window.max(1),
+            rx,
+            conn: None,
+            in_flight: VecDeque::new(),
+            halted: None,
+        };
+        Arc::new(Lane {
+            up,
+            window: window.max(1),
+            tx,
+            task: Mutex::new(Some(tokio::spawn(task.run()))),
+        })
+    }
+
+    /// Stops the task; writes still in flight fail as closed.
+    pub(super) fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+impl Pipeline for Lane {
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    fn start(&self, batches: &[Batch]) -> Pending {
+        let bodies = self.up.encode(batches);
+        let (done, rx) = oneshot::channel();
+        let closed = StoreError::Closed {
+            store: self.up.name.clone(),
+        };
+        if self.tx.send(Msg::Send { bodies, done }).is_err() {
+            return Box::pin(std::future::ready(Err(closed)));
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(closed)) })
+    }
+
+    fn resume(&self) {
+        let _ = self.tx.send(Msg::Resume);
+    }
+}
+
+/// A body sent and not yet answered; the last body of a write carries its answer.
+struct InFlight {
+    body: Bytes,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+struct Connection {
+    upstream: usize,
+    client: Client,
+    /// Whether this connection has answered anything since it was last idle: a connection
+    /// that fails after a quiet spell is replaced once (see the module docs).
+    proven: bool,
+}
+
+struct Task {
+    up: Arc<Upstreams>,
+    window: usize,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    conn: Option<Connection>,
+    in_flight: VecDeque<InFlight>,
+    /// Why the lane is halted: every write fails until `Resume`.
+    halted: Option<StoreError>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut open = true;
+        loop {
+            // Send what is queued while the window has room, then wait for the oldest answer
+            // (answers come in order; new writes are picked up after each one).
+            while open && self.has_room() {
+                match self.rx.try_recv() {
+                    Ok(m) => self.handle(m).await,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            if self.in_flight.is_empty() {
+                if !open {
+                    return;
+                }
+                match self.rx.recv().await {
+                    Some(m) => self.handle(m).await,
+                    None => open = false,
+                }
+                continue;
+            }
+            self.await_oldest().await;
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        let window = match &self.conn {
+            Some(c) if !c.client.pipelines() => 1,
+            _ => self.window,
+        };
+        self.in_flight.len() < window
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        let (bodies, done) = match msg {
+            Msg::Resume => {
+                self.halted = None;
+                return;
+            }
+            Msg::Send { bodies, done } => (bodies, done),
+        };
+        if let Some(e) = &self.halted {
+            let _ = done.send(Err(e.clone()));
+            return;
+        }
+        if self.conn.is_none() {
+            match self.up.connect().await {
+                Ok((upstream, client)) => {
+                    self.conn = Some(Connection {
+                        upstream,
+                        client,
+                        proven: true,
+                    })
+                }
+                Err(reason) => {
+                    let e = self.up.unreachable(reason);
+                    let _ = done.send(Err(e.clone()));
+                    return self.halt(e);
+                }
+            }
+        }
+        if self.in_flight.is_empty() {
+            // A connection idle since its last answer may have been closed meanwhile.
+            if let Some(c) = self.conn.as_mut() {
+                c.proven = false;
+            }
+        }
+        let n = bodies.len();
+        let mut done = Some(done);
+        for (i, body) in bodies.into_iter().enumerate() {
+            let entry = InFlight {
+                body,
+                done: if i + 1 == n { done.take() } else { None },
+            };
+            let sent = match self.conn.as_mut() {
+                Some(c) => c.client.send_body(&entry.body).await.map_err(|e| e.to_string()),
+                None => Err("not connected".into()),
+            };
+            self.in_flight.push_back(entry);
+            if let Err(reason) = sent {
+                return self.broken(reason).await;
+            }
+        }
+        if let Some(done) = done {
+            // No bodies (nothing to send): done at once.
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    /// Waits for the answer to the oldest body in flight.
+    async fn await_oldest(&mut self) {
+        let Some(c) = self.conn.as_mut() else {
+            return self.broken("not connected".into()).await;
+        };
+        let timeout = self.up.opts.request_timeout;
+        let answer = tokio::time::timeout(timeout, c.client.recv_result()).await;
+        match answer {
+            Ok(Ok(ResultCode::Ok)) => {
+                c.proven = true;
+                self.up.answered(c.upstream);
+                if let Some(done) = self.in_flight.pop_front().and_then(|f| f.done) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Ok(Ok(ResultCode::TryLater)) => {
+                let e = self.up.try_later(c.upstream);
+                self.halt(e);
+            }
+            Ok(Err(e)) => self.broken(e.to_string()).await,
+            Err(_) => self.broken(format!("no answer within {timeout:?}")).await,
+        }
+    }
+
+    /// The connection failed: replaced once if it had been idle, else the lane halts.
+    async fn broken(&mut self, reason: String) {
+        let retry = self.conn.take().is_some_and(|c| !c.proven);
+        if retry {
+            if let Ok((upstream, mut client)) = self.up.connect().await {
+                // Several bodies go out at once only where the upstream pipelines.
+                let mut ok = client.pipelines() || self.in_flight.len() <= 1;
+                for f in &self.in_flight {
+                    if !ok {
+                        break;
+                    }
+                    ok = client.send_body(&f.body).await.is_ok();
+                }
+                if ok {
+                    self.conn = Some(Connection {
+                        upstream,
+                        client,
+                        proven: true,
+                    });
+                    return;
+                }
+            }
+        }
+        let e = self.up.unreachable(reason);
+        self.halt(e);
+    }
+
+    /// Fails everything in flight and every write until `Resume`.
+    fn halt(&mut self, e: StoreError) {
+        self.conn = None;
+        for f in self.in_flight.drain(..) {
+            if let Some(done) = f.done {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+        self.halted = Some(e);
+    }
+}
