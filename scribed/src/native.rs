@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::{ready, BoxFuture};
+use scribe_protocol::frame::FrameError;
 use scribe_protocol::native::{
     self, Ack, AckStatus, BatchFrame, Compression, Denied, Hello, NativeError, Welcome,
 };
-use scribe_protocol::frame::FrameError;
 use scribe_protocol::server::BudgetedFrame;
 use scribe_protocol::{Refused, ResultCode, ServerConnection};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -250,10 +250,22 @@ async fn start_batch<'a>(
     } else {
         if bf.body_len > server.limits.max_frame {
             let max = server.limits.max_frame;
-            return failed(batch, NativeError::TooLarge { len: bf.body_len, max });
+            return failed(
+                batch,
+                NativeError::TooLarge {
+                    len: bf.body_len,
+                    max,
+                },
+            );
         }
         let permits = u32::try_from(bf.body_len.max(1)).unwrap_or(u32::MAX);
-        match server.limits.memory.clone().acquire_many_owned(permits).await {
+        match server
+            .limits
+            .memory
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+        {
             Ok(p) => Some(p),
             Err(_) => return failed(batch, NativeError::Invalid("shutting down".into())),
         }

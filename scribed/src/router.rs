@@ -191,7 +191,11 @@ impl Routing {
     }
 
     /// The rate limit and the queue caps, for the batches as a whole.
-    fn admit(&self, batches: &[Batch], per_store: &[Vec<Batch>]) -> Result<Reservation, RouteError> {
+    fn admit(
+        &self,
+        batches: &[Batch],
+        per_store: &[Vec<Batch>],
+    ) -> Result<Reservation, RouteError> {
         let messages: usize = batches.iter().map(|b| b.messages.len()).sum();
         if !self.rate.admit(messages as u64) {
             return Err(RouteError::Rate(self.settings.max_msg_per_second));

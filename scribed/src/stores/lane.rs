@@ -197,7 +197,11 @@ impl Task {
                 done: if i + 1 == n { done.take() } else { None },
             };
             let sent = match self.conn.as_mut() {
-                Some(c) => c.client.send_body(&entry.body).await.map_err(|e| e.to_string()),
+                Some(c) => c
+                    .client
+                    .send_body(&entry.body)
+                    .await
+                    .map_err(|e| e.to_string()),
                 None => Err("not connected".into()),
             };
             self.in_flight.push_back(entry);
@@ -271,5 +275,154 @@ impl Task {
             }
         }
         self.halted = Some(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stores::CategoryBatch;
+    use futures::{SinkExt, StreamExt};
+    use scribe_protocol::client::{ClientOptions, Protocol, CLOSE_ON_TRY_LATER_OPTION};
+    use scribe_protocol::scribe::{encode_log_reply, encode_string_reply, encode_void_reply};
+    use scribe_protocol::{decode_call, frame, Request};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// What the mock upstream saw: messages it answered `OK`, and the most `Log` calls it had
+    /// read and not yet answered.
+    #[derive(Default)]
+    struct Seen {
+        written: Mutex<Vec<Bytes>>,
+        unanswered: AtomicUsize,
+        max_unanswered: AtomicUsize,
+    }
+
+    /// A scribed-like Thrift upstream (it closes after `TRY_LATER`, so clients pipeline):
+    /// reads calls as they come and answers each `Log` 5 ms later, in order. The `try_later`th
+    /// `Log` call (from 1, over all connections) is answered `TRY_LATER`, then the connection
+    /// is closed without answering (or writing) the calls behind it.
+    async fn upstream(try_later: usize) -> (String, Arc<Seen>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Seen::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let out = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (seen, calls) = (seen.clone(), calls.clone());
+                tokio::spawn(async move {
+                    let framed = tokio_util::codec::Framed::new(stream, frame::codec(1 << 20));
+                    let (mut sink, mut stream) = framed.split();
+                    let (tx, mut rx) = mpsc::unbounded_channel();
+                    let reader_seen = seen.clone();
+                    tokio::spawn(async move {
+                        while let Some(Ok(f)) = stream.next().await {
+                            let call = decode_call(f.freeze()).unwrap();
+                            if matches!(call.request, Request::Log(_)) {
+                                let n = reader_seen.unanswered.fetch_add(1, Ordering::SeqCst);
+                                reader_seen
+                                    .max_unanswered
+                                    .fetch_max(n + 1, Ordering::SeqCst);
+                            }
+                            if tx.send(call).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    while let Some(call) = rx.recv().await {
+                        let h = &call.header;
+                        let (reply, close) = match call.request {
+                            Request::GetName => (encode_string_reply(h, b"scribed"), false),
+                            Request::SetOption(..) => (encode_void_reply(h), false),
+                            Request::GetOption(k) if &k[..] == CLOSE_ON_TRY_LATER_OPTION => {
+                                (encode_string_reply(h, b"1"), false)
+                            }
+                            Request::GetOption(_) => (encode_string_reply(h, b""), false),
+                            Request::Log(entries) => {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                                seen.unanswered.fetch_sub(1, Ordering::SeqCst);
+                                if calls.fetch_add(1, Ordering::SeqCst) + 1 == try_later {
+                                    let r = ResultCode::TryLater;
+                                    (encode_log_reply(h, r), true)
+                                } else {
+                                    let mut w = seen.written.lock().unwrap();
+                                    w.extend(entries.into_iter().map(|e| e.message));
+                                    (encode_log_reply(h, ResultCode::Ok), false)
+                                }
+                            }
+                            _ => return,
+                        };
+                        if sink.send(reply).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, out)
+    }
+
+    fn lane(addr: &str) -> Arc<Lane> {
+        let up = Upstreams {
+            name: "net".into(),
+            addrs: vec![addr.to_string()],
+            opts: ClientOptions {
+                protocol: Protocol::Thrift,
+                request_timeout: Duration::from_secs(5),
+                ..ClientOptions::default()
+            },
+            preferred: Default::default(),
+            connected: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        };
+        Lane::start(Arc::new(up), 4)
+    }
+
+    fn batch(i: usize) -> Vec<Batch> {
+        let m = Bytes::from(format!("m{i}"));
+        vec![Arc::new(CategoryBatch::new("c".parse().unwrap(), vec![m]))]
+    }
+
+    async fn all(answers: Vec<Pending>) -> Vec<bool> {
+        let mut out = Vec::new();
+        for a in answers {
+            out.push(a.await.is_ok());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn several_batches_are_in_flight_and_written_in_order() {
+        let (addr, seen) = upstream(0).await;
+        let lane = lane(&addr);
+        let answers = (0..12).map(|i| lane.start(&batch(i))).collect();
+        assert_eq!(all(answers).await, vec![true; 12]);
+        let want: Vec<Bytes> = (0..12).map(|i| Bytes::from(format!("m{i}"))).collect();
+        assert_eq!(*seen.written.lock().unwrap(), want);
+        let max = seen.max_unanswered.load(Ordering::SeqCst);
+        assert!((2..=4).contains(&max), "{max} calls in flight (window 4)");
+        lane.stop();
+    }
+
+    /// After a `TRY_LATER`, the refused batch and every one behind it fail, and so does every
+    /// batch started before `resume`: nothing is sent behind a refusal. After `resume`,
+    /// batches flow again on a new connection.
+    #[tokio::test]
+    async fn after_a_refusal_everything_fails_until_resumed() {
+        let (addr, seen) = upstream(3).await;
+        let lane = lane(&addr);
+        let answers = (0..6).map(|i| lane.start(&batch(i))).collect();
+        assert_eq!(all(answers).await, [true, true, false, false, false, false]);
+        assert!(!lane.start(&batch(6)).await.is_ok(), "halted until resumed");
+        lane.resume();
+        assert!(lane.start(&batch(7)).await.is_ok());
+        let want: Vec<Bytes> = [0, 1, 7]
+            .iter()
+            .map(|i| Bytes::from(format!("m{i}")))
+            .collect();
+        assert_eq!(*seen.written.lock().unwrap(), want);
+        lane.stop();
     }
 }

@@ -19,8 +19,8 @@ pub mod file;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod kafka_client;
-pub mod multi;
 mod lane;
+pub mod multi;
 pub mod network;
 pub mod null;
 #[cfg(test)]
