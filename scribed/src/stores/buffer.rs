@@ -21,10 +21,19 @@
 //!
 //! This store's own policy: acknowledgement is `OK` once the primary acknowledged the batch,
 //! or once it was appended to the spool **and fsynced**; a full spool (`max_spool_bytes`)
-//! answers `TRY_LATER` rather than drop; one replayed batch is in flight at a time; retries
-//! wait `retry_interval` plus jitter. All batches are handled by one task, in order, so group
-//! commit (one fsync for every batch queued meanwhile) comes for free. Each client batch is its
-//! own spool record, so a replayed record always fits a frame.
+//! answers `TRY_LATER` rather than drop; retries wait `retry_interval` plus jitter. All
+//! batches are handled by one task, in order, so group commit (one fsync for every batch
+//! queued meanwhile) comes for free. Each client batch is its own spool record, so a replayed
+//! record always fits a frame.
+//!
+//! Pipelining: through a primary with an ordered pipeline (a network store's lane, see
+//! `lane.rs`) several writes are in flight, live or replayed (the lane's window); otherwise one.
+//! A failed live write takes every write behind it down too (the lane halts): they are all
+//! spooled, in order, before any newer batch, and only then is the lane resumed. A failed
+//! replay rewinds the forwarder to what was acknowledged; the replays behind it are sent again.
+//! Batches a connection submitted without waiting ([`Store::submit`]) carry its [`Chain`]: once
+//! one is refused (a full spool), the connection's later ones are refused too, so nothing of it
+//! is written behind a refused batch.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
