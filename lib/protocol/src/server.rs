@@ -25,7 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError};
+use crate::frame::{
+    read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError, BODY_TIMEOUT,
+};
 use crate::message::{encode_exception, exception_kind, MessageHeader};
 use crate::scribe::{
     decode_call, encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply,
@@ -172,8 +174,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     /// Reads one frame within the limits: `None` at a clean end of stream between frames or
     /// when none starts within [`ServerLimits::idle`]. See [`read_budgeted_frame`].
     pub async fn read_frame(&mut self) -> Result<Option<BudgetedFrame>, FrameError> {
-        if self.partial.1 > 0 && !self.wait_start().await? {
-            return Ok(None);
+        if self.partial.1 > 0 {
+            // A frame began: the rest of its start is due within the body timeout.
+            let started = tokio::time::timeout(BODY_TIMEOUT, self.wait_start())
+                .await
+                .map_err(|_| FrameError::Stalled(BODY_TIMEOUT))??;
+            if !started {
+                return Ok(None);
+            }
         }
         let l = &self.limits;
         match self.peeked.take() {
