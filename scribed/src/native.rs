@@ -4,7 +4,7 @@
 //! client that pipelines never has a batch written behind one that was refused.
 //!
 //! Read-ahead: when a batch's stores take it over at once (a relay's buffer store queues it),
-//! the next batch is read before this one is answered, up to [`READ_AHEAD`] of them, so a
+//! the next batch is read before this one is answered, up to `READ_AHEAD` (8) of them, so a
 //! relay keeps several of a client's batches in flight upstream. Their order holds (each is
 //! handed over behind the one before), and so does "nothing behind a refusal": a refused
 //! batch breaks the connection's [`Chain`], and the stores refuse what they hold of it behind

@@ -415,7 +415,7 @@ mod tests {
         let lane = lane(&addr);
         let answers = (0..6).map(|i| lane.start(&batch(i))).collect();
         assert_eq!(all(answers).await, [true, true, false, false, false, false]);
-        assert!(!lane.start(&batch(6)).await.is_ok(), "halted until resumed");
+        assert!(lane.start(&batch(6)).await.is_err(), "halted until resumed");
         lane.resume();
         assert!(lane.start(&batch(7)).await.is_ok());
         let want: Vec<Bytes> = [0, 1, 7]
