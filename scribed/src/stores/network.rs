@@ -25,16 +25,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use scribe_archive::{Category, DeadLetter};
 use scribe_protocol::client::{Client, ClientOptions};
-use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
-use scribe_protocol::native::BatchBuilder;
-use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::split::{Oversize, OversizeSink};
 use scribe_protocol::ResultCode;
 use scribe_tls::{ClientTls, ClientTlsFiles, Token};
 use tokio::sync::Semaphore;
 
 use super::dead_letters::DeadLetters;
-use super::lane::Lane;
+use super::lane::{Lane, Upstreams};
 use super::{Batch, BuildContext, Pipeline, Store, StoreError, StoreStatus};
 use crate::config::{defaults, NetworkSpec};
 
@@ -53,91 +50,6 @@ fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Opt
         .map(Token::from_file)
         .transpose()?;
     Ok((tls, token))
-}
-
-/// What the pooled connections and the ordered lane share: where to send, how, and what
-/// `/status` shows.
-pub(super) struct Upstreams {
-    pub(super) name: String,
-    pub(super) addrs: Vec<String>,
-    pub(super) opts: ClientOptions,
-    /// Index of the upstream that last answered.
-    pub(super) preferred: AtomicUsize,
-    pub(super) connected: AtomicBool,
-    pub(super) last_error: Mutex<Option<String>>,
-}
-
-impl Upstreams {
-    /// Cuts the batches into native bodies at message boundaries by encoded size, so no call
-    /// exceeds the frame limit whatever the batches look like. The limit leaves room for the
-    /// envelope; each connection cuts further to what its upstream advertised.
-    pub(super) fn encode(&self, batches: &[Batch]) -> Vec<Bytes> {
-        let limit = self
-            .opts
-            .max_frame
-            .saturating_sub(LOG_ENVELOPE_OVERHEAD)
-            .max(1024);
-        let total: usize = batches.iter().map(|b| b.bytes as usize).sum();
-        let new_builder = || BatchBuilder::with_capacity(total.min(limit));
-        let mut bodies = Vec::new();
-        let mut builder = new_builder();
-        // What the part would take as a Thrift call (which repeats the category per entry):
-        // the larger of the two encodings, so the split holds for either protocol.
-        let mut thrift_len = 0;
-        for b in batches {
-            let cat = b.category.as_str().as_bytes();
-            for (i, m) in b.messages.iter().enumerate() {
-                let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
-                if !builder.is_empty() && thrift_len + entry > limit {
-                    bodies.push(std::mem::replace(&mut builder, new_builder()).finish());
-                    thrift_len = 0;
-                }
-                builder.push(cat, m, b.id(i));
-                thrift_len += entry;
-            }
-        }
-        if !builder.is_empty() {
-            bodies.push(builder.finish());
-        }
-        bodies
-    }
-
-    /// Opens a connection, trying the upstreams in order from the one that last answered.
-    pub(super) async fn connect(&self) -> Result<(usize, Client), String> {
-        let start = self.preferred.load(Ordering::Relaxed);
-        let mut last = String::new();
-        for attempt in 0..self.addrs.len() {
-            let i = (start + attempt) % self.addrs.len();
-            match Client::open(&self.addrs[i], self.opts.clone()).await {
-                Ok(c) => return Ok((i, c)),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
-    }
-
-    /// Upstream `i` answered `OK`.
-    pub(super) fn answered(&self, i: usize) {
-        self.preferred.store(i, Ordering::Relaxed);
-        self.connected.store(true, Ordering::Relaxed);
-    }
-
-    /// No upstream could be reached: what `/status` shows, and the error to answer with.
-    pub(super) fn unreachable(&self, reason: String) -> StoreError {
-        self.connected.store(false, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-        StoreError::Unavailable {
-            store: self.name.clone(),
-            reason,
-        }
-    }
-
-    pub(super) fn try_later(&self, i: usize) -> StoreError {
-        StoreError::TryLater {
-            store: self.name.clone(),
-            upstream: self.addrs[i].clone(),
-        }
-    }
 }
 
 pub struct NetworkStore {
