@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::{ready, BoxFuture};
 use scribe_archive::{Category, CategoryError};
 use scribe_protocol::client::NATIVE_OPTION;
 use scribe_protocol::scribe::FbStatus;
@@ -18,8 +19,8 @@ use crate::auth::{Peer, DENIED_ADMIN, DENIED_BATCHES, DENIED_WRITES};
 use crate::counters::{
     DENIED_QUEUE, DENIED_RATE, RECEIVED_BAD, RECEIVED_BLANK, RECEIVED_GOOD, STORE_ERRORS,
 };
-use crate::router::RouteError;
-use crate::stores::{Batch, CategoryBatch};
+use crate::router::{RouteError, Routing};
+use crate::stores::{Batch, CategoryBatch, Chain};
 use crate::Server;
 
 /// On a pipelining connection (either protocol), a call that took this long is followed by
@@ -185,13 +186,84 @@ pub async fn route(
     entries: impl Iterator<Item = Incoming>,
 ) -> Result<ResultCode, Refused> {
     let groups = validate(server, group_by_category(entries));
+    route_groups(server, peer, groups).await
+}
+
+async fn route_groups(
+    server: &Server,
+    peer: &Peer,
+    groups: Vec<Batch>,
+) -> Result<ResultCode, Refused> {
     if groups.is_empty() {
         return Ok(ResultCode::Ok);
     }
     let routing = server.routing.read().await;
     permit(server, &routing.rules, peer, &groups)?;
-    // Categories no store matches are dropped and counted (as Scribe), without a per-category
-    // counter: arbitrary names must not grow the counter map.
+    let groups = drop_unrouted(server, &routing, groups);
+    if groups.is_empty() {
+        return Ok(ResultCode::Ok);
+    }
+    let result = routing.write(&groups).await;
+    Ok(answer(server, &groups, result))
+}
+
+/// A batch's answer to come, from [`log_ahead`].
+pub type Answer<'a> = BoxFuture<'a, Result<ResultCode, Refused>>;
+
+/// [`log`] for a connection that reads ahead. When every store the batch goes to takes it
+/// over at once ([`crate::stores::Store::takes_over`]: buffer stores), the batch is handed
+/// over before this returns, behind the connection's earlier batches, and the answer comes
+/// later (`true`: the next batch may be read meanwhile). Otherwise the returned answer does the
+/// whole of [`log`] when awaited (`false`: await it before reading on). A batch behind a
+/// refused one of the same `chain` is refused without being routed.
+pub async fn log_ahead<'a>(
+    server: &'a Server,
+    peer: &'a Peer,
+    entries: impl Iterator<Item = Incoming>,
+    chain: &Chain,
+) -> (Answer<'a>, bool) {
+    let refused = || -> (Answer<'a>, bool) { (Box::pin(ready(Ok(ResultCode::TryLater))), false) };
+    if server.shutdown.is_cancelled() || chain.is_broken() {
+        return refused();
+    }
+    let groups = validate(server, group_by_category(entries));
+    if groups.is_empty() {
+        return (Box::pin(ready(Ok(ResultCode::Ok))), true);
+    }
+    let routing = server.routing.read().await;
+    if let Err(refusal) = permit(server, &routing.rules, peer, &groups) {
+        chain.break_off();
+        return (Box::pin(ready(Err(refusal))), false);
+    }
+    let groups = drop_unrouted(server, &routing, groups);
+    if groups.is_empty() {
+        return (Box::pin(ready(Ok(ResultCode::Ok))), true);
+    }
+    if !routing.takes_over(&groups) {
+        drop(routing);
+        return (Box::pin(route_groups(server, peer, groups)), false);
+    }
+    match routing.submit(&groups, chain) {
+        Ok(answer_to_come) => {
+            // Taken over: a reload from now on closes the stores, which answer what they hold.
+            drop(routing);
+            let answer = async move {
+                let result = answer_to_come.await;
+                Ok(answer(server, &groups, result))
+            };
+            (Box::pin(answer), true)
+        }
+        Err(e) => {
+            chain.break_off();
+            let code = answer(server, &groups, Err(e));
+            (Box::pin(ready(Ok(code))), false)
+        }
+    }
+}
+
+/// Drops the categories no store matches, counted (as Scribe), without a per-category
+/// counter: arbitrary names must not grow the counter map.
+fn drop_unrouted(server: &Server, routing: &Routing, groups: Vec<Batch>) -> Vec<Batch> {
     let (groups, unrouted): (Vec<Batch>, Vec<Batch>) = groups
         .into_iter()
         .partition(|g| !routing.route(&g.category).is_empty());
@@ -206,12 +278,14 @@ pub async fn route(
             .counters
             .add(None, RECEIVED_BAD, g.messages.len() as i64);
     }
-    if groups.is_empty() {
-        return Ok(ResultCode::Ok);
-    }
-    Ok(match routing.write(&groups).await {
+    groups
+}
+
+/// Counts a routed batch by its outcome: `OK`, or `TRY_LATER` with the reason counted.
+fn answer(server: &Server, groups: &[Batch], result: Result<(), RouteError>) -> ResultCode {
+    match result {
         Ok(()) => {
-            for g in &groups {
+            for g in groups {
                 server.counters.add(
                     Some(g.category.as_str()),
                     RECEIVED_GOOD,
@@ -231,14 +305,14 @@ pub async fn route(
             } else {
                 tracing::debug!("TRY_LATER: {e}");
             }
-            for g in &groups {
+            for g in groups {
                 server
                     .counters
                     .add(Some(g.category.as_str()), counter, g.messages.len() as i64);
             }
             ResultCode::TryLater
         }
-    })
+    }
 }
 
 /// Refuses the batch if `peer` may not write one of its categories: logged (rate-limited),

@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use scribe_archive::Category;
 
-use crate::admission::{Denied, QueueCaps, RateLimit};
+use futures::future::BoxFuture;
+
+use crate::admission::{Denied, QueueCaps, RateLimit, Reservation};
 use crate::config::{CategoryPattern, Settings};
 use crate::counters::Counters;
-use crate::stores::{self, Batch, BuildContext, Store, StoreError, StoreStatus};
+use crate::stores::{self, Batch, BuildContext, Chain, Store, StoreError, StoreStatus};
 
 /// A configuration in force: its stores and how categories reach them. Replaced whole on
 /// reload.
@@ -124,15 +126,79 @@ impl Routing {
     /// accepted its part (or one failed). Categories that route nowhere are skipped (the
     /// caller drops and counts them beforehand).
     pub async fn write(&self, batches: &[Batch]) -> Result<(), RouteError> {
-        let messages: usize = batches.iter().map(|b| b.messages.len()).sum();
-        if !self.rate.admit(messages as u64) {
-            return Err(RouteError::Rate(self.settings.max_msg_per_second));
-        }
+        let per_store = self.split(batches);
+        let _reservation = self.admit(batches, &per_store)?;
+        let writes = per_store
+            .iter()
+            .enumerate()
+            .filter(|(_, bs)| !bs.is_empty())
+            .map(|(i, bs)| async move { (i, self.stores[i].1.write(bs).await) });
+        self.outcome(futures::future::join_all(writes).await)
+    }
+
+    /// Whether every store the batches go to takes batches over at once
+    /// ([`Store::takes_over`]), so that [`Routing::submit`] can.
+    pub fn takes_over(&self, batches: &[Batch]) -> bool {
+        let per_store = self.split(batches);
+        per_store
+            .iter()
+            .enumerate()
+            .all(|(i, bs)| bs.is_empty() || self.stores[i].1.takes_over())
+    }
+
+    /// [`Routing::write`] for a connection that reads ahead (see [`Routing::takes_over`]):
+    /// admits the batches and hands each store its part now, behind everything handed over
+    /// before; the returned future is their answer.
+    pub fn submit(
+        self: &Arc<Self>,
+        batches: &[Batch],
+        chain: &Chain,
+    ) -> Result<BoxFuture<'static, Result<(), RouteError>>, RouteError> {
+        let per_store = self.split(batches);
+        let reservation = self.admit(batches, &per_store)?;
+        let answers: Vec<(usize, stores::Pending)> = per_store
+            .into_iter()
+            .enumerate()
+            .filter(|(_, bs)| !bs.is_empty())
+            .map(|(i, bs)| {
+                let store = self.stores[i].1.clone();
+                let answer = store.submit(&bs, chain).unwrap_or_else(|| {
+                    // Not a store that takes over (the caller checked): write in turn.
+                    Box::pin(async move { store.write(&bs).await })
+                });
+                (i, answer)
+            })
+            .collect();
+        let routing = self.clone();
+        Ok(Box::pin(async move {
+            let _reservation = reservation;
+            let answers = answers
+                .into_iter()
+                .map(|(i, answer)| async move { (i, answer.await) });
+            routing.outcome(futures::future::join_all(answers).await)
+        }))
+    }
+
+    /// Each store block's part of the batches.
+    fn split(&self, batches: &[Batch]) -> Vec<Vec<Batch>> {
         let mut per_store: Vec<Vec<Batch>> = vec![Vec::new(); self.stores.len()];
         for b in batches {
             for &i in self.route(&b.category) {
                 per_store[i].push(b.clone());
             }
+        }
+        per_store
+    }
+
+    /// The rate limit and the queue caps, for the batches as a whole.
+    fn admit(
+        &self,
+        batches: &[Batch],
+        per_store: &[Vec<Batch>],
+    ) -> Result<Reservation, RouteError> {
+        let messages: usize = batches.iter().map(|b| b.messages.len()).sum();
+        if !self.rate.admit(messages as u64) {
+            return Err(RouteError::Rate(self.settings.max_msg_per_second));
         }
         let parts: Vec<(usize, &str, &Category, u64)> = per_store
             .iter()
@@ -142,14 +208,13 @@ impl Routing {
                 bs.iter().map(move |b| (i, name, &b.category, b.bytes))
             })
             .collect();
-        let _reservation = self.caps.reserve(&parts)?;
-        let writes = per_store
-            .iter()
-            .enumerate()
-            .filter(|(_, bs)| !bs.is_empty())
-            .map(|(i, bs)| async move { (i, self.stores[i].1.write(bs).await) });
+        Ok(self.caps.reserve(&parts)?)
+    }
+
+    /// Notes each store's answer; the first error, if any.
+    fn outcome(&self, answers: Vec<(usize, Result<(), StoreError>)>) -> Result<(), RouteError> {
         let mut first_error = None;
-        for (i, r) in futures::future::join_all(writes).await {
+        for (i, r) in answers {
             self.note(i, &r);
             if let Err(e) = r {
                 first_error.get_or_insert(e);

@@ -12,7 +12,8 @@
 //! Each batch carries the file offsets its lines end at; they are committed only when the
 //! outbox says the batch is safe (acknowledged, or fsynced into the spool). Checkpoints are
 //! saved without fsync after every round of commits (so `kill -9` repeats at most the batches
-//! in flight) and with fsync every second and at exit.
+//! read and not yet acknowledged: `--window` in flight, [`HANDOVER`] waiting for the outbox,
+//! and those of one read of at most 4 MiB) and with fsync every second and at exit.
 //!
 //! Every line carries an id: the producer id derived from this ship's id and the file's
 //! stream nonce (kept in the checkpoint), and the line's byte range in the file. A restarted
@@ -131,9 +132,9 @@ pub async fn ship_files(
     grace: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<FollowReport> {
-    // One batch waits beside the window: what a `kill -9` can send twice (read, not yet
-    // committed) stays about `--window` + 2 batches.
-    let (batches_tx, batches_rx) = mpsc::channel(1);
+    // HANDOVER batches wait beside the window, so the thread reads the next lines while the
+    // outbox sends (with one, reading and sending took turns: `--follow` ran at 0.4x stdin).
+    let (batches_tx, batches_rx) = mpsc::channel(HANDOVER);
     let (commits_tx, commits_rx) = std_mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let tail = spawn(settings, batches_tx, commits_rx, stop.clone())?;
@@ -173,6 +174,11 @@ pub async fn ship_files(
         failed: ended.and_then(Result::err),
     })
 }
+
+/// Batches handed over to the outbox and not yet sent, beside its window. With the batches in
+/// the window and those of one read (at most `max_read_bytes`), the bound on what a `kill -9`
+/// sends again: read, and not yet acknowledged (docs/ship.md, "Checkpoints").
+pub const HANDOVER: usize = 4;
 
 /// What a followed path maps to.
 struct Target {

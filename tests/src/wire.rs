@@ -263,3 +263,123 @@ impl Drop for Recorder {
         }
     }
 }
+
+/// A scribed-like Thrift upstream that answers every `Log` call `delay` after reading it
+/// while it reads on, so it sees how many calls a client keeps in flight. It says, as scribed
+/// does, that it closes after `TRY_LATER`, so clients pipeline to it; it never refuses.
+pub struct SlowUpstream {
+    pub addr: String,
+    entries: std::sync::Arc<std::sync::Mutex<Vec<bytes::Bytes>>>,
+    max_unanswered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowUpstream {
+    pub fn start(delay: Duration) -> SlowUpstream {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding upstream");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        let entries = Arc::new(Mutex::new(Vec::new()));
+        let max_unanswered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (e, m) = (entries.clone(), max_unanswered.clone());
+        // Detached: it ends with the test process.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let (e, m) = (e.clone(), m.clone());
+                std::thread::spawn(move || SlowUpstream::serve(stream, delay, &e, &m));
+            }
+        });
+        SlowUpstream {
+            addr,
+            entries,
+            max_unanswered,
+        }
+    }
+
+    /// Reads calls on this thread and answers them in order on another.
+    fn serve(
+        stream: std::net::TcpStream,
+        delay: Duration,
+        entries: &std::sync::Mutex<Vec<bytes::Bytes>>,
+        max_unanswered: &std::sync::atomic::AtomicUsize,
+    ) {
+        use scribe_protocol::client::CLOSE_ON_TRY_LATER_OPTION;
+        use scribe_protocol::scribe::{encode_log_reply, encode_string_reply, encode_void_reply};
+        use scribe_protocol::Request;
+        use std::io::Read;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let unanswered = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel::<(Vec<u8>, Option<std::time::Instant>)>();
+        let pending = unanswered.clone();
+        let answers = std::thread::spawn(move || {
+            for (reply, due) in rx {
+                if let Some(due) = due {
+                    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                }
+                let mut framed = (reply.len() as u32).to_be_bytes().to_vec();
+                framed.extend_from_slice(&reply);
+                if writer.write_all(&framed).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut stream = stream;
+        loop {
+            let mut len = [0u8; 4];
+            if stream.read_exact(&mut len).is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            if len > 64 << 20 {
+                break; // The native magic: a Thrift server hangs up.
+            }
+            let mut payload = vec![0u8; len];
+            if stream.read_exact(&mut payload).is_err() {
+                break;
+            }
+            let Ok(call) = scribe_protocol::decode_call(payload.into()) else {
+                break;
+            };
+            let h = &call.header;
+            let (reply, due) = match call.request {
+                Request::Log(batch) => {
+                    let now = unanswered.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_unanswered.fetch_max(now, Ordering::SeqCst);
+                    entries
+                        .lock()
+                        .unwrap()
+                        .extend(batch.into_iter().map(|e| e.message));
+                    let ok = encode_log_reply(h, scribe_protocol::ResultCode::Ok);
+                    (ok, Some(std::time::Instant::now() + delay))
+                }
+                Request::GetName => (encode_string_reply(h, b"scribed"), None),
+                Request::GetOption(k) if &k[..] == CLOSE_ON_TRY_LATER_OPTION => {
+                    (encode_string_reply(h, b"1"), None)
+                }
+                Request::GetOption(_) => (encode_string_reply(h, b""), None),
+                Request::SetOption(..) => (encode_void_reply(h), None),
+                _ => break,
+            };
+            if tx.send((reply.to_vec(), due)).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let _ = answers.join();
+    }
+
+    /// Every message received so far, in arrival order.
+    pub fn messages(&self) -> Vec<bytes::Bytes> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// The most `Log` calls one connection had sent and not yet had answered.
+    pub fn max_unanswered(&self) -> usize {
+        self.max_unanswered
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pipeline_tests::{
     check_order_no_loss, free_port, get_counter, http_get, leaf_config, metric, read_category,
-    ship, wait_for, Launch, Scribed,
+    ship, wait_for, Launch, Scribed, SlowUpstream,
 };
 
 /// A central scribed (default file store) on a fixed address, so it can be restarted there.
@@ -311,4 +311,43 @@ fn a_message_too_big_for_the_central_is_dead_lettered_and_the_rest_flows_on() {
         1,
         "logged once for the category: {log}"
     );
+}
+
+/// A relay forwards a pipelining client's batches with several in flight upstream, as the
+/// client sent them (the leaf reads the next batch while the one before waits for the
+/// upstream), on one connection, in order; and acknowledges each only after the upstream did.
+#[test]
+fn a_relay_keeps_several_of_a_clients_batches_in_flight_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = SlowUpstream::start(Duration::from_millis(40));
+    let leaf = Scribed::launch(
+        &tmp.path().join("leaf"),
+        Launch {
+            config: Some(leaf_config(&upstream.addr, &tmp.path().join("spool"))),
+            ..Launch::default()
+        },
+    );
+    let lines = numbered("piped", 4_000);
+    let started = Instant::now();
+    let out = ship(
+        &leaf.addr,
+        "piped",
+        &lines.concat(),
+        &["--batch-lines", "100"],
+    );
+    assert!(
+        out.status.success(),
+        "ship: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 40 batches answered 40 ms apart one at a time would take 1.6 s.
+    let took = started.elapsed();
+    let got: Vec<Vec<u8>> = upstream.messages().iter().map(|m| m.to_vec()).collect();
+    assert_eq!(got, lines, "every line once, in order");
+    let max = upstream.max_unanswered();
+    assert!(
+        max >= 2,
+        "at most {max} batch in flight upstream (took {took:?})"
+    );
+    assert_eq!(get_counter(&leaf.addr, "scribe_overall:spooled"), 0);
 }

@@ -25,7 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError};
+use crate::frame::{
+    read_budgeted_body, read_budgeted_frame, read_frame_start, FrameError, BODY_TIMEOUT,
+};
 use crate::message::{encode_exception, exception_kind, MessageHeader};
 use crate::scribe::{
     decode_call, encode_i32_reply, encode_i64_reply, encode_log_reply, encode_map_reply,
@@ -101,6 +103,9 @@ pub struct ServerConnection<S> {
     limits: ServerLimits,
     /// Four bytes [`peek_start`](Self::peek_start) read: the next frame's length.
     peeked: Option<[u8; 4]>,
+    /// The first bytes of a frame start [`wait_start`](Self::wait_start) read before it was
+    /// cancelled, and how many.
+    partial: ([u8; 4], usize),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
@@ -110,6 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
             stream,
             limits,
             peeked: None,
+            partial: ([0; 4], 0),
         }
     }
 
@@ -139,9 +145,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
         self.peeked = None;
     }
 
+    /// Waits for the next frame to start (its 4 length bytes, kept for
+    /// [`read_frame`](Self::read_frame)); `false` at a clean end of stream. Unlike
+    /// [`peek_start`](Self::peek_start) it is cancel-safe (bytes read before a cancellation are
+    /// kept for the next call) and has no idle limit: for a server that waits for the next
+    /// frame and for something else at once (a server reading ahead while answers are due).
+    pub async fn wait_start(&mut self) -> Result<bool, FrameError> {
+        use tokio::io::AsyncReadExt;
+        while self.peeked.is_none() {
+            let (buf, got) = &mut self.partial;
+            // `read` is cancel-safe: a cancelled read has consumed nothing.
+            let n = self.stream.read(&mut buf[*got..]).await?;
+            if n == 0 {
+                return match *got {
+                    0 => Ok(false),
+                    _ => Err(FrameError::Truncated),
+                };
+            }
+            *got += n;
+            if *got == 4 {
+                self.peeked = Some(*buf);
+                *got = 0;
+            }
+        }
+        Ok(true)
+    }
+
     /// Reads one frame within the limits: `None` at a clean end of stream between frames or
     /// when none starts within [`ServerLimits::idle`]. See [`read_budgeted_frame`].
     pub async fn read_frame(&mut self) -> Result<Option<BudgetedFrame>, FrameError> {
+        if self.partial.1 > 0 {
+            // A frame began: the rest of its start is due within the body timeout.
+            let started = tokio::time::timeout(BODY_TIMEOUT, self.wait_start())
+                .await
+                .map_err(|_| FrameError::Stalled(BODY_TIMEOUT))??;
+            if !started {
+                return Ok(None);
+            }
+        }
         let l = &self.limits;
         match self.peeked.take() {
             Some(start) => read_budgeted_body(&mut self.stream, start, l.max_frame, &l.memory)

@@ -397,6 +397,8 @@ pub mod defaults {
     pub const MAX_SPOOL_BYTES: u64 = 1 << 30;
     pub const REPLAY_BATCH_BYTES: u64 = 1 << 20;
     pub const NETWORK_CONNECTIONS: usize = 4;
+    /// Batches a buffer store keeps in flight to its network primary (as `ship --window`).
+    pub const NETWORK_WINDOW: usize = 4;
 }
 
 #[cfg(test)]

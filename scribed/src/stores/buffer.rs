@@ -21,14 +21,22 @@
 //!
 //! This store's own policy: acknowledgement is `OK` once the primary acknowledged the batch,
 //! or once it was appended to the spool **and fsynced**; a full spool (`max_spool_bytes`)
-//! answers `TRY_LATER` rather than drop; one replayed batch is in flight at a time; retries
-//! wait `retry_interval` plus jitter. All batches are handled by one task, in order, so group
-//! commit (one fsync for every batch queued meanwhile) comes for free. Each client batch is its
-//! own spool record, so a replayed record always fits a frame.
+//! answers `TRY_LATER` rather than drop; retries wait `retry_interval` plus jitter. All
+//! batches are handled by one task, in order, so group commit (one fsync for every batch
+//! queued meanwhile) comes for free. Each client batch is its own spool record, so a replayed
+//! record always fits a frame.
+//!
+//! Pipelining: through a primary with an ordered pipeline (a network store's lane, see
+//! `lane.rs`) several writes are in flight, live or replayed (the lane's window); otherwise one.
+//! A failed live write takes every write behind it down too (the lane halts): they are all
+//! spooled, in order, before any newer batch, and only then is the lane resumed. A failed
+//! replay rewinds the forwarder to what was acknowledged; the replays behind it are sent again.
+//! Batches a connection submitted without waiting ([`Store::submit`]) carry its [`Chain`]: once
+//! one is refused (a full spool), the connection's later ones are refused too, so nothing of it
+//! is written behind a refused batch.
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +51,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{
-    build, take_queued, Batch, BuildContext, CategoryBatch, Store, StoreError, StoreStatus,
+    build, take_queued, Batch, BuildContext, CategoryBatch, Chain, Pending, Pipeline, Store,
+    StoreError, StoreStatus,
 };
 use crate::config::{dead_letter_dir, defaults, spool_dir, BufferSpec};
 use crate::counters::{Counters, DROPPED_CORRUPT, REPLAYED, SPOOLED};
@@ -54,7 +63,75 @@ const MAX_GROUP_BYTES: u64 = 4 * 1024 * 1024;
 struct Job {
     batches: Vec<Batch>,
     bytes: u64,
+    /// The connection's read-ahead this job belongs to, if it was submitted.
+    chain: Option<Chain>,
     done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Job {
+    /// Answers the client; a refusal breaks the job's chain (see [`Chain`]).
+    fn reply(self, result: Result<(), StoreError>) {
+        if let (Err(_), Some(chain)) = (&result, &self.chain) {
+            chain.break_off();
+        }
+        let _ = self.done.send(result);
+    }
+
+    fn is_cut_off(&self) -> bool {
+        self.chain.as_ref().is_some_and(Chain::is_broken)
+    }
+}
+
+/// How batches reach the primary: its ordered pipeline (several in flight, in order), or
+/// its `write`, one batch at a time.
+enum Route {
+    Pipeline(Arc<dyn Pipeline>),
+    Write(Arc<dyn Store>),
+}
+
+impl Route {
+    fn window(&self) -> usize {
+        match self {
+            Route::Pipeline(p) => p.window(),
+            Route::Write(_) => 1,
+        }
+    }
+
+    fn start(&self, batches: Vec<Batch>) -> Pending {
+        match self {
+            Route::Pipeline(p) => p.start(&batches),
+            Route::Write(store) => {
+                let store = store.clone();
+                Box::pin(async move { store.write(&batches).await })
+            }
+        }
+    }
+
+    fn resume(&self) {
+        if let Route::Pipeline(p) = self {
+            p.resume();
+        }
+    }
+}
+
+/// What a write in flight to the primary carries.
+enum Sent {
+    /// Client batches: answered when the primary answers (or once spooled, if it fails).
+    Live(Vec<Job>),
+    /// A replayed spool batch: messages per category, counted as `replayed` once taken.
+    Replay(Vec<(String, usize)>),
+}
+
+struct InFlight {
+    sent: Sent,
+    answer: Pending,
+}
+
+/// What woke the buffer task.
+enum Event {
+    Answer(Result<(), StoreError>),
+    Job(Option<Job>),
+    Retry,
 }
 
 /// State shared between the store handle and its task.
@@ -70,13 +147,18 @@ struct Shared {
 pub struct BufferStore {
     shared: Arc<Shared>,
     primary: Arc<dyn Store>,
-    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Unbounded: what is queued is bounded by the routing's queue caps (bytes reserved
+    /// until answered), and each connection's read-ahead by its window.
+    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Actor {
     shared: Arc<Shared>,
-    primary: Arc<dyn Store>,
+    route: Route,
+    /// Writes to the primary not yet answered, oldest first: live batches while streaming,
+    /// replayed ones while draining (never both), at most `route.window()`.
+    in_flight: VecDeque<InFlight>,
     fwd: Forwarder,
     counters: Arc<Counters>,
     retry_interval: Duration,
@@ -123,10 +205,14 @@ impl BufferStore {
         if fwd.mode() == Mode::Draining {
             tracing::info!(store = %ctx.name, bytes = fwd.spool().bytes(), "spool has a backlog: replaying it first");
         }
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::unbounded_channel();
         let actor = Actor {
             shared: shared.clone(),
-            primary: primary.clone(),
+            route: match primary.pipeline() {
+                Some(p) => Route::Pipeline(p),
+                None => Route::Write(primary.clone()),
+            },
+            in_flight: VecDeque::new(),
             fwd,
             counters: ctx.counters.clone(),
             retry_interval: spec
@@ -147,9 +233,13 @@ impl BufferStore {
     }
 }
 
-#[async_trait::async_trait]
-impl Store for BufferStore {
-    async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
+impl BufferStore {
+    /// Queues a job behind every earlier one, at once.
+    fn enqueue(
+        &self,
+        batches: &[Batch],
+        chain: Option<Chain>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let closed = || StoreError::Closed {
             store: self.shared.name.clone(),
         };
@@ -165,13 +255,42 @@ impl Store for BufferStore {
         let job = Job {
             batches: batches.to_vec(),
             bytes,
+            chain,
             done,
         };
-        if tx.send(job).await.is_err() {
+        if tx.send(job).is_err() {
             self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
             return Err(closed());
         }
-        rx.await.map_err(|_| closed())?
+        Ok(rx)
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Closed {
+            store: self.shared.name.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for BufferStore {
+    async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
+        let rx = self.enqueue(batches, None)?;
+        rx.await.map_err(|_| self.closed())?
+    }
+
+    fn takes_over(&self) -> bool {
+        true
+    }
+
+    fn submit(&self, batches: &[Batch], chain: &Chain) -> Option<Pending> {
+        Some(match self.enqueue(batches, Some(chain.clone())) {
+            Ok(rx) => {
+                let closed = self.closed();
+                Box::pin(async move { rx.await.unwrap_or(Err(closed)) })
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        })
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
@@ -214,57 +333,48 @@ impl Store for BufferStore {
     }
 }
 
-/// A replayed batch on its way to the primary.
-struct Replay {
-    send: Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>,
-    /// Messages per category, counted as `replayed` once the primary took them.
-    counts: Vec<(String, usize)>,
-}
-
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut replay: Option<Replay> = None;
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut open = true;
         loop {
-            let first = match self.fwd.mode() {
-                Mode::Streaming => rx.recv().await,
-                Mode::Spooling => tokio::select! {
-                    job = rx.recv() => job,
-                    _ = tokio::time::sleep_until(self.retry_at) => {
-                        self.fwd.start_draining();
-                        self.publish();
-                        continue;
-                    }
-                },
-                Mode::Draining => {
-                    if replay.is_none() {
-                        replay = self.next_replay();
-                        if replay.is_none() {
-                            continue;
-                        }
-                    }
-                    let r = replay.as_mut().expect("set above");
-                    // New batches are spooled behind the backlog while the replayed one is
-                    // in flight: a slow upstream does not stall clients.
-                    tokio::select! {
-                        job = rx.recv() => job,
-                        result = &mut r.send => {
-                            let done = replay.take().expect("in flight");
-                            self.finish_replay(done, result);
-                            continue;
-                        }
-                    }
-                }
+            if open && self.fwd.mode() == Mode::Draining {
+                self.top_up_replay();
+            }
+            if !open && self.in_flight.is_empty() {
+                break;
+            }
+            let mode = self.fwd.mode();
+            // While streaming, new batches wait for room in the window (and are grouped
+            // meanwhile); otherwise they go to the spool behind the backlog at once, so a slow
+            // upstream does not stall clients.
+            let take =
+                open && (mode != Mode::Streaming || self.in_flight.len() < self.route.window());
+            let retry = open && mode == Mode::Spooling && self.in_flight.is_empty();
+            let event = tokio::select! {
+                biased;
+                answer = next_answer(&mut self.in_flight) => Event::Answer(answer),
+                job = rx.recv(), if take => Event::Job(job),
+                _ = tokio::time::sleep_until(self.retry_at), if retry => Event::Retry,
             };
-            let Some(first) = first else { break };
-            let (jobs, _) = take_queued(first, MAX_GROUP_BYTES, |j| j.bytes, || rx.try_recv().ok());
-            self.handle(jobs).await;
+            match event {
+                Event::Answer(answer) => {
+                    let sent = self.in_flight.pop_front().expect("answered").sent;
+                    self.answered(sent, answer).await;
+                }
+                Event::Job(Some(first)) => {
+                    let (jobs, _) =
+                        take_queued(first, MAX_GROUP_BYTES, |j| j.bytes, || rx.try_recv().ok());
+                    self.handle(jobs);
+                }
+                Event::Job(None) => open = false,
+                Event::Retry => {
+                    self.fwd.start_draining();
+                    self.publish();
+                }
+            }
         }
-        // Closing: let a replay in flight finish, so its position is committed rather than
-        // sent again after the restart.
-        if let Some(mut r) = replay.take() {
-            let result = (&mut r.send).await;
-            self.finish_replay(r, result);
-        }
+        // Closing: every write in flight was answered (replays finish rather than being sent
+        // again after the restart), so commit what the primary took.
         if let Err(e) = tokio::task::block_in_place(|| self.fwd.commit_acked()) {
             // Delivered: at worst replayed again after the restart.
             tracing::error!(store = %self.shared.name, "committing spool position: {e}");
@@ -274,29 +384,95 @@ impl Actor {
         }
     }
 
-    async fn handle(&mut self, jobs: Vec<Job>) {
-        let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
-        let results: Vec<Result<(), StoreError>> = if self.fwd.mode() == Mode::Streaming {
-            let batches: Vec<Batch> = jobs
-                .iter()
-                .flat_map(|j| j.batches.iter().cloned())
-                .collect();
-            match self.primary.write(&batches).await {
-                Ok(()) => vec![Ok(()); jobs.len()],
-                Err(e) => {
-                    // The primary may have taken part of the batches before failing (a split
-                    // call): those parts reach it again on replay (at-least-once).
-                    tracing::warn!(store = %self.shared.name, "primary failed, spooling: {e}");
-                    self.fail(e.to_string());
-                    self.spool_jobs(&jobs)
-                }
+    /// Streaming: starts the jobs' write to the primary. Otherwise: spools them.
+    fn handle(&mut self, jobs: Vec<Job>) {
+        if self.fwd.mode() != Mode::Streaming {
+            let results = self.spool_jobs(&jobs);
+            self.reply(jobs, results);
+            return;
+        }
+        // Behind a refused batch of the same connection: refused too, never sent.
+        let (jobs, cut_off): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| !j.is_cut_off());
+        let refusals = cut_off.iter().map(|_| Err(self.cut_off())).collect();
+        self.reply(cut_off, refusals);
+        if jobs.is_empty() {
+            return;
+        }
+        let batches: Vec<Batch> = jobs
+            .iter()
+            .flat_map(|j| j.batches.iter().cloned())
+            .collect();
+        let answer = self.route.start(batches);
+        self.in_flight.push_back(InFlight {
+            sent: Sent::Live(jobs),
+            answer,
+        });
+    }
+
+    /// The primary answered the oldest write in flight.
+    async fn answered(&mut self, sent: Sent, answer: Result<(), StoreError>) {
+        match (sent, answer) {
+            (Sent::Live(jobs), Ok(())) => {
+                let results = jobs.iter().map(|_| Ok(())).collect();
+                self.reply(jobs, results);
             }
-        } else {
-            self.spool_jobs(&jobs)
-        };
+            (Sent::Live(jobs), Err(e)) => {
+                // The primary may have taken part of the batches before failing (a split
+                // call): those parts reach it again on replay (at-least-once; by id,
+                // exactly-once into a file store upstream).
+                tracing::warn!(store = %self.shared.name, "primary failed, spooling: {e}");
+                self.fail(e.to_string());
+                // Every write behind the failed one fails too (the pipeline halted): spool
+                // them all, in order, before any newer batch.
+                let mut failed = jobs;
+                while let Some(f) = self.in_flight.pop_front() {
+                    let Sent::Live(jobs) = f.sent else { continue };
+                    match f.answer.await {
+                        Ok(()) => {
+                            let results = jobs.iter().map(|_| Ok(())).collect();
+                            self.reply(jobs, results);
+                        }
+                        Err(_) => failed.extend(jobs),
+                    }
+                }
+                let results = self.spool_jobs(&failed);
+                self.reply(failed, results);
+                self.route.resume();
+            }
+            (Sent::Replay(counts), Ok(())) => {
+                for (c, n) in &counts {
+                    self.counters.add(Some(c), REPLAYED, *n as i64);
+                }
+                if let Err(e) = tokio::task::block_in_place(|| self.fwd.acked()) {
+                    // Delivered: at worst replayed again after a restart.
+                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                }
+                self.publish();
+            }
+            (Sent::Replay(_), Err(e)) => {
+                tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
+                // The forwarder rewinds to what was acknowledged: the replays behind this one
+                // are sent again after the retry interval, whatever their answers.
+                self.fail(e.to_string());
+                self.in_flight.clear();
+                self.route.resume();
+            }
+        }
+    }
+
+    /// Answers the clients and releases their queued bytes.
+    fn reply(&self, jobs: Vec<Job>, results: Vec<Result<(), StoreError>>) {
+        let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
         self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
         for (j, r) in jobs.into_iter().zip(results) {
-            let _ = j.done.send(r);
+            j.reply(r);
+        }
+    }
+
+    fn cut_off(&self) -> StoreError {
+        StoreError::Failed {
+            store: self.shared.name.clone(),
+            reason: "behind a refused batch of the same connection".into(),
         }
     }
 
@@ -306,8 +482,13 @@ impl Actor {
     fn spool_jobs(&mut self, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
         let name = &self.shared.name;
         let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
+        let cut_off = self.cut_off();
         tokio::task::block_in_place(|| {
             for job in jobs {
+                if job.is_cut_off() {
+                    results.push(Err(cut_off.clone()));
+                    continue;
+                }
                 let entries: Vec<Entry> = job
                     .batches
                     .iter()
@@ -321,7 +502,11 @@ impl Actor {
                             .map(move |(i, m)| Entry::with_id(cat.clone(), m.clone(), b.id(i)))
                     })
                     .collect();
-                results.push(self.fwd.append(&entries).map_err(|e| match e {
+                let appended = self.fwd.append(&entries);
+                if let (Err(_), Some(chain)) = (&appended, &job.chain) {
+                    chain.break_off();
+                }
+                results.push(appended.map_err(|e| match e {
                     SpoolError::Full {
                         queued, max_bytes, ..
                     } => StoreError::SpoolFull {
@@ -362,9 +547,20 @@ impl Actor {
         results
     }
 
+    /// Draining: starts replayed batches while the window has room.
+    fn top_up_replay(&mut self) {
+        while self.fwd.mode() == Mode::Draining && self.in_flight.len() < self.route.window() {
+            let Some(replay) = self.next_replay() else {
+                break;
+            };
+            self.in_flight.push_back(replay);
+        }
+    }
+
     /// Reads the next spooled batch and starts sending it; `None` when there is none (the
-    /// spool is drained: streaming again) or reading failed (spooling, retry later).
-    fn next_replay(&mut self) -> Option<Replay> {
+    /// spool is drained: streaming again; or everything was read and some are in flight) or
+    /// reading failed (spooling, retry later).
+    fn next_replay(&mut self) -> Option<InFlight> {
         let max = usize::try_from(self.replay_batch_bytes).unwrap_or(usize::MAX);
         let next = tokio::task::block_in_place(|| self.fwd.next_batch(max));
         self.note_corruption();
@@ -375,10 +571,9 @@ impl Actor {
                     .iter()
                     .map(|b| (b.category.to_string(), b.messages.len()))
                     .collect();
-                let primary = self.primary.clone();
-                Some(Replay {
-                    send: Box::pin(async move { primary.write(&batches).await }),
-                    counts,
+                Some(InFlight {
+                    sent: Sent::Replay(counts),
+                    answer: self.route.start(batches),
                 })
             }
             Ok(Next::Drained) => {
@@ -391,9 +586,9 @@ impl Actor {
                 self.publish();
                 None
             }
+            Ok(Next::Wait) if !self.in_flight.is_empty() => None,
             Ok(Next::Wait) => {
-                // Not while draining with nothing in flight, which is when this is called;
-                // retrying later beats spinning.
+                // Not while draining with nothing in flight; retrying later beats spinning.
                 tracing::error!(store = %self.shared.name, "spool replay stalled");
                 self.fail("spool replay stalled".into());
                 None
@@ -402,25 +597,6 @@ impl Actor {
                 tracing::error!(store = %self.shared.name, "reading spool: {e}");
                 self.fail(format!("reading spool: {e}"));
                 None
-            }
-        }
-    }
-
-    fn finish_replay(&mut self, replay: Replay, result: Result<(), StoreError>) {
-        match result {
-            Ok(()) => {
-                for (c, n) in &replay.counts {
-                    self.counters.add(Some(c), REPLAYED, *n as i64);
-                }
-                if let Err(e) = tokio::task::block_in_place(|| self.fwd.acked()) {
-                    // Delivered: at worst replayed again after a restart.
-                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
-                }
-                self.publish();
-            }
-            Err(e) => {
-                tracing::warn!(store = %self.shared.name, "replay failed, will retry: {e}");
-                self.fail(e.to_string());
             }
         }
     }
@@ -463,6 +639,14 @@ impl Actor {
     }
 }
 
+/// The answer to the oldest write in flight; pending while there is none.
+async fn next_answer(in_flight: &mut VecDeque<InFlight>) -> Result<(), StoreError> {
+    match in_flight.front_mut() {
+        Some(f) => (&mut f.answer).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Rebuilds per-category batches from spooled entries, keeping their order (consecutive
 /// entries of one category form one batch). An entry whose category is not valid can only
 /// come from corruption that passed the CRC; it is counted and skipped.
@@ -486,159 +670,5 @@ fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Args, Settings, StoreSpec};
-    use crate::stores::testing::MockStore;
-    use clap::Parser;
-
-    fn spec(dir: &std::path::Path) -> BufferSpec {
-        BufferSpec {
-            primary: Box::new(StoreSpec::Null(Default::default())),
-            spool_dir: Some(dir.to_path_buf()),
-            max_spool_bytes: None,
-            retry_interval: Some(crate::config::values::Dur(Duration::from_millis(5))),
-            replay_batch_bytes: Some(crate::config::values::Size(300)),
-        }
-    }
-
-    fn context(settings: &Settings) -> BuildContext<'_> {
-        BuildContext {
-            settings,
-            counters: Arc::new(Counters::default()),
-            name: "buffer".into(),
-            key: "k".into(),
-            dead_letter: None,
-        }
-    }
-
-    fn batch(cat: &str, msgs: &[String]) -> Batch {
-        Arc::new(CategoryBatch::new(
-            cat.parse().unwrap(),
-            msgs.iter().map(|m| Bytes::from(m.clone())).collect(),
-        ))
-    }
-
-    /// A primary that refuses about a third of all sends, during streaming and during replay
-    /// alike: every message must still arrive exactly once, in order per category.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn flaky_primary_loses_nothing_and_keeps_order() {
-        fastrand::seed(7);
-        let tmp = tempfile::tempdir().unwrap();
-        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
-        let ctx = context(&settings);
-        let mock = Arc::new(MockStore::default());
-        mock.fail_permille.store(330, Ordering::Relaxed);
-        let store = BufferStore::with_primary(&spec(tmp.path()), &ctx, mock.clone()).unwrap();
-        let mut want: Vec<(String, Bytes)> = Vec::new();
-        for i in 0..300 {
-            let cat = if i % 3 == 0 { "a" } else { "b" };
-            let msgs: Vec<String> = (0..5).map(|j| format!("{cat}-{i}-{j}")).collect();
-            want.extend(
-                msgs.iter()
-                    .map(|m| (cat.to_string(), Bytes::from(m.clone()))),
-            );
-            store.write(&[batch(cat, &msgs)]).await.unwrap();
-        }
-        // Let the backlog drain with the primary healthy.
-        mock.fail_permille.store(0, Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut st = Vec::new();
-            store.status(&mut st);
-            if st[0].state == "streaming" && st[0].spool_bytes == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "did not drain: {:?}", st[0]);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(mock.messages(), want);
-        assert!(ctx.counters.get("scribe_overall:spooled") > 0);
-        assert!(ctx.counters.get("scribe_overall:replayed") > 0);
-        store.close().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn full_spool_refuses_instead_of_dropping() {
-        let tmp = tempfile::tempdir().unwrap();
-        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
-        let ctx = context(&settings);
-        let mock = Arc::new(MockStore::default());
-        mock.down.store(true, Ordering::Relaxed);
-        let mut s = spec(tmp.path());
-        s.max_spool_bytes = Some(crate::config::values::Size(2000));
-        s.retry_interval = Some(crate::config::values::Dur(Duration::from_secs(3600)));
-        let store = BufferStore::with_primary(&s, &ctx, mock.clone()).unwrap();
-        let msgs: Vec<String> = (0..10).map(|i| format!("{i:0100}")).collect();
-        store.write(&[batch("a", &msgs)]).await.unwrap();
-        let refused = store.write(&[batch("a", &msgs)]).await;
-        assert!(
-            matches!(refused, Err(StoreError::SpoolFull { .. })),
-            "{refused:?}"
-        );
-        store.close().await;
-    }
-
-    fn status_of(store: &BufferStore) -> StoreStatus {
-        let mut st = Vec::new();
-        store.status(&mut st);
-        st.swap_remove(0)
-    }
-
-    /// A damaged spool left by an earlier run (torn tail, record cut short, flipped bytes,
-    /// several segments, nothing but damage): the replay delivers every undamaged record, in
-    /// order; once drained the spool counts no bytes (the damage neither lingers in
-    /// `spool_bytes` nor against `max_spool_bytes`); a restart finds no backlog. ship's outbox
-    /// runs the same scenarios (`shipper/tests/outbox.rs`).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn damaged_spool_is_replayed_and_left_empty() {
-        use scribe_spool::testing::{write_damaged, Damage};
-        // One record per replayed batch, so the damage is met at the start of a read (then no
-        // batch's position lies past it); and several records per batch.
-        for (damage, replay_bytes) in Damage::ALL.into_iter().flat_map(|d| [(d, 1), (d, 300)]) {
-            let tmp = tempfile::tempdir().unwrap();
-            let mut spec = spec(tmp.path());
-            spec.replay_batch_bytes = Some(crate::config::values::Size(replay_bytes));
-            let spooled = write_damaged(tmp.path(), damage).unwrap();
-            let want: Vec<(String, Bytes)> = spooled
-                .expected
-                .iter()
-                .map(|(c, m)| (c.clone(), Bytes::from(m.clone())))
-                .collect();
-            let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
-            let ctx = context(&settings);
-            let mock = Arc::new(MockStore::default());
-            let store = BufferStore::with_primary(&spec, &ctx, mock.clone()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while status_of(&store).state != "streaming" || mock.messages().len() < want.len() {
-                assert!(
-                    Instant::now() < deadline,
-                    "{damage:?}: {:?}",
-                    status_of(&store)
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            assert_eq!(mock.messages(), want, "{damage:?}");
-            assert_eq!(
-                status_of(&store).spool_bytes,
-                0,
-                "{damage:?}/{replay_bytes}: drained spool"
-            );
-            assert!(
-                ctx.counters.get("scribe_overall:dropped corrupt") >= 1,
-                "{damage:?}"
-            );
-            store.close().await;
-
-            let store = BufferStore::with_primary(&spec, &ctx, mock.clone()).unwrap();
-            let st = status_of(&store);
-            assert_eq!(
-                (st.state.as_str(), st.spool_bytes),
-                ("streaming", 0),
-                "{damage:?}/{replay_bytes}: a restart finds a backlog"
-            );
-            store.close().await;
-            assert_eq!(mock.messages(), want, "{damage:?}: nothing replayed twice");
-        }
-    }
-}
+#[path = "buffer_tests.rs"]
+mod tests;

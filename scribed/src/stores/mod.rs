@@ -19,6 +19,7 @@ pub mod file;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod kafka_client;
+mod lane;
 pub mod multi;
 pub mod network;
 pub mod null;
@@ -26,7 +27,10 @@ pub mod null;
 pub mod testing;
 pub mod upload;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -138,11 +142,61 @@ impl StoreStatus {
     }
 }
 
+/// A write handed over and not yet answered; resolves as [`Store::write`] would.
+pub type Pending = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// The batches one connection hands over without waiting for each answer (a connection that
+/// reads ahead). Once one of them is refused, every later one is refused too, so nothing is
+/// written behind a refused batch: the client resends them all, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Chain(Arc<AtomicBool>);
+
+impl Chain {
+    pub fn is_broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn break_off(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A store's ordered pipeline (a network store's connection with several batches in
+/// flight): writes are sent in the order started and answered in that order. After a failure,
+/// every write started before the caller's [`Pipeline::resume`] fails too, so nothing is
+/// delivered behind a failed write (a buffer store spools them all, in order).
+pub trait Pipeline: Send + Sync {
+    /// How many writes may be in flight.
+    fn window(&self) -> usize;
+    /// Starts a write behind the ones already started.
+    fn start(&self, batches: &[Batch]) -> Pending;
+    /// The caller has seen every failure: writes started from now on are sent again.
+    fn resume(&self);
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Accepts the batches (possibly of several categories, in order); `Ok` once durable by
     /// this store's policy.
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError>;
+
+    /// Whether [`Store::submit`] takes batches over at once (then a connection may read its
+    /// next batch before this one is answered).
+    fn takes_over(&self) -> bool {
+        false
+    }
+
+    /// Takes the batches over now, behind everything submitted or written before, and
+    /// returns their answer to wait for; `None` from stores that cannot (see
+    /// [`Store::takes_over`]). A batch of a broken `chain` is refused.
+    fn submit(&self, _batches: &[Batch], _chain: &Chain) -> Option<Pending> {
+        None
+    }
+
+    /// This store's ordered pipeline, if it has one (network stores).
+    fn pipeline(&self) -> Option<Arc<dyn Pipeline>> {
+        None
+    }
 
     /// Appends this store's status, then its children's.
     fn status(&self, out: &mut Vec<StoreStatus>);

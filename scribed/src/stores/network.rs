@@ -19,21 +19,20 @@
 //! category, and the rest of the batch goes on.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
+use bytes::Bytes;
 use scribe_archive::{Category, DeadLetter};
 use scribe_protocol::client::{Client, ClientOptions};
-use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
-use scribe_protocol::native::BatchBuilder;
-use scribe_protocol::scribe::ENTRY_OVERHEAD;
 use scribe_protocol::split::{Oversize, OversizeSink};
 use scribe_protocol::ResultCode;
 use scribe_tls::{ClientTls, ClientTlsFiles, Token};
 use tokio::sync::Semaphore;
 
 use super::dead_letters::DeadLetters;
-use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
+use super::lane::{Lane, Upstreams};
+use super::{Batch, BuildContext, Pipeline, Store, StoreError, StoreStatus};
 use crate::config::{defaults, NetworkSpec};
 
 /// The TLS settings and token of a network store's upstreams, read from their files.
@@ -54,60 +53,61 @@ fn client_security(spec: &NetworkSpec) -> anyhow::Result<(Option<ClientTls>, Opt
 }
 
 pub struct NetworkStore {
-    name: String,
-    upstreams: Vec<String>,
-    opts: ClientOptions,
-    /// Index of the upstream that last answered.
-    preferred: AtomicUsize,
+    up: Arc<Upstreams>,
     idle: Mutex<Vec<(usize, Client)>>,
     slots: Semaphore,
-    connected: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    /// The ordered lane a buffer store forwards through, started on first use.
+    lane: OnceLock<Arc<Lane>>,
 }
 
 impl NetworkStore {
     pub fn from_spec(spec: &NetworkSpec, ctx: &BuildContext<'_>) -> anyhow::Result<NetworkStore> {
         let (tls, token) = client_security(spec)
             .with_context(|| format!("{}: upstream TLS or token", ctx.name))?;
+        let opts = ClientOptions {
+            connect_timeout: spec
+                .connect_timeout
+                .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
+            request_timeout: spec.timeout.map_or(defaults::REQUEST_TIMEOUT, |d| d.0),
+            max_frame: usize::try_from(spec.max_frame.map_or(ctx.settings.max_frame, |m| m.0))
+                .unwrap_or(usize::MAX),
+            protocol: spec.protocol.unwrap_or_default(),
+            gzip: spec.compress.unwrap_or(false),
+            oversize: Some(dead_letter_sink(Arc::new(DeadLetters::new(
+                ctx.name.clone(),
+                DeadLetter::new(ctx.dead_letter_dir()),
+                ctx.counters.clone(),
+            )))),
+            tls,
+            token,
+        };
         Ok(NetworkStore {
-            name: ctx.name.clone(),
-            upstreams: spec.remote.clone(),
-            opts: ClientOptions {
-                connect_timeout: spec
-                    .connect_timeout
-                    .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
-                request_timeout: spec.timeout.map_or(defaults::REQUEST_TIMEOUT, |d| d.0),
-                max_frame: usize::try_from(spec.max_frame.map_or(ctx.settings.max_frame, |m| m.0))
-                    .unwrap_or(usize::MAX),
-                protocol: spec.protocol.unwrap_or_default(),
-                gzip: spec.compress.unwrap_or(false),
-                oversize: Some(dead_letter_sink(Arc::new(DeadLetters::new(
-                    ctx.name.clone(),
-                    DeadLetter::new(ctx.dead_letter_dir()),
-                    ctx.counters.clone(),
-                )))),
-                tls,
-                token,
-            },
-            preferred: AtomicUsize::new(0),
+            up: Arc::new(Upstreams {
+                name: ctx.name.clone(),
+                addrs: spec.remote.clone(),
+                opts,
+                preferred: AtomicUsize::new(0),
+                connected: AtomicBool::new(false),
+                last_error: Mutex::new(None),
+            }),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(spec.connections.unwrap_or(defaults::NETWORK_CONNECTIONS)),
-            connected: AtomicBool::new(false),
-            last_error: Mutex::new(None),
+            lane: OnceLock::new(),
         })
     }
 
-    async fn send(&self, body: bytes::Bytes) -> Result<(), StoreError> {
+    async fn send(&self, body: Bytes) -> Result<(), StoreError> {
+        let up = &self.up;
         let _slot = self.slots.acquire().await.map_err(|_| StoreError::Closed {
-            store: self.name.clone(),
+            store: up.name.clone(),
         })?;
-        let start = self.preferred.load(Ordering::Relaxed);
+        let start = up.preferred.load(Ordering::Relaxed);
         let mut last = String::new();
-        for attempt in 0..self.upstreams.len() {
-            let i = (start + attempt) % self.upstreams.len();
+        for attempt in 0..up.addrs.len() {
+            let i = (start + attempt) % up.addrs.len();
             let (mut client, mut reused) = match self.take_idle(i) {
                 Some(c) => (c, true),
-                None => match Client::open(&self.upstreams[i], self.opts.clone()).await {
+                None => match Client::open(&up.addrs[i], up.opts.clone()).await {
                     Ok(c) => (c, false),
                     Err(e) => {
                         last = e.to_string();
@@ -118,29 +118,19 @@ impl NetworkStore {
             loop {
                 match client.log_body(&body).await {
                     Ok(ResultCode::Ok) => {
-                        self.preferred.store(i, Ordering::Relaxed);
-                        self.connected.store(true, Ordering::Relaxed);
-                        self.idle
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, client));
+                        up.answered(i);
+                        self.give_back(i, client);
                         return Ok(());
                     }
                     Ok(ResultCode::TryLater) => {
-                        self.idle
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, client));
-                        return Err(StoreError::TryLater {
-                            store: self.name.clone(),
-                            upstream: self.upstreams[i].clone(),
-                        });
+                        self.give_back(i, client);
+                        return Err(up.try_later(i));
                     }
                     // A pooled connection may have died while idle (the upstream restarted):
                     // that says nothing about the upstream now, so try once more on a fresh one.
                     Err(_) if reused => {
                         reused = false;
-                        match Client::open(&self.upstreams[i], self.opts.clone()).await {
+                        match Client::open(&up.addrs[i], up.opts.clone()).await {
                             Ok(c) => client = c,
                             Err(e) => {
                                 last = e.to_string();
@@ -158,12 +148,14 @@ impl NetworkStore {
                 }
             }
         }
-        self.connected.store(false, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(last.clone());
-        Err(StoreError::Unavailable {
-            store: self.name.clone(),
-            reason: last,
-        })
+        Err(up.unreachable(last))
+    }
+
+    fn give_back(&self, upstream: usize, client: Client) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((upstream, client));
     }
 
     fn take_idle(&self, upstream: usize) -> Option<Client> {
@@ -176,43 +168,24 @@ impl NetworkStore {
 #[async_trait::async_trait]
 impl Store for NetworkStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
-        // Split at message boundaries by encoded size, so no call exceeds the frame limit
-        // whatever the batches look like. The limit leaves room for the envelope; each
-        // connection cuts further to what its upstream advertised.
-        let limit = self
-            .opts
-            .max_frame
-            .saturating_sub(LOG_ENVELOPE_OVERHEAD)
-            .max(1024);
-        let total: usize = batches.iter().map(|b| b.bytes as usize).sum();
-        let new_builder = || BatchBuilder::with_capacity(total.min(limit));
-        let mut builder = new_builder();
-        // What the part would take as a Thrift call (which repeats the category per entry):
-        // the larger of the two encodings, so the split holds for either protocol.
-        let mut thrift_len = 0;
-        for b in batches {
-            let cat = b.category.as_str().as_bytes();
-            for (i, m) in b.messages.iter().enumerate() {
-                let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
-                if !builder.is_empty() && thrift_len + entry > limit {
-                    let full = std::mem::replace(&mut builder, new_builder());
-                    thrift_len = 0;
-                    // A failure after an earlier part succeeded leaves that part upstream;
-                    // the caller's retry sends it again (recognised by id where there is one).
-                    self.send(full.finish()).await?;
-                }
-                builder.push(cat, m, b.id(i));
-                thrift_len += entry;
-            }
-        }
-        if !builder.is_empty() {
-            self.send(builder.finish()).await?;
+        for body in self.up.encode(batches) {
+            // A failure after an earlier part succeeded leaves that part upstream; the
+            // caller's retry sends it again (recognised by id where there is one).
+            self.send(body).await?;
         }
         Ok(())
     }
 
+    fn pipeline(&self) -> Option<Arc<dyn Pipeline>> {
+        let lane = self
+            .lane
+            .get_or_init(|| Lane::start(self.up.clone(), defaults::NETWORK_WINDOW));
+        Some(lane.clone())
+    }
+
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        let connected = self.connected.load(Ordering::Relaxed);
+        let up = &self.up;
+        let connected = up.connected.load(Ordering::Relaxed);
         out.push(StoreStatus {
             state: if connected {
                 "connected"
@@ -224,18 +197,21 @@ impl Store for NetworkStore {
             problem: if connected {
                 None
             } else {
-                self.last_error
+                up.last_error
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone()
             },
-            ..StoreStatus::new(&self.name, "network")
+            ..StoreStatus::new(&up.name, "network")
         });
     }
 
     async fn close(&self) {
         self.slots.close();
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(lane) = self.lane.get() {
+            lane.stop();
+        }
     }
 }
 

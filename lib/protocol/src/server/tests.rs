@@ -409,3 +409,21 @@ fn thrift_entries_have_no_ids() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].ids, vec![None, None]);
 }
+
+/// `wait_start` may be cancelled (a server reading ahead races it against answers due) without
+/// losing the bytes it read: the frame is read whole afterwards.
+#[tokio::test]
+async fn a_cancelled_wait_for_a_frame_start_loses_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let mut conn = ServerConnection::new(server, ServerLimits::new(1 << 20, 1 << 20, None));
+    let frame = b"\x00\x00\x00\x05hello";
+    client.write_all(&frame[..2]).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(50), conn.wait_start()).await;
+    assert!(waited.is_err(), "only half a frame start was sent");
+    client.write_all(&frame[2..]).await.unwrap();
+    let (payload, _memory) = conn.read_frame().await.unwrap().expect("a frame");
+    assert_eq!(&payload[..], b"hello");
+    drop(client);
+    assert!(!conn.wait_start().await.unwrap(), "a clean end of stream");
+}
