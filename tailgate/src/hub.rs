@@ -15,6 +15,10 @@
 //! subscribers get a `gap` item in their place, and a backlog or resume across them gets one
 //! where the seqs jump, so no subscriber ever meets a hole without a notice.
 //!
+//! Lines from Kafka ([`Hub::publish_from`]) carry their partition and offset to the client
+//! too, and a subscription can start after a per-partition [`Cursor`] ([`Start::Offsets`]),
+//! which, unlike a seq, means the same after tailgate restarts.
+//!
 //! Lock order: hub → feed → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,7 +30,7 @@ use bytes::Bytes;
 use scribe_archive::category::CategoryGlob;
 use tokio::sync::{watch, Notify};
 
-use crate::ring::{Resume, Ring, LINE_OVERHEAD};
+use crate::ring::{Cursor, Origin, Resume, Ring, LINE_OVERHEAD};
 
 /// Bounds the hub enforces.
 #[derive(Debug, Clone)]
@@ -161,6 +165,13 @@ pub enum Start {
     Backlog(usize),
     /// After these sequence numbers; categories not listed start with the backlog.
     Since(HashMap<String, u64>, usize),
+    /// Kafka categories after these cursors (per partition, the next offset wanted), which
+    /// hold across restarts; other categories as [`Start::Since`].
+    Offsets {
+        offsets: HashMap<String, Cursor>,
+        seqs: HashMap<String, u64>,
+        backlog: usize,
+    },
 }
 
 /// What a client's sender takes out of its queue.
@@ -171,6 +182,8 @@ pub enum Item {
         category: Arc<str>,
         seq: u64,
         line: Bytes,
+        /// Kafka lines: where the line is in its topic.
+        origin: Option<Origin>,
     },
     Dropped {
         key: u64,
@@ -183,6 +196,14 @@ pub enum Item {
         category: Arc<str>,
         from_seq: u64,
         to_seq: u64,
+    },
+    /// A resume by offsets asked for offsets `from..=to` of `partition`, which are not held.
+    OffsetGap {
+        key: u64,
+        category: Arc<str>,
+        partition: i32,
+        from: i64,
+        to: i64,
     },
 }
 
@@ -248,10 +269,10 @@ struct QueueState {
 }
 
 impl ClientQueue {
-    fn push(&self, key: u64, category: &Arc<str>, lines: &[(u64, Bytes)], metrics: &Metrics) {
+    fn push(&self, key: u64, category: &Arc<str>, lines: &[Published], metrics: &Metrics) {
         let mut q = lock(&self.state);
         let mut dropped = 0;
-        for (seq, line) in lines {
+        for (seq, line, origin) in lines {
             let cost = line.len() + LINE_OVERHEAD;
             if q.bytes + cost > self.cap || !self.total.take(cost) {
                 let e = q
@@ -276,6 +297,7 @@ impl ClientQueue {
                 category: category.clone(),
                 seq: *seq,
                 line: line.clone(),
+                origin: *origin,
             });
         }
         if dropped > 0 {
@@ -403,6 +425,8 @@ impl Drop for ClientQueue {
 }
 
 type RingLine = (u64, Bytes);
+/// A line as published: its seq, its bytes, and where it came from in Kafka.
+type Published = (u64, Bytes, Option<Origin>);
 
 /// How many of `lines` (the newest) fit in `max_lines` lines and `max_bytes` bytes.
 fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usize {
@@ -471,12 +495,64 @@ fn queue_start(
             category: name.clone(),
             seq: *seq,
             line: line.clone(),
+            origin: ring.origin(*seq),
         });
         bytes += line.len() + LINE_OVERHEAD;
         prev = *seq;
     }
     if !sent.is_empty() && prev < ring.last_seq() {
         queue.push_unbounded(gap(prev + 1, ring.last_seq()));
+    }
+    left.lines -= sent.len();
+    left.bytes = left.bytes.saturating_sub(bytes);
+    first
+}
+
+/// Queues where subscription `key` starts in a Kafka feed resumed by offsets: the held lines
+/// after `since` that fit (the newest, as [`queue_start`]), after an `OffsetGap` for each
+/// partition whose wanted offsets are no longer (or never were) held, and a `Gap` for lines
+/// skipped for lack of room. Returns the first seq it accounts for.
+fn queue_after_cursor(
+    queue: &ClientQueue,
+    key: u64,
+    name: &Arc<str>,
+    ring: &Ring,
+    since: &Cursor,
+    left: &mut Allowance,
+) -> u64 {
+    let (gaps, lines) = ring.after_cursor(since);
+    for g in gaps {
+        queue.push_unbounded(Item::OffsetGap {
+            key,
+            category: name.clone(),
+            partition: g.partition,
+            from: g.from,
+            to: g.to,
+        });
+    }
+    let keep = newest_within(&lines, left.lines, left.bytes);
+    let skip = lines.len() - keep;
+    let sent = &lines[skip..];
+    let first = lines.first().map_or(ring.last_seq() + 1, |(s, _)| *s);
+    if skip > 0 {
+        let to = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+        queue.push_unbounded(Item::Gap {
+            key,
+            category: name.clone(),
+            from_seq: first,
+            to_seq: to,
+        });
+    }
+    let mut bytes = 0;
+    for (seq, line) in sent {
+        queue.push_unbounded(Item::Line {
+            key,
+            category: name.clone(),
+            seq: *seq,
+            line: line.clone(),
+            origin: ring.origin(*seq),
+        });
+        bytes += line.len() + LINE_OVERHEAD;
     }
     left.lines -= sent.len();
     left.bytes = left.bytes.saturating_sub(bytes);
@@ -492,6 +568,9 @@ pub struct Matched {
     pub last_seq: u64,
     /// The first seq its backlog or resume accounts for (`last_seq + 1` when none).
     pub from_seq: u64,
+    /// A Kafka category's cursor at `last_seq` (per partition, the next offset): the
+    /// subscription's resume point by offsets.
+    pub cursor: Option<Cursor>,
 }
 
 /// What one subscribe may still queue, over all its categories.
@@ -586,6 +665,28 @@ impl Hub {
 
     /// Appends lines (without their trailing `\n`) to a category and fans them out.
     pub fn publish(&self, category: &str, lines: Vec<Bytes>) -> Result<(), TooManyCategories> {
+        self.publish_from(category, lines.into_iter().map(|l| (l, None)).collect())
+    }
+
+    /// Kafka: reading `partition` of `category`'s topic starts at `offset` (see
+    /// [`Ring::start_partition`]).
+    pub fn start_partition(
+        &self,
+        category: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), TooManyCategories> {
+        let feed = self.feed(category)?;
+        lock(&feed.state).ring.start_partition(partition, offset);
+        Ok(())
+    }
+
+    /// [`Hub::publish`] for lines that may carry their Kafka origin.
+    pub fn publish_from(
+        &self,
+        category: &str,
+        lines: Vec<(Bytes, Option<Origin>)>,
+    ) -> Result<(), TooManyCategories> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -599,11 +700,11 @@ impl Hub {
             }
         };
         let n = lines.len() as u64;
-        let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        let bytes: u64 = lines.iter().map(|(l, _)| l.len() as u64).sum();
         let mut st = lock(&feed.state);
-        let entries: Vec<(u64, Bytes)> = lines
+        let entries: Vec<Published> = lines
             .into_iter()
-            .map(|l| (st.ring.push(l.clone()), l))
+            .map(|(l, o)| (st.ring.push_from(l.clone(), o), l, o))
             .collect();
         st.lines += n;
         st.bytes += bytes;
@@ -667,16 +768,27 @@ impl Hub {
             let last = st.ring.last_seq();
             let since = match start {
                 Start::Backlog(_) => None,
-                Start::Since(map, _) => map.get(&**name).copied(),
+                Start::Since(map, _) | Start::Offsets { seqs: map, .. } => {
+                    map.get(&**name).copied()
+                }
             };
             let backlog = match start {
-                Start::Backlog(n) | Start::Since(_, n) => *n,
+                Start::Backlog(n) | Start::Since(_, n) | Start::Offsets { backlog: n, .. } => *n,
             };
-            let first = queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            let cursor = (!st.ring.cursor().is_empty()).then(|| st.ring.cursor().clone());
+            let offsets = match start {
+                Start::Offsets { offsets, .. } => offsets.get(&**name).filter(|_| cursor.is_some()),
+                _ => None,
+            };
+            let first = match offsets {
+                Some(c) => queue_after_cursor(queue, key, name, &st.ring, c, &mut left),
+                None => queue_start(queue, key, name, &st.ring, since, backlog, &mut left),
+            };
             matched.push(Matched {
                 name: name.clone(),
                 last_seq: last,
                 from_seq: first,
+                cursor,
             });
             st.subs.push(sub.clone());
         }

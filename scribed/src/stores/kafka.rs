@@ -31,7 +31,7 @@ use scribe_archive::{Category, DeadLetter};
 use super::dead_letters::DeadLetters;
 use super::kafka_client::{self, encode_id, LogContext, ID_HEADER};
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
-use crate::config::kafka::{KafkaSpec, CATEGORY_PLACEHOLDER};
+use crate::config::kafka::KafkaSpec;
 use crate::counters::Counters;
 
 /// Records delivered (acknowledged by the brokers).
@@ -60,8 +60,7 @@ pub struct KafkaStore {
     /// Replaced when librdkafka reports a fatal error (an idempotent producer that lost its
     /// sequence cannot go on; a new one starts a new sequence).
     producer: Mutex<Arc<Client>>,
-    /// Text before and after `{category}`.
-    topic: (String, String),
+    topic: scribe_kafka::TopicTemplate,
     host_key: Bytes,
     max_message: usize,
     timeout: Duration,
@@ -99,10 +98,6 @@ impl KafkaStore {
         let last_error = Arc::new(Mutex::new(None));
         let timeout = spec.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         let producer = new_producer(spec, &ctx.name, &last_error)?;
-        let template = spec.topic_template();
-        let (before, after) = template
-            .split_once(CATEGORY_PLACEHOLDER)
-            .unwrap_or((template, ""));
         let host_key = match &spec.key {
             Some(k) => k.clone(),
             None => hostname(),
@@ -111,7 +106,7 @@ impl KafkaStore {
             name: ctx.name.clone(),
             spec: spec.clone(),
             producer: Mutex::new(Arc::new(producer)),
-            topic: (before.to_string(), after.to_string()),
+            topic: spec.template(),
             host_key: Bytes::from(host_key),
             max_message: usize::try_from(spec.max_message.map_or(DEFAULT_MAX_MESSAGE, |m| m.0))
                 .unwrap_or(usize::MAX),
@@ -127,7 +122,7 @@ impl KafkaStore {
     }
 
     pub fn topic_of(&self, category: &Category) -> String {
-        format!("{}{}{}", self.topic.0, category.as_str(), self.topic.1)
+        self.topic.topic_of(category)
     }
 
     fn producer(&self) -> Arc<Client> {
