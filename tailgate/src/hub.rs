@@ -156,6 +156,71 @@ pub struct Subscription {
     pub key: u64,
     pub pattern: CategoryGlob,
     pub queue: Arc<ClientQueue>,
+    /// A resume by offsets: per Kafka category, per partition, the offset the client wants
+    /// next, where this tailgate has not read that far yet (it restarted and reads from
+    /// before where its clients are): lines below it are not sent live either. A partition
+    /// leaves it once passed. `None` for every other subscription.
+    ahead: Option<Mutex<HashMap<String, Cursor>>>,
+}
+
+impl Subscription {
+    /// The lines of `entries` this subscription has not seen, when it resumed ahead of the
+    /// feed; `None`: all of them.
+    fn unseen(&self, category: &str, entries: &[Published]) -> Option<Vec<Published>> {
+        let mut ahead = lock(self.ahead.as_ref()?);
+        let want = ahead.get_mut(category)?;
+        let kept = entries
+            .iter()
+            .filter(|(_, _, origin)| {
+                let Some(o) = origin else { return true };
+                match want.get(&o.partition) {
+                    Some(w) if o.offset < *w => {
+                        if o.offset + 1 >= *w {
+                            want.remove(&o.partition);
+                        }
+                        false
+                    }
+                    Some(_) => {
+                        want.remove(&o.partition);
+                        true
+                    }
+                    None => true,
+                }
+            })
+            .cloned()
+            .collect();
+        if want.is_empty() {
+            ahead.remove(category);
+        }
+        Some(kept)
+    }
+
+    /// After the resume from the ring: only partitions the feed has not read up to the
+    /// client's offsets stay ahead.
+    fn behind(&self, category: &str, read: &Cursor) {
+        let Some(ahead) = &self.ahead else { return };
+        let mut ahead = lock(ahead);
+        if let Some(want) = ahead.get_mut(category) {
+            want.retain(|p, w| read.get(p).is_none_or(|r| r < w));
+            if want.is_empty() {
+                ahead.remove(category);
+            }
+        }
+    }
+
+    /// Reading `partition` of `category` starts at `offset`: a client ahead of that has
+    /// nothing to skip; one behind it misses `want..offset`, which is returned (and it then
+    /// takes the partition from `offset` on).
+    fn started(&self, category: &str, partition: i32, offset: i64) -> Option<(i64, i64)> {
+        let mut ahead = lock(self.ahead.as_ref()?);
+        let want = ahead.get_mut(category)?;
+        let w = *want.get(&partition)?;
+        if w > offset {
+            return None;
+        }
+        want.remove(&partition);
+        (w < offset).then_some((w, offset - 1))
+    }
 }
 
 /// Where a new subscription starts in each matching category.
@@ -677,7 +742,20 @@ impl Hub {
         offset: i64,
     ) -> Result<(), TooManyCategories> {
         let feed = self.feed(category)?;
-        lock(&feed.state).ring.start_partition(partition, offset);
+        let mut st = lock(&feed.state);
+        st.ring.start_partition(partition, offset);
+        for sub in &st.subs {
+            if let Some((from, to)) = sub.started(category, partition, offset) {
+                sub.queue.push_unbounded(Item::OffsetGap {
+                    key: sub.key,
+                    category: feed.name.clone(),
+                    partition,
+                    from,
+                    to,
+                });
+                sub.queue.notify.notify_one();
+            }
+        }
         Ok(())
     }
 
@@ -711,7 +789,10 @@ impl Hub {
         st.last_update = Some(SystemTime::now());
         st.rate.add(n, Instant::now());
         for sub in &st.subs {
-            sub.queue.push(sub.key, &feed.name, &entries, &self.metrics);
+            match sub.unseen(category, &entries) {
+                None => sub.queue.push(sub.key, &feed.name, &entries, &self.metrics),
+                Some(kept) => sub.queue.push(sub.key, &feed.name, &kept, &self.metrics),
+            }
         }
         drop(st);
         self.metrics.lines_in.fetch_add(n, Ordering::Relaxed);
@@ -745,10 +826,15 @@ impl Hub {
         start: &Start,
     ) -> (u64, Vec<Matched>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let ahead = match start {
+            Start::Offsets { offsets, .. } => Some(Mutex::new(offsets.clone())),
+            _ => None,
+        };
         let sub = Arc::new(Subscription {
             key,
             pattern,
             queue: queue.clone(),
+            ahead,
         });
         let mut inner = lock(&self.inner);
         inner.subs.push(sub.clone());
@@ -784,6 +870,7 @@ impl Hub {
                 Some(c) => queue_after_cursor(queue, key, name, &st.ring, c, &mut left),
                 None => queue_start(queue, key, name, &st.ring, since, backlog, &mut left),
             };
+            sub.behind(name, st.ring.cursor());
             matched.push(Matched {
                 name: name.clone(),
                 last_seq: last,
