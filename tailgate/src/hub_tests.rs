@@ -322,7 +322,10 @@ fn texts(items: &[Item]) -> Vec<String> {
         .filter_map(|i| match i {
             Item::Line { line, .. } => Some(String::from_utf8_lossy(line).into_owned()),
             Item::OffsetGap {
-                partition, from, to, ..
+                partition,
+                from,
+                to,
+                ..
             } => Some(format!("gap {partition}:{from}..={to}")),
             _ => None,
         })

@@ -1,6 +1,6 @@
 //! `--kafka BROKERS --topics 'logs.*'`: Kafka topics as categories (cargo feature `kafka`).
 //!
-//! One consumer on its own thread, with no consumer group: it assigns itself every partition
+//! One consumer on its own thread, in no consumer group: it assigns itself every partition
 //! of every topic the glob matches (listed again every `--kafka-refresh`, so new topics and
 //! partitions join), so every tailgate sees every line and none commits anything. A topic's
 //! category is the topic template read backwards (`logs.{category}`, the rule scribed's
@@ -52,6 +52,8 @@ pub struct KafkaOptions {
 const BATCH: usize = 2000;
 const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The consumer's `group.id`: never joined, nothing committed.
+const GROUP: &str = "tailgate";
 
 type Client = BaseConsumer<LogContext>;
 
@@ -71,7 +73,9 @@ pub fn spawn(
         queue_bytes: opts.fetch_queue,
         fetch_bytes: opts.fetch_queue.max(1 << 20),
     };
-    let config = scribe_kafka::consumer_config(&settings, None, bounds)?;
+    // librdkafka assigns only through a group handle, so the consumer names one; it never
+    // joins it (no subscribe) and never commits to it.
+    let config = scribe_kafka::consumer_config(&settings, Some(GROUP), bounds)?;
     let consumer: Client = config
         .create_with_context(LogContext::new("tailgate --kafka", Default::default()))
         .context("creating the kafka consumer")?;

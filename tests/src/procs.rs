@@ -24,14 +24,17 @@ pub fn bin(name: &str) -> PathBuf {
             .to_path_buf();
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args([
-            "build", "--quiet", "-p", "scribed", "-p", "shipper", "--bins",
+            "build", "--quiet", "-p", "scribed", "-p", "shipper", "-p", "tailgate", "--bins",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("running cargo build for the binaries");
-        assert!(status.success(), "cargo build of scribed/ship failed");
+        assert!(
+            status.success(),
+            "cargo build of scribed/ship/tailgate failed"
+        );
         profile_dir
     });
     let path = dir.join(name);
