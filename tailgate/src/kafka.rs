@@ -56,6 +56,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const GROUP: &str = "tailgate";
 
 type Client = BaseConsumer<LogContext>;
+/// A category's lines with their origins, as the hub takes them.
+type Lines = Vec<(Bytes, Option<Origin>)>;
 
 /// Starts the consumer thread; it stops when `shutdown` is cancelled.
 pub fn spawn(
@@ -119,7 +121,7 @@ impl Tail {
     /// publishes it per category in the order read.
     fn read_batch(&self) {
         // Per category, in the order first read, its lines in the order read.
-        let mut batch: Vec<(String, Vec<(Bytes, Option<Origin>)>)> = Vec::new();
+        let mut batch: Vec<(String, Lines)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut taken = 0;
         let mut wait = POLL;
