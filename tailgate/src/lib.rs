@@ -142,6 +142,10 @@ pub struct Args {
     /// `ssl.ca.location=/etc/ca.pem`; repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property, requires = "kafka")]
     pub kafka_properties: Vec<(String, String)>,
+    /// Read librdkafka's `sasl.password` from this file (trailing newline dropped), so it is
+    /// not on the command line.
+    #[arg(long, value_name = "FILE", requires = "kafka")]
+    pub kafka_sasl_password_file: Option<PathBuf>,
     /// Bytes librdkafka may prefetch per partition (`queued.max.messages.kbytes`).
     #[arg(long, default_value = "1M", value_parser = parse_size, requires = "kafka")]
     pub kafka_fetch_queue: u64,
@@ -334,11 +338,19 @@ fn start_kafka(
     let pattern = args.topics.clone().unwrap_or_else(|| template.glob());
     let topics = scribe_archive::category::CategoryGlob::new(&pattern)
         .map_err(|e| anyhow::anyhow!("--topics {pattern:?}: {e}"))?;
+    let mut properties: std::collections::BTreeMap<String, String> =
+        args.kafka_properties.iter().cloned().collect();
+    if let Some(file) = &args.kafka_sasl_password_file {
+        let password = std::fs::read_to_string(file)
+            .with_context(|| format!("reading --kafka-sasl-password-file {}", file.display()))?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        properties.insert("sasl.password".into(), password);
+    }
     let opts = kafka::KafkaOptions {
         brokers: brokers.split(',').map(str::to_string).collect(),
         topics,
         template,
-        properties: args.kafka_properties.iter().cloned().collect(),
+        properties,
         fetch_queue: args.kafka_fetch_queue.max(64 << 10),
         refresh: args.kafka_refresh.max(Duration::from_millis(100)),
     };
