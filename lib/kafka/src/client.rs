@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use scribe_cli::RateLimitedWarn;
 
 /// Where the brokers are and how to reach them.
@@ -180,7 +180,13 @@ impl ClientContext for LogContext {
         let text = format!("{error}: {reason}");
         self.warn
             .warn(|| format!("{}: kafka client error: {text}", self.name));
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        // "All brokers down" follows the error that took each down (a refused certificate,
+        // a refused connection): the one that names the cause is kept.
+        let consequence = error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown);
+        if !(consequence && last.is_some()) {
+            *last = Some(text);
+        }
     }
 }
 

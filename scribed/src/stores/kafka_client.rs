@@ -41,3 +41,28 @@ pub fn settings(spec: &KafkaSpec) -> scribe_kafka::ClientSettings {
 pub fn base_config(spec: &KafkaSpec) -> anyhow::Result<ClientConfig> {
     settings(spec).config().context("kafka client settings")
 }
+
+/// Why a TLS handshake with the first broker fails, in `scribe_tls`'s words ("certificate
+/// refused: expired on ...", "... signed by an unknown CA"): librdkafka's OpenSSL says only
+/// "certificate verify failed". Made with the store's own `tls_*` settings, bounded to a few
+/// seconds; `None` when the handshake succeeds or cannot be tried.
+pub async fn tls_diagnosis(spec: &KafkaSpec) -> Option<String> {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+    let files = scribe_tls::ClientTlsFiles {
+        ca: spec.tls_ca.clone(),
+        cert: spec.tls_cert.clone(),
+        key: spec.tls_key.clone(),
+        server_name: None,
+    };
+    let tls = match scribe_tls::ClientTls::load(&files) {
+        Ok(t) => t,
+        Err(e) => return Some(e.to_string()),
+    };
+    let broker = spec.brokers.first()?;
+    let host = broker.rsplit_once(':').map_or(broker.as_str(), |(h, _)| h);
+    let tcp = tokio::time::timeout(LIMIT, tokio::net::TcpStream::connect(broker))
+        .await
+        .ok()?
+        .ok()?;
+    tls.connect(host, tcp, LIMIT).await.err()
+}
