@@ -37,6 +37,9 @@ pub struct Tansu {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub addr: String,
     log: PathBuf,
+    advertised: String,
+    engine: String,
+    env: Vec<(String, String)>,
 }
 
 impl Tansu {
@@ -50,39 +53,84 @@ impl Tansu {
     /// instead of its own.
     pub fn start_advertising(log: PathBuf, advertised: Option<&str>) -> Tansu {
         let addr = format!("127.0.0.1:{}", free_port());
-        let url = format!("tcp://{addr}");
-        let advertised_url = format!("tcp://{}", advertised.unwrap_or(&addr));
-        let out = std::fs::File::create(&log).expect("tansu log");
+        let advertised = advertised.unwrap_or(&addr).to_string();
+        Tansu::launch(addr, advertised, log, "memory://tansu/".into(), Vec::new())
+    }
+
+    /// A broker whose storage is `bucket` on SeaweedFS (the S3 engine): what it acknowledged
+    /// survives its `kill -9` ([`Tansu::kill9_and_restart`]).
+    pub fn start_s3(log: PathBuf, weed: &crate::s3::Weed, bucket: &str) -> Tansu {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut env: Vec<(String, String)> = crate::s3::s3_env()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("AWS_ENDPOINT".into(), weed.endpoint.clone()));
+        env.push(("AWS_ALLOW_HTTP".into(), "true".into()));
+        env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
+        Tansu::launch(addr.clone(), addr, log, format!("s3://{bucket}/"), env)
+    }
+
+    fn launch(
+        addr: String,
+        advertised: String,
+        log: PathBuf,
+        engine: String,
+        env: Vec<(String, String)>,
+    ) -> Tansu {
+        let mut t = Tansu {
+            child: None,
+            addr,
+            log,
+            advertised,
+            engine,
+            env,
+        };
+        t.spawn();
+        t
+    }
+
+    /// Starts the process (on `addr`, appending to the log) and waits until it listens.
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("tansu log");
         let child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &format!("tcp://{}", self.addr)])
             .args([
-                "broker",
-                "--listener-url",
-                &url,
                 "--advertised-listener-url",
-                &advertised_url,
+                &format!("tcp://{}", self.advertised),
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", &self.engine])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()
             .expect("starting tansu");
-        let t = Tansu {
-            child: Some(child),
-            addr,
-            log,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&t.addr).is_err() {
+        while std::net::TcpStream::connect(&self.addr).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {} in 10 s: {}",
-                t.addr,
-                t.log_text()
+                self.addr,
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        t
+    }
+
+    /// SIGKILL, then after `down` a new broker on the same address and storage.
+    pub fn kill9_and_restart(&mut self, down: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::thread::sleep(down);
+        self.spawn();
     }
 
     /// Creates `topic` with `partitions` partitions (tansu's CLI, bounded to 30 s).
