@@ -11,7 +11,7 @@
 //! costly regex slows only its own client (an async worker stuck in a regex would stall
 //! every connection scheduled on it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::filter::{self, Filters, Verdict};
 use crate::hub::{ClientQueue, Hub, Item, Start};
-use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceSeq};
+use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceOffsets, SinceSeq};
 
 /// Batches are sent at most this often (unless one fills up first).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -84,6 +84,7 @@ struct SubRequest {
     context: Option<usize>,
     backlog: Option<usize>,
     since_seq: Option<SinceSeq>,
+    since_offsets: Option<SinceOffsets>,
 }
 
 /// The current `lines` message being assembled.
@@ -93,11 +94,13 @@ struct Batch {
     seq: u64,
     last_seq: u64,
     lines: Vec<Bytes>,
-    /// Each line's seq, kept for a filtered subscription (its lines skip seqs).
+    /// Each line's seq (sent when they are not consecutive: a filter, a resume by offsets).
     seqs: Vec<u64>,
     /// Indices in `lines` of context lines (sent around matches, not matching).
     context: Vec<usize>,
     bytes: usize,
+    /// Kafka: per partition, the offset after the last line this message accounts for.
+    offsets: BTreeMap<i32, i64>,
 }
 
 /// Why a connection's loop ended.
@@ -194,6 +197,7 @@ impl Session {
             context: None,
             backlog: Some(r.backlog),
             since_seq: None,
+            since_offsets: None,
         };
         match self.subscribe(None, r.category, req) {
             Ok(_) => Ok(()),
@@ -303,6 +307,7 @@ impl Session {
                 context,
                 backlog,
                 since_seq,
+                since_offsets,
             } => {
                 let id_for_err = id.clone().unwrap_or_else(|| category.clone());
                 let req = SubRequest {
@@ -311,6 +316,7 @@ impl Session {
                     context,
                     backlog,
                     since_seq,
+                    since_offsets,
                 };
                 match self.subscribe(id, category, req) {
                     Ok(m) => vec![m],
@@ -347,6 +353,7 @@ impl Session {
             context,
             backlog,
             since_seq,
+            since_offsets,
         } = req;
         let pattern = CategoryGlob::new(&category).map_err(|e| {
             let shown: String = category.chars().take(64).collect();
@@ -402,6 +409,23 @@ impl Session {
                 Start::Since(m, backlog)
             }
         };
+        let start = match (since_offsets, start) {
+            (None, start) => start,
+            (Some(offsets), start) => {
+                if offsets.len() > self.hub.config().max_categories {
+                    return Err("since_offsets names more categories than exist".into());
+                }
+                let seqs = match start {
+                    Start::Since(m, _) => m,
+                    _ => HashMap::new(),
+                };
+                Start::Offsets {
+                    offsets,
+                    seqs,
+                    backlog,
+                }
+            }
+        };
         // Replacing a subscription with the same id.
         if let Some(old) = self.subs.iter().find(|(_, s)| s.id == id).map(|(k, _)| *k) {
             self.subs.remove(&old);
@@ -419,6 +443,10 @@ impl Session {
             matched: matched.iter().map(|m| &*m.name).collect(),
             last_seq: matched.iter().map(|m| (&*m.name, m.last_seq)).collect(),
             from_seq: matched.iter().map(|m| (&*m.name, m.from_seq)).collect(),
+            offsets: matched
+                .iter()
+                .filter_map(|m| Some((&*m.name, m.cursor.as_ref()?)))
+                .collect(),
         }
         .to_json();
         self.subs.insert(key, Sub { id, filter });
@@ -472,6 +500,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 category,
                 seq,
                 line,
+                origin,
             } => {
                 let Some(sub) = r.subs.get(&key) else {
                     continue;
@@ -496,21 +525,25 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                     seqs: Vec::new(),
                     context: Vec::new(),
                     bytes: 0,
+                    offsets: BTreeMap::new(),
                 });
                 b.last_seq = seq;
+                if let Some(o) = origin {
+                    b.offsets.insert(o.partition, o.offset + 1);
+                }
                 match sub
                     .filter
                     .as_ref()
                     .map(|f| f.judge(&b.category, seq, &line))
                 {
-                    None => b.push(seq, line, false, false),
+                    None => b.push(seq, line, false),
                     Some(Verdict::Skip) => {}
-                    Some(Verdict::Context) => b.push(seq, line, true, true),
+                    Some(Verdict::Context) => b.push(seq, line, true),
                     Some(Verdict::Match(before)) => {
                         for (s, l) in before {
-                            b.push(s, l, true, true);
+                            b.push(s, l, true);
                         }
-                        b.push(seq, line, true, false);
+                        b.push(seq, line, false);
                     }
                 }
             }
@@ -533,6 +566,32 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                             category: &category,
                             count,
                             from_seq,
+                        }
+                        .to_json()
+                    },
+                ));
+            }
+            Item::OffsetGap {
+                key,
+                category,
+                partition,
+                from,
+                to,
+            } => {
+                if let Some(b) = batch.take() {
+                    sent += r.emit(b, &mut out);
+                }
+                r.reset_context(key, &category);
+                out.extend(r.notice(
+                    key,
+                    || format!("[tailgate] gap: offsets {from}..{to} of partition {partition} of {category} are not held\n"),
+                    |id| {
+                        ServerMsg::OffsetGap {
+                            id,
+                            category: &category,
+                            partition,
+                            from_offset: from,
+                            to_offset: to,
                         }
                         .to_json()
                     },
@@ -576,9 +635,8 @@ struct Render<'a> {
 }
 
 impl Batch {
-    /// Adds a line; `filtered`: keep its seq (a filtered subscription's lines skip seqs);
-    /// `context`: it is context around a match, not a match.
-    fn push(&mut self, seq: u64, line: Bytes, filtered: bool, context: bool) {
+    /// Adds a line; `context`: it is context around a match, not a match.
+    fn push(&mut self, seq: u64, line: Bytes, context: bool) {
         if self.lines.is_empty() {
             self.seq = seq;
         }
@@ -587,9 +645,9 @@ impl Batch {
         }
         self.bytes += line.len();
         self.lines.push(line);
-        if filtered {
-            self.seqs.push(seq);
-        }
+        // Every line's seq: sent with a filter, or when they are not consecutive (a resume
+        // by offsets skips lines of other partitions the client has).
+        self.seqs.push(seq);
     }
 }
 
@@ -625,6 +683,7 @@ impl Render<'_> {
                         id: &sub.id,
                         category: &b.category,
                         last_seq: b.last_seq,
+                        offsets: (!b.offsets.is_empty()).then_some(&b.offsets),
                     }
                     .to_json(),
                 );
@@ -646,7 +705,9 @@ impl Render<'_> {
                     seq: b.seq,
                     last_seq: b.last_seq,
                     lines: b.lines.iter().map(LineOut::new).collect(),
-                    seqs: sub.filter.is_some().then_some(b.seqs),
+                    seqs: (sub.filter.is_some() || !b.seqs.windows(2).all(|w| w[1] == w[0] + 1))
+                        .then_some(b.seqs),
+                    offsets: (!b.offsets.is_empty()).then_some(&b.offsets),
                     context: (!b.context.is_empty()).then_some(b.context),
                 }
                 .to_json(),

@@ -15,6 +15,10 @@
 //! subscribers get a `gap` item in their place, and a backlog or resume across them gets one
 //! where the seqs jump, so no subscriber ever meets a hole without a notice.
 //!
+//! Lines from Kafka ([`Hub::publish_from`]) carry their partition and offset to the client
+//! too, and a subscription can start after a per-partition [`Cursor`] ([`Start::Offsets`]),
+//! which, unlike a seq, means the same after tailgate restarts.
+//!
 //! Lock order: hub → feed → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,7 +30,7 @@ use bytes::Bytes;
 use scribe_archive::category::CategoryGlob;
 use tokio::sync::{watch, Notify};
 
-use crate::ring::{Resume, Ring, LINE_OVERHEAD};
+use crate::ring::{Cursor, Origin, Resume, Ring, LINE_OVERHEAD};
 
 /// Bounds the hub enforces.
 #[derive(Debug, Clone)]
@@ -152,6 +156,71 @@ pub struct Subscription {
     pub key: u64,
     pub pattern: CategoryGlob,
     pub queue: Arc<ClientQueue>,
+    /// A resume by offsets: per Kafka category, per partition, the offset the client wants
+    /// next, where this tailgate has not read that far yet (it restarted and reads from
+    /// before where its clients are): lines below it are not sent live either. A partition
+    /// leaves it once passed. `None` for every other subscription.
+    ahead: Option<Mutex<HashMap<String, Cursor>>>,
+}
+
+impl Subscription {
+    /// The lines of `entries` this subscription has not seen, when it resumed ahead of the
+    /// feed; `None`: all of them.
+    fn unseen(&self, category: &str, entries: &[Published]) -> Option<Vec<Published>> {
+        let mut ahead = lock(self.ahead.as_ref()?);
+        let want = ahead.get_mut(category)?;
+        let kept = entries
+            .iter()
+            .filter(|(_, _, origin)| {
+                let Some(o) = origin else { return true };
+                match want.get(&o.partition) {
+                    Some(w) if o.offset < *w => {
+                        if o.offset + 1 >= *w {
+                            want.remove(&o.partition);
+                        }
+                        false
+                    }
+                    Some(_) => {
+                        want.remove(&o.partition);
+                        true
+                    }
+                    None => true,
+                }
+            })
+            .cloned()
+            .collect();
+        if want.is_empty() {
+            ahead.remove(category);
+        }
+        Some(kept)
+    }
+
+    /// After the resume from the ring: only partitions the feed has not read up to the
+    /// client's offsets stay ahead.
+    fn behind(&self, category: &str, read: &Cursor) {
+        let Some(ahead) = &self.ahead else { return };
+        let mut ahead = lock(ahead);
+        if let Some(want) = ahead.get_mut(category) {
+            want.retain(|p, w| read.get(p).is_none_or(|r| r < w));
+            if want.is_empty() {
+                ahead.remove(category);
+            }
+        }
+    }
+
+    /// Reading `partition` of `category` starts at `offset`: a client ahead of that has
+    /// nothing to skip; one behind it misses `want..offset`, which is returned (and it then
+    /// takes the partition from `offset` on).
+    fn started(&self, category: &str, partition: i32, offset: i64) -> Option<(i64, i64)> {
+        let mut ahead = lock(self.ahead.as_ref()?);
+        let want = ahead.get_mut(category)?;
+        let w = *want.get(&partition)?;
+        if w > offset {
+            return None;
+        }
+        want.remove(&partition);
+        (w < offset).then_some((w, offset - 1))
+    }
 }
 
 /// Where a new subscription starts in each matching category.
@@ -161,6 +230,13 @@ pub enum Start {
     Backlog(usize),
     /// After these sequence numbers; categories not listed start with the backlog.
     Since(HashMap<String, u64>, usize),
+    /// Kafka categories after these cursors (per partition, the next offset wanted), which
+    /// hold across restarts; other categories as [`Start::Since`].
+    Offsets {
+        offsets: HashMap<String, Cursor>,
+        seqs: HashMap<String, u64>,
+        backlog: usize,
+    },
 }
 
 /// What a client's sender takes out of its queue.
@@ -171,6 +247,8 @@ pub enum Item {
         category: Arc<str>,
         seq: u64,
         line: Bytes,
+        /// Kafka lines: where the line is in its topic.
+        origin: Option<Origin>,
     },
     Dropped {
         key: u64,
@@ -183,6 +261,14 @@ pub enum Item {
         category: Arc<str>,
         from_seq: u64,
         to_seq: u64,
+    },
+    /// A resume by offsets asked for offsets `from..=to` of `partition`, which are not held.
+    OffsetGap {
+        key: u64,
+        category: Arc<str>,
+        partition: i32,
+        from: i64,
+        to: i64,
     },
 }
 
@@ -248,10 +334,10 @@ struct QueueState {
 }
 
 impl ClientQueue {
-    fn push(&self, key: u64, category: &Arc<str>, lines: &[(u64, Bytes)], metrics: &Metrics) {
+    fn push(&self, key: u64, category: &Arc<str>, lines: &[Published], metrics: &Metrics) {
         let mut q = lock(&self.state);
         let mut dropped = 0;
-        for (seq, line) in lines {
+        for (seq, line, origin) in lines {
             let cost = line.len() + LINE_OVERHEAD;
             if q.bytes + cost > self.cap || !self.total.take(cost) {
                 let e = q
@@ -276,6 +362,7 @@ impl ClientQueue {
                 category: category.clone(),
                 seq: *seq,
                 line: line.clone(),
+                origin: *origin,
             });
         }
         if dropped > 0 {
@@ -403,6 +490,8 @@ impl Drop for ClientQueue {
 }
 
 type RingLine = (u64, Bytes);
+/// A line as published: its seq, its bytes, and where it came from in Kafka.
+type Published = (u64, Bytes, Option<Origin>);
 
 /// How many of `lines` (the newest) fit in `max_lines` lines and `max_bytes` bytes.
 fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usize {
@@ -471,12 +560,64 @@ fn queue_start(
             category: name.clone(),
             seq: *seq,
             line: line.clone(),
+            origin: ring.origin(*seq),
         });
         bytes += line.len() + LINE_OVERHEAD;
         prev = *seq;
     }
     if !sent.is_empty() && prev < ring.last_seq() {
         queue.push_unbounded(gap(prev + 1, ring.last_seq()));
+    }
+    left.lines -= sent.len();
+    left.bytes = left.bytes.saturating_sub(bytes);
+    first
+}
+
+/// Queues where subscription `key` starts in a Kafka feed resumed by offsets: the held lines
+/// after `since` that fit (the newest, as [`queue_start`]), after an `OffsetGap` for each
+/// partition whose wanted offsets are no longer (or never were) held, and a `Gap` for lines
+/// skipped for lack of room. Returns the first seq it accounts for.
+fn queue_after_cursor(
+    queue: &ClientQueue,
+    key: u64,
+    name: &Arc<str>,
+    ring: &Ring,
+    since: &Cursor,
+    left: &mut Allowance,
+) -> u64 {
+    let (gaps, lines) = ring.after_cursor(since);
+    for g in gaps {
+        queue.push_unbounded(Item::OffsetGap {
+            key,
+            category: name.clone(),
+            partition: g.partition,
+            from: g.from,
+            to: g.to,
+        });
+    }
+    let keep = newest_within(&lines, left.lines, left.bytes);
+    let skip = lines.len() - keep;
+    let sent = &lines[skip..];
+    let first = lines.first().map_or(ring.last_seq() + 1, |(s, _)| *s);
+    if skip > 0 {
+        let to = sent.first().map_or(ring.last_seq(), |(s, _)| s - 1);
+        queue.push_unbounded(Item::Gap {
+            key,
+            category: name.clone(),
+            from_seq: first,
+            to_seq: to,
+        });
+    }
+    let mut bytes = 0;
+    for (seq, line) in sent {
+        queue.push_unbounded(Item::Line {
+            key,
+            category: name.clone(),
+            seq: *seq,
+            line: line.clone(),
+            origin: ring.origin(*seq),
+        });
+        bytes += line.len() + LINE_OVERHEAD;
     }
     left.lines -= sent.len();
     left.bytes = left.bytes.saturating_sub(bytes);
@@ -492,6 +633,9 @@ pub struct Matched {
     pub last_seq: u64,
     /// The first seq its backlog or resume accounts for (`last_seq + 1` when none).
     pub from_seq: u64,
+    /// A Kafka category's cursor at `last_seq` (per partition, the next offset): the
+    /// subscription's resume point by offsets.
+    pub cursor: Option<Cursor>,
 }
 
 /// What one subscribe may still queue, over all its categories.
@@ -586,6 +730,41 @@ impl Hub {
 
     /// Appends lines (without their trailing `\n`) to a category and fans them out.
     pub fn publish(&self, category: &str, lines: Vec<Bytes>) -> Result<(), TooManyCategories> {
+        self.publish_from(category, lines.into_iter().map(|l| (l, None)).collect())
+    }
+
+    /// Kafka: reading `partition` of `category`'s topic starts at `offset` (see
+    /// [`Ring::start_partition`]).
+    pub fn start_partition(
+        &self,
+        category: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), TooManyCategories> {
+        let feed = self.feed(category)?;
+        let mut st = lock(&feed.state);
+        st.ring.start_partition(partition, offset);
+        for sub in &st.subs {
+            if let Some((from, to)) = sub.started(category, partition, offset) {
+                sub.queue.push_unbounded(Item::OffsetGap {
+                    key: sub.key,
+                    category: feed.name.clone(),
+                    partition,
+                    from,
+                    to,
+                });
+                sub.queue.notify.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Hub::publish`] for lines that may carry their Kafka origin.
+    pub fn publish_from(
+        &self,
+        category: &str,
+        lines: Vec<(Bytes, Option<Origin>)>,
+    ) -> Result<(), TooManyCategories> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -599,18 +778,21 @@ impl Hub {
             }
         };
         let n = lines.len() as u64;
-        let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        let bytes: u64 = lines.iter().map(|(l, _)| l.len() as u64).sum();
         let mut st = lock(&feed.state);
-        let entries: Vec<(u64, Bytes)> = lines
+        let entries: Vec<Published> = lines
             .into_iter()
-            .map(|l| (st.ring.push(l.clone()), l))
+            .map(|(l, o)| (st.ring.push_from(l.clone(), o), l, o))
             .collect();
         st.lines += n;
         st.bytes += bytes;
         st.last_update = Some(SystemTime::now());
         st.rate.add(n, Instant::now());
         for sub in &st.subs {
-            sub.queue.push(sub.key, &feed.name, &entries, &self.metrics);
+            match sub.unseen(category, &entries) {
+                None => sub.queue.push(sub.key, &feed.name, &entries, &self.metrics),
+                Some(kept) => sub.queue.push(sub.key, &feed.name, &kept, &self.metrics),
+            }
         }
         drop(st);
         self.metrics.lines_in.fetch_add(n, Ordering::Relaxed);
@@ -644,10 +826,15 @@ impl Hub {
         start: &Start,
     ) -> (u64, Vec<Matched>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let ahead = match start {
+            Start::Offsets { offsets, .. } => Some(Mutex::new(offsets.clone())),
+            _ => None,
+        };
         let sub = Arc::new(Subscription {
             key,
             pattern,
             queue: queue.clone(),
+            ahead,
         });
         let mut inner = lock(&self.inner);
         inner.subs.push(sub.clone());
@@ -667,16 +854,28 @@ impl Hub {
             let last = st.ring.last_seq();
             let since = match start {
                 Start::Backlog(_) => None,
-                Start::Since(map, _) => map.get(&**name).copied(),
+                Start::Since(map, _) | Start::Offsets { seqs: map, .. } => {
+                    map.get(&**name).copied()
+                }
             };
             let backlog = match start {
-                Start::Backlog(n) | Start::Since(_, n) => *n,
+                Start::Backlog(n) | Start::Since(_, n) | Start::Offsets { backlog: n, .. } => *n,
             };
-            let first = queue_start(queue, key, name, &st.ring, since, backlog, &mut left);
+            let cursor = (!st.ring.cursor().is_empty()).then(|| st.ring.cursor().clone());
+            let offsets = match start {
+                Start::Offsets { offsets, .. } => offsets.get(&**name).filter(|_| cursor.is_some()),
+                _ => None,
+            };
+            let first = match offsets {
+                Some(c) => queue_after_cursor(queue, key, name, &st.ring, c, &mut left),
+                None => queue_start(queue, key, name, &st.ring, since, backlog, &mut left),
+            };
+            sub.behind(name, st.ring.cursor());
             matched.push(Matched {
                 name: name.clone(),
                 last_seq: last,
                 from_seq: first,
+                cursor,
             });
             st.subs.push(sub.clone());
         }

@@ -1,7 +1,8 @@
 //! tailgate: live tails of log categories, over websockets and in a browser page.
 //!
 //! Sources ([`source`]: scribed's data dir via `scribe_archive::ArchiveTail`, single files
-//! via `scribe_follow`; [`scribe`]: Scribe `Log()` pushes) publish lines into the [`hub`],
+//! via `scribe_follow`; [`scribe`]: Scribe `Log()` pushes; `kafka` (cargo feature `kafka`):
+//! Kafka topics, resumable by offsets) publish lines into the [`hub`],
 //! which numbers them, keeps a bounded [`ring`] per category and fans them out to per-client
 //! bounded queues.
 //! [`connection`] turns a client's queue into `/ws` messages ([`protocol`]); [`http`] serves
@@ -12,6 +13,8 @@ pub mod filter;
 pub mod history;
 pub mod http;
 pub mod hub;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod listener;
 pub mod protocol;
 pub mod ring;
@@ -124,6 +127,43 @@ pub struct Args {
     /// How often files are polled for new lines.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+    /// Tail the topics of these Kafka brokers (`host:port[,host:port...]`): every partition,
+    /// no consumer group; each topic is the category the topic template names.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// Which topics (a glob over topic names, like a subscription's). Default: every topic
+    /// the template can give (`logs.*`).
+    #[arg(long, value_name = "GLOB", requires = "kafka")]
+    pub topics: Option<String>,
+    /// Topic per category, as scribed's kafka store names them.
+    #[arg(long, default_value = scribe_kafka_template_default(), requires = "kafka")]
+    pub kafka_topic_template: String,
+    /// A librdkafka property (TLS, SASL, timeouts: `security.protocol=ssl`,
+    /// `ssl.ca.location=/etc/ca.pem`; repeatable).
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property, requires = "kafka")]
+    pub kafka_properties: Vec<(String, String)>,
+    /// Read librdkafka's `sasl.password` from this file (trailing newline dropped), so it is
+    /// not on the command line.
+    #[arg(long, value_name = "FILE", requires = "kafka")]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+    /// Bytes librdkafka may prefetch per partition (`queued.max.messages.kbytes`).
+    #[arg(long, default_value = "1M", value_parser = parse_size, requires = "kafka")]
+    pub kafka_fetch_queue: u64,
+    /// How often the broker's topic list is read again (new topics and partitions join).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, requires = "kafka")]
+    pub kafka_refresh: Duration,
+}
+
+/// scribed's default topic template (`logs.{category}`).
+const fn scribe_kafka_template_default() -> &'static str {
+    "logs.{category}"
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -145,8 +185,14 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     if token.as_deref() == Some("") {
         bail!("the token is empty");
     }
-    if args.data_dir.is_none() && args.files.is_empty() && args.scribe_listen.is_none() {
-        tracing::warn!("no source given (--data-dir, --file, --scribe-listen): nothing to tail");
+    if args.data_dir.is_none()
+        && args.files.is_empty()
+        && args.scribe_listen.is_none()
+        && args.kafka.is_none()
+    {
+        tracing::warn!(
+            "no source given (--data-dir, --file, --scribe-listen, --kafka): nothing to tail"
+        );
     }
     let hub = Arc::new(hub::Hub::new(hub::HubConfig {
         ring_lines: args.ring_lines.max(1),
@@ -206,6 +252,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             shutdown.clone(),
         )
     });
+
+    let kafka = start_kafka(&args, &hub, &shutdown)?;
 
     let sessions = tokio_util::task::TaskTracker::new();
     let state = Arc::new(http::HttpState {
@@ -268,8 +316,57 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     if let Some(f) = follower {
         let _ = tokio::task::spawn_blocking(move || f.join()).await;
     }
+    if let Some(k) = kafka {
+        let _ = tokio::task::spawn_blocking(move || k.join()).await;
+    }
     tracing::info!("tailgate stopped");
     Ok(())
+}
+
+/// Starts the `--kafka` source, if asked for.
+#[cfg(feature = "kafka")]
+fn start_kafka(
+    args: &Args,
+    hub: &Arc<hub::Hub>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(brokers) = &args.kafka else {
+        return Ok(None);
+    };
+    let template = scribe_kafka::TopicTemplate::new(&args.kafka_topic_template)
+        .context("--kafka-topic-template")?;
+    let pattern = args.topics.clone().unwrap_or_else(|| template.glob());
+    let topics = scribe_archive::category::CategoryGlob::new(&pattern)
+        .map_err(|e| anyhow::anyhow!("--topics {pattern:?}: {e}"))?;
+    let mut properties: std::collections::BTreeMap<String, String> =
+        args.kafka_properties.iter().cloned().collect();
+    if let Some(file) = &args.kafka_sasl_password_file {
+        let password = std::fs::read_to_string(file)
+            .with_context(|| format!("reading --kafka-sasl-password-file {}", file.display()))?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        properties.insert("sasl.password".into(), password);
+    }
+    let opts = kafka::KafkaOptions {
+        brokers: brokers.split(',').map(str::to_string).collect(),
+        topics,
+        template,
+        properties,
+        fetch_queue: args.kafka_fetch_queue.max(64 << 10),
+        refresh: args.kafka_refresh.max(Duration::from_millis(100)),
+    };
+    kafka::spawn(hub.clone(), opts, shutdown.clone()).map(Some)
+}
+
+#[cfg(not(feature = "kafka"))]
+fn start_kafka(
+    args: &Args,
+    _hub: &Arc<hub::Hub>,
+    _shutdown: &CancellationToken,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    if args.kafka.is_some() {
+        bail!("--kafka: this tailgate was built without the `kafka` feature");
+    }
+    Ok(None)
 }
 
 type Tls = Option<Arc<scribe_tls::ServerTls>>;

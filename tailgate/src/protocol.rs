@@ -8,6 +8,8 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::ring::Cursor;
+
 /// Client → server. Fields this version does not know are ignored, so a newer client can
 /// add some without breaking an older server.
 #[derive(Debug, Deserialize)]
@@ -30,6 +32,10 @@ pub enum ClientMsg {
         /// Resume: send what follows this seq. A number (for a single category) or a map of
         /// category → seq (for a glob).
         since_seq: Option<SinceSeq>,
+        /// Kafka categories: resume after these offsets (category → partition → the next
+        /// offset wanted), which hold across restarts of tailgate; wins over `since_seq`.
+        #[serde(default, deserialize_with = "since_offsets")]
+        since_offsets: Option<SinceOffsets>,
     },
     Unsubscribe {
         id: String,
@@ -45,6 +51,29 @@ pub enum ClientMsg {
 pub enum SinceSeq {
     One(u64),
     Map(HashMap<String, u64>),
+}
+
+/// Per category, per partition, the next offset wanted.
+pub type SinceOffsets = HashMap<String, Cursor>;
+
+/// `since_offsets`, whose partitions are JSON object keys (strings): parsed here, because a
+/// message tagged by `type` is buffered first, and serde reads no integer keys from a buffer.
+fn since_offsets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SinceOffsets>, D::Error> {
+    use serde::de::Error;
+    let raw: Option<HashMap<String, HashMap<String, i64>>> = Option::deserialize(d)?;
+    let Some(raw) = raw else { return Ok(None) };
+    let mut out = SinceOffsets::with_capacity(raw.len());
+    for (category, partitions) in raw {
+        let mut cursor = Cursor::new();
+        for (p, offset) in partitions {
+            let p: i32 = p.parse().map_err(|_| {
+                D::Error::custom(format!("since_offsets: partition {p:?} is not a number"))
+            })?;
+            cursor.insert(p, offset);
+        }
+        out.insert(category, cursor);
+    }
+    Ok(Some(out))
 }
 
 /// One line as JSON.
@@ -88,6 +117,10 @@ pub enum ServerMsg<'a> {
         /// Per matched category, the first seq its backlog or resume accounts for
         /// (`last_seq + 1` when it sends none): with `last_seq`, how many lines it covers.
         from_seq: std::collections::BTreeMap<&'a str, u64>,
+        /// Per matched Kafka category, its cursor at `last_seq` (partition → next offset):
+        /// the resume point by offsets.
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        offsets: std::collections::BTreeMap<&'a str, &'a Cursor>,
     },
     Unsubscribed {
         id: &'a str,
@@ -107,6 +140,10 @@ pub enum ServerMsg<'a> {
         /// With `context`, the indices in `lines` of context lines (not matches).
         #[serde(skip_serializing_if = "Option::is_none")]
         context: Option<Vec<usize>>,
+        /// Kafka: per partition with lines here, the offset after the last (the resume point
+        /// by offsets moves there).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offsets: Option<&'a Cursor>,
     },
     /// Lines up to `last_seq` were all skipped by the subscription's filter: nothing to
     /// show, but the resume point moves on.
@@ -114,6 +151,8 @@ pub enum ServerMsg<'a> {
         id: &'a str,
         category: &'a str,
         last_seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offsets: Option<&'a Cursor>,
     },
     Dropped {
         id: &'a str,
@@ -126,6 +165,15 @@ pub enum ServerMsg<'a> {
         category: &'a str,
         from_seq: u64,
         to_seq: u64,
+    },
+    /// A resume by offsets asked for offsets of a partition that are not held (older than
+    /// the ring, or from before this tailgate started reading).
+    OffsetGap {
+        id: &'a str,
+        category: &'a str,
+        partition: i32,
+        from_offset: i64,
+        to_offset: i64,
     },
     Categories {
         categories: Vec<String>,
@@ -196,6 +244,23 @@ mod tests {
             }
         ));
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"ping","later":1}"#).is_ok());
+        // Offsets: partitions are object keys.
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"subscribe","category":"a","since_offsets":{"a":{"0":5,"12":7}}}"#,
+        )
+        .unwrap();
+        let ClientMsg::Subscribe {
+            since_offsets: Some(o),
+            ..
+        } = m
+        else {
+            panic!("since_offsets");
+        };
+        assert_eq!(o["a"], Cursor::from([(0, 5), (12, 7)]));
+        assert!(serde_json::from_str::<ClientMsg>(
+            r#"{"type":"subscribe","category":"a","since_offsets":{"a":{"x":5}}}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"categories","x":2}"#).is_ok());
     }
 }

@@ -1,6 +1,11 @@
 //! tansu, a Kafka-protocol broker, as a process on loopback for the Kafka tests: installed by
 //! `scripts/tansu.sh` (pinned, hashed), started on an ephemeral port with the memory engine,
 //! topics created with its own CLI (it does not auto-create), stopped by pid when dropped.
+//!
+//! tansu 0.6.0 has no working TLS listener (its `--cert` and `--key` flags refuse each
+//! other), so [`TlsProxy`] puts one in front: it terminates TLS with `scribe_tls` (a test
+//! PKI's certificate) and relays the bytes to tansu, which advertises the proxy's address so
+//! that every connection of a client goes through it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,45 +37,100 @@ pub struct Tansu {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub addr: String,
     log: PathBuf,
+    advertised: String,
+    engine: String,
+    env: Vec<(String, String)>,
 }
 
 impl Tansu {
     /// Starts a broker with the memory engine on a free loopback port; waits (10 s at most)
     /// until it accepts connections. `log` collects its output.
     pub fn start(log: PathBuf) -> Tansu {
+        Tansu::start_advertising(log, None)
+    }
+
+    /// As [`Tansu::start`], telling clients to connect to `advertised` (a proxy's address)
+    /// instead of its own.
+    pub fn start_advertising(log: PathBuf, advertised: Option<&str>) -> Tansu {
         let addr = format!("127.0.0.1:{}", free_port());
-        let url = format!("tcp://{addr}");
-        let out = std::fs::File::create(&log).expect("tansu log");
+        let advertised = advertised.unwrap_or(&addr).to_string();
+        Tansu::launch(addr, advertised, log, "memory://tansu/".into(), Vec::new())
+    }
+
+    /// A broker whose storage is `bucket` on SeaweedFS (the S3 engine): what it acknowledged
+    /// survives its `kill -9` ([`Tansu::kill9_and_restart`]).
+    pub fn start_s3(log: PathBuf, weed: &crate::s3::Weed, bucket: &str) -> Tansu {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut env: Vec<(String, String)> = crate::s3::s3_env()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("AWS_ENDPOINT".into(), weed.endpoint.clone()));
+        env.push(("AWS_ALLOW_HTTP".into(), "true".into()));
+        env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
+        Tansu::launch(addr.clone(), addr, log, format!("s3://{bucket}/"), env)
+    }
+
+    fn launch(
+        addr: String,
+        advertised: String,
+        log: PathBuf,
+        engine: String,
+        env: Vec<(String, String)>,
+    ) -> Tansu {
+        let mut t = Tansu {
+            child: None,
+            addr,
+            log,
+            advertised,
+            engine,
+            env,
+        };
+        t.spawn();
+        t
+    }
+
+    /// Starts the process (on `addr`, appending to the log) and waits until it listens.
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("tansu log");
         let child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &format!("tcp://{}", self.addr)])
             .args([
-                "broker",
-                "--listener-url",
-                &url,
                 "--advertised-listener-url",
-                &url,
+                &format!("tcp://{}", self.advertised),
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", &self.engine])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()
             .expect("starting tansu");
-        let t = Tansu {
-            child: Some(child),
-            addr,
-            log,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&t.addr).is_err() {
+        while std::net::TcpStream::connect(&self.addr).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {} in 10 s: {}",
-                t.addr,
-                t.log_text()
+                self.addr,
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        t
+    }
+
+    /// SIGKILL, then after `down` a new broker on the same address and storage.
+    pub fn kill9_and_restart(&mut self, down: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::thread::sleep(down);
+        self.spawn();
     }
 
     /// Creates `topic` with `partitions` partitions (tansu's CLI, bounded to 30 s).
@@ -112,6 +172,91 @@ impl Drop for Tansu {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// A TLS-terminating TCP relay on loopback in front of a broker, on its own thread and
+/// runtime; stopped when dropped.
+pub struct TlsProxy {
+    /// `127.0.0.1:PORT`: where clients connect (and what the broker advertises).
+    pub addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsProxy {
+    /// Binds a loopback port now (so the broker can advertise it before it starts) and
+    /// serves TLS with `cert` once [`TlsProxy::relay_to`] names the upstream.
+    pub fn bind() -> (std::net::TcpListener, String) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the TLS proxy");
+        let addr = l.local_addr().expect("proxy address").to_string();
+        (l, addr)
+    }
+
+    /// Relays every TLS connection accepted on `listener` to `upstream` in plaintext.
+    pub fn relay_to(
+        listener: std::net::TcpListener,
+        upstream: &str,
+        cert: &scribe_tls::testing::CertFiles,
+    ) -> TlsProxy {
+        // Even an expired certificate: the tests check that clients refuse it.
+        let tls = scribe_tls::ServerTls::load_even_if_expired(scribe_tls::ServerTlsFiles {
+            cert: cert.cert.clone(),
+            key: cert.key.clone(),
+            client_ca: None,
+        })
+        .expect("the proxy's certificate");
+        let tls = std::sync::Arc::new(tls);
+        let addr = listener.local_addr().expect("proxy address").to_string();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let upstream = upstream.to_string();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        _ = &mut stopped => return,
+                        a = l.accept() => match a {
+                            Ok(a) => a,
+                            Err(_) => continue,
+                        },
+                    };
+                    let (tls, upstream) = (tls.clone(), upstream.clone());
+                    tokio::spawn(async move {
+                        // A client that refuses the certificate ends here: nothing to relay.
+                        let Ok((mut client, _)) = tls.accept(tcp, Duration::from_secs(10)).await
+                        else {
+                            return;
+                        };
+                        let Ok(mut broker) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    });
+                }
+            });
+        });
+        TlsProxy {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

@@ -26,14 +26,18 @@ pub fn bin(name: &str) -> PathBuf {
         // One package selection for every binary a test runs (logq too): cargo unifies
         // features per invocation, and two selections would rebuild shared crates in turn.
         cmd.args([
-            "build", "--quiet", "-p", "scribed", "-p", "shipper", "-p", "logq", "--bins",
+            "build", "--quiet", "-p", "scribed", "-p", "shipper", "-p", "logq", "-p", "tailgate",
+            "--bins",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("running cargo build for the binaries");
-        assert!(status.success(), "cargo build of scribed/ship/logq failed");
+        assert!(
+            status.success(),
+            "cargo build of scribed/ship/logq/tailgate failed"
+        );
         profile_dir
     });
     let path = dir.join(name);

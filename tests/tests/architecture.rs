@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lib/spool", &["scribe-ids", "scribe-fs"]),
     ("lib/syslog", &["scribe-archive"]),
     ("lib/objstore", &["scribe-archive"]),
+    ("lib/kafka", &["scribe-ids", "scribe-archive", "scribe-cli"]),
     (
         "scribed",
         &[
@@ -47,6 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-cli",
             "scribe-syslog",
             "scribe-objstore",
+            "scribe-kafka",
         ],
     ),
     (
@@ -71,6 +73,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scribe-follow",
             "scribe-fs",
             "scribe-cli",
+            "scribe-kafka",
         ],
     ),
     (

@@ -11,12 +11,11 @@ use serde::Deserialize;
 use super::locate::KeyError;
 use super::values::{Dur, Size};
 
-/// The default topic template: one topic per category.
-pub const DEFAULT_TOPIC: &str = "logs.{category}";
-/// The placeholder a topic template must hold once.
-pub const CATEGORY_PLACEHOLDER: &str = "{category}";
-/// Kafka's longest topic name.
-pub const MAX_TOPIC_LEN: usize = 249;
+/// The default topic template (one topic per category), the placeholder a template holds
+/// once, and Kafka's longest topic name: `scribe_kafka`'s, which tailgate reads too.
+pub use scribe_kafka::{
+    DEFAULT_TEMPLATE as DEFAULT_TOPIC, MAX_TOPIC_LEN, PLACEHOLDER as CATEGORY_PLACEHOLDER,
+};
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +85,11 @@ pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"
 impl KafkaSpec {
     pub fn topic_template(&self) -> &str {
         self.topic.as_deref().unwrap_or(DEFAULT_TOPIC)
+    }
+
+    /// The checked template (validation refused a bad one; the default stands in for it).
+    pub fn template(&self) -> scribe_kafka::TopicTemplate {
+        scribe_kafka::TopicTemplate::new(self.topic_template()).unwrap_or_default()
     }
 
     /// Whether the store connects with TLS.
@@ -182,33 +186,11 @@ pub fn validate(k: &KafkaSpec, at: &str) -> Result<(), KeyError> {
 }
 
 /// A template holds `{category}` exactly once, and its fixed parts are legal in a topic name
-/// and short enough that every category (at most 200 bytes of `[A-Za-z0-9._-]`, legal in
-/// topic names too) gives a legal topic.
+/// and short enough that every category gives a legal topic ([`scribe_kafka::TopicTemplate`]).
 pub fn check_template(t: &str) -> Result<(), String> {
-    if t.matches(CATEGORY_PLACEHOLDER).count() != 1 {
-        return Err(format!(
-            "{t:?} must contain {CATEGORY_PLACEHOLDER} exactly once"
-        ));
-    }
-    let fixed = t.replace(CATEGORY_PLACEHOLDER, "");
-    if let Some(c) = fixed.chars().find(|c| !is_topic_char(*c)) {
-        return Err(format!(
-            "{t:?}: {c:?} is not allowed in a topic name ([A-Za-z0-9._-])"
-        ));
-    }
-    let room = MAX_TOPIC_LEN - scribe_archive::category::MAX_CATEGORY_LEN;
-    if fixed.len() > room {
-        return Err(format!(
-            "{t:?}: the text around {CATEGORY_PLACEHOLDER} is {} bytes; at most {room} leave \
-             room for the longest category in a {MAX_TOPIC_LEN}-byte topic name",
-            fixed.len()
-        ));
-    }
-    Ok(())
-}
-
-fn is_topic_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+    scribe_kafka::TopicTemplate::new(t)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -359,7 +341,7 @@ pub fn resolve_inputs(configs: Vec<KafkaInputConfig>) -> Result<Vec<KafkaInput>,
             ..Default::default()
         };
         validate(&client, &at)?;
-        let default_topics = client.topic_template().replace(CATEGORY_PLACEHOLDER, "*");
+        let default_topics = client.template().glob();
         let pattern = c.topics.unwrap_or(default_topics);
         let topics = scribe_archive::category::CategoryGlob::new(&pattern)
             .map_err(|e| KeyError::new(format!("{at}.topics"), format!("{pattern:?}: {e}")))?;

@@ -29,7 +29,7 @@ use scribe_protocol::ResultCode;
 use tokio::time::Instant;
 
 use super::InputStats;
-use crate::config::kafka::{KafkaInput, CATEGORY_PLACEHOLDER};
+use crate::config::kafka::KafkaInput;
 use crate::stores::kafka_client::{self, LogContext};
 use crate::{handler, Server};
 
@@ -60,6 +60,7 @@ pub fn spawn(
             warn: RateLimitedWarn::new(Duration::from_secs(10)),
             topics: BTreeSet::new(),
             partitions: BTreeSet::new(),
+            template: input.client.template(),
         };
         tracker.spawn(archiver.run());
     }
@@ -67,19 +68,16 @@ pub fn spawn(
 }
 
 fn new_consumer(input: &KafkaInput) -> anyhow::Result<Client> {
-    let mut c = kafka_client::base_config(&input.client)
-        .with_context(|| format!("{}: kafka settings", input.name))?;
-    c.set("group.id", &input.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "queued.max.messages.kbytes",
-            (input.max_fetch_queue_bytes / 1024).to_string(),
-        );
-    for (k, v) in &input.client.properties {
-        c.set(k, v);
-    }
+    let bounds = scribe_kafka::FetchBounds {
+        queue_bytes: input.max_fetch_queue_bytes,
+        ..Default::default()
+    };
+    let c = scribe_kafka::consumer_config(
+        &kafka_client::settings(&input.client),
+        Some(&input.group),
+        bounds,
+    )
+    .with_context(|| format!("{}: kafka settings", input.name))?;
     c.create_with_context(LogContext::new(&input.name, Default::default()))
         .map_err(|e| anyhow::anyhow!("{}: creating the kafka consumer: {e}", input.name))
 }
@@ -94,6 +92,7 @@ struct Archiver {
     topics: BTreeSet<String>,
     /// Assign mode: partitions assigned.
     partitions: BTreeSet<(String, i32)>,
+    template: scribe_kafka::TopicTemplate,
 }
 
 /// A batch read and not yet committed: its entries and the next offset of each partition.
@@ -194,10 +193,7 @@ impl Archiver {
 
     /// The category a topic holds, by the template read backwards.
     fn category_of(&self, topic: &str) -> Option<Bytes> {
-        let template = self.input.client.topic_template();
-        let (before, after) = template.split_once(CATEGORY_PLACEHOLDER)?;
-        let name = topic.strip_prefix(before)?.strip_suffix(after)?;
-        scribe_archive::Category::new(name.as_bytes()).ok()?;
+        let name = self.template.category_of(topic)?;
         Some(Bytes::copy_from_slice(name.as_bytes()))
     }
 

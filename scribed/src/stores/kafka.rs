@@ -31,7 +31,7 @@ use scribe_archive::{Category, DeadLetter};
 use super::dead_letters::DeadLetters;
 use super::kafka_client::{self, encode_id, LogContext, ID_HEADER};
 use super::{Batch, BuildContext, Store, StoreError, StoreStatus};
-use crate::config::kafka::{KafkaSpec, CATEGORY_PLACEHOLDER};
+use crate::config::kafka::KafkaSpec;
 use crate::counters::Counters;
 
 /// Records delivered (acknowledged by the brokers).
@@ -60,14 +60,16 @@ pub struct KafkaStore {
     /// Replaced when librdkafka reports a fatal error (an idempotent producer that lost its
     /// sequence cannot go on; a new one starts a new sequence).
     producer: Mutex<Arc<Client>>,
-    /// Text before and after `{category}`.
-    topic: (String, String),
+    topic: scribe_kafka::TopicTemplate,
     host_key: Bytes,
     max_message: usize,
     timeout: Duration,
     dead: Arc<DeadLetters>,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
+    /// The client's own last error (a TLS handshake refused, brokers down), which explains
+    /// a delivery timeout; cleared by a delivered batch.
+    client_error: Arc<Mutex<Option<String>>>,
 }
 
 /// Errors after which the producer's identity (id, epoch, sequence numbers) is of no more use
@@ -97,12 +99,9 @@ enum Failure {
 impl KafkaStore {
     pub fn from_spec(spec: &KafkaSpec, ctx: &BuildContext<'_>) -> anyhow::Result<KafkaStore> {
         let last_error = Arc::new(Mutex::new(None));
+        let client_error = Arc::new(Mutex::new(None));
         let timeout = spec.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
-        let producer = new_producer(spec, &ctx.name, &last_error)?;
-        let template = spec.topic_template();
-        let (before, after) = template
-            .split_once(CATEGORY_PLACEHOLDER)
-            .unwrap_or((template, ""));
+        let producer = new_producer(spec, &ctx.name, &client_error)?;
         let host_key = match &spec.key {
             Some(k) => k.clone(),
             None => hostname(),
@@ -111,7 +110,7 @@ impl KafkaStore {
             name: ctx.name.clone(),
             spec: spec.clone(),
             producer: Mutex::new(Arc::new(producer)),
-            topic: (before.to_string(), after.to_string()),
+            topic: spec.template(),
             host_key: Bytes::from(host_key),
             max_message: usize::try_from(spec.max_message.map_or(DEFAULT_MAX_MESSAGE, |m| m.0))
                 .unwrap_or(usize::MAX),
@@ -123,11 +122,12 @@ impl KafkaStore {
             )),
             counters: ctx.counters.clone(),
             last_error,
+            client_error,
         })
     }
 
     pub fn topic_of(&self, category: &Category) -> String {
-        format!("{}{}{}", self.topic.0, category.as_str(), self.topic.1)
+        self.topic.topic_of(category)
     }
 
     fn producer(&self) -> Arc<Client> {
@@ -150,7 +150,7 @@ impl KafkaStore {
             return;
         }
         tracing::warn!(store = %self.name, "kafka producer failed for good ({reason}); starting a new one");
-        match new_producer(&self.spec, &self.name, &self.last_error) {
+        match new_producer(&self.spec, &self.name, &self.client_error) {
             Ok(p) => {
                 let old = std::mem::replace(&mut *current, Arc::new(p));
                 // Destroying a librdkafka handle can wait for its threads: not on this one.
@@ -235,16 +235,45 @@ impl KafkaStore {
             })
     }
 
+    /// When the client's last error was a TLS handshake, why (see
+    /// [`kafka_client::tls_diagnosis`]).
+    async fn tls_failure(&self) -> Option<String> {
+        let ssl = self
+            .client_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .is_some_and(|e| e.contains("SSL"));
+        if !ssl || !self.spec.wants_tls() {
+            return None;
+        }
+        kafka_client::tls_diagnosis(&self.spec).await
+    }
+
     fn explain(&self, topic: &str, e: &KafkaError) -> String {
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
                 format!("topic {topic} does not exist on the brokers (create it, or let them auto-create topics): {e}")
             }
-            Some(RDKafkaErrorCode::MessageTimedOut) => format!(
-                "no delivery report for a record of {topic} within {} (timeout): brokers down \
-                 or unreachable? ({e})",
-                humantime::format_duration(self.timeout)
-            ),
+            Some(RDKafkaErrorCode::MessageTimedOut) => {
+                let within = humantime::format_duration(self.timeout);
+                match self
+                    .client_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_deref()
+                {
+                    // What the client last failed at names the cause (a refused certificate).
+                    Some(cause) => format!(
+                        "no delivery report for a record of {topic} within {within} (timeout): \
+                         {cause}"
+                    ),
+                    None => format!(
+                        "no delivery report for a record of {topic} within {within} (timeout): \
+                         brokers down or unreachable? ({e})"
+                    ),
+                }
+            }
             _ => format!("delivering to {topic}: {e}"),
         }
     }
@@ -253,7 +282,7 @@ impl KafkaStore {
 fn new_producer(
     spec: &KafkaSpec,
     name: &str,
-    last_error: &Arc<Mutex<Option<String>>>,
+    client_error: &Arc<Mutex<Option<String>>>,
 ) -> anyhow::Result<Client> {
     let mut c = kafka_client::base_config(spec)?;
     let ms = |d: Duration| d.as_millis().to_string();
@@ -287,7 +316,7 @@ fn new_producer(
     for (k, v) in &spec.properties {
         c.set(k, v);
     }
-    c.create_with_context(LogContext::new(name, last_error.clone()))
+    c.create_with_context(LogContext::new(name, client_error.clone()))
         .map_err(|e| anyhow::anyhow!("{name}: creating the kafka producer: {e}"))
 }
 
@@ -351,14 +380,20 @@ impl Store for KafkaStore {
         for (b, n) in batches.iter().zip(delivered) {
             self.counters.add(Some(b.category.as_str()), DELIVERED, n);
         }
-        if let Some(Failure::Other(reason)) = first_failure {
+        if let Some(Failure::Other(mut reason)) = first_failure {
+            if let Some(why) = self.tls_failure().await {
+                reason = format!("{reason}; {why}");
+            }
             result = result.and(Err(StoreError::Unavailable {
                 store: self.name.clone(),
                 reason,
             }));
         }
         match &result {
-            Ok(()) => *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None,
+            Ok(()) => {
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self.client_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             Err(e) => {
                 self.set_error(e.to_string());
                 self.renew_if_dead(&producer, lost_identity);
@@ -368,11 +403,10 @@ impl Store for KafkaStore {
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
-        let problem = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let lock = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // A failed write's reason, else what the client last failed at (brokers down while
+        // nothing was written).
+        let problem = lock(&self.last_error).or_else(|| lock(&self.client_error));
         out.push(StoreStatus {
             state: if problem.is_some() { "failing" } else { "ok" }.into(),
             upstream_connected: Some(problem.is_none()),

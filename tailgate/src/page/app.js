@@ -158,7 +158,10 @@ function onMessage(m) {
       const same = instance === m.instance; instance = m.instance;
       ready = true;
       for (const q of panes) {
-        if (!same && Object.keys(q.lastSeq).length) { q.notice("tailgate restarted"); q.lastSeq = {}; }
+        // Kafka categories resume by offsets, which outlive the restart; others start over.
+        const bySeq = Object.keys(q.lastSeq).filter(c => !(c in q.offsets));
+        if (!same && bySeq.length) q.notice("tailgate restarted");
+        if (!same) q.lastSeq = {};
         q.subscribe(same);
       }
       renderCats((m.categories || []).map(name => ({ name })));

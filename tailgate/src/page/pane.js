@@ -13,6 +13,7 @@ class Pane {
     this.pattern = s.c; this.filterText = s.f || ""; this.paused = !!s.p; this.weight = s.w || 1;
     this.caseSensitive = !!s.cs; this.wrap = s.wr !== 0; this.context = Math.min(10, s.cx | 0);
     this.lastSeq = {};       // category → last seq accounted for (resume point)
+    this.offsets = {};       // Kafka category → partition → next offset (a resume point that outlives restarts)
     this.incoming = [];      // records waiting for the next frame
     this.pending = [];       // records held while paused
     this.notKept = 0;        // lines not kept while paused (past MAX_PAUSED)
@@ -102,7 +103,7 @@ class Pane {
     else this.rehighlight();
   }
   // Starts over with the server's lines for the current filters.
-  refilter() { this.clear(); this.lastSeq = {}; this.fromSeq = {}; this.prevSeq = {}; this.matches = 0; if (ready) this.subscribe(false); }
+  refilter() { this.clear(); this.lastSeq = {}; this.offsets = {}; this.fromSeq = {}; this.prevSeq = {}; this.matches = 0; if (ready) this.subscribe(false); }
   // Highlights changed: rows are rebuilt when next drawn.
   rehighlight() { for (const r of this.rows) { r.el = null; r.marks = null; } schedule(this, true); }
   ranges(r) { return this.hlTerms.length ? substringRanges(parsed(r).plain, this.hlTerms, this.caseSensitive) : null; }
@@ -121,6 +122,8 @@ class Pane {
     if (this.sent.exclude) m.exclude = this.sent.exclude;
     if (this.filtered && this.context) m.context = this.context;
     if (resume && Object.keys(this.lastSeq).length) m.since_seq = isGlob(this.pattern) ? this.lastSeq : Object.values(this.lastSeq)[0];
+    // Offsets hold across restarts of tailgate: sent whenever the pane has some.
+    if (Object.keys(this.offsets).length) m.since_offsets = this.offsets;
     this.awaiting = true;
     send(m);
   }
@@ -166,6 +169,7 @@ class Pane {
   onLines(m) {
     if (this.awaiting) return;
     this.lastSeq[m.category] = m.last_seq;
+    this.advance(m);
     this.fromSeq[m.category] ??= m.seq;
     const showCat = isGlob(this.pattern), at = Date.now(), seqs = Array.isArray(m.seqs) ? m.seqs : null;
     const ctx = new Set(Array.isArray(m.context) ? m.context : []);
@@ -182,8 +186,15 @@ class Pane {
     this.matches += recs.length - ctx.size;
     this.add(recs, false);
   }
+  // A Kafka category's resume point moves with each message's offsets (they only grow).
+  advance(m) {
+    if (!m.offsets) return;
+    const o = (this.offsets[m.category] ??= {});
+    for (const [p, next] of Object.entries(m.offsets)) o[p] = Math.max(o[p] ?? 0, next);
+  }
   onProgress(m) {
     this.lastSeq[m.category] = Math.max(this.lastSeq[m.category] || 0, m.last_seq);
+    this.advance(m);
     this.updateCount();
   }
   onSubscribed(m) {
@@ -191,6 +202,11 @@ class Pane {
     // A resume point for every matched category, even one that stays quiet: without it a
     // reconnect would ask that category for its backlog again.
     for (const [c, s] of Object.entries(m.last_seq || {})) if (!(c in this.lastSeq)) this.lastSeq[c] = s;
+    // Where the subscription starts in each partition, for partitions without a point yet.
+    for (const [c, parts] of Object.entries(m.offsets || {})) {
+      const o = (this.offsets[c] ??= {});
+      for (const [p, next] of Object.entries(parts)) if (!(p in o)) o[p] = next;
+    }
     for (const [c, s] of Object.entries(m.from_seq || {})) if (!(c in this.fromSeq)) this.fromSeq[c] = s;
     this.updateCount();
   }
