@@ -2,10 +2,12 @@
 //! client, and the fan-out between them.
 //!
 //! A source calls [`Hub::publish`]; under the feed's lock each line gets its sequence number,
-//! goes into the ring and is appended to every subscribed client's [`ClientQueue`]. Appending
-//! never waits: a queue over its byte bound counts the line as dropped for that client
+//! goes into the ring, and the published lines, as one [`Chunk`], are appended to every
+//! subscribed client's [`ClientQueue`] (one item per client, not one per line). Appending
+//! never waits: lines past a queue's byte bound are counted as dropped for that client
 //! instead, so a client that stops reading costs only its own lines, never the source's time
-//! or the other clients'. Lines are `Bytes`, so the ring and every queue share one copy.
+//! or the other clients'. Lines are `Bytes` and chunks are shared, so the ring and every
+//! queue share one copy, and a chunk's JSON is built once for all clients.
 //!
 //! Subscribing copies the backlog (or the lines after a resume point) into the queue and
 //! registers the subscription under that same feed lock, so a subscriber sees every line
@@ -26,6 +28,7 @@ use bytes::Bytes;
 use scribe_archive::category::CategoryGlob;
 use tokio::sync::{watch, Notify};
 
+use crate::chunk::Chunk;
 use crate::ring::{Resume, Ring, LINE_OVERHEAD};
 
 /// Bounds the hub enforces.
@@ -166,11 +169,13 @@ pub enum Start {
 /// What a client's sender takes out of its queue.
 #[derive(Debug)]
 pub enum Item {
-    Line {
+    /// Lines `from..to` of a chunk (seqs `chunk.seq(from)`, ...).
+    Lines {
         key: u64,
         category: Arc<str>,
-        seq: u64,
-        line: Bytes,
+        chunk: Arc<Chunk>,
+        from: usize,
+        to: usize,
     },
     Dropped {
         key: u64,
@@ -194,18 +199,22 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Takes `n` bytes if they fit.
-    fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                u.checked_add(n).filter(|t| *t <= self.cap)
-            })
-            .is_ok()
-    }
-
     /// Takes `n` bytes whether or not they fit (a backlog already sized to [`Budget::room`]).
     fn force(&self, n: usize) {
         self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Takes the cost of the most lines that fit: `count` says how many fit in a room,
+    /// `cost` what they take. Returns how many were taken.
+    fn take_fitting(&self, count: impl Fn(usize) -> usize, cost: impl Fn(usize) -> usize) -> usize {
+        let mut n = 0;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                n = count(self.cap.saturating_sub(u));
+                (n > 0).then(|| u + cost(n))
+            });
+        n
     }
 
     fn give(&self, n: usize) {
@@ -248,37 +257,43 @@ struct QueueState {
 }
 
 impl ClientQueue {
-    fn push(&self, key: u64, category: &Arc<str>, lines: &[(u64, Bytes)], metrics: &Metrics) {
+    /// Queues the lines of `chunk` that fit (whole lines, in order, within this client's
+    /// bound and the shared budget) and counts the rest as dropped. One lock, one budget
+    /// update and one item per client, whatever the number of lines.
+    fn push(&self, key: u64, category: &Arc<str>, chunk: &Arc<Chunk>, metrics: &Metrics) {
+        let n = chunk.len();
         let mut q = lock(&self.state);
-        let mut dropped = 0;
-        for (seq, line) in lines {
-            let cost = line.len() + LINE_OVERHEAD;
-            if q.bytes + cost > self.cap || !self.total.take(cost) {
-                let e = q
-                    .dropping
-                    .entry((key, category.clone()))
-                    .or_insert((0, *seq));
-                e.0 += 1;
-                dropped += 1;
-                continue;
+        let own = self.cap.saturating_sub(q.bytes);
+        let fit = self
+            .total
+            .take_fitting(|room| chunk.fit(0, own.min(room)), |k| chunk.cost(0..k));
+        if fit > 0 {
+            if !q.dropping.is_empty() {
+                if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
+                    q.items.push_back(Item::Dropped {
+                        key,
+                        category: category.clone(),
+                        count,
+                        from_seq,
+                    });
+                }
             }
-            if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
-                q.items.push_back(Item::Dropped {
-                    key,
-                    category: category.clone(),
-                    count,
-                    from_seq,
-                });
-            }
-            q.bytes += cost;
-            q.items.push_back(Item::Line {
+            q.bytes += chunk.cost(0..fit);
+            q.items.push_back(Item::Lines {
                 key,
                 category: category.clone(),
-                seq: *seq,
-                line: line.clone(),
+                chunk: chunk.clone(),
+                from: 0,
+                to: fit,
             });
         }
-        if dropped > 0 {
+        if fit < n {
+            let dropped = (n - fit) as u64;
+            let e = q
+                .dropping
+                .entry((key, category.clone()))
+                .or_insert((0, chunk.seq(fit)));
+            e.0 += dropped;
             metrics.lines_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         let wake = q.bytes >= self.batch_bytes;
@@ -338,8 +353,11 @@ impl ClientQueue {
     /// count toward the bound for the live lines behind.
     fn push_unbounded(&self, item: Item) {
         let mut q = lock(&self.state);
-        if let Item::Line { line, .. } = &item {
-            let cost = line.len() + LINE_OVERHEAD;
+        if let Item::Lines {
+            chunk, from, to, ..
+        } = &item
+        {
+            let cost = chunk.cost(*from..*to);
             q.bytes += cost;
             self.total.force(cost);
         }
@@ -351,9 +369,10 @@ impl ClientQueue {
         self.drain_upto(usize::MAX)
     }
 
-    /// Takes queued items up to about `max_bytes` of lines (at least one item), so what a
-    /// sender turns into messages at once is bounded; then, once the queue is empty, the
-    /// drops not yet reported (they happened after it).
+    /// Takes queued items up to about `max_bytes` of lines (at least one line; a chunk is
+    /// split where the bytes run out), so what a sender turns into messages at once is
+    /// bounded; then, once the queue is empty, the drops not yet reported (they happened
+    /// after it).
     pub fn drain_upto(&self, max_bytes: usize) -> Vec<Item> {
         let mut q = lock(&self.state);
         let mut items = Vec::new();
@@ -362,13 +381,38 @@ impl ClientQueue {
             let Some(item) = q.items.pop_front() else {
                 break;
             };
-            if let Item::Line { line, .. } = &item {
-                let cost = line.len() + LINE_OVERHEAD;
-                taken += cost;
-                q.bytes = q.bytes.saturating_sub(cost);
-                self.total.give(cost);
+            let Item::Lines {
+                key,
+                category,
+                chunk,
+                from,
+                to,
+            } = item
+            else {
+                items.push(item);
+                continue;
+            };
+            let end = from + chunk.fit(from, max_bytes - taken).clamp(1, to - from);
+            if end < to {
+                q.items.push_front(Item::Lines {
+                    key,
+                    category: category.clone(),
+                    chunk: chunk.clone(),
+                    from: end,
+                    to,
+                });
             }
-            items.push(item);
+            let cost = chunk.cost(from..end);
+            taken += cost;
+            q.bytes = q.bytes.saturating_sub(cost);
+            self.total.give(cost);
+            items.push(Item::Lines {
+                key,
+                category,
+                chunk,
+                from,
+                to: end,
+            });
         }
         if !q.items.is_empty() {
             return items;
@@ -461,20 +505,32 @@ fn queue_start(
         queue.push_unbounded(gap(from, prev));
     }
     let mut bytes = 0;
+    // Runs of consecutive seqs become chunks.
+    let mut run: Vec<Bytes> = Vec::new();
+    let push_run = |run: &mut Vec<Bytes>, last: u64| {
+        if !run.is_empty() {
+            let to = run.len();
+            let chunk = Chunk::new(last + 1 - to as u64, std::mem::take(run));
+            queue.push_unbounded(Item::Lines {
+                key,
+                category: name.clone(),
+                chunk,
+                from: 0,
+                to,
+            });
+        }
+    };
     for (seq, line) in sent {
         // A jump: seqs the source skipped, or a line too big for the ring.
         if *seq > prev + 1 {
+            push_run(&mut run, prev);
             queue.push_unbounded(gap(prev + 1, seq - 1));
         }
-        queue.push_unbounded(Item::Line {
-            key,
-            category: name.clone(),
-            seq: *seq,
-            line: line.clone(),
-        });
+        run.push(line.clone());
         bytes += line.len() + LINE_OVERHEAD;
         prev = *seq;
     }
+    push_run(&mut run, prev);
     if !sent.is_empty() && prev < ring.last_seq() {
         queue.push_unbounded(gap(prev + 1, ring.last_seq()));
     }
@@ -601,16 +657,18 @@ impl Hub {
         let n = lines.len() as u64;
         let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
         let mut st = lock(&feed.state);
-        let entries: Vec<(u64, Bytes)> = lines
-            .into_iter()
-            .map(|l| (st.ring.push(l.clone()), l))
-            .collect();
+        // Seqs are consecutive: they are only taken under this lock.
+        let first = st.ring.last_seq() + 1;
+        for l in &lines {
+            st.ring.push(l.clone());
+        }
+        let chunk = Chunk::new(first, lines);
         st.lines += n;
         st.bytes += bytes;
         st.last_update = Some(SystemTime::now());
         st.rate.add(n, Instant::now());
         for sub in &st.subs {
-            sub.queue.push(sub.key, &feed.name, &entries, &self.metrics);
+            sub.queue.push(sub.key, &feed.name, &chunk, &self.metrics);
         }
         drop(st);
         self.metrics.lines_in.fetch_add(n, Ordering::Relaxed);
