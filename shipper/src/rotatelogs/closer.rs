@@ -149,7 +149,10 @@ fn sync_path(path: &Path) {
     match File::open(path) {
         Ok(f) => sync(&f, path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("fsync of closed log file {}: cannot open it: {e}", path.display()),
+        Err(e) => tracing::warn!(
+            "fsync of closed log file {}: cannot open it: {e}",
+            path.display()
+        ),
     }
 }
 
