@@ -18,13 +18,16 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
+use futures::SinkExt;
 use scribe_archive::category::{CategoryGlob, MAX_CATEGORY_LEN};
 use scribe_cli::RateLimitedWarn;
 use tokio_util::sync::CancellationToken;
 
+use crate::chunk::Chunk;
 use crate::filter::{self, Filters, Verdict};
 use crate::hub::{ClientQueue, Hub, Item, Start};
 use crate::protocol::{ClientMsg, LineOut, ServerMsg, SinceOffsets, SinceSeq};
+use crate::ring::Origin;
 
 /// Batches are sent at most this often (unless one fills up first).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -93,6 +96,12 @@ struct Batch {
     category: Arc<str>,
     seq: u64,
     last_seq: u64,
+    /// Lines in the message.
+    count: usize,
+    /// Without a filter, in JSON: ranges of shared chunks, whose lines' JSON each chunk
+    /// builds once for every client ([`Chunk::json`]).
+    parts: Vec<(Arc<Chunk>, usize, usize)>,
+    /// Otherwise the lines themselves.
     lines: Vec<Bytes>,
     /// Each line's seq (sent when they are not consecutive: a filter, a resume by offsets).
     seqs: Vec<u64>,
@@ -119,6 +128,28 @@ async fn send_within(ws: &mut WebSocket, msg: Message, limit: Duration) -> Resul
         Ok(Err(_)) => Err(End::Done),
         Err(_) => Err(End::SendTimeout),
     }
+}
+
+/// Sends `msgs` and then flushes once, so a turn of the loop costs one socket write rather
+/// than one per message (the websocket buffers frames until the flush, or until its write
+/// buffer fills); each message and the flush wait at most `limit`.
+async fn send_all_within(
+    ws: &mut WebSocket,
+    msgs: Vec<String>,
+    limit: Duration,
+) -> Result<(), End> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let within = |r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Done),
+        Err(_) => Err(End::SendTimeout),
+    };
+    for m in msgs {
+        within(tokio::time::timeout(limit, ws.feed(Message::Text(m.into()))).await)?;
+    }
+    within(tokio::time::timeout(limit, ws.flush()).await)
 }
 
 pub async fn serve(
@@ -262,11 +293,8 @@ impl Session {
                 };
                 out.insert(0, update.to_json());
             }
-            for m in out {
-                let m = Message::Text(m.into());
-                if let Err(end) = send_within(ws, m, opts.send_timeout).await {
-                    return end;
-                }
+            if let Err(end) = send_all_within(ws, out, opts.send_timeout).await {
+                return end;
             }
         }
     }
@@ -495,56 +523,35 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
     let mut sent = 0u64;
     for item in items {
         match item {
-            Item::Line {
+            Item::Lines {
                 key,
                 category,
-                seq,
-                line,
-                origin,
+                chunk,
+                from,
+                to,
             } => {
                 let Some(sub) = r.subs.get(&key) else {
                     continue;
                 };
-                let same = batch.as_ref().is_some_and(|b| {
-                    b.key == key
-                        && b.category == category
-                        && b.lines.len() < BATCH_LINES
-                        && b.bytes < BATCH_BYTES
-                });
-                if !same {
-                    if let Some(b) = batch.take() {
-                        sent += r.emit(b, &mut out);
-                    }
+                // Kafka lines go one by one: each moves the message's offsets.
+                if sub.filter.is_none() && !r.raw && !chunk.has_origins() {
+                    r.add_chunk(
+                        &mut batch,
+                        &mut out,
+                        &mut sent,
+                        key,
+                        &category,
+                        &chunk,
+                        from..to,
+                    );
+                    continue;
                 }
-                let b = batch.get_or_insert_with(|| Batch {
-                    key,
-                    category,
-                    seq: 0,
-                    last_seq: 0,
-                    lines: Vec::new(),
-                    seqs: Vec::new(),
-                    context: Vec::new(),
-                    bytes: 0,
-                    offsets: BTreeMap::new(),
-                });
-                b.last_seq = seq;
-                if let Some(o) = origin {
-                    b.offsets.insert(o.partition, o.offset + 1);
-                }
-                match sub
-                    .filter
-                    .as_ref()
-                    .map(|f| f.judge(&b.category, seq, &line))
-                {
-                    None => b.push(seq, line, false),
-                    Some(Verdict::Skip) => {}
-                    Some(Verdict::Context) => b.push(seq, line, true),
-                    Some(Verdict::Match(before)) => {
-                        for (s, l) in before {
-                            b.push(s, l, true);
-                        }
-                        b.push(seq, line, false);
-                    }
+                for i in from..to {
+                    let (seq, line) = (chunk.seq(i), chunk.lines[i].clone());
+                    let origin = chunk.origin(i);
+                    r.add_line(
+                        &mut batch, &mut out, &mut sent, key, &category, seq, line, origin,
+                    );
                 }
             }
             Item::Dropped {
@@ -635,15 +642,40 @@ struct Render<'a> {
 }
 
 impl Batch {
+    fn new(key: u64, category: &Arc<str>) -> Batch {
+        Batch {
+            key,
+            category: category.clone(),
+            seq: 0,
+            last_seq: 0,
+            count: 0,
+            parts: Vec::new(),
+            lines: Vec::new(),
+            seqs: Vec::new(),
+            context: Vec::new(),
+            bytes: 0,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Whether lines of `key`/`category` may join this message.
+    fn takes(&self, key: u64, category: &Arc<str>) -> bool {
+        self.key == key
+            && self.category == *category
+            && self.count < BATCH_LINES
+            && self.bytes < BATCH_BYTES
+    }
+
     /// Adds a line; `context`: it is context around a match, not a match.
     fn push(&mut self, seq: u64, line: Bytes, context: bool) {
-        if self.lines.is_empty() {
+        if self.count == 0 {
             self.seq = seq;
         }
         if context {
             self.context.push(self.lines.len());
         }
         self.bytes += line.len();
+        self.count += 1;
         self.lines.push(line);
         // Every line's seq: sent with a filter, or when they are not consecutive (a resume
         // by offsets skips lines of other partitions the client has).
@@ -652,6 +684,104 @@ impl Batch {
 }
 
 impl Render<'_> {
+    /// The batch for lines of `key`/`category`: the current one if they may join it, else a
+    /// new one (the current one is emitted first).
+    fn batch_for<'b>(
+        &self,
+        batch: &'b mut Option<Batch>,
+        out: &mut Vec<String>,
+        sent: &mut u64,
+        key: u64,
+        category: &Arc<str>,
+    ) -> &'b mut Batch {
+        if !batch.as_ref().is_some_and(|b| b.takes(key, category)) {
+            if let Some(b) = batch.take() {
+                *sent += self.emit(b, out);
+            }
+        }
+        batch.get_or_insert_with(|| Batch::new(key, category))
+    }
+
+    /// Lines `r` of a chunk for an unfiltered JSON subscription: ranges of the chunk, cut
+    /// into messages of at most `BATCH_LINES` lines and about `BATCH_BYTES`.
+    #[allow(clippy::too_many_arguments)]
+    fn add_chunk(
+        &self,
+        batch: &mut Option<Batch>,
+        out: &mut Vec<String>,
+        sent: &mut u64,
+        key: u64,
+        category: &Arc<str>,
+        chunk: &Arc<Chunk>,
+        r: std::ops::Range<usize>,
+    ) {
+        let mut i = r.start;
+        while i < r.end {
+            let b = self.batch_for(batch, out, sent, key, category);
+            let n = chunk
+                .fit_text(i, BATCH_LINES - b.count, BATCH_BYTES - b.bytes)
+                .min(r.end - i);
+            // A line longer than what is left goes into the next message; a line longer
+            // than a whole message goes alone.
+            let n = match n {
+                0 if b.count > 0 => {
+                    if let Some(b) = batch.take() {
+                        *sent += self.emit(b, out);
+                    }
+                    continue;
+                }
+                0 => 1,
+                n => n,
+            };
+            if b.count == 0 {
+                b.seq = chunk.seq(i);
+            }
+            b.parts.push((chunk.clone(), i, i + n));
+            b.count += n;
+            b.bytes += chunk.cost(i..i + n) - n * crate::ring::LINE_OVERHEAD;
+            b.last_seq = chunk.seq(i + n - 1);
+            i += n;
+        }
+    }
+
+    /// One line for a filtered or raw subscription, or a Kafka line (with its origin).
+    #[allow(clippy::too_many_arguments)]
+    fn add_line(
+        &self,
+        batch: &mut Option<Batch>,
+        out: &mut Vec<String>,
+        sent: &mut u64,
+        key: u64,
+        category: &Arc<str>,
+        seq: u64,
+        line: Bytes,
+        origin: Option<Origin>,
+    ) {
+        let Some(sub) = self.subs.get(&key) else {
+            return;
+        };
+        let b = self.batch_for(batch, out, sent, key, category);
+        b.last_seq = seq;
+        if let Some(o) = origin {
+            b.offsets.insert(o.partition, o.offset + 1);
+        }
+        match sub
+            .filter
+            .as_ref()
+            .map(|f| f.judge(&b.category, seq, &line))
+        {
+            None => b.push(seq, line, false),
+            Some(Verdict::Skip) => {}
+            Some(Verdict::Context) => b.push(seq, line, true),
+            Some(Verdict::Match(before)) => {
+                for (s, l) in before {
+                    b.push(s, l, true);
+                }
+                b.push(seq, line, false);
+            }
+        }
+    }
+
     fn reset_context(&self, key: u64, category: &str) {
         if let Some(f) = self.subs.get(&key).and_then(|s| s.filter.as_ref()) {
             f.reset(category);
@@ -674,7 +804,7 @@ impl Render<'_> {
         let Some(sub) = self.subs.get(&b.key) else {
             return 0;
         };
-        if b.lines.is_empty() {
+        if b.count == 0 {
             // The filter skipped every line: say how far that went, or the client's
             // resume point would lag and a later resume report a false gap.
             if !self.raw {
@@ -690,7 +820,9 @@ impl Render<'_> {
             }
             return 0;
         }
-        if self.raw {
+        if !b.parts.is_empty() {
+            out.push(lines_json(&sub.id, &b));
+        } else if self.raw {
             let mut text = String::with_capacity(b.bytes + b.lines.len());
             for l in &b.lines {
                 text.push_str(&String::from_utf8_lossy(l));
@@ -713,6 +845,34 @@ impl Render<'_> {
                 .to_json(),
             );
         }
-        b.lines.len() as u64
+        b.count as u64
     }
 }
+
+/// A `lines` message of chunk ranges, the bytes `ServerMsg::Lines` would give (without
+/// `seqs` and `context`, which only filtered subscriptions have), but with each line's JSON
+/// copied from its chunk instead of serialized again for every client.
+fn lines_json(id: &str, b: &Batch) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut text = String::with_capacity(128 + id.len() + b.bytes + 4 * b.count);
+    text.push_str(r#"{"type":"lines","id":"#);
+    text.push_str(&quoted(id));
+    text.push_str(r#","category":"#);
+    text.push_str(&quoted(&b.category));
+    text.push_str(&format!(
+        r#","seq":{},"last_seq":{},"lines":["#,
+        b.seq, b.last_seq
+    ));
+    for (n, (chunk, from, to)) in b.parts.iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str(chunk.json(*from..*to));
+    }
+    text.push_str("]}");
+    text
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -2,10 +2,12 @@
 //! client, and the fan-out between them.
 //!
 //! A source calls [`Hub::publish`]; under the feed's lock each line gets its sequence number,
-//! goes into the ring and is appended to every subscribed client's [`ClientQueue`]. Appending
-//! never waits: a queue over its byte bound counts the line as dropped for that client
+//! goes into the ring, and the published lines, as one [`Chunk`], are appended to every
+//! subscribed client's [`ClientQueue`] (one item per client, not one per line). Appending
+//! never waits: lines past a queue's byte bound are counted as dropped for that client
 //! instead, so a client that stops reading costs only its own lines, never the source's time
-//! or the other clients'. Lines are `Bytes`, so the ring and every queue share one copy.
+//! or the other clients'. Lines are `Bytes` and chunks are shared, so the ring and every
+//! queue share one copy, and a chunk's JSON is built once for all clients.
 //!
 //! Subscribing copies the backlog (or the lines after a resume point) into the queue and
 //! registers the subscription under that same feed lock, so a subscriber sees every line
@@ -30,6 +32,7 @@ use bytes::Bytes;
 use scribe_archive::category::CategoryGlob;
 use tokio::sync::{watch, Notify};
 
+use crate::chunk::Chunk;
 use crate::ring::{Cursor, Origin, Resume, Ring, LINE_OVERHEAD};
 
 /// Bounds the hub enforces.
@@ -164,31 +167,43 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The lines of `entries` this subscription has not seen, when it resumed ahead of the
-    /// feed; `None`: all of them.
-    fn unseen(&self, category: &str, entries: &[Published]) -> Option<Vec<Published>> {
+    /// The lines of `chunk` this subscription has not seen, as chunks of consecutive seqs,
+    /// when it resumed ahead of the feed; `None`: all of them.
+    fn unseen(&self, category: &str, chunk: &Chunk) -> Option<Vec<Arc<Chunk>>> {
         let mut ahead = lock(self.ahead.as_ref()?);
         let want = ahead.get_mut(category)?;
-        let kept = entries
-            .iter()
-            .filter(|(_, _, origin)| {
-                let Some(o) = origin else { return true };
-                match want.get(&o.partition) {
-                    Some(w) if o.offset < *w => {
-                        if o.offset + 1 >= *w {
-                            want.remove(&o.partition);
-                        }
-                        false
-                    }
-                    Some(_) => {
+        let mut kept: Vec<Arc<Chunk>> = Vec::new();
+        let mut run: Vec<(Bytes, Option<Origin>)> = Vec::new();
+        let mut first = 0;
+        for i in 0..chunk.len() {
+            let origin = chunk.origin(i);
+            let keep = match origin.map(|o| (o, want.get(&o.partition).copied())) {
+                Some((o, Some(w))) if o.offset < w => {
+                    if o.offset + 1 >= w {
                         want.remove(&o.partition);
-                        true
                     }
-                    None => true,
+                    false
                 }
-            })
-            .cloned()
-            .collect();
+                Some((o, Some(_))) => {
+                    want.remove(&o.partition);
+                    true
+                }
+                _ => true,
+            };
+            if !keep {
+                if !run.is_empty() {
+                    kept.push(chunk_of(first, std::mem::take(&mut run)));
+                }
+                continue;
+            }
+            if run.is_empty() {
+                first = chunk.seq(i);
+            }
+            run.push((chunk.lines[i].clone(), origin));
+        }
+        if !run.is_empty() {
+            kept.push(chunk_of(first, run));
+        }
         if want.is_empty() {
             ahead.remove(category);
         }
@@ -242,13 +257,13 @@ pub enum Start {
 /// What a client's sender takes out of its queue.
 #[derive(Debug)]
 pub enum Item {
-    Line {
+    /// Lines `from..to` of a chunk (seqs `chunk.seq(from)`, ...).
+    Lines {
         key: u64,
         category: Arc<str>,
-        seq: u64,
-        line: Bytes,
-        /// Kafka lines: where the line is in its topic.
-        origin: Option<Origin>,
+        chunk: Arc<Chunk>,
+        from: usize,
+        to: usize,
     },
     Dropped {
         key: u64,
@@ -280,18 +295,22 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Takes `n` bytes if they fit.
-    fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                u.checked_add(n).filter(|t| *t <= self.cap)
-            })
-            .is_ok()
-    }
-
     /// Takes `n` bytes whether or not they fit (a backlog already sized to [`Budget::room`]).
     fn force(&self, n: usize) {
         self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Takes the cost of the most lines that fit: `count` says how many fit in a room,
+    /// `cost` what they take. Returns how many were taken.
+    fn take_fitting(&self, count: impl Fn(usize) -> usize, cost: impl Fn(usize) -> usize) -> usize {
+        let mut n = 0;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                n = count(self.cap.saturating_sub(u));
+                (n > 0).then(|| u + cost(n))
+            });
+        n
     }
 
     fn give(&self, n: usize) {
@@ -334,38 +353,43 @@ struct QueueState {
 }
 
 impl ClientQueue {
-    fn push(&self, key: u64, category: &Arc<str>, lines: &[Published], metrics: &Metrics) {
+    /// Queues the lines of `chunk` that fit (whole lines, in order, within this client's
+    /// bound and the shared budget) and counts the rest as dropped. One lock, one budget
+    /// update and one item per client, whatever the number of lines.
+    fn push(&self, key: u64, category: &Arc<str>, chunk: &Arc<Chunk>, metrics: &Metrics) {
+        let n = chunk.len();
         let mut q = lock(&self.state);
-        let mut dropped = 0;
-        for (seq, line, origin) in lines {
-            let cost = line.len() + LINE_OVERHEAD;
-            if q.bytes + cost > self.cap || !self.total.take(cost) {
-                let e = q
-                    .dropping
-                    .entry((key, category.clone()))
-                    .or_insert((0, *seq));
-                e.0 += 1;
-                dropped += 1;
-                continue;
+        let own = self.cap.saturating_sub(q.bytes);
+        let fit = self
+            .total
+            .take_fitting(|room| chunk.fit(0, own.min(room)), |k| chunk.cost(0..k));
+        if fit > 0 {
+            if !q.dropping.is_empty() {
+                if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
+                    q.items.push_back(Item::Dropped {
+                        key,
+                        category: category.clone(),
+                        count,
+                        from_seq,
+                    });
+                }
             }
-            if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
-                q.items.push_back(Item::Dropped {
-                    key,
-                    category: category.clone(),
-                    count,
-                    from_seq,
-                });
-            }
-            q.bytes += cost;
-            q.items.push_back(Item::Line {
+            q.bytes += chunk.cost(0..fit);
+            q.items.push_back(Item::Lines {
                 key,
                 category: category.clone(),
-                seq: *seq,
-                line: line.clone(),
-                origin: *origin,
+                chunk: chunk.clone(),
+                from: 0,
+                to: fit,
             });
         }
-        if dropped > 0 {
+        if fit < n {
+            let dropped = (n - fit) as u64;
+            let e = q
+                .dropping
+                .entry((key, category.clone()))
+                .or_insert((0, chunk.seq(fit)));
+            e.0 += dropped;
             metrics.lines_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         let wake = q.bytes >= self.batch_bytes;
@@ -425,8 +449,11 @@ impl ClientQueue {
     /// count toward the bound for the live lines behind.
     fn push_unbounded(&self, item: Item) {
         let mut q = lock(&self.state);
-        if let Item::Line { line, .. } = &item {
-            let cost = line.len() + LINE_OVERHEAD;
+        if let Item::Lines {
+            chunk, from, to, ..
+        } = &item
+        {
+            let cost = chunk.cost(*from..*to);
             q.bytes += cost;
             self.total.force(cost);
         }
@@ -438,9 +465,10 @@ impl ClientQueue {
         self.drain_upto(usize::MAX)
     }
 
-    /// Takes queued items up to about `max_bytes` of lines (at least one item), so what a
-    /// sender turns into messages at once is bounded; then, once the queue is empty, the
-    /// drops not yet reported (they happened after it).
+    /// Takes queued items up to about `max_bytes` of lines (at least one line; a chunk is
+    /// split where the bytes run out), so what a sender turns into messages at once is
+    /// bounded; then, once the queue is empty, the drops not yet reported (they happened
+    /// after it).
     pub fn drain_upto(&self, max_bytes: usize) -> Vec<Item> {
         let mut q = lock(&self.state);
         let mut items = Vec::new();
@@ -449,13 +477,38 @@ impl ClientQueue {
             let Some(item) = q.items.pop_front() else {
                 break;
             };
-            if let Item::Line { line, .. } = &item {
-                let cost = line.len() + LINE_OVERHEAD;
-                taken += cost;
-                q.bytes = q.bytes.saturating_sub(cost);
-                self.total.give(cost);
+            let Item::Lines {
+                key,
+                category,
+                chunk,
+                from,
+                to,
+            } = item
+            else {
+                items.push(item);
+                continue;
+            };
+            let end = from + chunk.fit(from, max_bytes - taken).clamp(1, to - from);
+            if end < to {
+                q.items.push_front(Item::Lines {
+                    key,
+                    category: category.clone(),
+                    chunk: chunk.clone(),
+                    from: end,
+                    to,
+                });
             }
-            items.push(item);
+            let cost = chunk.cost(from..end);
+            taken += cost;
+            q.bytes = q.bytes.saturating_sub(cost);
+            self.total.give(cost);
+            items.push(Item::Lines {
+                key,
+                category,
+                chunk,
+                from,
+                to: end,
+            });
         }
         if !q.items.is_empty() {
             return items;
@@ -490,8 +543,6 @@ impl Drop for ClientQueue {
 }
 
 type RingLine = (u64, Bytes);
-/// A line as published: its seq, its bytes, and where it came from in Kafka.
-type Published = (u64, Bytes, Option<Origin>);
 
 /// How many of `lines` (the newest) fit in `max_lines` lines and `max_bytes` bytes.
 fn newest_within(lines: &[&RingLine], max_lines: usize, max_bytes: usize) -> usize {
@@ -549,21 +600,14 @@ fn queue_start(
     if let Some(from) = from {
         queue.push_unbounded(gap(from, prev));
     }
-    let mut bytes = 0;
-    for (seq, line) in sent {
-        // A jump: seqs the source skipped, or a line too big for the ring.
-        if *seq > prev + 1 {
-            queue.push_unbounded(gap(prev + 1, seq - 1));
-        }
-        queue.push_unbounded(Item::Line {
-            key,
-            category: name.clone(),
-            seq: *seq,
-            line: line.clone(),
-            origin: ring.origin(*seq),
-        });
-        bytes += line.len() + LINE_OVERHEAD;
-        prev = *seq;
+    // Runs of consecutive seqs become chunks; a jump between them (seqs the source skipped,
+    // or a line too big for the ring) is a gap.
+    queue_runs(queue, key, name, ring, sent, |from, to| {
+        queue.push_unbounded(gap(from, to))
+    });
+    let bytes: usize = sent.iter().map(|(_, l)| l.len() + LINE_OVERHEAD).sum();
+    if let Some((last, _)) = sent.last() {
+        prev = *last;
     }
     if !sent.is_empty() && prev < ring.last_seq() {
         queue.push_unbounded(gap(prev + 1, ring.last_seq()));
@@ -608,20 +652,58 @@ fn queue_after_cursor(
             to_seq: to,
         });
     }
-    let mut bytes = 0;
-    for (seq, line) in sent {
-        queue.push_unbounded(Item::Line {
-            key,
-            category: name.clone(),
-            seq: *seq,
-            line: line.clone(),
-            origin: ring.origin(*seq),
-        });
-        bytes += line.len() + LINE_OVERHEAD;
-    }
+    // The lines of other partitions than the ones resumed are skipped: runs of consecutive
+    // seqs become chunks, and the seqs between them are not gaps (the client has them).
+    queue_runs(queue, key, name, ring, sent, |_, _| {});
+    let bytes: usize = sent.iter().map(|(_, l)| l.len() + LINE_OVERHEAD).sum();
     left.lines -= sent.len();
     left.bytes = left.bytes.saturating_sub(bytes);
     first
+}
+
+/// Queues `lines` (ascending seqs) as chunks of consecutive seqs, with their Kafka origins;
+/// `jump(from, to)` is told the seqs missing between two runs, before the later run.
+fn queue_runs(
+    queue: &ClientQueue,
+    key: u64,
+    name: &Arc<str>,
+    ring: &Ring,
+    lines: &[&RingLine],
+    mut jump: impl FnMut(u64, u64),
+) {
+    let mut run: Vec<(Bytes, Option<Origin>)> = Vec::new();
+    let mut first = 0;
+    let flush = |run: &mut Vec<(Bytes, Option<Origin>)>, first: u64| {
+        if !run.is_empty() {
+            let to = run.len();
+            queue.push_unbounded(Item::Lines {
+                key,
+                category: name.clone(),
+                chunk: chunk_of(first, std::mem::take(run)),
+                from: 0,
+                to,
+            });
+        }
+    };
+    for (seq, line) in lines {
+        let next = first + run.len() as u64;
+        if !run.is_empty() && *seq != next {
+            flush(&mut run, first);
+            jump(next, seq - 1);
+        }
+        if run.is_empty() {
+            first = *seq;
+        }
+        run.push((line.clone(), ring.origin(*seq)));
+    }
+    flush(&mut run, first);
+}
+
+/// A chunk of lines with consecutive seqs from `first`, with their Kafka origins when every
+/// line has one (a source is one or the other).
+fn chunk_of(first: u64, run: Vec<(Bytes, Option<Origin>)>) -> Arc<Chunk> {
+    let origins: Option<Vec<Origin>> = run.iter().map(|(_, o)| *o).collect();
+    Chunk::with_origins(first, run.into_iter().map(|(l, _)| l).collect(), origins)
 }
 
 /// A category a new subscription matches.
@@ -780,18 +862,24 @@ impl Hub {
         let n = lines.len() as u64;
         let bytes: u64 = lines.iter().map(|(l, _)| l.len() as u64).sum();
         let mut st = lock(&feed.state);
-        let entries: Vec<Published> = lines
-            .into_iter()
-            .map(|(l, o)| (st.ring.push_from(l.clone(), o), l, o))
-            .collect();
+        // Seqs are consecutive: they are only taken under this lock.
+        let first = st.ring.last_seq() + 1;
+        for (l, o) in &lines {
+            st.ring.push_from(l.clone(), *o);
+        }
+        let chunk = chunk_of(first, lines);
         st.lines += n;
         st.bytes += bytes;
         st.last_update = Some(SystemTime::now());
         st.rate.add(n, Instant::now());
         for sub in &st.subs {
-            match sub.unseen(category, &entries) {
-                None => sub.queue.push(sub.key, &feed.name, &entries, &self.metrics),
-                Some(kept) => sub.queue.push(sub.key, &feed.name, &kept, &self.metrics),
+            match sub.unseen(category, &chunk) {
+                None => sub.queue.push(sub.key, &feed.name, &chunk, &self.metrics),
+                Some(kept) => {
+                    for c in &kept {
+                        sub.queue.push(sub.key, &feed.name, c, &self.metrics);
+                    }
+                }
             }
         }
         drop(st);

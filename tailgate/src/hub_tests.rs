@@ -9,11 +9,37 @@ fn lines(v: &[&str]) -> Vec<Bytes> {
 fn seqs(items: &[Item]) -> Vec<u64> {
     items
         .iter()
-        .filter_map(|i| match i {
-            Item::Line { seq, .. } => Some(*seq),
-            _ => None,
+        .flat_map(|i| match i {
+            Item::Lines {
+                chunk, from, to, ..
+            } => (*from..*to).map(|i| chunk.seq(i)).collect(),
+            _ => Vec::new(),
         })
         .collect()
+}
+
+/// Each line of a `Lines` item as an item of its own, so tests count and index lines.
+fn expand(items: Vec<Item>) -> Vec<Item> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Item::Lines {
+                key,
+                category,
+                chunk,
+                from,
+                to,
+            } => out.extend((from..to).map(|i| Item::Lines {
+                key,
+                category: category.clone(),
+                chunk: chunk.clone(),
+                from: i,
+                to: i + 1,
+            })),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[test]
@@ -32,7 +58,7 @@ fn backlog_then_live_without_gap() {
         "no backlog: from the next"
     );
     hub.publish("a", lines(&["4"])).unwrap();
-    assert_eq!(seqs(&q.drain()), [2, 3, 4]);
+    assert_eq!(seqs(&expand(q.drain())), [2, 3, 4]);
 }
 
 #[test]
@@ -44,7 +70,7 @@ fn backlog_is_bounded_by_the_client_buffer_and_reports_the_rest() {
     hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
     let q = hub.new_queue();
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(5));
-    let items = q.drain();
+    let items = expand(q.drain());
     assert!(
         matches!(
             items[0],
@@ -62,7 +88,7 @@ fn backlog_is_bounded_by_the_client_buffer_and_reports_the_rest() {
     let q = hub.new_queue();
     let since = Start::Since(HashMap::from([("a".to_string(), 0)]), 0);
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &since);
-    let items = q.drain();
+    let items = expand(q.drain());
     assert!(matches!(
         items[0],
         Item::Gap {
@@ -83,9 +109,9 @@ fn drain_upto_takes_a_bounded_share_and_drops_come_last() {
     let q = hub.new_queue();
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
     hub.publish("a", lines(&["1", "2", "3", "4"])).unwrap();
-    let first = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+    let first = expand(q.drain_upto(2 * (LINE_OVERHEAD + 1)));
     assert_eq!(first.len(), 2, "the drop waits for the queue to empty");
-    let rest = q.drain_upto(2 * (LINE_OVERHEAD + 1));
+    let rest = expand(q.drain_upto(2 * (LINE_OVERHEAD + 1)));
     assert_eq!(seqs(&rest), [3]);
     assert!(matches!(
         rest[1],
@@ -105,9 +131,9 @@ fn glob_subscription_picks_up_new_categories() {
     hub.subscribe(&q, CategoryGlob::new("web.*").unwrap(), &Start::Backlog(0));
     hub.publish("web.a", lines(&["x"])).unwrap();
     hub.publish("db", lines(&["y"])).unwrap();
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(items.len(), 1);
-    assert!(matches!(&items[0], Item::Line { category, .. } if &**category == "web.a"));
+    assert!(matches!(&items[0], Item::Lines { category, .. } if &**category == "web.a"));
 }
 
 #[test]
@@ -119,7 +145,7 @@ fn full_queue_counts_drops_in_order() {
     let q = hub.new_queue();
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
     hub.publish("a", lines(&["1", "2", "3", "4", "5"])).unwrap();
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(seqs(&items), [1, 2, 3]);
     assert!(matches!(
         items.last(),
@@ -131,7 +157,7 @@ fn full_queue_counts_drops_in_order() {
     ));
     assert_eq!(hub.metrics.lines_dropped.load(Ordering::Relaxed), 2);
     hub.publish("a", lines(&["6"])).unwrap();
-    assert_eq!(seqs(&q.drain()), [6]);
+    assert_eq!(seqs(&expand(q.drain())), [6]);
 }
 
 #[test]
@@ -145,7 +171,7 @@ fn resume_lines_are_bounded_per_request() {
     let q = hub.new_queue();
     let since = HashMap::from([("a".to_string(), 0), ("b".to_string(), 0)]);
     hub.subscribe(&q, CategoryGlob::new("*").unwrap(), &Start::Since(since, 0));
-    let items = q.drain();
+    let items = expand(q.drain());
     // a: all 3; b: only the newest 1 fits, after a gap for the 2 before it.
     assert_eq!(seqs(&items), [1, 2, 3, 3]);
     assert!(matches!(
@@ -180,7 +206,7 @@ fn a_source_gap_reaches_live_subscribers_in_order() {
         "merged with the last"
     );
     hub.publish("a", lines(&["5"])).unwrap();
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(seqs(&items), [1, 5]);
     assert!(matches!(
         items[1],
@@ -203,7 +229,7 @@ fn a_source_gap_while_a_client_is_over_its_bound_counts_as_dropped() {
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(0));
     hub.publish("a", lines(&["1", "2", "3"])).unwrap();
     hub.publish_gap("a", 2).unwrap();
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(seqs(&items), [1, 2]);
     assert!(matches!(
         items[2],
@@ -215,9 +241,9 @@ fn a_source_gap_while_a_client_is_over_its_bound_counts_as_dropped() {
     ));
     // Room again: a drop still pending is reported before the gap.
     hub.publish("a", lines(&["6", "7", "8", "9"])).unwrap();
-    assert_eq!(seqs(&q.drain_upto(1)), [6]);
+    assert_eq!(seqs(&expand(q.drain_upto(1))), [6]);
     hub.publish_gap("a", 1).unwrap();
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(seqs(&items), [7]);
     assert!(
         matches!(
@@ -242,7 +268,7 @@ fn backlog_and_resume_across_source_gaps_report_them() {
     hub.publish_gap("a", 1).unwrap(); // 7
     let q = hub.new_queue();
     hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &Start::Backlog(10));
-    let items = q.drain();
+    let items = expand(q.drain());
     assert_eq!(seqs(&items), [1, 2, 6]);
     assert_eq!(gaps(&items), [(3, 5), (7, 7)]);
     // Resumed right before a gap, and after the last line.
@@ -254,7 +280,7 @@ fn backlog_and_resume_across_source_gaps_report_them() {
         let q = hub.new_queue();
         let start = Start::Since(HashMap::from([("a".to_string(), since)]), 0);
         hub.subscribe(&q, CategoryGlob::new("a").unwrap(), &start);
-        let items = q.drain();
+        let items = expand(q.drain());
         assert_eq!(seqs(&items), want_seqs, "since {since}");
         assert_eq!(gaps(&items), want_gaps, "since {since}");
     }
@@ -286,7 +312,7 @@ fn total_buffer_caps_all_clients_together() {
     hub.publish("x", lines(&["1", "2", "3"])).unwrap();
     // a took 3 of the 4 shared slots, b the last one; the rest is dropped and reported.
     assert_eq!(hub.queued.used(), 4 * line);
-    let bi = b.drain();
+    let bi = expand(b.drain());
     assert_eq!(seqs(&bi), [1]);
     assert!(bi.iter().any(|i| matches!(
         i,
@@ -320,7 +346,14 @@ fn texts(items: &[Item]) -> Vec<String> {
     items
         .iter()
         .filter_map(|i| match i {
-            Item::Line { line, .. } => Some(String::from_utf8_lossy(line).into_owned()),
+            Item::Lines {
+                chunk, from, to, ..
+            } => Some(
+                (*from..*to)
+                    .map(|i| String::from_utf8_lossy(&chunk.lines[i]).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             Item::OffsetGap {
                 partition,
                 from,
@@ -356,11 +389,11 @@ fn a_resume_by_offsets_skips_what_the_client_has_even_read_later() {
     hub.publish_from("k", kafka_lines(2, 4..5)).unwrap();
     hub.publish_from("k", kafka_lines(0, 5..6)).unwrap();
     assert_eq!(
-        texts(&q.drain()),
+        texts(&expand(q.drain())),
         ["0:3", "0:4", "gap 2:2..=3", "1:8", "1:9", "2:4", "0:5"]
     );
     // A new client without offsets sees everything held.
     let q2 = hub.new_queue();
     hub.subscribe(&q2, CategoryGlob::new("k").unwrap(), &Start::Backlog(100));
-    assert_eq!(texts(&q2.drain()).len(), 5 + 4 + 1 + 1);
+    assert_eq!(texts(&expand(q2.drain())).len(), 5 + 4 + 1 + 1);
 }

@@ -8,6 +8,7 @@
 //! [`connection`] turns a client's queue into `/ws` messages ([`protocol`]); [`http`] serves
 //! the page, the API and `/metrics`. The binary is [`run`] with parsed [`Args`].
 
+pub mod chunk;
 pub mod connection;
 pub mod filter;
 pub mod history;
