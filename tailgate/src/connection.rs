@@ -518,9 +518,7 @@ impl Session {
 /// The messages for `items`, and how many lines they carry.
 fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>, u64) {
     let r = Render { subs, raw };
-    let mut out = Vec::new();
-    let mut batch: Option<Batch> = None;
-    let mut sent = 0u64;
+    let mut o = Rendered::default();
     for item in items {
         match item {
             Item::Lines {
@@ -535,23 +533,13 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 };
                 // Kafka lines go one by one: each moves the message's offsets.
                 if sub.filter.is_none() && !r.raw && !chunk.has_origins() {
-                    r.add_chunk(
-                        &mut batch,
-                        &mut out,
-                        &mut sent,
-                        key,
-                        &category,
-                        &chunk,
-                        from..to,
-                    );
+                    r.add_chunk(&mut o, key, &category, &chunk, from..to);
                     continue;
                 }
                 for i in from..to {
                     let (seq, line) = (chunk.seq(i), chunk.lines[i].clone());
                     let origin = chunk.origin(i);
-                    r.add_line(
-                        &mut batch, &mut out, &mut sent, key, &category, seq, line, origin,
-                    );
+                    r.add_line(&mut o, key, &category, seq, line, origin);
                 }
             }
             Item::Dropped {
@@ -560,12 +548,10 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 count,
                 from_seq,
             } => {
-                if let Some(b) = batch.take() {
-                    sent += r.emit(b, &mut out);
-                }
-                r.reset_context(key, &category);
-                out.extend(r.notice(
+                r.notice_after(
+                    &mut o,
                     key,
+                    &category,
                     || format!("[tailgate] dropped {count} lines of {category} from seq {from_seq} (this client fell behind)\n"),
                     |id| {
                         ServerMsg::Dropped {
@@ -576,7 +562,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                         }
                         .to_json()
                     },
-                ));
+                );
             }
             Item::OffsetGap {
                 key,
@@ -585,12 +571,10 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 from,
                 to,
             } => {
-                if let Some(b) = batch.take() {
-                    sent += r.emit(b, &mut out);
-                }
-                r.reset_context(key, &category);
-                out.extend(r.notice(
+                r.notice_after(
+                    &mut o,
                     key,
+                    &category,
                     || format!("[tailgate] gap: offsets {from}..{to} of partition {partition} of {category} are not held\n"),
                     |id| {
                         ServerMsg::OffsetGap {
@@ -602,7 +586,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                         }
                         .to_json()
                     },
-                ));
+                );
             }
             Item::Gap {
                 key,
@@ -610,12 +594,10 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 from_seq,
                 to_seq,
             } => {
-                if let Some(b) = batch.take() {
-                    sent += r.emit(b, &mut out);
-                }
-                r.reset_context(key, &category);
-                out.extend(r.notice(
+                r.notice_after(
+                    &mut o,
                     key,
+                    &category,
                     || format!("[tailgate] gap: lines {from_seq}..{to_seq} of {category} are no longer held\n"),
                     |id| {
                         ServerMsg::Gap {
@@ -626,14 +608,21 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                         }
                         .to_json()
                     },
-                ));
+                );
             }
         }
     }
-    if let Some(b) = batch.take() {
-        sent += r.emit(b, &mut out);
-    }
-    (out, sent)
+    r.flush(&mut o);
+    (o.msgs, o.sent)
+}
+
+/// What [`render`] has made so far: finished messages, the message being built, and how
+/// many lines the finished ones carry.
+#[derive(Default)]
+struct Rendered {
+    msgs: Vec<String>,
+    batch: Option<Batch>,
+    sent: u64,
 }
 
 struct Render<'a> {
@@ -686,30 +675,25 @@ impl Batch {
 impl Render<'_> {
     /// The batch for lines of `key`/`category`: the current one if they may join it, else a
     /// new one (the current one is emitted first).
-    fn batch_for<'b>(
-        &self,
-        batch: &'b mut Option<Batch>,
-        out: &mut Vec<String>,
-        sent: &mut u64,
-        key: u64,
-        category: &Arc<str>,
-    ) -> &'b mut Batch {
-        if !batch.as_ref().is_some_and(|b| b.takes(key, category)) {
-            if let Some(b) = batch.take() {
-                *sent += self.emit(b, out);
-            }
+    fn batch_for<'b>(&self, o: &'b mut Rendered, key: u64, category: &Arc<str>) -> &'b mut Batch {
+        if !o.batch.as_ref().is_some_and(|b| b.takes(key, category)) {
+            self.flush(o);
         }
-        batch.get_or_insert_with(|| Batch::new(key, category))
+        o.batch.get_or_insert_with(|| Batch::new(key, category))
+    }
+
+    /// Finishes the message being built, if any.
+    fn flush(&self, o: &mut Rendered) {
+        if let Some(b) = o.batch.take() {
+            o.sent += self.emit(b, &mut o.msgs);
+        }
     }
 
     /// Lines `r` of a chunk for an unfiltered JSON subscription: ranges of the chunk, cut
     /// into messages of at most `BATCH_LINES` lines and about `BATCH_BYTES`.
-    #[allow(clippy::too_many_arguments)]
     fn add_chunk(
         &self,
-        batch: &mut Option<Batch>,
-        out: &mut Vec<String>,
-        sent: &mut u64,
+        o: &mut Rendered,
         key: u64,
         category: &Arc<str>,
         chunk: &Arc<Chunk>,
@@ -717,7 +701,7 @@ impl Render<'_> {
     ) {
         let mut i = r.start;
         while i < r.end {
-            let b = self.batch_for(batch, out, sent, key, category);
+            let b = self.batch_for(o, key, category);
             let n = chunk
                 .fit_text(i, BATCH_LINES - b.count, BATCH_BYTES - b.bytes)
                 .min(r.end - i);
@@ -725,9 +709,7 @@ impl Render<'_> {
             // than a whole message goes alone.
             let n = match n {
                 0 if b.count > 0 => {
-                    if let Some(b) = batch.take() {
-                        *sent += self.emit(b, out);
-                    }
+                    self.flush(o);
                     continue;
                 }
                 0 => 1,
@@ -745,12 +727,9 @@ impl Render<'_> {
     }
 
     /// One line for a filtered or raw subscription, or a Kafka line (with its origin).
-    #[allow(clippy::too_many_arguments)]
     fn add_line(
         &self,
-        batch: &mut Option<Batch>,
-        out: &mut Vec<String>,
-        sent: &mut u64,
+        o: &mut Rendered,
         key: u64,
         category: &Arc<str>,
         seq: u64,
@@ -760,7 +739,7 @@ impl Render<'_> {
         let Some(sub) = self.subs.get(&key) else {
             return;
         };
-        let b = self.batch_for(batch, out, sent, key, category);
+        let b = self.batch_for(o, key, category);
         b.last_seq = seq;
         if let Some(o) = origin {
             b.offsets.insert(o.partition, o.offset + 1);
@@ -786,6 +765,21 @@ impl Render<'_> {
         if let Some(f) = self.subs.get(&key).and_then(|s| s.filter.as_ref()) {
             f.reset(category);
         }
+    }
+
+    /// A notice (dropped lines, a gap) ends the message being built and a filter's context
+    /// run, then goes out as [`Render::notice`] makes it.
+    fn notice_after(
+        &self,
+        o: &mut Rendered,
+        key: u64,
+        category: &str,
+        raw: impl FnOnce() -> String,
+        json: impl FnOnce(&str) -> String,
+    ) {
+        self.flush(o);
+        self.reset_context(key, category);
+        o.msgs.extend(self.notice(key, raw, json));
     }
 
     /// A notice (dropped lines, a gap) for subscription `key`, in raw text or as the JSON
