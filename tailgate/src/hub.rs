@@ -605,15 +605,13 @@ fn queue_start(
     queue_runs(queue, key, name, ring, sent, |from, to| {
         queue.push_unbounded(gap(from, to))
     });
-    let bytes: usize = sent.iter().map(|(_, l)| l.len() + LINE_OVERHEAD).sum();
     if let Some((last, _)) = sent.last() {
         prev = *last;
     }
     if !sent.is_empty() && prev < ring.last_seq() {
         queue.push_unbounded(gap(prev + 1, ring.last_seq()));
     }
-    left.lines -= sent.len();
-    left.bytes = left.bytes.saturating_sub(bytes);
+    left.spend(sent);
     first
 }
 
@@ -655,9 +653,7 @@ fn queue_after_cursor(
     // The lines of other partitions than the ones resumed are skipped: runs of consecutive
     // seqs become chunks, and the seqs between them are not gaps (the client has them).
     queue_runs(queue, key, name, ring, sent, |_, _| {});
-    let bytes: usize = sent.iter().map(|(_, l)| l.len() + LINE_OVERHEAD).sum();
-    left.lines -= sent.len();
-    left.bytes = left.bytes.saturating_sub(bytes);
+    left.spend(sent);
     first
 }
 
@@ -724,6 +720,15 @@ pub struct Matched {
 struct Allowance {
     lines: usize,
     bytes: usize,
+}
+
+impl Allowance {
+    /// Takes what `sent` (lines queued for one category) used.
+    fn spend(&mut self, sent: &[&RingLine]) {
+        let bytes: usize = sent.iter().map(|(_, l)| l.len() + LINE_OVERHEAD).sum();
+        self.lines -= sent.len();
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain counters and
