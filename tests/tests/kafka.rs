@@ -1,7 +1,7 @@
 //! Kafka as the transport: ship -> scribed (kafka store) -> tansu (a Kafka-protocol broker on
 //! loopback) -> scribed (`[[kafka_input]]`, the archiver) -> category files, compared byte for
-//! byte with what was shipped, while the leaf and the archiver are killed with SIGKILL, and
-//! while the broker is frozen (SIGSTOP) behind a buffer store.
+//! byte with what was shipped, while the leaf, the archiver and the broker (on its S3 engine)
+//! are killed with SIGKILL, and while the broker is frozen (SIGSTOP) behind a buffer store.
 //!
 //! The archiver uses `mode = "assign"`: tansu takes ~24 s per consumer-group join.
 
@@ -24,6 +24,21 @@ type = "kafka"
 brokers = ["{brokers}"]
 timeout = "5s"
 "#
+    )
+}
+
+/// A leaf for tansu's S3 engine: that engine writes a producer's sequence number before the
+/// batch, so a broker killed between the two answers the retried batch
+/// `DuplicateSequenceNumber` and never holds it (seen here: 759 lines lost in one run). The
+/// store's `idempotence = false` resends instead, and the archiver's commit log drops the
+/// copies by id. A longer linger makes fewer, larger batches: the engine lists every batch
+/// object of a partition on each fetch.
+fn s3_engine_leaf_config(brokers: &str) -> String {
+    format!(
+        r#"{}idempotence = false
+linger = "100ms"
+"#,
+        leaf_config(brokers).trim_start()
     )
 }
 
@@ -123,15 +138,22 @@ fn diff(got: &[u8], want: &[u8]) -> String {
     )
 }
 
+/// The issue's end-to-end run: 1M lines ship -> leaf (kafka store) -> tansu on its S3 engine
+/// (SeaweedFS) -> archiver -> files, while the leaf, the archiver and the broker are each
+/// killed with SIGKILL twice and restarted where they were. What the broker acknowledged
+/// survives it; the leaf's `TRY_LATER` while it is down keeps ship's lines; the records
+/// produced or read twice are written once, by id. The archive is byte-exact.
 #[test]
-fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver() {
+fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_the_archiver_and_the_broker() {
     let tmp = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    let weed = pipeline_tests::s3::Weed::start(&tmp.path().join("weed"), &["tansu"]);
+    let mut tansu = Tansu::start_s3(tmp.path().join("tansu.log"), &weed, "tansu");
     tansu.create_topic("logs.web", 3);
     let leaf_addr = format!("127.0.0.1:{}", free_port());
     let arch_addr = format!("127.0.0.1:{}", free_port());
     let (leaf_data, arch_data) = (tmp.path().join("leaf"), tmp.path().join("archive"));
-    let mut leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr)));
+    let leaf_cfg = s3_engine_leaf_config(&tansu.addr);
+    let mut leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_cfg.clone()));
     let mut archiver = Some(scribed_at(
         &arch_data,
         &arch_addr,
@@ -142,15 +164,14 @@ fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver()
     let n: u64 = 1_000_000;
     let want = lines("k", n);
     let started = Instant::now();
-    // 1,000 chunks of 1,000 lines, 20 ms apart; the leaf dies twice, the archiver twice, each
-    // restarted at once where it was. (With the file store's commit log off, the records
-    // produced or read twice show up as duplicates here.)
+    // 1,000 chunks of 1,000 lines, 20 ms apart; each of the three dies twice and is
+    // restarted at once where it was (the broker after 1 s down).
     for (i, chunk) in want.chunks(seq_line("k", 0).len() * 1000).enumerate() {
         stdin.write_all(chunk).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         if i == 250 || i == 750 {
             leaf.take().unwrap().kill9();
-            leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr)));
+            leaf = Some(scribed_at(&leaf_data, &leaf_addr, leaf_cfg.clone()));
         }
         if i == 500 || i == 900 {
             archiver.take().unwrap().kill9();
@@ -160,22 +181,30 @@ fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_and_the_archiver()
                 archiver_config(&tansu.addr),
             ));
         }
+        if i == 400 || i == 650 {
+            tansu.kill9_and_restart(Duration::from_secs(1));
+        }
     }
     drop(stdin);
-    let (status, err) = ship.wait_exit(Duration::from_secs(60));
+    let (status, err) = ship.wait_exit(Duration::from_secs(120));
     assert!(status.success(), "ship: {err}");
     let got = archived(
         &arch_data,
         want.len(),
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         archiver.take().unwrap(),
     );
     eprintln!(
-        "kafka e2e: {n} lines in {:.1}s; {}",
+        "kafka e2e (S3 engine): {n} lines in {:.1}s; {}",
         started.elapsed().as_secs_f64(),
         diff(&got, &want)
     );
-    assert!(got == want, "archive differs: {}", diff(&got, &want));
+    assert!(
+        got == want,
+        "archive differs: {}; tansu: {}",
+        diff(&got, &want),
+        tansu.log_text()
+    );
     drop(leaf);
 }
 
@@ -382,49 +411,4 @@ fn archivers_in_a_group_share_the_partitions_and_lose_nothing_as_they_come_and_g
             "archive {name} got no share of the work"
         );
     }
-}
-
-/// The broker killed with SIGKILL mid-run and started again on the same address, its storage
-/// the S3 engine on SeaweedFS: what it acknowledged survives, the leaf's `TRY_LATER` while it
-/// is down keeps ship's lines, and the records the leaf produced again after the restart (their
-/// delivery reports lost with the broker) are recognised by id. The archive is byte-exact.
-#[test]
-fn a_broker_killed_mid_run_on_its_s3_engine_loses_nothing_and_doubles_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let weed = pipeline_tests::s3::Weed::start(&tmp.path().join("weed"), &["tansu"]);
-    let mut tansu = Tansu::start_s3(tmp.path().join("tansu.log"), &weed, "tansu");
-    tansu.create_topic("logs.web", 3);
-    let leaf_addr = format!("127.0.0.1:{}", free_port());
-    let arch_addr = format!("127.0.0.1:{}", free_port());
-    let (leaf_data, arch_data) = (tmp.path().join("leaf"), tmp.path().join("archive"));
-    let leaf = scribed_at(&leaf_data, &leaf_addr, leaf_config(&tansu.addr));
-    let archiver = scribed_at(&arch_data, &arch_addr, archiver_config(&tansu.addr));
-    let (ship, mut stdin) = ship_stdin(&leaf_addr, &tmp.path().join("ship.err"));
-
-    let n: u64 = 100_000;
-    let want = lines("b", n);
-    let started = Instant::now();
-    for (i, chunk) in want.chunks(seq_line("b", 0).len() * 1000).enumerate() {
-        stdin.write_all(chunk).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        if i == 40 {
-            tansu.kill9_and_restart(Duration::from_secs(1));
-        }
-    }
-    drop(stdin);
-    let (status, err) = ship.wait_exit(Duration::from_secs(120));
-    assert!(status.success(), "ship: {err}; leaf: {}", leaf.log_text());
-    let got = archived(&arch_data, want.len(), Duration::from_secs(90), archiver);
-    eprintln!(
-        "broker kill -9 (S3 engine): {n} lines in {:.1}s; {}",
-        started.elapsed().as_secs_f64(),
-        diff(&got, &want)
-    );
-    assert!(
-        got == want,
-        "archive differs: {}; tansu: {}",
-        diff(&got, &want),
-        tansu.log_text()
-    );
-    drop(leaf);
 }

@@ -58,6 +58,15 @@ pub struct KafkaSpec {
     /// A file holding the SASL password (read when the store is built; trailing newline
     /// dropped), so the password is not in the config file.
     pub sasl_password_file: Option<PathBuf>,
+    /// The idempotent producer (default `true`): the broker drops a batch retried with a
+    /// sequence number it has already written. `false` is for brokers whose producer state is
+    /// not written atomically with the batch (tansu 0.6.0 on its S3 engine records the
+    /// sequence before the batch, so a broker killed between the two answers the retry
+    /// `DuplicateSequenceNumber` and the batch is lost). The store then sends one request at a
+    /// time per broker (`max.in.flight.requests.per.connection = 1`, so retries keep the order)
+    /// and a retried batch may reach the topic twice; an archiver's commit log writes it once,
+    /// by its `scribe.id`.
+    pub idempotence: Option<bool>,
     /// Any librdkafka property, passed through as is (say `"socket.keepalive.enable" =
     /// "true"`); set last, over the keys above, except the ones the store's promise rests on.
     #[serde(default)]
@@ -83,6 +92,11 @@ pub const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 impl KafkaSpec {
+    /// Whether the producer is idempotent (the default).
+    pub fn idempotent(&self) -> bool {
+        self.idempotence.unwrap_or(true)
+    }
+
     pub fn topic_template(&self) -> &str {
         self.topic.as_deref().unwrap_or(DEFAULT_TOPIC)
     }
@@ -182,8 +196,19 @@ pub fn validate(k: &KafkaSpec, at: &str) -> Result<(), KeyError> {
             );
         }
     }
+    if !k.idempotent() && k.properties.contains_key(IN_FLIGHT) {
+        return bad(
+            at,
+            &format!("properties.{IN_FLIGHT}"),
+            "may not be set with idempotence = false: more than one request in flight would let \
+             a retried batch overtake the next one",
+        );
+    }
     Ok(())
 }
+
+/// What keeps a non-idempotent producer's retries in order when it is 1.
+pub const IN_FLIGHT: &str = "max.in.flight.requests.per.connection";
 
 /// A template holds `{category}` exactly once, and its fixed parts are legal in a topic name
 /// and short enough that every category gives a legal topic ([`scribe_kafka::TopicTemplate`]).
@@ -246,6 +271,22 @@ mod tests {
             ..spec()
         })
         .contains("needs sasl_username"));
+        let mut props = BTreeMap::new();
+        props.insert(IN_FLIGHT.to_string(), "5".to_string());
+        assert!(validate(
+            &KafkaSpec {
+                properties: props.clone(),
+                ..spec()
+            },
+            "store[0]"
+        )
+        .is_ok());
+        assert!(err(KafkaSpec {
+            idempotence: Some(false),
+            properties: props,
+            ..spec()
+        })
+        .contains("may not be set with idempotence = false"));
     }
 }
 

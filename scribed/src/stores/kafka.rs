@@ -1,6 +1,7 @@
 //! The kafka store: each category's messages become records of a topic (`logs.{category}` by
-//! default), produced with `acks=all` and idempotence, so `OK` means every in-sync replica of
-//! the partition has them (as many as the topic's `min.insync.replicas` demands).
+//! default), produced with `acks=all` and (unless `idempotence = false`) idempotence, so `OK`
+//! means every in-sync replica of the partition has them (as many as the topic's
+//! `min.insync.replicas` demands).
 //!
 //! - **Key.** A message with an entry id is keyed by its producer (one shipper stream), so the
 //!   Java-compatible partitioner (`murmur2_random`) keeps a stream's lines in one partition,
@@ -288,7 +289,7 @@ fn new_producer(
     let ms = |d: Duration| d.as_millis().to_string();
     let max_message = spec.max_message.map_or(DEFAULT_MAX_MESSAGE, |m| m.0);
     c.set("acks", "all")
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", spec.idempotent().to_string())
         .set("partitioner", "murmur2_random")
         .set(
             "compression.codec",
@@ -311,6 +312,11 @@ fn new_producer(
         // An unknown topic fails a record in 2 s (librdkafka's default waits 30 s for a new
         // topic to propagate), so the error names the topic instead of timing out.
         .set("topic.metadata.propagation.max.ms", "2000");
+    if !spec.idempotent() {
+        // Without sequence numbers only one request in flight keeps a retry ahead of the
+        // batches behind it (validation keeps `properties` from raising it).
+        c.set(crate::config::kafka::IN_FLIGHT, "1");
+    }
     // Pass-through properties win over the store's defaults (not over its promises, which
     // validation keeps out of `properties`).
     for (k, v) in &spec.properties {
