@@ -208,8 +208,9 @@ fn ship_kafka_archiver_is_byte_exact_across_kill9_of_the_leaf_the_archiver_and_t
     drop(leaf);
 }
 
-/// The broker frozen (SIGSTOP) for 5 s: the leaf's buffer store spools and ship keeps getting
-/// OK; after SIGCONT the spool is replayed and the archive holds every line once, whole.
+/// The broker frozen (SIGSTOP) for 30 s (the outage): the leaf's buffer store spools
+/// and ship keeps getting OK; after SIGCONT the spool is replayed and the archive holds every
+/// line once, whole.
 #[test]
 fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_doubles_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -239,9 +240,9 @@ fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_doubles_nothing() {
             frozen_at = Some(Instant::now());
         }
         if i == 20 {
-            // Let the outage last 5 s in all.
+            // Let the outage last 30 s in all.
             let since = frozen_at.unwrap().elapsed();
-            std::thread::sleep(Duration::from_secs(5).saturating_sub(since));
+            std::thread::sleep(Duration::from_secs(30).saturating_sub(since));
             // Ship was answered all along: the spool took the batches.
             assert!(spool_bytes(&spool) > 0, "nothing spooled during the outage");
             kill(broker, Signal::SIGCONT).unwrap();
@@ -257,7 +258,7 @@ fn a_frozen_broker_behind_a_buffer_store_loses_nothing_and_doubles_nothing() {
     );
     let got = archived(&arch_data, want.len(), Duration::from_secs(90), archiver);
     eprintln!(
-        "frozen: archived {:.1}s after its input ended: {}",
+        "frozen 30 s: archived {:.1}s after its input ended: {}",
         t.elapsed().as_secs_f64(),
         diff(&got, &want)
     );
