@@ -690,7 +690,10 @@ fn queue_after_cursor(
         });
     }
     if !taken.is_empty() {
-        lines.retain(|(seq, _)| ring.origin(*seq).is_none_or(|o| !taken.contains(&o.partition)));
+        lines.retain(|(seq, _)| {
+            ring.origin(*seq)
+                .is_none_or(|o| !taken.contains(&o.partition))
+        });
     }
     let keep = newest_within(&lines, left.lines, left.bytes);
     let skip = lines.len() - keep;

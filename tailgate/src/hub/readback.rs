@@ -113,10 +113,8 @@ impl ReadBack {
         let mut st = lock(&self.feed.state);
         let floor = st.ring.floor_of(self.partition);
         let below = floor.unwrap_or(i64::MAX);
-        let (lines, origins): (Vec<Bytes>, Vec<Origin>) = lines
-            .into_iter()
-            .filter(|(_, o)| o.offset < below)
-            .unzip();
+        let (lines, origins): (Vec<Bytes>, Vec<Origin>) =
+            lines.into_iter().filter(|(_, o)| o.offset < below).unzip();
         if !lines.is_empty() {
             let chunk = Chunk::read_back(lines, origins);
             let to = chunk.len();
@@ -171,7 +169,14 @@ impl ReadBack {
     fn hand_over(&self, st: &mut MutexGuard<'_, FeedState>, from: i64) {
         let ring: &Ring = &st.ring;
         let lines = ring.partition_from(self.partition, from);
-        queue_runs(&self.sub.queue, self.sub.key, &self.feed.name, ring, &lines, |_, _| {});
+        queue_runs(
+            &self.sub.queue,
+            self.sub.key,
+            &self.feed.name,
+            ring,
+            &lines,
+            |_, _| {},
+        );
         let read = ring.cursor().get(&self.partition).copied();
         let Some(r) = &self.sub.resume else { return };
         let mut r = lock(r);
