@@ -316,3 +316,49 @@ async fn a_client_further_behind_than_the_read_back_cap_gets_an_offset_gap_namin
         assert_eq!(seen.lines[&p], want, "partition {p} after its gap");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_back_from_a_broker_that_is_down_ends_with_an_offset_gap_naming_the_cause() {
+    bin("tailgate"); // built before the clock starts
+    let tmp = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    tansu.create_topic("logs.web", PARTITIONS as u32);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    produce(&tansu.addr, 0, 2000);
+    let port = free_port();
+    let _tailgate = Tailgate::start(port, &tansu.addr, &[]);
+    settled(port, "tailgate_lines_in_total", deadline);
+    drop(tansu);
+    let mut seen = Seen {
+        offsets: (0..PARTITIONS).map(|p| (p, 0)).collect(),
+        ..Seen::default()
+    };
+    // Each partition: an offset_gap from 0 naming the failure, then what the ring holds.
+    follow(port, &mut seen, deadline, Duration::ZERO, |s| {
+        s.notices.len() == PARTITIONS as usize
+            && s.notices.iter().all(|n| {
+                let p = n["partition"].as_i64().unwrap_or(-1) as i32;
+                n["to_offset"] == 1999 || s.lines.get(&p).and_then(|l| l.last()) == Some(&1999)
+            })
+    })
+    .await;
+    for n in &seen.notices {
+        assert_eq!(n["type"], "offset_gap", "{n}");
+        assert_eq!(n["from_offset"], 0, "{n}");
+        let reason = n["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("reading back from Kafka failed: "),
+            "{n}"
+        );
+        let p = n["partition"].as_i64().unwrap() as i32;
+        let to = n["to_offset"].as_i64().unwrap();
+        let want: Vec<i64> = (to + 1..2000).collect();
+        assert_eq!(
+            seen.lines.get(&p).cloned().unwrap_or_default(),
+            want,
+            "partition {p}"
+        );
+    }
+    let total: usize = seen.total();
+    assert!(total <= 200, "only the ring's lines: {total}");
+}
