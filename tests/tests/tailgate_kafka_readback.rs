@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const PARTITIONS: i32 = 3;
 
-/// A tailgate with a 200-line ring on `port`, killed by pid when dropped.
+/// A tailgate on `port` (a 200-line ring unless `extra` says), killed by pid when dropped.
 struct Tailgate(Child);
 
 impl Tailgate {
@@ -35,8 +35,13 @@ impl Tailgate {
         let mut child = Command::new(bin("tailgate"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--kafka", brokers, "--topics", "logs.*"])
-            .args(["--ring-lines", "200", "--kafka-refresh", "200ms"])
+            .args(["--kafka-refresh", "200ms"])
             .args(extra)
+            .args(
+                ["--ring-lines", "200"]
+                    .iter()
+                    .filter(|_| !extra.contains(&"--ring-lines")),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("TAILGATE_LOG").unwrap_or_else(|_| "warn".into()),
@@ -129,7 +134,10 @@ impl Seen {
                     let (p, n) = text
                         .strip_prefix('p')
                         .and_then(|r| r.split_once(' '))
-                        .and_then(|(p, n)| Some((p.parse::<i32>().ok()?, n.parse().ok()?)))
+                        .and_then(|(p, rest)| {
+                            let n = rest.split(' ').next()?;
+                            Some((p.parse::<i32>().ok()?, n.parse().ok()?))
+                        })
                         .unwrap_or_else(|| panic!("unexpected line {text:?}"));
                     self.lines.entry(p).or_default().push(n);
                 }
@@ -361,4 +369,105 @@ async fn a_read_back_from_a_broker_that_is_down_ends_with_an_offset_gap_naming_t
     }
     let total: usize = seen.total();
     assert!(total <= 200, "only the ring's lines: {total}");
+}
+
+/// Peak RSS of tailgate while a slow client is read back `READ_BACK_LINES` (default
+/// 1,000,000) lines of one partition: a measurement for docs/benchmarks.md, not part of the
+/// suite (`cargo test -p pipeline-tests --test tailgate_kafka_readback -- --ignored
+/// --nocapture`). It fails if the read-back's memory is not bounded (peak over 64 MiB above
+/// the idle process) or a line is missing, repeated or out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (~1 min); run by hand"]
+async fn read_back_memory_with_a_slow_client() {
+    bin("tailgate");
+    let n: usize = std::env::var("READ_BACK_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start(tmp.path().join("tansu.log"));
+    tansu.create_topic("logs.web", 1);
+    let begin = Instant::now();
+    produce_one(&tansu.addr, n);
+    eprintln!(
+        "produced {n} lines in {:.1}s",
+        begin.elapsed().as_secs_f64()
+    );
+    let port = free_port();
+    let tailgate = Tailgate::start(port, &tansu.addr, &["--ring-lines", "10000"]);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    settled(port, "tailgate_lines_in_total", deadline);
+    let pid = tailgate.0.id();
+    let rss = move |field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            / 1024
+    };
+    let idle = rss("VmRSS:");
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let sub = json!({"type": "subscribe", "id": "w", "category": "web",
+        "since_offsets": {"web": {"0": 0}}});
+    ws.send(Message::Text(sub.to_string().into()))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut seen = Seen::default();
+    let mut peak = idle;
+    while seen.total() < n {
+        assert!(Instant::now() < deadline, "at {} lines", seen.total());
+        let m = ws.next().await.expect("open").expect("a message");
+        seen.take(m);
+        // A slow client: 20 ms per message (1,000 lines), ~50,000 lines a second.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peak = peak.max(rss("VmRSS:"));
+    }
+    let hwm = rss("VmHWM:");
+    assert!(seen.notices.is_empty(), "{:?}", seen.notices);
+    let got = &seen.lines[&0];
+    assert!(
+        got.iter().copied().eq(0..n as i64),
+        "every line once, in order"
+    );
+    eprintln!(
+        "read back {n} lines to a slow client in {:.1}s: tailgate RSS idle {idle} MiB, \
+         peak during {peak} MiB (VmHWM {hwm} MiB)",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(peak < idle + 64, "RSS grew from {idle} to {peak} MiB");
+}
+
+/// `n` lines `p0 <N>` of ~100 bytes to partition 0.
+fn produce_one(brokers: &str, n: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .create()
+        .expect("a producer");
+    let pad = "x".repeat(90);
+    for i in 0..n {
+        let line = format!("p0 {i} {pad}");
+        let mut record = BaseRecord::<(), str>::to("logs.web")
+            .payload(&line)
+            .partition(0);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("producing: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("every record delivered");
 }
