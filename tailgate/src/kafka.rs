@@ -12,7 +12,7 @@
 //! resume by ([`crate::hub::Start::Offsets`]): unlike seqs they mean the same to the next
 //! tailgate process, so a client that reconnects to a restarted tailgate gets what follows
 //! its offsets, no gap and no duplicate; what it asks for below the ring is read back from
-//! Kafka for it ([`readback`]), as far as the topic's retention reaches.
+//! Kafka for it (`kafka/readback.rs`), as far as the topic's retention reaches.
 //!
 //! A record is one line (one Scribe message; its trailing `\n`, if any, is dropped). The
 //! fetch buffers are bounded (`--kafka-fetch-queue` per partition, `fetch.max.bytes`).
