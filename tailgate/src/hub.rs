@@ -106,6 +106,8 @@ pub struct Hub {
     /// Where read-backs go ([`Hub::enable_read_back`]); none: offsets older than the ring
     /// get an `offset_gap`.
     read_back: std::sync::OnceLock<std::sync::mpsc::Sender<ReadBack>>,
+    /// Read-backs asked for and not finished (at most [`readback::MAX_WAITING`]).
+    read_backs_waiting: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -671,22 +673,25 @@ fn queue_after_cursor(
     ring: &Ring,
     since: &Cursor,
     left: &mut Allowance,
-    mut read_back: impl FnMut(&crate::ring::OffsetGap) -> bool,
+    mut read_back: impl FnMut(&crate::ring::OffsetGap) -> Result<(), GapReason>,
 ) -> u64 {
     let (gaps, mut lines) = ring.after_cursor(since);
     let mut taken = Vec::new();
     for g in gaps {
-        if read_back(&g) {
-            taken.push(g.partition);
-            continue;
-        }
+        let reason = match read_back(&g) {
+            Ok(()) => {
+                taken.push(g.partition);
+                continue;
+            }
+            Err(reason) => reason,
+        };
         queue.push_unbounded(Item::OffsetGap {
             key,
             category: name.clone(),
             partition: g.partition,
             from: g.from,
             to: g.to,
-            reason: GapReason::NotHeld,
+            reason,
         });
     }
     if !taken.is_empty() {
@@ -812,6 +817,7 @@ impl Hub {
             }),
             instance: format!("{:016x}", fastrand::u64(..)),
             read_back: std::sync::OnceLock::new(),
+            read_backs_waiting: Arc::new(AtomicUsize::new(0)),
             cfg,
         }
     }
@@ -892,16 +898,16 @@ impl Hub {
         st.ring.start_partition(partition, offset);
         for sub in &st.subs {
             if let Some((from, to)) = sub.started(category, partition, offset) {
-                if self.read_back(sub, &feed, partition, from, offset) {
+                let Err(reason) = self.read_back(sub, &feed, partition, from, offset) else {
                     continue;
-                }
+                };
                 sub.queue.push_unbounded(Item::OffsetGap {
                     key: sub.key,
                     category: feed.name.clone(),
                     partition,
                     from,
                     to,
-                    reason: GapReason::NotHeld,
+                    reason,
                 });
                 sub.queue.notify.notify_one();
             }

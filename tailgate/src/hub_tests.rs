@@ -526,3 +526,42 @@ fn a_partition_started_past_the_client_is_read_back() {
     hub.unsubscribe(key);
     assert!(job.cancelled());
 }
+
+/// Read-backs waiting for a worker are bounded: past the bound a resume gets an
+/// `offset_gap` saying so, and a finished (dropped) read-back makes room again.
+#[test]
+fn read_backs_waiting_are_bounded() {
+    let (hub, jobs) = hub_reading_back();
+    let n = readback::MAX_WAITING as i32;
+    for p in 2..n + 3 {
+        hub.start_partition("k", p, 10).unwrap();
+    }
+    let q = hub.new_queue();
+    // Partitions 0 and 1 are new to the client; 2..n+3 are all behind the ring.
+    let cursor: Cursor = (2..n + 3).map(|p| (p, 0)).collect();
+    resume_at(&hub, &q, cursor.clone());
+    let waiting: Vec<ReadBack> = jobs.try_iter().collect();
+    assert_eq!(waiting.len(), readback::MAX_WAITING);
+    let busy: Vec<String> = q
+        .drain()
+        .iter()
+        .filter_map(|i| match i {
+            Item::OffsetGap {
+                partition,
+                from,
+                to,
+                reason,
+                ..
+            } => Some(format!("{partition}:{from}..={to} {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        busy,
+        [format!("{}:0..=9 {n} read-backs already waiting", n + 2)]
+    );
+    drop(waiting);
+    let q2 = hub.new_queue();
+    resume_at(&hub, &q2, Cursor::from([(2, 0)]));
+    assert_eq!(jobs.try_iter().count(), 1);
+}

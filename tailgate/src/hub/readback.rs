@@ -15,7 +15,7 @@
 //! the read failed) is named by an `offset_gap` with its [`GapReason`], in order.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, MutexGuard};
 
 use bytes::Bytes;
@@ -37,6 +37,8 @@ pub enum GapReason {
     BehindBytes(u64),
     /// Reading them back from Kafka failed, for this cause.
     Failed(Arc<str>),
+    /// This many read-backs were already waiting for their turn.
+    Busy(usize),
 }
 
 impl fmt::Display for GapReason {
@@ -47,15 +49,22 @@ impl fmt::Display for GapReason {
             GapReason::BehindLines(n) => write!(f, "more than {n} lines behind"),
             GapReason::BehindBytes(n) => write!(f, "more than {n} bytes behind"),
             GapReason::Failed(e) => write!(f, "reading back from Kafka failed: {e}"),
+            GapReason::Busy(n) => write!(f, "{n} read-backs already waiting"),
         }
     }
 }
+
+/// Most read-backs waiting for a worker: requests are cheap to make (a subscribe), so a
+/// client re-subscribing in a loop must not queue them without end.
+pub const MAX_WAITING: usize = 1024;
 
 /// One partition of one subscription to read back: offsets `from..end` (the ring held the
 /// partition from `end` on when it was asked for).
 pub struct ReadBack {
     sub: Arc<Subscription>,
     feed: Arc<Feed>,
+    /// The hub's count of read-backs not yet finished, which this one leaves when dropped.
+    waiting: Arc<AtomicUsize>,
     pub partition: i32,
     /// The offset the client wants next.
     pub from: i64,
@@ -190,6 +199,12 @@ impl ReadBack {
     }
 }
 
+impl Drop for ReadBack {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn unhold(
     held: &mut std::collections::HashMap<String, std::collections::BTreeSet<i32>>,
     category: &str,
@@ -211,8 +226,8 @@ impl Hub {
     }
 
     /// Under the feed lock: asks for offsets `from..end` of `partition` to be read back for
-    /// `sub`, holding the partition's ring and live lines back from it meanwhile. `false`
-    /// when nothing reads back (the caller sends an `offset_gap`).
+    /// `sub`, holding the partition's ring and live lines back from it meanwhile. `Err`:
+    /// not read back, for that reason (the caller sends an `offset_gap`).
     pub(super) fn read_back(
         &self,
         sub: &Arc<Subscription>,
@@ -220,22 +235,27 @@ impl Hub {
         partition: i32,
         from: i64,
         end: i64,
-    ) -> bool {
+    ) -> Result<(), GapReason> {
         let (Some(tx), Some(resume)) = (self.read_back.get(), &sub.resume) else {
-            return false;
+            return Err(GapReason::NotHeld);
         };
         if sub.holds(&feed.name, partition) {
-            return true;
+            return Ok(());
+        }
+        if self.read_backs_waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.read_backs_waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(GapReason::Busy(MAX_WAITING));
         }
         let job = ReadBack {
             sub: sub.clone(),
             feed: feed.clone(),
+            waiting: self.read_backs_waiting.clone(),
             partition,
             from,
             end,
         };
         if tx.send(job).is_err() {
-            return false;
+            return Err(GapReason::NotHeld);
         }
         lock(resume)
             .held
@@ -243,6 +263,6 @@ impl Hub {
             .or_default()
             .insert(partition);
         self.metrics.read_backs.fetch_add(1, Ordering::Relaxed);
-        true
+        Ok(())
     }
 }
