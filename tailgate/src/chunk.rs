@@ -21,6 +21,9 @@ pub struct Chunk {
     pub lines: Vec<Bytes>,
     /// Kafka lines: each line's (partition, offset); `None` for every other source.
     origins: Option<Vec<Origin>>,
+    /// Lines read back from Kafka for one client ([`crate::hub::ReadBack`]): not in the
+    /// ring, so they have no seq (each is 0).
+    read_back: bool,
     /// `cost[i]`: what `lines[..i]` count against a queue's bound (`len + LINE_OVERHEAD`
     /// each), so any range's cost is one subtraction.
     cost: Vec<usize>,
@@ -57,9 +60,24 @@ impl Chunk {
             first_seq,
             lines,
             origins,
+            read_back: false,
             cost,
             json: OnceLock::new(),
         })
+    }
+
+    /// Lines read back from Kafka (older than the ring): their seqs are 0.
+    pub fn read_back(lines: Vec<Bytes>, origins: Vec<Origin>) -> Arc<Chunk> {
+        let mut c = Chunk::with_origins(0, lines, Some(origins));
+        if let Some(c) = Arc::get_mut(&mut c) {
+            c.read_back = true;
+        }
+        c
+    }
+
+    /// Whether the lines were read back from Kafka (and have no seqs).
+    pub fn is_read_back(&self) -> bool {
+        self.read_back
     }
 
     pub fn len(&self) -> usize {
@@ -80,8 +98,11 @@ impl Chunk {
         self.origins.is_some()
     }
 
-    /// The seq of line `i`.
+    /// The seq of line `i` (0 for a line read back from Kafka).
     pub fn seq(&self, i: usize) -> u64 {
+        if self.read_back {
+            return 0;
+        }
         self.first_seq + i as u64
     }
 

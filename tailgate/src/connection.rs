@@ -110,6 +110,8 @@ struct Batch {
     bytes: usize,
     /// Kafka: per partition, the offset after the last line this message accounts for.
     offsets: BTreeMap<i32, i64>,
+    /// Lines read back from Kafka (seq 0), which get messages of their own.
+    read_back: bool,
 }
 
 /// Why a connection's loop ended.
@@ -570,12 +572,13 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                 partition,
                 from,
                 to,
+                reason,
             } => {
                 r.notice_after(
                     &mut o,
                     key,
                     &category,
-                    || format!("[tailgate] gap: offsets {from}..{to} of partition {partition} of {category} are not held\n"),
+                    || format!("[tailgate] gap: offsets {from}..{to} of partition {partition} of {category} are not sent: {reason}\n"),
                     |id| {
                         ServerMsg::OffsetGap {
                             id,
@@ -583,6 +586,7 @@ fn render(subs: &HashMap<u64, Sub>, raw: bool, items: Vec<Item>) -> (Vec<String>
                             partition,
                             from_offset: from,
                             to_offset: to,
+                            reason: reason.to_string(),
                         }
                         .to_json()
                     },
@@ -631,7 +635,7 @@ struct Render<'a> {
 }
 
 impl Batch {
-    fn new(key: u64, category: &Arc<str>) -> Batch {
+    fn new(key: u64, category: &Arc<str>, read_back: bool) -> Batch {
         Batch {
             key,
             category: category.clone(),
@@ -644,13 +648,16 @@ impl Batch {
             context: Vec::new(),
             bytes: 0,
             offsets: BTreeMap::new(),
+            read_back,
         }
     }
 
-    /// Whether lines of `key`/`category` may join this message.
-    fn takes(&self, key: u64, category: &Arc<str>) -> bool {
+    /// Whether lines of `key`/`category` (read back from Kafka or not) may join this
+    /// message.
+    fn takes(&self, key: u64, category: &Arc<str>, read_back: bool) -> bool {
         self.key == key
             && self.category == *category
+            && self.read_back == read_back
             && self.count < BATCH_LINES
             && self.bytes < BATCH_BYTES
     }
@@ -675,11 +682,22 @@ impl Batch {
 impl Render<'_> {
     /// The batch for lines of `key`/`category`: the current one if they may join it, else a
     /// new one (the current one is emitted first).
-    fn batch_for<'b>(&self, o: &'b mut Rendered, key: u64, category: &Arc<str>) -> &'b mut Batch {
-        if !o.batch.as_ref().is_some_and(|b| b.takes(key, category)) {
+    fn batch_for<'b>(
+        &self,
+        o: &'b mut Rendered,
+        key: u64,
+        category: &Arc<str>,
+        read_back: bool,
+    ) -> &'b mut Batch {
+        if !o
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.takes(key, category, read_back))
+        {
             self.flush(o);
         }
-        o.batch.get_or_insert_with(|| Batch::new(key, category))
+        o.batch
+            .get_or_insert_with(|| Batch::new(key, category, read_back))
     }
 
     /// Finishes the message being built, if any.
@@ -701,7 +719,7 @@ impl Render<'_> {
     ) {
         let mut i = r.start;
         while i < r.end {
-            let b = self.batch_for(o, key, category);
+            let b = self.batch_for(o, key, category, false);
             let n = chunk
                 .fit_text(i, BATCH_LINES - b.count, BATCH_BYTES - b.bytes)
                 .min(r.end - i);
@@ -739,7 +757,8 @@ impl Render<'_> {
         let Some(sub) = self.subs.get(&key) else {
             return;
         };
-        let b = self.batch_for(o, key, category);
+        // Real seqs start at 1: 0 is a line read back from Kafka.
+        let b = self.batch_for(o, key, category, seq == 0);
         b.last_seq = seq;
         if let Some(o) = origin {
             b.offsets.insert(o.partition, o.offset + 1);

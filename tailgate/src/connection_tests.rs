@@ -94,3 +94,55 @@ fn chunk_messages_are_cut_by_bytes_and_keep_every_line_in_order() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// Lines read back from Kafka go through the subscription's filter like any other, in
+/// messages of their own (seq 0, each line's seq 0), and move the offsets by every line
+/// read, matched or not.
+#[test]
+fn read_back_lines_are_filtered_and_sent_apart_from_ring_lines() {
+    use crate::ring::Origin;
+    let permit = Arc::new(tokio::sync::Semaphore::new(1))
+        .try_acquire_owned()
+        .unwrap();
+    let include = filter::compile("filter", Some("^a".into())).unwrap();
+    let filtered = Sub {
+        id: "f".into(),
+        filter: Some(Arc::new(Filters::new(include, None, 0, permit))),
+    };
+    let origin = |offset| Origin {
+        partition: 0,
+        offset,
+    };
+    let lines = |v: &[&'static str]| v.iter().map(|l| Bytes::from_static(l.as_bytes())).collect();
+    let read_back = Chunk::read_back(
+        lines(&["a 0", "b 1", "a 2", "b 3"]),
+        (0..4).map(origin).collect(),
+    );
+    let ring = Chunk::with_origins(7, lines(&["a 4"]), Some(vec![origin(4)]));
+    let category: Arc<str> = Arc::from("k");
+    let item = |chunk: &Arc<Chunk>| Item::Lines {
+        key: 1,
+        category: category.clone(),
+        chunk: chunk.clone(),
+        from: 0,
+        to: chunk.len(),
+    };
+    let (out, sent) = render(
+        &HashMap::from([(1, filtered)]),
+        false,
+        vec![item(&read_back), item(&ring)],
+    );
+    assert_eq!(sent, 3);
+    let msgs: Vec<serde_json::Value> = out
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    assert_eq!(msgs.len(), 2, "{out:?}");
+    assert_eq!(msgs[0]["lines"], serde_json::json!(["a 0", "a 2"]));
+    assert_eq!(msgs[0]["seq"], 0);
+    assert_eq!(msgs[0]["seqs"], serde_json::json!([0, 0]));
+    assert_eq!(msgs[0]["offsets"], serde_json::json!({"0": 4}));
+    assert_eq!(msgs[1]["lines"], serde_json::json!(["a 4"]));
+    assert_eq!(msgs[1]["seq"], 7);
+    assert_eq!(msgs[1]["offsets"], serde_json::json!({"0": 5}));
+}

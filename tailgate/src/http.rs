@@ -459,7 +459,7 @@ async fn metrics(
     let m = &st.hub.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     // (name, type, help, value): one table, so a new metric is one line.
-    let series: [(&str, &str, &str, u64); 11] = [
+    let series: [(&str, &str, &str, u64); 13] = [
         ("tailgate_clients", "gauge", "Connected websocket clients.", load(&m.clients)),
         ("tailgate_subscriptions", "gauge", "Active subscriptions.", load(&m.subscriptions)),
         ("tailgate_categories", "gauge", "Known categories.", st.hub.category_names().len() as u64),
@@ -471,6 +471,8 @@ async fn metrics(
         ("tailgate_source_gaps_total", "counter", "Gaps sources published: lines they could not read (files removed before they were read, overlong lines, corrupt .gz).", load(&m.source_gaps)),
         ("tailgate_connections_refused_total", "counter", "Websocket connections refused at the connection limit.", load(&m.connections_refused)),
         ("tailgate_send_timeouts_total", "counter", "Websocket clients closed because they took no message within the send timeout.", load(&m.send_timeouts)),
+        ("tailgate_kafka_read_backs_total", "counter", "Partitions of resumes by offsets read back from Kafka (older than the ring).", load(&m.read_backs)),
+        ("tailgate_kafka_lines_read_back_total", "counter", "Lines read back from Kafka for resumes by offsets.", load(&m.lines_read_back)),
     ];
     let mut out = String::new();
     for (name, kind, help, v) in series {

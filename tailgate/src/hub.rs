@@ -21,10 +21,13 @@
 //! too, and a subscription can start after a per-partition [`Cursor`] ([`Start::Offsets`]),
 //! which, unlike a seq, means the same after tailgate restarts.
 //!
-//! Lock order: hub → feed → client queue.
+//! A resume by offsets older than the ring is read back from Kafka for that client
+//! ([`ReadBack`], in `hub/readback.rs`) when the source offers it ([`Hub::enable_read_back`]).
+//!
+//! Lock order: hub → feed → subscription → client queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
@@ -34,6 +37,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::chunk::Chunk;
 use crate::ring::{Cursor, Origin, Resume, Ring, LINE_OVERHEAD};
+
+mod readback;
+pub use readback::{GapReason, ReadBack, Step};
 
 /// Bounds the hub enforces.
 #[derive(Debug, Clone)]
@@ -81,6 +87,9 @@ pub struct Metrics {
     pub source_gaps: AtomicU64,
     /// Clients closed because a send to them timed out (they stopped reading).
     pub send_timeouts: AtomicU64,
+    /// Resumes by offsets read back from Kafka (per partition), and the lines they sent.
+    pub read_backs: AtomicU64,
+    pub lines_read_back: AtomicU64,
 }
 
 pub struct Hub {
@@ -94,6 +103,11 @@ pub struct Hub {
     pub queued: Arc<Budget>,
     /// A random id for this process: sequence numbers restart with it.
     pub instance: String,
+    /// Where read-backs go ([`Hub::enable_read_back`]); none: offsets older than the ring
+    /// get an `offset_gap`.
+    read_back: std::sync::OnceLock<std::sync::mpsc::Sender<ReadBack>>,
+    /// Read-backs asked for and not finished (at most [`readback::MAX_WAITING`]).
+    read_backs_waiting: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -159,25 +173,44 @@ pub struct Subscription {
     pub key: u64,
     pub pattern: CategoryGlob,
     pub queue: Arc<ClientQueue>,
-    /// A resume by offsets: per Kafka category, per partition, the offset the client wants
-    /// next, where this tailgate has not read that far yet (it restarted and reads from
-    /// before where its clients are): lines below it are not sent live either. A partition
-    /// leaves it once passed. `None` for every other subscription.
-    ahead: Option<Mutex<HashMap<String, Cursor>>>,
+    /// A resume by offsets; `None` for every other subscription.
+    resume: Option<Mutex<Resumed>>,
+    /// Set when the subscription ends, so a read-back for it stops.
+    cancelled: AtomicBool,
+}
+
+/// Where a subscription resumed by offsets stands in partitions that are not plain live.
+#[derive(Default)]
+struct Resumed {
+    /// Per Kafka category, per partition, the offset the client wants next, where this
+    /// tailgate has not read that far yet (it restarted and reads from before where its
+    /// clients are): lines below it are not sent live either. A partition leaves it once
+    /// passed.
+    ahead: HashMap<String, Cursor>,
+    /// Per Kafka category, the partitions being read back for this client: their live lines
+    /// are not queued until the read-back hands over to the ring.
+    held: HashMap<String, std::collections::BTreeSet<i32>>,
 }
 
 impl Subscription {
     /// The lines of `chunk` this subscription has not seen, as chunks of consecutive seqs,
-    /// when it resumed ahead of the feed; `None`: all of them.
+    /// when it resumed ahead of the feed or is being read back to; `None`: all of them.
     fn unseen(&self, category: &str, chunk: &Chunk) -> Option<Vec<Arc<Chunk>>> {
-        let mut ahead = lock(self.ahead.as_ref()?);
-        let want = ahead.get_mut(category)?;
+        let mut resumed = lock(self.resume.as_ref()?);
+        let Resumed { ahead, held } = &mut *resumed;
+        let held = held.get(category);
+        if held.is_none() && !ahead.contains_key(category) {
+            return None;
+        }
+        let mut none = Cursor::new();
+        let want = ahead.get_mut(category).unwrap_or(&mut none);
         let mut kept: Vec<Arc<Chunk>> = Vec::new();
         let mut run: Vec<(Bytes, Option<Origin>)> = Vec::new();
         let mut first = 0;
         for i in 0..chunk.len() {
             let origin = chunk.origin(i);
             let keep = match origin.map(|o| (o, want.get(&o.partition).copied())) {
+                Some((o, _)) if held.is_some_and(|h| h.contains(&o.partition)) => false,
                 Some((o, Some(w))) if o.offset < w => {
                     if o.offset + 1 >= w {
                         want.remove(&o.partition);
@@ -210,11 +243,21 @@ impl Subscription {
         Some(kept)
     }
 
+    /// Whether partition `partition` of `category` is being read back for this client.
+    fn holds(&self, category: &str, partition: i32) -> bool {
+        self.resume.as_ref().is_some_and(|r| {
+            lock(r)
+                .held
+                .get(category)
+                .is_some_and(|h| h.contains(&partition))
+        })
+    }
+
     /// After the resume from the ring: only partitions the feed has not read up to the
     /// client's offsets stay ahead.
     fn behind(&self, category: &str, read: &Cursor) {
-        let Some(ahead) = &self.ahead else { return };
-        let mut ahead = lock(ahead);
+        let Some(resume) = &self.resume else { return };
+        let ahead = &mut lock(resume).ahead;
         if let Some(want) = ahead.get_mut(category) {
             want.retain(|p, w| read.get(p).is_none_or(|r| r < w));
             if want.is_empty() {
@@ -227,8 +270,8 @@ impl Subscription {
     /// nothing to skip; one behind it misses `want..offset`, which is returned (and it then
     /// takes the partition from `offset` on).
     fn started(&self, category: &str, partition: i32, offset: i64) -> Option<(i64, i64)> {
-        let mut ahead = lock(self.ahead.as_ref()?);
-        let want = ahead.get_mut(category)?;
+        let mut resumed = lock(self.resume.as_ref()?);
+        let want = resumed.ahead.get_mut(category)?;
         let w = *want.get(&partition)?;
         if w > offset {
             return None;
@@ -277,13 +320,15 @@ pub enum Item {
         from_seq: u64,
         to_seq: u64,
     },
-    /// A resume by offsets asked for offsets `from..=to` of `partition`, which are not held.
+    /// A resume by offsets asked for offsets `from..=to` of `partition`, which are not sent,
+    /// for `reason`.
     OffsetGap {
         key: u64,
         category: Arc<str>,
         partition: i32,
         from: i64,
         to: i64,
+        reason: GapReason,
     },
 }
 
@@ -618,7 +663,9 @@ fn queue_start(
 /// Queues where subscription `key` starts in a Kafka feed resumed by offsets: the held lines
 /// after `since` that fit (the newest, as [`queue_start`]), after an `OffsetGap` for each
 /// partition whose wanted offsets are no longer (or never were) held, and a `Gap` for lines
-/// skipped for lack of room. Returns the first seq it accounts for.
+/// skipped for lack of room. A partition `read_back` takes (it reads the offsets back from
+/// Kafka, then the ring's lines of that partition) gets neither. Returns the first seq it
+/// accounts for.
 fn queue_after_cursor(
     queue: &ClientQueue,
     key: u64,
@@ -626,15 +673,31 @@ fn queue_after_cursor(
     ring: &Ring,
     since: &Cursor,
     left: &mut Allowance,
+    mut read_back: impl FnMut(&crate::ring::OffsetGap) -> Result<(), GapReason>,
 ) -> u64 {
-    let (gaps, lines) = ring.after_cursor(since);
+    let (gaps, mut lines) = ring.after_cursor(since);
+    let mut taken = Vec::new();
     for g in gaps {
+        let reason = match read_back(&g) {
+            Ok(()) => {
+                taken.push(g.partition);
+                continue;
+            }
+            Err(reason) => reason,
+        };
         queue.push_unbounded(Item::OffsetGap {
             key,
             category: name.clone(),
             partition: g.partition,
             from: g.from,
             to: g.to,
+            reason,
+        });
+    }
+    if !taken.is_empty() {
+        lines.retain(|(seq, _)| {
+            ring.origin(*seq)
+                .is_none_or(|o| !taken.contains(&o.partition))
         });
     }
     let keep = newest_within(&lines, left.lines, left.bytes);
@@ -753,6 +816,8 @@ impl Hub {
                 cap: cfg.total_buffer,
             }),
             instance: format!("{:016x}", fastrand::u64(..)),
+            read_back: std::sync::OnceLock::new(),
+            read_backs_waiting: Arc::new(AtomicUsize::new(0)),
             cfg,
         }
     }
@@ -833,12 +898,16 @@ impl Hub {
         st.ring.start_partition(partition, offset);
         for sub in &st.subs {
             if let Some((from, to)) = sub.started(category, partition, offset) {
+                let Err(reason) = self.read_back(sub, &feed, partition, from, offset) else {
+                    continue;
+                };
                 sub.queue.push_unbounded(Item::OffsetGap {
                     key: sub.key,
                     category: feed.name.clone(),
                     partition,
                     from,
                     to,
+                    reason,
                 });
                 sub.queue.notify.notify_one();
             }
@@ -919,15 +988,19 @@ impl Hub {
         start: &Start,
     ) -> (u64, Vec<Matched>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let ahead = match start {
-            Start::Offsets { offsets, .. } => Some(Mutex::new(offsets.clone())),
+        let resume = match start {
+            Start::Offsets { offsets, .. } => Some(Mutex::new(Resumed {
+                ahead: offsets.clone(),
+                held: HashMap::new(),
+            })),
             _ => None,
         };
         let sub = Arc::new(Subscription {
             key,
             pattern,
             queue: queue.clone(),
-            ahead,
+            resume,
+            cancelled: AtomicBool::new(false),
         });
         let mut inner = lock(&self.inner);
         inner.subs.push(sub.clone());
@@ -960,7 +1033,9 @@ impl Hub {
                 _ => None,
             };
             let first = match offsets {
-                Some(c) => queue_after_cursor(queue, key, name, &st.ring, c, &mut left),
+                Some(c) => queue_after_cursor(queue, key, name, &st.ring, c, &mut left, |g| {
+                    self.read_back(&sub, feed, g.partition, g.from, g.to + 1)
+                }),
                 None => queue_start(queue, key, name, &st.ring, since, backlog, &mut left),
             };
             sub.behind(name, st.ring.cursor());
@@ -985,6 +1060,7 @@ impl Hub {
             return;
         };
         let sub = inner.subs.swap_remove(i);
+        sub.cancelled.store(true, Ordering::Release);
         for (name, feed) in &inner.feeds {
             if sub.pattern.matches(name) {
                 lock(&feed.state).subs.retain(|s| s.key != key);

@@ -397,3 +397,171 @@ fn a_resume_by_offsets_skips_what_the_client_has_even_read_later() {
     hub.subscribe(&q2, CategoryGlob::new("k").unwrap(), &Start::Backlog(100));
     assert_eq!(texts(&expand(q2.drain())).len(), 5 + 4 + 1 + 1);
 }
+
+/// A hub whose read-backs land in the returned channel (a test plays the Kafka side), with
+/// partition 0 of "k" read to offset 10 through a ring of 4 lines (it holds 6..=9).
+fn hub_reading_back() -> (Hub, std::sync::mpsc::Receiver<ReadBack>) {
+    let hub = Hub::new(HubConfig {
+        ring_lines: 4,
+        ..HubConfig::default()
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    hub.enable_read_back(tx);
+    hub.start_partition("k", 0, 0).unwrap();
+    hub.publish_from("k", kafka_lines(0, 0..10)).unwrap();
+    hub.start_partition("k", 1, 0).unwrap();
+    (hub, rx)
+}
+
+fn resume_at(hub: &Hub, q: &Arc<ClientQueue>, cursor: Cursor) -> u64 {
+    let start = Start::Offsets {
+        offsets: HashMap::from([("k".to_string(), cursor)]),
+        seqs: HashMap::new(),
+        backlog: 0,
+    };
+    hub.subscribe(q, CategoryGlob::new("k").unwrap(), &start).0
+}
+
+fn records(partition: i32, offsets: std::ops::Range<i64>) -> Vec<(Bytes, Origin)> {
+    kafka_lines(partition, offsets)
+        .into_iter()
+        .map(|(l, o)| (l, o.unwrap()))
+        .collect()
+}
+
+/// Offsets below the ring are read back for the client while its other partitions flow
+/// live; the hand-over to the ring (which moved on meanwhile) and to live lines repeats and
+/// skips nothing.
+#[test]
+fn a_resume_below_the_ring_is_read_back_then_handed_over_to_the_ring() {
+    let (hub, jobs) = hub_reading_back();
+    let q = hub.new_queue();
+    resume_at(&hub, &q, Cursor::from([(0, 2), (1, 0)]));
+    let job = jobs.try_recv().expect("a read-back");
+    assert_eq!((job.partition, job.from, job.end), (0, 2, 6));
+    assert!(q.drain().is_empty(), "the ring's lines of partition 0 wait");
+    // Live: partition 1 flows, partition 0 waits for the read-back (and the ring evicts 6, 7).
+    hub.publish_from("k", kafka_lines(1, 0..1)).unwrap();
+    hub.publish_from("k", kafka_lines(0, 10..11)).unwrap();
+    assert_eq!(job.deliver(2, records(0, 2..5), 5), Step::More);
+    // The ring holds partition 0 from 8: 5..=7 from Kafka, 8.. from the ring.
+    assert_eq!(job.deliver(5, records(0, 5..9), 9), Step::Done);
+    hub.publish_from("k", kafka_lines(0, 11..12)).unwrap();
+    let items = expand(q.drain());
+    let want: Vec<String> = std::iter::once("1:0".to_string())
+        .chain((2..12).map(|o| format!("0:{o}")))
+        .collect();
+    assert_eq!(texts(&items), want);
+    // Read-back lines have no seq; the ring's keep theirs.
+    assert_eq!(&seqs(&items)[1..7], [0; 6]);
+    assert!(seqs(&items)[7..].iter().all(|s| *s > 0));
+    assert_eq!(hub.metrics.read_backs.load(Ordering::Relaxed), 1);
+}
+
+/// A read-back that stops early (a cap, a failure) names exactly the offsets it does not
+/// send and why, then hands over to the ring.
+#[test]
+fn a_read_back_that_gives_up_names_the_offsets_and_why() {
+    let (hub, jobs) = hub_reading_back();
+    let q = hub.new_queue();
+    resume_at(&hub, &q, Cursor::from([(0, 1)]));
+    let job = jobs.try_recv().expect("a read-back");
+    job.gap(1, 1, GapReason::Retention);
+    assert_eq!(job.deliver(2, records(0, 2..4), 4), Step::More);
+    job.finish(4, GapReason::BehindLines(3));
+    let items = expand(q.drain());
+    assert_eq!(
+        texts(&items),
+        [
+            "gap 0:1..=1",
+            "0:2",
+            "0:3",
+            "gap 0:4..=5",
+            "0:6",
+            "0:7",
+            "0:8",
+            "0:9"
+        ]
+    );
+    let reasons: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::OffsetGap { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "older than the topic's retention",
+            "more than 3 lines behind"
+        ]
+    );
+    let failed = GapReason::Failed("no record from the broker for 30s".into());
+    assert_eq!(
+        failed.to_string(),
+        "reading back from Kafka failed: no record from the broker for 30s"
+    );
+}
+
+/// A client that resumes before this tailgate started the partition is read back from
+/// when the partition starts past its offsets; one that leaves cancels its read-back.
+#[test]
+fn a_partition_started_past_the_client_is_read_back() {
+    let (hub, jobs) = hub_reading_back();
+    let q = hub.new_queue();
+    let key = resume_at(&hub, &q, Cursor::from([(2, 3)]));
+    assert!(jobs.try_recv().is_err(), "partition 2 is not started yet");
+    // Partition 0 is new to the client: what the ring holds of it.
+    assert_eq!(texts(&expand(q.drain())), ["0:6", "0:7", "0:8", "0:9"]);
+    hub.start_partition("k", 2, 7).unwrap();
+    let job = jobs.try_recv().expect("a read-back");
+    assert_eq!((job.partition, job.from, job.end), (2, 3, 7));
+    hub.publish_from("k", kafka_lines(2, 7..8)).unwrap();
+    assert!(q.drain().is_empty(), "held until the read-back hands over");
+    assert_eq!(job.deliver(3, records(2, 3..7), 7), Step::Done);
+    let want: Vec<String> = (3..8).map(|o| format!("2:{o}")).collect();
+    assert_eq!(texts(&expand(q.drain())), want);
+    assert!(!job.cancelled());
+    hub.unsubscribe(key);
+    assert!(job.cancelled());
+}
+
+/// Read-backs waiting for a worker are bounded: past the bound a resume gets an
+/// `offset_gap` saying so, and a finished (dropped) read-back makes room again.
+#[test]
+fn read_backs_waiting_are_bounded() {
+    let (hub, jobs) = hub_reading_back();
+    let n = readback::MAX_WAITING as i32;
+    for p in 2..n + 3 {
+        hub.start_partition("k", p, 10).unwrap();
+    }
+    let q = hub.new_queue();
+    // Partitions 0 and 1 are new to the client; 2..n+3 are all behind the ring.
+    let cursor: Cursor = (2..n + 3).map(|p| (p, 0)).collect();
+    resume_at(&hub, &q, cursor.clone());
+    let waiting: Vec<ReadBack> = jobs.try_iter().collect();
+    assert_eq!(waiting.len(), readback::MAX_WAITING);
+    let busy: Vec<String> = q
+        .drain()
+        .iter()
+        .filter_map(|i| match i {
+            Item::OffsetGap {
+                partition,
+                from,
+                to,
+                reason,
+                ..
+            } => Some(format!("{partition}:{from}..={to} {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        busy,
+        [format!("{}:0..=9 {n} read-backs already waiting", n + 2)]
+    );
+    drop(waiting);
+    let q2 = hub.new_queue();
+    resume_at(&hub, &q2, Cursor::from([(2, 0)]));
+    assert_eq!(jobs.try_iter().count(), 1);
+}

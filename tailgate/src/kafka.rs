@@ -11,7 +11,8 @@
 //! carries its (partition, offset) into the hub, and clients get per-partition offsets to
 //! resume by ([`crate::hub::Start::Offsets`]): unlike seqs they mean the same to the next
 //! tailgate process, so a client that reconnects to a restarted tailgate gets what follows
-//! its offsets, no gap and no duplicate, as far as the new ring reaches back.
+//! its offsets, no gap and no duplicate; what it asks for below the ring is read back from
+//! Kafka for it (`kafka/readback.rs`), as far as the topic's retention reaches.
 //!
 //! A record is one line (one Scribe message; its trailing `\n`, if any, is dropped). The
 //! fetch buffers are bounded (`--kafka-fetch-queue` per partition, `fetch.max.bytes`).
@@ -33,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::Hub;
 use crate::ring::Origin;
 
+mod readback;
+pub use readback::ReadBackOptions;
+
 /// What `--kafka` and its companion flags say.
 #[derive(Debug, Clone)]
 pub struct KafkaOptions {
@@ -46,14 +50,19 @@ pub struct KafkaOptions {
     pub fetch_queue: u64,
     /// How often the topic list is read again.
     pub refresh: Duration,
+    /// Resumes older than the ring, read back from the topic.
+    pub read_back: ReadBackOptions,
 }
 
 /// Most records taken before they are published (and the next poll waits).
 const BATCH: usize = 2000;
+/// Longest wait for a record in one poll.
 const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// The consumer's `group.id`: never joined, nothing committed.
 const GROUP: &str = "tailgate";
+/// The read-backs' `group.id`, likewise never joined.
+const READ_BACK_GROUP: &str = "tailgate-read-back";
 
 type Client = BaseConsumer<LogContext>;
 /// A category's lines with their origins, as the hub takes them.
@@ -81,6 +90,17 @@ pub fn spawn(
     let consumer: Client = config
         .create_with_context(LogContext::new("tailgate --kafka", Default::default()))
         .context("creating the kafka consumer")?;
+    let (tx, jobs) = std::sync::mpsc::channel();
+    let read_back_config = scribe_kafka::consumer_config(&settings, Some(READ_BACK_GROUP), bounds)?;
+    let workers = readback::spawn(
+        hub.clone(),
+        read_back_config,
+        opts.template.clone(),
+        opts.read_back.clone(),
+        jobs,
+        shutdown.clone(),
+    )?;
+    hub.enable_read_back(tx);
     let mut tail = Tail {
         hub,
         opts,
@@ -90,7 +110,12 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("kafka".into())
-        .spawn(move || tail.run(&shutdown))
+        .spawn(move || {
+            tail.run(&shutdown);
+            for w in workers {
+                let _ = w.join();
+            }
+        })
         .context("starting the kafka thread")
 }
 
@@ -139,10 +164,6 @@ impl Tail {
             let Some(category) = self.opts.template.category_of(m.topic()) else {
                 continue;
             };
-            let mut line = m.payload().unwrap_or_default();
-            if let Some(l) = line.strip_suffix(b"\n") {
-                line = l;
-            }
             let origin = Origin {
                 partition: m.partition(),
                 offset: m.offset(),
@@ -151,9 +172,7 @@ impl Tail {
                 batch.push((category.to_string(), Vec::new()));
                 batch.len() - 1
             });
-            batch[i]
-                .1
-                .push((Bytes::copy_from_slice(line), Some(origin)));
+            batch[i].1.push((line_of(m.payload()), Some(origin)));
         }
         for (category, lines) in batch {
             if let Err(e) = self.hub.publish_from(&category, lines) {
@@ -203,4 +222,10 @@ impl Tail {
         self.assigned.extend(new);
         Ok(())
     }
+}
+
+/// A record's line: its payload without one trailing `\n`.
+fn line_of(payload: Option<&[u8]>) -> Bytes {
+    let line = payload.unwrap_or_default();
+    Bytes::copy_from_slice(line.strip_suffix(b"\n").unwrap_or(line))
 }

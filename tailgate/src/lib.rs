@@ -153,6 +153,21 @@ pub struct Args {
     /// How often the broker's topic list is read again (new topics and partitions join).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, requires = "kafka")]
     pub kafka_refresh: Duration,
+    /// A resume by offsets older than the ring is read back from the topic: at most this
+    /// many lines per partition (a client further behind gets an `offset_gap` for the
+    /// oldest).
+    #[arg(long, default_value_t = 1_000_000, requires = "kafka")]
+    pub kafka_read_back_lines: u64,
+    /// At most this many bytes read back per partition of one resume.
+    #[arg(long, default_value = "1G", value_parser = parse_size, requires = "kafka")]
+    pub kafka_read_back_bytes: u64,
+    /// Read-backs at once (each a consumer and a thread); more wait their turn.
+    #[arg(long, default_value_t = 4, requires = "kafka")]
+    pub kafka_read_backs: usize,
+    /// A read-back that gets no record for this long gives up with an `offset_gap` naming
+    /// the cause (the broker is down).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "kafka")]
+    pub kafka_read_back_timeout: Duration,
 }
 
 /// scribed's default topic template (`logs.{category}`).
@@ -354,6 +369,12 @@ fn start_kafka(
         properties,
         fetch_queue: args.kafka_fetch_queue.max(64 << 10),
         refresh: args.kafka_refresh.max(Duration::from_millis(100)),
+        read_back: kafka::ReadBackOptions {
+            workers: args.kafka_read_backs.clamp(1, 64),
+            max_lines: args.kafka_read_back_lines,
+            max_bytes: args.kafka_read_back_bytes,
+            timeout: args.kafka_read_back_timeout.max(Duration::from_millis(100)),
+        },
     };
     kafka::spawn(hub.clone(), opts, shutdown.clone()).map(Some)
 }

@@ -174,6 +174,9 @@ pub enum ServerMsg<'a> {
         partition: i32,
         from_offset: i64,
         to_offset: i64,
+        /// Why: older than the ring, than the topic's retention, more than the read-back
+        /// cap behind, or the read-back failed.
+        reason: String,
     },
     Categories {
         categories: Vec<String>,

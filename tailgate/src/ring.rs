@@ -169,6 +169,23 @@ impl Ring {
         (gaps, lines)
     }
 
+    /// Kafka: the offset of `partition` from which every line read is held, if it was
+    /// started.
+    pub fn floor_of(&self, partition: i32) -> Option<i64> {
+        self.floor.get(&partition).copied()
+    }
+
+    /// Kafka: the held lines of `partition` at or after offset `from`, oldest first (a
+    /// read-back handing over to the ring).
+    pub fn partition_from(&self, partition: i32, from: i64) -> Vec<&(u64, Bytes)> {
+        self.lines
+            .iter()
+            .zip(&self.origins)
+            .filter(|(_, o)| o.partition == partition && o.offset >= from)
+            .map(|(l, _)| l)
+            .collect()
+    }
+
     /// Gives the next `count` (at least 1) seqs to lines that will never be pushed (a source
     /// lost them); returns the range.
     pub fn skip(&mut self, count: u64) -> (u64, u64) {
