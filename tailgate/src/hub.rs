@@ -26,19 +26,21 @@
 //!
 //! Lock order: hub → feed → subscription → client queue.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use scribe_archive::category::CategoryGlob;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::chunk::Chunk;
 use crate::ring::{Cursor, Origin, Resume, Ring, LINE_OVERHEAD};
 
+mod queue;
 mod readback;
+pub use queue::{Budget, ClientQueue, Item};
 pub use readback::{GapReason, ReadBack, Step};
 
 /// Bounds the hub enforces.
@@ -297,296 +299,6 @@ pub enum Start {
     },
 }
 
-/// What a client's sender takes out of its queue.
-#[derive(Debug)]
-pub enum Item {
-    /// Lines `from..to` of a chunk (seqs `chunk.seq(from)`, ...).
-    Lines {
-        key: u64,
-        category: Arc<str>,
-        chunk: Arc<Chunk>,
-        from: usize,
-        to: usize,
-    },
-    Dropped {
-        key: u64,
-        category: Arc<str>,
-        count: u64,
-        from_seq: u64,
-    },
-    Gap {
-        key: u64,
-        category: Arc<str>,
-        from_seq: u64,
-        to_seq: u64,
-    },
-    /// A resume by offsets asked for offsets `from..=to` of `partition`, which are not sent,
-    /// for `reason`.
-    OffsetGap {
-        key: u64,
-        category: Arc<str>,
-        partition: i32,
-        from: i64,
-        to: i64,
-        reason: GapReason,
-    },
-}
-
-/// Bytes queued over all clients, against [`HubConfig::total_buffer`].
-#[derive(Debug)]
-pub struct Budget {
-    used: AtomicUsize,
-    cap: usize,
-}
-
-impl Budget {
-    /// Takes `n` bytes whether or not they fit (a backlog already sized to [`Budget::room`]).
-    fn force(&self, n: usize) {
-        self.used.fetch_add(n, Ordering::AcqRel);
-    }
-
-    /// Takes the cost of the most lines that fit: `count` says how many fit in a room,
-    /// `cost` what they take. Returns how many were taken.
-    fn take_fitting(&self, count: impl Fn(usize) -> usize, cost: impl Fn(usize) -> usize) -> usize {
-        let mut n = 0;
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                n = count(self.cap.saturating_sub(u));
-                (n > 0).then(|| u + cost(n))
-            });
-        n
-    }
-
-    fn give(&self, n: usize) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                Some(u.saturating_sub(n))
-            });
-    }
-
-    fn room(&self) -> usize {
-        self.cap.saturating_sub(self.used.load(Ordering::Acquire))
-    }
-
-    /// Bytes queued over all clients now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// A client's bounded queue of lines waiting to be sent.
-pub struct ClientQueue {
-    state: Mutex<QueueState>,
-    cap: usize,
-    /// Shared by every client's queue.
-    total: Arc<Budget>,
-    batch_bytes: usize,
-    /// Woken when the queue passes `batch_bytes`.
-    pub notify: Notify,
-}
-
-#[derive(Default)]
-struct QueueState {
-    items: VecDeque<Item>,
-    bytes: usize,
-    /// Lines refused for lack of room, per (subscription, category): (count, first seq).
-    /// Reported in order: as an `Item::Dropped` before the next line that fits, or at the
-    /// end of the next drain.
-    dropping: HashMap<(u64, Arc<str>), (u64, u64)>,
-}
-
-impl ClientQueue {
-    /// Queues the lines of `chunk` that fit (whole lines, in order, within this client's
-    /// bound and the shared budget) and counts the rest as dropped. One lock, one budget
-    /// update and one item per client, whatever the number of lines.
-    fn push(&self, key: u64, category: &Arc<str>, chunk: &Arc<Chunk>, metrics: &Metrics) {
-        let n = chunk.len();
-        let mut q = lock(&self.state);
-        let own = self.cap.saturating_sub(q.bytes);
-        let fit = self
-            .total
-            .take_fitting(|room| chunk.fit(0, own.min(room)), |k| chunk.cost(0..k));
-        if fit > 0 {
-            if !q.dropping.is_empty() {
-                if let Some((count, from_seq)) = q.dropping.remove(&(key, category.clone())) {
-                    q.items.push_back(Item::Dropped {
-                        key,
-                        category: category.clone(),
-                        count,
-                        from_seq,
-                    });
-                }
-            }
-            q.bytes += chunk.cost(0..fit);
-            q.items.push_back(Item::Lines {
-                key,
-                category: category.clone(),
-                chunk: chunk.clone(),
-                from: 0,
-                to: fit,
-            });
-        }
-        if fit < n {
-            let dropped = (n - fit) as u64;
-            let e = q
-                .dropping
-                .entry((key, category.clone()))
-                .or_insert((0, chunk.seq(fit)));
-            e.0 += dropped;
-            metrics.lines_dropped.fetch_add(dropped, Ordering::Relaxed);
-        }
-        let wake = q.bytes >= self.batch_bytes;
-        drop(q);
-        if wake {
-            self.notify.notify_one();
-        }
-    }
-
-    /// A gap in the seqs of `category` (lines lost at the source), after the lines and drops
-    /// queued before it. Consecutive gaps merge, and while the client is over its bound the
-    /// gap's seqs are counted with its dropped lines, so lost files cannot grow the queue.
-    fn push_gap(&self, key: u64, category: &Arc<str>, from: u64, to: u64) {
-        let mut q = lock(&self.state);
-        let id = (key, category.clone());
-        if q.bytes >= self.cap {
-            let e = q.dropping.entry(id).or_insert((0, from));
-            e.0 += to - from + 1;
-            return;
-        }
-        if let Some((count, from_seq)) = q.dropping.remove(&id) {
-            q.items.push_back(Item::Dropped {
-                key,
-                category: category.clone(),
-                count,
-                from_seq,
-            });
-        }
-        if let Some(Item::Gap {
-            key: k,
-            category: c,
-            to_seq,
-            ..
-        }) = q.items.back_mut()
-        {
-            if *k == key && c == category && *to_seq + 1 == from {
-                *to_seq = to;
-                return;
-            }
-        }
-        q.items.push_back(Item::Gap {
-            key,
-            category: category.clone(),
-            from_seq: from,
-            to_seq: to,
-        });
-    }
-
-    /// Bytes that fit before the bound (this client's, and all clients' together).
-    fn room(&self) -> usize {
-        self.cap
-            .saturating_sub(lock(&self.state).bytes)
-            .min(self.total.room())
-    }
-
-    /// Backlog and resume lines: the caller keeps them within [`ClientQueue::room`], and they
-    /// count toward the bound for the live lines behind.
-    fn push_unbounded(&self, item: Item) {
-        let mut q = lock(&self.state);
-        if let Item::Lines {
-            chunk, from, to, ..
-        } = &item
-        {
-            let cost = chunk.cost(*from..*to);
-            q.bytes += cost;
-            self.total.force(cost);
-        }
-        q.items.push_back(item);
-    }
-
-    /// Takes everything queued, then the drops not yet reported (they happened after it).
-    pub fn drain(&self) -> Vec<Item> {
-        self.drain_upto(usize::MAX)
-    }
-
-    /// Takes queued items up to about `max_bytes` of lines (at least one line; a chunk is
-    /// split where the bytes run out), so what a sender turns into messages at once is
-    /// bounded; then, once the queue is empty, the drops not yet reported (they happened
-    /// after it).
-    pub fn drain_upto(&self, max_bytes: usize) -> Vec<Item> {
-        let mut q = lock(&self.state);
-        let mut items = Vec::new();
-        let mut taken = 0usize;
-        while taken < max_bytes {
-            let Some(item) = q.items.pop_front() else {
-                break;
-            };
-            let Item::Lines {
-                key,
-                category,
-                chunk,
-                from,
-                to,
-            } = item
-            else {
-                items.push(item);
-                continue;
-            };
-            let end = from + chunk.fit(from, max_bytes - taken).clamp(1, to - from);
-            if end < to {
-                q.items.push_front(Item::Lines {
-                    key,
-                    category: category.clone(),
-                    chunk: chunk.clone(),
-                    from: end,
-                    to,
-                });
-            }
-            let cost = chunk.cost(from..end);
-            taken += cost;
-            q.bytes = q.bytes.saturating_sub(cost);
-            self.total.give(cost);
-            items.push(Item::Lines {
-                key,
-                category,
-                chunk,
-                from,
-                to: end,
-            });
-        }
-        if !q.items.is_empty() {
-            return items;
-        }
-        self.total.give(q.bytes);
-        q.bytes = 0;
-        let mut drops: Vec<_> = q.dropping.drain().collect();
-        drops.sort_by_key(|((key, cat), _)| (*key, cat.clone()));
-        for ((key, category), (count, from_seq)) in drops {
-            items.push(Item::Dropped {
-                key,
-                category,
-                count,
-                from_seq,
-            });
-        }
-        items
-    }
-
-    pub fn is_empty(&self) -> bool {
-        let q = lock(&self.state);
-        q.items.is_empty() && q.dropping.is_empty()
-    }
-}
-
-impl Drop for ClientQueue {
-    /// A departing client's queued bytes go back to the shared budget.
-    fn drop(&mut self) {
-        let q = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.total.give(q.bytes);
-    }
-}
-
 type RingLine = (u64, Bytes);
 
 /// How many of `lines` (the newest) fit in `max_lines` lines and `max_bytes` bytes.
@@ -811,10 +523,7 @@ impl Hub {
             metrics: Metrics::default(),
             categories: watch::channel(0).0,
             next_key: AtomicU64::new(1),
-            queued: Arc::new(Budget {
-                used: AtomicUsize::new(0),
-                cap: cfg.total_buffer,
-            }),
+            queued: Arc::new(Budget::new(cfg.total_buffer)),
             instance: format!("{:016x}", fastrand::u64(..)),
             read_back: std::sync::OnceLock::new(),
             read_backs_waiting: Arc::new(AtomicUsize::new(0)),
@@ -827,15 +536,14 @@ impl Hub {
     }
 
     pub fn new_queue(&self) -> Arc<ClientQueue> {
-        Arc::new(ClientQueue {
-            state: Mutex::new(QueueState::default()),
-            cap: self.cfg.client_buffer,
-            total: self.queued.clone(),
-            // Wake well before the bound, so a reading client is not limited to one bound's worth
-            // of lines per tick.
-            batch_bytes: self.cfg.batch_bytes.min(self.cfg.client_buffer / 4).max(1),
-            notify: Notify::new(),
-        })
+        // Wake well before the bound, so a reading client is not limited to one bound's worth
+        // of lines per tick.
+        let batch_bytes = self.cfg.batch_bytes.min(self.cfg.client_buffer / 4).max(1);
+        Arc::new(ClientQueue::new(
+            self.cfg.client_buffer,
+            self.queued.clone(),
+            batch_bytes,
+        ))
     }
 
     /// Changes whenever a category appears.

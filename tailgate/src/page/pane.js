@@ -168,9 +168,11 @@ class Pane {
   // A `lines` message → records (decoded and parsed once; DOM comes at the next frame).
   onLines(m) {
     if (this.awaiting) return;
-    this.lastSeq[m.category] = m.last_seq;
+    // Lines read back from Kafka carry seq 0 (they are not in the ring): they move the offsets,
+    // never the seq resume point.
+    this.lastSeq[m.category] = Math.max(this.lastSeq[m.category] || 0, m.last_seq);
     this.advance(m);
-    this.fromSeq[m.category] ??= m.seq;
+    if (m.seq > 0) this.fromSeq[m.category] ??= m.seq;
     const showCat = isGlob(this.pattern), at = Date.now(), seqs = Array.isArray(m.seqs) ? m.seqs : null;
     const ctx = new Set(Array.isArray(m.context) ? m.context : []);
     this.prevSeq ??= {};
