@@ -40,6 +40,9 @@ pub struct Tansu {
     advertised: String,
     engine: String,
     env: Vec<(String, String)>,
+    /// `--authentication`: clients must authenticate with SASL (no user ever can, see
+    /// [`Tansu::start_authenticating`]).
+    authentication: bool,
 }
 
 impl Tansu {
@@ -55,6 +58,24 @@ impl Tansu {
         let addr = format!("127.0.0.1:{}", free_port());
         let advertised = advertised.unwrap_or(&addr).to_string();
         Tansu::launch(addr, advertised, log, "memory://tansu/".into(), Vec::new())
+    }
+
+    /// As [`Tansu::start`], with `--authentication`. Its engine keeps no SCRAM credentials
+    /// (`tansu user create` answers success and stores nothing), so every SASL exchange ends
+    /// in "unknown user": what a broker refusing a client's credentials looks like.
+    pub fn start_authenticating(log: PathBuf) -> Tansu {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut t = Tansu {
+            child: None,
+            addr: addr.clone(),
+            log,
+            advertised: addr,
+            engine: "memory://tansu/".into(),
+            env: Vec::new(),
+            authentication: true,
+        };
+        t.spawn();
+        t
     }
 
     /// A broker whose storage is `bucket` on SeaweedFS (the S3 engine): what it acknowledged
@@ -85,6 +106,7 @@ impl Tansu {
             advertised,
             engine,
             env,
+            authentication: false,
         };
         t.spawn();
         t
@@ -104,6 +126,7 @@ impl Tansu {
                 &format!("tcp://{}", self.advertised),
             ])
             .args(["--storage-engine", &self.engine])
+            .args(self.authentication.then_some("--authentication"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
