@@ -7,7 +7,8 @@
 //!   (`pipeline_tests::sasl::SaslProxy`: PLAIN, SCRAM-SHA-256 and -512, see there why). Lines
 //!   go ship -> scribed (SCRAM-SHA-256) -> broker -> archiver (SCRAM-SHA-512), byte-exact, and
 //!   tailgate (PLAIN) reads them too. A wrong password is `TRY_LATER` with its cause; ship keeps
-//!   its lines until the password is fixed, and the archive then holds each once.
+//!   its lines until the password file is fixed and scribed reloaded (SIGHUP), and the archive
+//!   then holds each once.
 //!
 //! The archiver uses `mode = "assign"`: tansu takes ~24 s per consumer-group join.
 
@@ -186,7 +187,7 @@ async fn scram_and_plain_carry_lines_ship_to_archiver_byte_exact_and_to_tailgate
         &format!("127.0.0.1:{}", free_port()),
         archiver_config(&proxy.addr, &sasl_keys("SCRAM-SHA-512", &pw)),
     );
-    let want = lines("s", 20_000);
+    let want = lines("s", 10_000);
     let out = pipeline_tests::ship(&leaf_addr, "web", &want, &[]);
     assert!(
         out.status.success(),
@@ -207,7 +208,7 @@ async fn scram_and_plain_carry_lines_ship_to_archiver_byte_exact_and_to_tailgate
     let _tailgate = Tailgate::start(port, &proxy.addr, &pw);
     let tailed = tail_lines(
         &format!("ws://127.0.0.1:{port}/ws"),
-        20_000,
+        sorted_lines(&want).len(),
         Duration::from_secs(60),
     )
     .await;
@@ -281,14 +282,13 @@ fn tansu_refusing_scram_is_try_later_naming_authentication() {
 }
 
 #[test]
-fn a_wrong_password_is_try_later_and_ship_loses_nothing_once_it_is_fixed() {
+fn a_wrong_password_is_try_later_and_ship_loses_nothing_once_a_reload_fixes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (_tansu, proxy) = broker(tmp.path());
     let pw = password_file(tmp.path(), "password", "not the password");
     let leaf_addr = format!("127.0.0.1:{}", free_port());
-    let leaf_data = tmp.path().join("leaf");
     let config = leaf_config(&proxy.addr, &sasl_keys("SCRAM-SHA-256", &pw));
-    let leaf = scribed_at(&leaf_data, &leaf_addr, config.clone());
+    let leaf = scribed_at(&tmp.path().join("leaf"), &leaf_addr, config);
     let problem = refused_for_authentication(&leaf);
     eprintln!("wrong password: {problem}");
 
@@ -322,9 +322,9 @@ fn a_wrong_password_is_try_later_and_ship_loses_nothing_once_it_is_fixed() {
     );
     ship.assert_running();
 
+    // The password file is read again on reload (docs/config.md): no restart needed.
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    leaf.stop();
-    let _leaf = scribed_at(&leaf_data, &leaf_addr, config);
+    leaf.signal(nix::sys::signal::Signal::SIGHUP);
     let (status, err) = ship.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "ship: {err}");
     let got = archived(&arch_data, want.len(), Duration::from_secs(60));
