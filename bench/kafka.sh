@@ -29,6 +29,7 @@
 #   KAFKA_COMPRESSION   the kafka store's and raw producer's compression (default none)
 #   OUTAGE         seconds the broker is frozen in the outage round (default 30; 0 skips it)
 #   TAIL_CLIENTS   websocket clients of the tailgate round (default 4; 0 skips it)
+#   TAIL_FETCH_QUEUE   tailgate's --kafka-fetch-queue (default: tailgate's, 1M)
 #   BENCH_NO_BUILD=1, BENCH_QUIET_WAIT   as in bench/ingest.sh
 # Times are wall-clock from the start of the sender to its exit (ship exits when every batch
 # is acknowledged: for the kafka store, after every record's delivery report).
@@ -207,7 +208,8 @@ if (( TAIL_CLIENTS > 0 )); then
     wait_quiet >/dev/null
     tport=$(port)
     "$TAILGATE" --listen "127.0.0.1:$tport" --kafka "$BROKER" --topics logs.tail \
-        --kafka-refresh 1s >"$RUN/tailgate.out" 2>"$RUN/tailgate.err" &
+        --kafka-refresh 1s ${TAIL_FETCH_QUEUE:+--kafka-fetch-queue "$TAIL_FETCH_QUEUE"} \
+        >"$RUN/tailgate.out" 2>"$RUN/tailgate.err" &
     TPID=$!
     PIDS+=("$TPID")
     for _ in $(seq 100); do port_listening "$tport" && break; sleep 0.1; done
@@ -238,7 +240,7 @@ brokers = [\"$BROKER\"]"
     stop_pid "$TPID" tailgate || true
     stop_pid "$SPID" "scribed tail" || true
     read -r tl tmin tdrop < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["lines"], d["min_client_lines"], d["dropped"])' "$RUN/tail-clients.json")
-    TAIL_NOTE="$TAIL_CLIENTS clients, $tl lines in all (fewest per client $tmin of $IN_LINES, $tdrop dropped by the per-client bound); ship took ${ship_secs}s, the clients' window ${secs}s; tailgate CPU ${cpu_s}s in all, peak RSS $(( hwm / 1024 )) MiB"
+    TAIL_NOTE="fetch queue ${TAIL_FETCH_QUEUE:-1M}, $TAIL_CLIENTS clients, $tl lines in all (fewest per client $tmin of $IN_LINES, $tdrop dropped by the per-client bound); ship took ${ship_secs}s, the clients' window ${secs}s; tailgate CPU ${cpu_s}s in all, peak RSS $(( hwm / 1024 )) MiB"
     log "tailgate: $TAIL_NOTE"
 fi
 
