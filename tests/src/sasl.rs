@@ -31,20 +31,17 @@ const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 const MAX_FRAME: usize = 1 << 20;
 const ITERATIONS: u32 = 4096;
 
-/// A running relay; stopped when dropped.
+/// A running relay ([`crate::relay::Relay`]); stopped when dropped.
 pub struct SaslProxy {
     /// `127.0.0.1:PORT`: where clients connect (and what the broker advertises).
     pub addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _relay: crate::relay::Relay,
 }
 
 impl SaslProxy {
     /// Binds a loopback port now, so the broker can advertise it before it starts.
     pub fn bind() -> (std::net::TcpListener, String) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the SASL proxy");
-        let addr = l.local_addr().expect("proxy address").to_string();
-        (l, addr)
+        crate::relay::Relay::bind()
     }
 
     /// Serves `listener`: authenticates every connection against `users` (name → password,
@@ -60,46 +57,17 @@ impl SaslProxy {
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
         );
-        let addr = listener.local_addr().expect("proxy address").to_string();
-        listener.set_nonblocking(true).expect("nonblocking");
         let upstream = upstream.to_string();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        _ = &mut stopped => return,
-                        a = l.accept() => match a {
-                            Ok(a) => a,
-                            Err(_) => continue,
-                        },
-                    };
-                    let (users, upstream) = (users.clone(), upstream.clone());
-                    // A refused client or a dropped broker ends its connection only.
-                    tokio::spawn(async move { serve(tcp, &upstream, &users).await });
-                }
-            });
+        let relay = crate::relay::Relay::serve(listener, move |tcp| {
+            let (users, upstream) = (users.clone(), upstream.clone());
+            // A refused client or a dropped broker ends its connection only.
+            async move {
+                let _ = serve(tcp, &upstream, &users).await;
+            }
         });
         SaslProxy {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for SaslProxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            addr: relay.addr.clone(),
+            _relay: relay,
         }
     }
 }
