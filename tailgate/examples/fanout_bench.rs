@@ -93,8 +93,10 @@ struct Stats {
 struct Msg<'a> {
     #[serde(rename = "type")]
     ty: &'a str,
+    /// `Cow`: borrowed when a line needs no unescaping (the generator's), owned when it does
+    /// (real log lines with quotes, as bench/kafka.sh sends).
     #[serde(borrow, default)]
-    lines: Vec<&'a str>,
+    lines: Vec<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     count: u64,
 }

@@ -40,6 +40,9 @@ pub struct Tansu {
     advertised: String,
     engine: String,
     env: Vec<(String, String)>,
+    /// `--authentication`: clients must authenticate with SASL (no user ever can, see
+    /// [`Tansu::start_authenticating`]).
+    authentication: bool,
 }
 
 impl Tansu {
@@ -55,6 +58,24 @@ impl Tansu {
         let addr = format!("127.0.0.1:{}", free_port());
         let advertised = advertised.unwrap_or(&addr).to_string();
         Tansu::launch(addr, advertised, log, "memory://tansu/".into(), Vec::new())
+    }
+
+    /// As [`Tansu::start`], with `--authentication`. Its engine keeps no SCRAM credentials
+    /// (`tansu user create` answers success and stores nothing), so every SASL exchange ends
+    /// in "unknown user": what a broker refusing a client's credentials looks like.
+    pub fn start_authenticating(log: PathBuf) -> Tansu {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut t = Tansu {
+            child: None,
+            addr: addr.clone(),
+            log,
+            advertised: addr,
+            engine: "memory://tansu/".into(),
+            env: Vec::new(),
+            authentication: true,
+        };
+        t.spawn();
+        t
     }
 
     /// A broker whose storage is `bucket` on SeaweedFS (the S3 engine): what it acknowledged
@@ -85,6 +106,7 @@ impl Tansu {
             advertised,
             engine,
             env,
+            authentication: false,
         };
         t.spawn();
         t
@@ -104,6 +126,7 @@ impl Tansu {
                 &format!("tcp://{}", self.advertised),
             ])
             .args(["--storage-engine", &self.engine])
+            .args(self.authentication.then_some("--authentication"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
@@ -176,22 +199,19 @@ impl Drop for Tansu {
     }
 }
 
-/// A TLS-terminating TCP relay on loopback in front of a broker, on its own thread and
-/// runtime; stopped when dropped.
+/// A TLS-terminating TCP relay on loopback in front of a broker ([`crate::relay::Relay`]);
+/// stopped when dropped.
 pub struct TlsProxy {
     /// `127.0.0.1:PORT`: where clients connect (and what the broker advertises).
     pub addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _relay: crate::relay::Relay,
 }
 
 impl TlsProxy {
     /// Binds a loopback port now (so the broker can advertise it before it starts) and
     /// serves TLS with `cert` once [`TlsProxy::relay_to`] names the upstream.
     pub fn bind() -> (std::net::TcpListener, String) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the TLS proxy");
-        let addr = l.local_addr().expect("proxy address").to_string();
-        (l, addr)
+        crate::relay::Relay::bind()
     }
 
     /// Relays every TLS connection accepted on `listener` to `upstream` in plaintext.
@@ -208,55 +228,23 @@ impl TlsProxy {
         })
         .expect("the proxy's certificate");
         let tls = std::sync::Arc::new(tls);
-        let addr = listener.local_addr().expect("proxy address").to_string();
-        listener.set_nonblocking(true).expect("nonblocking");
         let upstream = upstream.to_string();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        _ = &mut stopped => return,
-                        a = l.accept() => match a {
-                            Ok(a) => a,
-                            Err(_) => continue,
-                        },
-                    };
-                    let (tls, upstream) = (tls.clone(), upstream.clone());
-                    tokio::spawn(async move {
-                        // A client that refuses the certificate ends here: nothing to relay.
-                        let Ok((mut client, _)) = tls.accept(tcp, Duration::from_secs(10)).await
-                        else {
-                            return;
-                        };
-                        let Ok(mut broker) = tokio::net::TcpStream::connect(&upstream).await else {
-                            return;
-                        };
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    });
-                }
-            });
+        let relay = crate::relay::Relay::serve(listener, move |tcp| {
+            let (tls, upstream) = (tls.clone(), upstream.clone());
+            async move {
+                // A client that refuses the certificate ends here: nothing to relay.
+                let Ok((mut client, _)) = tls.accept(tcp, Duration::from_secs(10)).await else {
+                    return;
+                };
+                let Ok(mut broker) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+            }
         });
         TlsProxy {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            addr: relay.addr.clone(),
+            _relay: relay,
         }
     }
 }

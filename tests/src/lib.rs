@@ -7,6 +7,7 @@
 //! By role: [`procs`] (the binaries as processes), [`wire`] (talking to servers by hand),
 //! [`seq`] (sequenced lines and loss/order checks), [`archive`] (reading categories back),
 //! [`inputs`] (syslog/OTLP listeners, HTTP POST, rsyslogd), [`kafka`] (a tansu broker),
+//! [`sasl`] (a SASL-authenticating relay in front of it), [`relay`] (what such relays share),
 //! [`tls`] (test certificates and TLS config blocks), [`s3`] (SeaweedFS on loopback, reading a
 //! bucket back, DuckDB), [`tmpfs`] (small disks to fill), [`torture`] (the fault-injection
 //! scenarios).
@@ -15,7 +16,9 @@ pub mod archive;
 pub mod inputs;
 pub mod kafka;
 pub mod procs;
+pub mod relay;
 pub mod s3;
+pub mod sasl;
 pub mod seq;
 pub mod tls;
 pub mod tmpfs;
