@@ -11,9 +11,13 @@
 //!
 //! Each batch carries the file offsets its lines end at; they are committed only when the
 //! outbox says the batch is safe (acknowledged, or fsynced into the spool). Checkpoints are
-//! saved without fsync after every round of commits (so `kill -9` repeats at most the batches
-//! read and not yet acknowledged: `--window` in flight, [`HANDOVER`] waiting for the outbox,
-//! and those of one read of at most 4 MiB) and with fsync every second and at exit.
+//! saved without fsync once [`SAVE_EVERY`] batches were committed since the last save, or
+//! [`SAVE_AFTER`] after a commit (so `kill -9` repeats at most the batches read and not yet
+//! acknowledged: `--window` in flight, [`HANDOVER`] waiting for the outbox, and those of one
+//! read of at most 4 MiB; plus at most `SAVE_EVERY` acknowledged batches not saved yet) and
+//! with fsync every second and at exit. Not after every commit: replacing the positions file
+//! (a rename over the old one) took 3-25 ms on ext4 while the aggregator wrote, which kept the
+//! thread from reading for a third of a `--follow` run (docs/benchmarks.md).
 //!
 //! Every line carries an id: the producer id derived from this ship's id and the file's
 //! stream nonce (kept in the checkpoint), and the line's byte range in the file. A restarted
@@ -180,6 +184,14 @@ pub async fn ship_files(
 /// sends again: read, and not yet acknowledged (docs/ship.md, "Checkpoints").
 pub const HANDOVER: usize = 4;
 
+/// Committed batches after which the positions are saved (without fsync), whatever the time:
+/// with `--window`, [`HANDOVER`] and one read, what a `kill -9` can send again.
+pub const SAVE_EVERY: usize = 16;
+
+/// How long committed offsets may wait for a save when fewer than [`SAVE_EVERY`] batches
+/// came (a trickle): they are saved at the first turn of the loop after this.
+pub const SAVE_AFTER: Duration = Duration::from_millis(100);
+
 /// What a followed path maps to.
 struct Target {
     category: Category,
@@ -201,6 +213,10 @@ struct Tail {
     /// New stream nonces are not on disk yet (`Follower::has_unsaved_streams` was cleared by
     /// the save that failed): the ready batches wait for a durable save.
     nonces_unsaved: bool,
+    /// Batches committed since the positions were last saved.
+    unsaved_commits: usize,
+    /// When the positions were last saved (or tried), for [`SAVE_AFTER`].
+    last_save: Instant,
 }
 
 /// The batch being built, and where it goes.
@@ -275,6 +291,8 @@ pub fn spawn(
         batcher,
         save_failing: false,
         nonces_unsaved: false,
+        unsaved_commits: 0,
+        last_save: Instant::now(),
     };
     // Files found now, before the first poll, existed before this run: they start at their
     // end unless asked otherwise (or a checkpoint says where).
@@ -296,7 +314,8 @@ impl Tail {
         let mut last_durable = Instant::now();
         let mut last_scan = Instant::now();
         while !stop.load(Ordering::Acquire) && !self.batcher.closed {
-            if self.apply_commits(&commits) || self.save_failing {
+            self.unsaved_commits += self.apply_commits(&commits);
+            if self.save_due() {
                 self.save(&positions, &mut last_durable);
             }
             if last_scan.elapsed() >= self.settings.rescan_interval {
@@ -557,14 +576,22 @@ impl Tail {
         }
     }
 
-    /// Applies every commit handed back so far; true if there were any.
-    fn apply_commits(&mut self, commits: &std_mpsc::Receiver<Commits>) -> bool {
-        let mut any = false;
+    /// Applies every commit handed back so far (one per batch); returns how many there were.
+    fn apply_commits(&mut self, commits: &std_mpsc::Receiver<Commits>) -> usize {
+        let mut n = 0;
         while let Ok(c) = commits.try_recv() {
             commit(&mut self.follower, c);
-            any = true;
+            n += 1;
         }
-        any
+        n
+    }
+
+    /// Whether the positions should be saved now: a failed save is retried at every turn;
+    /// commits are saved every [`SAVE_EVERY`] batches, or [`SAVE_AFTER`] after they came.
+    fn save_due(&self) -> bool {
+        self.save_failing
+            || self.unsaved_commits >= SAVE_EVERY
+            || (self.unsaved_commits > 0 && self.last_save.elapsed() >= SAVE_AFTER)
     }
 
     /// Sends the batches made since the last call, after saving the positions with fsync if
@@ -598,6 +625,7 @@ impl Tail {
     /// Saves the positions; false if that failed (said once until a save works again).
     fn save_now(&mut self, positions: &Path, durable: bool, last_durable: &mut Instant) -> bool {
         let cps = self.follower.checkpoints();
+        self.last_save = Instant::now();
         let saved = if durable {
             *last_durable = Instant::now();
             cps.save(positions)
@@ -607,9 +635,13 @@ impl Tail {
         match saved {
             Ok(()) if std::mem::take(&mut self.save_failing) => {
                 tracing::info!("positions saved again");
+                self.unsaved_commits = 0;
                 true
             }
-            Ok(()) => true,
+            Ok(()) => {
+                self.unsaved_commits = 0;
+                true
+            }
             Err(e) => {
                 if !std::mem::replace(&mut self.save_failing, true) {
                     tracing::warn!(

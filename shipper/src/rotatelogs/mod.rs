@@ -104,6 +104,8 @@ pub fn run(args: RotatelogsArgs) -> anyhow::Result<i32> {
         None
     };
     let mut writer = RotatelogsWriter::new(opts)?;
+    // `input` lives until the process exits (`pump` returns the exit code).
+    signals::interrupt_reads(input.as_raw_fd());
     signals::install();
     let code = pump(&mut writer, input, echo, args.force_open, args.create_empty);
     writer.close();
@@ -125,9 +127,8 @@ fn pump(
         }
     }
     let mut buf = vec![0u8; READ_SIZE];
-    // A short read means the pipe was drained: the next read could block, so wait in slices
-    // first (see signals). Full reads go straight on, without a poll per 64 KiB.
-    let mut may_block = true;
+    // Reads block in read(2) itself: a stop signal interrupts them (see signals). Only `-c`
+    // waits in poll(2), for the end of the interval.
     let mut stopping = false;
     let mut tick_at: Option<Instant> = None;
     loop {
@@ -144,7 +145,7 @@ fn pump(
             if create_empty && tick_at.is_none() {
                 tick_at = writer.until_interval_end().map(|d| Instant::now() + d);
             }
-            if tick_at.is_some() || may_block {
+            if tick_at.is_some() {
                 let wait = tick_at.map_or(signals::CHECK_EVERY, |t| {
                     t.saturating_duration_since(Instant::now())
                         .min(signals::CHECK_EVERY)
@@ -173,12 +174,13 @@ fn pump(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if stopping && e.kind() == io::ErrorKind::WouldBlock => return 0,
+            // The stop signal came after the check above and made stdin non-blocking.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && signals::requested() => continue,
             Err(e) => {
                 eprintln!("ship rotatelogs: reading stdin: {e}");
                 return 3;
             }
         };
-        may_block = n < buf.len();
         if create_empty {
             // A write may have opened or rotated the file: the interval end may have moved.
             tick_at = None;
