@@ -359,7 +359,7 @@ impl Actor {
             match event {
                 Event::Answer(answer) => {
                     let sent = self.in_flight.pop_front().expect("answered").sent;
-                    self.answered(sent, answer).await;
+                    self.answered(sent, answer, open).await;
                 }
                 Event::Job(Some(first)) => {
                     let (jobs, _) =
@@ -409,8 +409,9 @@ impl Actor {
         });
     }
 
-    /// The primary answered the oldest write in flight.
-    async fn answered(&mut self, sent: Sent, answer: Result<(), StoreError>) {
+    /// The primary answered the oldest write in flight. `open`: new jobs may still come (when
+    /// closing, no further replays are started).
+    async fn answered(&mut self, sent: Sent, answer: Result<(), StoreError>, open: bool) {
         match (sent, answer) {
             (Sent::Live(jobs), Ok(())) => {
                 let results = jobs.iter().map(|_| Ok(())).collect();
@@ -443,9 +444,17 @@ impl Actor {
                 for (c, n) in &counts {
                     self.counters.add(Some(c), REPLAYED, *n as i64);
                 }
-                if let Err(e) = tokio::task::block_in_place(|| self.fwd.acked()) {
-                    // Delivered: at worst replayed again after a restart.
-                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                let commit = self.fwd.note_acked();
+                if commit && open {
+                    // The commit's two fsyncs take milliseconds: refill the window first, so
+                    // the primary has batches to take meanwhile.
+                    self.top_up_replay();
+                }
+                if commit {
+                    if let Err(e) = tokio::task::block_in_place(|| self.fwd.commit_acked()) {
+                        // Delivered: at worst replayed again after a restart.
+                        tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                    }
                 }
                 self.publish();
             }
