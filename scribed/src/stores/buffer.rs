@@ -575,7 +575,7 @@ impl Actor {
         self.note_corruption();
         match next {
             Ok(Next::Send(batch)) => {
-                let batches = group_entries(&batch.entries, &self.counters);
+                let batches = group_entries(batch.entries, &self.counters);
                 let counts = batches
                     .iter()
                     .map(|b| (b.category.to_string(), b.messages.len()))
@@ -658,17 +658,28 @@ async fn next_answer(in_flight: &mut VecDeque<InFlight>) -> Result<(), StoreErro
 
 /// Rebuilds per-category batches from spooled entries, keeping their order (consecutive
 /// entries of one category form one batch). An entry whose category is not valid can only
-/// come from corruption that passed the CRC; it is counted and skipped.
-fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
+/// come from corruption that passed the CRC; it is counted and skipped. The messages are
+/// moved, not cloned: they stay slices of the record that was read.
+fn group_entries(entries: Vec<Entry>, counters: &Counters) -> Vec<Batch> {
     let mut out: Vec<(Category, Vec<Bytes>, Vec<Option<EntryId>>)> = Vec::new();
+    let total = entries.len();
     for e in entries {
         match out.last_mut() {
             Some((cat, messages, ids)) if cat.as_str().as_bytes() == &e.category[..] => {
-                messages.push(e.message.clone());
+                messages.push(e.message);
                 ids.push(e.id);
             }
             _ => match Category::new(&e.category) {
-                Ok(c) => out.push((c, vec![e.message.clone()], vec![e.id])),
+                // Usually one category per record: the first run is sized for all of them
+                // (once only, so alternating categories cannot multiply the allocation).
+                Ok(c) => {
+                    let cap = if out.is_empty() { total } else { 0 };
+                    let (mut messages, mut ids) =
+                        (Vec::with_capacity(cap), Vec::with_capacity(cap));
+                    messages.push(e.message);
+                    ids.push(e.id);
+                    out.push((c, messages, ids));
+                }
                 Err(_) => counters.add(None, DROPPED_CORRUPT, 1),
             },
         }
