@@ -45,6 +45,9 @@
 #                      first with this binary as the leaf ("base"), then with this tree's
 #                      ("now"); ship and the central are this tree's in both, so only the leaf
 #                      differs. The summary adds a base-vs-now table. direct runs once a round.
+#   RELAY_PERF_DIR     record the leaf with `perf record -F 499 -g` during the relayed and
+#                      replay phases, into DIR/leaf-PHASE-VARIANT-ROUND.data (perf's own cost
+#                      then shows in the figures: profile in separate runs)
 #
 # max_spool_bytes is set to twice the input plus 64 MiB, so the whole input fits in the spool
 # with its per-record and per-entry overhead.
@@ -107,6 +110,24 @@ if [[ -n ${RELAY_BASE_SCRIBED:-} ]]; then
     [[ -x $RELAY_BASE_SCRIBED ]] || die "RELAY_BASE_SCRIBED: $RELAY_BASE_SCRIBED is not an executable"
     VARIANTS="base now"
 fi
+
+# perf_start PHASE ROUND PID / perf_stop: the optional leaf profile (RELAY_PERF_DIR).
+PERF_PID=
+perf_start() {
+    [[ -n ${RELAY_PERF_DIR:-} ]] || return 0
+    mkdir -p "$RELAY_PERF_DIR"
+    perf record -F 499 -g -p "$3" -o "$RELAY_PERF_DIR/leaf-$1-$VARIANT-$2.data" 2>>"$RUN/perf.log" &
+    PERF_PID=$!
+    PIDS+=("$PERF_PID")
+    sleep 0.5    # perf attaches before the measured part starts
+}
+perf_stop() {
+    [[ -n $PERF_PID ]] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    forget "$PERF_PID"
+    PERF_PID=
+}
 
 record() { local IFS=$'\t'; echo "$VARIANT	$*" >>"$RESULTS"; }
 
@@ -288,6 +309,7 @@ bench_relayed() {
     local lpid=$SPID laddr=$SADDR lstatus=$SSTATUS
     busy=$(wait_quiet)
     local c0 c1 l0 l1 chwm lhwm ship_rc=0 size
+    perf_start relayed "$round" "$lpid"
     c0=$(proc_cpu_split "$cpid")
     l0=$(proc_cpu_split "$lpid")
     s0=$(all_busy_ticks)
@@ -301,6 +323,7 @@ bench_relayed() {
     l1=$(proc_cpu_split "$lpid")
     chwm=$(proc_hwm_kb "$cpid")
     lhwm=$(proc_hwm_kb "$lpid")
+    perf_stop
     local st; read -r -a st < <(leaf_status "$lstatus")
     local stop_rc=0
     stop_pid "$lpid" leaf || stop_rc=$?
@@ -373,6 +396,7 @@ bench_replay() {
     PIDS+=("$wpid")
     for _ in $(seq 1000); do [[ -e $RUN/watch.ready ]] && break; sleep 0.01; done
     [[ -e $RUN/watch.ready ]] || die "relay_watch.py did not start within 10 s"
+    perf_start replay "$round" "$lpid"
     l0=$(proc_cpu_split "$lpid")
     s0=$(all_busy_ticks)
     touch "$RUN/watch.go"
@@ -385,6 +409,7 @@ bench_replay() {
     wait_ready central "$cpid"
     local tready; tready=$(stat -c %.9Y "$RUN/central.ready" | tr -d .)
     local watch_out; watch_out=$(cat "$RUN/watch.out")
+    perf_stop
     l1=$(proc_cpu_split "$lpid")
     lhwm=$(proc_hwm_kb "$lpid")
     local c1 chwm
