@@ -39,6 +39,15 @@
 #   RELAY_SAMPLE_MS    RSS / status sampling period during replay (default 100)
 #   RELAY_RSS_LIMIT_MB the leaf's peak RSS during replay must stay below this (default 256);
 #                      replay memory is meant to be bounded whatever the spool size
+#   RELAY_BASE_SCRIBED a scribed binary of another revision (e.g. built with BENCH_REV=<rev>
+#                      and CARGO_TARGET_DIR=<dir> scripts/build-release, then copied aside):
+#                      every round then runs the leaf's phases (relayed, spool, replay) twice,
+#                      first with this binary as the leaf ("base"), then with this tree's
+#                      ("now"); ship and the central are this tree's in both, so only the leaf
+#                      differs. The summary adds a base-vs-now table. direct runs once a round.
+#   RELAY_PERF_DIR     record the leaf with `perf record -F 499 -g` during the relayed and
+#                      replay phases, into DIR/leaf-PHASE-VARIANT-ROUND.data (perf's own cost
+#                      then shows in the figures: profile in separate runs)
 #
 # max_spool_bytes is set to twice the input plus 64 MiB, so the whole input fits in the spool
 # with its per-record and per-entry overhead.
@@ -90,10 +99,37 @@ RUN=$WORK/relay-run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RESULTS=$RUN/results.tsv
-printf 'phase\tround\twall_ns\tship_user_s\tship_sys_s\tship_maxrss_kb\tleaf_user_ticks\tleaf_sys_ticks\tleaf_hwm_kb\tcentral_user_ticks\tcentral_sys_ticks\tcentral_hwm_kb\tbusy_pct\tall_busy_ticks\tharness_s\tok\tnote\textra\n' >"$RESULTS"
+printf 'variant\tphase\tround\twall_ns\tship_user_s\tship_sys_s\tship_maxrss_kb\tleaf_user_ticks\tleaf_sys_ticks\tleaf_hwm_kb\tcentral_user_ticks\tcentral_sys_ticks\tcentral_hwm_kb\tbusy_pct\tall_busy_ticks\tharness_s\tok\tnote\textra\n' >"$RESULTS"
 FAILED=0
 
-record() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
+# The leaf's binary and its label ("now", or "base" with RELAY_BASE_SCRIBED).
+VARIANT=now
+LEAF_SCRIBED=
+VARIANTS=now
+if [[ -n ${RELAY_BASE_SCRIBED:-} ]]; then
+    [[ -x $RELAY_BASE_SCRIBED ]] || die "RELAY_BASE_SCRIBED: $RELAY_BASE_SCRIBED is not an executable"
+    VARIANTS="base now"
+fi
+
+# perf_start PHASE ROUND PID / perf_stop: the optional leaf profile (RELAY_PERF_DIR).
+PERF_PID=
+perf_start() {
+    [[ -n ${RELAY_PERF_DIR:-} ]] || return 0
+    mkdir -p "$RELAY_PERF_DIR"
+    perf record -F 499 -g -p "$3" -o "$RELAY_PERF_DIR/leaf-$1-$VARIANT-$2.data" 2>>"$RUN/perf.log" &
+    PERF_PID=$!
+    PIDS+=("$PERF_PID")
+    sleep 0.5    # perf attaches before the measured part starts
+}
+perf_stop() {
+    [[ -n $PERF_PID ]] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    forget "$PERF_PID"
+    PERF_PID=
+}
+
+record() { local IFS=$'\t'; echo "$VARIANT	$*" >>"$RESULTS"; }
 
 # all_busy_ticks: CPU ticks all CPUs spent busy so far (/proc/stat: everything but idle and
 # iowait). Over a measurement, minus what ship, the leaf and the central used, it shows how much
@@ -107,11 +143,12 @@ all_busy_ticks() {
 # launch_scribed NAME ARGS...: starts scribed (status endpoint on a free port, logs to
 # $RUN/NAME.log, ready file $RUN/NAME.ready) without waiting. Sets SPID.
 launch_scribed() {
-    local name=$1
+    local name=$1 bin=$SCRIBED
     shift
+    [[ $name == leaf && -n $LEAF_SCRIBED ]] && bin=$LEAF_SCRIBED
     rm -f "$RUN/$name.ready"
     # shellcheck disable=SC2086
-    "$SCRIBED" --ready-file "$RUN/$name.ready" --status-listen 127.0.0.1:0 "$@" ${SCRIBED_ARGS:-} \
+    "$bin" --ready-file "$RUN/$name.ready" --status-listen 127.0.0.1:0 "$@" ${SCRIBED_ARGS:-} \
         2>>"$RUN/$name.log" &
     SPID=$!
     PIDS+=("$SPID")
@@ -272,6 +309,7 @@ bench_relayed() {
     local lpid=$SPID laddr=$SADDR lstatus=$SSTATUS
     busy=$(wait_quiet)
     local c0 c1 l0 l1 chwm lhwm ship_rc=0 size
+    perf_start relayed "$round" "$lpid"
     c0=$(proc_cpu_split "$cpid")
     l0=$(proc_cpu_split "$lpid")
     s0=$(all_busy_ticks)
@@ -285,6 +323,7 @@ bench_relayed() {
     l1=$(proc_cpu_split "$lpid")
     chwm=$(proc_hwm_kb "$cpid")
     lhwm=$(proc_hwm_kb "$lpid")
+    perf_stop
     local st; read -r -a st < <(leaf_status "$lstatus")
     local stop_rc=0
     stop_pid "$lpid" leaf || stop_rc=$?
@@ -357,6 +396,7 @@ bench_replay() {
     PIDS+=("$wpid")
     for _ in $(seq 1000); do [[ -e $RUN/watch.ready ]] && break; sleep 0.01; done
     [[ -e $RUN/watch.ready ]] || die "relay_watch.py did not start within 10 s"
+    perf_start replay "$round" "$lpid"
     l0=$(proc_cpu_split "$lpid")
     s0=$(all_busy_ticks)
     touch "$RUN/watch.go"
@@ -369,6 +409,7 @@ bench_replay() {
     wait_ready central "$cpid"
     local tready; tready=$(stat -c %.9Y "$RUN/central.ready" | tr -d .)
     local watch_out; watch_out=$(cat "$RUN/watch.out")
+    perf_stop
     l1=$(proc_cpu_split "$lpid")
     lhwm=$(proc_hwm_kb "$lpid")
     local c1 chwm
@@ -415,150 +456,30 @@ bench_replay() {
 # ---------------------------------------------------------------------------------------------
 log "input: $INPUT ($IN_BYTES bytes, $IN_LINES lines); $RUNS round(s) of: $ONLY"
 for round in $(seq "$RUNS"); do
-    for phase in $ONLY; do
-        log "round $round: $phase"
-        "bench_$phase" "$round"
+    for VARIANT in $VARIANTS; do
+        LEAF_SCRIBED=
+        [[ $VARIANT == base ]] && LEAF_SCRIBED=$RELAY_BASE_SCRIBED
+        for phase in $ONLY; do
+            # direct has no leaf: once a round is enough.
+            [[ $phase == direct && $VARIANT == base ]] && continue
+            log "round $round: $phase (leaf: $VARIANT)"
+            "bench_$phase" "$round"
+        done
     done
 done
+VARIANT=now
 
 # ---------------------------------------------------------------------------------------------
 # Summary.
 {
     machine_lines
     echo "revision: $REV_DESC"
+    [[ -z ${RELAY_BASE_SCRIBED:-} ]] || echo "base leaf: $RELAY_BASE_SCRIBED ($("$RELAY_BASE_SCRIBED" --version 2>/dev/null || echo '?'))"
     echo "ship args: ${SHIP_ARGS:-(defaults)}; scribed args: ${SCRIBED_ARGS:-(defaults)}"
     echo "leaf: buffer store, retry_interval $RETRY_INTERVAL, replay_batch_bytes ${REPLAY_BATCH_BYTES:-(default 1M)}, max_spool_bytes $MAX_SPOOL"
 } >"$RUN/machine.txt"
 cat "$RUN/machine.txt"
-python3 - "$RESULTS" "$IN_BYTES" "$IN_LINES" "$CLK_TCK" "$RSS_LIMIT_MB" <<'PY' | tee "$RUN/summary.txt"
-import csv, statistics, sys
-
-path, in_bytes, in_lines, tck, rss_limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rows = list(csv.DictReader(open(path), delimiter="\t"))
-for r in rows:
-    r["x"] = dict(kv.split("=", 1) for kv in r["extra"].split(",")) if r["extra"] != "-" else {}
-print(f"input: {in_bytes} bytes ({in_bytes / 1e6:.0f} MB), {in_lines} lines\n")
-
-def ticks(v):
-    return None if v == "-" else int(v) / tck
-
-def f(x, fmt):
-    return "-" if x is None else format(x, fmt)
-
-names = {"direct": "ship -> central", "relayed": "ship -> leaf -> central",
-         "spool": "ship -> leaf spool", "replay": "leaf spool -> central"}
-
-print("per round:")
-def ours(r):
-    """CPU seconds of ship, the leaf, the central and the harness in a row."""
-    t = float(r["harness_s"])
-    if r["ship_user_s"] != "-":
-        t += float(r["ship_user_s"]) + float(r["ship_sys_s"])
-    for p in ("leaf", "central"):
-        if r[f"{p}_user_ticks"] != "-":
-            t += (int(r[f"{p}_user_ticks"]) + int(r[f"{p}_sys_ticks"])) / tck
-    return t
-
-def other(r):
-    return int(r["all_busy_ticks"]) / tck - ours(r)
-
-print(f"{'phase':8} {'round':>5} {'wall s':>8} {'MB/s':>8} {'busy%':>5} {'other CPU s':>11} ok  note")
-for r in rows:
-    w = int(r["wall_ns"]) / 1e9
-    print(f"{r['phase']:8} {r['round']:>5} {w:8.3f} {in_bytes / w / 1e6:8.1f} {r['busy_pct']:>5} {other(r):11.2f} "
-          f"{'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
-print("(busy%: other load in the second before the measurement; other CPU s: CPU time used during it\n"
-      " by everything but ship, the leaf, the central and the harness, kernel writeback included)")
-
-summary = {}
-for phase in ("direct", "relayed", "spool", "replay"):
-    rs = [r for r in rows if r["phase"] == phase]
-    if not rs:
-        continue
-    walls = sorted(int(r["wall_ns"]) / 1e9 for r in rs)
-    med = statistics.median(walls)
-    mr = min(rs, key=lambda r: abs(int(r["wall_ns"]) / 1e9 - med))
-    ship = None if mr["ship_user_s"] == "-" else (float(mr["ship_user_s"]), float(mr["ship_sys_s"]))
-    leaf = None if mr["leaf_user_ticks"] == "-" else (ticks(mr["leaf_user_ticks"]), ticks(mr["leaf_sys_ticks"]))
-    central = None if mr["central_user_ticks"] == "-" else (ticks(mr["central_user_ticks"]), ticks(mr["central_sys_ticks"]))
-    summary[phase] = dict(med=med, best=walls[0], worst=walls[-1], ship=ship, leaf=leaf,
-                          central=central, mr=mr, rs=rs,
-                          ok=all(r["ok"] == "1" for r in rs), n=len(rs))
-
-def cpu(t):
-    return "-" if t is None else f"{t[0] + t[1]:.2f} ({t[0]:.2f}+{t[1]:.2f})"
-
-def mib(v):
-    return "-" if v in ("-", "", None) else f"{int(v) / 1024:.1f}"
-
-print("\nsummary (median wall time over rounds; CPU and RSS from the median round; CPU s = user+sys):")
-hdr = (f"| {'phase':24} | {'wall s (min-max)':22} | {'MB/s':>7} | {'lines/s':>9} | {'ship CPU s':>17} | "
-       f"{'leaf CPU s':>17} | {'central CPU s':>17} | {'leaf peak RSS MiB':>17} | {'central peak RSS MiB':>20} | correct |")
-print(hdr)
-print("|" + "|".join("-" * len(c) for c in hdr.split("|")[1:-1]) + "|")
-for phase, s in summary.items():
-    mr = s["mr"]
-    wall = f"{s['med']:.3f} ({s['best']:.3f}-{s['worst']:.3f})"
-    print(f"| {names[phase]:24} | {wall:22} | {in_bytes / s['med'] / 1e6:7.1f} | {in_lines / s['med']:9.0f} | "
-          f"{cpu(s['ship']):>17} | {cpu(s['leaf']):>17} | {cpu(s['central']):>17} | "
-          f"{mib(mr['leaf_hwm_kb']):>17} | {mib(mr['central_hwm_kb']):>20} | {'yes' if s['ok'] else 'NO':7} |")
-print("(spool: the central is down, every batch is fsynced into the leaf's spool before its OK;\n"
-      " replay: from the central's start until the leaf is drained and the central has every byte;\n"
-      " leaf peak RSS in the replay row is the VmHWM since just before the replay)")
-
-def ratio(a, b, what):
-    if a in summary and b in summary:
-        r = summary[b]["med"] / summary[a]["med"]
-        print(f"  {what:44} {r:5.2f}x  ({r * 100:.0f}% of the throughput; wall {summary[a]['med'] / summary[b]['med']:.2f}x)")
-
-print("\nratios (throughput of the first / the second):")
-ratio("relayed", "direct", "relayed / direct (relay overhead)")
-ratio("spool", "direct", "spool ingest / direct")
-ratio("replay", "direct", "replay / direct")
-ratio("replay", "relayed", "replay / relayed")
-
-if "relayed" in summary:
-    print("\nrelayed, ship's exit vs the central holding every byte (per round):")
-    for r in summary["relayed"]["rs"]:
-        print(f"  round {r['round']}: ship exited after {int(r['x'].get('ship_ns', 0)) / 1e9:.3f} s, "
-              f"end-to-end {int(r['wall_ns']) / 1e9:.3f} s; {r['x'].get('spooled', '?')} messages spooled")
-
-if "spool" in summary:
-    print("\nspool size after ingest (per round):")
-    for r in summary["spool"]["rs"]:
-        sb, sd = int(r["x"]["spool_bytes"]), int(r["x"]["spool_disk"])
-        print(f"  round {r['round']}: spool_bytes {sb} ({sb / in_bytes:.3f}x input), on disk {sd} bytes")
-
-if "replay" in summary:
-    print(f"\nleaf memory during replay (limit {rss_limit} MiB), per round:")
-    print(f"  {'round':>5} {'spool MB':>9} {'central up s':>12} {'first byte s':>12} {'RSS before MiB':>14} {'sampled peak MiB':>16} "
-          f"{'VmHWM MiB':>9} {'RSS end MiB':>11} {'samples':>7}")
-    for r in summary["replay"]["rs"]:
-        x = r["x"]
-        print(f"  {r['round']:>5} {int(x['spool_bytes']) / 1e6:9.1f} {int(x['ready_ns']) / 1e9:12.3f} {int(x['first_byte_ns']) / 1e9:12.3f} "
-              f"{mib(x['rss_before_kb']):>14} {mib(x['rss_peak_kb']):>16} {mib(r['leaf_hwm_kb']):>9} "
-              f"{mib(x['rss_end_kb']):>11} {x['samples']:>7}")
-    print("  (central up: when its ready file was written, from the file's mtime, so only to a few ms;\n"
-          "   first byte: includes the wait for the leaf's next retry, retry_interval plus up to 50% jitter)")
-    for r in summary["replay"]["rs"]:
-        x = r["x"]
-        print(f"  round {r['round']}: spool directory after the replay: {int(x['spool_disk_after'])} bytes on disk"
-              " (the drained head segment stays until the next one is started)")
-    for r in summary["replay"]["rs"]:
-        x = r["x"]
-        first = int(x["first_byte_ns"]) / 1e9
-        w = int(r["wall_ns"]) / 1e9
-        if w > first > 0:
-            print(f"  round {r['round']}: after the first byte reached the central: "
-                  f"{in_bytes / (w - first) / 1e6:.1f} MB/s")
-
-tot = {}
-print("\nCPU seconds per phase (median round), all processes:")
-for phase, s in summary.items():
-    parts = [(n, t) for n, t in (("ship", s["ship"]), ("leaf", s["leaf"]), ("central", s["central"])) if t]
-    total = sum(t[0] + t[1] for _, t in parts)
-    print(f"  {names[phase]:24} {total:5.2f} = " + " + ".join(f"{n} {t[0] + t[1]:.2f}" for n, t in parts))
-PY
+python3 "$BENCH/relay_summary.py" "$RESULTS" "$IN_BYTES" "$IN_LINES" "$CLK_TCK" "$RSS_LIMIT_MB" | tee "$RUN/summary.txt"
 
 if (( FAILED )); then
     log "CORRECTNESS CHECK FAILED (see 'ok' column above; outputs kept under $RUN)"

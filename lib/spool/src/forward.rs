@@ -22,7 +22,7 @@
 //! past a damaged tail; the outbox committed every 16 MiB *sent*, whatever the spool's size),
 //! so the rules live here and each caller keeps only its **policy**: what to do when the spool
 //! is full (scribed answers `TRY_LATER`; ship stops reading and holds the batch), how many
-//! replayed batches it has in flight (scribed one; ship a pipelined window), how long it waits
+//! replayed batches it has in flight (both a pipelined window), how long it waits
 //! before draining again, and how it reports.
 //!
 //! # Use
@@ -232,16 +232,25 @@ impl Forwarder {
     /// bytes reach [`Forwarder::commit_every`]; a commit error leaves those batches to be
     /// replayed again after a restart (at-least-once).
     pub fn acked(&mut self) -> Result<(), SpoolError> {
-        let Some((position, bytes)) = self.in_flight.pop_front() else {
-            tracing::debug!("replay acknowledgement with nothing in flight; ignored");
-            return Ok(());
-        };
-        self.acked = Some(position);
-        self.acked_bytes += bytes;
-        if self.acked_bytes >= self.commit_every {
+        if self.note_acked() {
             self.commit_acked()?;
         }
         Ok(())
+    }
+
+    /// [`Forwarder::acked`] without the commit: notes the oldest replayed batch in flight as
+    /// acknowledged and says whether a commit is due ([`Forwarder::commit_every`] reached).
+    /// For a caller that keeps a window of batches in flight: it can start the next ones
+    /// first and then [`Forwarder::commit_acked`], so the commit's fsyncs overlap their
+    /// sending instead of leaving the window empty meanwhile.
+    pub fn note_acked(&mut self) -> bool {
+        let Some((position, bytes)) = self.in_flight.pop_front() else {
+            tracing::debug!("replay acknowledgement with nothing in flight; ignored");
+            return false;
+        };
+        self.acked = Some(position);
+        self.acked_bytes += bytes;
+        self.acked_bytes >= self.commit_every
     }
 
     /// Commits the position after the last acknowledged batch, if not done yet: at a

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -85,8 +85,14 @@ pub(crate) fn read_header(
 /// the allocation is bounded by `max_payload` and by the bytes present). `None` when the
 /// payload fails its CRC or does not decode.
 pub(crate) fn read_entries(file: &File, off: u64, h: &Header) -> io::Result<Option<Vec<Entry>>> {
-    let mut payload = vec![0u8; h.payload_len as usize];
-    if read_at_most(file, &mut payload, off + HEADER_LEN as u64)? < payload.len() {
+    // Read into spare capacity, not a zero-filled buffer: replay reads every spooled byte
+    // once, and zeroing it first cost as much as the copy out of the page cache.
+    let len = u64::from(h.payload_len);
+    let mut payload = Vec::with_capacity(h.payload_len as usize);
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(off + HEADER_LEN as u64))?;
+    reader.take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
         return Ok(None);
     }
     if crc32fast::hash(&payload) != h.payload_crc {

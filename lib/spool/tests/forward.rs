@@ -145,6 +145,43 @@ fn commits_count_acknowledged_bytes_not_sent_ones() {
     }
 }
 
+/// `note_acked` says when a commit is due without making it, so a windowed caller can read
+/// and send further batches first: the commit then covers exactly the acknowledged batches,
+/// not what was read since, and a restart resumes right after them.
+#[test]
+fn a_due_commit_can_wait_while_further_batches_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(1 << 20, 4000); // commit every 1000 acknowledged bytes
+    filled(d.path(), 12, &o);
+    let mut fwd = open(d.path(), &o);
+    let start = fwd.spool().committed_position();
+    let mut acked_upto = None;
+    let mut n = 0;
+    let mut due = false;
+    while !due {
+        let b = match fwd.next_batch(0).unwrap() {
+            Next::Send(b) => b,
+            other => panic!("{other:?}"),
+        };
+        acked_upto = Some(b.position);
+        n += 1;
+        due = fwd.note_acked();
+        assert_eq!(fwd.spool().committed_position(), start, "note_acked never commits");
+    }
+    // The window is refilled before the commit: two more batches read and in flight.
+    for _ in 0..2 {
+        assert!(matches!(fwd.next_batch(0).unwrap(), Next::Send(_)));
+    }
+    assert_eq!(fwd.in_flight(), 2);
+    fwd.commit_acked().unwrap();
+    assert_eq!(Some(fwd.spool().committed_position()), acked_upto);
+    // Nothing is due again until another interval was acknowledged.
+    assert!(!fwd.note_acked());
+    drop(fwd);
+    let mut fwd = open(d.path(), &o);
+    assert_eq!(drain(&mut fwd), want(n..12));
+}
+
 #[test]
 fn a_failure_commits_what_was_acknowledged_then_rewinds() {
     let d = tempfile::tempdir().unwrap();

@@ -359,7 +359,7 @@ impl Actor {
             match event {
                 Event::Answer(answer) => {
                     let sent = self.in_flight.pop_front().expect("answered").sent;
-                    self.answered(sent, answer).await;
+                    self.answered(sent, answer, open).await;
                 }
                 Event::Job(Some(first)) => {
                     let (jobs, _) =
@@ -409,8 +409,9 @@ impl Actor {
         });
     }
 
-    /// The primary answered the oldest write in flight.
-    async fn answered(&mut self, sent: Sent, answer: Result<(), StoreError>) {
+    /// The primary answered the oldest write in flight. `open`: new jobs may still come (when
+    /// closing, no further replays are started).
+    async fn answered(&mut self, sent: Sent, answer: Result<(), StoreError>, open: bool) {
         match (sent, answer) {
             (Sent::Live(jobs), Ok(())) => {
                 let results = jobs.iter().map(|_| Ok(())).collect();
@@ -443,9 +444,17 @@ impl Actor {
                 for (c, n) in &counts {
                     self.counters.add(Some(c), REPLAYED, *n as i64);
                 }
-                if let Err(e) = tokio::task::block_in_place(|| self.fwd.acked()) {
-                    // Delivered: at worst replayed again after a restart.
-                    tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                let commit = self.fwd.note_acked();
+                if commit && open {
+                    // The commit's two fsyncs take milliseconds: refill the window first, so
+                    // the primary has batches to take meanwhile.
+                    self.top_up_replay();
+                }
+                if commit {
+                    if let Err(e) = tokio::task::block_in_place(|| self.fwd.commit_acked()) {
+                        // Delivered: at worst replayed again after a restart.
+                        tracing::error!(store = %self.shared.name, "committing spool position: {e}");
+                    }
                 }
                 self.publish();
             }
@@ -566,7 +575,7 @@ impl Actor {
         self.note_corruption();
         match next {
             Ok(Next::Send(batch)) => {
-                let batches = group_entries(&batch.entries, &self.counters);
+                let batches = group_entries(batch.entries, &self.counters);
                 let counts = batches
                     .iter()
                     .map(|b| (b.category.to_string(), b.messages.len()))
@@ -649,17 +658,28 @@ async fn next_answer(in_flight: &mut VecDeque<InFlight>) -> Result<(), StoreErro
 
 /// Rebuilds per-category batches from spooled entries, keeping their order (consecutive
 /// entries of one category form one batch). An entry whose category is not valid can only
-/// come from corruption that passed the CRC; it is counted and skipped.
-fn group_entries(entries: &[Entry], counters: &Counters) -> Vec<Batch> {
+/// come from corruption that passed the CRC; it is counted and skipped. The messages are
+/// moved, not cloned: they stay slices of the record that was read.
+fn group_entries(entries: Vec<Entry>, counters: &Counters) -> Vec<Batch> {
     let mut out: Vec<(Category, Vec<Bytes>, Vec<Option<EntryId>>)> = Vec::new();
+    let total = entries.len();
     for e in entries {
         match out.last_mut() {
             Some((cat, messages, ids)) if cat.as_str().as_bytes() == &e.category[..] => {
-                messages.push(e.message.clone());
+                messages.push(e.message);
                 ids.push(e.id);
             }
             _ => match Category::new(&e.category) {
-                Ok(c) => out.push((c, vec![e.message.clone()], vec![e.id])),
+                // Usually one category per record: the first run is sized for all of them
+                // (once only, so alternating categories cannot multiply the allocation).
+                Ok(c) => {
+                    let cap = if out.is_empty() { total } else { 0 };
+                    let (mut messages, mut ids) =
+                        (Vec::with_capacity(cap), Vec::with_capacity(cap));
+                    messages.push(e.message);
+                    ids.push(e.id);
+                    out.push((c, messages, ids));
+                }
                 Err(_) => counters.add(None, DROPPED_CORRUPT, 1),
             },
         }
