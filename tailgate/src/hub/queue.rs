@@ -46,7 +46,7 @@ pub enum Item {
     },
 }
 
-/// Bytes queued over all clients, against [`HubConfig::total_buffer`].
+/// Bytes queued over all clients, against [`super::HubConfig::total_buffer`].
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
