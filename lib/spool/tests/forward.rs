@@ -166,7 +166,11 @@ fn a_due_commit_can_wait_while_further_batches_are_read() {
         acked_upto = Some(b.position);
         n += 1;
         due = fwd.note_acked();
-        assert_eq!(fwd.spool().committed_position(), start, "note_acked never commits");
+        assert_eq!(
+            fwd.spool().committed_position(),
+            start,
+            "note_acked never commits"
+        );
     }
     // The window is refilled before the commit: two more batches read and in flight.
     for _ in 0..2 {
