@@ -362,8 +362,16 @@ impl Actor {
                     self.answered(sent, answer, open).await;
                 }
                 Event::Job(Some(first)) => {
-                    let (jobs, _) =
-                        take_queued(first, MAX_GROUP_BYTES, |j| j.bytes, || rx.try_recv().ok());
+                    let mut left = self.group_jobs(rx.len() + 1) - 1;
+                    let (jobs, _) = take_queued(
+                        first,
+                        MAX_GROUP_BYTES,
+                        |j| j.bytes,
+                        || {
+                            left = left.checked_sub(1)?;
+                            rx.try_recv().ok()
+                        },
+                    );
                     self.handle(jobs);
                 }
                 Event::Job(None) => open = false,
@@ -382,6 +390,23 @@ impl Actor {
         if let Err(e) = tokio::task::block_in_place(|| self.fwd.sync()) {
             tracing::warn!(store = %self.shared.name, "syncing spool at close: {e}");
         }
+    }
+
+    /// How many of the `queued` jobs to handle together. While streaming they are spread over
+    /// the window's free slots, so a pipelining client's batches stay several writes in flight
+    /// upstream (one write holding all of them would wait for one answer, and the client's
+    /// next batches behind it); a crowd of small jobs is still grouped into few writes. When
+    /// spooling, everything queued goes to the spool together (one fsync).
+    fn group_jobs(&self, queued: usize) -> usize {
+        if self.fwd.mode() != Mode::Streaming {
+            return usize::MAX;
+        }
+        let free = self
+            .route
+            .window()
+            .saturating_sub(self.in_flight.len())
+            .max(1);
+        queued.div_ceil(free).max(1)
     }
 
     /// Streaming: starts the jobs' write to the primary. Otherwise: spools them.
