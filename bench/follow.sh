@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Follow benchmark: a followed log file shipped to an aggregator. `ship --follow` -> scribed,
-# vs rsyslog imfile -> omfwd (TCP) -> a second rsyslogd (imtcp -> omfile), on the same input in
-# the same run, in two modes:
+# vs rsyslog imfile -> omfwd (TCP) -> a second rsyslogd (imtcp -> omfile), and vs `ship < file`
+# -> scribed (stdin, the rate --follow is measured against), on the same input in the same run,
+# in two modes:
 #   grow    the followers start on an empty file, which then grows as fast as a writer (dd)
 #           can append the input to it;
 #   static  the whole input is in the file before the followers start (--from-beginning):
@@ -14,7 +15,8 @@
 #                      once per size and cached under bench/work/ (git-ignored)
 #   BENCH_RUNS         rounds; each round measures every pipeline once (default 3); the summary
 #                      uses the median wall time of each
-#   BENCH_ONLY         space-separated subset of "ship rsyslog" (default: both)
+#   BENCH_ONLY         space-separated subset of "ship stdin rsyslog" (default: all three);
+#                      stdin runs once per round (the input is its file), next to static
 #   BENCH_MODES        space-separated subset of "grow static" (default: both)
 #   BENCH_CHUNK        size of each append to the followed file, as dd's bs (default 1M)
 #   SHIP_ARGS          extra flags for ship, e.g. "--poll"
@@ -30,7 +32,11 @@
 # wall time runs from the first append to the last byte being in the receiver's output (page
 # cache; no fsync); "append s" is how long the writer took. The followers read the file from
 # its beginning whenever they first look at it, so when they start does not matter.
-# static: the wall time runs from starting the follower to the last byte in the output.
+# static: the input is copied to the file and synced (a backlog is on disk, not dirty pages
+# the kernel writes back during the measurement), then the wall time runs from starting the
+# follower to the last byte in the output. stdin: `ship CATEGORY < input` to its own scribed,
+# timed the same way (from its start to the last byte in scribed's files); its CPU and peak
+# RSS come from /usr/bin/time, as it exits when done.
 # CPU (utime+stime) and peak RSS (VmHWM) of the follower and of the receiver come from /proc,
 # counted from the start of the wall time.
 #
@@ -46,7 +52,7 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BYTES=${BENCH_BYTES:-1000000000}
 RUNS=${BENCH_RUNS:-3}
-ONLY=${BENCH_ONLY:-"ship rsyslog"}
+ONLY=${BENCH_ONLY:-"ship stdin rsyslog"}
 MODES=${BENCH_MODES:-"grow static"}
 CHUNK=${BENCH_CHUNK:-1M}
 TIMEOUT=${BENCH_TIMEOUT:-600}
@@ -57,6 +63,7 @@ CATEGORY=bench
 bench_build
 need_pkgs=()
 command -v rsyslogd >/dev/null || need_pkgs+=(rsyslog)
+[[ -x /usr/bin/time ]] || need_pkgs+=(time)
 if (( ${#need_pkgs[@]} )); then
     SUDO=
     (( EUID == 0 )) || SUDO=sudo
@@ -98,6 +105,7 @@ measure() {
     rm -f "$RUN/in.log"
     if [[ $mode == static ]]; then
         cp "$INPUT" "$RUN/in.log"
+        sync
         BUSY=$(wait_quiet)
     else
         : >"$RUN/in.log"
@@ -124,7 +132,7 @@ measure() {
         fi
         size=$($size_fn "$size_arg")
         (( size >= IN_BYTES )) && break
-        if ! kill -0 "$FPID" 2>/dev/null; then NOTE="follower exited"; break; fi
+        if [[ -z ${SENDER_EXITS:-} ]] && ! kill -0 "$FPID" 2>/dev/null; then NOTE="follower exited"; break; fi
         if (( $(date +%s) >= deadline )); then NOTE="timed out"; break; fi
         if (( size != last )); then
             last=$size; stalled_since=$(date +%s)
@@ -138,9 +146,18 @@ measure() {
         wait "$writer" || true
         forget "$writer"
     fi
-    F_CPU=$(( $(proc_cpu_ticks "$FPID") - f0 ))
     R_CPU=$(( $(proc_cpu_ticks "$rpid") - r0 ))
-    F_HWM=$(proc_hwm_kb "$FPID")
+    if [[ -n ${SENDER_EXITS:-} ]]; then
+        # The sender exits when done: its CPU and peak RSS are in /usr/bin/time's report.
+        wait "$FPID" || NOTE="${NOTE:+$NOTE; }sender exited $?"
+        forget "$FPID"
+        local user sys
+        read -r user sys F_HWM <"$RUN/sender.time"
+        F_CPU=$(python3 -c "print(round(($user + $sys) * $CLK_TCK))")
+    else
+        F_CPU=$(( $(proc_cpu_ticks "$FPID") - f0 ))
+        F_HWM=$(proc_hwm_kb "$FPID")
+    fi
     R_HWM=$(proc_hwm_kb "$rpid")
 }
 
@@ -153,8 +170,23 @@ start_ship() {
     PIDS+=("$FPID")
 }
 
+start_stdin() {
+    /usr/bin/time -f '%U %S %M' -o "$RUN/sender.time" \
+        "$SHIP" --to "$SHIP_TO" "$CATEGORY" <"$INPUT" 2>"$RUN/ship.log" &
+    FPID=$!
+    PIDS+=("$FPID")
+}
+
+# bench_stdin MODE ROUND: `ship < input` -> scribed, once per round (with the static mode).
+bench_stdin() {
+    [[ $1 == static || " $MODES " != *" static "* ]] || return 0
+    SENDER_EXITS=1 bench_ship static "$2" start_stdin stdin
+}
+
+# bench_ship MODE ROUND [START_FN TOOL]: ship --follow (or START_FN) -> scribed.
 bench_ship() {
-    local mode=$1 round=$2 data=$RUN/scribed-data ready=$RUN/scribed.ready ok=1
+    local mode=$1 round=$2 start=${3:-start_ship} tool=${4:-ship}
+    local data=$RUN/scribed-data ready=$RUN/scribed.ready ok=1
     rm -rf "$data" "$ready" "$RUN/ship-state" "$RUN/in.log"
     sync
     # shellcheck disable=SC2086
@@ -165,9 +197,9 @@ bench_ship() {
     for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
     [[ -s $ready ]] || die "scribed did not become ready within 10 s (see $RUN/scribed.log)"
     SHIP_TO=$(head -1 "$ready")
-    measure "$mode" "$spid" scribed_bytes "$data" start_ship
+    measure "$mode" "$spid" scribed_bytes "$data" "$start"
     local fpid=$FPID stats=""
-    if kill -0 "$fpid" 2>/dev/null; then
+    if [[ -z ${SENDER_EXITS:-} ]] && kill -0 "$fpid" 2>/dev/null; then
         stop_pid "$fpid" ship || { ok=0; NOTE="${NOTE:+$NOTE; }ship exited $? on SIGTERM"; }
         stats=$(grep -o 'ship: stats .*' "$RUN/ship.log" | tail -1 || true)
     fi
@@ -184,8 +216,8 @@ bench_ship() {
             NOTE="byte-identical; ${stats#ship: }"
         fi
     fi
-    (( ok )) || { FAILED=1; log "ship round $round failed: $NOTE (see $RUN/ship.log)"; }
-    record "$mode" ship "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
+    (( ok )) || { FAILED=1; log "$tool round $round failed: $NOTE (see $RUN/ship.log)"; }
+    record "$mode" "$tool" "$round" "$WALL_NS" "$APPEND_NS" "$F_CPU" "$F_HWM" "$R_CPU" "$R_HWM" "$BUSY" "$ok" "$NOTE"
     if (( ok )); then rm -rf "$data"; fi
 }
 

@@ -21,7 +21,7 @@ for r in rows:
           f"{'yes' if r['ok'] == '1' else 'NO':3} {r['note']}")
 
 summary = {}
-for mode, tool in [(m, t) for m in ("grow", "static") for t in ("ship", "rsyslog")]:
+for mode, tool in [(m, t) for m in ("grow", "static") for t in ("ship", "stdin", "rsyslog")]:
     rs = [r for r in rows if r["tool"] == tool and r["mode"] == mode]
     if not rs:
         continue
@@ -34,9 +34,13 @@ for mode, tool in [(m, t) for m in ("grow", "static") for t in ("ship", "rsyslog
         f_cpu=int(mr["follower_cpu_ticks"]) / tck, f_rss=int(mr["follower_hwm_kb"]) / 1024,
         r_cpu=int(mr["receiver_cpu_ticks"]) / tck, r_rss=int(mr["receiver_hwm_kb"]) / 1024,
         wall=int(mr["wall_ns"]) / 1e9,
+        # grow: how long after the writer's last append the last byte reached the output.
+        lag=statistics.median((int(r["wall_ns"]) - int(r["append_ns"])) / 1e9 for r in rs
+                              if int(r["append_ns"]) > 0) if mode == "grow" else None,
         ok=all(r["ok"] == "1" for r in rs))
 
-names = {"ship": "ship --follow -> scribed", "rsyslog": "imfile -> omfwd -> rsyslogd"}
+names = {"ship": "ship --follow -> scribed", "stdin": "ship < file -> scribed",
+         "rsyslog": "imfile -> omfwd -> rsyslogd"}
 print("\nsummary (median wall time over rounds; CPU/RSS from the median round; "
       "CPU% = share of one core over the wall time):")
 hdr = (f"| {'mode':6} | {'pipeline':27} | {'wall s (min-max)':22} | {'MB/s':>7} | {'lines/s':>10} | "
@@ -51,7 +55,17 @@ for (mode, tool), s in summary.items():
           f"{100 * s['f_cpu'] / s['wall']:13.0f} | {s['f_rss']:16.1f} | "
           f"{s['r_cpu']:14.2f} | {s['r_rss']:16.1f} | {'yes' if s['ok'] else 'NO':7} |")
 
+stdin = summary.get(("static", "stdin"))
 for mode in ("grow", "static"):
+    if (mode, "ship") in summary and stdin:
+        a = summary[(mode, "ship")]
+        print(f"\n{mode}: ship --follow / ship < file throughput: {stdin['med'] / a['med']:.2f}x "
+              f"(best rounds: {stdin['best'] / a['best']:.2f}x; goal >= 0.80x)")
+        if a["lag"] is not None:
+            bound = (": the writer, not the follower, bounds this rate"
+                     if a["lag"] < 0.05 * a["med"] else "")
+            print(f"{mode}: the last byte reached scribed {a['lag'] * 1000:.0f} ms (median) after "
+                  f"the writer's last append{bound}")
     if (mode, "ship") not in summary or (mode, "rsyslog") not in summary:
         continue
     a, b = summary[(mode, "ship")], summary[(mode, "rsyslog")]

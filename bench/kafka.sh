@@ -49,10 +49,7 @@ RUN=$WORK/kafka
 rm -rf "$RUN"
 mkdir -p "$RUN"
 
-bench_build
-if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
-    (cd "$SRC" && cargo build --release -p scribed --example kafka_produce)
-fi
+bench_build    # scripts/build-release builds kafka_produce with the rest
 RAW=$BIN/examples/kafka_produce
 [[ -x $RAW ]] || die "missing $RAW"
 TAILGATE=$BIN/tailgate
