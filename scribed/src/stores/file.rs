@@ -12,6 +12,14 @@
 //! retiring task); and a writer opens its file only with one of a process-wide number of slots
 //! (half the descriptor limit), giving it back after each write while the slots are all taken,
 //! and within a tick when idle while others wait for one.
+//!
+//! The store takes batches over ([`Store::submit`]): a job is queued to its category's writer
+//! at once and answered once written, so a native connection reads its next batch (and the
+//! kernel copies it in) while the writer writes this one, instead of taking turns. Order and
+//! "nothing written behind a refusal" hold: a writer writes its queue in order, a job that
+//! fails breaks its connection's [`Chain`] before the next job is looked at, and a job of a
+//! broken chain is refused unwritten. What is queued stays bounded by the admission caps
+//! (`max_queue_bytes`, `max_total_queue_bytes`) and by each connection's read-ahead.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,7 +31,7 @@ use scribe_archive::{Category, RotatingWriter, WriteError, WriteStats, WriterOpt
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::{take_queued, Batch, BuildContext, Store, StoreError, StoreStatus};
+use super::{take_queued, Batch, BuildContext, Chain, Pending, Store, StoreError, StoreStatus};
 use crate::config::values::{parse_fsync, parse_rotate_period};
 use crate::config::FileSpec;
 use crate::counters::{Counters, DUPLICATES, WRITE_ERRORS, WRITTEN_BYTES, WRITTEN_MESSAGES};
@@ -101,7 +109,17 @@ impl OpenWriter {
 
 struct WriteJob {
     batch: Batch,
-    done: oneshot::Sender<Result<WriteStats, Arc<WriteError>>>,
+    /// The connection's chain, for a job taken over (see the module docs).
+    chain: Option<Chain>,
+    done: oneshot::Sender<Result<WriteStats, JobError>>,
+}
+
+/// Why a job was not written.
+#[derive(Debug, Clone)]
+enum JobError {
+    Write(Arc<WriteError>),
+    /// An earlier job of the same connection was refused.
+    CutOff,
 }
 
 type Writers = Arc<Mutex<HashMap<Category, mpsc::UnboundedSender<WriteJob>>>>;
@@ -190,41 +208,78 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// Queues one job per batch to its category's writer; their answers to wait for.
+    fn queue_all(
+        &self,
+        batches: &[Batch],
+        chain: Option<&Chain>,
+    ) -> Result<Vec<oneshot::Receiver<Result<WriteStats, JobError>>>, StoreError> {
+        let mut pending = Vec::with_capacity(batches.len());
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        for b in batches {
+            let (done, rx) = oneshot::channel();
+            self.queued.fetch_add(b.bytes, Ordering::AcqRel);
+            let job = WriteJob {
+                batch: b.clone(),
+                chain: chain.cloned(),
+                done,
+            };
+            if let Err(e) = self.queue(&mut writers, job) {
+                self.queued.fetch_sub(b.bytes, Ordering::AcqRel);
+                return Err(e);
+            }
+            pending.push(rx);
+        }
+        Ok(pending)
+    }
+}
+
+/// The first error among the jobs' answers, once all came.
+async fn answer(
+    store: String,
+    pending: Vec<oneshot::Receiver<Result<WriteStats, JobError>>>,
+) -> Result<(), StoreError> {
+    let mut first_error = None;
+    for rx in pending {
+        let r = match rx.await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(JobError::Write(e))) => StoreError::Failed {
+                store: store.clone(),
+                reason: e.to_string(),
+            },
+            Ok(Err(JobError::CutOff)) => StoreError::Failed {
+                store: store.clone(),
+                reason: "behind a refused batch of the same connection".into(),
+            },
+            Err(_) => StoreError::Closed {
+                store: store.clone(),
+            },
+        };
+        first_error.get_or_insert(r);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 #[async_trait::async_trait]
 impl Store for FileStore {
     async fn write(&self, batches: &[Batch]) -> Result<(), StoreError> {
-        let mut pending = Vec::with_capacity(batches.len());
-        {
-            let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-            for b in batches {
-                let (done, rx) = oneshot::channel();
-                self.queued.fetch_add(b.bytes, Ordering::AcqRel);
-                let job = WriteJob {
-                    batch: b.clone(),
-                    done,
-                };
-                if let Err(e) = self.queue(&mut writers, job) {
-                    self.queued.fetch_sub(b.bytes, Ordering::AcqRel);
-                    return Err(e);
-                }
-                pending.push(rx);
+        let pending = self.queue_all(batches, None)?;
+        answer(self.name.clone(), pending).await
+    }
+
+    fn takes_over(&self) -> bool {
+        true
+    }
+
+    fn submit(&self, batches: &[Batch], chain: &Chain) -> Option<Pending> {
+        Some(match self.queue_all(batches, Some(chain)) {
+            Ok(pending) => Box::pin(answer(self.name.clone(), pending)),
+            Err(e) => {
+                chain.break_off();
+                Box::pin(std::future::ready(Err(e)))
             }
-        }
-        let mut first_error = None;
-        for rx in pending {
-            let r = match rx.await {
-                Ok(Ok(_)) => continue,
-                Ok(Err(e)) => StoreError::Failed {
-                    store: self.name.clone(),
-                    reason: e.to_string(),
-                },
-                Err(_) => StoreError::Closed {
-                    store: self.name.clone(),
-                },
-            };
-            first_error.get_or_insert(r);
-        }
-        first_error.map_or(Ok(()), Err)
+        })
     }
 
     fn status(&self, out: &mut Vec<StoreStatus>) {
@@ -362,6 +417,10 @@ fn write_jobs(
 ) {
     let cat = task.category.as_str();
     for job in jobs {
+        if job.chain.as_ref().is_some_and(Chain::is_broken) {
+            let _ = job.done.send(Err(JobError::CutOff));
+            continue;
+        }
         let result = open_writer(writer, &mut slot, task).and_then(|w| {
             let b = &job.batch;
             w.w.write_entries(
@@ -390,9 +449,14 @@ fn write_jobs(
                 tracing::error!(category = cat, "{e}");
                 task.counters.add(None, WRITE_ERRORS, 1);
                 *task.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                // Before the next job is looked at: nothing of this connection is written
+                // behind the refusal.
+                if let Some(chain) = &job.chain {
+                    chain.break_off();
+                }
             }
         }
-        let _ = job.done.send(result);
+        let _ = job.done.send(result.map_err(JobError::Write));
     }
 }
 
@@ -443,4 +507,82 @@ pub fn writer_options(spec: &FileSpec, default_max_size: u64) -> anyhow::Result<
     o.hold_for_upload = spec.s3.is_some();
     o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, Settings};
+    use crate::stores::CategoryBatch;
+    use bytes::Bytes;
+    use clap::Parser;
+
+    fn batch(cat: &str, msg: &str) -> Batch {
+        Arc::new(CategoryBatch::new(
+            cat.parse().unwrap(),
+            vec![Bytes::from(format!("{msg}\n"))],
+        ))
+    }
+
+    /// A connection's batch queued behind one its category's writer refused is refused too,
+    /// unwritten, even once the cause is gone; a new connection's chain writes again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_taken_over_behind_a_refused_one_is_not_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&Args::parse_from(["scribed"])).unwrap();
+        let ctx = BuildContext {
+            settings: &settings,
+            counters: Arc::new(Counters::default()),
+            name: "files".into(),
+            key: "k".into(),
+            dead_letter: None,
+        };
+        let spec = FileSpec {
+            path: Some(tmp.path().join("data")),
+            ..FileSpec::default()
+        };
+        let store = FileStore::from_spec(&spec, &ctx, None).unwrap();
+        assert!(store.takes_over());
+        // The category's directory cannot be made: a file is in its place.
+        let blocker = tmp.path().join("data").join("a");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let chain = Chain::default();
+        let first = store.submit(&[batch("a", "one")], &chain).unwrap();
+        let second = store.submit(&[batch("a", "two")], &chain).unwrap();
+        let (first, second) = (first.await, second.await);
+        assert!(matches!(first, Err(StoreError::Failed { .. })), "{first:?}");
+        assert!(
+            matches!(&second, Err(StoreError::Failed { reason, .. }) if reason.contains("behind a refused batch")),
+            "{second:?}"
+        );
+        assert!(chain.is_broken());
+        // The cause is gone, but this chain stays refused: the client resends from the
+        // refused batch on a new connection.
+        std::fs::remove_file(&blocker).unwrap();
+        let third = store.submit(&[batch("a", "three")], &chain).unwrap().await;
+        assert!(third.is_err(), "{third:?}");
+        assert!(!blocker.exists(), "nothing is written behind a refusal");
+        let fresh = Chain::default();
+        store
+            .submit(&[batch("a", "one")], &fresh)
+            .unwrap()
+            .await
+            .unwrap();
+        store.write(&[batch("a", "two")]).await.unwrap();
+        store.close().await;
+        let mut written = Vec::new();
+        for e in std::fs::read_dir(&blocker).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            // The numbered files (not the `a_current` link to the newest).
+            if name
+                .strip_prefix("a_")
+                .is_some_and(|n| n.bytes().all(|c| c.is_ascii_digit()))
+            {
+                written.extend(std::fs::read(p).unwrap());
+            }
+        }
+        assert_eq!(written, b"one\ntwo\n");
+        assert!(!fresh.is_broken());
+    }
 }
