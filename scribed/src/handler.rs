@@ -210,7 +210,8 @@ async fn route_groups(
 /// A batch's answer to come, from [`log_ahead`].
 pub type Answer<'a> = BoxFuture<'a, Result<ResultCode, Refused>>;
 
-/// [`log`] for a connection that reads ahead. When every store the batch goes to takes it
+/// [`log`] for a connection that reads ahead, its batch already grouped by category
+/// (`scribe_protocol::native::decode_body_grouped`). When every store the batch goes to takes it
 /// over at once ([`crate::stores::Store::takes_over`]: file and buffer stores), the batch is handed
 /// over before this returns, behind the connection's earlier batches, and the answer comes
 /// later (`true`: the next batch may be read meanwhile). Otherwise the returned answer does the
@@ -219,14 +220,14 @@ pub type Answer<'a> = BoxFuture<'a, Result<ResultCode, Refused>>;
 pub async fn log_ahead<'a>(
     server: &'a Server,
     peer: &'a Peer,
-    entries: impl Iterator<Item = Incoming>,
+    groups: Vec<CategoryGroup>,
     chain: &Chain,
 ) -> (Answer<'a>, bool) {
     let refused = || -> (Answer<'a>, bool) { (Box::pin(ready(Ok(ResultCode::TryLater))), false) };
     if server.shutdown.is_cancelled() || chain.is_broken() {
         return refused();
     }
-    let groups = validate(server, group_by_category(entries));
+    let groups = validate(server, groups);
     if groups.is_empty() {
         return (Box::pin(ready(Ok(ResultCode::Ok))), true);
     }

@@ -272,15 +272,14 @@ async fn start_batch<'a>(
             Err(_) => return failed(batch, NativeError::Invalid("shutting down".into())),
         }
     };
-    let entries = match bf
+    let groups = match bf
         .into_body(server.limits.max_frame)
-        .and_then(native::decode_body)
+        .and_then(native::decode_body_grouped)
     {
-        Ok(entries) => entries,
+        Ok(groups) => groups,
         Err(e) => return failed(batch, e),
     };
-    let entries = entries.into_iter().map(|e| (e.category, e.message, e.id));
-    let (answer, taken_over) = handler::log_ahead(server, peer, entries, chain).await;
+    let (answer, taken_over) = handler::log_ahead(server, peer, groups, chain).await;
     let answer = async move { Ok((batch, answer.await)) };
     (Box::pin(answer), taken_over)
 }

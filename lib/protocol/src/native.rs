@@ -35,6 +35,7 @@ use std::io::{Read, Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::server::CategoryGroup;
 use crate::thrift::{DecodeError, Reader};
 use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
@@ -460,6 +461,60 @@ const MIN_ENTRY: usize = 3;
 
 /// Decodes a batch body into entries (categories and messages are slices of `body`).
 pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
+    let mut out = Vec::new();
+    decode_with(body, |n, cats, c, message, id| {
+        if out.capacity() == 0 {
+            out.reserve_exact(n);
+        }
+        out.push(Entry {
+            category: cats[c].clone(),
+            message,
+            id,
+        })
+    })?;
+    Ok(out)
+}
+
+/// Decodes a batch body straight into its categories' groups, as
+/// [`crate::server::group_by_category`] would group [`decode_body`]'s entries, without a
+/// per-entry category handle (a refcount increment and decrement per line) or the
+/// intermediate entries: this is the server's hot path. A category listed twice in the
+/// body's table is still one group.
+pub fn decode_body_grouped(body: Bytes) -> Result<Vec<CategoryGroup>, NativeError> {
+    let mut groups: Vec<CategoryGroup> = Vec::new();
+    // Per table row, its group, found (by name) the first time an entry uses the row: at most
+    // one hash per row, whatever the number of entries. SipHash: names come from clients.
+    let mut group_of: Vec<Option<usize>> = Vec::new();
+    let mut by_name: HashMap<Bytes, usize> = HashMap::new();
+    decode_with(body, |expected, cats, c, message, id| {
+        if group_of.len() < cats.len() {
+            group_of.resize(cats.len(), None);
+        }
+        let g = *group_of[c].get_or_insert_with(|| {
+            *by_name.entry(cats[c].clone()).or_insert_with(|| {
+                // Most batches are of one category: room for all of them in the first.
+                let room = if groups.is_empty() { expected } else { 0 };
+                groups.push(CategoryGroup {
+                    category: cats[c].clone(),
+                    messages: Vec::with_capacity(room),
+                    ids: Vec::with_capacity(room),
+                });
+                groups.len() - 1
+            })
+        });
+        groups[g].messages.push(message);
+        groups[g].ids.push(id);
+    })?;
+    Ok(groups)
+}
+
+/// The decoder both of the above share: checks the tables and counts, then calls `entry` for
+/// each entry, in order, with the number of entries (known to be plausible by then: room to
+/// make), the category table, the entry's row in it, its message and its id.
+fn decode_with(
+    body: Bytes,
+    mut entry: impl FnMut(usize, &[Bytes], usize, Bytes, Option<EntryId>),
+) -> Result<(), NativeError> {
     let mut r = Reader::new(body);
     let ncat = r.read_i32()? as u32 as usize;
     // Every table row and entry takes bytes: a count the rest cannot hold is refused before
@@ -489,14 +544,12 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
     if n > r.remaining() / MIN_ENTRY {
         return Err(too_many("entries", n, r.remaining()));
     }
-    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let c = get_varint(&mut r)?;
         let category = usize::try_from(c)
             .ok()
-            .and_then(|c| cats.get(c))
-            .ok_or_else(|| NativeError::Invalid(format!("category index {c} out of range")))?
-            .clone();
+            .filter(|&c| c < cats.len())
+            .ok_or_else(|| NativeError::Invalid(format!("category index {c} out of range")))?;
         let p = get_varint(&mut r)?;
         let id = if p == 0 {
             None
@@ -520,11 +573,7 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
         };
         let len = get_varint(&mut r)?;
         let message = r.read_raw(usize::try_from(len).unwrap_or(usize::MAX))?;
-        out.push(Entry {
-            category,
-            message,
-            id,
-        });
+        entry(n, &cats, category, message, id);
     }
     if r.remaining() > 0 {
         return Err(NativeError::Invalid(format!(
@@ -532,7 +581,7 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
             r.remaining()
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Room [`BatchBuilder::with_capacity`] keeps for the tables: one category of the longest

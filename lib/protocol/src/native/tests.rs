@@ -343,3 +343,61 @@ fn max_message_fits_a_frame_with_the_longest_category() {
         );
     }
 }
+
+/// The server's grouped decode gives what grouping the plain decode gives, on good bodies
+/// (one or many categories, ids or none), on a table listing a category twice, and on
+/// damaged ones (both refuse, or both give the same groups).
+#[test]
+fn grouped_decode_is_group_by_category_of_the_plain_decode() {
+    use crate::server::group_by_category;
+    let grouped = |body: Bytes| {
+        decode_body(body)
+            .map(|es| group_by_category(es.into_iter().map(|e| (e.category, e.message, e.id))))
+    };
+    let same = |body: Bytes| match (decode_body_grouped(body.clone()), grouped(body)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("grouped {a:?}, plain {b:?}"),
+    };
+    let (body, _) = sample();
+    assert_eq!(decode_body_grouped(body.clone()).unwrap().len(), 2);
+    same(body.clone());
+    let mut many = BatchBuilder::new();
+    for i in 0..300u64 {
+        let msg = format!("line {i}\n");
+        many.push(
+            format!("cat{}", i % 7).as_bytes(),
+            msg.as_bytes(),
+            id(3, i * 10, i * 10 + 5),
+        );
+    }
+    same(many.finish());
+    // Two table rows naming "a": one group, messages in order.
+    let mut dup = BytesMut::new();
+    dup.put_u32(2);
+    for _ in 0..2 {
+        dup.put_u16(1);
+        dup.put_u8(b'a');
+    }
+    dup.put_u32(0);
+    dup.put_u32(3);
+    for (row, m) in [(0u8, b'x'), (1, b'y'), (0, b'z')] {
+        dup.extend_from_slice(&[row, 0, 1, m]);
+    }
+    let groups = decode_body_grouped(dup.clone().freeze()).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0].messages,
+        vec![Bytes::from("x"), Bytes::from("y"), Bytes::from("z")]
+    );
+    same(dup.freeze());
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..5_000 {
+        let mut b = body.to_vec();
+        for _ in 0..rng.usize(1..4) {
+            let i = rng.usize(..b.len());
+            b[i] = rng.u8(..);
+        }
+        same(b.into());
+    }
+}
