@@ -57,6 +57,29 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Spawns `cmd` with its stdout piped and drained to the end by a thread (a closed pipe would
+/// fail the process's later writes), and waits up to 20 s for its first line, which must
+/// start with `first_line` (a server's "listening on" line). Panics otherwise.
+pub fn spawn_announcing(cmd: &mut Command, first_line: &str) -> Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{:?} printed no line within 20 s", cmd.get_program()));
+    assert!(line.starts_with(first_line), "{line}");
+    child
+}
+
 /// How to start a `scribed`.
 #[derive(Default, Clone)]
 pub struct Launch<'a> {

@@ -12,7 +12,7 @@
 //!
 //! The archiver uses `mode = "assign"`: tansu takes ~24 s per consumer-group join.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +21,9 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use pipeline_tests::kafka::Tansu;
 use pipeline_tests::sasl::SaslProxy;
-use pipeline_tests::{bin, free_port, read_category, seq_line, Launch, RawConn, Scribed, ShipProc};
+use pipeline_tests::{
+    bin, free_port, read_category, seq_line, spawn_announcing, Launch, RawConn, Scribed, ShipProc,
+};
 use scribe_protocol::scribe::{decode_log_reply, encode_log_call};
 use scribe_protocol::{HeaderStyle, LogEntry, ResultCode};
 use tokio_tungstenite::tungstenite::Message;
@@ -103,32 +105,20 @@ struct Tailgate(Child);
 
 impl Tailgate {
     fn start(port: u16, brokers: &str, password_file: &Path) -> Tailgate {
-        let mut child = Command::new(bin("tailgate"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--kafka", brokers, "--topics", "logs.*"])
-            .args(["--kafka-property", "security.protocol=sasl_plaintext"])
-            .args(["--kafka-property", "sasl.mechanisms=PLAIN"])
-            .args(["--kafka-property", &format!("sasl.username={USER}")])
-            .arg("--kafka-sasl-password-file")
-            .arg(password_file)
-            .args(["--ring-lines", "100000", "--kafka-refresh", "200ms"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting tailgate");
-        // Drained to the end: a closed pipe would fail tailgate's later writes.
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("tailgate printed its address");
-        assert!(first.starts_with("tailgate listening on"), "{first}");
+        let child = spawn_announcing(
+            Command::new(bin("tailgate"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--kafka", brokers, "--topics", "logs.*"])
+                .args(["--kafka-property", "security.protocol=sasl_plaintext"])
+                .args(["--kafka-property", "sasl.mechanisms=PLAIN"])
+                .args(["--kafka-property", &format!("sasl.username={USER}")])
+                .arg("--kafka-sasl-password-file")
+                .arg(password_file)
+                .args(["--ring-lines", "100000", "--kafka-refresh", "200ms"])
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::inherit()),
+            "tailgate listening on",
+        );
         Tailgate(child)
     }
 }

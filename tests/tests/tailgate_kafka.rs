@@ -8,7 +8,6 @@
 //! tailgate assigns every partition itself (no consumer group: tansu takes ~24 s per join).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +17,7 @@ use futures::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pipeline_tests::kafka::Tansu;
-use pipeline_tests::{bin, free_port};
+use pipeline_tests::{bin, free_port, spawn_announcing};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -36,26 +35,15 @@ struct TailgateProc {
 
 impl TailgateProc {
     fn start(port: u16, brokers: &str) -> TailgateProc {
-        let mut child = Command::new(bin("tailgate"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--kafka", brokers, "--topics", "logs.*"])
-            .args(["--ring-lines", "100000", "--kafka-refresh", "200ms"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting tailgate");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("tailgate printed its address");
-        assert!(line.starts_with("tailgate listening on"), "{line}");
+        let child = spawn_announcing(
+            Command::new(bin("tailgate"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--kafka", brokers, "--topics", "logs.*"])
+                .args(["--ring-lines", "100000", "--kafka-refresh", "200ms"])
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::inherit()),
+            "tailgate listening on",
+        );
         TailgateProc { child }
     }
 

@@ -9,7 +9,6 @@
 //!   exactly the offsets skipped and why, then every line after them.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pipeline_tests::kafka::Tansu;
 use pipeline_tests::wire::{http_get, metric};
-use pipeline_tests::{bin, free_port};
+use pipeline_tests::{bin, free_port, spawn_announcing};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -32,35 +31,24 @@ struct Tailgate(Child);
 
 impl Tailgate {
     fn start(port: u16, brokers: &str, extra: &[&str]) -> Tailgate {
-        let mut child = Command::new(bin("tailgate"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--kafka", brokers, "--topics", "logs.*"])
-            .args(["--kafka-refresh", "200ms"])
-            .args(extra)
-            .args(
-                ["--ring-lines", "200"]
-                    .iter()
-                    .filter(|_| !extra.contains(&"--ring-lines")),
-            )
-            .env(
-                "RUST_LOG",
-                std::env::var("TAILGATE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting tailgate");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("tailgate printed its address");
-        assert!(line.starts_with("tailgate listening on"), "{line}");
+        let child = spawn_announcing(
+            Command::new(bin("tailgate"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--kafka", brokers, "--topics", "logs.*"])
+                .args(["--kafka-refresh", "200ms"])
+                .args(extra)
+                .args(
+                    ["--ring-lines", "200"]
+                        .iter()
+                        .filter(|_| !extra.contains(&"--ring-lines")),
+                )
+                .env(
+                    "RUST_LOG",
+                    std::env::var("TAILGATE_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stderr(Stdio::inherit()),
+            "tailgate listening on",
+        );
         Tailgate(child)
     }
 
