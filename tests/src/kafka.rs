@@ -248,3 +248,27 @@ impl TlsProxy {
         }
     }
 }
+
+/// Produces one record to `topic`'s `partition` with `producer`, waiting while its queue is
+/// full (the test producers send unpaced).
+pub fn produce_waiting(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    partition: i32,
+    payload: &str,
+) {
+    use rdkafka::error::RDKafkaErrorCode;
+    let mut record = rdkafka::producer::BaseRecord::<(), str>::to(topic)
+        .payload(payload)
+        .partition(partition);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => panic!("producing to {topic}/{partition}: {e}"),
+        }
+    }
+}

@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pipeline_tests::kafka::Tansu;
+use pipeline_tests::kafka::{produce_waiting, Tansu};
 use pipeline_tests::{bin, free_port, spawn_announcing};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -83,21 +82,7 @@ fn produce(brokers: &str, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> 
         for n in 0..PER_PARTITION {
             for p in 0..PARTITIONS {
                 let line = format!("p{p} {n}\n");
-                let mut record = BaseRecord::<(), str>::to("logs.web")
-                    .payload(&line)
-                    .partition(p);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((e, r))
-                            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
-                        {
-                            record = r;
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err((e, _)) => panic!("producing: {e}"),
-                    }
-                }
+                produce_waiting(&producer, "logs.web", p, &line);
             }
             if n % 20 == 0 {
                 std::thread::sleep(Duration::from_millis(100));

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pipeline_tests::kafka::Tansu;
+use pipeline_tests::kafka::{produce_waiting, Tansu};
 use pipeline_tests::wire::{http_get, metric};
 use pipeline_tests::{bin, free_port, spawn_announcing};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -78,19 +77,7 @@ fn produce(brokers: &str, from: usize, to: usize) {
     for n in from..to {
         for p in 0..PARTITIONS {
             let line = format!("p{p} {n}\n");
-            let mut record = BaseRecord::<(), str>::to("logs.web")
-                .payload(&line)
-                .partition(p);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => panic!("producing: {e}"),
-                }
-            }
+            produce_waiting(&producer, "logs.web", p, &line);
         }
     }
     producer
@@ -441,19 +428,7 @@ fn produce_one(brokers: &str, n: usize) {
     let pad = "x".repeat(90);
     for i in 0..n {
         let line = format!("p0 {i} {pad}");
-        let mut record = BaseRecord::<(), str>::to("logs.web")
-            .payload(&line)
-            .partition(0);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => panic!("producing: {e}"),
-            }
-        }
+        produce_waiting(&producer, "logs.web", 0, &line);
     }
     producer
         .flush(Duration::from_secs(120))
