@@ -236,6 +236,16 @@ impl Scribed {
         http_get(&self.status_addr, path)
     }
 
+    /// The `problem` `/status` reports for store `i` (in config order), or "" when none.
+    pub fn store_problem(&self, i: usize) -> String {
+        let (_, status) = self.http_get("/status");
+        let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+        v["stores"][i]["problem"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Sends SIGTERM and waits (at most 30 s) for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -243,12 +243,7 @@ fn refused_for_authentication(leaf: &Scribed) -> String {
         leaf.log_text()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let (_, status) = leaf.http_get("/status");
-    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    let problem = v["stores"][0]["problem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let problem = leaf.store_problem(0);
     assert!(
         problem.to_lowercase().contains("authentication") && !problem.contains('\n'),
         "status problem: {problem:?}; log: {}",

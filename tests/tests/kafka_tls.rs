@@ -129,12 +129,7 @@ fn refused_with(dir: &Path, ca: &Path, brokers: &str, cause: &str) {
         leaf.log_text()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let (_, status) = leaf.http_get("/status");
-    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    let problem = v["stores"][0]["problem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let problem = leaf.store_problem(0);
     eprintln!("{cause}: {problem}");
     assert!(
         problem.contains(cause) && !problem.contains('\n'),
