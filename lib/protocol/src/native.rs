@@ -35,7 +35,7 @@ use std::io::{Read, Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::server::CategoryGroup;
+use crate::server::{CategoryGroup, Grouper};
 use crate::thrift::{DecodeError, Reader};
 use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
@@ -481,31 +481,19 @@ pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
 /// intermediate entries: this is the server's hot path. A category listed twice in the
 /// body's table is still one group.
 pub fn decode_body_grouped(body: Bytes) -> Result<Vec<CategoryGroup>, NativeError> {
-    let mut groups: Vec<CategoryGroup> = Vec::new();
+    let mut grouper: Option<Grouper> = None;
     // Per table row, its group, found (by name) the first time an entry uses the row: at most
-    // one hash per row, whatever the number of entries. SipHash: names come from clients.
+    // one hash per row, whatever the number of entries.
     let mut group_of: Vec<Option<usize>> = Vec::new();
-    let mut by_name: HashMap<Bytes, usize> = HashMap::new();
     decode_with(body, |expected, cats, c, message, id| {
+        let grouper = grouper.get_or_insert_with(|| Grouper::new(expected));
         if group_of.len() < cats.len() {
             group_of.resize(cats.len(), None);
         }
-        let g = *group_of[c].get_or_insert_with(|| {
-            *by_name.entry(cats[c].clone()).or_insert_with(|| {
-                // Most batches are of one category: room for all of them in the first.
-                let room = if groups.is_empty() { expected } else { 0 };
-                groups.push(CategoryGroup {
-                    category: cats[c].clone(),
-                    messages: Vec::with_capacity(room),
-                    ids: Vec::with_capacity(room),
-                });
-                groups.len() - 1
-            })
-        });
-        groups[g].messages.push(message);
-        groups[g].ids.push(id);
+        let g = *group_of[c].get_or_insert_with(|| grouper.group_of(&cats[c]));
+        grouper.push(g, message, id);
     })?;
-    Ok(groups)
+    Ok(grouper.map_or_else(Vec::new, |g| g.groups))
 }
 
 /// The decoder both of the above share: checks the tables and counts, then calls `entry` for

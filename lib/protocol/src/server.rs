@@ -421,33 +421,62 @@ pub struct CategoryGroup {
 /// messages (and their ids) in arrival order. Categories are compared as bytes: validating
 /// them is the caller's business, once per group rather than once per message.
 pub fn group_by_category(entries: impl IntoIterator<Item = Incoming>) -> Vec<CategoryGroup> {
-    let mut groups: Vec<CategoryGroup> = Vec::new();
-    // SipHash (std's default), not a faster unkeyed hash: category names come from clients.
-    let mut index: std::collections::HashMap<Bytes, usize> = Default::default();
+    let entries = entries.into_iter();
+    let mut grouper = Grouper::new(entries.size_hint().0);
     // Consecutive messages nearly always share a category: compare with the previous one
     // before hashing.
     let mut last: Option<usize> = None;
-    let entries = entries.into_iter();
-    // Most batches are of one category: room for all of them in the first group.
-    let expected = entries.size_hint().0;
     for (category, message, id) in entries {
-        let i = match last.filter(|&i| groups[i].category == category) {
-            Some(i) => i,
-            None => *index.entry(category.clone()).or_insert_with(|| {
-                let room = if groups.is_empty() { expected } else { 0 };
-                groups.push(CategoryGroup {
-                    category,
-                    messages: Vec::with_capacity(room),
-                    ids: Vec::with_capacity(room),
-                });
-                groups.len() - 1
-            }),
+        let g = match last.filter(|&g| grouper.groups[g].category == category) {
+            Some(g) => g,
+            None => grouper.group_of(&category),
         };
-        last = Some(i);
-        groups[i].messages.push(message);
-        groups[i].ids.push(id);
+        last = Some(g);
+        grouper.push(g, message, id);
     }
-    groups
+    grouper.groups
+}
+
+/// Builds a batch's [`CategoryGroup`]s: a group per distinct category name, in the order
+/// names first appear. The one place groups are made, for [`group_by_category`] and the
+/// native decoder's `decode_body_grouped`.
+pub(crate) struct Grouper {
+    pub(crate) groups: Vec<CategoryGroup>,
+    // SipHash (std's default), not a faster unkeyed hash: category names come from clients.
+    index: std::collections::HashMap<Bytes, usize>,
+    /// Messages the batch holds: most batches are of one category, so the first group gets
+    /// room for all of them.
+    expected: usize,
+}
+
+impl Grouper {
+    pub(crate) fn new(expected: usize) -> Grouper {
+        Grouper {
+            groups: Vec::new(),
+            index: Default::default(),
+            expected,
+        }
+    }
+
+    /// The index of `category`'s group, made now if it is new.
+    pub(crate) fn group_of(&mut self, category: &Bytes) -> usize {
+        let groups = &mut self.groups;
+        let expected = self.expected;
+        *self.index.entry(category.clone()).or_insert_with(|| {
+            let room = if groups.is_empty() { expected } else { 0 };
+            groups.push(CategoryGroup {
+                category: category.clone(),
+                messages: Vec::with_capacity(room),
+                ids: Vec::with_capacity(room),
+            });
+            groups.len() - 1
+        })
+    }
+
+    pub(crate) fn push(&mut self, group: usize, message: Bytes, id: Option<EntryId>) {
+        self.groups[group].messages.push(message);
+        self.groups[group].ids.push(id);
+    }
 }
 
 /// Entries of a Thrift `Log` call as [`group_by_category`] takes them (no ids).
