@@ -206,9 +206,7 @@ impl FileStore {
                 store: self.name.clone(),
             })
     }
-}
 
-impl FileStore {
     /// Queues one job per batch to its category's writer; their answers to wait for.
     fn queue_all(
         &self,
