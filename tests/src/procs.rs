@@ -58,9 +58,8 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Spawns `cmd` with its stdout piped and drained to the end by a thread (a closed pipe would
-/// fail the process's later writes), and waits up to 20 s for its first line, which must
-/// start with `first_line` (a server's "listening on" line). Panics otherwise.
-pub fn spawn_announcing(cmd: &mut Command, first_line: &str) -> Child {
+/// fail the process's later writes); its lines come out of the receiver.
+pub fn spawn_reading_stdout(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -73,6 +72,13 @@ pub fn spawn_announcing(cmd: &mut Command, first_line: &str) -> Child {
             let _ = tx.send(line);
         }
     });
+    (child, rx)
+}
+
+/// [`spawn_reading_stdout`], then waits up to 20 s for the first line, which must start with
+/// `first_line` (a server's "listening on" line). Panics otherwise.
+pub fn spawn_announcing(cmd: &mut Command, first_line: &str) -> Child {
+    let (child, rx) = spawn_reading_stdout(cmd);
     let line = rx
         .recv_timeout(Duration::from_secs(20))
         .unwrap_or_else(|_| panic!("{:?} printed no line within 20 s", cmd.get_program()));

@@ -4,7 +4,7 @@
 //! still be running, still serve a good client, and have written nothing they should not have.
 //! docs/reliability.md ("Hostile peers") says what each test shows.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pipeline_tests::{
-    bin, get_counter, http_get, open_fds, read_category, wait_for, RawConn, Rng, Scribed,
+    bin, get_counter, http_get, open_fds, read_category, spawn_reading_stdout, wait_for, RawConn,
+    Rng, Scribed,
 };
 use scribe_protocol::scribe::{decode_log_reply, encode_log_call};
 use scribe_protocol::{HeaderStyle, LogEntry, ResultCode};
@@ -97,22 +98,14 @@ impl Tailgate {
     /// Starts tailgate and waits (at most 20 s) for the two address lines it prints.
     fn start(dir: &Path, extra: &[&str]) -> Tailgate {
         let log = std::fs::File::create(dir.join("tailgate.log")).expect("tailgate log");
-        let mut child = Command::new(tailgate_bin())
-            .args(["--listen", "127.0.0.1:0", "--scribe-listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("starting tailgate");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let (child, rx) = spawn_reading_stdout(
+            Command::new(tailgate_bin())
+                .args(["--listen", "127.0.0.1:0", "--scribe-listen", "127.0.0.1:0"])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stderr(log),
+        );
         let (mut http, mut scribe) = (None, None);
         while http.is_none() || scribe.is_none() {
             let line = rx
