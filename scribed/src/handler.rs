@@ -211,12 +211,12 @@ async fn route_groups(
 pub type Answer<'a> = BoxFuture<'a, Result<ResultCode, Refused>>;
 
 /// [`log`] for a connection that reads ahead, its batch already grouped by category
-/// (`scribe_protocol::native::decode_body_grouped`). When every store the batch goes to takes it
-/// over at once ([`crate::stores::Store::takes_over`]: file and buffer stores), the batch is handed
-/// over before this returns, behind the connection's earlier batches, and the answer comes
-/// later (`true`: the next batch may be read meanwhile). Otherwise the returned answer does the
-/// whole of [`log`] when awaited (`false`: await it before reading on). A batch behind a
-/// refused one of the same `chain` is refused without being routed.
+/// (`scribe_protocol::native::decode_body_grouped`). When every store the batch goes to takes
+/// it over at once ([`crate::stores::Store::takes_over`]: file and buffer stores), the batch is
+/// handed over before this returns, behind the connection's earlier batches, and the answer
+/// comes later (`true`: the next batch may be read meanwhile). Otherwise the returned answer
+/// does the whole of [`log`] when awaited (`false`: await it before reading on). A batch
+/// behind a refused one of the same `chain` is refused without being routed.
 pub async fn log_ahead<'a>(
     server: &'a Server,
     peer: &'a Peer,

@@ -1,16 +1,16 @@
 //! One native-protocol connection (see `scribe_protocol::native` and docs/protocol.md):
-//! `HELLO` → `WELCOME` (with this server's frame and message limits), then batches, each answered by an `ACK` with its number, strictly in
-//! order. After any answer but `OK` the connection is closed without reading further, so a
-//! client that pipelines never has a batch written behind one that was refused.
+//! `HELLO` → `WELCOME` (with this server's frame and message limits), then batches, each
+//! answered by an `ACK` with its number, strictly in order. After any answer but `OK` the
+//! connection is closed without reading further, so a client that pipelines never has a
+//! batch written behind one that was refused.
 //!
 //! Read-ahead: when a batch's stores take it over at once (a file store queues it to its
 //! category's writer, a relay's buffer store to its forwarder), the next batch is read before
 //! this one is answered, up to `READ_AHEAD` (8) of them, so the socket read of the next batch
 //! overlaps the write of this one, and a relay keeps several of a client's batches in flight
-//! upstream. Their order holds (each is
-//! handed over behind the one before), and so does "nothing behind a refusal": a refused
-//! batch breaks the connection's [`Chain`], and the stores refuse what they hold of it behind
-//! that batch.
+//! upstream. Their order holds (each is handed over behind the one before), and so does
+//! "nothing behind a refusal": a refused batch breaks the connection's [`Chain`], and the
+//! stores refuse what they hold of it behind that batch.
 //!
 //! Entries keep their ids on the way to the stores: a file store writes an entry whose range
 //! its category already committed as a duplicate-free no-op (exactly-once), a relay forwards

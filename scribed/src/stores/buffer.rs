@@ -78,7 +78,7 @@ impl Job {
     }
 
     fn is_cut_off(&self) -> bool {
-        self.chain.as_ref().is_some_and(Chain::is_broken)
+        Chain::cuts_off(self.chain.as_ref())
     }
 }
 
@@ -504,10 +504,7 @@ impl Actor {
     }
 
     fn cut_off(&self) -> StoreError {
-        StoreError::Failed {
-            store: self.shared.name.clone(),
-            reason: "behind a refused batch of the same connection".into(),
-        }
+        Chain::cut_off_error(&self.shared.name)
     }
 
     /// Appends each job as its own record (so a replayed record is never bigger than the

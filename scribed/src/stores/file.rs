@@ -246,10 +246,7 @@ async fn answer(
                 store: store.clone(),
                 reason: e.to_string(),
             },
-            Ok(Err(JobError::CutOff)) => StoreError::Failed {
-                store: store.clone(),
-                reason: "behind a refused batch of the same connection".into(),
-            },
+            Ok(Err(JobError::CutOff)) => Chain::cut_off_error(&store),
             Err(_) => StoreError::Closed {
                 store: store.clone(),
             },
@@ -415,7 +412,7 @@ fn write_jobs(
 ) {
     let cat = task.category.as_str();
     for job in jobs {
-        if job.chain.as_ref().is_some_and(Chain::is_broken) {
+        if Chain::cuts_off(job.chain.as_ref()) {
             let _ = job.done.send(Err(JobError::CutOff));
             continue;
         }

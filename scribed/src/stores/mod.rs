@@ -159,6 +159,20 @@ impl Chain {
     pub fn break_off(&self) {
         self.0.store(true, Ordering::Release);
     }
+
+    /// Whether a job handed over on `chain` (`None`: written directly, not read ahead) must
+    /// be refused unwritten, because an earlier batch of its connection was refused.
+    pub fn cuts_off(chain: Option<&Chain>) -> bool {
+        chain.is_some_and(Chain::is_broken)
+    }
+
+    /// The refusal of a job [`Chain::cuts_off`], from `store`.
+    pub fn cut_off_error(store: &str) -> StoreError {
+        StoreError::Failed {
+            store: store.to_string(),
+            reason: "behind a refused batch of the same connection".into(),
+        }
+    }
 }
 
 /// A store's ordered pipeline (a network store's connection with several batches in
