@@ -23,11 +23,20 @@ pub fn bin(name: &str) -> PathBuf {
             .expect("test binary lives in target/<profile>/deps")
             .to_path_buf();
         let mut cmd = Command::new(env!("CARGO"));
-        // One package selection for every binary a test runs (logq too): cargo unifies
-        // features per invocation, and two selections would rebuild shared crates in turn.
+        // The selection `scripts/test` runs (`cargo test --workspace --all-targets`; there are
+        // no benches): cargo unifies features per invocation, and the tests' dev-dependencies
+        // turn on features (scribe-tls's `testing`, ...) that a `--bins` build of a few
+        // packages does not. Any other selection built a second copy of most of the workspace
+        // in the middle of the test run: minutes on 2 cores, and gigabytes of disk (a CI run
+        // once ran out of space there). Under `scripts/test` this finds everything fresh.
         cmd.args([
-            "build", "--quiet", "-p", "scribed", "-p", "shipper", "-p", "logq", "-p", "tailgate",
+            "build",
+            "--quiet",
+            "--workspace",
+            "--lib",
             "--bins",
+            "--tests",
+            "--examples",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {

@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,30 +61,10 @@ fn nofile_soft_limit() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// tailgate: built next to scribed and ship (the shared harness builds only those two), started
-// with both its HTTP and its Scribe listener on ephemeral ports.
+// tailgate, started with both its HTTP and its Scribe listener on ephemeral ports.
 
 fn tailgate_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = bin("scribed")
-                .parent()
-                .expect("binaries live in target/<profile>")
-                .to_path_buf();
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--quiet", "-p", "tailgate", "--bin", "tailgate"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            assert!(
-                cmd.status().expect("running cargo build").success(),
-                "cargo build of tailgate failed"
-            );
-            dir.join("tailgate")
-        })
-        .clone()
+    bin("tailgate")
 }
 
 struct Tailgate {
