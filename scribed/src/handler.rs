@@ -353,9 +353,9 @@ fn validate(server: &Server, groups: Vec<CategoryGroup>) -> Vec<Batch> {
     let mut batches = Vec::with_capacity(groups.len());
     for g in groups {
         match Category::new(&g.category) {
-            Ok(category) => batches.push(Arc::new(CategoryBatch::with_ids(
-                category, g.messages, g.ids,
-            ))),
+            Ok(category) => batches.push(Arc::new(
+                CategoryBatch::with_ids(category, g.messages, g.ids).with_runs(g.runs),
+            )),
             Err(CategoryError::Empty) => blank += g.messages.len() as i64,
             Err(err) => {
                 let shown = &g.category[..g.category.len().min(64)];

@@ -93,6 +93,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             ))
             .unwrap_or(u32::MAX),
         ),
+        // Bodies with runs of lines are read like any other (`decode_body_grouped`).
+        runs: true,
     };
     if !reply(&mut conn, &welcome.encode(), &peer).await || hello.version != native::VERSION {
         // A client of another version reads our version from the WELCOME and gives up.

@@ -34,4 +34,4 @@ pub use retention::Retention;
 pub use rotation::{RotatePeriod, RotatePeriodError};
 pub use scribe_ids::{EntryId, ProducerId};
 pub use tail::{ArchiveTail, StartAt, TailError, TailEvent, TailOptions};
-pub use writer::{Fsync, RotatingWriter, WriteStats, WriterOptions};
+pub use writer::{Fsync, Piece, RotatingWriter, WriteStats, WriterOptions};

@@ -62,6 +62,9 @@ use crate::retention::{self, Retention};
 use crate::rotation::{self, RotateAt, RotatePeriod};
 use crate::uploads;
 
+mod pieces;
+pub use pieces::Piece;
+
 /// Bytes gathered before a `write(2)`; bigger messages bypass the buffer.
 pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
 
@@ -391,10 +394,21 @@ impl RotatingWriter {
     where
         I: IntoIterator<Item = (&'a [u8], Option<EntryId>)>,
     {
+        self.write_pieces(entries.into_iter().map(|(m, id)| Piece::Message(m, id)))
+    }
+
+    /// Writes a batch like [`Self::write_entries`], where some of it may come as runs of whole
+    /// lines ([`Piece::Lines`]): a run none of whose lines can be a duplicate and inside which
+    /// no size rotation falls is written as it is, in one piece, with no per-line work; any
+    /// other run line by line, exactly as the same lines given one by one.
+    pub fn write_pieces<'a, I>(&mut self, pieces: I) -> Result<WriteStats, WriteError>
+    where
+        I: IntoIterator<Item = Piece<'a>>,
+    {
         let mut stats = WriteStats::default();
         // Set before anything can fail, so a cut-back never reaches into an earlier batch.
         self.batch_start = self.size;
-        let result = self.write_entries_inner(entries, &mut stats);
+        let result = self.write_pieces_inner(pieces, &mut stats);
         if result.is_ok() {
             // Everything up to here is committed (a rotation before the next batch then
             // knows there is nothing new to record).
@@ -413,48 +427,21 @@ impl RotatingWriter {
         result.map(|()| stats)
     }
 
-    fn write_entries_inner<'a, I>(
+    fn write_pieces_inner<'a, I>(
         &mut self,
-        entries: I,
+        pieces: I,
         stats: &mut WriteStats,
     ) -> Result<(), WriteError>
     where
-        I: IntoIterator<Item = (&'a [u8], Option<EntryId>)>,
+        I: IntoIterator<Item = Piece<'a>>,
     {
         if self.check_time()? {
             stats.rotations += 1;
         }
-        for (msg, id) in entries {
-            // Ids matter only when idempotent, and only for a non-empty range.
-            let id = id.filter(|i| i.start < i.end && self.commit.is_some());
-            if let (Some(id), Some(c)) = (&id, self.commit.as_mut()) {
-                if c.is_duplicate(id) {
-                    stats.duplicates += 1;
-                    continue;
-                }
-            }
-            let framed = msg.len() as u64 + u64::from(!msg.ends_with(b"\n"));
-            if self.opts.max_size > 0 && self.size > 0 && self.size + framed > self.opts.max_size {
-                self.rotate()?;
-                stats.rotations += 1;
-            }
-            if msg.len() >= WRITE_BUFFER {
-                self.flush_buf()?;
-                self.write_raw(msg)?;
-            } else {
-                if self.buf.len() + msg.len() + 1 > WRITE_BUFFER {
-                    self.flush_buf()?;
-                }
-                self.buf.extend_from_slice(msg);
-            }
-            if framed > msg.len() as u64 {
-                self.buf.push(b'\n');
-            }
-            self.size += framed;
-            stats.messages += 1;
-            stats.bytes += framed;
-            if let (Some(id), Some(c)) = (&id, self.commit.as_mut()) {
-                c.note(id);
+        for piece in pieces {
+            match piece {
+                Piece::Message(msg, id) => self.put_message(msg, id, stats)?,
+                Piece::Lines { bytes, count, id } => self.put_lines(bytes, count, id, stats)?,
             }
         }
         self.flush_buf()?;

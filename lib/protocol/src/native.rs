@@ -30,14 +30,11 @@
 //! bytes present before anything is allocated, and inflating a compressed body stops at the
 //! declared length (itself capped by the caller).
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::server::{CategoryGroup, Grouper};
 use crate::thrift::{DecodeError, Reader};
-use scribe_ids::{EntryId, ProducerId, ProducerMap};
 
 /// The first bytes a native client sends.
 pub const MAGIC: [u8; 4] = [0xF5, b'S', b'C', b'N'];
@@ -114,7 +111,7 @@ pub enum NativeError {
 }
 
 /// LEB128, at most 10 bytes, read with the Thrift decoder's bounds-checked [`Reader`].
-fn get_varint(r: &mut Reader) -> Result<u64, NativeError> {
+pub(crate) fn get_varint(r: &mut Reader) -> Result<u64, NativeError> {
     let mut v: u64 = 0;
     for i in 0..10 {
         let b = r.read_u8()?;
@@ -129,7 +126,7 @@ fn get_varint(r: &mut Reader) -> Result<u64, NativeError> {
     }
     Err(NativeError::Invalid("varint longer than 10 bytes".into()))
 }
-fn put_varint(out: &mut BytesMut, mut v: u64) {
+pub(crate) fn put_varint(out: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         out.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -211,7 +208,14 @@ pub struct Welcome {
     /// The longest message the server accepts in any batch. `None` from a server that
     /// predates the field: then only `max_frame` bounds a message.
     pub max_message: Option<u32>,
+    /// Whether the server reads bodies with runs of lines ([`BatchBuilder::with_runs`]); false
+    /// from a server that predates them. Sent only with `max_message` (fields are appended
+    /// in order).
+    pub runs: bool,
 }
+
+/// Bit of `WELCOME`'s body-layout byte: the server reads runs of lines.
+const LAYOUT_BIT_RUNS: u8 = 1;
 
 impl Welcome {
     pub fn encode(&self) -> Bytes {
@@ -222,6 +226,10 @@ impl Welcome {
         // Appended, so a client that predates it reads the fields above and ignores it.
         if let Some(m) = self.max_message {
             body.put_u32(m);
+            // The second extension: the body layouts read beyond the first.
+            if self.runs {
+                body.put_u8(LAYOUT_BIT_RUNS);
+            }
         }
         frame(kind::WELCOME, &body)
     }
@@ -238,11 +246,14 @@ impl Welcome {
         } else {
             None
         };
+        let runs =
+            max_message.is_some() && r.remaining() >= 1 && r.read_u8()? & LAYOUT_BIT_RUNS != 0;
         Ok(Welcome {
             version,
             compression,
             max_frame,
             max_message,
+            runs,
         })
     }
 }
@@ -448,343 +459,8 @@ impl BatchFrame {
     }
 }
 
-/// One decoded entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub category: Bytes,
-    pub message: Bytes,
-    pub id: Option<EntryId>,
-}
-
-/// Smallest encoded entry: category index, producer index, message length (one byte each).
-const MIN_ENTRY: usize = 3;
-
-/// Decodes a batch body into entries (categories and messages are slices of `body`).
-pub fn decode_body(body: Bytes) -> Result<Vec<Entry>, NativeError> {
-    let mut out = Vec::new();
-    decode_with(body, |n, cats, c, message, id| {
-        if out.capacity() == 0 {
-            out.reserve_exact(n);
-        }
-        out.push(Entry {
-            category: cats[c].clone(),
-            message,
-            id,
-        })
-    })?;
-    Ok(out)
-}
-
-/// Decodes a batch body straight into its categories' groups, as
-/// [`crate::server::group_by_category`] would group [`decode_body`]'s entries, without a
-/// per-entry category handle (a refcount increment and decrement per line) or the
-/// intermediate entries: this is the server's hot path. A category listed twice in the
-/// body's table is still one group.
-pub fn decode_body_grouped(body: Bytes) -> Result<Vec<CategoryGroup>, NativeError> {
-    let mut grouper: Option<Grouper> = None;
-    // Per table row, its group, found (by name) the first time an entry uses the row: at most
-    // one hash per row, whatever the number of entries.
-    let mut group_of: Vec<Option<usize>> = Vec::new();
-    decode_with(body, |expected, cats, c, message, id| {
-        let grouper = grouper.get_or_insert_with(|| Grouper::new(expected));
-        if group_of.len() < cats.len() {
-            group_of.resize(cats.len(), None);
-        }
-        let g = *group_of[c].get_or_insert_with(|| grouper.group_of(&cats[c]));
-        grouper.push(g, message, id);
-    })?;
-    Ok(grouper.map_or_else(Vec::new, |g| g.groups))
-}
-
-/// The decoder both of the above share: checks the tables and counts, then calls `entry` for
-/// each entry, in order, with the number of entries (known to be plausible by then: room to
-/// make), the category table, the entry's row in it, its message and its id.
-fn decode_with(
-    body: Bytes,
-    mut entry: impl FnMut(usize, &[Bytes], usize, Bytes, Option<EntryId>),
-) -> Result<(), NativeError> {
-    let mut r = Reader::new(body);
-    let ncat = r.read_i32()? as u32 as usize;
-    // Every table row and entry takes bytes: a count the rest cannot hold is refused before
-    // anything is allocated for it.
-    if ncat.saturating_mul(2) > r.remaining() {
-        return Err(too_many("categories", ncat, r.remaining()));
-    }
-    let mut cats = Vec::with_capacity(ncat);
-    for _ in 0..ncat {
-        let n = r.read_i16()? as u16 as usize;
-        cats.push(r.read_raw(n)?);
-    }
-    let nprod = r.read_i32()? as u32 as usize;
-    if nprod.saturating_mul(24) > r.remaining() {
-        return Err(too_many("producer rows", nprod, r.remaining()));
-    }
-    // (id, next start) per producer run.
-    let mut prods = Vec::with_capacity(nprod);
-    for _ in 0..nprod {
-        let id = r.read_raw(16)?;
-        let base = r.read_i64()? as u64;
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&id);
-        prods.push((ProducerId(b), base));
-    }
-    let n = r.read_i32()? as u32 as usize;
-    if n > r.remaining() / MIN_ENTRY {
-        return Err(too_many("entries", n, r.remaining()));
-    }
-    for _ in 0..n {
-        let c = get_varint(&mut r)?;
-        let category = usize::try_from(c)
-            .ok()
-            .filter(|&c| c < cats.len())
-            .ok_or_else(|| NativeError::Invalid(format!("category index {c} out of range")))?;
-        let p = get_varint(&mut r)?;
-        let id = if p == 0 {
-            None
-        } else {
-            let run = usize::try_from(p - 1)
-                .ok()
-                .and_then(|p| prods.get_mut(p))
-                .ok_or_else(|| NativeError::Invalid(format!("producer index {p} out of range")))?;
-            let span = get_varint(&mut r)?;
-            let start = run.1;
-            let end = start
-                .checked_add(span)
-                .filter(|_| span > 0)
-                .ok_or_else(|| NativeError::Invalid("empty or overflowing entry range".into()))?;
-            run.1 = end;
-            Some(EntryId {
-                producer: run.0,
-                start,
-                end,
-            })
-        };
-        let len = get_varint(&mut r)?;
-        let message = r.read_raw(usize::try_from(len).unwrap_or(usize::MAX))?;
-        entry(n, &cats, category, message, id);
-    }
-    if r.remaining() > 0 {
-        return Err(NativeError::Invalid(format!(
-            "{} bytes after the last entry",
-            r.remaining()
-        )));
-    }
-    Ok(())
-}
-
-/// Room [`BatchBuilder::with_capacity`] keeps for the tables: one category of the longest
-/// name scribed takes and a few dozen producer rows (`ship --follow` has one per file).
-const HEADROOM: usize = 1024;
-
-/// A body's tables and entry count, as they precede the entries.
-fn write_tables(
-    out: &mut impl BufMut,
-    cats: &[Bytes],
-    prods: &[(ProducerId, u64, u64)],
-    count: u32,
-) {
-    out.put_u32(cats.len() as u32);
-    for c in cats {
-        out.put_u16(c.len() as u16);
-        out.put_slice(c);
-    }
-    out.put_u32(prods.len() as u32);
-    for (id, base, _) in prods {
-        out.put_slice(&id.0);
-        out.put_u64(*base);
-    }
-    out.put_u32(count);
-}
-
-/// Where [`BatchBuilder::push`] puts an entry; `None`: a new table row.
-struct Slot {
-    category: Option<usize>,
-    row: Option<usize>,
-}
-
-/// An id's end as encoded: a range is at least one long.
-fn span_end(id: &EntryId) -> u64 {
-    id.end.max(id.start.saturating_add(1))
-}
-
-fn span(id: &EntryId) -> u64 {
-    span_end(id) - id.start
-}
-
-/// Bytes [`put_varint`] writes for `v`.
-fn varint_len(v: u64) -> usize {
-    (64 - v.max(1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn too_many(what: &str, n: usize, bytes: usize) -> NativeError {
-    NativeError::Invalid(format!("{n} {what} cannot fit in {bytes} bytes"))
-}
-
-/// Builds a batch body. Entries of one producer that continue where its previous entry in
-/// the batch ended share one producer-table row; a jump (a restart from a checkpoint, a
-/// resent range) starts a new row for the same id.
-#[derive(Debug, Default)]
-pub struct BatchBuilder {
-    /// Bytes kept free at the front of `entries` for the tables, so that [`Self::finish`]
-    /// writes them in front of the entries instead of copying the entries behind them.
-    head: usize,
-    cats: Vec<Bytes>,
-    cat_index: HashMap<Bytes, usize>,
-    /// (id, base, where its next entry must start to continue this row).
-    prods: Vec<(ProducerId, u64, u64)>,
-    /// Each producer's newest row.
-    prod_index: ProducerMap<usize>,
-    entries: BytesMut,
-    count: u32,
-    message_bytes: u64,
-}
-
-impl BatchBuilder {
-    pub fn new() -> BatchBuilder {
-        BatchBuilder::default()
-    }
-
-    pub fn with_capacity(bytes: usize) -> BatchBuilder {
-        let mut entries = BytesMut::with_capacity(HEADROOM + bytes);
-        entries.put_bytes(0, HEADROOM);
-        BatchBuilder {
-            head: HEADROOM,
-            entries,
-            ..Default::default()
-        }
-    }
-
-    /// Appends one entry. Categories longer than 65,535 bytes are cut there (no server
-    /// accepts such names anyway; scribed's limit is 200).
-    pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
-        let category = &category[..category.len().min(u16::MAX as usize)];
-        let slot = self.locate(category, id);
-        let c = slot.category.unwrap_or_else(|| {
-            let c = Bytes::copy_from_slice(category);
-            self.cats.push(c.clone());
-            self.cat_index.insert(c, self.cats.len() - 1);
-            self.cats.len() - 1
-        });
-        put_varint(&mut self.entries, c as u64);
-        match (id, slot.row) {
-            (Some(id), row) => {
-                let end = span_end(&id);
-                let row = row.unwrap_or_else(|| {
-                    self.prods.push((id.producer, id.start, id.start));
-                    let r = self.prods.len() - 1;
-                    self.prod_index.insert(id.producer, r);
-                    r
-                });
-                self.prods[row].2 = end;
-                put_varint(&mut self.entries, row as u64 + 1);
-                put_varint(&mut self.entries, end - id.start);
-            }
-            (None, _) => put_varint(&mut self.entries, 0),
-        }
-        put_varint(&mut self.entries, message.len() as u64);
-        self.entries.put_slice(message);
-        self.count += 1;
-        self.message_bytes += message.len() as u64;
-    }
-
-    /// What [`Self::encoded_len`] would be after pushing this entry: how a caller cutting
-    /// batches to a size limit asks before it pushes (see [`crate::split`]).
-    pub fn encoded_len_with(
-        &self,
-        category: &[u8],
-        message_len: usize,
-        id: Option<EntryId>,
-    ) -> usize {
-        let category = &category[..category.len().min(u16::MAX as usize)];
-        let slot = self.locate(category, id);
-        let (cat_index, cat_table) = match slot.category {
-            Some(c) => (c, 0),
-            None => (self.cats.len(), 2 + category.len()),
-        };
-        let id_len = match (id, slot.row) {
-            (None, _) => 1,
-            (Some(id), Some(row)) => varint_len(row as u64 + 1) + varint_len(span(&id)),
-            (Some(id), None) => {
-                24 + varint_len(self.prods.len() as u64 + 1) + varint_len(span(&id))
-            }
-        };
-        self.encoded_len()
-            + cat_table
-            + varint_len(cat_index as u64)
-            + id_len
-            + varint_len(message_len as u64)
-            + message_len
-    }
-
-    /// Where an entry would go: its category's index and its producer row, if they exist
-    /// (entries of one producer share a row while each starts where the last ended).
-    fn locate(&self, category: &[u8], id: Option<EntryId>) -> Slot {
-        // Most batches hold one category: check the last one before hashing.
-        let category = match self.cats.last() {
-            Some(last) if &last[..] == category => Some(self.cats.len() - 1),
-            _ => self.cat_index.get(category).copied(),
-        };
-        // Likewise the newest row (a row is its producer's newest while it is the last one).
-        if let (Some(id), Some(last)) = (id, self.prods.last()) {
-            if last.0 == id.producer && last.2 == id.start {
-                let row = Some(self.prods.len() - 1);
-                return Slot { category, row };
-            }
-        }
-        let row = id.and_then(|id| {
-            self.prod_index
-                .get(&id.producer)
-                .copied()
-                .filter(|&r| self.prods[r].2 == id.start)
-        });
-        Slot { category, row }
-    }
-
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Sum of message lengths so far.
-    pub fn message_bytes(&self) -> u64 {
-        self.message_bytes
-    }
-
-    /// About how long the body will be.
-    pub fn encoded_len(&self) -> usize {
-        self.entries.len() - self.head + self.tables_len()
-    }
-
-    /// Bytes of the category and producer tables and the entry count.
-    fn tables_len(&self) -> usize {
-        self.cats.iter().map(|c| c.len() + 2).sum::<usize>() + 24 * self.prods.len() + 12
-    }
-
-    /// The finished body: the tables written into the room left in front of the entries
-    /// (a builder from [`Self::with_capacity`] whose tables fit it), else a copy.
-    pub fn finish(self) -> Bytes {
-        let tables = self.tables_len();
-        if tables <= self.head {
-            let mut body = self.entries;
-            let at = self.head - tables;
-            write_tables(
-                &mut &mut body[at..self.head],
-                &self.cats,
-                &self.prods,
-                self.count,
-            );
-            let _ = body.split_to(at);
-            return body.freeze();
-        }
-        let mut out = BytesMut::with_capacity(self.encoded_len());
-        write_tables(&mut out, &self.cats, &self.prods, self.count);
-        out.put_slice(&self.entries[self.head..]);
-        out.freeze()
-    }
-}
+mod body;
+pub use body::{decode_body, decode_body_grouped, has_runs, BatchBuilder, Entry};
 
 #[cfg(test)]
 mod tests;

@@ -415,6 +415,20 @@ pub struct CategoryGroup {
     pub messages: Vec<Bytes>,
     /// Their entry ids, one per message (`None` for Thrift's).
     pub ids: Vec<Option<EntryId>>,
+    /// Messages that arrived as runs of lines (native bodies with runs), in order: each
+    /// run's lines are also in `messages`. What a store may write in one piece.
+    pub runs: Vec<LineRun>,
+}
+
+/// Consecutive messages of a [`CategoryGroup`] that arrived as one run of lines: their bytes
+/// back to back, each line ending in `\n`, and (when they have ids) consecutive ranges of
+/// one producer, `ids[first].start .. ids[last].end`, exactly the run's length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRun {
+    /// The run's lines, as indices into `messages` (and `ids`).
+    pub messages: std::ops::Range<usize>,
+    /// The same lines, back to back (`messages[range]` concatenated).
+    pub bytes: Bytes,
 }
 
 /// Splits a batch by category, in the order categories first appear, keeping each category's
@@ -468,6 +482,7 @@ impl Grouper {
                 category: category.clone(),
                 messages: Vec::with_capacity(room),
                 ids: Vec::with_capacity(room),
+                runs: Vec::new(),
             });
             groups.len() - 1
         })
@@ -476,6 +491,16 @@ impl Grouper {
     pub(crate) fn push(&mut self, group: usize, message: Bytes, id: Option<EntryId>) {
         self.groups[group].messages.push(message);
         self.groups[group].ids.push(id);
+    }
+
+    /// Notes that the group's last `count` messages, just pushed, are the lines of `bytes`.
+    pub(crate) fn note_run(&mut self, group: usize, bytes: Bytes, count: usize) {
+        let g = &mut self.groups[group];
+        let end = g.messages.len();
+        g.runs.push(LineRun {
+            messages: end - count..end,
+            bytes,
+        });
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_frame: usize,
     /// Longest message, whatever the batch.
     pub max_message: usize,
+    /// Whether the server reads bodies with runs of lines ([`native::has_runs`]); a body
+    /// with runs going to any other is re-encoded without them.
+    pub runs: bool,
 }
 
 impl Limits {
@@ -36,6 +39,7 @@ impl Limits {
         Limits {
             max_frame,
             max_message: max_frame,
+            runs: false,
         }
     }
 
@@ -49,6 +53,7 @@ impl Limits {
         Limits {
             max_frame,
             max_message,
+            runs: w.runs,
         }
     }
 }
@@ -74,10 +79,14 @@ pub struct Split {
 }
 
 /// Cuts a native batch body into bodies that each fit one `BATCH` frame of `limits`. A body
-/// that fits already is returned as it is, without decoding it.
+/// that fits already, in a layout the server reads, is returned as it is, without decoding
+/// it; the parts of any other are encoded without runs.
 pub fn split_native(body: &Bytes, limits: Limits, server: &str) -> Result<Split, NativeError> {
     // Every message is shorter than the body that holds it.
-    if body.len() + BATCH_FRAME_OVERHEAD <= limits.max_frame && body.len() <= limits.max_message {
+    if body.len() + BATCH_FRAME_OVERHEAD <= limits.max_frame
+        && body.len() <= limits.max_message
+        && (limits.runs || !native::has_runs(body))
+    {
         return Ok(Split {
             parts: vec![body.clone()],
             oversize: Vec::new(),

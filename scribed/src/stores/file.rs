@@ -418,13 +418,7 @@ fn write_jobs(
         }
         let result = open_writer(writer, &mut slot, task).and_then(|w| {
             let b = &job.batch;
-            w.w.write_entries(
-                b.messages
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| (&m[..], b.id(i))),
-            )
-            .map_err(Arc::new)
+            w.w.write_pieces(b.pieces()).map_err(Arc::new)
         });
         match &result {
             Ok(s) => {

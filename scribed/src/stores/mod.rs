@@ -34,7 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use scribe_archive::Category;
+use scribe_archive::{Category, Piece};
+use scribe_protocol::server::LineRun;
 use scribe_protocol::EntryId;
 
 use crate::config::{Settings, StoreSpec};
@@ -50,6 +51,10 @@ pub struct CategoryBatch {
     pub ids: Option<Vec<Option<EntryId>>>,
     /// Sum of message lengths: what queue caps count.
     pub bytes: u64,
+    /// Messages that arrived as runs of lines (native bodies with runs), which a file store
+    /// writes in one piece each ([`scribe_archive::Piece::Lines`]); the other stores read
+    /// `messages` alone.
+    pub runs: Vec<LineRun>,
 }
 
 impl CategoryBatch {
@@ -60,7 +65,45 @@ impl CategoryBatch {
             messages,
             ids: None,
             bytes,
+            runs: Vec::new(),
         }
+    }
+
+    /// The batch with `runs` noted: each run's `messages` range is of this batch's messages
+    /// (as [`scribe_protocol::server::CategoryGroup::runs`] are of its group's).
+    pub fn with_runs(self, runs: Vec<LineRun>) -> CategoryBatch {
+        debug_assert!(runs.iter().all(|r| r.messages.end <= self.messages.len()));
+        CategoryBatch { runs, ..self }
+    }
+
+    /// The batch as [`scribe_archive::Piece`]s, in order: each run in one piece, the other
+    /// messages one by one.
+    pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + '_ {
+        let mut runs = self.runs.iter().peekable();
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let next = i;
+            match runs.peek() {
+                Some(r) if r.messages.start == next => {
+                    let r = runs.next()?;
+                    i = r.messages.end;
+                    let id = self.id(r.messages.start).zip(self.id(r.messages.end - 1));
+                    Some(Piece::Lines {
+                        bytes: &r.bytes,
+                        count: r.messages.len(),
+                        id: id.map(|(first, last)| EntryId {
+                            end: last.end,
+                            ..first
+                        }),
+                    })
+                }
+                _ if next < self.messages.len() => {
+                    i += 1;
+                    Some(Piece::Message(&self.messages[next], self.id(next)))
+                }
+                _ => None,
+            }
+        })
     }
 
     /// `ids` runs parallel to `messages`; when none is `Some`, the batch keeps no ids (as
@@ -303,4 +346,63 @@ pub fn build(spec: &StoreSpec, ctx: &BuildContext<'_>) -> anyhow::Result<Arc<dyn
             ctx.name
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scribe_protocol::ProducerId;
+
+    #[test]
+    fn pieces_are_the_runs_whole_and_the_other_messages_one_by_one() {
+        let msgs = ["single", "a\n", "bb\n", "between", "c\n", "last"];
+        let messages: Vec<Bytes> = msgs
+            .iter()
+            .map(|m| Bytes::from_static(m.as_bytes()))
+            .collect();
+        let id = |start, end| {
+            Some(EntryId {
+                producer: ProducerId([1; 16]),
+                start,
+                end,
+            })
+        };
+        let ids = vec![None, id(0, 2), id(2, 5), None, id(5, 7), None];
+        let runs = vec![
+            LineRun {
+                messages: 1..3,
+                bytes: Bytes::from_static(b"a\nbb\n"),
+            },
+            LineRun {
+                messages: 4..5,
+                bytes: Bytes::from_static(b"c\n"),
+            },
+        ];
+        let b = CategoryBatch::with_ids("c".parse().unwrap(), messages, ids).with_runs(runs);
+        let pieces: Vec<Piece<'_>> = b.pieces().collect();
+        assert_eq!(
+            pieces,
+            [
+                Piece::Message(b"single", None),
+                Piece::Lines {
+                    bytes: b"a\nbb\n",
+                    count: 2,
+                    id: id(0, 5)
+                },
+                Piece::Message(b"between", None),
+                Piece::Lines {
+                    bytes: b"c\n",
+                    count: 1,
+                    id: id(5, 7)
+                },
+                Piece::Message(b"last", None),
+            ]
+        );
+        // Without runs: every message on its own.
+        let plain = CategoryBatch::new("c".parse().unwrap(), vec![Bytes::from_static(b"x")]);
+        assert_eq!(
+            plain.pieces().collect::<Vec<_>>(),
+            [Piece::Message(b"x", None)]
+        );
+    }
 }

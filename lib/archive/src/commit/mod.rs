@@ -310,6 +310,24 @@ impl Committer {
         self.table.is_committed(id)
     }
 
+    /// Whether nothing of `id`'s range can be a duplicate: every range known for its
+    /// producer, committed or written earlier in this batch, ends at or before `id.start`.
+    /// (A run of lines is written in one piece only then; else line by line.)
+    pub fn is_clear(&mut self, id: &EntryId) -> bool {
+        if let Some(r) = &self.run {
+            if r.continued_by(id) && id.start >= r.clear_from {
+                return true;
+            }
+        }
+        self.flush_run();
+        self.table.end(&id.producer) <= id.start
+            && self
+                .pending
+                .get(&id.producer)
+                .and_then(RangeSet::end)
+                .is_none_or(|end| end <= id.start)
+    }
+
     /// Notes that `id` was written in this batch.
     pub fn note(&mut self, id: &EntryId) {
         if let Some(r) = &mut self.run {

@@ -18,6 +18,8 @@ use crate::{decode_call, Request};
 struct Seen {
     frames: Vec<usize>,
     messages: Vec<Bytes>,
+    /// Per frame, whether its body had runs of lines.
+    runs: Vec<bool>,
 }
 
 /// A native server that answers `HELLO` with `welcome` (as encoded: an older server's
@@ -42,6 +44,7 @@ async fn native_server(welcome: Bytes, max_frame: usize) -> (String, Arc<Mutex<S
                 s.frames
                     .push(bf.payload.len() + native::BATCH_FRAME_OVERHEAD);
                 let body = bf.into_body(max_frame).unwrap();
+                s.runs.push(native::has_runs(&body));
                 s.messages
                     .extend(decode_body(body).unwrap().into_iter().map(|e| e.message));
             }
@@ -57,11 +60,16 @@ async fn native_server(welcome: Bytes, max_frame: usize) -> (String, Arc<Mutex<S
 }
 
 fn welcome(max_frame: u32, max_message: Option<u32>) -> Bytes {
+    welcome_runs(max_frame, max_message, false)
+}
+
+fn welcome_runs(max_frame: u32, max_message: Option<u32>, runs: bool) -> Bytes {
     Welcome {
         version: native::VERSION,
         compression: Compression::None,
         max_frame,
         max_message,
+        runs,
     }
     .encode()
 }
@@ -121,7 +129,8 @@ async fn batches_are_cut_to_an_extended_welcome_and_too_long_messages_set_aside(
         c.limits(),
         Limits {
             max_frame: 4096,
-            max_message: 1000
+            max_message: 1000,
+            runs: false,
         }
     );
     // Fits the frame, but not the advertised message limit.
@@ -256,4 +265,28 @@ async fn over_thrift_the_configured_frame_bounds_each_call_sent_one_at_a_time() 
         "parts of a batch were pipelined"
     );
     assert_eq!(kept.lock().unwrap()[0].message, big);
+}
+
+#[tokio::test]
+async fn a_body_with_runs_goes_as_is_only_to_a_server_that_reads_runs() {
+    let lines: Vec<u8> = (0..100)
+        .flat_map(|i| format!("{i:09}\n").into_bytes())
+        .collect();
+    let want: Vec<Bytes> = lines.chunks(10).map(Bytes::copy_from_slice).collect();
+    let mut b = BatchBuilder::with_runs(lines.len());
+    b.push_run(b"c", &lines, 100, None);
+    let body = b.finish();
+    for (runs, welcome) in [
+        (true, welcome_runs(1 << 20, Some(1 << 19), true)),
+        (false, welcome_runs(1 << 20, Some(1 << 19), false)),
+        (false, old_welcome(1 << 20)),
+    ] {
+        let (addr, seen) = native_server(welcome, 1 << 20).await;
+        let mut c = Client::open(&addr, opts(None)).await.unwrap();
+        assert_eq!(c.limits().runs, runs);
+        assert_eq!(c.log_body(&body).await.unwrap(), ResultCode::Ok);
+        let s = seen.lock().unwrap();
+        assert_eq!(s.runs, [runs], "sent with runs only where they are read");
+        assert_eq!(s.messages, want);
+    }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use scribe_ids::{EntryId, ProducerId};
 
 fn id(p: u8, start: u64, end: u64) -> Option<EntryId> {
     Some(EntryId {
@@ -194,6 +195,7 @@ fn handshake_and_ack_frames_round_trip() {
         compression: Compression::Gzip,
         max_frame: 1 << 24,
         max_message: Some(1 << 23),
+        runs: false,
     };
     assert_eq!(Welcome::decode(w.encode().slice(4..)).unwrap(), w);
     let a = Ack {
@@ -272,6 +274,7 @@ fn a_welcome_from_an_older_server_decodes_without_max_message() {
             compression: Compression::None,
             max_frame: 65_536,
             max_message: None,
+            runs: false,
         }
     );
 }
@@ -283,11 +286,19 @@ fn an_older_client_reads_the_extended_welcome_as_before() {
         compression: Compression::Gzip,
         max_frame: 20_000,
         max_message: Some(19_000),
+        runs: true,
     };
     let f = w.encode();
-    // The first fields keep their layout; the new one comes after them.
+    // The first fields keep their layout; the new ones come after them, in order: a client
+    // of the first extension reads max message where it always was.
     assert_eq!(&f[4..12], &welcome_v1(1, 20_000)[..]);
     assert_eq!(decode_v1(&f[4..]), (VERSION, 1, 20_000));
+    assert_eq!(&f[12..16], &19_000u32.to_be_bytes());
+    assert_eq!(f.len(), 17, "one byte of layouts after max message");
+    // Without runs the layout byte is left out: the frame of the first extension.
+    let first = Welcome { runs: false, ..w }.encode();
+    assert_eq!(first.len(), 16);
+    assert!(!Welcome::decode(first.slice(4..)).unwrap().runs);
     // And this decoder ignores what a still newer server may append.
     let mut newer = f.slice(4..).to_vec();
     newer.extend_from_slice(&[7; 9]);

@@ -89,6 +89,7 @@ fn the_advertised_max_message_bounds_messages_below_the_frame() {
     let limits = Limits {
         max_frame: 1 << 20,
         max_message: 500,
+        runs: false,
     };
     let s = split_native(&b, limits, "s").unwrap();
     let big = want.remove(1);
@@ -132,17 +133,20 @@ fn limits_from_a_welcome_stay_within_the_clients_own() {
         compression: native::Compression::None,
         max_frame: 16384,
         max_message: Some(16000),
+        runs: false,
     };
     assert_eq!(
         Limits::from_welcome(&w, 1 << 24),
         Limits {
             max_frame: 16384,
-            max_message: 16000
+            max_message: 16000,
+            runs: false,
         }
     );
     assert_eq!(Limits::from_welcome(&w, 8192), Limits::frame(8192));
     let old = Welcome {
         max_message: None,
+        runs: false,
         ..w
     };
     assert_eq!(Limits::from_welcome(&old, 1 << 24), Limits::frame(16384));
