@@ -48,15 +48,19 @@ use scribe_archive::Category;
 use scribe_follow::{
     Checkpoints, Event, FileId, FollowOptions, FollowStats, Follower, Globs, Waker,
 };
-use scribe_protocol::{EntryId, ProducerId};
+use scribe_protocol::ProducerId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchBuf, BatchLimits};
 use crate::dead_letter::FileNames;
+use crate::lines;
 use crate::multiline::{Joiner, MultilineRule, Record};
 use crate::outbox::{self, Batch, OutboxError, OutboxOptions, OutboxReport};
 use crate::template::CategoryTemplate;
+
+mod batcher;
+use batcher::Batcher;
 
 /// Maps keyed by the follower's file ids, looked up for every line: a fast hash (the ids are
 /// this process's own counters, nothing a peer chooses).
@@ -219,29 +223,6 @@ struct Tail {
     last_save: Instant,
 }
 
-/// The batch being built, and where it goes.
-struct Batcher {
-    limits: BatchLimits,
-    out: mpsc::Sender<Batch<Commits>>,
-    builder: BatchBuf,
-    commits: FileIdMap<u64>,
-    /// Finished batches waiting for the positions to be saved (see the module docs).
-    ready: Vec<Batch<Commits>>,
-    producer: ProducerId,
-    /// Per file generation: its producer id and where its next entry starts.
-    streams: FileIdMap<(ProducerId, u64)>,
-    /// The path of each generation's producer id.
-    names: FileNames,
-    /// The outbox has gone: stop.
-    closed: bool,
-    /// The runtime the outbox runs on, to wait for room in it with a timeout (none when
-    /// started outside one: plain blocking sends).
-    runtime: Option<tokio::runtime::Handle>,
-    /// While the outbox is full, how often the followed files are looked at (see
-    /// [`Batcher::send_ready`]).
-    look_every: Duration,
-}
-
 /// Starts following; returns the thread, which ends after `stop` is set and the commit
 /// channel closed (the outbox finished), having saved the final checkpoints.
 pub fn spawn(
@@ -258,6 +239,8 @@ pub fn spawn(
     })?;
     let opts = FollowOptions {
         max_line_bytes: settings.limits.max_line + 1,
+        // Whole lines read together come as one run, and go out as one (`Batcher::add_lines`).
+        line_runs: true,
         ..FollowOptions::default()
     };
     let waker = if settings.notify {
@@ -269,7 +252,7 @@ pub fn spawn(
         Waker::polling(settings.poll_interval)
     };
     let batcher = Batcher {
-        builder: BatchBuf::new(&settings.limits),
+        builder: BatchBuf::with_runs(&settings.limits),
         limits: settings.limits.clone(),
         out,
         commits: FileIdMap::default(),
@@ -441,13 +424,25 @@ impl Tail {
         // every line showed in profiles.
         let mut last: Option<(&Path, &Target)> = None;
         let outcome = follower.poll(&mut |event| match event {
-            Event::Line {
-                path,
-                file_id,
-                offset_after,
-                bytes,
-                stream,
-            } => {
+            Event::Line { .. } | Event::Lines { .. } => {
+                let (path, file_id, stream, offset_after, bytes, count) = match event {
+                    Event::Line {
+                        path,
+                        file_id,
+                        stream,
+                        offset_after,
+                        bytes,
+                    } => (path, file_id, stream, offset_after, bytes, None),
+                    Event::Lines {
+                        path,
+                        file_id,
+                        stream,
+                        offset_after,
+                        bytes,
+                        count,
+                    } => (path, file_id, stream, offset_after, bytes, Some(count)),
+                    _ => return,
+                };
                 let target = match last {
                     Some((p, t)) if p == path => t,
                     _ => {
@@ -458,21 +453,28 @@ impl Tail {
                         t
                     }
                 };
-                match settings.entries[target.entry].multiline.as_ref() {
-                    Some(rule) => {
-                        // The record this line joins is added later, without the event.
-                        let start = offset_after - bytes.len() as u64;
+                let category = &target.category;
+                match (settings.entries[target.entry].multiline.as_ref(), count) {
+                    (Some(rule), _) => {
+                        // The record a line joins is added later, without the event.
+                        let mut start = offset_after - bytes.len() as u64;
                         batcher.note_stream(path, file_id, stream, start);
                         let j = joiners.entry(path.to_path_buf()).or_default();
-                        if let Some(r) = j.push(rule, max_line, bytes, file_id, offset_after, now)
-                        {
-                            let at = (r.file_id, r.offset_after);
-                            batcher.add(path, &target.category, &r.bytes, at, None);
+                        for line in lines::split_lines(bytes) {
+                            start += line.len() as u64;
+                            if let Some(r) = j.push(rule, max_line, line, file_id, start, now) {
+                                let at = (r.file_id, r.offset_after);
+                                batcher.add(path, category, &r.bytes, at, None);
+                            }
                         }
                     }
-                    None => {
+                    (None, None) => {
                         let at = (file_id, offset_after);
-                        batcher.add(path, &target.category, bytes, at, Some(stream));
+                        batcher.add(path, category, bytes, at, Some(stream));
+                    }
+                    (None, Some(count)) => {
+                        let at = (file_id, offset_after);
+                        batcher.add_lines(path, category, bytes, count, at, stream);
                     }
                 }
             }
@@ -650,123 +652,6 @@ impl Tail {
                     );
                 }
                 false
-            }
-        }
-    }
-}
-
-impl Batcher {
-    /// Records a file generation's stream nonce and where its next entry starts, the first
-    /// time the generation is seen (an open, a truncation's new generation, or its first line).
-    fn note_stream(&mut self, path: &Path, file_id: FileId, stream: u64, start: u64) {
-        let (producer, names) = (self.producer, &self.names);
-        self.streams.entry(file_id).or_insert_with(|| {
-            let p = producer.derive(stream);
-            names.insert(p, path.to_path_buf());
-            (p, start)
-        });
-    }
-
-    /// The file generation is done: no more lines will come from it.
-    fn forget_stream(&mut self, file_id: FileId) {
-        if let Some((producer, _)) = self.streams.remove(&file_id) {
-            self.names.remove(&producer);
-        }
-    }
-
-    /// Adds one message of `path`, ending at `(file, offset)`, to the batch being built,
-    /// finishing the batch first if it is full. `stream`: the nonce of the line's file
-    /// generation, when the caller has the event (one map lookup both notes a new generation
-    /// and finds the entry's start).
-    fn add(
-        &mut self,
-        path: &Path,
-        category: &Category,
-        bytes: &[u8],
-        (file_id, offset_after): (FileId, u64),
-        stream: Option<u64>,
-    ) {
-        let cat = category.as_str().as_bytes();
-        if self.builder.is_full_for(&self.limits, cat, bytes.len()) {
-            self.flush();
-        }
-        let (producer, names) = (self.producer, &self.names);
-        let position = match stream {
-            Some(nonce) => Some(self.streams.entry(file_id).or_insert_with(|| {
-                let p = producer.derive(nonce);
-                names.insert(p, path.to_path_buf());
-                (p, offset_after - bytes.len() as u64)
-            })),
-            None => self.streams.get_mut(&file_id),
-        };
-        // The entry covers the file's bytes from where the previous one ended (including
-        // any skipped over-long line) to the end of this line or record.
-        let id = match position {
-            Some((producer, next)) if offset_after > *next => {
-                let id = EntryId {
-                    producer: *producer,
-                    start: *next,
-                    end: offset_after,
-                };
-                *next = offset_after;
-                Some(id)
-            }
-            _ => {
-                // Cannot happen with the follower's events; sent without an id (at worst
-                // delivered twice, never lost).
-                tracing::debug!(%file_id, offset_after, "line without a stream position");
-                None
-            }
-        };
-        self.builder.push(cat, bytes, id);
-        let end = self.commits.entry(file_id).or_insert(0);
-        *end = (*end).max(offset_after);
-    }
-
-    /// Finishes the batch being built; [`Self::send_ready`] sends it.
-    fn flush(&mut self) {
-        if self.builder.is_empty() || self.closed {
-            return;
-        }
-        let (body, lines, bytes) = self.builder.take(&self.limits);
-        self.ready.push(Batch {
-            body,
-            lines,
-            bytes,
-            tag: self.commits.drain().collect(),
-        });
-    }
-
-    /// Sends the finished batches, blocking while the outbox is full.
-    ///
-    /// Blocked, the thread does not poll, and a file deleted meanwhile would look read to its
-    /// end (the follower goes by the size it last saw). So every `look_every` it calls
-    /// `waiting` (the follower's `observe`): a file that grows while delivery is stuck and is
-    /// then deleted is counted as vanished with the bytes it had.
-    fn send_ready(&mut self, waiting: &mut dyn FnMut()) {
-        for batch in std::mem::take(&mut self.ready) {
-            if self.closed || !self.send(batch, waiting) {
-                self.closed = true;
-            }
-        }
-    }
-
-    /// One batch into the outbox; false if the outbox has gone.
-    fn send(&mut self, batch: Batch<Commits>, waiting: &mut dyn FnMut()) -> bool {
-        let Some(runtime) = self.runtime.clone() else {
-            return self.out.blocking_send(batch).is_ok();
-        };
-        let (out, every) = (&self.out, self.look_every);
-        loop {
-            // The timer is made inside `block_on`: it needs the runtime's context.
-            let room = runtime.block_on(async { tokio::time::timeout(every, out.reserve()).await });
-            match room {
-                Ok(Ok(permit)) => {
-                    permit.send(batch);
-                    return true;
-                }
-                Ok(Err(_)) => return false,
-                Err(_) => waiting(),
             }
         }
     }

@@ -315,6 +315,16 @@ impl FileFeeds {
                     }
                     None
                 }
+                Event::Lines { path, bytes, .. } => {
+                    if let Some(name) = names.get(path) {
+                        let batch = batches.entry(name.as_str()).or_default();
+                        for line in bytes.split_inclusive(|&b| b == b'\n') {
+                            let line = line.strip_suffix(b"\n").unwrap_or(line);
+                            batch.push(Bytes::copy_from_slice(line));
+                        }
+                    }
+                    None
+                }
                 Event::Rotated { path, to, .. } => {
                     tracing::debug!("{} rotated to {}", path.display(), to.display());
                     None

@@ -608,8 +608,23 @@ impl Pass<'_> {
     ) {
         let max = self.opts.max_line_bytes;
         let base = t.offset;
-        let mut start = 0;
-        while let Some(i) = memchr::memchr(b'\n', &chunk[start..]) {
+        let mut start = 0usize;
+        loop {
+            if self.opts.line_runs && t.partial.is_empty() && !t.skipping {
+                // Every line within `max` bytes of `start` is short enough: up to the last
+                // newline there, one run.
+                let window = &chunk[start..chunk.len().min(start.saturating_add(max))];
+                if let Some(i) = memchr::memrchr(b'\n', window) {
+                    let end = start + i + 1;
+                    let lines = &chunk[start..end];
+                    self.lines(path, t.id, t.stream, base + end as u64, lines, out);
+                    start = end;
+                    continue;
+                }
+            }
+            let Some(i) = memchr::memchr(b'\n', &chunk[start..]) else {
+                break;
+            };
             let end = start + i + 1;
             let offset_after = base + end as u64;
             if t.skipping {
@@ -672,6 +687,29 @@ impl Pass<'_> {
             stream,
             offset_after,
             bytes,
+        });
+    }
+
+    /// A run of whole lines ([`FollowOptions::line_runs`](crate::FollowOptions)).
+    fn lines(
+        &mut self,
+        path: &Path,
+        file_id: FileId,
+        stream: u64,
+        offset_after: u64,
+        bytes: &[u8],
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
+        let count = memchr::memchr_iter(b'\n', bytes).count();
+        self.stats.lines += count as u64;
+        self.stats.bytes += bytes.len() as u64;
+        out(Event::Lines {
+            path,
+            file_id,
+            stream,
+            offset_after,
+            bytes,
+            count,
         });
     }
 

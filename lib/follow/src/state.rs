@@ -29,6 +29,11 @@ pub struct FollowOptions {
     /// A file rotated away from its path is kept open and read until it has had no new bytes
     /// for this long (the writer may not have reopened its log yet), then closed.
     pub rotate_wait: Duration,
+    /// Deliver whole lines read together as one [`Event::Lines`] (a run) instead of an
+    /// [`Event::Line`] each: for a consumer that takes them in bulk (`ship --follow`), a
+    /// step per read instead of per line. Lines completing a held partial line, and lines
+    /// next to an over-long one, still come one by one.
+    pub line_runs: bool,
 }
 
 impl Default for FollowOptions {
@@ -40,6 +45,7 @@ impl Default for FollowOptions {
             max_line_bytes: (16 << 20) - (64 << 10),
             max_read_bytes: 4 << 20,
             rotate_wait: Duration::from_secs(5),
+            line_runs: false,
         }
     }
 }
@@ -59,6 +65,19 @@ pub enum Event<'a> {
         stream: u64,
         offset_after: u64,
         bytes: &'a [u8],
+    },
+    /// Complete lines read together, back to back, each ending in `\n` (only with
+    /// [`FollowOptions::line_runs`]): `count` lines, the bytes
+    /// `[offset_after - bytes.len(), offset_after)` of the generation named by `stream`, as
+    /// that many [`Event::Line`]s would have delivered them. Commit `offset_after` once all
+    /// of them are acknowledged.
+    Lines {
+        path: &'a Path,
+        file_id: FileId,
+        stream: u64,
+        offset_after: u64,
+        bytes: &'a [u8],
+        count: usize,
     },
     /// Started following a file at `offset`: a new generation, with a fresh `stream` nonce,
     /// or one restored from a checkpoint (then `stream` is the checkpoint's), or a file that

@@ -35,6 +35,22 @@ fn poll_all(f: &mut Follower) -> (Vec<Ev>, Vec<(FileId, u64)>) {
     let mut evs = Vec::new();
     let mut marks = Vec::new();
     f.poll(&mut |e| {
+        // A run (with `line_runs`) is its lines, each with the offset after it.
+        if let Event::Lines {
+            bytes,
+            file_id,
+            offset_after,
+            ..
+        } = e
+        {
+            let mut after = offset_after - bytes.len() as u64;
+            for l in bytes.split_inclusive(|&b| b == b'\n') {
+                after += l.len() as u64;
+                marks.push((file_id, after));
+                evs.push(Ev::Line(l.to_vec()));
+            }
+            return;
+        }
         evs.push(match e {
             Event::Line {
                 bytes,
@@ -52,6 +68,7 @@ fn poll_all(f: &mut Follower) -> (Vec<Ev>, Vec<(FileId, u64)>) {
             Event::Closed { .. } => Ev::Closed,
             Event::LineTooLong { offset, .. } => Ev::TooLong(offset),
             Event::Error { .. } => Ev::Error,
+            Event::Lines { .. } => unreachable!("split above"),
         })
     });
     (evs, marks)
