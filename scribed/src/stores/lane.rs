@@ -57,22 +57,53 @@ impl Upstreams {
             .saturating_sub(LOG_ENVELOPE_OVERHEAD)
             .max(1024);
         let total: usize = batches.iter().map(|b| b.bytes as usize).sum();
-        let new_builder = || BatchBuilder::with_capacity(total.min(limit));
+        // Runs of lines that came in as runs go out as runs (no per-line work here, nor in a
+        // file store upstream); a body of plain messages stays in the first layout.
+        let runs = batches.iter().any(|b| !b.runs.is_empty());
+        let new_builder = || {
+            let capacity = total.min(limit);
+            if runs {
+                BatchBuilder::with_runs(capacity)
+            } else {
+                BatchBuilder::with_capacity(capacity)
+            }
+        };
         let mut bodies = Vec::new();
         let mut builder = new_builder();
         // What the part would take as a Thrift call (which repeats the category per entry):
         // the larger of the two encodings, so the split holds for either protocol.
         let mut thrift_len = 0;
+        let mut finish = |builder: &mut BatchBuilder, thrift_len: &mut usize| {
+            bodies.push(std::mem::replace(builder, new_builder()).finish());
+            *thrift_len = 0;
+        };
         for b in batches {
             let cat = b.category.as_str().as_bytes();
-            for (i, m) in b.messages.iter().enumerate() {
+            let per_line = cat.len() + ENTRY_OVERHEAD;
+            let mut runs = b.runs.iter().peekable();
+            let mut i = 0;
+            while i < b.messages.len() {
+                if let Some(r) = runs.next_if(|r| r.messages.start == i) {
+                    let size = r.bytes.len() + r.messages.len() * per_line;
+                    // A run larger than a whole part goes message by message, below.
+                    if size <= limit {
+                        if thrift_len + size > limit {
+                            finish(&mut builder, &mut thrift_len);
+                        }
+                        builder.push_run(cat, &r.bytes, r.messages.len(), b.run_id(r));
+                        thrift_len += size;
+                        i = r.messages.end;
+                        continue;
+                    }
+                }
+                let m = &b.messages[i];
                 let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
                 if !builder.is_empty() && thrift_len + entry > limit {
-                    bodies.push(std::mem::replace(&mut builder, new_builder()).finish());
-                    thrift_len = 0;
+                    finish(&mut builder, &mut thrift_len);
                 }
                 builder.push(cat, m, b.id(i));
                 thrift_len += entry;
+                i += 1;
             }
         }
         if !builder.is_empty() {
@@ -513,5 +544,78 @@ mod tests {
             .collect();
         assert_eq!(*seen.written.lock().unwrap(), want);
         lane.stop();
+    }
+
+    #[test]
+    fn runs_are_forwarded_as_runs_and_cut_like_messages() {
+        use scribe_protocol::native::{decode_body, has_runs};
+        use scribe_protocol::server::LineRun;
+        use scribe_protocol::{EntryId, ProducerId};
+        let up = |max_frame| Upstreams {
+            name: "net".into(),
+            addrs: vec![],
+            opts: ClientOptions {
+                max_frame,
+                ..ClientOptions::default()
+            },
+            preferred: Default::default(),
+            connected: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        };
+        // A message, a run of 3 lines, a message, a run of 40 lines (over a small part).
+        let mut messages = vec![Bytes::from_static(b"alone")];
+        let mut runs = Vec::new();
+        for n in [3usize, 40] {
+            let lines: Vec<u8> = (0..n)
+                .flat_map(|i| format!("line {i:04}\n").into_bytes())
+                .collect();
+            let lines = Bytes::from(lines);
+            let start = messages.len();
+            messages.extend((0..n).map(|i| lines.slice(i * 10..i * 10 + 10)));
+            runs.push(LineRun {
+                messages: start..messages.len(),
+                bytes: lines,
+            });
+            messages.push(Bytes::from_static(b"between"));
+        }
+        let mut at = 0;
+        let ids: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                let id = EntryId {
+                    producer: ProducerId([9; 16]),
+                    start: at,
+                    end: at + m.len() as u64,
+                };
+                at = id.end;
+                Some(id)
+            })
+            .collect();
+        let b = CategoryBatch::with_ids("c".parse().unwrap(), messages.clone(), ids.clone())
+            .with_runs(runs);
+        let batches = vec![Arc::new(b)];
+        for max_frame in [1 << 20, 400] {
+            let bodies = up(max_frame).encode(&batches);
+            assert!(bodies.iter().all(|b| has_runs(b)), "bodies with runs");
+            let got: Vec<_> = bodies
+                .iter()
+                .flat_map(|body| decode_body(body.clone()).unwrap())
+                .map(|e| (e.message, e.id))
+                .collect();
+            let want: Vec<_> = messages.iter().cloned().zip(ids.iter().copied()).collect();
+            assert_eq!(got, want, "max_frame {max_frame}");
+            if max_frame == 400 {
+                assert!(
+                    bodies.len() >= 2,
+                    "the 40-line run is cut: {}",
+                    bodies.len()
+                );
+            } else {
+                assert_eq!(bodies.len(), 1);
+            }
+        }
+        // Without runs, the first layout (what any upstream reads).
+        let plain = vec![Arc::new(CategoryBatch::new("c".parse().unwrap(), messages))];
+        assert!(!up(1 << 20).encode(&plain).iter().any(|b| has_runs(b)));
     }
 }

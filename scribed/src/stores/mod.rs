@@ -76,6 +76,17 @@ impl CategoryBatch {
         CategoryBatch { runs, ..self }
     }
 
+    /// A run's id: from its first line's start to its last line's end (its lines' ids are
+    /// consecutive), if they have ids.
+    pub fn run_id(&self, run: &LineRun) -> Option<EntryId> {
+        let first = self.id(run.messages.start)?;
+        let last = self.id(run.messages.end.checked_sub(1)?)?;
+        Some(EntryId {
+            end: last.end,
+            ..first
+        })
+    }
+
     /// The batch as [`scribe_archive::Piece`]s, in order: each run in one piece, the other
     /// messages one by one.
     pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + '_ {
@@ -87,14 +98,10 @@ impl CategoryBatch {
                 Some(r) if r.messages.start == next => {
                     let r = runs.next()?;
                     i = r.messages.end;
-                    let id = self.id(r.messages.start).zip(self.id(r.messages.end - 1));
                     Some(Piece::Lines {
                         bytes: &r.bytes,
                         count: r.messages.len(),
-                        id: id.map(|(first, last)| EntryId {
-                            end: last.end,
-                            ..first
-                        }),
+                        id: self.run_id(r),
                     })
                 }
                 _ if next < self.messages.len() => {
