@@ -133,7 +133,10 @@ pub struct Delivery {
     pub batch_bytes: u64,
 
     /// Most batches in flight at once (scribed only; other servers get one at a time).
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    // 8: with runs of lines a batch costs so little on either side that the round trip
+    // showed: `--follow` of a backlog ran 10-20% faster with 8 than with 4 (stdin the same
+    // with 4, 8 or 16); 8 MiB in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 8)]
     pub window: usize,
 
     /// `auto`: scribed's native protocol when the aggregator speaks it (lines carry ids, so
