@@ -19,7 +19,7 @@
 //!
 //! A batch body carries a category table, a producer table (producer id and the start of its
 //! first entry in the batch) and the entries; an entry may name its producer and the length of
-//! the sequence range it covers, so every entry has an [`EntryId`] without repeating 16-byte
+//! the sequence range it covers, so every entry has an [`EntryId`](scribe_ids::EntryId) without repeating 16-byte
 //! ids per line.
 //!
 //! `HELLO` and `WELCOME` grow only by appending fields: a receiver reads the fields it knows
