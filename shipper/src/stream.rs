@@ -249,14 +249,7 @@ mod tests {
             batch_bytes: 1 << 20,
             linger: Duration::from_millis(50),
         };
-        let cat: Category = "c".parse().unwrap();
-        let batcher = tokio::spawn(batch_lines(
-            chunk_rx,
-            batch_tx,
-            cat,
-            limits,
-            Arc::new(AtomicU64::new(0)),
-        ));
+        let batcher = spawn_batcher(chunk_rx, batch_tx, limits);
         // A line every 10 ms: input never pauses for 50 ms.
         let feeder = tokio::spawn(async move {
             for i in 0..100 {
@@ -279,6 +272,17 @@ mod tests {
         assert_eq!(batcher.await.unwrap().unwrap(), 100);
     }
 
+    /// The batcher of category `c` on its own task.
+    fn spawn_batcher(
+        chunks: mpsc::Receiver<lines::Chunk>,
+        batches: mpsc::Sender<Batch<()>>,
+        limits: BatchLimits,
+    ) -> tokio::task::JoinHandle<Result<u64, BatchError>> {
+        let cat: Category = "c".parse().unwrap();
+        let counter = Arc::new(AtomicU64::new(0));
+        tokio::spawn(batch_lines(chunks, batches, cat, limits, counter))
+    }
+
     /// Feeds `input` in chunks of whole lines (as the reader does) through the batcher and
     /// returns the batches' decoded entries.
     async fn batches_of(
@@ -288,14 +292,7 @@ mod tests {
     ) -> Vec<Vec<scribe_protocol::native::Entry>> {
         let (chunk_tx, chunk_rx) = mpsc::channel(1024);
         let (batch_tx, mut batch_rx) = mpsc::channel(1024);
-        let cat: Category = "c".parse().unwrap();
-        let batcher = tokio::spawn(batch_lines(
-            chunk_rx,
-            batch_tx,
-            cat,
-            limits,
-            Arc::new(AtomicU64::new(0)),
-        ));
+        let batcher = spawn_batcher(chunk_rx, batch_tx, limits);
         let mut at = 0;
         while at < input.len() {
             let end = (at + chunk).min(input.len());

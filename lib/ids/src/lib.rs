@@ -97,9 +97,61 @@ pub struct EntryId {
     pub end: u64,
 }
 
+/// The lines of a run of lines, each up to and including its `\n` (the last may lack one),
+/// with its own part of the run's `id`: consecutive ranges from `id.start`, the last ending at
+/// `id.end`, so the parts cover the whole range. How a run's lines are taken one by one, by
+/// the protocol's builder and the archive's writer alike.
+pub fn run_lines(
+    bytes: &[u8],
+    id: Option<EntryId>,
+) -> impl Iterator<Item = (&[u8], Option<EntryId>)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i + 1);
+        let line_id = id.map(|id| EntryId {
+            producer: id.producer,
+            start: id.start + at as u64,
+            end: if end == bytes.len() {
+                id.end
+            } else {
+                id.start + end as u64
+            },
+        });
+        let line = &bytes[at..end];
+        at = end;
+        Some((line, line_id))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_lines_cover_its_range_in_order() {
+        let id = EntryId {
+            producer: ProducerId([1; 16]),
+            start: 10,
+            end: 30,
+        };
+        let parts: Vec<_> = run_lines(b"a\nbb\ncc", Some(id))
+            .map(|(l, i)| (l, i.map(|i| (i.start, i.end))))
+            .collect();
+        let want: [(&[u8], _); 3] = [
+            (b"a\n", Some((10, 12))),
+            (b"bb\n", Some((12, 15))),
+            (b"cc", Some((15, 30))),
+        ];
+        assert_eq!(parts, want);
+        assert_eq!(run_lines(b"", Some(id)).count(), 0);
+        assert_eq!(
+            run_lines(b"x\n", None).collect::<Vec<_>>(),
+            [(&b"x\n"[..], None)]
+        );
+    }
 
     #[test]
     fn hex_round_trips_and_derive_is_deterministic() {

@@ -72,20 +72,8 @@ impl RotatingWriter {
             _ => true,
         };
         if !(whole && fits && clear) {
-            let mut at = 0;
-            while at < bytes.len() {
-                let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i + 1);
-                let line_id = id.map(|id| EntryId {
-                    producer: id.producer,
-                    start: id.start + at as u64,
-                    end: if end == bytes.len() {
-                        id.end
-                    } else {
-                        id.start + end as u64
-                    },
-                });
-                self.put_message(&bytes[at..end], line_id, stats)?;
-                at = end;
+            for (line, line_id) in scribe_ids::run_lines(bytes, id) {
+                self.put_message(line, line_id, stats)?;
             }
             return Ok(());
         }

@@ -384,20 +384,8 @@ impl BatchBuilder {
             self.messages += line_count;
             return;
         }
-        let mut at = 0;
-        while at < lines.len() {
-            let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |i| at + i + 1);
-            let line_id = id.map(|id| EntryId {
-                producer: id.producer,
-                start: id.start + at as u64,
-                end: if end == lines.len() {
-                    id.end
-                } else {
-                    id.start + end as u64
-                },
-            });
-            self.push(category, &lines[at..end], line_id);
-            at = end;
+        for (line, line_id) in scribe_ids::run_lines(lines, id) {
+            self.push(category, line, line_id);
         }
     }
 
