@@ -78,27 +78,40 @@ impl BatchBuf {
         let per_line = category.len() + ENTRY_OVERHEAD;
         let room_lines = limits.batch_lines.saturating_sub(self.builder.len());
         let room = limits.batch_bytes.saturating_sub(self.thrift_len);
-        let limit = room.min(lines.len());
-        let Some(nl) = memchr::memrchr(b'\n', &lines[..limit]) else {
+        if room_lines == 0 {
             return (0, 0);
-        };
-        let mut end = nl + 1;
-        let mut n = count_lines(&lines[..end]);
-        if n > room_lines {
-            if room_lines == 0 {
+        }
+        let mut limit = room.min(lines.len());
+        for _ in 0..FIT_ROUNDS {
+            let Some(nl) = memchr::memrchr(b'\n', &lines[..limit]) else {
                 return (0, 0);
+            };
+            let mut end = nl + 1;
+            let mut n = count_lines(&lines[..end]);
+            if n > room_lines {
+                let nth = memchr::memchr_iter(b'\n', &lines[..end]).nth(room_lines - 1);
+                (end, n) = (nth.map_or(end, |nl| nl + 1), room_lines);
             }
-            let nth = memchr::memchr_iter(b'\n', &lines[..end]).nth(room_lines - 1);
-            (end, n) = (nth.map_or(end, |nl| nl + 1), room_lines);
+            let cost = end + n * per_line;
+            if cost <= room {
+                return (end, n);
+            }
+            // Over by the lines' overhead: scale the candidate down by the excess (short lines
+            // cost more per byte), so the walk below gives back a few lines, not most of them.
+            let scaled = (end as u128 * room as u128 / cost as u128) as usize;
+            if scaled + 4096 >= end {
+                // Close: each line given back from the end, once.
+                let mut cost = cost;
+                while cost > room && n > 0 {
+                    let prev = memchr::memrchr(b'\n', &lines[..end - 1]).map_or(0, |i| i + 1);
+                    cost -= end - prev + per_line;
+                    (end, n) = (prev, n - 1);
+                }
+                return (end, n);
+            }
+            limit = scaled;
         }
-        // Each line costs its overhead too: give back lines from the end until it all fits.
-        let mut cost = end + n * per_line;
-        while cost > room && n > 0 {
-            let prev = memchr::memrchr(b'\n', &lines[..end - 1]).map_or(0, |i| i + 1);
-            cost -= end - prev + per_line;
-            (end, n) = (prev, n - 1);
-        }
-        (end, n)
+        (0, 0)
     }
 
     /// Appends whole lines (each ending in `\n`; `line_count` of them) as one run, `id`
@@ -141,6 +154,10 @@ impl BatchBuf {
         (full.builder.finish(), lines, bytes)
     }
 }
+
+/// How many times [`BatchBuf::fit_run`] scales its candidate down at most: each round cuts
+/// it by its excess, so two are the rule; after these, the batch is sent as it is.
+const FIT_ROUNDS: usize = 8;
 
 /// Newlines in `data`: memchr's vectorized count, with no step per line. (A plain
 /// `filter(..).count()` compiles to 4 bytes a step and took half of ship's CPU.)

@@ -362,4 +362,33 @@ mod tests {
             assert_eq!(joined, input, "round {round}: every byte once, in order");
         }
     }
+
+    #[tokio::test]
+    async fn short_lines_are_cut_by_their_overhead_in_a_few_steps() {
+        // 200k two-byte lines: as a Thrift call each costs 8 times its bytes, so a 1 MiB
+        // batch takes a fraction of what a 1 MiB read holds.
+        let input = b"x\n".repeat(200_000);
+        let limits = BatchLimits {
+            max_line: 1 << 20,
+            batch_lines: 1 << 20,
+            batch_bytes: 1 << 20,
+            linger: Duration::from_secs(60),
+        };
+        let started = std::time::Instant::now();
+        let batches = batches_of(&input, 1 << 20, limits).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        let per_line = 2 + 1 + ENTRY_OVERHEAD;
+        for b in &batches {
+            assert!(b.len() * per_line <= 1 << 20);
+        }
+        // Full batches but the last.
+        for b in &batches[..batches.len() - 1] {
+            assert!((b.len() + 1) * per_line > 1 << 20, "{}", b.len());
+        }
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 200_000);
+    }
 }

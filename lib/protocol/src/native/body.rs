@@ -21,6 +21,10 @@ pub struct Entry {
 }
 
 /// Smallest encoded entry: category index, producer index, message length (one byte each).
+/// Also the fewest bytes of body per message, runs included: a body decodes to at most a
+/// third as many messages as it has bytes, so what a decoded frame takes in memory stays a
+/// bounded multiple of the frame, however short its lines (a builder sends a run whose lines
+/// average under this line by line instead, see [`BatchBuilder::push_run`]).
 const MIN_ENTRY: usize = 3;
 
 /// Decodes a batch body into entries (categories and messages are slices of `body`).
@@ -140,6 +144,8 @@ fn decode_with(
     body: Bytes,
     mut entry: impl FnMut(usize, &[Bytes], usize, Item),
 ) -> Result<(), NativeError> {
+    // Messages this body may still decode to (see [`MIN_ENTRY`]).
+    let mut budget = body.len() / MIN_ENTRY;
     let mut r = Reader::new(body);
     let Tables {
         runs,
@@ -176,7 +182,7 @@ fn decode_with(
             let len = get_varint(&mut r)?;
             let lines = r.read_raw(usize::try_from(len).unwrap_or(usize::MAX))?;
             let mut count = 0;
-            split_run(lines.clone(), row, |line, id| {
+            split_run(lines.clone(), row, &mut budget, |line, id| {
                 count += 1;
                 entry(n, &cats, category, Item::Message(line, id));
             })?;
@@ -204,6 +210,7 @@ fn decode_with(
         };
         let len = get_varint(&mut r)?;
         let message = r.read_raw(usize::try_from(len).unwrap_or(usize::MAX))?;
+        budget = budget.saturating_sub(1);
         entry(n, &cats, category, Item::Message(message, id));
     }
     if r.remaining() > 0 {
@@ -217,10 +224,12 @@ fn decode_with(
 
 /// Calls `line` for each line of a run (each with its `\n`) and, with a producer row, the
 /// line's id: the run covers `[start, start + its length)` of the row's sequence space, each
-/// line its own bytes of it. The row's next start moves past the run.
+/// line its own bytes of it. The row's next start moves past the run. Each line takes one
+/// from `budget`; a run with more lines than are left is refused before they are handed on.
 fn split_run(
     lines: Bytes,
     row: Option<&mut (ProducerId, u64)>,
+    budget: &mut usize,
     mut line: impl FnMut(Bytes, Option<EntryId>),
 ) -> Result<(), NativeError> {
     if lines.last() != Some(&b'\n') {
@@ -238,6 +247,11 @@ fn split_run(
     };
     let mut at = 0;
     for nl in memchr::memchr_iter(b'\n', &lines) {
+        *budget = budget.checked_sub(1).ok_or_else(|| {
+            NativeError::Invalid(format!(
+                "more lines than a body may carry (one per {MIN_ENTRY} bytes)"
+            ))
+        })?;
         let id = base.map(|(producer, start)| EntryId {
             producer,
             start: start + at as u64,
@@ -367,8 +381,10 @@ impl BatchBuilder {
     /// part of the range. The run is encoded with no per-line work, which is the point: `ship`
     /// hands over what it read as it read it. `line_count` is how many lines `lines` holds.
     ///
-    /// Without [`Self::with_runs`], or if `lines` or `id` is not as described, the lines are
-    /// pushed one by one instead (each with its part of `id`), so the body is the same
+    /// Without [`Self::with_runs`], if `lines` or `id` is not as described, or if the lines
+    /// average under 3 bytes (a body carries at most one message per 3 bytes, so a frame of
+    /// empty lines cannot make a server hold 70 times its size), the lines are pushed one by
+    /// one instead (each with its part of `id`), so the body is the same
     /// messages either way.
     pub fn push_run(
         &mut self,
@@ -378,6 +394,7 @@ impl BatchBuilder {
         id: Option<EntryId>,
     ) {
         let whole = lines.last() == Some(&b'\n')
+            && line_count.saturating_mul(MIN_ENTRY) <= lines.len()
             && id.is_none_or(|id| id.end.checked_sub(id.start) == Some(lines.len() as u64));
         if self.runs && whole {
             self.put_entry(category, lines, id, true);

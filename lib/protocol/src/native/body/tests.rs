@@ -29,20 +29,20 @@ fn one_by_one(category: &[u8], lines: &[u8], p: Option<u8>, start: u64) -> Vec<E
 fn mixed() -> (Bytes, Vec<Entry>) {
     let mut b = BatchBuilder::with_runs(1024);
     let mut want = Vec::new();
-    b.push_run(b"web", b"a\nbb\n", 2, id(1, 0, 5));
-    want.extend(one_by_one(b"web", b"a\nbb\n", Some(1), 0));
-    b.push(b"web", b"one message\nof two lines\n", id(1, 5, 30));
+    b.push_run(b"web", b"aaa\nbbbb\n", 2, id(1, 0, 9));
+    want.extend(one_by_one(b"web", b"aaa\nbbbb\n", Some(1), 0));
+    b.push(b"web", b"one message\nof two lines\n", id(1, 9, 34));
     want.push(Entry {
         category: Bytes::from_static(b"web"),
         message: Bytes::from_static(b"one message\nof two lines\n"),
-        id: id(1, 5, 30),
+        id: id(1, 9, 34),
     });
-    b.push_run(b"web", b"ccc\n\n", 2, id(1, 30, 35));
-    want.extend(one_by_one(b"web", b"ccc\n\n", Some(1), 30));
+    b.push_run(b"web", b"cccc\ndd\n", 2, id(1, 34, 42));
+    want.extend(one_by_one(b"web", b"cccc\ndd\n", Some(1), 34));
     b.push_run(b"db", b"\xff\x00raw\n", 1, None);
     want.extend(one_by_one(b"db", b"\xff\x00raw\n", None, 0));
     assert_eq!(b.len(), 6);
-    assert_eq!(b.message_bytes(), 5 + 25 + 5 + 6);
+    assert_eq!(b.message_bytes(), 9 + 25 + 8 + 6);
     (b.finish(), want)
 }
 
@@ -63,7 +63,7 @@ fn runs_group_like_the_plain_decode_and_are_noted_in_their_groups() {
     };
     assert_eq!(
         grouped[0].runs,
-        [run(0..2, b"a\nbb\n"), run(3..5, b"ccc\n\n")]
+        [run(0..2, b"aaa\nbbbb\n"), run(3..5, b"cccc\ndd\n")]
     );
     assert_eq!(grouped[1].runs, [run(0..1, b"\xff\x00raw\n")]);
     for g in &mut grouped {
@@ -150,6 +150,11 @@ fn malformed_runs_are_errors_not_panics() {
         assert!(err.contains(why), "{err}");
         assert!(decode_body_grouped(body).is_err());
     }
+    // More lines than one per 3 bytes of body: refused, however the run is framed.
+    let mut empties = raw_run(2, 0, &[b'\n'; 200]);
+    let err = decode_body(empties.clone()).unwrap_err().to_string();
+    assert!(err.contains("more lines than a body may carry"), "{err}");
+    assert!(decode_body_grouped(empties.split_off(0)).is_err());
     // Every cut of a good body.
     let (good, _) = mixed();
     for n in 0..good.len() {
@@ -163,4 +168,18 @@ fn an_older_decoder_refuses_a_body_with_runs() {
     let (body, _) = mixed();
     let count = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
     assert!(count.saturating_mul(2) > body.len() - 4);
+}
+
+#[test]
+fn lines_shorter_than_three_bytes_on_average_go_line_by_line() {
+    // 100 lines of "a\n": a run would be one message per 2 bytes, over what a body may carry.
+    let lines = b"a\n".repeat(100);
+    let mut b = BatchBuilder::with_runs(256);
+    b.push_run(b"c", &lines, 100, id(1, 0, 200));
+    let body = b.finish();
+    assert!(body.len() > 300, "one entry per line: {}", body.len());
+    assert_eq!(
+        decode_body(body).unwrap(),
+        one_by_one(b"c", &lines, Some(1), 0)
+    );
 }
