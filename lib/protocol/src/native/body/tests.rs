@@ -183,3 +183,22 @@ fn lines_shorter_than_three_bytes_on_average_go_line_by_line() {
         one_by_one(b"c", &lines, Some(1), 0)
     );
 }
+
+#[test]
+fn random_damage_to_a_body_with_runs_never_panics_or_overallocates() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (body, _) = mixed();
+    for _ in 0..20_000 {
+        let mut b = body.to_vec();
+        for _ in 0..rng.usize(1..4) {
+            let i = rng.usize(..b.len());
+            b[i] = rng.u8(..);
+        }
+        let b = Bytes::from(b);
+        // Whatever decodes holds no more messages than a third of its bytes.
+        if let Ok(entries) = decode_body(b.clone()) {
+            assert!(entries.len() <= b.len() / 3);
+        }
+        let _ = decode_body_grouped(b);
+    }
+}
