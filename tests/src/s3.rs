@@ -83,19 +83,34 @@ impl Weed {
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]
         }]});
         std::fs::write(dir.join("s3.json"), ids.to_string()).expect("identities file");
-        let ports: Vec<u16> = PORT_FLAGS.iter().map(|_| free_port()).collect();
         let mut w = Weed {
             child: None,
             dir: dir.to_path_buf(),
-            endpoint: format!("http://127.0.0.1:{}", ports[6]),
-            ports,
+            endpoint: String::new(),
+            ports: Vec::new(),
             buckets: buckets.join(","),
         };
-        w.spawn();
-        w
+        // Ports picked free can be taken before weed binds them (by another test's outgoing
+        // connection, say): then weed exits naming the port, and gets new ones, a few times.
+        let mut attempt = 1;
+        loop {
+            w.ports = PORT_FLAGS.iter().map(|_| free_port()).collect();
+            w.endpoint = format!("http://127.0.0.1:{}", w.ports[6]);
+            match w.spawn() {
+                Ok(()) => return w,
+                Err(log) if log.contains("address already in use") && attempt < 5 => {
+                    eprintln!("weed mini: a port was taken before it bound it; new ports");
+                    attempt += 1;
+                }
+                Err(log) => panic!("weed mini exited: {log}"),
+            }
+        }
     }
 
-    fn spawn(&mut self) {
+    /// Starts weed on `self.ports`; `Err` with what it logged this time if it exits before
+    /// serving every bucket.
+    fn spawn(&mut self) -> Result<(), String> {
+        let logged_before = self.log_text().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -147,7 +162,10 @@ impl Weed {
                     .as_mut()
                     .and_then(|c| c.try_wait().ok().flatten())
                 {
-                    panic!("weed mini exited ({st}): {}", self.log_text());
+                    self.child = None;
+                    let log = self.log_text();
+                    let this_time = log.get(logged_before..).unwrap_or(&log);
+                    return Err(format!("({st}): {this_time}"));
                 }
                 assert!(
                     start.elapsed() < Duration::from_secs(30),
@@ -157,6 +175,7 @@ impl Weed {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        Ok(())
     }
 
     pub fn pid(&self) -> i32 {
@@ -178,7 +197,9 @@ impl Weed {
     /// Starts it again on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("weed mini exited on restart: {log}");
+        }
     }
 
     /// The location of `bucket`/`prefix` on this server, as a scribed config would name it.
