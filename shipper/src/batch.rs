@@ -31,8 +31,6 @@ pub struct BatchBuf {
     builder: BatchBuilder,
     /// Size as a Thrift call, which is what `batch_bytes` bounds.
     thrift_len: usize,
-    /// Whether the body may hold runs of lines ([`Self::with_runs`]).
-    runs: bool,
 }
 
 impl BatchBuf {
@@ -40,7 +38,6 @@ impl BatchBuf {
         BatchBuf {
             builder: BatchBuilder::with_capacity(limits.batch_bytes.min(1 << 20)),
             thrift_len: 0,
-            runs: false,
         }
     }
 
@@ -51,7 +48,6 @@ impl BatchBuf {
         BatchBuf {
             builder: BatchBuilder::with_runs(limits.batch_bytes.min(1 << 20)),
             thrift_len: 0,
-            runs: true,
         }
     }
 
@@ -144,7 +140,7 @@ impl BatchBuf {
 
     /// Finishes the batch: its body, line count and message bytes; `self` starts over.
     pub fn take(&mut self, limits: &BatchLimits) -> (Bytes, u64, u64) {
-        let fresh = if self.runs {
+        let fresh = if self.builder.has_runs_layout() {
             BatchBuf::with_runs(limits)
         } else {
             BatchBuf::new(limits)

@@ -97,6 +97,13 @@ pub struct EntryId {
     pub end: u64,
 }
 
+/// Whether `bytes` is a run of whole lines as `id` describes one: it ends in `\n`, and `id`,
+/// if any, covers exactly its bytes. What a run must be to be sent or written in one piece.
+pub fn is_whole_run(bytes: &[u8], id: Option<EntryId>) -> bool {
+    bytes.last() == Some(&b'\n')
+        && id.is_none_or(|id| id.end.checked_sub(id.start) == Some(bytes.len() as u64))
+}
+
 /// The lines of a run of lines, each up to and including its `\n` (the last may lack one),
 /// with its own part of the run's `id`: consecutive ranges from `id.start`, the last ending at
 /// `id.end`, so the parts cover the whole range. How a run's lines are taken one by one, by

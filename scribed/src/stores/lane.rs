@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Batch, Pending, Pipeline, StoreError};
+use scribe_archive::Piece;
 use scribe_protocol::client::ClientOptions;
 use scribe_protocol::frame::LOG_ENVELOPE_OVERHEAD;
 use scribe_protocol::native::BatchBuilder;
@@ -73,37 +74,41 @@ impl Upstreams {
         // What the part would take as a Thrift call (which repeats the category per entry):
         // the larger of the two encodings, so the split holds for either protocol.
         let mut thrift_len = 0;
-        let mut finish = |builder: &mut BatchBuilder, thrift_len: &mut usize| {
-            bodies.push(std::mem::replace(builder, new_builder()).finish());
-            *thrift_len = 0;
+        // Counts `size` into the part, finishing the part first if it would not fit.
+        let mut room_for = |builder: &mut BatchBuilder, thrift_len: &mut usize, size: usize| {
+            if !builder.is_empty() && *thrift_len + size > limit {
+                bodies.push(std::mem::replace(builder, new_builder()).finish());
+                *thrift_len = 0;
+            }
+            *thrift_len += size;
         };
         for b in batches {
             let cat = b.category.as_str().as_bytes();
             let per_line = cat.len() + ENTRY_OVERHEAD;
-            let mut runs = b.runs.iter().peekable();
-            let mut i = 0;
-            while i < b.messages.len() {
-                if let Some(r) = runs.next_if(|r| r.messages.start == i) {
-                    let size = r.bytes.len() + r.messages.len() * per_line;
-                    // A run larger than a whole part goes message by message, below.
-                    if size <= limit {
-                        if thrift_len + size > limit {
-                            finish(&mut builder, &mut thrift_len);
+            for piece in b.pieces() {
+                match piece {
+                    Piece::Lines { bytes, count, id }
+                        if bytes.len() + count * per_line <= limit =>
+                    {
+                        room_for(
+                            &mut builder,
+                            &mut thrift_len,
+                            bytes.len() + count * per_line,
+                        );
+                        builder.push_run(cat, bytes, count, id);
+                    }
+                    // A run larger than a whole part goes message by message.
+                    Piece::Lines { bytes, id, .. } => {
+                        for (m, m_id) in scribe_ids::run_lines(bytes, id) {
+                            room_for(&mut builder, &mut thrift_len, m.len() + per_line);
+                            builder.push(cat, m, m_id);
                         }
-                        builder.push_run(cat, &r.bytes, r.messages.len(), b.run_id(r));
-                        thrift_len += size;
-                        i = r.messages.end;
-                        continue;
+                    }
+                    Piece::Message(m, id) => {
+                        room_for(&mut builder, &mut thrift_len, m.len() + per_line);
+                        builder.push(cat, m, id);
                     }
                 }
-                let m = &b.messages[i];
-                let entry = cat.len() + m.len() + ENTRY_OVERHEAD;
-                if !builder.is_empty() && thrift_len + entry > limit {
-                    finish(&mut builder, &mut thrift_len);
-                }
-                builder.push(cat, m, b.id(i));
-                thrift_len += entry;
-                i += 1;
             }
         }
         if !builder.is_empty() {

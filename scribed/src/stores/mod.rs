@@ -78,7 +78,7 @@ impl CategoryBatch {
 
     /// A run's id: from its first line's start to its last line's end (its lines' ids are
     /// consecutive), if they have ids.
-    pub fn run_id(&self, run: &LineRun) -> Option<EntryId> {
+    fn run_id(&self, run: &LineRun) -> Option<EntryId> {
         let first = self.id(run.messages.start)?;
         let last = self.id(run.messages.end.checked_sub(1)?)?;
         Some(EntryId {

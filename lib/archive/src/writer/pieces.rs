@@ -63,8 +63,7 @@ impl RotatingWriter {
         stats: &mut WriteStats,
     ) -> Result<(), WriteError> {
         let len = bytes.len() as u64;
-        let whole = bytes.last() == Some(&b'\n')
-            && id.is_none_or(|i| i.end.checked_sub(i.start) == Some(len));
+        let whole = scribe_ids::is_whole_run(bytes, id);
         let fits = self.opts.max_size == 0 || self.size + len <= self.opts.max_size;
         let id = id.filter(|_| self.commit.is_some());
         let clear = match (&id, self.commit.as_mut()) {

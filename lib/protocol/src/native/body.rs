@@ -237,28 +237,25 @@ fn split_run(
             "a run of lines is empty or does not end in a newline".into(),
         ));
     }
-    let base = match &row {
-        Some(row) => {
-            let end = row.1.checked_add(lines.len() as u64);
-            end.ok_or_else(|| NativeError::Invalid("overflowing run range".into()))?;
-            Some((row.0, row.1))
+    let id = match row.as_deref() {
+        Some(&(producer, start)) => {
+            let end = start.checked_add(lines.len() as u64);
+            let end = end.ok_or_else(|| NativeError::Invalid("overflowing run range".into()))?;
+            Some(EntryId {
+                producer,
+                start,
+                end,
+            })
         }
         None => None,
     };
-    let mut at = 0;
-    for nl in memchr::memchr_iter(b'\n', &lines) {
+    for (one, one_id) in scribe_ids::run_lines(&lines, id) {
         *budget = budget.checked_sub(1).ok_or_else(|| {
             NativeError::Invalid(format!(
                 "more lines than a body may carry (one per {MIN_ENTRY} bytes)"
             ))
         })?;
-        let id = base.map(|(producer, start)| EntryId {
-            producer,
-            start: start + at as u64,
-            end: start + nl as u64 + 1,
-        });
-        line(lines.slice(at..nl + 1), id);
-        at = nl + 1;
+        line(lines.slice_ref(one), one_id);
     }
     if let Some(row) = row {
         row.1 += lines.len() as u64;
@@ -368,6 +365,11 @@ impl BatchBuilder {
         }
     }
 
+    /// Whether this builder writes the layout with runs ([`Self::with_runs`]).
+    pub fn has_runs_layout(&self) -> bool {
+        self.runs
+    }
+
     /// Appends one entry. Categories longer than 65,535 bytes are cut there (no server
     /// accepts such names anyway; scribed's limit is 200).
     pub fn push(&mut self, category: &[u8], message: &[u8], id: Option<EntryId>) {
@@ -393,9 +395,8 @@ impl BatchBuilder {
         line_count: usize,
         id: Option<EntryId>,
     ) {
-        let whole = lines.last() == Some(&b'\n')
-            && line_count.saturating_mul(MIN_ENTRY) <= lines.len()
-            && id.is_none_or(|id| id.end.checked_sub(id.start) == Some(lines.len() as u64));
+        let whole = scribe_ids::is_whole_run(lines, id)
+            && line_count.saturating_mul(MIN_ENTRY) <= lines.len();
         if self.runs && whole {
             self.put_entry(category, lines, id, true);
             self.messages += line_count;
